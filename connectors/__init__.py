@@ -1,0 +1,27 @@
+"""Connectors: how the pipeline reaches each internal system.
+
+A connector is a ``Connector`` subclass registered under the ``dsr.connectors``
+entry-point group. The runner (``python -m connectors.runner``) consumes a
+system's task topic and calls its connector.
+"""
+
+from connectors.base import CheckResult, Connector, OperationResult, dispatch
+from connectors.errors import (
+    ConfigError,
+    ConnectorError,
+    FatalError,
+    NotSupported,
+    RetriableError,
+)
+
+__all__ = [
+    "CheckResult",
+    "ConfigError",
+    "Connector",
+    "ConnectorError",
+    "FatalError",
+    "NotSupported",
+    "OperationResult",
+    "RetriableError",
+    "dispatch",
+]

@@ -1,0 +1,75 @@
+"""Find connector classes by name and build them from the data map.
+
+Connectors are registered as entry points in the ``dsr.connectors`` group::
+
+    [project.entry-points."dsr.connectors"]
+    sql = "connectors.sql:SQLConnector"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from connectors.base import Connector
+from connectors.errors import ConfigError
+from services.datamap import DataMap, SystemSpec
+
+GROUP = "dsr.connectors"
+
+
+def installed() -> dict[str, EntryPoint]:
+    """The installed connectors, by name."""
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def load_connector_class(name: str) -> type[Connector[Any]]:
+    """The connector class registered as ``name``."""
+    eps = installed()
+    if name not in eps:
+        known = ", ".join(sorted(eps)) or "none"
+        raise ConfigError(
+            f"unknown connector {name!r}; installed connectors: {known} "
+            f"(connectors register in the {GROUP!r} entry-point group)"
+        )
+    try:
+        cls = eps[name].load()
+    except ImportError as exc:
+        raise ConfigError(f"connector {name!r} cannot be imported: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Connector)):
+        raise ConfigError(f"entry point {name!r} ({eps[name].value}) is not a Connector class")
+    return cls
+
+
+def build(system_name: str, spec: SystemSpec) -> Connector[Any]:
+    """Build the connector for one system; a ``ConfigError`` says what is wrong."""
+    try:
+        cls = load_connector_class(spec.connector)
+    except ConfigError as exc:
+        raise ConfigError(f"system {system_name!r}: {exc}") from None
+    return cls(system_name, spec.config)
+
+
+def build_all(datamap: DataMap, systems: Iterable[str] | None = None) -> dict[str, Connector[Any]]:
+    """Build the named systems' connectors, or those of every system in scope.
+
+    Systems marked ``excluded`` in the data map are out of scope and skipped
+    unless named.
+    """
+    if systems is None:
+        names = [n for n, s in datamap.systems.items() if s.excluded is None]
+    else:
+        names = list(systems)
+        unknown = [n for n in names if n not in datamap.systems]
+        if unknown:
+            raise ConfigError(f"systems not in the data map: {', '.join(unknown)}")
+    built: dict[str, Connector[Any]] = {}
+    try:
+        for name in names:
+            built[name] = build(name, datamap.systems[name])
+    except BaseException:
+        for connector in built.values():
+            connector.close()
+        raise
+    return built

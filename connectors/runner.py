@@ -1,0 +1,436 @@
+"""The connector runner: carry out each hosted system's tasks, report every result.
+
+    python -m connectors.runner [SYSTEM ...]
+
+For each message on ``dsr.tasks.<system>`` the runner parses the ``Task``,
+calls the system's connector (retrying a ``RetriableError`` with exponential
+backoff and jitter), sends exactly one ``TaskResult`` to ``dsr.results``,
+flushes, and only then commits the offset. Delivery is at least once: a task
+may run twice after a crash, and its ``task_id`` is the idempotency key.
+
+A message that is not a valid task, and a task that used up its attempts, also
+go to ``dsr.deadletter`` with the error and the original bytes.
+
+Log lines carry request_id, system and kind; never identifiers or record values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential, wait_random
+
+from connectors.base import Connector, OperationResult, dispatch
+from connectors.errors import ConfigError, ConnectorError, RetriableError
+from connectors.registry import build_all
+from services import datamap, settings
+from streams.records import Task, TaskResult, dump, utcnow
+from streams.topics import DEAD_LETTER, RESULTS, tasks_topic
+
+log = logging.getLogger(__name__)
+
+#: Few records per poll, so a batch of slow tasks stays inside max_poll_interval_ms.
+FETCH_MAX_WAIT_MS = 50
+MAX_POLL_RECORDS = 10
+
+
+class _Stopping(Exception):
+    """The runner was told to stop while waiting to retry; the task will run again."""
+
+
+class _Assignment(ConsumerRebalanceListener):
+    """Log partition assignments and tell ``on_assigned`` (e.g. a supervisor's readiness)."""
+
+    def __init__(self, on_assigned: Callable[[], None] | None) -> None:
+        self.on_assigned = on_assigned
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        log.info("partitions revoked", extra={"partitions": len(revoked)})
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("partitions assigned", extra={"partitions": len(assigned)})
+        if self.on_assigned is not None:
+            self.on_assigned()
+
+
+class ConnectorRunner:
+    """Consume the task topics of the hosted systems and run their connectors."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        connectors: Mapping[str, Connector[Any]],
+        *,
+        group_id: str = "dsr-connectors",
+        max_attempts: int = 5,
+        session_timeout_s: float = 6.0,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        on_assigned: Callable[[], None] | None = None,
+    ) -> None:
+        if not connectors:
+            raise ValueError("a runner needs at least one connector")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.connectors = dict(connectors)
+        self.group_id = group_id
+        self.max_attempts = max_attempts
+        # Exponential backoff (initial, 2x, 4x ... up to the max), plus up to `initial` of jitter.
+        self._backoff = wait_exponential(multiplier=backoff_initial_s, max=backoff_max_s) + (
+            wait_random(0, backoff_initial_s)
+        )
+        self._stop = threading.Event()
+        self._pending: list[Any] = []  # futures of sends not yet flushed
+        self._closed = False
+        session_ms = int(session_timeout_s * 1000)
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(100, session_ms // 6),
+            max_poll_records=MAX_POLL_RECORDS,
+            # The broker answers at once when data arrives; a short wait bounds the
+            # latency of a fetch that was already waiting when a task was produced.
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
+        topics = sorted(tasks_topic(s) for s in self.connectors)
+        self._consumer.subscribe(topics, listener=_Assignment(on_assigned))
+        try:
+            self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        except BaseException:
+            self._consumer.close(autocommit=False)
+            raise
+
+    def run(self, stop: threading.Event) -> None:
+        """Process tasks until ``stop`` is set. Tasks not yet committed run again later."""
+        self._stop = stop
+        log.info("runner started", extra={"systems": ",".join(sorted(self.connectors))})
+        try:
+            while not stop.is_set():
+                for partition, messages in self._consumer.poll(timeout_ms=200).items():
+                    for message in messages:
+                        if stop.is_set():
+                            return
+                        self.handle(message)
+                        self._commit(partition, message.offset + 1)
+        except _Stopping:
+            pass  # stopped while waiting to retry: the task was not committed
+        finally:
+            log.info("runner stopped")
+
+    def handle(self, message: Any) -> None:
+        """Process one consumed message and flush what it produced."""
+        try:
+            task = Task.model_validate_json(message.value or b"")
+        except ValidationError as exc:
+            log.warning(
+                "malformed task sent to the dead-letter topic",
+                extra={
+                    "topic": message.topic,
+                    "partition": message.partition,
+                    "offset": message.offset,
+                },
+            )
+            self._send(DEAD_LETTER, message.key, _dead_letter(message, _summary(exc), 0))
+            self._flush()
+            return
+        result = self.execute(task)
+        if result.error_code == "retries_exhausted":
+            body = _dead_letter(message, result.error or "", result.attempts)
+            body.update(
+                request_id=task.request_id, task_id=task.task_id, error_code=result.error_code
+            )
+            self._send(DEAD_LETTER, task.request_id.encode(), body)
+        key = task.request_id.encode()
+        try:
+            self._send(RESULTS, key, dump(result))
+        except MessageSizeTooLargeError:
+            error = "the result is larger than the producer's max_request_size"
+            self._send(
+                RESULTS,
+                key,
+                dump(_failed(task, result.started_at, error, "result_too_large", result.attempts)),
+            )
+        except PydanticSerializationError:
+            error = "the connector returned values that are not JSON-serialisable"
+            self._send(
+                RESULTS,
+                key,
+                dump(_failed(task, result.started_at, error, "internal_error", result.attempts)),
+            )
+        self._flush()
+
+    def execute(self, task: Task) -> TaskResult:
+        """Run ``task`` on its connector, with retries; never raises for a connector failure."""
+        started = utcnow()
+        ctx = {"request_id": task.request_id, "system": task.system, "kind": str(task.kind)}
+        connector = self.connectors.get(task.system)
+        if connector is None:
+            log.error("task for a system this runner does not host", extra=ctx)
+            error = f"this runner does not host system {task.system!r}"
+            return _failed(task, started, error, "unknown_system", 0)
+        attempts = 0
+
+        def attempt() -> OperationResult:
+            nonlocal attempts
+            attempts += 1
+            return dispatch(connector, task)
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(RetriableError),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            sleep=self._sleep,
+            before_sleep=lambda state: log.warning(
+                "retrying",
+                extra={
+                    **ctx,
+                    "attempts": state.attempt_number,
+                    "delay_s": round(state.upcoming_sleep, 3),
+                },
+            ),
+            reraise=True,
+        )
+        try:
+            outcome = retrying(attempt)
+        except _Stopping:
+            raise
+        except RetriableError as exc:
+            result = _failed(task, started, str(exc), "retries_exhausted", attempts, retriable=True)
+        except ConnectorError as exc:
+            result = _failed(task, started, str(exc), exc.code, attempts)
+        except Exception as exc:
+            # The message of an unexpected exception may hold data: report its type only.
+            error = f"unexpected {type(exc).__name__} in the connector"
+            result = _failed(task, started, error, "internal_error", attempts)
+        else:
+            details = {**outcome.details, **({"dry_run": True} if outcome.dry_run else {})}
+            try:
+                result = TaskResult(
+                    request_id=task.request_id,
+                    task_id=task.task_id,
+                    system=task.system,
+                    kind=task.kind,
+                    status="ok",
+                    records=outcome.records,
+                    changed=outcome.changed,
+                    fields=outcome.fields,
+                    details=details,
+                    discovered_identifiers=outcome.discovered_identifiers,
+                    attempts=attempts,
+                    started_at=started,
+                )
+            except ValidationError:
+                error = "the connector returned a malformed OperationResult"
+                result = _failed(task, started, error, "internal_error", attempts)
+        log.info(
+            "task done",
+            extra={
+                **ctx,
+                "status": result.status,
+                "error_code": result.error_code,
+                "attempts": attempts,
+            },
+        )
+        return result
+
+    def close(self) -> None:
+        """Close the consumer, the producer and every connector."""
+        if self._closed:
+            return
+        self._closed = True
+        closers = [lambda: self._consumer.close(autocommit=False), self._producer.close]
+        closers += [c.close for c in self.connectors.values()]
+        for close in closers:
+            try:
+                close()
+            except Exception as exc:
+                log.warning("close failed", extra={"error_type": type(exc).__name__})
+
+    def __enter__(self) -> ConnectorRunner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- plumbing -----------------------------------------------------------
+
+    def _wait(self, state: RetryCallState) -> float:
+        delay = float(self._backoff(state))
+        error = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(error, "retry_after", None)
+        return max(delay, retry_after) if retry_after is not None else delay
+
+    def _sleep(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise _Stopping
+
+    def _send(self, topic: str, key: bytes | None, value: bytes | dict[str, Any]) -> None:
+        if isinstance(value, dict):
+            value = json.dumps(value).encode()
+        self._pending.append(self._producer.send(topic, key=key, value=value))
+
+    def _flush(self) -> None:
+        """Wait until everything sent is acknowledged; raise if anything was not."""
+        self._producer.flush()
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.get(timeout=0)
+
+    def _commit(self, partition: TopicPartition, offset: int) -> None:
+        try:
+            self._consumer.commit({partition: _offset(offset)})
+        except CommitFailedError:
+            log.warning(
+                "commit failed after a rebalance; the task may run again",
+                extra={"topic": partition.topic, "partition": partition.partition},
+            )
+
+
+def _failed(
+    task: Task, started: datetime, error: str, code: str, attempts: int, *, retriable: bool = False
+) -> TaskResult:
+    return TaskResult(
+        request_id=task.request_id,
+        task_id=task.task_id,
+        system=task.system,
+        kind=task.kind,
+        status="failed",
+        error=error,
+        error_code=code,
+        retriable=retriable,
+        attempts=attempts,
+        started_at=started,
+    )
+
+
+def _dead_letter(message: Any, error: str, attempts: int) -> dict[str, Any]:
+    raw = message.value or b""
+    return {
+        "source": message.topic,
+        "error": error,
+        "original": raw.decode("utf-8", errors="replace"),
+        "attempts": attempts,
+    }
+
+
+def _summary(exc: ValidationError) -> str:
+    """A validation error without the input values, which may be personal data."""
+    errors = exc.errors(include_input=False, include_url=False)
+    return "invalid task: " + "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in errors[:10]
+    )
+
+
+def _offset(offset: int) -> OffsetAndMetadata:
+    """An OffsetAndMetadata for kafka-python 2.0 (two fields) and later (three)."""
+    values = {"offset": offset, "metadata": "", "leader_epoch": -1}
+    return OffsetAndMetadata(**{f: values[f] for f in OffsetAndMetadata._fields})
+
+
+# -- command line -----------------------------------------------------------
+
+_LOG_FIELDS = (
+    "request_id",
+    "system",
+    "kind",
+    "status",
+    "error_code",
+    "attempts",
+    "delay_s",
+    "systems",
+    "topic",
+    "partition",
+    "partitions",
+    "offset",
+    "error_type",
+)
+
+
+class _Formatter(logging.Formatter):
+    """Plain log lines, with the structured ``extra`` fields appended as key=value."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = [f"{k}={getattr(record, k)}" for k in _LOG_FIELDS if hasattr(record, k)]
+        return " ".join([super().format(record), *fields])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Host the named systems (default: all in scope) until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(
+        prog="python -m connectors.runner",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("systems", nargs="*", help="systems to host; default: all in scope")
+    parser.add_argument("--group-id", default="dsr-connectors", help="consumer group")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+
+    config = settings.load()
+    if not config.kafka_bootstrap:
+        print(
+            "DSR_KAFKA_BOOTSTRAP is not set; the connector runner needs a broker", file=sys.stderr
+        )
+        return 2
+    try:
+        connectors = build_all(datamap.load(config.datamap_path), args.systems or None)
+    except (datamap.DataMapError, ConfigError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if not connectors:
+        print("no systems to host", file=sys.stderr)
+        return 2
+    for name, connector in connectors.items():
+        check = connector.check()
+        level = logging.INFO if check.ok else logging.WARNING
+        log.log(level, "check: %s", check.message, extra={"system": name})
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        runner = ConnectorRunner(
+            config.kafka_bootstrap,
+            connectors,
+            group_id=args.group_id,
+            max_attempts=config.task_attempts,
+            session_timeout_s=config.session_timeout_s,
+            on_assigned=lambda: settings.mark_ready(config),
+        )
+    except KafkaError as exc:
+        for connector in connectors.values():
+            connector.close()
+        print(f"cannot reach Kafka at {config.kafka_bootstrap}: {exc}", file=sys.stderr)
+        return 1
+    with runner:
+        try:
+            runner.run(stop)
+        except KafkaError as exc:
+            log.error("stopping on a Kafka error: %s", exc)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The engine, and how database errors become connector errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy import exc as sa_exc
+
+from connectors.errors import ConfigError, ConnectorError, FatalError, RetriableError
+from connectors.sql.config import SQLConfig
+
+
+def make_engine(system: str, cfg: SQLConfig) -> Engine:
+    url = cfg.engine_url()
+    kwargs: dict[str, Any] = {}
+    if url.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"timeout": cfg.busy_timeout_s}
+    try:
+        return create_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)
+    except (ImportError, sa_exc.NoSuchModuleError) as exc:
+        postgres = url.get_backend_name() == "postgresql"
+        hint = " (pip install 'dsr-pipeline[postgres]')" if postgres else ""
+        raise ConfigError(
+            f"system {system!r}: no database driver for {url.drivername!r}{hint}: {exc}"
+        ) from None
+
+
+_TRANSIENT = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+)
+
+
+def classify(system: str, exc: sa_exc.SQLAlchemyError) -> ConnectorError:
+    """A retriable error for a connection or lock problem, a fatal one otherwise.
+
+    The message names the error class and code, never the statement's values.
+    """
+    orig = getattr(exc, "orig", None)
+    transient = isinstance(exc, _TRANSIENT) or getattr(exc, "connection_invalidated", False)
+    parts = [type(orig or exc).__name__]
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+    if code:
+        parts.append(f"[{code}]")
+    lines = str(orig).strip().splitlines() if orig is not None else []
+    if transient and lines:
+        parts.append(lines[0][:200])  # e.g. "database is locked", "connection refused"
+    message = f"system {system!r}: database error: {' '.join(parts)}"
+    return RetriableError(message) if transient else FatalError(message)

@@ -1,0 +1,98 @@
+"""Reflect the configured tables and check the config against the live schema."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, Connection, MetaData, Table
+from sqlalchemy import exc as sa_exc
+
+from connectors.errors import ConfigError
+from connectors.sql.config import SQLConfig, Strategy, SuspensionSpec, TableSpec
+from connectors.sql.values import mask_value, python_type
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """A configured table, reflected, with its suppression table if it has one."""
+
+    spec: TableSpec
+    table: Table
+    shadow: Table | None
+    suspension: SuspensionSpec | None
+
+    @property
+    def physical(self) -> list[Table]:
+        return [self.table] if self.shadow is None else [self.table, self.shadow]
+
+
+@dataclass(frozen=True)
+class Schema:
+    tables: list[Mapped]
+    provision_log: Table | None
+
+
+def reflect(system: str, cfg: SQLConfig, conn: Connection) -> Schema:
+    """Reflect every configured table and check the config against it."""
+    problems: list[str] = []
+    meta = MetaData(schema=cfg.schema_name)
+
+    def load(name: str) -> Table | None:
+        try:
+            return Table(name, meta, autoload_with=conn)
+        except sa_exc.NoSuchTableError:
+            problems.append(f"table {name!r} does not exist")
+            return None
+
+    def need(table: Table, columns: Sequence[str], role: str) -> None:
+        missing = [c for c in columns if c not in table.c]
+        if missing:
+            problems.append(f"{table.name}: no {role} column(s) {missing}")
+
+    mapped: list[Mapped] = []
+    for spec in cfg.tables:
+        table = load(spec.name)
+        suspension = spec.suspension or cfg.suspension
+        shadow = load(suspension.move_to) if suspension and suspension.move_to else None
+        if table is None:
+            continue
+        need(table, [spec.key.column], "key")
+        need(table, spec.columns or [], "disclosed")
+        need(table, list(spec.identifiers.values()), "identifier")
+        need(table, spec.correctable, "correctable")
+        if spec.erasure is not None:
+            need(table, list(spec.erasure.columns), "erasure")
+            for col, strategy in spec.erasure.columns.items():
+                if col in table.c and (why := cannot(table.c[col], strategy)):
+                    problems.append(f"{table.name}.{col}: cannot {strategy} it: {why}")
+        if suspension is not None and suspension.flag_column is not None:
+            need(table, [suspension.flag_column], "suspension flag")
+        if shadow is not None:
+            need(shadow, [c.name for c in table.columns], "suppression")
+        mapped.append(Mapped(spec, table, shadow, suspension))
+
+    log = None
+    if (pl := cfg.provision_log) is not None and (log := load(pl.table)) is not None:
+        need(log, [pl.key.column], "key")
+        need(log, pl.columns or [], "provision log")
+        need(log, [pl.stopped_column] if pl.stopped_column else [], "stopped")
+    if problems:
+        raise ConfigError(
+            f"system {system!r}: the database does not match the config:\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
+    return Schema(mapped, log)
+
+
+def cannot(column: Column[Any], strategy: Strategy) -> str | None:
+    """Why ``column`` cannot be anonymised with ``strategy``, or None if it can."""
+    if strategy == "null":
+        return "it is NOT NULL" if not column.nullable or column.primary_key else None
+    if strategy == "mask":
+        return None if mask_value(column) is not None else "no mask for its type"
+    length = getattr(column.type, "length", None)
+    if python_type(column) is not str or (length is not None and length < 64):
+        return "a sha256 hex digest needs a text column of 64 characters or more"
+    return None

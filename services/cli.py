@@ -1,0 +1,213 @@
+"""``dsr``: run the pipeline, submit requests, follow them, and run the demo."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.settings import Settings
+from services.settings import load as load_settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="dsr-pipeline: data-subject rights requests, end to end.",
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _bootstrap(settings: Settings) -> str:
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    addr = settings.home / "broker.addr"
+    if addr.exists():
+        return addr.read_text().strip()
+    err.print("[red]No broker:[/] set DSR_KAFKA_BOOTSTRAP, or start one with `dsr up`.")
+    raise typer.Exit(2)
+
+
+@app.command()
+def up(
+    workers: Annotated[int, typer.Option(help="Faust worker processes.")] = 1,
+    runners: Annotated[int, typer.Option(help="Connector runner processes.")] = 1,
+) -> None:
+    """Start the broker (if embedded), the workers and the connector runners; Ctrl-C stops all."""
+    from services.stack import Stack
+
+    settings = load_settings()
+    if not settings.datamap_path.exists():
+        err.print(f"[red]No data map at {settings.datamap_path}.[/] Set DSR_DATAMAP.")
+        raise typer.Exit(2)
+    stack = Stack(settings, workers=workers, runners=runners)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        stack.start()
+        console.print(
+            f"Kafka: [bold]{stack.bootstrap}[/]"
+            f"{' (embedded)' if stack.broker else ''}  ledger: {settings.database_url}"
+        )
+        console.print(f"Joined in {stack.wait_joined():.1f}s. Ctrl-C stops everything.")
+        while not stack.check_alive():
+            time.sleep(0.5)
+        err.print(f"[red]{', '.join(stack.check_alive())} exited.[/]")
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        console.print("Stopping…")
+    finally:
+        stack.stop()
+
+
+@app.command()
+def submit(file: Annotated[str, typer.Argument(help="JSON lines file, or - for stdin.")]) -> None:
+    """Submit request events (one JSON object per line) to the requests topic."""
+    from services.client import Submitter
+
+    stream = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
+    with stream:
+        lines = [line.strip() for line in stream if line.strip()]
+    submitter = Submitter(_bootstrap(load_settings()))
+    try:
+        n = submitter.submit_all(lines)
+    finally:
+        submitter.close()
+    console.print(f"Submitted {n} event(s).")
+
+
+@app.command()
+def status(
+    request_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Show where a request is: its status, its tasks and its timeline."""
+    from services.status import request_status
+
+    report = request_status(load_settings(), request_id)
+    if report is None:
+        err.print(f"No request {request_id!r} in the ledger.")
+        raise typer.Exit(1)
+    if as_json:
+        console.print_json(json.dumps(report, default=str))
+        return
+    console.print(
+        f"[bold]{request_id}[/]  {report['kind']}  [bold]{report['status']}[/]"
+        f"{'  (' + report['hold_reason'] + ')' if report['hold_reason'] else ''}"
+        f"  deadline {report['deadline']}"
+    )
+    tasks = Table("system", "status", "attempts", "error", title="Tasks")
+    for t in report["tasks"]:
+        tasks.add_row(t["system"], t["status"], str(t["attempts"]), t["error"] or "")
+    console.print(tasks)
+    timeline = Table("at", "+ms", "actor", "action", "detail", title="Timeline")
+    for e in report["timeline"]:
+        timeline.add_row(
+            e["at"],
+            str(e["since_start_ms"]),
+            e["actor"],
+            e["action"],
+            json.dumps(e["detail"], ensure_ascii=False)[:80],
+        )
+    console.print(timeline)
+
+
+@app.command()
+def demo(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Seed sample systems, submit one request of every kind, and check every outcome."""
+    from services.demo.run import run
+
+    if not as_json:
+        console.print("Starting the pipeline on embedded defaults…")
+    report = run(load_settings())
+    if as_json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_report(report.as_dict())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+SHORT = {"ok": "ok", "not_applicable": "n/a", "failed": "FAILED", "timed_out": "TIMED OUT"}
+
+
+def _print_report(r: dict[str, Any]) -> None:
+    table = Table("request", "status", "systems", "ms")
+    for q in r["requests"]:
+        mark = "green" if q["status"] == q["expected"] else "red"
+        status = (
+            q["status"]
+            if q["status"] == q["expected"]
+            else (f"{q['status']} (expected {q['expected']})")
+        )
+        systems = ", ".join(
+            f"{name} {SHORT.get(st, st)}"
+            for name, st in (s.split(":") for s in q["systems"].split(", ") if s)
+        )
+        table.add_row(
+            q["kind"] + (f"\n[dim]{q['note']}[/]" if q["note"] else ""),
+            f"[{mark}]{status}[/]",
+            systems or "—",
+            f"{q['latency_ms'] or '—'}",
+        )
+    console.print(table)
+    home = r["home"]
+    for q in r["requests"]:
+        if q["output"].startswith("file://"):
+            console.print(
+                f"[dim]{q['kind']}:[/] {q['output'].removeprefix('file://' + home + '/')}"
+            )
+        elif q["output"]:
+            console.print(f"[dim]{q['kind']} reasons:[/] {q['output']}")
+    for rej in r["rejected"]:
+        console.print(
+            f"rejected ([bold]{rej['reason_code']}[/]): "
+            + "; ".join(f"{e.get('loc', '')}: {e['msg']}" for e in rej["errors"])
+        )
+    for c in r["checks"]:
+        console.print(f"{'[green]ok[/]  ' if c['ok'] else '[red]FAIL[/]'} {c['check']}")
+    for e in r["errors"]:
+        console.print(f"[red]error:[/] {e}")
+    lat = r["latency_ms"]
+    console.print(
+        f"workers joined in {r['worker_join_s']} s · submit → response: "
+        f"p50 {lat['p50']} ms, max {lat['max']} ms · files under {home}"
+    )
+    console.print("[green bold]demo passed[/]" if r["ok"] else "[red bold]demo FAILED[/]")
+
+
+@app.command()
+def schema(
+    check: Annotated[bool, typer.Option(help="Fail if the files are stale.")] = False,
+    out: Path = Path("schemas"),
+) -> None:
+    """Write the published JSON Schemas of every event (schemas/*.json)."""
+    from services.schemas import render_all
+
+    stale = []
+    for name, text in render_all().items():
+        path = out / name
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    if stale:
+        err.print(f"stale schemas: {', '.join(stale)}; run `dsr schema`")
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

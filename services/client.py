@@ -1,0 +1,88 @@
+"""Talk to the pipeline's topics from outside it: submit requests, watch responses.
+
+Used by ``dsr submit``, ``dsr demo`` and the integration tests. The watcher
+assigns partitions directly (no consumer group), so it starts reading at once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from streams import topics
+
+
+def request_key(raw: bytes) -> bytes | None:
+    try:
+        value = json.loads(raw).get("request_id")
+    except Exception:  # noqa: BLE001 - a malformed event still goes in; intake rejects it
+        return None
+    return value.encode() if isinstance(value, str) else None
+
+
+def _decode(value: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(value)
+    except ValueError:
+        return {"raw": value.decode("utf-8", "replace")}
+    return body if isinstance(body, dict) else {"raw": body}
+
+
+class Submitter:
+    def __init__(self, bootstrap: str) -> None:
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+
+    def submit(self, raw: bytes) -> None:
+        self.producer.send(topics.REQUESTS, key=request_key(raw), value=raw)
+
+    def submit_all(self, events: Iterable[bytes]) -> int:
+        n = 0
+        for raw in events:
+            self.submit(raw)
+            n += 1
+        self.producer.flush()
+        return n
+
+    def close(self) -> None:
+        self.producer.flush()
+        self.producer.close()
+
+
+class Watcher:
+    """Read one or more topics from the beginning, without joining a group."""
+
+    def __init__(self, bootstrap: str, names: Iterable[str]) -> None:
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            consumer_timeout_ms=200,
+        )
+        parts = [
+            TopicPartition(t, p)
+            for t in names
+            for p in sorted(self.consumer.partitions_for_topic(t) or {0})
+        ]
+        self.consumer.assign(parts)
+        self.consumer.seek_to_beginning(*parts)
+
+    def poll(self, timeout_s: float = 0.2) -> Iterator[tuple[str, dict[str, Any]]]:
+        batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000))
+        for tp, records in batches.items():
+            for r in records:
+                yield tp.topic, _decode(r.value)
+
+    def collect(self, until: Any, timeout_s: float) -> list[tuple[str, dict[str, Any]]]:
+        """Poll until ``until(seen)`` is true or the time is up."""
+        seen: list[tuple[str, dict[str, Any]]] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not until(seen):
+            seen.extend(self.poll())
+        return seen
+
+    def close(self) -> None:
+        self.consumer.close()

@@ -1,0 +1,102 @@
+"""The data map: which internal systems hold personal data, and how to reach them.
+
+System owners register their system here. A data map is a YAML file::
+
+    purposes:
+      - id: order_fulfilment
+        description: Ship what the customer bought.
+    systems:
+      crm:
+        connector: sql              # an entry point in the ``dsr.connectors`` group
+        purposes: [customer_support]
+        identifiers: [email]        # subject identifiers the system can look up by
+        config: {...}               # validated by the connector's own Config model
+
+``${VAR}`` references are expanded from the environment, so secrets and paths
+stay out of the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from streams.records import Kind
+
+
+class DataMapError(ValueError):
+    """The data map cannot be used; the message says where and why."""
+
+
+class Purpose(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str
+    description: str
+
+
+class SystemSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    connector: str
+    description: str = ""
+    purposes: list[str] = []
+    identifiers: list[str] = Field(min_length=1)
+    kinds: list[Kind] | None = Field(
+        default=None, description="Narrow the kinds sent to this system; default: all it supports."
+    )
+    excluded: Literal["pseudonymised", "anonymised"] | None = Field(
+        default=None, description="Stores outside the scope of data-subject requests."
+    )
+    config: dict[str, Any] = {}
+
+
+class DataMap(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    purposes: list[Purpose] = []
+    systems: dict[str, SystemSpec] = Field(min_length=1)
+    request_timeout_seconds: float = Field(default=300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _purposes_declared(self) -> DataMap:
+        known = {p.id for p in self.purposes}
+        for name, spec in self.systems.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_\-]{0,62}", name):
+                raise ValueError(f"system name {name!r}: use lowercase letters, digits, _ and -")
+            missing = [p for p in spec.purposes if p not in known]
+            if missing:
+                raise ValueError(f"system {name!r} names undeclared purposes: {missing}")
+        return self
+
+    def purposes_of(self, systems: list[str]) -> list[Purpose]:
+        wanted = {p for s in systems for p in self.systems[s].purposes}
+        return [p for p in self.purposes if p.id in wanted]
+
+
+def parse(text: str, source: str = "<data map>") -> DataMap:
+    expanded = os.path.expandvars(text)
+    try:
+        raw = yaml.safe_load(expanded)
+    except yaml.YAMLError as exc:
+        raise DataMapError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise DataMapError(f"{source}: expected a mapping with 'systems'")
+    try:
+        return DataMap.model_validate(raw)
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise DataMapError(f"{source}: invalid data map\n" + "\n".join(lines)) from None
+
+
+def load(path: str | Path) -> DataMap:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataMapError(f"cannot read data map {p}: {exc.strerror}") from exc
+    return parse(text, str(p))

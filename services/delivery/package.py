@@ -1,0 +1,262 @@
+"""Build the response a principal receives, and store it under ``responses/{request_id}/``.
+
+``electronic`` (a machine-readable package)::
+
+    data.json               request, status, per-system outcomes, records grouped by table
+    {system}/{table}.csv    one CSV per system and source table, UTF-8 with a BOM
+    summary.txt             a short human summary; "no data found" is an outcome too
+    manifest.json           every file's size and SHA-256
+
+``written`` (a printable letter listing the same data)::
+
+    letter.html             self-contained HTML, see ``letter.py``
+    manifest.json
+
+The prefix is cleared first and ``manifest.json`` is written last, so a prefix
+without a manifest is an incomplete package. The same inputs give the same
+bytes: nothing is stamped except the times already in the response.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from services.delivery.contents import (
+    NO_DATA_ANYWHERE,
+    STATUS_LABELS,
+    Contents,
+    Section,
+    cell_text,
+    collect,
+    columns,
+    safe_name,
+)
+from services.delivery.letter import render_letter
+from services.delivery.storage import Storage
+from streams.records import PACKAGE_KINDS, Kind, ResponseEvent, TaskResult
+
+DeliveryMethod = Literal["electronic", "written"]
+
+PACKAGE_FORMAT = "dsr-response-package/1"
+MANIFEST = "manifest.json"
+CONTENT_TYPES = {
+    ".json": "application/json",
+    ".csv": "text/csv; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+}
+_TOP_LEVEL = {"data.json", "summary.txt", MANIFEST, "letter.html"}
+
+
+@dataclass(frozen=True)
+class PackageInfo:
+    """Where a stored package is, and the SHA-256 of each of its files."""
+
+    uri: str
+    prefix_uri: str
+    files: dict[str, str]
+
+
+def package_prefix(request_id: str) -> str:
+    return f"responses/{request_id}/"
+
+
+def build_package(
+    storage: Storage,
+    *,
+    response: ResponseEvent,
+    results: list[TaskResult],
+    method: DeliveryMethod,
+    purposes: list[dict[str, Any]] | None = None,
+) -> PackageInfo:
+    """Render the response as a package (electronic) or a letter (written) and store it.
+
+    ``purposes`` defaults to ``response.purposes``. Building twice with the same
+    inputs overwrites the package with identical bytes.
+    """
+    contents = collect(response, results, purposes)
+    if method == "electronic":
+        files, main = electronic_files(contents), "data.json"
+    elif method == "written":
+        files, main = {"letter.html": render_letter(contents).encode()}, "letter.html"
+    else:
+        raise ValueError(f"unknown delivery method {method!r}: use 'electronic' or 'written'")
+    files[MANIFEST] = manifest(response.request_id, files)
+
+    prefix = package_prefix(response.request_id)
+    storage.delete_prefix(prefix)
+    uris = {}
+    for name in sorted(files, key=lambda n: (n == MANIFEST, n)):
+        suffix = name[name.rfind(".") :]
+        uris[name] = storage.put(prefix + name, files[name], CONTENT_TYPES[suffix])
+    return PackageInfo(
+        uri=uris[main],
+        prefix_uri=storage.uri(prefix.rstrip("/")) + "/",
+        files={name: sha256(files[name]) for name in sorted(files)},
+    )
+
+
+def electronic_files(contents: Contents) -> dict[str, bytes]:
+    """data.json, the CSVs and summary.txt, by file name."""
+    files: dict[str, bytes] = {}
+    csv_names: dict[str, dict[str, str]] = {}
+    folders = {name.casefold() for name in _TOP_LEVEL}
+    for section in contents.sections:
+        if not section.tables:
+            continue
+        folder = safe_name(section.system, folders)
+        taken: set[str] = set()
+        names = csv_names[section.system] = {}
+        for table, rows in section.tables.items():
+            name = f"{folder}/{safe_name(table, taken)}.csv"
+            names[table] = name
+            files[name] = to_csv(rows)
+    files["data.json"] = _json(data_document(contents, csv_names))
+    files["summary.txt"] = summary(contents).encode()
+    return files
+
+
+def data_document(contents: Contents, csv_names: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """The machine-readable content of data.json."""
+    r = contents.response
+    return {
+        "format": PACKAGE_FORMAT,
+        "request_id": r.request_id,
+        "kind": r.kind.value,
+        "regulation": r.regulation.value,
+        "status": r.status.value,
+        "received_at": r.received_at.isoformat(),
+        "completed_at": r.completed_at.isoformat(),
+        "deadline": r.deadline.isoformat(),
+        "data_found": not contents.found_nothing,
+        "reasons": [reason.model_dump(mode="json") for reason in r.reasons],
+        "systems": [
+            _system_document(s, r.kind, csv_names.get(s.system, {})) for s in contents.sections
+        ],
+        "purposes": contents.purposes,
+    }
+
+
+def _system_document(section: Section, kind: Kind, files: dict[str, str]) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "system": section.system,
+        "status": section.status.value,
+        "reason_code": section.reason_code,
+    }
+    if kind in PACKAGE_KINDS:
+        doc["records"] = section.record_count
+        doc["tables"] = section.tables
+        doc["files"] = files
+    elif kind is Kind.CORRECTION:
+        doc["changes"] = section.changes
+        doc["not_found"] = section.not_found
+    else:
+        doc["changed"] = section.changed
+        doc["fields"] = section.fields
+    return doc
+
+
+def to_csv(rows: list[dict[str, Any]]) -> bytes:
+    """Rows as CSV: header = union of the columns in first-seen order, CRLF line ends."""
+    header = columns(rows)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([cell_text(row.get(col)) for col in header])
+    return out.getvalue().encode("utf-8-sig")
+
+
+def summary(contents: Contents) -> str:
+    """A short plain-text summary for a person."""
+    r = contents.response
+    ja, en = contents.title
+    lines = [
+        f"{ja} / {en}",
+        "",
+        f"Request / 受付番号:   {r.request_id}",
+        f"Regulation / 法令:    {r.regulation.value.upper()}",
+        f"Outcome / 結果:       {STATUS_LABELS[r.status]}",
+        f"Received / 受付日時:  {r.received_at.isoformat()}",
+        f"Deadline / 回答期限:  {r.deadline.isoformat()}",
+        "",
+    ]
+    if contents.found_nothing and r.kind is not Kind.PURPOSE_NOTIFICATION:
+        lines += [NO_DATA_ANYWHERE, ""]
+    if contents.sections:
+        lines.append("Per system / システム別:")
+        for section in contents.sections:
+            lines.append(f"- {section.system}: {section.outcome(r.kind)}")
+            for table, rows in section.tables.items():
+                lines.append(f"    {table}: {len(rows)}")
+            for change in section.changes:
+                old, new = _quote(change.get("old")), _quote(change.get("new"))
+                lines.append(f"    {_where(change)}: {old} -> {new}")
+            for name in section.not_found:
+                lines.append(f"    {name}: not found / 見つかりません")
+        lines.append("")
+    if contents.purposes:
+        lines.append("Purposes of use / 利用目的:")
+        for purpose in contents.purposes:
+            lines.append(f"- {_purpose_line(purpose)}")
+        lines.append("")
+    if r.reasons:
+        lines.append("Reasons / 理由:")
+        for reason in r.reasons:
+            where = f" ({reason.system})" if reason.system else ""
+            lines.append(f"- [{reason.code}]{where} {reason.message}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _where(change: dict[str, Any]) -> str:
+    name = cell_text(change.get("field"))
+    return f"{cell_text(change['table'])}.{name}" if change.get("table") else name
+
+
+def _quote(value: Any) -> str:
+    return json.dumps(cell_text(value), ensure_ascii=False)
+
+
+def _purpose_line(purpose: dict[str, Any]) -> str:
+    head = cell_text(purpose.get("id", ""))
+    text = cell_text(purpose.get("description", ""))
+    if head or text:
+        return f"{head}: {text}" if head and text else head or text
+    return cell_text(purpose)
+
+
+def manifest(request_id: str, files: dict[str, bytes]) -> bytes:
+    """manifest.json: each file's size and SHA-256, and a SHA-256 over that list."""
+    listing = [
+        {"name": name, "size": len(files[name]), "sha256": sha256(files[name])}
+        for name in sorted(files)
+    ]
+    return _json(
+        {
+            "format": PACKAGE_FORMAT,
+            "request_id": request_id,
+            "files": listing,
+            "files_sha256": sha256(canonical(listing)),
+        }
+    )
+
+
+def canonical(value: Any) -> bytes:
+    """Canonical JSON: sorted keys, no whitespace, UTF-8."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    ).encode()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _json(value: Any) -> bytes:
+    return (json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n").encode()

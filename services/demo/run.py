@@ -1,0 +1,161 @@
+"""Run the demo end to end and check every outcome; exit status says whether all held."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from services.client import Submitter, Watcher
+from services.demo.scenario import MALFORMED, Case, cases, data_checks, encode
+from services.demo.seed import seed
+from services.ledger import Ledger
+from services.settings import Settings
+from services.stack import Stack
+from streams import topics
+
+DATAMAP = Path(__file__).with_name("datamap.yaml")
+
+
+@dataclass
+class Row:
+    case: Case
+    submitted: float
+    status: str = "missing"
+    latency_ms: float | None = None
+    systems: str = ""
+    location: str = ""
+    held_first: bool = False
+
+
+@dataclass
+class Report:
+    rows: list[Row]
+    rejected: list[dict[str, Any]]
+    checks: list[tuple[str, bool]]
+    join_s: float
+    home: Path
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.errors
+            and all(r.status == r.case.expected for r in self.rows)
+            and all(ok for _, ok in self.checks)
+            and bool(self.rejected)
+        )
+
+    def latencies(self) -> list[float]:
+        return [r.latency_ms for r in self.rows if r.latency_ms is not None]
+
+    def as_dict(self) -> dict[str, Any]:
+        lat = self.latencies()
+        return {
+            "ok": self.ok,
+            "worker_join_s": round(self.join_s, 2),
+            "latency_ms": {
+                "p50": round(statistics.median(lat), 1) if lat else None,
+                "max": round(max(lat), 1) if lat else None,
+            },
+            "requests": [
+                {
+                    "request_id": r.case.request_id,
+                    "kind": r.case.kind,
+                    "expected": r.case.expected,
+                    "status": r.status,
+                    "systems": r.systems,
+                    "latency_ms": r.latency_ms,
+                    "output": r.location,
+                    "note": r.case.note,
+                }
+                for r in self.rows
+            ],
+            "rejected": self.rejected,
+            "checks": [{"check": name, "ok": ok} for name, ok in self.checks],
+            "errors": self.errors,
+            "home": str(self.home),
+        }
+
+
+def prepare(settings: Settings) -> Settings:
+    """A fresh demo home: sample databases and the demo data map."""
+    home = settings.home / "demo"
+    shutil.rmtree(home, ignore_errors=True)
+    seed(home)
+    datamap = home / "datamap.yaml"
+    shutil.copyfile(DATAMAP, datamap)
+    return replace(
+        settings,
+        home=home,
+        datamap_override=str(datamap),
+        database_url_override=settings.database_url_override,
+        storage_url_override=settings.storage_url_override,
+    )
+
+
+def run(settings: Settings, timeout_s: float = 120.0) -> Report:
+    settings = prepare(settings)
+    run_id = time.strftime("%H%M%S")
+    todo = cases(run_id)
+    with Stack(settings, log_dir=settings.home / "logs") as stack:
+        join_s = stack.wait_joined()
+        ledger = Ledger(settings.database_url)
+        watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.REJECTED])
+        submitter = Submitter(stack.bootstrap)
+        rows = {c.request_id: Row(c, time.monotonic()) for c in todo}
+        submitter.submit_all([encode(c.events[0]) for c in todo] + [MALFORMED])
+        rejected: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout_s
+        waiting = set(rows)
+        while (waiting or not rejected) and time.monotonic() < deadline:
+            _release_held(ledger, submitter, rows)
+            for topic, body in watcher.poll():
+                if topic == topics.REJECTED:
+                    rejected.append(
+                        {k: body.get(k) for k in ("reason_code", "request_id", "errors")}
+                    )
+                elif body.get("request_id") in waiting:
+                    _record(rows[body["request_id"]], body)
+                    waiting.discard(body["request_id"])
+            if stack.check_alive():
+                break
+        errors = [
+            f"{n} died; see {settings.home / 'logs' / (n + '.log')}" for n in stack.check_alive()
+        ]
+        errors += [f"{rid}: no response within {timeout_s:.0f}s" for rid in sorted(waiting)]
+        checks = [(name, _safe(check)) for name, check in data_checks(settings.home)]
+        watcher.close()
+        submitter.close()
+        ledger.close()
+    return Report(list(rows.values()), rejected, checks, join_s, settings.home, errors)
+
+
+def _release_held(ledger: Ledger, submitter: Submitter, rows: dict[str, Row]) -> None:
+    """Pay the fee for a request once the ledger shows it held, as an operator would."""
+    for row in rows.values():
+        if len(row.case.events) < 2 or row.held_first:
+            continue
+        req = ledger.request(row.case.request_id)
+        if req is not None and req.status == "held":
+            row.held_first = True
+            row.submitted = time.monotonic()
+            submitter.submit_all([encode(e) for e in row.case.events[1:]])
+
+
+def _record(row: Row, body: dict[str, Any]) -> None:
+    row.latency_ms = round((time.monotonic() - row.submitted) * 1000, 1)
+    row.status = body["status"]
+    row.systems = ", ".join(f"{s['system']}:{s['status']}" for s in body.get("systems", []))
+    reasons = [r["code"] for r in body.get("reasons", [])]
+    row.location = body.get("letter") or body.get("package") or ",".join(reasons)
+
+
+def _safe(check: Any) -> bool:
+    try:
+        return bool(check())
+    except Exception:  # noqa: BLE001 - a failing check is reported, not raised
+        return False

@@ -1,0 +1,103 @@
+"""Ledger tables: requests, tasks, responses, rejected events and the audit trail.
+
+The ledger is the pipeline's source of truth. Kafka carries events; the ledger
+decides what has happened, so that redelivered events change nothing twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class RequestStatus(StrEnum):
+    HELD = "held"
+    ACCEPTED = "accepted"
+    FANNED_OUT = "fanned_out"
+    COMPLETED = "completed"
+    PARTIALLY_COMPLETED = "partially_completed"
+    FAILED = "failed"
+    REFUSED = "refused"
+
+
+OPEN_STATUSES = (RequestStatus.HELD, RequestStatus.ACCEPTED, RequestStatus.FANNED_OUT)
+FINAL_STATUSES = tuple(s for s in RequestStatus if s not in OPEN_STATUSES)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Request(Base):
+    __tablename__ = "requests"
+
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    regulation: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    hold_reason: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime]
+    deadline_at: Mapped[datetime]
+    timeout_at: Mapped[datetime | None]
+    event: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_request_status", "request_id", "status"),)
+
+    task_id: Mapped[str] = mapped_column(String(320), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.request_id"))
+    system: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    wave: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class Response(Base):
+    """Completed responses; ``published_at`` makes this table the outbox."""
+
+    __tablename__ = "responses"
+
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.request_id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32))
+    body: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    published_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class Rejected(Base):
+    __tablename__ = "rejected_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    reason_code: Mapped[str] = mapped_column(String(32))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    errors: Mapped[list[Any]]
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEntry(Base):
+    """Append-only: who did what, when and why. Never updated, never deleted by the app."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    request_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]]

@@ -1,0 +1,442 @@
+"""The ledger's operations. Each is one short transaction, and each is idempotent.
+
+Redelivered events are normal with Kafka (at-least-once), so every write here
+either inserts what is missing or moves a row forward from an expected state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.ledger.models import (
+    FINAL_STATUSES,
+    AuditEntry,
+    Rejected,
+    Request,
+    RequestStatus,
+    Response,
+    Task,
+)
+from streams.records import RequestEvent, TaskResult, TaskStatus, utcnow
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Datetimes are stored as UTC; SQLite hands them back naive."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _rowcount(s: Session, statement: Executable) -> int:
+    """How many rows an UPDATE moved: the guard that makes each transition happen once."""
+    result = cast(CursorResult[Any], s.execute(statement))
+    return int(result.rowcount)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What intake should do after recording an event."""
+
+    outcome: str  # new | released | still_held | duplicate | resend
+    status: str
+    hold_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    task_id: str
+    system: str
+    kind: str
+    wave: int
+    status: TaskStatus
+    reason: str | None = None
+
+
+class Ledger:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    # -- schema -----------------------------------------------------------
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as s:
+            yield s
+
+    # -- audit --------------------------------------------------------------
+    @staticmethod
+    def _audit(s: Session, request_id: str | None, actor: str, action: str, **detail: Any) -> None:
+        s.add(
+            AuditEntry(
+                at=utcnow(), request_id=request_id, actor=actor, action=action, detail=detail
+            )
+        )
+
+    def audit(self, request_id: str | None, actor: str, action: str, **detail: Any) -> None:
+        with self.session() as s:
+            self._audit(s, request_id, actor, action, **detail)
+
+    # -- intake -------------------------------------------------------------
+    def record_rejected(
+        self, reason_code: str, errors: list[dict[str, Any]], raw: bytes, request_id: str | None
+    ) -> None:
+        """Keep a trace of a malformed event: its reason and a hash, never its content."""
+        digest = hashlib.sha256(raw).hexdigest()
+        with self.session() as s:
+            s.add(
+                Rejected(
+                    at=utcnow(),
+                    reason_code=reason_code,
+                    request_id=request_id,
+                    errors=errors,
+                    raw_sha256=digest,
+                )
+            )
+            self._audit(
+                s, request_id, "intake", "rejected", reason_code=reason_code, raw_sha256=digest
+            )
+
+    def admit(
+        self, event: RequestEvent, action: str, reason: str | None, deadline: datetime
+    ) -> Admission:
+        """Record a valid event. ``action`` is the rules' decision: proceed, hold or refuse."""
+        now = utcnow()
+        status = {
+            "proceed": RequestStatus.ACCEPTED,
+            "hold": RequestStatus.HELD,
+            "refuse": RequestStatus.REFUSED,
+        }[action]
+        body = event.model_dump(mode="json")
+        with self.session() as s:
+            row = s.get(Request, event.request_id, with_for_update=True)
+            if row is None:
+                s.add(
+                    Request(
+                        request_id=event.request_id,
+                        kind=event.kind,
+                        regulation=event.regulation,
+                        status=status,
+                        hold_reason=reason,
+                        received_at=as_utc(event.received_at),
+                        deadline_at=as_utc(deadline),
+                        event=body,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                s.flush()
+                self._audit(
+                    s,
+                    event.request_id,
+                    "intake",
+                    "received",
+                    kind=event.kind,
+                    regulation=event.regulation,
+                )
+                if action != "proceed":
+                    self._audit(s, event.request_id, "rules", action, reason_code=reason)
+                return Admission("new", status, reason)
+            if row.status == RequestStatus.HELD:
+                if row.kind != event.kind:
+                    self._audit(
+                        s,
+                        event.request_id,
+                        "intake",
+                        "release_ignored",
+                        reason_code="kind_mismatch",
+                    )
+                    return Admission("duplicate", row.status, row.hold_reason)
+                previous = row.hold_reason
+                row.event, row.status, row.hold_reason, row.updated_at = body, status, reason, now
+                if action == "hold":
+                    if reason != previous:
+                        self._audit(s, event.request_id, "rules", "hold", reason_code=reason)
+                    return Admission("still_held", status, reason)
+                self._audit(
+                    s,
+                    event.request_id,
+                    "rules",
+                    "released" if action == "proceed" else "refuse",
+                    previous_reason=previous,
+                    reason_code=reason,
+                )
+                return Admission("released" if action == "proceed" else "new", status, reason)
+            if row.status == RequestStatus.ACCEPTED:
+                return Admission("resend", row.status)
+            self._audit(s, event.request_id, "intake", "duplicate_ignored", status=row.status)
+            return Admission("duplicate", row.status)
+
+    # -- fan-out ------------------------------------------------------------
+    def request(self, request_id: str) -> Request | None:
+        with self.session() as s:
+            return s.get(Request, request_id)
+
+    def plan_tasks(self, request_id: str, plans: Sequence[TaskPlan], timeout: timedelta) -> None:
+        """Record the set of tasks a request expects, once; mark it fanned out."""
+        now = utcnow()
+        with self.session() as s:
+            existing = set(s.scalars(select(Task.task_id).where(Task.request_id == request_id)))
+            for p in plans:
+                if p.task_id in existing:
+                    continue
+                final = p.status is not TaskStatus.PENDING
+                s.add(
+                    Task(
+                        task_id=p.task_id,
+                        request_id=request_id,
+                        system=p.system,
+                        kind=p.kind,
+                        wave=p.wave,
+                        status=p.status,
+                        attempts=0,
+                        created_at=now,
+                        error=p.reason,
+                        finished_at=now if final else None,
+                    )
+                )
+            moved = _rowcount(
+                s,
+                update(Request)
+                .where(Request.request_id == request_id, Request.status == RequestStatus.ACCEPTED)
+                .values(status=RequestStatus.FANNED_OUT, timeout_at=now + timeout, updated_at=now),
+            )
+            if moved:
+                self._audit(
+                    s,
+                    request_id,
+                    "fanout",
+                    "fanned_out",
+                    systems=sorted(p.system for p in plans if p.status is TaskStatus.PENDING),
+                    not_applicable=sorted(
+                        p.system for p in plans if p.status is TaskStatus.NOT_APPLICABLE
+                    ),
+                )
+
+    def pending_tasks(self, request_id: str) -> list[Task]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Task).where(
+                        Task.request_id == request_id, Task.status == TaskStatus.PENDING
+                    )
+                )
+            )
+
+    def tasks(self, request_id: str) -> list[Task]:
+        with self.session() as s:
+            return list(
+                s.scalars(select(Task).where(Task.request_id == request_id).order_by(Task.system))
+            )
+
+    # -- aggregation --------------------------------------------------------
+    def record_result(self, result: TaskResult) -> bool:
+        """Store a task's first result. Returns False for a redelivered one."""
+        with self.session() as s:
+            moved = _rowcount(
+                s,
+                update(Task)
+                .where(Task.task_id == result.task_id, Task.status == TaskStatus.PENDING)
+                .values(
+                    status=result.status,
+                    attempts=result.attempts,
+                    error=result.error,
+                    result=result.model_dump(mode="json"),
+                    finished_at=result.finished_at,
+                ),
+            )
+            if moved:
+                self._audit(
+                    s,
+                    result.request_id,
+                    f"connector:{result.system}",
+                    f"task_{result.status}",
+                    task_id=result.task_id,
+                    changed=result.changed,
+                    fields=result.fields,
+                    error_code=result.error_code,
+                    attempts=result.attempts,
+                    duration_ms=int(
+                        (result.finished_at - result.started_at).total_seconds() * 1000
+                    ),
+                )
+            return bool(moved)
+
+    def open_task_count(self, request_id: str) -> int:
+        with self.session() as s:
+            return int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(Task)
+                    .where(Task.request_id == request_id, Task.status == TaskStatus.PENDING)
+                )
+                or 0
+            )
+
+    def time_out_tasks(self, request_id: str) -> int:
+        now = utcnow()
+        with self.session() as s:
+            moved = _rowcount(
+                s,
+                update(Task)
+                .where(Task.request_id == request_id, Task.status == TaskStatus.PENDING)
+                .values(
+                    status=TaskStatus.TIMED_OUT,
+                    finished_at=now,
+                    error="no result before the request timeout",
+                ),
+            )
+            if moved:
+                self._audit(s, request_id, "aggregate", "tasks_timed_out", count=moved)
+            return int(moved)
+
+    def complete(self, request_id: str, status: str, body: dict[str, Any], latency_ms: int) -> bool:
+        """Move an open request to its final status and queue its response, exactly once."""
+        now = utcnow()
+        with self.session() as s:
+            moved = _rowcount(
+                s,
+                update(Request)
+                .where(
+                    Request.request_id == request_id,
+                    Request.status.not_in(
+                        [st.value for st in FINAL_STATUSES if st != RequestStatus.REFUSED]
+                    ),
+                    Request.completed_at.is_(None),
+                )
+                .values(status=status, completed_at=now, updated_at=now, latency_ms=latency_ms),
+            )
+            if not moved:
+                return False
+            s.add(Response(request_id=request_id, status=status, body=body, created_at=now))
+            self._audit(
+                s,
+                request_id,
+                "aggregate",
+                "completed",
+                status=status,
+                reason_codes=[r["code"] for r in body.get("reasons", [])],
+                latency_ms=latency_ms,
+            )
+            return True
+
+    def unpublished_responses(self, limit: int = 100) -> list[Response]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Response)
+                    .where(Response.published_at.is_(None))
+                    .order_by(Response.created_at)
+                    .limit(limit)
+                )
+            )
+
+    def mark_published(self, request_ids: Sequence[str]) -> None:
+        with self.session() as s:
+            s.execute(
+                update(Response)
+                .where(Response.request_id.in_(list(request_ids)), Response.published_at.is_(None))
+                .values(published_at=utcnow())
+            )
+
+    def response(self, request_id: str) -> Response | None:
+        with self.session() as s:
+            return s.get(Response, request_id)
+
+    # -- sweeps -------------------------------------------------------------
+    def overdue_fan_outs(self, now: datetime | None = None) -> list[str]:
+        now = now or utcnow()
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Request.request_id).where(
+                        Request.status == RequestStatus.FANNED_OUT, Request.timeout_at < now
+                    )
+                )
+            )
+
+    def stalled_accepted(self, older_than: timedelta) -> list[str]:
+        cutoff = utcnow() - older_than
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Request.request_id).where(
+                        Request.status == RequestStatus.ACCEPTED, Request.updated_at < cutoff
+                    )
+                )
+            )
+
+    def stalled_refusals(self) -> list[str]:
+        """Requests refused at intake whose response was never built."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Request.request_id).where(
+                        Request.status == RequestStatus.REFUSED, Request.completed_at.is_(None)
+                    )
+                )
+            )
+
+    # -- reading --------------------------------------------------------------
+    def timeline(self, request_id: str) -> list[AuditEntry]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(AuditEntry)
+                    .where(AuditEntry.request_id == request_id)
+                    .order_by(AuditEntry.id)
+                )
+            )
+
+    def rejected(self) -> list[Rejected]:
+        with self.session() as s:
+            return list(s.scalars(select(Rejected).order_by(Rejected.id)))
+
+    def count_by_status(self) -> dict[str, int]:
+        with self.session() as s:
+            rows = s.execute(select(Request.status, func.count()).group_by(Request.status))
+            return {status: int(n) for status, n in rows}
+
+
+__all__ = ["Admission", "Ledger", "TaskPlan", "as_utc"]

@@ -1,0 +1,61 @@
+"""Legal rules: one policy per regulation, and the intake decision built on them.
+
+``decide(event)`` says whether a request proceeds, is held (and why), or is
+refused at the door. Every reason code is machine-readable and stable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from services.rules import appi, ccpa, gdpr
+from services.rules.policy import Policy
+from streams.records import RequestEvent
+
+POLICIES: dict[str, Policy] = {p.regulation: p for p in (appi.POLICY, gdpr.POLICY, ccpa.POLICY)}
+
+HOLD_MESSAGES = {
+    "verification_pending": "Identity verification is not complete.",
+    "agent_authority_missing": "An appointed agent must provide a power of attorney.",
+    "representation_proof_missing": "A statutory agent must provide proof of legal representation.",
+    "fee_unpaid": "The fee for this request has not been paid.",
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Literal["proceed", "hold", "refuse"]
+    reason_code: str | None = None
+    message: str | None = None
+
+
+def policy_for(regulation: str) -> Policy:
+    return POLICIES[regulation]
+
+
+def deadline(event: RequestEvent) -> datetime:
+    return policy_for(event.regulation).deadline(event.received_at)
+
+
+def decide(event: RequestEvent) -> Decision:
+    """Refuse, hold or let a request proceed, in the order the checks must run."""
+    policy = policy_for(event.regulation)
+    if event.verification.status == "failed":
+        return Decision(
+            "refuse", "identity_not_verified", policy.refusal_codes["identity_not_verified"]
+        )
+    if event.verification.status != "verified":
+        return _hold("verification_pending")
+    if event.requester.type == "appointed_agent" and not event.requester.authority_reference:
+        return _hold("agent_authority_missing")
+    if event.requester.type == "statutory_agent" and not event.requester.authority_reference:
+        return _hold("representation_proof_missing")
+    if event.kind in policy.fee_kinds and event.fee.required and not event.fee.paid:
+        return _hold("fee_unpaid")
+    return Decision("proceed")
+
+
+def _hold(code: str) -> Decision:
+    return Decision("hold", code, HOLD_MESSAGES[code])

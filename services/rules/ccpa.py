@@ -1,0 +1,20 @@
+"""California's CCPA as amended by the CPRA: 45 days, extendable once by 45 (§1798.130)."""
+
+from __future__ import annotations
+
+from services.rules.policy import Policy, after_days
+from streams.records import Kind
+
+POLICY = Policy(
+    regulation="ccpa",
+    kinds=frozenset(Kind),
+    fee_kinds=frozenset(),
+    deadline=after_days(45),
+    extension=after_days(45),
+    # Regs §7021: the 45 days run from receipt, even while verifying.
+    clock_pauses_for_verification=False,
+    refusal_codes={
+        "identity_not_verified": "§7060: the request could not be verified",
+        "exempt": "§1798.145: an exemption applies",
+    },
+)

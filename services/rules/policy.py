@@ -1,0 +1,45 @@
+"""What a regulation's policy is made of: data plus a few small functions.
+
+A new regulation is one new module beside ``appi.py`` that builds a ``Policy``
+and is listed in ``services.rules.POLICIES``.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from streams.records import Kind
+
+
+def add_months(start: datetime, months: int) -> datetime:
+    """Calendar months, clamped to the month's last day (31 Jan + 1 month = 28/29 Feb)."""
+    month_index = start.month - 1 + months
+    year, month = start.year + month_index // 12, month_index % 12 + 1
+    day = min(start.day, calendar.monthrange(year, month)[1])
+    return start.replace(year=year, month=month, day=day)
+
+
+def after_days(days: int) -> Callable[[datetime], datetime]:
+    return lambda start: start + timedelta(days=days)
+
+
+def after_months(months: int) -> Callable[[datetime], datetime]:
+    return lambda start: add_months(start, months)
+
+
+@dataclass(frozen=True)
+class Policy:
+    regulation: str
+    kinds: frozenset[Kind]
+    #: Kinds for which the business may charge, and which wait for payment.
+    fee_kinds: frozenset[Kind]
+    #: The deadline, from the day the request reached the business.
+    deadline: Callable[[datetime], datetime]
+    #: How far one extension moves the deadline, from the original deadline.
+    extension: Callable[[datetime], datetime]
+    #: Whether the clock stops while identity verification is pending.
+    clock_pauses_for_verification: bool
+    refusal_codes: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,78 @@
+"""Runtime settings, read from ``DSR_*`` environment variables.
+
+| variable | default | meaning |
+|---|---|---|
+| DSR_KAFKA_BOOTSTRAP | (unset: start the embedded broker) | Kafka bootstrap servers |
+| DSR_DATABASE_URL | sqlite:///<DSR_HOME>/ledger.db | the ledger database |
+| DSR_HOME | ./.dsr | where embedded state lives (ledger, packages, sample data) |
+| DSR_DATAMAP | <DSR_HOME>/datamap.yaml | the data map |
+| DSR_STORAGE_URL | file://<DSR_HOME>/packages | where packages go: file:// or s3://bucket/prefix |
+| DSR_S3_ENDPOINT_URL | (unset) | S3-compatible endpoint (MinIO, moto) |
+| DSR_SESSION_TIMEOUT_S | 6 | consumer-group session timeout, seconds |
+| DSR_TASK_ATTEMPTS | 5 | connector attempts before a task is failed |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: Path(_env("DSR_HOME", ".dsr")).resolve())
+    kafka_bootstrap: str | None = field(
+        default_factory=lambda: os.environ.get("DSR_KAFKA_BOOTSTRAP") or None
+    )
+    database_url_override: str | None = field(
+        default_factory=lambda: os.environ.get("DSR_DATABASE_URL") or None
+    )
+    datamap_override: str | None = field(default_factory=lambda: os.environ.get("DSR_DATAMAP"))
+    storage_url_override: str | None = field(
+        default_factory=lambda: os.environ.get("DSR_STORAGE_URL")
+    )
+    s3_endpoint_url: str | None = field(
+        default_factory=lambda: os.environ.get("DSR_S3_ENDPOINT_URL") or None
+    )
+    # The embedded broker holds a new group's first JoinGroup for half the
+    # session timeout, so a short session timeout is a short start-up.
+    session_timeout_s: float = field(
+        default_factory=lambda: float(_env("DSR_SESSION_TIMEOUT_S", "6"))
+    )
+    task_attempts: int = field(default_factory=lambda: int(_env("DSR_TASK_ATTEMPTS", "5")))
+
+    @property
+    def database_url(self) -> str:
+        return self.database_url_override or f"sqlite:///{self.home / 'ledger.db'}"
+
+    @property
+    def datamap_path(self) -> Path:
+        return Path(self.datamap_override) if self.datamap_override else self.home / "datamap.yaml"
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage_url_override or (self.home / "packages").as_uri()
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        return max(0.5, self.session_timeout_s / 6)
+
+
+def load() -> Settings:
+    return Settings()
+
+
+def mark_ready(settings: Settings) -> None:
+    """Tell the supervisor this process has its partitions (``Stack.wait_joined``)."""
+    name = os.environ.get("DSR_COMPONENT")
+    if not name:
+        return
+    run = settings.home / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    (run / f"{name}.ready").write_text(str(os.getpid()))

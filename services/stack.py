@@ -1,0 +1,170 @@
+"""Run the whole pipeline on one machine: broker, Faust workers and connector runners.
+
+``dsr up`` and ``dsr demo`` use this; so do the integration tests, which also
+kill and restart single processes through it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO
+
+from services.broker import EmbeddedBroker, create_topics
+from services.datamap import load as load_datamap
+from services.ledger import Ledger
+from services.settings import Settings
+from streams.topics import all_topics
+
+
+@dataclass
+class Component:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    workers: int = 1
+    runners: int = 1
+    log_dir: Path | None = None
+    broker: EmbeddedBroker | None = None
+    components: dict[str, Component] = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        if self.settings.kafka_bootstrap:
+            return self.settings.kafka_bootstrap
+        if self.broker is None:
+            raise RuntimeError("the stack is not started")
+        return self.broker.bootstrap
+
+    def start(self) -> None:
+        home = self.settings.home
+        home.mkdir(parents=True, exist_ok=True)
+        if not self.settings.kafka_bootstrap:
+            self.broker = EmbeddedBroker.start(self._log_path("broker"))
+        (home / "broker.addr").write_text(self.bootstrap)
+        datamap = load_datamap(self.settings.datamap_path)
+        create_topics(self.bootstrap, all_topics(sorted(datamap.systems)))
+        Ledger(self.settings.database_url).migrate()
+        for i in range(self.workers):
+            self._add(f"worker-{i}", [sys.executable, "-m", "streams.app", "worker"])
+        for i in range(self.runners):
+            self._add(f"runner-{i}", [sys.executable, "-m", "connectors.runner"])
+        for name in self.components:
+            self.spawn(name)
+
+    def _add(self, name: str, argv: list[str]) -> None:
+        self.components[name] = Component(name, argv)
+
+    def _log_path(self, name: str) -> Path | None:
+        if self.log_dir is None:
+            return None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        return self.log_dir / f"{name}.log"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            DSR_KAFKA_BOOTSTRAP=self.bootstrap,
+            DSR_HOME=str(self.settings.home),
+            DSR_DATABASE_URL=self.settings.database_url,
+            DSR_DATAMAP=str(self.settings.datamap_path),
+            DSR_STORAGE_URL=self.settings.storage_url,
+            DSR_SESSION_TIMEOUT_S=str(self.settings.session_timeout_s),
+            PYTHONUNBUFFERED="1",
+        )
+        if self.settings.s3_endpoint_url:
+            env["DSR_S3_ENDPOINT_URL"] = self.settings.s3_endpoint_url
+        return env
+
+    def spawn(self, name: str) -> None:
+        comp = self.components[name]
+        self.ready_file(name).unlink(missing_ok=True)
+        path = self._log_path(name)
+        comp.log = open(path, "ab") if path else None  # noqa: SIM115 - closed in stop()
+        comp.process = subprocess.Popen(
+            comp.argv,
+            env={**self.env(), "DSR_COMPONENT": name},
+            stdout=comp.log,
+            stderr=subprocess.STDOUT if comp.log else None,
+            start_new_session=True,
+        )
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Kill one process, as a crash would (SIGKILL by default)."""
+        comp = self.components[name]
+        if comp.process and comp.process.poll() is None:
+            os.killpg(comp.process.pid, sig)
+            comp.process.wait()
+
+    def restart(self, name: str) -> None:
+        self.kill(name)
+        self.spawn(name)
+
+    def check_alive(self) -> list[str]:
+        """Names of components that exited on their own."""
+        return [
+            c.name
+            for c in self.components.values()
+            if c.process is not None and c.process.poll() is not None
+        ]
+
+    def ready_file(self, name: str) -> Path:
+        return self.settings.home / "run" / f"{name}.ready"
+
+    def wait_joined(self, names: list[str] | None = None, timeout: float = 60.0) -> float:
+        """Block until the components have their partitions assigned; return seconds waited."""
+        start = time.monotonic()
+        pending = list(names or self.components)
+        while time.monotonic() - start < timeout:
+            pending = [n for n in pending if not self.ready_file(n).exists()]
+            if not pending:
+                return time.monotonic() - start
+            dead = self.check_alive()
+            if dead:
+                raise RuntimeError(f"{', '.join(dead)} exited during start-up; see its log")
+            time.sleep(0.05)
+        raise TimeoutError(f"{', '.join(pending)} did not join within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        for comp in self.components.values():
+            if comp.process and comp.process.poll() is None:
+                os.killpg(comp.process.pid, signal.SIGTERM)
+        for comp in self.components.values():
+            if comp.process:
+                try:
+                    comp.process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(comp.process.pid, signal.SIGKILL)
+                    comp.process.wait()
+            if comp.log:
+                comp.log.close()
+        if self.broker:
+            self.broker.stop()
+            self.broker = None
+        (self.settings.home / "broker.addr").unlink(missing_ok=True)
+
+    def __enter__(self) -> Stack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def with_home(settings: Settings, home: Path) -> Settings:
+    return replace(settings, home=home.resolve())

@@ -1,0 +1,157 @@
+"""Aggregation: collect per-system results; when all are in, or time is up, respond."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from services import rules
+from services.delivery.package import build_package
+from services.ledger import as_utc
+from services.ledger.models import Request
+from services.responses import TaskOutcome, summarise
+from streams import topics
+from streams.context import Outgoing, Pipeline
+from streams.records import (
+    PACKAGE_KINDS,
+    Kind,
+    Reason,
+    RequestEvent,
+    ResponseEvent,
+    ResponseStatus,
+    TaskResult,
+    TaskStatus,
+    utcnow,
+)
+
+log = logging.getLogger("dsr.aggregate")
+
+
+def handle_result(ctx: Pipeline, raw: bytes) -> list[Outgoing]:
+    try:
+        result = TaskResult.model_validate_json(raw)
+    except ValidationError as exc:
+        raise PoisonEvent("invalid task result", str(exc)[:500]) from None
+    first = ctx.ledger.record_result(result)
+    log.info(
+        "result %s",
+        result.status if first else "redelivered",
+        extra={
+            "request_id": result.request_id,
+            "stage": "aggregate",
+            "system": result.system,
+            "status": result.status,
+        },
+    )
+    if ctx.ledger.open_task_count(result.request_id):
+        return []
+    return finish(ctx, result.request_id)
+
+
+def time_out(ctx: Pipeline, request_id: str) -> list[Outgoing]:
+    ctx.ledger.time_out_tasks(request_id)
+    return finish(ctx, request_id)
+
+
+def finish(ctx: Pipeline, request_id: str) -> list[Outgoing]:
+    """Build the response and complete the request once; re-send an unpublished one."""
+    existing = ctx.ledger.response(request_id)
+    if existing is not None:
+        return [] if existing.published_at else [_response_message(request_id, existing.body)]
+    row = ctx.ledger.request(request_id)
+    if row is None:
+        return []
+    event = RequestEvent.model_validate(row.event)
+    outcomes = [
+        TaskOutcome(
+            t.system,
+            TaskStatus(t.status),
+            t.error,
+            TaskResult.model_validate(t.result) if t.result else None,
+        )
+        for t in ctx.ledger.tasks(request_id)
+    ]
+    summary = summarise(event.kind, outcomes)
+    status, reasons = summary.status, summary.reasons
+    if row.status == "refused":
+        status = ResponseStatus.REFUSED
+        reasons = [Reason(code=row.hold_reason or "refused", message=_refusal_message(row))]
+    purposes = None
+    if event.kind is Kind.PURPOSE_NOTIFICATION:
+        purposes = [p.model_dump() for p in ctx.datamap.purposes_of(list(ctx.datamap.systems))]
+    now = utcnow()
+    response = ResponseEvent(
+        request_id=request_id,
+        kind=event.kind,
+        regulation=event.regulation,
+        status=status,
+        systems=summary.systems,
+        reasons=reasons,
+        received_at=event.received_at,
+        completed_at=now,
+        latency_ms=_ms(now - event.received_at),
+        processing_ms=_ms(now - as_utc(row.created_at)),
+        deadline=as_utc(row.deadline_at),
+        purposes=purposes,
+    )
+    if status is not ResponseStatus.REFUSED:
+        response = _with_package(ctx, event, response, outcomes)
+    body = response.model_dump(mode="json")
+    if not ctx.ledger.complete(request_id, status, body, response.latency_ms):
+        return finish(ctx, request_id) if ctx.ledger.response(request_id) else []
+    log.info(
+        "request completed",
+        extra={
+            "request_id": request_id,
+            "stage": "aggregate",
+            "status": status,
+            "latency_ms": response.latency_ms,
+        },
+    )
+    return [_response_message(request_id, body)]
+
+
+def _with_package(
+    ctx: Pipeline, event: RequestEvent, response: ResponseEvent, outcomes: list[TaskOutcome]
+) -> ResponseEvent:
+    written = event.delivery.method == "written"
+    if not written and event.kind not in PACKAGE_KINDS | {
+        Kind.CORRECTION,
+        Kind.PURPOSE_NOTIFICATION,
+    }:
+        return response
+    info = build_package(
+        ctx.storage,
+        response=response,
+        results=[o.result for o in outcomes if o.result is not None],
+        purposes=response.purposes,
+        method=event.delivery.method,
+    )
+    if written:
+        return response.model_copy(update={"letter": info.uri, "package": info.prefix_uri})
+    return response.model_copy(update={"package": info.uri})
+
+
+def _refusal_message(row: Request) -> str:
+    code = row.hold_reason or ""
+    return rules.policy_for(row.regulation).refusal_codes.get(code, code)
+
+
+def _response_message(request_id: str, body: dict[str, Any]) -> Outgoing:
+    return Outgoing(topics.RESPONSES, request_id.encode(), json.dumps(body).encode())
+
+
+def _ms(delta: timedelta) -> int:
+    return max(0, int(delta.total_seconds() * 1000))
+
+
+class PoisonEvent(Exception):
+    """An event that can never be processed; it goes to the dead-letter topic."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail

@@ -1,0 +1,109 @@
+"""Intake: validate a request event, apply the rules, record it, release it to fan-out."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from services import rules
+from services.ledger import RequestStatus
+from streams import topics
+from streams.agents.aggregate import finish
+from streams.context import Outgoing, Pipeline
+from streams.records import RejectedEvent, RequestEvent, dump
+
+log = logging.getLogger("dsr.intake")
+
+MAX_EVENT_BYTES = 256 * 1024
+RAW_KEEP_CHARS = 2048
+
+
+class Rejection(Exception):
+    def __init__(self, reason_code: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(reason_code)
+        self.reason_code = reason_code
+        self.errors = errors
+
+
+def parse(raw: bytes) -> RequestEvent:
+    """Decode and validate; raise ``Rejection`` with a machine-readable reason."""
+    if len(raw) > MAX_EVENT_BYTES:
+        raise Rejection(
+            "too_large", [{"msg": f"event is {len(raw)} bytes, over {MAX_EVENT_BYTES}"}]
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejection("invalid_encoding", [{"msg": f"not UTF-8 at byte {exc.start}"}]) from None
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise Rejection("invalid_json", [{"msg": str(exc)[:200]}]) from None
+    try:
+        return RequestEvent.model_validate(obj)
+    except ValidationError as exc:
+        # Never echo the offending input back: it may be personal data.
+        errors = [
+            {"loc": ".".join(str(p) for p in e["loc"]), "type": e["type"], "msg": e["msg"][:200]}
+            for e in exc.errors(include_input=False)
+        ]
+        raise Rejection("schema_violation", errors) from None
+    except RecursionError:
+        raise Rejection("schema_violation", [{"msg": "event is nested too deeply"}]) from None
+
+
+def _request_id_of(raw: bytes) -> str | None:
+    try:
+        value = json.loads(raw).get("request_id")
+    except Exception:  # noqa: BLE001 - any failure means "no usable id"
+        return None
+    return value[:128] if isinstance(value, str) else None
+
+
+def handle_request(ctx: Pipeline, raw: bytes) -> list[Outgoing]:
+    try:
+        event = parse(raw)
+    except Rejection as rej:
+        request_id = _request_id_of(raw)
+        ctx.ledger.record_rejected(rej.reason_code, rej.errors, raw, request_id)
+        log.warning(
+            "request rejected",
+            extra={"request_id": request_id, "stage": "intake", "reason_code": rej.reason_code},
+        )
+        rejected = RejectedEvent(
+            reason_code=rej.reason_code,  # type: ignore[arg-type]
+            errors=rej.errors,
+            request_id=request_id,
+            raw=raw[:RAW_KEEP_CHARS].decode("utf-8", "replace"),
+        )
+        key = request_id.encode() if request_id else None
+        return [Outgoing(topics.REJECTED, key, dump(rejected))]
+
+    decision = rules.decide(event)
+    admission = ctx.ledger.admit(
+        event, decision.action, decision.reason_code, rules.deadline(event)
+    )
+    log.info(
+        "request %s",
+        admission.outcome,
+        extra={
+            "request_id": event.request_id,
+            "stage": "intake",
+            "kind": event.kind,
+            "status": admission.status,
+            "reason_code": admission.hold_reason,
+        },
+    )
+    key = event.request_id.encode()
+    if admission.status == RequestStatus.ACCEPTED and admission.outcome in (
+        "new",
+        "released",
+        "resend",
+    ):
+        return [Outgoing(topics.ACCEPTED, key, key)]
+    if admission.status == RequestStatus.REFUSED and admission.outcome == "new":
+        return finish(ctx, event.request_id)
+    return []

@@ -1,0 +1,171 @@
+"""The Faust application: three agents and a sweeper, wired to the handlers.
+
+Run a worker with ``python -m streams.app worker`` (``dsr up`` does it for you).
+Handlers do the work; this module only moves bytes between topics and them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+
+import faust
+from sqlalchemy.exc import OperationalError
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from services.ledger import as_utc
+from services.logs import configure_logging
+from services.settings import Settings, mark_ready
+from services.settings import load as load_settings
+from streams import topics
+from streams.agents import aggregate, fanout, intake
+from streams.agents.aggregate import PoisonEvent
+from streams.context import Outgoing, Pipeline
+from streams.records import utcnow
+
+log = logging.getLogger("dsr.worker")
+
+SWEEP_INTERVAL_S = 1.0
+#: A response the aggregator completed but did not publish within this time is re-sent.
+REPUBLISH_AFTER = timedelta(seconds=5)
+#: An accepted request not fanned out within this time is re-sent to fan-out (outbox).
+REFANOUT_AFTER = timedelta(seconds=10)
+
+_transient_db = retry(
+    retry=retry_if_exception_type(OperationalError),
+    stop=stop_after_attempt(5),
+    wait=wait_random_exponential(multiplier=0.05, max=2),
+    reraise=True,
+)
+
+
+def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App:
+    if not settings.kafka_bootstrap:
+        raise SystemExit("DSR_KAFKA_BOOTSTRAP is not set: start workers with `dsr up`.")
+    session = settings.session_timeout_s
+    app = faust.App(
+        "dsr-pipeline",
+        broker=f"dsrkafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=topics.PARTITIONS,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=session,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_rebalance_timeout=session * 2,
+        broker_commit_interval=0.5,
+        producer_linger=0.0,
+    )
+    state: dict[str, Pipeline] = {}
+
+    def ctx() -> Pipeline:
+        if "p" not in state:
+            state["p"] = pipeline or Pipeline.from_settings(settings)
+        return state["p"]
+
+    def raw_topic(name: str) -> faust.TopicT:
+        return app.topic(
+            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
+
+    async def send(outgoing: list[Outgoing]) -> None:
+        published = []
+        for o in outgoing:
+            if o.topic == topics.RESPONSES:
+                await app.producer.send_and_wait(
+                    o.topic, o.key, o.value, partition=None, timestamp=None, headers=None
+                )
+                published.append(o.key.decode() if o.key else "")
+            else:
+                await app.producer.send(
+                    o.topic, o.key, o.value, partition=None, timestamp=None, headers=None
+                )
+        if published:
+            ctx().ledger.mark_published(published)
+
+    async def run(
+        stage: str,
+        handler: Callable[[Pipeline, Any], list[Outgoing]],
+        stream: AsyncIterator[Any],
+        decode: Callable[[bytes], Any],
+    ) -> None:
+        async for event in stream:
+            raw: bytes = event.value
+            try:
+                outgoing = _transient_db(handler)(ctx(), decode(raw))
+            except PoisonEvent as exc:
+                outgoing = [_dead_letter(stage, str(exc), exc.detail, raw)]
+            except Exception as exc:  # noqa: BLE001 - the worker must keep running
+                log.exception("handler failed", extra={"stage": stage})
+                outgoing = [_dead_letter(stage, type(exc).__name__, str(exc)[:500], raw)]
+            await send(outgoing)
+
+    @app.agent(raw_topic(topics.REQUESTS), name="intake")
+    async def intake_agent(stream: faust.StreamT[bytes]) -> None:
+        await run("intake", intake.handle_request, stream.events(), lambda b: b)
+
+    @app.agent(raw_topic(topics.ACCEPTED), name="fanout")
+    async def fanout_agent(stream: faust.StreamT[bytes]) -> None:
+        await run("fanout", fanout.handle_accepted, stream.events(), bytes.decode)
+
+    @app.agent(raw_topic(topics.RESULTS), name="aggregate")
+    async def aggregate_agent(stream: faust.StreamT[bytes]) -> None:
+        await run("aggregate", aggregate.handle_result, stream.events(), lambda b: b)
+
+    @app.on_rebalance_complete.connect
+    def _ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        mark_ready(settings)
+
+    @app.timer(SWEEP_INTERVAL_S, on_leader=True)
+    async def sweep() -> None:
+        """Time out overdue requests and re-send what a crash left unsent."""
+        p = ctx()
+        try:
+            outgoing: list[Outgoing] = []
+            for rid in p.ledger.overdue_fan_outs():
+                outgoing += aggregate.time_out(p, rid)
+            for rid in p.ledger.stalled_refusals():
+                outgoing += aggregate.finish(p, rid)
+            for rid in p.ledger.stalled_accepted(REFANOUT_AFTER):
+                outgoing.append(Outgoing(topics.ACCEPTED, rid.encode(), rid.encode()))
+            for resp in p.ledger.unpublished_responses():
+                if as_utc(resp.created_at) < utcnow() - REPUBLISH_AFTER:
+                    outgoing += aggregate.finish(p, resp.request_id)
+            await send(outgoing)
+        except OperationalError:
+            log.warning("sweep skipped: ledger busy", extra={"stage": "sweep"})
+
+    return app
+
+
+def _dead_letter(stage: str, error: str, detail: str, raw: bytes) -> Outgoing:
+    body = {
+        "source": stage,
+        "error": error,
+        "detail": detail,
+        "attempts": 1,
+        "original": raw[:65536].decode("utf-8", "replace"),
+    }
+    return Outgoing(topics.DEAD_LETTER, None, json.dumps(body).encode())
+
+
+def main() -> None:
+    configure_logging()
+    app = create_app(load_settings())
+    argv = sys.argv[1:] or ["worker"]
+    if argv[0] == "worker":
+        if not any(a.startswith(("-l", "--loglevel")) for a in argv):
+            argv += ["--loglevel", "warn"]
+        if not any(a.startswith(("--with-web", "--without-web", "-p", "--web-port")) for a in argv):
+            argv.append("--without-web")
+    sys.argv = [sys.argv[0], *argv]
+    app.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""What the stream processors share: the ledger, the data map, connectors' capabilities
+and the package store. Handlers are plain functions of this context and return the
+messages to send, so they can be tested without a broker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from connectors.base import Connector
+from connectors.registry import build_all
+from services.datamap import DataMap
+from services.datamap import load as load_datamap
+from services.delivery.storage import Storage, open_storage
+from services.ledger import Ledger
+from services.settings import Settings
+from streams.records import Kind
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+@dataclass
+class Pipeline:
+    ledger: Ledger
+    datamap: DataMap
+    storage: Storage
+    connectors: dict[str, Connector] = field(default_factory=dict)
+
+    @property
+    def request_timeout(self) -> timedelta:
+        return timedelta(seconds=self.datamap.request_timeout_seconds)
+
+    def supports(self, system: str, kind: Kind) -> bool:
+        spec = self.datamap.systems[system]
+        if spec.kinds is not None and kind not in spec.kinds:
+            return False
+        return self.connectors[system].supports(kind)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Pipeline:
+        datamap = load_datamap(settings.datamap_path)
+        return cls(
+            ledger=Ledger(settings.database_url),
+            datamap=datamap,
+            storage=open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url),
+            connectors=build_all(datamap),
+        )
+
+    def close(self) -> None:
+        for c in self.connectors.values():
+            c.close()
+        self.ledger.close()

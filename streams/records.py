@@ -1,0 +1,282 @@
+"""Every event that crosses the queue boundary, as typed records.
+
+One module defines them all. Each record is keyed by ``request_id`` on the
+wire, so a request's events stay on one partition. ``RequestEvent`` is the
+public, versioned contract for privacy-operations teams; its JSON Schema is
+published in ``schemas/request-event.v1.json`` (``dsr schema`` regenerates it).
+
+The other records are internal to the pipeline, but their schemas are
+published too, because connector runners and response consumers may be
+written by other teams.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+SCHEMA_VERSION = "1.0"
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+Text = Annotated[str, StringConstraints(max_length=4096)]
+RequestId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Kind(StrEnum):
+    PURPOSE_NOTIFICATION = "purpose_notification"
+    DISCLOSURE = "disclosure"
+    THIRD_PARTY_RECORDS = "third_party_records"
+    CORRECTION = "correction"
+    SUSPENSION = "suspension"
+    ERASURE = "erasure"
+    THIRD_PARTY_STOP = "third_party_stop"
+
+
+#: Kinds that change data in the systems, and so never run on an unverified identity.
+DESTRUCTIVE_KINDS = frozenset(
+    {Kind.CORRECTION, Kind.SUSPENSION, Kind.ERASURE, Kind.THIRD_PARTY_STOP}
+)
+#: Kinds answered by connectors; ``purpose_notification`` is answered from the data map.
+FAN_OUT_KINDS = frozenset(Kind) - {Kind.PURPOSE_NOTIFICATION}
+#: Kinds whose response carries a package of the principal's data.
+PACKAGE_KINDS = frozenset({Kind.DISCLOSURE, Kind.THIRD_PARTY_RECORDS})
+
+
+class Regulation(StrEnum):
+    APPI = "appi"
+    GDPR = "gdpr"
+    CCPA = "ccpa"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Subject(_Strict):
+    """Who the request is about. Identifiers are personal data: never log them."""
+
+    identifiers: dict[
+        Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")], Identifier
+    ] = Field(
+        min_length=1,
+        max_length=32,
+        description='How internal systems know the principal, e.g. {"email": "a@example.com"}.',
+    )
+
+
+class Requester(_Strict):
+    type: Literal["self", "statutory_agent", "appointed_agent"] = "self"
+    name: Text | None = None
+    authority_reference: Text | None = Field(
+        default=None,
+        description="Power of attorney (appointed agent) or proof of legal "
+        "representation (statutory agent), as a document reference.",
+    )
+
+
+class Verification(_Strict):
+    status: Literal["verified", "pending", "failed"]
+    method: Text | None = Field(default=None, examples=["drivers_licence", "mail_otp"])
+    reference: Text | None = None
+
+
+class Delivery(_Strict):
+    method: Literal["electronic", "written"] = "electronic"
+    address: Text | None = Field(default=None, description="Where the response goes.")
+
+
+class Fee(_Strict):
+    required: bool = False
+    paid: bool = False
+    amount_jpy: int | None = Field(default=None, ge=0)
+
+
+class Change(_Strict):
+    field: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    value: str | int | float | bool | None
+
+
+class Correction(_Strict):
+    changes: list[Change] = Field(min_length=1, max_length=256)
+
+
+Ground = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+
+class RequestEvent(_Strict):
+    """A data-subject rights request, as submitted by privacy operations."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="DSR request event",
+        json_schema_extra={"$id": "https://dsr-pipeline.dev/schemas/request-event.v1.json"},
+    )
+
+    schema_version: Literal["1.0"]
+    request_id: RequestId = Field(description="The caller's idempotency key.")
+    kind: Kind
+    regulation: Regulation
+    received_at: AwareDatetime = Field(
+        description="RFC 3339, when the request reached the business."
+    )
+    subject: Subject
+    requester: Requester = Requester()
+    verification: Verification
+    delivery: Delivery = Delivery()
+    fee: Fee = Fee()
+    correction: Correction | None = None
+    grounds: list[Ground] | None = Field(
+        default=None,
+        max_length=16,
+        description="Legal grounds invoked, for suspension, erasure and third_party_stop.",
+    )
+    note: Text | None = None
+
+    @model_validator(mode="after")
+    def _kind_specific_fields(self) -> Self:
+        if self.kind is Kind.CORRECTION and self.correction is None:
+            raise ValueError("a correction request needs correction.changes")
+        if self.kind is not Kind.CORRECTION and self.correction is not None:
+            raise ValueError("correction.changes is only allowed on correction requests")
+        needs_grounds = {Kind.SUSPENSION, Kind.ERASURE, Kind.THIRD_PARTY_STOP}
+        if self.kind in needs_grounds and not self.grounds:
+            raise ValueError(f"a {self.kind} request needs at least one ground")
+        return self
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    OK = "ok"
+    FAILED = "failed"
+    NOT_APPLICABLE = "not_applicable"
+    TIMED_OUT = "timed_out"
+
+
+class Task(_Strict):
+    """One system's share of a request, sent to ``dsr.tasks.<system>``."""
+
+    request_id: RequestId
+    task_id: str = Field(description="Idempotency key: request, system, operation and wave.")
+    system: str
+    kind: Kind
+    wave: int = 0
+    identifiers: dict[str, str]
+    changes: list[Change] = []
+    grounds: list[str] = []
+    dry_run: bool = False
+    attempt: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @staticmethod
+    def make_id(request_id: str, system: str, kind: str, wave: int = 0) -> str:
+        return f"{request_id}:{system}:{kind}:{wave}"
+
+
+class TaskResult(_Strict):
+    """What a connector runner reports for one task, sent to ``dsr.results``."""
+
+    request_id: RequestId
+    task_id: str
+    system: str
+    kind: Kind
+    status: Literal["ok", "failed"]
+    records: list[dict[str, Any]] = Field(default_factory=list)
+    changed: int = 0
+    fields: list[str] = Field(default_factory=list)
+    details: dict[str, Any] = Field(default_factory=dict)
+    discovered_identifiers: dict[str, list[str]] = Field(default_factory=dict)
+    error: str | None = None
+    error_code: str | None = None
+    retriable: bool = False
+    attempts: int = 1
+    started_at: datetime
+    finished_at: datetime = Field(default_factory=utcnow)
+
+
+class ResponseStatus(StrEnum):
+    COMPLETED = "completed"
+    PARTIALLY_COMPLETED = "partially_completed"
+    FAILED = "failed"
+    REFUSED = "refused"
+
+
+class SystemOutcome(_Strict):
+    system: str
+    status: TaskStatus
+    changed: int = 0
+    records: int = 0
+    fields: list[str] = []
+    error: str | None = None
+    reason_code: str | None = None
+
+
+class Reason(_Strict):
+    code: str
+    message: str
+    system: str | None = None
+
+
+class ResponseEvent(_Strict):
+    """The completed response, sent to ``dsr.responses`` and kept in the ledger."""
+
+    schema_version: Literal["1.0"] = "1.0"
+    request_id: RequestId
+    kind: Kind
+    regulation: Regulation
+    status: ResponseStatus
+    systems: list[SystemOutcome] = []
+    reasons: list[Reason] = []
+    received_at: datetime
+    completed_at: datetime
+    latency_ms: int = Field(description="From received_at to completion.")
+    processing_ms: int = Field(description="From intake to completion: the pipeline's own time.")
+    deadline: datetime
+    package: str | None = Field(default=None, description="Where the disclosure package is.")
+    letter: str | None = Field(default=None, description="Where the written letter is.")
+    purposes: list[dict[str, Any]] | None = None
+
+
+class RejectedEvent(_Strict):
+    """A malformed or refused-at-the-door event, sent to ``dsr.requests.rejected``."""
+
+    reason_code: Literal["invalid_json", "invalid_encoding", "schema_violation", "too_large"]
+    errors: list[dict[str, Any]] = []
+    request_id: str | None = None
+    raw: str = Field(description="The original bytes, decoded leniently and truncated.")
+    rejected_at: datetime = Field(default_factory=utcnow)
+
+
+def dump(record: BaseModel) -> bytes:
+    return record.model_dump_json(exclude_none=False).encode()
+
+
+def to_jsonable(record: BaseModel) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(record.model_dump_json())
+    return out
+
+
+PUBLISHED_SCHEMAS: dict[str, type[BaseModel]] = {
+    "request-event.v1.json": RequestEvent,
+    "task.v1.json": Task,
+    "task-result.v1.json": TaskResult,
+    "response-event.v1.json": ResponseEvent,
+    "rejected-event.v1.json": RejectedEvent,
+}

@@ -1,0 +1,146 @@
+"""The connector contract: dispatch, capabilities, config validation and secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from connectors import (
+    CheckResult,
+    ConfigError,
+    Connector,
+    NotSupported,
+    OperationResult,
+    dispatch,
+)
+from connectors.base import Identifiers
+from streams.records import FAN_OUT_KINDS, Change, Kind, Task
+
+
+class NotebookConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    api_token: SecretStr
+    pages: dict[str, str] = {}
+    read_only: bool = False
+
+
+class Notebook(Connector[NotebookConfig]):
+    """An in-memory system: one page of notes per email address."""
+
+    name = "notebook"
+    Config = NotebookConfig
+    capabilities = frozenset({Kind.DISCLOSURE, Kind.CORRECTION, Kind.ERASURE})
+
+    def __init__(self, system: str, config: object) -> None:
+        super().__init__(system, config)  # type: ignore[arg-type]
+        self.pages = dict(self.config.pages)
+
+    @property
+    def supported_kinds(self) -> frozenset[Kind]:
+        return frozenset({Kind.DISCLOSURE}) if self.config.read_only else self.capabilities
+
+    def check(self) -> CheckResult:
+        return CheckResult(True, f"{len(self.pages)} pages")
+
+    def disclose(self, identifiers: Identifiers) -> OperationResult:
+        page = self.pages.get(identifiers.get("email", ""))
+        return OperationResult(records=[{"note": page, "_source": "pages"}] if page else [])
+
+    def correct(
+        self, identifiers: Identifiers, changes: Sequence[Change], *, dry_run: bool = False
+    ) -> OperationResult:
+        email = identifiers.get("email", "")
+        new = next((str(c.value) for c in changes if c.field == "note"), None)
+        if email not in self.pages or new is None or self.pages[email] == new:
+            return OperationResult(dry_run=dry_run)
+        if not dry_run:
+            self.pages[email] = new
+        return OperationResult(changed=1, fields=["note"], dry_run=dry_run)
+
+    def erase(
+        self, identifiers: Identifiers, *, grounds: Sequence[str], dry_run: bool = False
+    ) -> OperationResult:
+        email = identifiers.get("email", "")
+        if email not in self.pages:
+            return OperationResult(dry_run=dry_run)
+        if not dry_run:
+            del self.pages[email]
+        return OperationResult(changed=1, fields=["note"], dry_run=dry_run)
+
+
+def notebook(**config: object) -> Notebook:
+    return Notebook("notes", {"api_token": "t0ken-value", "pages": {"a@x.jp": "hello"}, **config})
+
+
+def task(kind: Kind, **fields: object) -> Task:
+    return Task(
+        request_id="r1",
+        task_id=Task.make_id("r1", "notes", kind),
+        system="notes",
+        kind=kind,
+        identifiers={"email": "a@x.jp"},
+        **fields,
+    )  # type: ignore[arg-type]
+
+
+def test_dispatch_calls_the_method_for_the_kind() -> None:
+    c = notebook()
+    assert dispatch(c, task(Kind.DISCLOSURE)).records == [{"note": "hello", "_source": "pages"}]
+    planned = dispatch(
+        c, task(Kind.CORRECTION, changes=[Change(field="note", value="bye")], dry_run=True)
+    )
+    assert planned.dry_run and planned.changed == 1 and c.pages["a@x.jp"] == "hello"
+    assert dispatch(c, task(Kind.CORRECTION, changes=[Change(field="note", value="bye")])).changed
+    assert c.pages["a@x.jp"] == "bye"
+    assert dispatch(c, task(Kind.ERASURE, grounds=["consent_withdrawn"])).changed == 1
+    assert dispatch(c, task(Kind.DISCLOSURE)).records == []
+    assert dispatch(c, task(Kind.ERASURE, grounds=["consent_withdrawn"])).changed == 0
+
+
+@pytest.mark.parametrize(
+    "kind", sorted(FAN_OUT_KINDS - {Kind.DISCLOSURE, Kind.CORRECTION, Kind.ERASURE})
+)
+def test_an_undeclared_kind_raises_not_supported(kind: Kind) -> None:
+    c = notebook()
+    assert not c.supports(kind)
+    with pytest.raises(NotSupported, match=f"does not do {kind}"):
+        dispatch(c, task(kind, grounds=["g"]))
+
+
+def test_a_kind_narrowed_by_config_is_not_supported() -> None:
+    c = notebook(read_only=True)
+    assert c.supports(Kind.DISCLOSURE) and not c.supports(Kind.ERASURE)
+    with pytest.raises(NotSupported):
+        dispatch(c, task(Kind.ERASURE, grounds=["g"]))
+    assert c.pages  # nothing was erased
+
+
+def test_purpose_notification_never_reaches_a_connector() -> None:
+    with pytest.raises(NotSupported, match="data map"):
+        dispatch(notebook(), task(Kind.PURPOSE_NOTIFICATION))
+
+
+def test_a_declared_kind_must_be_implemented() -> None:
+    class Boasting(Notebook):
+        capabilities = frozenset({Kind.DISCLOSURE, Kind.SUSPENSION})
+
+    with pytest.raises(TypeError, match="suspension"):
+        Boasting("notes", {"api_token": "t"})
+
+
+def test_config_is_validated_when_built_and_secrets_stay_hidden() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Notebook("notes", {"api_token": "t0ken-value", "pages": "not a mapping"})
+    message = str(caught.value)
+    assert "system 'notes': invalid notebook connector config" in message
+    assert "pages: Input should be a valid dictionary" in message
+    assert "t0ken-value" not in message
+
+    with pytest.raises(ConfigError, match="api_token: Field required"):
+        Notebook("notes", {})
+
+    c = notebook()
+    assert "t0ken-value" not in repr(c) + repr(c.config) + str(c.config)
+    assert c.config.api_token.get_secret_value() == "t0ken-value"

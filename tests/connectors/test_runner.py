@@ -1,0 +1,258 @@
+"""The connector runner, through the real embedded broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from pydantic import BaseModel, ConfigDict
+
+from connectors import (
+    CheckResult,
+    Connector,
+    FatalError,
+    OperationResult,
+    RetriableError,
+)
+from connectors.base import Identifiers
+from connectors.sql import SQLConnector
+from services.broker import create_topics
+from streams.records import Kind, Task, dump
+from streams.topics import TopicSpec, tasks_topic
+from tests.connectors.fixtures import ALICE, SESSION_S, Database, Outbox, running
+
+pytestmark = pytest.mark.integration
+
+
+class ScriptedConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pages: dict[str, str] = {}
+    transient_failures: int = 0
+    retry_after: float | None = None
+    then: str = "answer"  # or "fatal", or "crash"
+
+
+class Scripted(Connector[ScriptedConfig]):
+    """An in-memory system (a note per email) that fails as its config says, then answers."""
+
+    name = "scripted"
+    Config = ScriptedConfig
+    capabilities = frozenset({Kind.DISCLOSURE})
+
+    def __init__(self, system: str, config: dict[str, Any]) -> None:
+        super().__init__(system, config)
+        self.calls: list[float] = []
+
+    def check(self) -> CheckResult:
+        return CheckResult(True, "in memory")
+
+    def disclose(self, identifiers: Identifiers) -> OperationResult:
+        self.calls.append(time.monotonic())
+        if len(self.calls) <= self.config.transient_failures:
+            raise RetriableError("the system is busy", retry_after=self.config.retry_after)
+        if self.config.then == "fatal":
+            raise FatalError("the system refused the request")
+        if self.config.then == "crash":
+            raise KeyError(identifiers["email"])
+        page = self.config.pages.get(identifiers.get("email", ""))
+        return OperationResult(records=[{"note": page, "_source": "pages"}] if page else [])
+
+
+def new_system(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def send_task(producer: KafkaProducer, system: str, kind: Kind = Kind.DISCLOSURE) -> Task:
+    request_id = f"req-{uuid.uuid4().hex[:12]}"
+    task = Task(
+        request_id=request_id,
+        task_id=Task.make_id(request_id, system, kind),
+        system=system,
+        kind=kind,
+        identifiers=ALICE,
+        grounds=["g"] if kind is not Kind.DISCLOSURE else [],
+    )
+    producer.send(tasks_topic(system), key=request_id.encode(), value=dump(task))
+    producer.flush()
+    return task
+
+
+def committed(bootstrap: str, group_id: str, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions)
+    finally:
+        consumer.close(autocommit=False)
+
+
+def test_a_disclosure_on_a_sql_system_is_reported_and_committed(
+    bootstrap: str, producer: KafkaProducer, outbox: Outbox, sqlite_db: Database
+) -> None:
+    system = new_system("crm")
+    connector = SQLConnector(system, sqlite_db.config())
+    with running(bootstrap, {system: connector}) as runner:
+        task = send_task(producer, system)
+        result = outbox.result(task.request_id)
+    assert result.status == "ok" and result.attempts == 1
+    assert result.task_id == task.task_id and result.kind is Kind.DISCLOSURE
+    assert [r["_source"] for r in result.records] == ["customers", "orders", "orders"]
+    assert result.discovered_identifiers == {"customer_id": ["1"]}
+    # The offset is committed once the result is out, so a restart does not redo the task.
+    assert committed(bootstrap, runner.group_id, tasks_topic(system)) == 1
+
+
+def test_a_transient_failure_is_retried_honouring_retry_after(
+    bootstrap: str, producer: KafkaProducer, outbox: Outbox
+) -> None:
+    system = new_system("flaky")
+    connector = Scripted(
+        system, {"pages": {"alice@example.com": "hi"}, "transient_failures": 2, "retry_after": 0.2}
+    )
+    with running(bootstrap, {system: connector}):
+        task = send_task(producer, system)
+        result = outbox.result(task.request_id)
+    assert result.status == "ok" and result.attempts == 3
+    assert result.records == [{"note": "hi", "_source": "pages"}]
+    gaps = [b - a for a, b in zip(connector.calls, connector.calls[1:], strict=False)]
+    assert len(gaps) == 2 and min(gaps) >= 0.2
+
+
+def test_exhausted_retries_fail_the_task_and_go_to_the_dead_letter_topic(
+    bootstrap: str, producer: KafkaProducer, outbox: Outbox
+) -> None:
+    system = new_system("down")
+    connector = Scripted(system, {"transient_failures": 1000})
+    with running(bootstrap, {system: connector}, max_attempts=4):
+        task = send_task(producer, system)
+        result = outbox.result(task.request_id)
+        [letter] = outbox.dead_letters(tasks_topic(system))
+    assert result.status == "failed" and result.error_code == "retries_exhausted"
+    assert result.retriable and result.attempts == 4 and len(connector.calls) == 4
+    assert "busy" in (result.error or "")
+    assert letter["attempts"] == 4 and letter["error_code"] == "retries_exhausted"
+    assert letter["request_id"] == task.request_id
+    assert Task.model_validate_json(letter["original"]) == task
+
+
+@pytest.mark.parametrize(("then", "code"), [("fatal", "fatal"), ("crash", "internal_error")])
+def test_fatal_and_unexpected_errors_are_not_retried(
+    bootstrap: str, producer: KafkaProducer, outbox: Outbox, then: str, code: str
+) -> None:
+    system = new_system(then)
+    connector = Scripted(system, {"then": then})
+    with running(bootstrap, {system: connector}):
+        task = send_task(producer, system)
+        unsupported = send_task(producer, system, Kind.ERASURE)
+        result = outbox.result(task.request_id)
+        refused = outbox.result(unsupported.request_id)
+    assert result.status == "failed" and result.error_code == code
+    assert result.attempts == 1 and len(connector.calls) == 1 and not result.retriable
+    assert "alice" not in (result.error or "")  # an unexpected error's message is not repeated
+    assert refused.status == "failed" and refused.error_code == "not_supported"
+
+
+def test_a_result_too_large_to_send_is_reported_as_failed(
+    bootstrap: str, producer: KafkaProducer, outbox: Outbox
+) -> None:
+    system = new_system("huge")
+    connector = Scripted(system, {"pages": {"alice@example.com": "x" * 2_000_000}})
+    with running(bootstrap, {system: connector}):
+        task = send_task(producer, system)
+        result = outbox.result(task.request_id)
+    assert result.status == "failed" and result.error_code == "result_too_large"
+    assert result.records == []
+
+
+def test_a_malformed_task_is_dead_lettered_and_the_runner_carries_on(
+    bootstrap: str, producer: KafkaProducer, outbox: Outbox
+) -> None:
+    system = new_system("notes")
+    connector = Scripted(system, {"pages": {"alice@example.com": "hi"}})
+    topic = tasks_topic(system)
+    with running(bootstrap, {system: connector}):
+        producer.send(topic, key=b"k", value=b'{"not json')
+        producer.send(topic, key=b"k", value=json.dumps({"request_id": "r1"}).encode())
+        producer.flush()
+        letters = outbox.dead_letters(topic, count=2)
+        task = send_task(producer, system)
+        result = outbox.result(task.request_id)
+    assert sorted(d["original"] for d in letters) == ['{"not json', '{"request_id": "r1"}']
+    assert all(d["attempts"] == 0 and d["error"].startswith("invalid task") for d in letters)
+    assert any("system: Field required" in d["error"] for d in letters)
+    assert result.status == "ok"
+
+
+def test_stopping_while_waiting_to_retry_leaves_the_task_for_later(
+    bootstrap: str, producer: KafkaProducer
+) -> None:
+    system = new_system("slow")
+    connector = Scripted(system, {"transient_failures": 1000, "retry_after": 60})
+    with running(bootstrap, {system: connector}) as runner:
+        send_task(producer, system)
+        deadline = time.monotonic() + 20
+        while not connector.calls:
+            assert time.monotonic() < deadline, "the task never reached the connector"
+            time.sleep(0.05)
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 5  # it did not sit out the 60 s retry_after
+    assert len(connector.calls) == 1
+    assert committed(bootstrap, runner.group_id, tasks_topic(system)) == 0
+
+
+def test_python_m_connectors_runner_serves_until_sigterm(
+    bootstrap: str,
+    producer: KafkaProducer,
+    outbox: Outbox,
+    sqlite_db: Database,
+    tmp_path: Path,
+) -> None:
+    system = new_system("crm")
+    config = json.dumps(sqlite_db.config())
+    (tmp_path / "datamap.yaml").write_text(
+        f"systems:\n  {system}:\n    connector: sql\n    identifiers: [email]\n"
+        f"    config: {config}\n"
+    )
+    env = {
+        **os.environ,
+        "DSR_KAFKA_BOOTSTRAP": bootstrap,
+        "DSR_HOME": str(tmp_path),
+        "DSR_SESSION_TIMEOUT_S": str(SESSION_S),
+        "DSR_COMPONENT": "runner-0",
+    }
+    create_topics(bootstrap, [TopicSpec(tasks_topic(system), 2, "test")])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connectors.runner"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        task = send_task(producer, system)
+        assert outbox.result(task.request_id).status == "ok"
+        assert (tmp_path / "run" / "runner-0.ready").exists()  # Stack.wait_joined sees it
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, log = proc.communicate(timeout=15)
+    assert proc.returncode == 0, log
+    assert "runner stopped" in log
+    assert f"request_id={task.request_id}" in log and "alice" not in log
+
+
+def test_the_runner_needs_a_bootstrap_server(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DSR_KAFKA_BOOTSTRAP"}
+    done = subprocess.run(
+        [sys.executable, "-m", "connectors.runner"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2 and "DSR_KAFKA_BOOTSTRAP is not set" in done.stderr

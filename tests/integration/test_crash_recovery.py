@@ -1,0 +1,57 @@
+"""Kill a process in the middle of requests; every request still completes exactly once."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from services.client import Submitter, Watcher
+from services.demo.scenario import HANAKO, JIRO, TARO, event
+from services.ledger import Ledger
+from services.stack import Stack
+from streams import topics
+from tests.integration.fixtures import settings_for
+
+pytestmark = pytest.mark.integration
+
+N = 30
+
+
+def _requests() -> list[bytes]:
+    subjects = [TARO, HANAKO, JIRO]
+    return [
+        json.dumps(event(f"crash-{i}", "disclosure", subjects[i % 3])).encode() for i in range(N)
+    ]
+
+
+@pytest.mark.parametrize("victim", ["worker-0", "runner-0"])
+def test_sigkill_mid_run_loses_nothing_and_completes_once(tmp_path: Path, victim: str) -> None:
+    settings = settings_for(tmp_path)
+    with Stack(settings, log_dir=tmp_path / "logs") as stack:
+        stack.wait_joined()
+        watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
+        submitter = Submitter(stack.bootstrap)
+        submitter.submit_all(_requests())
+        # Kill as soon as the first response is out: the rest are mid-flight.
+        seen = watcher.collect(lambda s: len(s) >= 1, timeout_s=60)
+        stack.kill(victim)
+        stack.spawn(victim)
+        stack.wait_joined([victim])
+        seen += watcher.collect(
+            lambda s: len({b["request_id"] for _, b in seen + s}) >= N, timeout_s=120
+        )
+        submitter.close()
+        watcher.close()
+    ids = Counter(b["request_id"] for _, b in seen)
+    assert set(ids) == {f"crash-{i}" for i in range(N)}, "a request was lost"
+    ledger = Ledger(settings.database_url)
+    for i in range(N):
+        completions = [e for e in ledger.timeline(f"crash-{i}") if e.action == "completed"]
+        assert len(completions) == 1, f"crash-{i} completed {len(completions)} times"
+    assert ledger.count_by_status() == {"completed": N}
+    ledger.close()
+    duplicates = sum(n - 1 for n in ids.values())
+    print(f"{victim}: {N} requests, 0 lost, {duplicates} duplicate response events")

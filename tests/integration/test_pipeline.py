@@ -1,0 +1,136 @@
+"""Whole-pipeline runs through the real broker, workers and connector runners."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.client import Submitter, Watcher
+from services.demo import run as demo_run
+from services.demo.scenario import TARO, event
+from services.ledger import Ledger
+from services.settings import Settings
+from services.stack import Stack
+from streams import topics
+from tests.fixtures.databases import make_url
+from tests.integration.fixtures import settings_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_every_kind_reaches_its_expected_status(tmp_path: Path, backend: str) -> None:
+    """The demo scenario: all seven kinds, a held-and-released request, a refusal, a
+    malformed event; and the sample systems really changed."""
+    for url in make_url(backend, tmp_path):
+        settings = Settings(home=tmp_path, kafka_bootstrap=None, database_url_override=url)
+        report = demo_run.run(settings, timeout_s=90)
+        result = report.as_dict()
+        assert result["errors"] == []
+        statuses = {
+            r["kind"] + ":" + r["request_id"].rsplit("-", 1)[-1]: r["status"]
+            for r in result["requests"]
+        }
+        assert all(r["status"] == r["expected"] for r in result["requests"]), statuses
+        assert all(c["ok"] for c in result["checks"]), result["checks"]
+        assert [r["reason_code"] for r in result["rejected"]] == ["schema_violation"]
+        kinds = {r["kind"] for r in result["requests"]}
+        assert len(kinds) == 7
+        ledger = Ledger(url)
+        held = ledger.timeline(
+            next(r["request_id"] for r in result["requests"] if r["kind"] == "third_party_records")
+        )
+        assert [e.action for e in held][:3] == ["received", "hold", "released"]
+        ledger.close()
+
+
+def test_disclosure_package_holds_the_subjects_data_only(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    with Stack(settings, log_dir=tmp_path / "logs") as stack:
+        stack.wait_joined()
+        watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
+        submitter = Submitter(stack.bootstrap)
+        submitter.submit_all([json.dumps(event("pkg-1", "disclosure", TARO)).encode()])
+        [(_, response)] = watcher.collect(lambda seen: len(seen) >= 1, timeout_s=60)
+        submitter.close()
+        watcher.close()
+    assert response["status"] == "completed"
+    package = Path(response["package"].removeprefix("file://"))
+    data = json.loads(package.read_text()) if package.suffix == ".json" else None
+    text = package.read_text() if data is None else json.dumps(data, ensure_ascii=False)
+    assert "taro@example.jp" in text and "Green tea set" in text
+    assert "hanako@example.jp" not in text and "Rice cooker" not in text
+
+
+FAILING_DATAMAP = """
+request_timeout_seconds: 60
+systems:
+  crm:
+    connector: sql
+    identifiers: [email]
+    config:
+      url: "sqlite:///${DSR_HOME}/crm.db"
+      tables:
+        - name: customers
+          key: {column: email, identifier: email}
+  broken:
+    connector: sql
+    identifiers: [email]
+    config:
+      url: "sqlite:///${DSR_HOME}/crm.db"
+      tables:
+        - name: no_such_table
+          key: {column: email, identifier: email}
+"""
+
+
+def test_a_failing_system_gives_a_partial_response_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DSR_TASK_ATTEMPTS", "2")
+    settings = settings_for(tmp_path, FAILING_DATAMAP)
+    with Stack(settings, log_dir=tmp_path / "logs") as stack:
+        stack.wait_joined()
+        watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.DEAD_LETTER])
+        submitter = Submitter(stack.bootstrap)
+        submitter.submit_all([json.dumps(event("fail-1", "disclosure", TARO)).encode()])
+        seen = watcher.collect(lambda s: any(t == topics.RESPONSES for t, _ in s), 60)
+        submitter.close()
+        watcher.close()
+    [response] = [body for t, body in seen if t == topics.RESPONSES]
+    assert response["status"] == "partially_completed"
+    outcome = {s["system"]: s for s in response["systems"]}
+    assert outcome["crm"]["status"] == "ok"
+    assert outcome["broken"]["status"] == "failed"
+    assert outcome["broken"]["error"]
+    assert any(r["system"] == "broken" for r in response["reasons"])
+
+
+def test_workers_keep_running_after_garbage(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    with Stack(settings, log_dir=tmp_path / "logs") as stack:
+        stack.wait_joined()
+        watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.REJECTED])
+        submitter = Submitter(stack.bootstrap)
+        garbage = [b"\xff\xfe not utf-8", b"{not json", b"[]", b'{"request_id": 5}', b"x" * 300_000]
+        submitter.submit_all([*garbage, json.dumps(event("after-1", "disclosure", TARO)).encode()])
+        seen = watcher.collect(
+            lambda s: (
+                sum(t == topics.REJECTED for t, _ in s) >= len(garbage)
+                and any(t == topics.RESPONSES for t, _ in s)
+            ),
+            60,
+        )
+        assert stack.check_alive() == []
+        submitter.close()
+        watcher.close()
+    reasons = sorted(b["reason_code"] for t, b in seen if t == topics.REJECTED)
+    assert reasons == sorted(
+        ["invalid_encoding", "invalid_json", "schema_violation", "schema_violation", "too_large"]
+    )
+    assert [b["status"] for t, b in seen if t == topics.RESPONSES] == ["completed"]
+    ledger = Ledger(settings.database_url)
+    assert len(ledger.rejected()) == len(garbage)
+    ledger.close()

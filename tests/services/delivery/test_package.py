@@ -1,0 +1,327 @@
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.delivery.contents import NO_DATA, NO_DATA_ANYWHERE
+from services.delivery.package import PackageInfo, build_package
+from services.delivery.storage import LocalStorage, S3Storage, Storage
+from streams.records import Kind, Reason, ResponseStatus, TaskStatus
+from tests.services.delivery.fixtures import make_response, make_result
+
+PREFIX = "responses/req-1/"
+
+CRM = [
+    {"_source": "customers", "id": 1, "email": "taro@example.jp", "name": "山田太郎"},
+    {"_source": "orders", "order_id": "A-1", "total": 1200.5},
+    {"_source": "customers", "id": 1, "phone": None, "vip": True},
+    {"_source": "orders", "order_id": "A-2", "total": 300, "note": "gift, wrapped"},
+]
+BILLING = [
+    {"_source": "invoices", "invoice": "INV-9", "amount_jpy": 5250},
+    {"invoice_batch": "B-1"},  # no _source: the default table
+]
+
+
+def disclosure(**extra: Any) -> dict[str, Any]:
+    return {
+        "response": make_response(
+            Kind.DISCLOSURE,
+            systems={"crm": TaskStatus.OK, "billing": TaskStatus.OK, "ads": TaskStatus.OK},
+            **extra,
+        ),
+        "results": [
+            make_result("crm", records=CRM),
+            make_result("billing", records=BILLING),
+            make_result("ads"),
+        ],
+    }
+
+
+def read_csv(store: Storage, key: str) -> list[list[str]]:
+    data = store.get(key)
+    assert data.startswith(b"\xef\xbb\xbf")  # a BOM, so spreadsheet apps read UTF-8
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+
+
+def check_manifest(store: Storage, info: PackageInfo) -> dict[str, Any]:
+    """Recompute every checksum the manifest claims, and return it."""
+    manifest = json.loads(store.get(PREFIX + "manifest.json"))
+    names = [entry["name"] for entry in manifest["files"]]
+    assert names == sorted(info.files.keys() - {"manifest.json"})
+    for entry in manifest["files"]:
+        data = store.get(PREFIX + entry["name"])
+        assert entry["size"] == len(data)
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest() == info.files[entry["name"]]
+    # canonical JSON: sorted keys, no whitespace, UTF-8 without \u escapes
+    listing = json.dumps(
+        manifest["files"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    assert manifest["files_sha256"] == hashlib.sha256(listing.encode()).hexdigest()
+    raw = store.get(PREFIX + "manifest.json")
+    assert info.files["manifest.json"] == hashlib.sha256(raw).hexdigest()
+    return manifest
+
+
+def test_electronic_disclosure_for_two_systems(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    info = build_package(store, method="electronic", **disclosure())
+
+    assert info.uri == store.uri(PREFIX + "data.json")
+    assert info.prefix_uri == (tmp_path / "responses/req-1").as_uri() + "/"
+    assert sorted(info.files) == [
+        "billing/invoices.csv",
+        "billing/records.csv",
+        "crm/customers.csv",
+        "crm/orders.csv",
+        "data.json",
+        "manifest.json",
+        "summary.txt",
+    ]  # "ads" found nothing, so it has no CSV
+    assert read_csv(store, PREFIX + "crm/customers.csv") == [
+        ["id", "email", "name", "phone", "vip"],
+        ["1", "taro@example.jp", "山田太郎", "", ""],
+        ["1", "", "", "", "true"],
+    ]
+    assert read_csv(store, PREFIX + "crm/orders.csv") == [
+        ["order_id", "total", "note"],
+        ["A-1", "1200.5", ""],
+        ["A-2", "300", "gift, wrapped"],
+    ]
+    assert read_csv(store, PREFIX + "billing/records.csv") == [["invoice_batch"], ["B-1"]]
+    check_manifest(store, info)
+
+    data = json.loads(store.get(PREFIX + "data.json"))
+    assert (data["request_id"], data["kind"], data["regulation"], data["status"]) == (
+        "req-1",
+        "disclosure",
+        "appi",
+        "completed",
+    )
+    assert data["data_found"] is True
+    assert data["deadline"] == "2025-04-15T09:00:00+00:00"
+    systems = {s["system"]: s for s in data["systems"]}
+    assert [s["system"] for s in data["systems"]] == ["ads", "billing", "crm"]
+    assert systems["crm"]["status"] == "ok"
+    assert systems["crm"]["records"] == 4
+    assert systems["crm"]["tables"]["customers"] == [
+        {"id": 1, "email": "taro@example.jp", "name": "山田太郎"},
+        {"id": 1, "phone": None, "vip": True},
+    ]
+    assert systems["crm"]["files"] == {
+        "customers": "crm/customers.csv",
+        "orders": "crm/orders.csv",
+    }
+    assert systems["billing"]["tables"]["records"] == [{"invoice_batch": "B-1"}]
+    assert systems["ads"] == {
+        "system": "ads",
+        "status": "ok",
+        "reason_code": None,
+        "records": 0,
+        "tables": {},
+        "files": {},
+    }
+
+    summary = store.get(PREFIX + "summary.txt").decode()
+    assert "crm: 4件 (2表) / 4 record(s) in 2 table(s)" in summary
+    assert f"ads: {NO_DATA}" in summary
+
+
+def test_no_data_found_is_an_outcome(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    response = make_response(systems={"crm": TaskStatus.OK, "billing": TaskStatus.OK})
+    info = build_package(
+        store,
+        response=response,
+        results=[make_result("crm"), make_result("billing")],
+        method="electronic",
+    )
+    assert sorted(info.files) == ["data.json", "manifest.json", "summary.txt"]
+    summary = store.get(PREFIX + "summary.txt").decode()
+    assert NO_DATA_ANYWHERE in summary
+    assert "We hold no personal data about you" in summary
+    assert f"crm: {NO_DATA}" in summary and f"billing: {NO_DATA}" in summary
+    data = json.loads(store.get(PREFIX + "data.json"))
+    assert data["data_found"] is False
+    check_manifest(store, info)
+
+
+def test_written_letter_lists_the_data_and_reasons_escaped(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    evil = "<script>alert('x')</script>"
+    response = make_response(
+        status=ResponseStatus.PARTIALLY_COMPLETED,
+        systems={"crm": TaskStatus.OK, "hr": TaskStatus.OK, "legacy": TaskStatus.FAILED},
+        reasons=[
+            Reason(
+                code="serious_interference",
+                message="Interview notes would seriously interfere with our business.",
+                system="hr",
+            ),
+            Reason(code="system_unavailable", message=f"Archive offline {evil}", system="legacy"),
+        ],
+    )
+    results = [
+        make_result(
+            "crm",
+            records=[
+                {"_source": "customers", "email": "taro@example.jp", "bio": evil, evil: "column"}
+            ],
+        ),
+        make_result("hr", records=[{"_source": evil, "grade": "A"}]),
+        make_result("legacy", status="failed"),
+    ]
+    info = build_package(store, response=response, results=results, method="written")
+
+    assert sorted(info.files) == ["letter.html", "manifest.json"]
+    assert info.uri == store.uri(PREFIX + "letter.html")
+    check_manifest(store, info)
+    letter = store.get(PREFIX + "letter.html").decode()
+    assert letter.startswith("<!DOCTYPE html>")
+    assert "開示請求に対する回答" in letter and "Response to your disclosure request" in letter
+    assert "taro@example.jp" in letter and "<h4>customers</h4>" in letter
+    assert "Interview notes would seriously interfere with our business." in letter
+    assert "serious_interference" in letter and "system_unavailable" in letter
+    assert "2025-04-15 09:00 (UTC+00:00)" in letter  # the deadline
+    assert "一部対応 / Completed in part" in letter
+    assert "処理できませんでした / Could not be processed" in letter
+    assert "<script" not in letter
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in letter
+    assert "@media print" in letter
+    assert "<link" not in letter and "src=" not in letter  # self-contained
+
+
+def test_correction_lists_old_and_new_values_and_fields_not_found(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    response = make_response(Kind.CORRECTION, systems={"crm": TaskStatus.OK, "ads": TaskStatus.OK})
+    details = {
+        "changes": [
+            {
+                "field": "email",
+                "old": "old@example.jp",
+                "new": "new@example.jp",
+                "table": "customers",
+            },
+            {"field": "name", "old": "山田 太朗", "new": "山田 太郎", "table": "customers"},
+        ],
+        "not_found": ["fax"],
+    }
+    results = [
+        make_result("crm", Kind.CORRECTION, details=details),
+        make_result("ads", Kind.CORRECTION, details={"changes": [], "not_found": ["email"]}),
+    ]
+
+    build_package(store, response=response, results=results, method="electronic")
+    data = json.loads(store.get(PREFIX + "data.json"))
+    crm = next(s for s in data["systems"] if s["system"] == "crm")
+    assert crm["changes"] == details["changes"] and crm["not_found"] == ["fax"]
+    summary = store.get(PREFIX + "summary.txt").decode()
+    assert 'customers.email: "old@example.jp" -> "new@example.jp"' in summary
+    assert "fax: not found" in summary
+    assert "email: not found" in summary
+
+    info = build_package(store, response=response, results=results, method="written")
+    assert sorted(info.files) == ["letter.html", "manifest.json"]
+    letter = store.get(PREFIX + "letter.html").decode()
+    assert "訂正等請求に対する回答" in letter
+    assert "<td>old@example.jp</td><td>new@example.jp</td>" in letter
+    assert "<td>山田 太朗</td><td>山田 太郎</td>" in letter
+    assert "Fields not found" in letter and "<td>fax</td>" in letter
+
+
+def test_purpose_notification_lists_the_purposes(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    purposes = [
+        {"id": "order_fulfilment", "description": "商品の発送 / Ship what you bought."},
+        {"id": "support", "description": "<b>Answer questions</b>"},
+    ]
+    response = make_response(Kind.PURPOSE_NOTIFICATION)
+    build_package(store, response=response, results=[], purposes=purposes, method="electronic")
+    assert json.loads(store.get(PREFIX + "data.json"))["purposes"] == purposes
+    summary = store.get(PREFIX + "summary.txt").decode()
+    assert "order_fulfilment: 商品の発送 / Ship what you bought." in summary
+    assert NO_DATA_ANYWHERE not in summary
+
+    build_package(store, response=response, results=[], purposes=purposes, method="written")
+    letter = store.get(PREFIX + "letter.html").decode()
+    assert "利用目的の通知" in letter and "商品の発送 / Ship what you bought." in letter
+    assert "&lt;b&gt;Answer questions&lt;/b&gt;" in letter
+
+
+def test_building_twice_gives_the_same_package(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    first = build_package(store, method="electronic", **disclosure())
+    manifest = store.get(PREFIX + "manifest.json")
+    again = disclosure()
+    random.Random(7).shuffle(again["results"])  # arrival order does not matter
+    second = build_package(store, method="electronic", **again)
+    assert second == first
+    assert store.get(PREFIX + "manifest.json") == manifest
+
+
+def test_rebuilding_removes_files_that_no_longer_belong(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    build_package(store, method="electronic", **disclosure())
+    assert store.exists(PREFIX + "crm/orders.csv")
+    build_package(store, method="written", **disclosure())
+    assert not store.exists(PREFIX + "crm/orders.csv")
+    assert not store.exists(PREFIX + "data.json")
+    assert sorted(p.name for p in (tmp_path / PREFIX).iterdir()) == [
+        "letter.html",
+        "manifest.json",
+    ]
+
+
+def test_unsafe_table_and_system_names_become_safe_file_names(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    response = make_response(systems={"../crm": TaskStatus.OK})
+    records = [
+        {"_source": "../../etc/passwd", "a": 1},
+        {"_source": "Orders", "a": 2},
+        {"_source": "orders", "a": 3},
+        {"_source": "問い合わせ", "a": 4},
+    ]
+    info = build_package(
+        store,
+        response=response,
+        results=[make_result("../crm", records=records)],
+        method="electronic",
+    )
+    assert sorted(n for n in info.files if n.endswith(".csv")) == [
+        "_crm/Orders.csv",
+        "_crm/_.._etc_passwd.csv",
+        "_crm/orders-2.csv",
+        "_crm/問い合わせ.csv",
+    ]
+    assert not (tmp_path / "etc").exists()
+    check_manifest(store, info)
+    data = json.loads(store.get(PREFIX + "data.json"))
+    assert data["systems"][0]["tables"]["../../etc/passwd"] == [{"a": 1}]
+
+
+def test_results_of_another_request_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="belongs to request"):
+        build_package(
+            LocalStorage(tmp_path),
+            response=make_response(),
+            results=[make_result("crm", request_id="req-2")],
+            method="electronic",
+        )
+
+
+def test_package_on_s3_through_the_moto_server(s3: Any, bucket: str) -> None:
+    store = S3Storage(bucket, prefix="pkgs", client=s3)
+    info = build_package(store, method="electronic", **disclosure())
+    assert info.uri == f"s3://{bucket}/pkgs/responses/req-1/data.json"
+    assert info.prefix_uri == f"s3://{bucket}/pkgs/responses/req-1/"
+    check_manifest(store, info)
+    head = s3.head_object(Bucket=bucket, Key="pkgs/responses/req-1/crm/orders.csv")
+    assert head["ContentType"] == "text/csv; charset=utf-8"
+    assert read_csv(store, PREFIX + "crm/orders.csv")[0] == ["order_id", "total", "note"]

@@ -1,0 +1,259 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from services.delivery.storage import (
+    InvalidKey,
+    LocalStorage,
+    ObjectNotFound,
+    S3Storage,
+    StorageError,
+    StorageUnavailable,
+    is_transient,
+    open_storage,
+)
+from tests.fixtures.moto_server import CREDENTIALS
+from tests.services.delivery.fixtures import endpoint, flaky_s3
+
+BAD_KEYS = ["", "../x", "a/../../x", "a/..", "/etc/passwd", "a//b", "./a", "a\\b", "a\x00b"]
+
+
+@pytest.fixture
+def dummy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy AWS credentials for clients S3Storage builds itself; undone after the test."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", CREDENTIALS["region_name"])
+
+
+# --- LocalStorage ---------------------------------------------------------------------
+
+
+def test_local_round_trip(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    uri = store.put("responses/r-1/data.json", b'{"a": 1}', "application/json")
+    assert uri == (tmp_path / "responses/r-1/data.json").resolve().as_uri()
+    assert uri == store.uri("responses/r-1/data.json")
+    assert store.get("responses/r-1/data.json") == b'{"a": 1}'
+    assert store.exists("responses/r-1/data.json")
+    assert not store.exists("responses/r-1/other.json")
+    with pytest.raises(ObjectNotFound):
+        store.get("responses/r-1/other.json")
+    with pytest.raises(ObjectNotFound):
+        store.get("responses/r-1")  # a directory is not an object
+
+
+def test_local_overwrite_is_atomic(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    store.put("k/file.bin", b"old" * 1000, "application/octet-stream")
+    with (tmp_path / "k/file.bin").open("rb") as reader:
+        store.put("k/file.bin", b"new", "application/octet-stream")
+        assert reader.read() == b"old" * 1000  # the reader keeps the whole old file
+    assert store.get("k/file.bin") == b"new"
+    assert os.listdir(tmp_path / "k") == ["file.bin"]  # no temp files left behind
+
+
+def test_local_failed_write_keeps_the_old_object(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    store.put("k/file.bin", b"old", "application/octet-stream")
+    with pytest.raises(TypeError):
+        store.put("k/file.bin", "not bytes", "text/plain")  # type: ignore[arg-type]
+    assert store.get("k/file.bin") == b"old"
+    assert os.listdir(tmp_path / "k") == ["file.bin"]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_local_refuses_keys_that_escape(tmp_path: Path, key: str) -> None:
+    store = LocalStorage(tmp_path / "root")
+    for call in (
+        lambda: store.put(key, b"x", "text/plain"),
+        lambda: store.get(key),
+        lambda: store.exists(key),
+        lambda: store.uri(key),
+    ):
+        with pytest.raises(InvalidKey):
+            call()
+    assert not (tmp_path / "x").exists()
+    assert issubclass(InvalidKey, ValueError)
+
+
+def test_local_refuses_a_symlink_out_of_the_root(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root/link").symlink_to(outside)
+    store = LocalStorage(tmp_path / "root")
+    with pytest.raises(InvalidKey, match="outside"):
+        store.put("link/x", b"x", "text/plain")
+    assert list(outside.iterdir()) == []
+
+
+def test_local_delete_prefix(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    for key in ["responses/r-1/a.json", "responses/r-1/crm/t.csv", "responses/r-10/a.json"]:
+        store.put(key, b"x", "text/plain")
+    assert store.delete_prefix("responses/r-1/") == 2
+    assert not (tmp_path / "responses/r-1").exists()  # empty folders go too
+    assert store.exists("responses/r-10/a.json")
+    assert store.delete_prefix("responses/r-1/") == 0
+    assert store.delete_prefix("nothing/here/") == 0
+    with pytest.raises(InvalidKey):
+        store.delete_prefix("")
+    with pytest.raises(InvalidKey):
+        store.delete_prefix("../")
+
+
+# --- S3Storage against the moto server --------------------------------------------------
+
+
+def test_s3_round_trip(s3: Any, bucket: str, moto_server: str) -> None:
+    store = S3Storage(bucket, prefix="/pkgs/", endpoint_url=moto_server, client=s3)
+    uri = store.put("responses/r-1/data.json", b'{"a": 1}', "application/json")
+    assert uri == f"s3://{bucket}/pkgs/responses/r-1/data.json"
+    assert store.get("responses/r-1/data.json") == b'{"a": 1}'
+    head = s3.head_object(Bucket=bucket, Key="pkgs/responses/r-1/data.json")
+    assert head["ContentType"] == "application/json"
+    assert "ServerSideEncryption" not in head
+    store.put("responses/r-1/data.json", b"v2", "application/json")
+    assert store.get("responses/r-1/data.json") == b"v2"
+
+
+def test_s3_exists_and_missing(s3: Any, bucket: str) -> None:
+    store = S3Storage(bucket, client=s3)
+    store.put("a/b.txt", b"x", "text/plain")
+    assert store.exists("a/b.txt")
+    assert not store.exists("a/c.txt")
+    assert store.uri("a/b.txt") == f"s3://{bucket}/a/b.txt"
+    with pytest.raises(ObjectNotFound):
+        store.get("a/c.txt")
+
+
+def test_s3_delete_prefix(s3: Any, bucket: str) -> None:
+    store = S3Storage(bucket, prefix="p", client=s3)
+    for key in ["responses/r-1/a.json", "responses/r-1/crm/t.csv", "responses/r-10/a.json"]:
+        store.put(key, b"x", "text/plain")
+    s3.put_object(Bucket=bucket, Key="responses/r-1/outside-prefix", Body=b"x")
+    assert store.delete_prefix("responses/r-1/") == 2
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == ["p/responses/r-10/a.json", "responses/r-1/outside-prefix"]
+    assert store.delete_prefix("responses/r-1/") == 0
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_s3_refuses_the_same_keys(s3: Any, bucket: str, key: str) -> None:
+    store = S3Storage(bucket, client=s3)
+    with pytest.raises(InvalidKey):
+        store.put(key, b"x", "text/plain")
+
+
+def test_s3_server_side_encryption(s3: Any, bucket: str) -> None:
+    store = S3Storage(bucket, client=s3, sse="AES256")
+    store.put("k", b"x", "text/plain")
+    assert s3.head_object(Bucket=bucket, Key="k")["ServerSideEncryption"] == "AES256"
+    with pytest.raises(ValueError, match="kms_key_id"):
+        S3Storage(bucket, client=s3, kms_key_id="key-1")
+
+
+def test_s3_missing_bucket_is_a_storage_error_not_retried(s3: Any) -> None:
+    store = S3Storage("no-such-bucket", client=s3, attempts=3)
+    with pytest.raises(StorageError) as caught:
+        store.put("k", b"x", "text/plain")
+    assert not isinstance(caught.value, StorageUnavailable)
+
+
+# --- retries ----------------------------------------------------------------------------
+
+
+def test_s3_retries_throttling_then_succeeds(dummy_env: None) -> None:
+    with flaky_s3(failures=2) as server:
+        store = S3Storage("b", endpoint_url=endpoint(server), attempts=5, max_wait=0.01)
+        assert store.get("k") == b"payload"
+        assert server.requests == 3
+
+
+def test_s3_gives_up_after_the_bounded_attempts(dummy_env: None) -> None:
+    with flaky_s3(failures=100) as server:
+        store = S3Storage("b", endpoint_url=endpoint(server), attempts=3, max_wait=0.01)
+        with pytest.raises(StorageUnavailable) as caught:
+            store.put("k", b"x", "text/plain")
+        # botocore's own retries are off, so tenacity's attempts are all the requests made
+        assert server.requests == 3
+    assert caught.value.attempts == 3
+
+
+def _client_error(code: str, status: int) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": ""}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "PutObject",
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (_client_error("SlowDown", 503), True),
+        (_client_error("InternalError", 500), True),
+        (_client_error("Whatever", 502), True),
+        (_client_error("TooManyRequests", 429), True),
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), True),
+        (_client_error("AccessDenied", 403), False),
+        (_client_error("NoSuchBucket", 404), False),
+        (ValueError("x"), False),
+    ],
+)
+def test_transient_errors(error: BaseException, transient: bool) -> None:
+    assert is_transient(error) is transient
+
+
+# --- open_storage -----------------------------------------------------------------------
+
+
+def test_open_storage_file_url(tmp_path: Path) -> None:
+    store = open_storage(tmp_path.as_uri())
+    assert isinstance(store, LocalStorage)
+    assert store.root == tmp_path.resolve()
+    spaced = open_storage("file:///tmp/with%20space/pkgs")
+    assert isinstance(spaced, LocalStorage)
+    assert spaced.root == Path("/tmp/with space/pkgs").resolve()
+
+
+@pytest.mark.parametrize(
+    ("url", "bucket", "prefix"),
+    [("s3://bucket", "bucket", ""), ("s3://bucket/", "bucket", ""), ("s3://b/a/b/", "b", "a/b")],
+)
+def test_open_storage_s3_url(url: str, bucket: str, prefix: str) -> None:
+    store = open_storage(url, s3_endpoint_url="http://127.0.0.1:1")
+    assert isinstance(store, S3Storage)
+    assert (store.bucket, store.prefix) == (bucket, prefix)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/plain/path",
+        "http://example.com/x",
+        "ftp://x/y",
+        "file://host/x",
+        "s3://",
+        "s3:///x",
+        "s3://b/p?x=1",
+        "file:relative",
+    ],
+)
+def test_open_storage_refuses_other_urls(url: str) -> None:
+    with pytest.raises(ValueError, match="storage URL"):
+        open_storage(url)
+
+
+def test_open_storage_s3_round_trip(dummy_env: None, bucket: str, moto_server: str) -> None:
+    store = open_storage(f"s3://{bucket}/pkgs", s3_endpoint_url=moto_server)
+    assert store.put("x/y.txt", b"hello", "text/plain") == f"s3://{bucket}/pkgs/x/y.txt"
+    assert store.get("x/y.txt") == b"hello"
+    assert store.exists("x/y.txt")
+    assert store.delete_prefix("x/") == 1
+    assert not store.exists("x/y.txt")

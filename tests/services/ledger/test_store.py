@@ -1,0 +1,144 @@
+"""The ledger on SQLite and PostgreSQL: idempotent writes, holds, exactly-once completion."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import inspect
+
+from services.ledger import Ledger, RequestStatus, TaskPlan
+from streams.records import RequestEvent, TaskResult, TaskStatus
+
+
+def event(request_id: str = "r-1", **over: object) -> RequestEvent:
+    body = {
+        "schema_version": "1.0",
+        "request_id": request_id,
+        "kind": "disclosure",
+        "regulation": "appi",
+        "received_at": "2026-11-24T09:00:00+09:00",
+        "subject": {"identifiers": {"email": "a@example.jp"}},
+        "verification": {"status": "verified"},
+    }
+    body.update(over)
+    return RequestEvent.model_validate(body)
+
+
+@pytest.fixture
+def ledger(database_url: str) -> Ledger:
+    led = Ledger(database_url)
+    led.migrate()
+    yield led
+    led.close()
+
+
+DEADLINE = datetime(2026, 12, 8, tzinfo=UTC)
+
+
+def test_migrations_create_every_table_and_are_repeatable(ledger: Ledger) -> None:
+    ledger.migrate()
+    tables = set(inspect(ledger.engine).get_table_names())
+    assert {"requests", "tasks", "responses", "rejected_events", "audit_log"} <= tables
+
+
+def test_received_at_is_stored_as_utc(ledger: Ledger) -> None:
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    row = ledger.request("r-1")
+    assert row is not None
+    assert row.received_at.replace(tzinfo=None) == datetime(2026, 11, 24, 0, 0)
+
+
+def test_duplicate_request_is_recorded_once(ledger: Ledger) -> None:
+    first = ledger.admit(event(), "proceed", None, DEADLINE)
+    again = ledger.admit(event(), "proceed", None, DEADLINE)
+    assert (first.outcome, again.outcome) == ("new", "resend")
+    ledger.plan_tasks("r-1", [], timedelta(seconds=60))
+    third = ledger.admit(event(), "proceed", None, DEADLINE)
+    assert third.outcome == "duplicate"
+    assert ledger.count_by_status() == {"fanned_out": 1}
+
+
+def test_held_request_is_released_by_a_later_event(ledger: Ledger) -> None:
+    held = ledger.admit(event(), "hold", "fee_unpaid", DEADLINE)
+    assert (held.status, held.hold_reason) == (RequestStatus.HELD, "fee_unpaid")
+    still = ledger.admit(event(), "hold", "fee_unpaid", DEADLINE)
+    assert still.outcome == "still_held"
+    released = ledger.admit(event(), "proceed", None, DEADLINE)
+    assert (released.outcome, released.status) == ("released", RequestStatus.ACCEPTED)
+    actions = [e.action for e in ledger.timeline("r-1")]
+    assert actions == ["received", "hold", "released"]
+
+
+def test_release_with_another_kind_is_ignored(ledger: Ledger) -> None:
+    ledger.admit(event(), "hold", "verification_pending", DEADLINE)
+    other = ledger.admit(
+        event(kind="erasure", grounds=["no_longer_needed"]), "proceed", None, DEADLINE
+    )
+    assert other.outcome == "duplicate"
+    assert ledger.request("r-1").status == RequestStatus.HELD
+
+
+def _plans() -> list[TaskPlan]:
+    return [
+        TaskPlan("r-1:crm:disclosure:0", "crm", "disclosure", 0, TaskStatus.PENDING),
+        TaskPlan("r-1:orders:disclosure:0", "orders", "disclosure", 0, TaskStatus.PENDING),
+        TaskPlan(
+            "r-1:logs:disclosure:0",
+            "logs",
+            "disclosure",
+            0,
+            TaskStatus.NOT_APPLICABLE,
+            "no identifier",
+        ),
+    ]
+
+
+def _result(system: str, status: str = "ok") -> TaskResult:
+    return TaskResult(
+        request_id="r-1",
+        task_id=f"r-1:{system}:disclosure:0",
+        system=system,
+        kind="disclosure",
+        status=status,
+        started_at=datetime.now(UTC),
+    )
+
+
+def test_tasks_are_planned_once_and_results_counted_once(ledger: Ledger) -> None:
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    ledger.plan_tasks("r-1", _plans(), timedelta(seconds=60))
+    ledger.plan_tasks("r-1", _plans(), timedelta(seconds=60))
+    assert len(ledger.tasks("r-1")) == 3
+    assert ledger.open_task_count("r-1") == 2
+    assert ledger.record_result(_result("crm")) is True
+    assert ledger.record_result(_result("crm")) is False
+    assert ledger.open_task_count("r-1") == 1
+
+
+def test_completion_happens_exactly_once(ledger: Ledger) -> None:
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    ledger.plan_tasks("r-1", _plans(), timedelta(seconds=60))
+    body = {"status": "completed", "reasons": []}
+    assert ledger.complete("r-1", "completed", body, 12) is True
+    assert ledger.complete("r-1", "completed", body, 12) is False
+    assert [r.request_id for r in ledger.unpublished_responses()] == ["r-1"]
+    ledger.mark_published(["r-1"])
+    assert ledger.unpublished_responses() == []
+    assert ledger.request("r-1").status == "completed"
+
+
+def test_overdue_requests_time_out_their_pending_tasks(ledger: Ledger) -> None:
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    ledger.plan_tasks("r-1", _plans(), timedelta(seconds=-1))
+    assert ledger.overdue_fan_outs() == ["r-1"]
+    assert ledger.time_out_tasks("r-1") == 2
+    assert {t.status for t in ledger.tasks("r-1")} == {"timed_out", "not_applicable"}
+
+
+def test_rejected_events_keep_a_hash_not_the_content(ledger: Ledger) -> None:
+    ledger.record_rejected("invalid_json", [{"msg": "x"}], b"{secret@example.jp", None)
+    [row] = ledger.rejected()
+    assert row.reason_code == "invalid_json"
+    assert len(row.raw_sha256) == 64
+    assert "secret" not in str(row.errors)

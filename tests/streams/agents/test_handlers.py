@@ -1,0 +1,161 @@
+"""Intake, fan-out and aggregation handlers on a real ledger and real SQLite systems."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from services.demo.scenario import HANAKO, TARO, event
+from streams import topics
+from streams.agents import aggregate, fanout, intake
+from streams.context import Pipeline
+from streams.records import ResponseEvent
+from tests.streams.agents.fixtures import body, run_tasks, to
+
+
+def submit(p: Pipeline, **kw: Any) -> list[Any]:
+    return intake.handle_request(p, json.dumps(event(**kw)).encode())
+
+
+def drive(p: Pipeline, request_id: str) -> ResponseEvent:
+    """Fan out, run every task, aggregate; return the one response."""
+    out = fanout.handle_accepted(p, request_id)
+    responses = to(topics.RESPONSES, out)
+    for raw in run_tasks(p, out):
+        responses += to(topics.RESPONSES, aggregate.handle_result(p, raw))
+    [response] = responses
+    return ResponseEvent.model_validate(body(response))
+
+
+def test_valid_request_is_accepted_and_sent_to_fanout(pipeline: Pipeline) -> None:
+    out = submit(pipeline, request_id="a-1", kind="disclosure", identifiers=TARO)
+    assert [(o.topic, o.value) for o in out] == [(topics.ACCEPTED, b"a-1")]
+
+
+def test_malformed_event_is_rejected_without_echoing_input(pipeline: Pipeline) -> None:
+    out = intake.handle_request(
+        pipeline,
+        b'{"request_id": "bad-1", "kind": "x", "subject": {"identifiers": {"email": "p@x.jp"}}}',
+    )
+    [rejected] = to(topics.REJECTED, out)
+    reason = body(rejected)
+    assert reason["reason_code"] == "schema_violation"
+    assert reason["request_id"] == "bad-1"
+    assert "p@x.jp" not in json.dumps(reason["errors"])
+    assert pipeline.ledger.rejected()[0].reason_code == "schema_violation"
+
+
+def test_duplicate_request_is_processed_once(pipeline: Pipeline) -> None:
+    submit(pipeline, request_id="d-1", kind="disclosure", identifiers=TARO)
+    drive(pipeline, "d-1")
+    again = submit(pipeline, request_id="d-1", kind="disclosure", identifiers=TARO)
+    assert again == []
+    assert fanout.handle_accepted(pipeline, "d-1") == []
+
+
+def test_held_for_fee_then_released(pipeline: Pipeline) -> None:
+    fee = {"required": True, "paid": False}
+    assert submit(pipeline, request_id="f-1", kind="disclosure", identifiers=TARO, fee=fee) == []
+    assert pipeline.ledger.request("f-1").hold_reason == "fee_unpaid"
+    out = submit(
+        pipeline,
+        request_id="f-1",
+        kind="disclosure",
+        identifiers=TARO,
+        fee={"required": True, "paid": True},
+    )
+    assert to(topics.ACCEPTED, out)
+    assert drive(pipeline, "f-1").status == "completed"
+
+
+def test_fanout_sends_one_task_per_applicable_system(pipeline: Pipeline) -> None:
+    submit(pipeline, request_id="t-1", kind="disclosure", identifiers=TARO)
+    out = fanout.handle_accepted(pipeline, "t-1")
+    assert sorted(o.topic for o in out) == [topics.tasks_topic("crm"), topics.tasks_topic("orders")]
+    statuses = {t.system: t.status for t in pipeline.ledger.tasks("t-1")}
+    assert statuses == {"crm": "pending", "orders": "pending", "partners": "not_applicable"}
+    again = fanout.handle_accepted(pipeline, "t-1")  # redelivered: same tasks, no new rows
+    assert sorted(o.topic for o in again) == sorted(o.topic for o in out)
+    assert len(pipeline.ledger.tasks("t-1")) == 3
+
+
+def test_disclosure_response_has_package_and_deadline(pipeline: Pipeline) -> None:
+    submit(pipeline, request_id="p-1", kind="disclosure", identifiers=TARO)
+    response = drive(pipeline, "p-1")
+    assert response.status == "completed"
+    assert response.package and response.package.startswith("file://")
+    assert response.deadline > response.received_at
+    assert {s.system: s.records for s in response.systems} == {"crm": 1, "orders": 2, "partners": 0}
+
+
+def test_redelivered_result_does_not_complete_twice(pipeline: Pipeline) -> None:
+    submit(pipeline, request_id="r-1", kind="disclosure", identifiers=TARO)
+    out = fanout.handle_accepted(pipeline, "r-1")
+    results = run_tasks(pipeline, out)
+    for raw in results:
+        aggregate.handle_result(pipeline, raw)
+    pipeline.ledger.mark_published(["r-1"])
+    assert aggregate.handle_result(pipeline, results[0]) == []
+    completions = [e for e in pipeline.ledger.timeline("r-1") if e.action == "completed"]
+    assert len(completions) == 1
+
+
+def test_unknown_subject_discloses_no_data_with_a_reason(pipeline: Pipeline) -> None:
+    submit(
+        pipeline,
+        request_id="n-1",
+        kind="disclosure",
+        identifiers={"email": "nobody@example.jp", "customer_id": "C-0"},
+    )
+    response = drive(pipeline, "n-1")
+    assert response.status == "completed"
+    assert [r.code for r in response.reasons] == ["no_data"]
+
+
+def test_purpose_notification_is_answered_from_the_data_map(pipeline: Pipeline) -> None:
+    out = submit(pipeline, request_id="pn-1", kind="purpose_notification", identifiers=TARO)
+    assert to(topics.ACCEPTED, out)
+    response = drive(pipeline, "pn-1")
+    assert response.status == "completed"
+    assert {p["id"] for p in response.purposes or []} >= {"customer_account", "marketing"}
+
+
+def test_refused_request_gets_a_response_with_its_reason(pipeline: Pipeline) -> None:
+    out = submit(
+        pipeline,
+        request_id="x-1",
+        kind="disclosure",
+        identifiers=TARO,
+        verification={"status": "failed"},
+    )
+    [response] = to(topics.RESPONSES, out)
+    refused = ResponseEvent.model_validate(body(response))
+    assert refused.status == "refused"
+    assert [r.code for r in refused.reasons] == ["identity_not_verified"]
+
+
+def test_correction_reports_old_new_and_missing_fields(pipeline: Pipeline) -> None:
+    submit(
+        pipeline,
+        request_id="c-1",
+        kind="correction",
+        identifiers=HANAKO,
+        correction={
+            "changes": [{"field": "phone", "value": "000"}, {"field": "nickname", "value": "Hana"}]
+        },
+    )
+    response = drive(pipeline, "c-1")
+    assert response.status == "completed"
+    assert [r.code for r in response.reasons] == ["field_not_found"]
+    assert "nickname" in response.reasons[0].message
+
+
+def test_timed_out_request_is_partial_and_names_the_silent_system(pipeline: Pipeline) -> None:
+    submit(pipeline, request_id="to-1", kind="disclosure", identifiers=TARO)
+    out = fanout.handle_accepted(pipeline, "to-1")
+    crm_only = [raw for raw in run_tasks(pipeline, out) if b'"system":"crm"' in raw]
+    aggregate.handle_result(pipeline, crm_only[0])
+    [response] = aggregate.time_out(pipeline, "to-1")
+    r = ResponseEvent.model_validate(body(response))
+    assert r.status == "partially_completed"
+    assert [(x.code, x.system) for x in r.reasons] == [("system_timed_out", "orders")]
