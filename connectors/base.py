@@ -23,41 +23,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
 from connectors.errors import ConfigError, NotSupported
+from connectors.lookups import lookups, merge
+from connectors.results import CheckResult, OperationResult
 from streams.records import Change, Kind, Task
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 Identifiers = Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class OperationResult:
-    """What an operation found or changed.
-
-    ``records`` are JSON-ready dicts of column to value, each with a ``_source``
-    key naming the table or object it came from. ``details`` is per operation,
-    e.g. a correction's ``{"changes": [{"table", "field", "old", "new"}],
-    "not_found": [field, ...]}``.
-    """
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    changed: int = 0
-    fields: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-    discovered_identifiers: dict[str, list[str]] = field(default_factory=dict)
-    dry_run: bool = False
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    ok: bool
-    message: str
 
 
 #: The method that answers each kind. ``purpose_notification`` is answered from the data map.
@@ -175,7 +152,11 @@ def dispatch(connector: Connector[Any], task: Task) -> OperationResult:
         raise NotSupported(f"{task.kind} is answered from the data map, not by a connector")
     if not connector.supports(task.kind):
         raise connector._not_supported(task.kind)
-    ids, grounds, dry_run = task.identifiers, task.grounds, task.dry_run
+    return merge([_call(connector, task, ids) for ids in lookups(task)])
+
+
+def _call(connector: Connector[Any], task: Task, ids: Identifiers) -> OperationResult:
+    grounds, dry_run = task.grounds, task.dry_run
     match task.kind:
         case Kind.DISCLOSURE:
             return connector.disclose(ids)

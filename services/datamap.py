@@ -44,7 +44,15 @@ class SystemSpec(BaseModel):
     connector: str
     description: str = ""
     purposes: list[str] = []
-    identifiers: list[str] = Field(min_length=1)
+    identifiers: list[str] = Field(
+        min_length=1, description="Identifiers the system can look the subject up by."
+    )
+    discovers: list[str] = Field(
+        default=[], description="Further identifiers the system returns, unlocking later waves."
+    )
+    erase_after: list[str] = Field(
+        default=[], description="Systems whose erasure must finish first (e.g. a cache's source)."
+    )
     kinds: list[Kind] | None = Field(
         default=None, description="Narrow the kinds sent to this system; default: all it supports."
     )
@@ -57,6 +65,11 @@ class SystemSpec(BaseModel):
 class DataMap(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     purposes: list[Purpose] = []
+    subject_identifiers: list[str] | None = Field(
+        default=None,
+        description="Identifiers a request may carry; when set, every identifier a system "
+        "needs must be one of these or discovered by another system.",
+    )
     systems: dict[str, SystemSpec] = Field(min_length=1)
     request_timeout_seconds: float = Field(default=300.0, gt=0)
 
@@ -69,11 +82,69 @@ class DataMap(BaseModel):
             missing = [p for p in spec.purposes if p not in known]
             if missing:
                 raise ValueError(f"system {name!r} names undeclared purposes: {missing}")
+            unknown = [s for s in spec.erase_after if s not in self.systems]
+            if unknown:
+                raise ValueError(f"system {name!r}: erase_after names unknown systems {unknown}")
+        self._identifiers_obtainable()
+        cycle = find_cycle(self.dependencies())
+        if cycle:
+            raise ValueError("systems depend on each other in a cycle: " + " → ".join(cycle))
         return self
+
+    def _identifiers_obtainable(self) -> None:
+        if self.subject_identifiers is None:
+            return
+        obtainable = set(self.subject_identifiers)
+        for spec in self.systems.values():
+            obtainable.update(spec.discovers)
+        for name, spec in self.systems.items():
+            if not obtainable & set(spec.identifiers):
+                raise ValueError(
+                    f"system {name!r} needs {spec.identifiers}, but no request carries them "
+                    f"({self.subject_identifiers}) and no system discovers them"
+                )
+
+    def dependencies(self) -> dict[str, set[str]]:
+        """System → systems that must run before it: identifier discovery and erase_after."""
+        direct = set(self.subject_identifiers or ())
+        deps: dict[str, set[str]] = {}
+        for name, spec in self.systems.items():
+            needs = set(spec.erase_after)
+            if not direct & set(spec.identifiers):
+                needs |= {
+                    other
+                    for other, o in self.systems.items()
+                    if other != name and set(o.discovers) & set(spec.identifiers)
+                }
+            deps[name] = needs
+        return deps
 
     def purposes_of(self, systems: list[str]) -> list[Purpose]:
         wanted = {p for s in systems for p in self.systems[s].purposes}
         return [p for p in self.purposes if p.id in wanted]
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle in ``graph`` as a path that ends where it starts, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
 
 
 def parse(text: str, source: str = "<data map>") -> DataMap:

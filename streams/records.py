@@ -178,7 +178,10 @@ class Task(_Strict):
     system: str
     kind: Kind
     wave: int = 0
-    identifiers: dict[str, str]
+    identifiers: dict[str, str] = Field(description="The identifiers the request carries.")
+    discovered: dict[str, list[str]] = Field(
+        default_factory=dict, description="Identifiers found by earlier waves, all values."
+    )
     changes: list[Change] = []
     grounds: list[str] = []
     dry_run: bool = False

@@ -6,6 +6,7 @@ import shutil
 import statistics
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ DATAMAP = Path(__file__).with_name("datamap.yaml")
 @dataclass
 class Row:
     case: Case
-    submitted: float
+    submitted: float  # wall clock, to compare with the response's completed_at
     status: str = "missing"
     latency_ms: float | None = None
     systems: str = ""
@@ -106,7 +107,7 @@ def run(settings: Settings, timeout_s: float = 120.0) -> Report:
         ledger = Ledger(settings.database_url)
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.REJECTED])
         submitter = Submitter(stack.bootstrap)
-        rows = {c.request_id: Row(c, time.monotonic()) for c in todo}
+        rows = {c.request_id: Row(c, time.time()) for c in todo}
         submitter.submit_all([encode(c.events[0]) for c in todo] + [MALFORMED])
         rejected: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout_s
@@ -142,12 +143,13 @@ def _release_held(ledger: Ledger, submitter: Submitter, rows: dict[str, Row]) ->
         req = ledger.request(row.case.request_id)
         if req is not None and req.status == "held":
             row.held_first = True
-            row.submitted = time.monotonic()
+            row.submitted = time.time()
             submitter.submit_all([encode(e) for e in row.case.events[1:]])
 
 
 def _record(row: Row, body: dict[str, Any]) -> None:
-    row.latency_ms = round((time.monotonic() - row.submitted) * 1000, 1)
+    completed = datetime.fromisoformat(body["completed_at"]).timestamp()
+    row.latency_ms = round((completed - row.submitted) * 1000, 1)
     row.status = body["status"]
     row.systems = ", ".join(f"{s['system']}:{s['status']}" for s in body.get("systems", []))
     reasons = [r["code"] for r in body.get("reasons", [])]

@@ -31,9 +31,10 @@ def event(request_id: str, kind: str, identifiers: dict[str, str], **extra: Any)
     return body
 
 
-TARO = {"email": "taro@example.jp", "customer_id": "C-1001"}
-HANAKO = {"email": "hanako@example.jp", "customer_id": "C-1002"}
-JIRO = {"email": "jiro@example.jp", "customer_id": "C-1003"}
+# Known by email only: the CRM resolves customer_id, orders resolve order ids.
+TARO = {"email": "taro@example.jp"}
+HANAKO = {"email": "hanako@example.jp"}
+JIRO = {"email": "jiro@example.jp"}
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ def _one(db: Path, sql: str, *args: Any) -> Any:
 def data_checks(home: Path) -> list[tuple[str, Callable[[], bool]]]:
     """Checks that the sample systems really changed, and only as they should."""
     crm, orders, partners = home / "crm.db", home / "orders.db", home / "partners.db"
+    shipping, search = home / "shipping.db", home / "search.db"
     return [
         (
             "correction applied: Hanako's phone in crm",
@@ -178,6 +180,28 @@ def data_checks(home: Path) -> list[tuple[str, Callable[[], bool]]]:
                 _one(orders, "SELECT count(*) FROM orders WHERE customer_id=?", "C-1003") == 0
                 and _one(orders, "SELECT shipping_address FROM orders WHERE order_id='O-4'")
                 != "福岡県福岡市3-3"
+            ),
+        ),
+        (
+            "erasure reached shipping through identity resolution (email → customer → order)",
+            lambda: (
+                _one(shipping, "SELECT recipient_name FROM shipments WHERE order_id='O-4'")
+                != "佐藤 次郎"
+                and _one(shipping, "SELECT recipient_name FROM shipments WHERE order_id='O-3'")
+                == "鈴木 花子"
+            ),
+        ),
+        (
+            "erasure: Jiro removed from the search index",
+            lambda: (
+                _one(search, "SELECT count(*) FROM profile_index WHERE email=?", "jiro@example.jp")
+                == 0
+            ),
+        ),
+        (
+            "suspension reached Hanako's shipments",
+            lambda: bool(
+                _one(shipping, "SELECT processing_suspended FROM shipments WHERE order_id='O-3'")
             ),
         ),
         (

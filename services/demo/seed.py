@@ -1,4 +1,5 @@
-"""Sample systems for the demo: a CRM, an orders database and a provision log, in SQLite."""
+"""Sample systems for the demo, in SQLite: a CRM, orders, shipping, a search index and a
+provision log."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ ORDERS = [
     ("O-3", "C-1002", "Rice cooker", 12800, "大阪府大阪市2-2"),
     ("O-4", "C-1003", "Umbrella", 2500, "福岡県福岡市3-3"),
     ("O-5", "C-1005", "Headphones", 9800, "San Francisco"),
+]
+SHIPMENTS = [
+    ("O-1", "Yamato", "YT-0001", "山田 太郎", "東京都千代田区1-1"),
+    ("O-3", "Sagawa", "SG-0003", "鈴木 花子", "大阪府大阪市2-2"),
+    ("O-4", "Yamato", "YT-0004", "佐藤 次郎", "福岡県福岡市3-3"),
+    ("O-5", "UPS", "1Z-0005", "Bob Lee", "San Francisco"),
 ]
 PROVISIONS = [
     ("taro@example.jp", "2026-04-01", "Example Logistics K.K.", "name,address", "consent"),
@@ -45,6 +52,21 @@ def seed(home: Path) -> None:
             processing_suspended BOOLEAN NOT NULL DEFAULT 0)""",
         "INSERT INTO orders VALUES (?,?,?,?,?,0)",
         ORDERS,
+    )
+    _write(
+        home / "shipping.db",
+        """
+        CREATE TABLE shipments (order_id TEXT PRIMARY KEY, carrier TEXT, tracking_no TEXT,
+            recipient_name TEXT, delivery_address TEXT,
+            processing_suspended BOOLEAN NOT NULL DEFAULT 0)""",
+        "INSERT INTO shipments VALUES (?,?,?,?,?,0)",
+        SHIPMENTS,
+    )
+    _write(
+        home / "search.db",
+        "CREATE TABLE profile_index (email TEXT PRIMARY KEY, display_name TEXT)",
+        "INSERT INTO profile_index VALUES (?,?)",
+        [(c[2], c[1]) for c in CUSTOMERS],
     )
     _write(
         home / "partners.db",

@@ -44,6 +44,7 @@ class Request(Base):
     deadline_at: Mapped[datetime]
     timeout_at: Mapped[datetime | None]
     event: Mapped[dict[str, Any]]
+    discovered: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]

@@ -213,14 +213,16 @@ class Ledger:
         with self.session() as s:
             return s.get(Request, request_id)
 
-    def plan_tasks(self, request_id: str, plans: Sequence[TaskPlan], timeout: timedelta) -> None:
-        """Record the set of tasks a request expects, once; mark it fanned out."""
+    def plan_tasks(
+        self, request_id: str, plans: Sequence[TaskPlan], timeout: timedelta | None = None
+    ) -> None:
+        """Record tasks a request expects, once each. The first wave (``timeout`` given)
+        also marks the request fanned out; later waves add the systems they unlock."""
         now = utcnow()
         with self.session() as s:
             existing = set(s.scalars(select(Task.task_id).where(Task.request_id == request_id)))
-            for p in plans:
-                if p.task_id in existing:
-                    continue
+            new = [p for p in plans if p.task_id not in existing]
+            for p in new:
                 final = p.status is not TaskStatus.PENDING
                 s.add(
                     Task(
@@ -236,6 +238,23 @@ class Ledger:
                         finished_at=now if final else None,
                     )
                 )
+            detail = {
+                "systems": sorted(p.system for p in new if p.status is TaskStatus.PENDING),
+                "not_applicable": sorted(
+                    p.system for p in new if p.status is TaskStatus.NOT_APPLICABLE
+                ),
+            }
+            if timeout is None:
+                if new:
+                    self._audit(
+                        s,
+                        request_id,
+                        "fanout",
+                        "wave_planned",
+                        wave=max(p.wave for p in new),
+                        **detail,
+                    )
+                return
             moved = _rowcount(
                 s,
                 update(Request)
@@ -243,16 +262,30 @@ class Ledger:
                 .values(status=RequestStatus.FANNED_OUT, timeout_at=now + timeout, updated_at=now),
             )
             if moved:
+                self._audit(s, request_id, "fanout", "fanned_out", **detail)
+
+    def merge_discovered(
+        self, request_id: str, found: dict[str, list[str]]
+    ) -> dict[str, list[str]]:
+        """Add identifiers a connector found; return everything discovered so far."""
+        with self.session() as s:
+            row = s.get(Request, request_id, with_for_update=True)
+            if row is None:
+                return {}
+            merged: dict[str, list[str]] = {k: list(v) for k, v in (row.discovered or {}).items()}
+            grew = False
+            for name, values in found.items():
+                have = merged.setdefault(name, [])
+                for v in values:
+                    if v not in have:
+                        have.append(v)
+                        grew = True
+            if grew:
+                row.discovered = merged
                 self._audit(
-                    s,
-                    request_id,
-                    "fanout",
-                    "fanned_out",
-                    systems=sorted(p.system for p in plans if p.status is TaskStatus.PENDING),
-                    not_applicable=sorted(
-                        p.system for p in plans if p.status is TaskStatus.NOT_APPLICABLE
-                    ),
-                )
+                    s, request_id, "fanout", "identifiers_discovered", identifiers=sorted(found)
+                )  # names only, never values
+            return merged
 
     def pending_tasks(self, request_id: str) -> list[Task]:
         with self.session() as s:

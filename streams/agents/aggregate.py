@@ -16,6 +16,7 @@ from services.ledger.models import Request
 from services.responses import TaskOutcome, summarise
 from streams import topics
 from streams.context import Outgoing, Pipeline
+from streams.planning import next_wave, planned, task_messages
 from streams.records import (
     PACKAGE_KINDS,
     Kind,
@@ -47,14 +48,36 @@ def handle_result(ctx: Pipeline, raw: bytes) -> list[Outgoing]:
             "status": result.status,
         },
     )
-    if ctx.ledger.open_task_count(result.request_id):
+    if not first:
+        return (
+            [] if ctx.ledger.open_task_count(result.request_id) else finish(ctx, result.request_id)
+        )
+    return advance(ctx, result.request_id, result.discovered_identifiers)
+
+
+def advance(ctx: Pipeline, request_id: str, found: dict[str, list[str]]) -> list[Outgoing]:
+    """After a result: plan the systems it unlocked, or respond when nothing is left."""
+    row = ctx.ledger.request(request_id)
+    if row is None or row.status != "fanned_out":
         return []
-    return finish(ctx, result.request_id)
+    discovered = ctx.ledger.merge_discovered(request_id, found) if found else (row.discovered or {})
+    event = RequestEvent.model_validate(row.event)
+    plans = next_wave(ctx, event, discovered, planned(ctx.ledger.tasks(request_id)))
+    if plans:
+        ctx.ledger.plan_tasks(request_id, plans)
+    pending = {p.task_id for p in plans if p.status is TaskStatus.PENDING}
+    if pending:
+        new = [t for t in ctx.ledger.pending_tasks(request_id) if t.task_id in pending]
+        return task_messages(event, discovered, new)
+    if ctx.ledger.open_task_count(request_id):
+        return []
+    return finish(ctx, request_id)
 
 
 def time_out(ctx: Pipeline, request_id: str) -> list[Outgoing]:
+    """Past the request timeout: silent systems are timed out, unreached ones recorded."""
     ctx.ledger.time_out_tasks(request_id)
-    return finish(ctx, request_id)
+    return advance(ctx, request_id, {})
 
 
 def finish(ctx: Pipeline, request_id: str) -> list[Outgoing]:

@@ -63,6 +63,7 @@ def run_tasks(p: Pipeline, out: list[Outgoing]) -> list[bytes]:
                 changed=r.changed,
                 fields=r.fields,
                 details=r.details,
+                discovered_identifiers=r.discovered_identifiers,
                 started_at=started,
             )
             .model_dump_json()

@@ -21,8 +21,9 @@ def drive(p: Pipeline, request_id: str) -> ResponseEvent:
     """Fan out, run every task, aggregate; return the one response."""
     out = fanout.handle_accepted(p, request_id)
     responses = to(topics.RESPONSES, out)
-    for raw in run_tasks(p, out):
-        responses += to(topics.RESPONSES, aggregate.handle_result(p, raw))
+    while results := run_tasks(p, out):  # each wave's results unlock the next
+        out = [o for raw in results for o in aggregate.handle_result(p, raw)]
+        responses += to(topics.RESPONSES, out)
     [response] = responses
     return ResponseEvent.model_validate(body(response))
 
@@ -71,9 +72,13 @@ def test_held_for_fee_then_released(pipeline: Pipeline) -> None:
 def test_fanout_sends_one_task_per_applicable_system(pipeline: Pipeline) -> None:
     submit(pipeline, request_id="t-1", kind="disclosure", identifiers=TARO)
     out = fanout.handle_accepted(pipeline, "t-1")
-    assert sorted(o.topic for o in out) == [topics.tasks_topic("crm"), topics.tasks_topic("orders")]
+    assert sorted(o.topic for o in out) == [
+        topics.tasks_topic("crm"),
+        topics.tasks_topic("search_index"),
+    ]
     statuses = {t.system: t.status for t in pipeline.ledger.tasks("t-1")}
-    assert statuses == {"crm": "pending", "orders": "pending", "partners": "not_applicable"}
+    # orders and shipping wait for the identifiers the CRM will discover
+    assert statuses == {"crm": "pending", "search_index": "pending", "partners": "not_applicable"}
     again = fanout.handle_accepted(pipeline, "t-1")  # redelivered: same tasks, no new rows
     assert sorted(o.topic for o in again) == sorted(o.topic for o in out)
     assert len(pipeline.ledger.tasks("t-1")) == 3
@@ -85,17 +90,16 @@ def test_disclosure_response_has_package_and_deadline(pipeline: Pipeline) -> Non
     assert response.status == "completed"
     assert response.package and response.package.startswith("file://")
     assert response.deadline > response.received_at
-    assert {s.system: s.records for s in response.systems} == {"crm": 1, "orders": 2, "partners": 0}
+    records = {s.system: s.records for s in response.systems}
+    assert records == {"crm": 1, "orders": 2, "partners": 0, "search_index": 1, "shipping": 1}
 
 
 def test_redelivered_result_does_not_complete_twice(pipeline: Pipeline) -> None:
     submit(pipeline, request_id="r-1", kind="disclosure", identifiers=TARO)
-    out = fanout.handle_accepted(pipeline, "r-1")
-    results = run_tasks(pipeline, out)
-    for raw in results:
-        aggregate.handle_result(pipeline, raw)
+    drive(pipeline, "r-1")
     pipeline.ledger.mark_published(["r-1"])
-    assert aggregate.handle_result(pipeline, results[0]) == []
+    crm = next(t for t in pipeline.ledger.tasks("r-1") if t.system == "crm")
+    assert aggregate.handle_result(pipeline, json.dumps(crm.result).encode()) == []
     completions = [e for e in pipeline.ledger.timeline("r-1") if e.action == "completed"]
     assert len(completions) == 1
 
@@ -158,4 +162,9 @@ def test_timed_out_request_is_partial_and_names_the_silent_system(pipeline: Pipe
     [response] = aggregate.time_out(pipeline, "to-1")
     r = ResponseEvent.model_validate(body(response))
     assert r.status == "partially_completed"
-    assert [(x.code, x.system) for x in r.reasons] == [("system_timed_out", "orders")]
+    # orders was unlocked by the CRM's result but never answered; search_index never did
+    assert sorted((x.code, x.system) for x in r.reasons) == [
+        ("system_timed_out", "orders"),
+        ("system_timed_out", "search_index"),
+    ]
+    assert {s.system: s.status for s in r.systems}["shipping"] == "not_applicable"

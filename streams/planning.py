@@ -1,0 +1,124 @@
+"""Which systems a request reaches, and in which wave.
+
+A system runs once the request knows one of the identifiers it is keyed by:
+from the request itself, or discovered by a system of an earlier wave (the CRM
+finds the ``customer_id`` that unlocks the orders database). For erasure, a
+system listed in another's ``erase_after`` must finish first. A system that can
+never run is recorded as not applicable, with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from services.datamap import SystemSpec
+from services.ledger import TaskPlan
+from services.ledger.models import Task as TaskRow
+from streams import topics
+from streams.context import Outgoing, Pipeline
+from streams.records import FAN_OUT_KINDS, Kind, RequestEvent, Task, TaskStatus, dump
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What the ledger knows of a system's task so far."""
+
+    system: str
+    wave: int
+    status: TaskStatus
+
+
+def next_wave(
+    ctx: Pipeline,
+    event: RequestEvent,
+    discovered: Mapping[str, Sequence[str]],
+    planned: Sequence[Planned],
+) -> list[TaskPlan]:
+    """Plans for the systems not planned yet: those that can run now, and, once nothing
+    is left in flight, those that never can."""
+    if event.kind not in FAN_OUT_KINDS:
+        return []
+    state = {p.system: p.status for p in planned}
+    wave = max((p.wave for p in planned), default=-1) + 1
+    known = set(event.subject.identifiers) | {k for k, v in discovered.items() if v}
+    in_flight = TaskStatus.PENDING in state.values()
+    plans: list[TaskPlan] = []
+    while True:
+        blocked: list[tuple[str, str]] = []
+        for system, spec in sorted(ctx.datamap.systems.items()):
+            if system in state:
+                continue
+            status, reason = _decide(ctx, system, spec, event.kind, known, state)
+            if status is None:
+                blocked.append((system, reason))
+                continue
+            state[system] = status
+            plans.append(_plan(event, system, wave, status, reason))
+        if blocked and not in_flight and not any(p.status is TaskStatus.PENDING for p in plans):
+            # Nothing can unlock them any more: record why, then look again, since an
+            # erase_after on a system that will never run no longer holds anyone back.
+            for system, reason in blocked:
+                state[system] = TaskStatus.NOT_APPLICABLE
+                plans.append(_plan(event, system, wave, TaskStatus.NOT_APPLICABLE, reason))
+            continue
+        return plans
+
+
+def _decide(
+    ctx: Pipeline,
+    system: str,
+    spec: SystemSpec,
+    kind: Kind,
+    known: set[str],
+    state: Mapping[str, TaskStatus],
+) -> tuple[TaskStatus | None, str]:
+    if spec.excluded:
+        return TaskStatus.NOT_APPLICABLE, f"excluded: {spec.excluded} store"
+    if not ctx.supports(system, kind):
+        return TaskStatus.NOT_APPLICABLE, f"{system} does not support {kind}"
+    if not known & set(spec.identifiers):
+        return None, f"no identifier {spec.identifiers} known for {system}"
+    if kind is Kind.ERASURE:
+        for dep in spec.erase_after:
+            dep_status = state.get(dep)
+            if dep_status is None or dep_status is TaskStatus.PENDING:
+                return None, f"{dep} was never erased"
+            if dep_status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT):
+                return TaskStatus.FAILED, f"not erased: {dep}, erased before it, did not finish"
+    return TaskStatus.PENDING, ""
+
+
+def _plan(event: RequestEvent, system: str, wave: int, status: TaskStatus, reason: str) -> TaskPlan:
+    task_id = Task.make_id(event.request_id, system, event.kind, wave)
+    return TaskPlan(task_id, system, event.kind, wave, status, reason or None)
+
+
+def planned(tasks: Sequence[TaskRow]) -> list[Planned]:
+    return [Planned(t.system, t.wave, TaskStatus(t.status)) for t in tasks]
+
+
+def task_messages(
+    event: RequestEvent, discovered: Mapping[str, list[str]], pending: Sequence[TaskRow]
+) -> list[Outgoing]:
+    key = event.request_id.encode()
+    return [
+        Outgoing(
+            topics.tasks_topic(t.system),
+            key,
+            dump(
+                Task(
+                    request_id=event.request_id,
+                    task_id=t.task_id,
+                    system=t.system,
+                    kind=event.kind,
+                    wave=t.wave,
+                    identifiers=dict(event.subject.identifiers),
+                    discovered=dict(discovered),
+                    changes=list(event.correction.changes) if event.correction else [],
+                    grounds=list(event.grounds or []),
+                )
+            ),
+        )
+        for t in pending
+    ]
