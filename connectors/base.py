@@ -22,13 +22,14 @@ would change and change nothing.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
 from connectors.errors import ConfigError, NotSupported
 from connectors.lookups import lookups, merge
+from connectors.loop import run_coroutines
 from connectors.results import CheckResult, OperationResult
 from streams.records import Change, Kind, Task
 
@@ -48,8 +49,12 @@ METHODS: dict[Kind, str] = {
 }
 
 
-class Connector(ABC, Generic[ConfigT]):
-    """One system's connector, built from its validated config."""
+class ConnectorBase(ABC, Generic[ConfigT]):
+    """What every connector has: a name, a validated config and its capabilities.
+
+    Subclass ``Connector`` (blocking I/O) or ``connectors.aio.AsyncConnector``
+    (``async def`` operations), never this class directly.
+    """
 
     name: ClassVar[str]
     Config: ClassVar[type[BaseModel]]
@@ -59,7 +64,10 @@ class Connector(ABC, Generic[ConfigT]):
         self.system = system
         self.config: ConfigT = self.validate_config(system, config)
         cls = type(self)
-        stubs = [k for k in cls.capabilities if _is_default(cls, METHODS[k])]
+        contract = next(c for c in cls.__mro__ if "_contract" in c.__dict__)
+        stubs = [
+            k for k in cls.capabilities if getattr(cls, METHODS[k]) is getattr(contract, METHODS[k])
+        ]
         if stubs:
             raise TypeError(f"{cls.__name__} declares {sorted(stubs)} but does not implement them")
 
@@ -90,6 +98,22 @@ class Connector(ABC, Generic[ConfigT]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} system={self.system!r}>"
+
+    @abstractmethod
+    def check(self) -> CheckResult | Awaitable[CheckResult]:
+        """Reach the system and confirm the config matches it. Never raises for a bad config."""
+
+    def close(self) -> None:
+        """Release connections. Called once, when the runner stops."""
+
+    def _not_supported(self, kind: Kind) -> NotSupported:
+        return NotSupported(f"{self.name} connector for system {self.system!r} does not do {kind}")
+
+
+class Connector(ConnectorBase[ConfigT]):
+    """One system's connector, built from its validated config. Operations block."""
+
+    _contract = True
 
     def __enter__(self) -> Connector[ConfigT]:
         return self
@@ -135,38 +159,40 @@ class Connector(ABC, Generic[ConfigT]):
         """Stop providing the subject's data to third parties."""
         raise self._not_supported(Kind.THIRD_PARTY_STOP)
 
-    def close(self) -> None:
-        """Release connections. Called once, when the runner stops."""
 
-    def _not_supported(self, kind: Kind) -> NotSupported:
-        return NotSupported(f"{self.name} connector for system {self.system!r} does not do {kind}")
+def dispatch(connector: ConnectorBase[Any], task: Task) -> OperationResult:
+    """Run ``task`` on ``connector``: the one place that maps a kind to a method.
 
-
-def _is_default(cls: type[Connector[Any]], method: str) -> bool:
-    return getattr(cls, method) is getattr(Connector, method)
-
-
-def dispatch(connector: Connector[Any], task: Task) -> OperationResult:
-    """Run ``task`` on ``connector``: the one place that maps a kind to a method."""
+    An async connector's coroutines run on the event loop of ``connectors.loop``,
+    in a thread of its own; the caller's thread waits for the result.
+    """
     if task.kind not in METHODS:
         raise NotSupported(f"{task.kind} is answered from the data map, not by a connector")
     if not connector.supports(task.kind):
         raise connector._not_supported(task.kind)
-    return merge([_call(connector, task, ids) for ids in lookups(task)])
+    calls = [call(connector, task, ids) for ids in lookups(task)]
+    if isinstance(connector, Connector):
+        return merge(calls)
+    return merge(run_coroutines(calls))
 
 
-def _call(connector: Connector[Any], task: Task, ids: Identifiers) -> OperationResult:
-    grounds, dry_run = task.grounds, task.dry_run
-    match task.kind:
-        case Kind.DISCLOSURE:
-            return connector.disclose(ids)
-        case Kind.THIRD_PARTY_RECORDS:
-            return connector.third_party_records(ids)
-        case Kind.CORRECTION:
-            return connector.correct(ids, task.changes, dry_run=dry_run)
-        case Kind.SUSPENSION:
-            return connector.suspend(ids, grounds=grounds, dry_run=dry_run)
-        case Kind.ERASURE:
-            return connector.erase(ids, grounds=grounds, dry_run=dry_run)
-        case _:
-            return connector.stop_third_party_provision(ids, grounds=grounds, dry_run=dry_run)
+def check(connector: ConnectorBase[Any]) -> CheckResult:
+    """``connector.check()``, awaited on the connectors' loop for an async connector."""
+    result = connector.check()
+    if isinstance(result, CheckResult):
+        return result
+    return run_coroutines([_awaited(result)])[0]
+
+
+async def _awaited(value: Awaitable[CheckResult]) -> CheckResult:
+    return await value
+
+
+def call(connector: ConnectorBase[Any], task: Task, ids: Identifiers) -> Any:
+    """Call the operation for ``task.kind``: a result, or a coroutine for an async one."""
+    method = getattr(connector, METHODS[task.kind])
+    if task.kind is Kind.CORRECTION:
+        return method(ids, task.changes, dry_run=task.dry_run)
+    if task.kind in (Kind.DISCLOSURE, Kind.THIRD_PARTY_RECORDS):
+        return method(ids)
+    return method(ids, grounds=task.grounds, dry_run=task.dry_run)

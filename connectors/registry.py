@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from connectors.base import Connector
+from connectors.base import ConnectorBase
 from connectors.errors import ConfigError
 from services.datamap import DataMap, SystemSpec
 
@@ -24,7 +24,7 @@ def installed() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
-def load_connector_class(name: str) -> type[Connector[Any]]:
+def load_connector_class(name: str) -> type[ConnectorBase[Any]]:
     """The connector class registered as ``name``."""
     eps = installed()
     if name not in eps:
@@ -37,12 +37,12 @@ def load_connector_class(name: str) -> type[Connector[Any]]:
         cls = eps[name].load()
     except ImportError as exc:
         raise ConfigError(f"connector {name!r} cannot be imported: {exc}") from exc
-    if not (isinstance(cls, type) and issubclass(cls, Connector)):
+    if not (isinstance(cls, type) and issubclass(cls, ConnectorBase)):
         raise ConfigError(f"entry point {name!r} ({eps[name].value}) is not a Connector class")
     return cls
 
 
-def build(system_name: str, spec: SystemSpec) -> Connector[Any]:
+def build(system_name: str, spec: SystemSpec) -> ConnectorBase[Any]:
     """Build the connector for one system; a ``ConfigError`` says what is wrong."""
     try:
         cls = load_connector_class(spec.connector)
@@ -51,7 +51,9 @@ def build(system_name: str, spec: SystemSpec) -> Connector[Any]:
     return cls(system_name, spec.config)
 
 
-def build_all(datamap: DataMap, systems: Iterable[str] | None = None) -> dict[str, Connector[Any]]:
+def build_all(
+    datamap: DataMap, systems: Iterable[str] | None = None
+) -> dict[str, ConnectorBase[Any]]:
     """Build the named systems' connectors, or those of every system in scope.
 
     Systems marked ``excluded`` in the data map are out of scope and skipped
@@ -64,7 +66,7 @@ def build_all(datamap: DataMap, systems: Iterable[str] | None = None) -> dict[st
         unknown = [n for n in names if n not in datamap.systems]
         if unknown:
             raise ConfigError(f"systems not in the data map: {', '.join(unknown)}")
-    built: dict[str, Connector[Any]] = {}
+    built: dict[str, ConnectorBase[Any]] = {}
     try:
         for name in names:
             built[name] = build(name, datamap.systems[name])

@@ -34,7 +34,8 @@ from pydantic_core import PydanticSerializationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential, wait_random
 
-from connectors.base import Connector, OperationResult, dispatch
+from connectors.base import ConnectorBase, OperationResult, dispatch
+from connectors.base import check as run_check
 from connectors.errors import ConfigError, ConnectorError, RetriableError
 from connectors.registry import build_all
 from services import datamap, settings
@@ -73,7 +74,7 @@ class ConnectorRunner:
     def __init__(
         self,
         bootstrap: str,
-        connectors: Mapping[str, Connector[Any]],
+        connectors: Mapping[str, ConnectorBase[Any]],
         *,
         group_id: str = "dsr-connectors",
         max_attempts: int = 5,
@@ -402,9 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("no systems to host", file=sys.stderr)
         return 2
     for name, connector in connectors.items():
-        check = connector.check()
-        level = logging.INFO if check.ok else logging.WARNING
-        log.log(level, "check: %s", check.message, extra={"system": name})
+        status = run_check(connector)
+        level = logging.INFO if status.ok else logging.WARNING
+        log.log(level, "check: %s", status.message, extra={"system": name})
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

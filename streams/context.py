@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
-from connectors.base import Connector
+from connectors.base import ConnectorBase
 from connectors.registry import build_all
 from services.datamap import DataMap
 from services.datamap import load as load_datamap
@@ -30,7 +31,7 @@ class Pipeline:
     ledger: Ledger
     datamap: DataMap
     storage: Storage
-    connectors: dict[str, Connector] = field(default_factory=dict)
+    connectors: dict[str, ConnectorBase[Any]] = field(default_factory=dict)
 
     @property
     def request_timeout(self) -> timedelta:
