@@ -39,10 +39,11 @@ from connectors.base import check as run_check
 from connectors.errors import ConfigError, ConnectorError, RetriableError
 from connectors.registry import build_all
 from services import datamap, settings
+from services.logs import configure_logging
 from streams.records import Task, TaskResult, dump, utcnow
 from streams.topics import DEAD_LETTER, RESULTS, tasks_topic
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dsr.runner")
 
 #: Few records per poll, so a batch of slow tasks stays inside max_poll_interval_ms.
 FETCH_MAX_WAIT_MS = 50
@@ -347,31 +348,6 @@ def _offset(offset: int) -> OffsetAndMetadata:
 
 # -- command line -----------------------------------------------------------
 
-_LOG_FIELDS = (
-    "request_id",
-    "system",
-    "kind",
-    "status",
-    "error_code",
-    "attempts",
-    "delay_s",
-    "systems",
-    "topic",
-    "partition",
-    "partitions",
-    "offset",
-    "error_type",
-)
-
-
-class _Formatter(logging.Formatter):
-    """Plain log lines, with the structured ``extra`` fields appended as key=value."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = [f"{k}={getattr(record, k)}" for k in _LOG_FIELDS if hasattr(record, k)]
-        return " ".join([super().format(record), *fields])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Host the named systems (default: all in scope) until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(
@@ -383,10 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--group-id", default="dsr-connectors", help="consumer group")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    configure_logging(args.log_level)
 
     config = settings.load()
     if not config.kafka_bootstrap:

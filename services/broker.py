@@ -19,6 +19,7 @@ from pathlib import Path
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from services.processes import die_with_parent
 from streams.topics import TopicSpec
 
 
@@ -79,6 +80,7 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         broker = cls(port=port, process=process)
         try:

@@ -18,6 +18,7 @@ from typing import IO
 from services.broker import EmbeddedBroker, create_topics
 from services.datamap import load as load_datamap
 from services.ledger import Ledger
+from services.processes import die_with_parent
 from services.settings import Settings
 from streams.topics import all_topics
 
@@ -98,6 +99,7 @@ class Stack:
             stdout=comp.log,
             stderr=subprocess.STDOUT if comp.log else None,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:

@@ -163,6 +163,7 @@ def main() -> None:
             argv += ["--loglevel", "warn"]
         if not any(a.startswith(("--with-web", "--without-web", "-p", "--web-port")) for a in argv):
             argv.append("--without-web")
+        argv.insert(0, "--quiet")  # no banner: the worker's own lines are JSON logs
     sys.argv = [sys.argv[0], *argv]
     app.main()
 
