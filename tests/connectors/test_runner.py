@@ -242,7 +242,7 @@ def test_python_m_connectors_runner_serves_until_sigterm(
         _, log = proc.communicate(timeout=15)
     assert proc.returncode == 0, log
     assert "runner stopped" in log
-    assert f"request_id={task.request_id}" in log and "alice" not in log
+    assert f"\"request_id\": \"{task.request_id}\"" in log and "alice" not in log
 
 
 def test_the_runner_needs_a_bootstrap_server(tmp_path: Path) -> None:
