@@ -5,7 +5,7 @@ entry-point group. The runner (``python -m connectors.runner``) consumes a
 system's task topic and calls its connector.
 """
 
-from connectors.base import CheckResult, Connector, OperationResult, dispatch
+from connectors.base import Connector, dispatch
 from connectors.errors import (
     ConfigError,
     ConnectorError,
@@ -13,6 +13,7 @@ from connectors.errors import (
     NotSupported,
     RetriableError,
 )
+from connectors.results import CheckResult, OperationResult
 
 __all__ = [
     "CheckResult",

@@ -14,6 +14,8 @@ identifiers or record values.
 
 from __future__ import annotations
 
+import time
+from email.utils import parsedate_to_datetime
 from typing import ClassVar
 
 
@@ -49,3 +51,20 @@ class NotSupported(ConnectorError):
     """The connector does not implement this operation, or not with its current config."""
 
     code = "not_supported"
+
+
+def parse_retry_after(value: str | None, cap: float | None = None) -> float | None:
+    """An HTTP ``Retry-After`` (delta seconds or an HTTP date) as seconds from now,
+    at most ``cap``; None when absent or unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    seconds = max(seconds, 0.0)
+    return min(seconds, cap) if cap is not None else seconds

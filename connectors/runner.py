@@ -48,6 +48,8 @@ log = logging.getLogger("dsr.runner")
 #: Few records per poll, so a batch of slow tasks stays inside max_poll_interval_ms.
 FETCH_MAX_WAIT_MS = 50
 MAX_POLL_RECORDS = 10
+#: A connector's retry_after is honoured up to this; max_poll_interval_ms is 300 s.
+MAX_RETRY_AFTER_S = 60.0
 
 
 class _Stopping(Exception):
@@ -277,7 +279,11 @@ class ConnectorRunner:
         delay = float(self._backoff(state))
         error = state.outcome.exception() if state.outcome else None
         retry_after = getattr(error, "retry_after", None)
-        return max(delay, retry_after) if retry_after is not None else delay
+        if retry_after is None:
+            return delay
+        # Honour the system's Retry-After, but not past the point where the broker would
+        # take the partition away for not polling (the task is then retried elsewhere).
+        return max(delay, min(retry_after, MAX_RETRY_AFTER_S))
 
     def _sleep(self, seconds: float) -> None:
         if self._stop.wait(seconds):

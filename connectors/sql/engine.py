@@ -24,6 +24,12 @@ def make_engine(system: str, cfg: SQLConfig) -> Engine:
         raise ConfigError(
             f"system {system!r}: no database driver for {url.drivername!r}{hint}: {exc}"
         ) from None
+    except (sa_exc.ArgumentError, TypeError) as exc:
+        # e.g. a password given for a sqlite:// URL; the message names no secret
+        raise ConfigError(
+            f"system {system!r}: the database URL and options do not fit: "
+            f"{type(exc).__name__}"
+        ) from None
 
 
 _TRANSIENT = (

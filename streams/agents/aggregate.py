@@ -48,30 +48,30 @@ def handle_result(ctx: Pipeline, raw: bytes) -> list[Outgoing]:
             "status": result.status,
         },
     )
-    if not first:
-        return (
-            [] if ctx.ledger.open_task_count(result.request_id) else finish(ctx, result.request_id)
-        )
-    return advance(ctx, result.request_id, result.discovered_identifiers)
+    # A redelivered result means the worker may have died after recording it but before
+    # sending what it unlocked: send every pending task again (runners are idempotent).
+    return advance(ctx, result.request_id, result.discovered_identifiers, resend=not first)
 
 
-def advance(ctx: Pipeline, request_id: str, found: dict[str, list[str]]) -> list[Outgoing]:
+def advance(
+    ctx: Pipeline, request_id: str, found: dict[str, list[str]], *, resend: bool = False
+) -> list[Outgoing]:
     """After a result: plan the systems it unlocked, or respond when nothing is left."""
     row = ctx.ledger.request(request_id)
-    if row is None or row.status != "fanned_out":
+    if row is None:
         return []
+    if row.status != "fanned_out":
+        return finish(ctx, request_id) if row.completed_at else []
     discovered = ctx.ledger.merge_discovered(request_id, found) if found else (row.discovered or {})
     event = RequestEvent.model_validate(row.event)
     plans = next_wave(ctx, event, discovered, planned(ctx.ledger.tasks(request_id)))
     if plans:
         ctx.ledger.plan_tasks(request_id, plans)
-    pending = {p.task_id for p in plans if p.status is TaskStatus.PENDING}
-    if pending:
-        new = [t for t in ctx.ledger.pending_tasks(request_id) if t.task_id in pending]
-        return task_messages(event, discovered, new)
-    if ctx.ledger.open_task_count(request_id):
-        return []
-    return finish(ctx, request_id)
+    new = {p.task_id for p in plans if p.status is TaskStatus.PENDING}
+    pending = ctx.ledger.pending_tasks(request_id)
+    if not pending:
+        return finish(ctx, request_id)
+    return task_messages(event, discovered, [t for t in pending if resend or t.task_id in new])
 
 
 def time_out(ctx: Pipeline, request_id: str) -> list[Outgoing]:

@@ -168,3 +168,15 @@ def test_timed_out_request_is_partial_and_names_the_silent_system(pipeline: Pipe
         ("system_timed_out", "search_index"),
     ]
     assert {s.system: s.status for s in r.systems}["shipping"] == "not_applicable"
+
+
+def test_redelivered_result_resends_the_wave_it_unlocked(pipeline: Pipeline) -> None:
+    """The worker recorded the CRM's result and planned orders, then died before sending."""
+    submit(pipeline, request_id="w-1", kind="disclosure", identifiers=TARO)
+    out = fanout.handle_accepted(pipeline, "w-1")
+    crm = next(raw for raw in run_tasks(pipeline, out) if b'"system":"crm"' in raw)
+    unlocked = aggregate.handle_result(pipeline, crm)
+    assert [o.topic for o in unlocked] == [topics.tasks_topic("orders")]
+    redelivered = aggregate.handle_result(pipeline, crm)  # the message was never committed
+    assert topics.tasks_topic("orders") in [o.topic for o in redelivered]
+    assert len(pipeline.ledger.tasks("w-1")) == 4  # no task planned twice

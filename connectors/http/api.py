@@ -1,0 +1,170 @@
+"""Requests to the system's API, and what its answers mean to the runner.
+
+| the API answers                                   | we raise / return                       |
+|---------------------------------------------------|-----------------------------------------|
+| 2xx with a JSON body (or none)                    | a ``Reply``                             |
+| 404, with ``not_found_is_empty``                  | ``None``: the subject is unknown        |
+| 408, 429, 5xx                                     | ``RetriableError(retry_after=...)``     |
+| a timeout or a broken connection                  | ``RetriableError``                      |
+| any other status (3xx, 4xx)                       | ``FatalError``                          |
+| a body that is not JSON or over the size cap      | ``FatalError``                          |
+
+Redirects are not followed, so headers never travel to another host. Messages
+name the method and the path *template* (``GET /users/{email}``), never a
+filled-in URL, an identifier, a header value or the response body. httpx logs
+each request's URL at INFO; ``RedactURLs`` cuts those URLs down to their origin.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+
+from connectors.errors import FatalError, RetriableError, parse_retry_after
+from connectors.http.config import HTTPConfig
+
+
+@dataclass(frozen=True)
+class Reply:
+    body: Any
+    url: httpx.URL
+    next_link: str | None
+
+
+class API:
+    """One HTTP client for one system, with its auth headers and limits."""
+
+    def __init__(self, system: str, cfg: HTTPConfig) -> None:
+        self.system = system
+        self.cfg = cfg
+        self.origin = httpx.URL(cfg.base_url).copy_with(path="/", query=None)
+        self._client = httpx.Client(
+            base_url=cfg.base_url,
+            headers={k: v.get_secret_value() for k, v in cfg.headers.items()},
+            timeout=cfg.timeout_s,
+            follow_redirects=False,
+        )
+
+    def send(
+        self,
+        what: str,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        json_body: Any = None,
+        not_found_is_empty: bool | None = None,
+    ) -> Reply | None:
+        """Send one request; ``what`` names it in messages (``GET /users/{email}``)."""
+        empty_404 = (
+            self.cfg.not_found_is_empty if not_found_is_empty is None else not_found_is_empty
+        )
+        prefix = f"system {self.system!r}: {what}"
+        kwargs: dict[str, Any] = {"params": params} if params else {}
+        if json_body is not None:
+            kwargs["json"] = json_body
+        try:
+            with self._client.stream(method, url, **kwargs) as response:
+                status = response.status_code
+                if status == 404 and empty_404:
+                    return None
+                if status in (408, 429) or status >= 500:
+                    wait = self.retry_after(response.headers.get("Retry-After"))
+                    raise RetriableError(f"{prefix} answered {_status(status)}", retry_after=wait)
+                if not 200 <= status < 300:
+                    hint = " (check the auth headers)" if status in (401, 403) else ""
+                    raise FatalError(f"{prefix} answered {_status(status)}{hint}")
+                data = self._read(prefix, response)
+                return Reply(_parse(prefix, data), response.url, _next_link(response))
+        except httpx.TimeoutException as exc:
+            raise RetriableError(f"{prefix} timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise RetriableError(f"{prefix} failed to connect ({type(exc).__name__})") from None
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+            raise FatalError(f"{prefix} failed ({type(exc).__name__})") from None
+
+    def same_origin(self, url: httpx.URL) -> bool:
+        return (url.scheme, url.host, url.port) == (
+            self.origin.scheme,
+            self.origin.host,
+            self.origin.port,
+        )
+
+    def retry_after(self, value: str | None) -> float | None:
+        """``Retry-After`` in seconds, capped by the config; None if unusable."""
+        return parse_retry_after(value, self.cfg.max_retry_after_s)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _read(self, prefix: str, response: httpx.Response) -> bytes:
+        """The body, refusing more than ``max_response_bytes`` (after decompression)."""
+        cap = self.cfg.max_response_bytes
+        too_big = f"{prefix} sent a response larger than {cap} bytes"
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise FatalError(too_big)
+        deadline = time.monotonic() + self.cfg.timeout_s
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise FatalError(too_big)
+            if time.monotonic() > deadline:
+                raise RetriableError(f"{prefix} sent its response too slowly")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _parse(prefix: str, data: bytes) -> Any:
+    if not data.strip():
+        return None
+    try:
+        return json.loads(data, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise FatalError(f"{prefix} sent a response that is not JSON") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _next_link(response: httpx.Response) -> str | None:
+    try:
+        url = response.links.get("next", {}).get("url")
+    except (ValueError, KeyError, IndexError):
+        return None
+    return url or None
+
+
+def _status(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+class RedactURLs(logging.Filter):
+    """Cut the URLs in httpx's request log lines down to their origin: the path and
+    query hold identifiers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("HTTP Request:"):
+            args = record.args
+            if isinstance(args, tuple) and len(args) > 1 and isinstance(args[1], httpx.URL):
+                url = args[1]
+                record.args = (args[0], f"{url.scheme}://{url.netloc.decode()}/…", *args[2:])
+        return True
+
+
+def redact_httpx_logs() -> None:
+    """Install ``RedactURLs`` on httpx's logger, once."""
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactURLs) for f in logger.filters):
+        logger.addFilter(RedactURLs())

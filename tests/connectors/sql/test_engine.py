@@ -1,0 +1,50 @@
+"""How database errors become connector errors: retriable or fatal, naming no values."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from connectors import FatalError, RetriableError
+from connectors.sql import SQLConnector
+from services.broker import free_port
+from streams.records import Change
+from tests.connectors.fixtures import ALICE, BOB, CONFIG, Database
+
+
+def test_a_database_refusal_is_fatal_and_names_no_values(db: Database) -> None:
+    with pytest.raises(FatalError) as caught:  # the email is unique, and Bob's already
+        db.connector().correct(ALICE, [Change(field="email", value="bob@example.com")])
+    assert not isinstance(caught.value, RetriableError)
+    assert "example.com" not in str(caught.value)
+    assert "IntegrityError" in str(caught.value) or "UniqueViolation" in str(caught.value)
+
+
+def test_an_unreachable_database_is_retriable() -> None:
+    url = f"postgresql+psycopg://app:pa55word@127.0.0.1:{free_port()}/crm"
+    connector = SQLConnector("crm", {**CONFIG, "url": url})
+    try:
+        with pytest.raises(RetriableError) as caught:
+            connector.disclose(ALICE)
+        assert "OperationalError" in str(caught.value)
+        assert "pa55word" not in str(caught.value)
+        check = connector.check()
+        assert not check.ok and "database error" in check.message
+    finally:
+        connector.close()
+
+
+def test_a_locked_sqlite_database_is_retriable(sqlite_db: Database) -> None:
+    connector = sqlite_db.connector({**sqlite_db.config(), "busy_timeout_s": 0.1})
+    path = sqlite_db.url.removeprefix("sqlite:///")
+    lock = sqlite3.connect(path, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(RetriableError, match="database is locked"):
+            connector.erase(ALICE, grounds=["withdrawn_consent"])
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert connector.erase(ALICE, grounds=["withdrawn_consent"]).changed == 3
+    assert connector.disclose(BOB).records
