@@ -43,6 +43,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from connectors.s3.bucket import TRANSIENT_CODES  # S3 error codes worth another attempt
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -193,19 +195,6 @@ class LocalStorage:
         return f"LocalStorage({str(self.root)!r})"
 
 
-#: S3 error codes worth another attempt; any 5xx status is retried too.
-TRANSIENT_CODES = frozenset(
-    {
-        "InternalError",
-        "RequestLimitExceeded",
-        "RequestTimeout",
-        "ServiceUnavailable",
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "TooManyRequestsException",
-    }
-)
 
 
 def is_transient(exc: BaseException) -> bool:
