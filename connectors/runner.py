@@ -38,7 +38,7 @@ from connectors.base import ConnectorBase, OperationResult, dispatch
 from connectors.base import check as run_check
 from connectors.errors import ConfigError, ConnectorError, RetriableError
 from connectors.registry import build_all
-from services import datamap, settings
+from services import datamap, monitoring, settings
 from services.logs import configure_logging
 from streams.records import Task, TaskResult, dump, utcnow
 from streams.topics import DEAD_LETTER, RESULTS, tasks_topic
@@ -115,6 +115,7 @@ class ConnectorRunner:
         )
         topics = sorted(tasks_topic(s) for s in self.connectors)
         self._consumer.subscribe(topics, listener=_Assignment(on_assigned))
+        self._lag = monitoring.RunnerLag(self._consumer, group_id)
         try:
             self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
         except BaseException:
@@ -133,6 +134,7 @@ class ConnectorRunner:
                             return
                         self.handle(message)
                         self._commit(partition, message.offset + 1)
+                self._lag.maybe_refresh()
         except _Stopping:
             pass  # stopped while waiting to retry: the task was not committed
         finally:
@@ -194,21 +196,26 @@ class ConnectorRunner:
         def attempt() -> OperationResult:
             nonlocal attempts
             attempts += 1
-            return dispatch(connector, task)
+            with monitoring.observe_connector_call(task.system, task.kind):
+                return dispatch(connector, task)
 
-        retrying = Retrying(
-            retry=retry_if_exception_type(RetriableError),
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            sleep=self._sleep,
-            before_sleep=lambda state: log.warning(
+        def before_sleep(state: RetryCallState) -> None:
+            monitoring.record_retry(task.system)
+            log.warning(
                 "retrying",
                 extra={
                     **ctx,
                     "attempts": state.attempt_number,
                     "delay_s": round(state.upcoming_sleep, 3),
                 },
-            ),
+            )
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(RetriableError),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            sleep=self._sleep,
+            before_sleep=before_sleep,
             reraise=True,
         )
         try:
@@ -252,6 +259,7 @@ class ConnectorRunner:
                 "attempts": attempts,
             },
         )
+        monitoring.record_task_result(result)
         return result
 
     def close(self) -> None:
@@ -293,6 +301,7 @@ class ConnectorRunner:
         if isinstance(value, dict):
             value = json.dumps(value).encode()
         self._pending.append(self._producer.send(topic, key=key, value=value))
+        monitoring.record_sent(topic, value)
 
     def _flush(self) -> None:
         """Wait until everything sent is acknowledged; raise if anything was not."""
@@ -381,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not connectors:
         print("no systems to host", file=sys.stderr)
         return 2
+    monitoring.serve(config.metrics_port)
     for name, connector in connectors.items():
         status = run_check(connector)
         level = logging.INFO if status.ok else logging.WARNING

@@ -55,6 +55,8 @@ def up(
             f"Kafka: [bold]{stack.bootstrap}[/]"
             f"{' (embedded)' if stack.broker else ''}  ledger: {settings.database_url}"
         )
+        metrics = "  ".join(f"{name} {url}" for name, url in stack.metrics_urls.items())
+        console.print(f"Metrics: {metrics}", soft_wrap=True, highlight=False)
         console.print(f"Joined in {stack.wait_joined():.1f}s. Ctrl-C stops everything.")
         while not stack.check_alive():
             time.sleep(0.5)

@@ -10,6 +10,7 @@
 | DSR_S3_ENDPOINT_URL | (unset) | S3-compatible endpoint (MinIO, moto) |
 | DSR_SESSION_TIMEOUT_S | 6 | consumer-group session timeout, seconds |
 | DSR_TASK_ATTEMPTS | 5 | connector attempts before a task is failed |
+| DSR_METRICS_PORT | 0 (off) | loopback port of this process's Prometheus ``/metrics`` |
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Settings:
         default_factory=lambda: float(_env("DSR_SESSION_TIMEOUT_S", "6"))
     )
     task_attempts: int = field(default_factory=lambda: int(_env("DSR_TASK_ATTEMPTS", "5")))
+    #: Where this process serves ``/metrics`` on 127.0.0.1; 0 means no metrics server.
+    metrics_port: int = field(default_factory=lambda: int(_env("DSR_METRICS_PORT", "0")))
 
     @property
     def database_url(self) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
-from services.broker import EmbeddedBroker, create_topics
+from services.broker import EmbeddedBroker, create_topics, free_port
 from services.datamap import load as load_datamap
 from services.ledger import Ledger
 from services.processes import die_with_parent
@@ -27,6 +27,7 @@ from streams.topics import all_topics
 class Component:
     name: str
     argv: list[str]
+    metrics_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
 
@@ -39,6 +40,8 @@ class Stack:
     log_dir: Path | None = None
     broker: EmbeddedBroker | None = None
     components: dict[str, Component] = field(default_factory=dict)
+    #: Give each process a loopback ``/metrics`` port (see ``metrics_urls``).
+    metrics: bool = True
 
     @property
     def bootstrap(self) -> str:
@@ -65,7 +68,20 @@ class Stack:
             self.spawn(name)
 
     def _add(self, name: str, argv: list[str]) -> None:
-        self.components[name] = Component(name, argv)
+        self.components[name] = Component(name, argv, free_port() if self.metrics else 0)
+
+    @property
+    def metrics_ports(self) -> dict[str, int]:
+        """Each process's ``/metrics`` port, by component name."""
+        return {c.name: c.metrics_port for c in self.components.values() if c.metrics_port}
+
+    @property
+    def metrics_urls(self) -> dict[str, str]:
+        return {name: _metrics_url(port) for name, port in self.metrics_ports.items()}
+
+    def metrics_file(self, name: str) -> Path:
+        """Where a component's metrics URL is written, for other tools to find."""
+        return self.settings.home / "run" / f"{name}.metrics"
 
     def _log_path(self, name: str) -> Path | None:
         if self.log_dir is None:
@@ -93,9 +109,16 @@ class Stack:
         self.ready_file(name).unlink(missing_ok=True)
         path = self._log_path(name)
         comp.log = open(path, "ab") if path else None  # noqa: SIM115 - closed in stop()
+        if comp.metrics_port:
+            self.metrics_file(name).parent.mkdir(parents=True, exist_ok=True)
+            self.metrics_file(name).write_text(_metrics_url(comp.metrics_port) + "\n")
         comp.process = subprocess.Popen(
             comp.argv,
-            env={**self.env(), "DSR_COMPONENT": name},
+            env={
+                **self.env(),
+                "DSR_COMPONENT": name,
+                "DSR_METRICS_PORT": str(comp.metrics_port),
+            },
             stdout=comp.log,
             stderr=subprocess.STDOUT if comp.log else None,
             start_new_session=True,
@@ -151,6 +174,7 @@ class Stack:
                     comp.process.wait()
             if comp.log:
                 comp.log.close()
+            self.metrics_file(comp.name).unlink(missing_ok=True)
         if self.broker:
             self.broker.stop()
             self.broker = None
@@ -166,6 +190,10 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _metrics_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/metrics"
 
 
 def with_home(settings: Settings, home: Path) -> Settings:

@@ -17,6 +17,7 @@ import faust
 from sqlalchemy.exc import OperationalError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from services import monitoring
 from services.ledger import as_utc
 from services.logs import configure_logging
 from services.settings import Settings, mark_ready
@@ -85,6 +86,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                 await app.producer.send(
                     o.topic, o.key, o.value, partition=None, timestamp=None, headers=None
                 )
+            monitoring.record_sent(o.topic, o.value)
         if published:
             ctx().ledger.mark_published(published)
 
@@ -96,13 +98,14 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     ) -> None:
         async for event in stream:
             raw: bytes = event.value
-            try:
-                outgoing = _transient_db(handler)(ctx(), decode(raw))
-            except PoisonEvent as exc:
-                outgoing = [_dead_letter(stage, str(exc), exc.detail, raw)]
-            except Exception as exc:  # noqa: BLE001 - the worker must keep running
-                log.exception("handler failed", extra={"stage": stage})
-                outgoing = [_dead_letter(stage, type(exc).__name__, str(exc)[:500], raw)]
+            with monitoring.observe_stage(stage):
+                try:
+                    outgoing = _transient_db(handler)(ctx(), decode(raw))
+                except PoisonEvent as exc:
+                    outgoing = [_dead_letter(stage, str(exc), exc.detail, raw)]
+                except Exception as exc:  # noqa: BLE001 - the worker must keep running
+                    log.exception("handler failed", extra={"stage": stage})
+                    outgoing = [_dead_letter(stage, type(exc).__name__, str(exc)[:500], raw)]
             await send(outgoing)
 
     @app.agent(raw_topic(topics.REQUESTS), name="intake")
@@ -120,6 +123,12 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     @app.on_rebalance_complete.connect
     def _ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         mark_ready(settings)
+
+    lag = monitoring.WorkerLag(app)
+
+    @app.timer(monitoring.LAG_INTERVAL_S)
+    async def report_lag() -> None:
+        lag.refresh()
 
     @app.timer(SWEEP_INTERVAL_S, on_leader=True)
     async def sweep() -> None:
@@ -156,9 +165,11 @@ def _dead_letter(stage: str, error: str, detail: str, raw: bytes) -> Outgoing:
 
 def main() -> None:
     configure_logging()
-    app = create_app(load_settings())
+    settings = load_settings()
+    app = create_app(settings)
     argv = sys.argv[1:] or ["worker"]
     if argv[0] == "worker":
+        monitoring.serve_worker(settings)
         if not any(a.startswith(("-l", "--loglevel")) for a in argv):
             argv += ["--loglevel", "warn"]
         if not any(a.startswith(("--with-web", "--without-web", "-p", "--web-port")) for a in argv):

@@ -16,11 +16,22 @@ from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, func, select, update
+from sqlalchemy import (
+    CursorResult,
+    Engine,
+    Executable,
+    case,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.ledger.models import (
     FINAL_STATUSES,
+    OPEN_STATUSES,
     AuditEntry,
     Rejected,
     Request,
@@ -470,6 +481,44 @@ class Ledger:
         with self.session() as s:
             rows = s.execute(select(Request.status, func.count()).group_by(Request.status))
             return {status: int(n) for status, n in rows}
+
+    # -- monitoring: aggregate reads, one GROUP BY each, no identifiers -------
+    def open_request_counts(self) -> dict[tuple[str, str | None], int]:
+        """Open requests by ``(status, hold_reason)``."""
+        open_ = [st.value for st in OPEN_STATUSES]
+        with self.session() as s:
+            rows = s.execute(
+                select(Request.status, Request.hold_reason, func.count())
+                .where(Request.status.in_(open_))
+                .group_by(Request.status, Request.hold_reason)
+            )
+            return {(status, reason): int(n) for status, reason, n in rows}
+
+    def pending_task_counts(self) -> dict[str, int]:
+        """Tasks waiting for a connector runner, by system (open requests only)."""
+        open_ = [st.value for st in OPEN_STATUSES]
+        with self.session() as s:
+            rows = s.execute(
+                select(Task.system, func.count())
+                .join(Request, Request.request_id == Task.request_id)
+                .where(Request.status.in_(open_), Task.status == TaskStatus.PENDING)
+                .group_by(Task.system)
+            )
+            return {system: int(n) for system, n in rows}
+
+    def open_deadline_counts(self, before: Sequence[datetime]) -> dict[str, list[int]]:
+        """For each regulation, how many open requests are due before each of ``before``."""
+        open_ = [st.value for st in OPEN_STATUSES]
+        columns = [
+            func.sum(case((Request.deadline_at < as_utc(bound), 1), else_=0)) for bound in before
+        ]
+        with self.session() as s:
+            rows = s.execute(
+                select(Request.regulation, *columns)
+                .where(Request.status.in_(open_))
+                .group_by(Request.regulation)
+            )
+            return {row[0]: [int(n or 0) for n in row[1:]] for row in rows}
 
 
 __all__ = ["Admission", "Ledger", "TaskPlan", "as_utc"]

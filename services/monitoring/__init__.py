@@ -1,0 +1,36 @@
+"""Monitoring: every Prometheus metric in one module, and the hooks that move them.
+
+``metrics`` defines the series and the one-line hooks the wiring calls;
+``lag`` refreshes consumer lag; ``server`` serves ``/metrics`` on a loopback port.
+"""
+
+from services.monitoring.lag import LAG_INTERVAL_S, RunnerLag, WorkerLag
+from services.monitoring.metrics import (
+    REGISTRY,
+    LedgerCollector,
+    observe_connector_call,
+    observe_stage,
+    record_completion,
+    record_retry,
+    record_sent,
+    record_task_result,
+    watch_ledger,
+)
+from services.monitoring.server import serve, serve_worker
+
+__all__ = [
+    "LAG_INTERVAL_S",
+    "REGISTRY",
+    "LedgerCollector",
+    "RunnerLag",
+    "WorkerLag",
+    "observe_connector_call",
+    "observe_stage",
+    "record_completion",
+    "record_retry",
+    "record_sent",
+    "record_task_result",
+    "serve",
+    "serve_worker",
+    "watch_ledger",
+]

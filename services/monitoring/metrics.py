@@ -1,0 +1,328 @@
+"""Every Prometheus metric of the pipeline, defined once, and the hooks that move them.
+
+Call sites are one line each and live in the wiring (``streams/app.py``, the
+connector runner's plumbing), never in the handlers or the connectors.
+
+Labels are low-cardinality on purpose: kind, regulation, status, stage,
+system, outcome, reason code, topic and consumer group. A request id, an
+identifier or any other value taken from a subject never becomes a label.
+
+| metric | type | labels |
+|---|---|---|
+| dsr_request_latency_seconds | histogram | kind, regulation: received_at → response |
+| dsr_request_processing_seconds | histogram | kind, regulation: intake → response |
+| dsr_stage_seconds | histogram | stage: intake, fanout, aggregate handler time |
+| dsr_connector_call_seconds | histogram | system, kind: one connector call (one attempt) |
+| dsr_connector_outcomes_total | counter | system, outcome |
+| dsr_requests_completed_total | counter | kind, regulation, status |
+| dsr_requests_in_flight | gauge | status (from the ledger, at scrape time) |
+| dsr_tasks_waiting | gauge | system (from the ledger, at scrape time) |
+| dsr_deadline_at_risk | gauge | regulation, window (from the ledger, at scrape time) |
+| dsr_dead_letters_total | counter | source |
+| dsr_rejected_events_total | counter | reason_code |
+| dsr_consumer_lag | gauge | topic, group |
+
+``dsr_connector_outcomes_total`` outcomes: ``ok`` and ``failed`` once per task
+and ``retried`` once per retry, all counted by the runner; ``not_applicable``
+and ``timed_out`` (a system that never answered) once per request and system,
+counted when the response leaves the worker, from its per-system outcomes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
+
+from services.ledger import Ledger, RequestStatus
+from streams import topics
+from streams.records import Kind, Regulation, ResponseStatus, TaskResult, utcnow
+
+log = logging.getLogger("dsr.monitoring")
+
+#: The pipeline's own registry; ``/metrics`` serves it, with the process collectors.
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+#: 50 ms to 60 days: received_at is when the business got the request, maybe days ago.
+LATENCY_BUCKETS = (
+    (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+    + tuple(60.0 * minutes for minutes in (1, 5, 15, 60, 240, 720))
+    + tuple(86400.0 * days for days in (1, 3, 7, 14, 30, 60))
+)
+
+# -- requests -----------------------------------------------------------------
+REQUEST_LATENCY = Histogram(
+    "dsr_request_latency_seconds",
+    "From the request's received_at to its completed response (may span days).",
+    ["kind", "regulation"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+REQUEST_PROCESSING = Histogram(
+    "dsr_request_processing_seconds",
+    "From intake to the completed response: the pipeline's own time.",
+    ["kind", "regulation"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+    registry=REGISTRY,
+)
+REQUESTS_COMPLETED = Counter(
+    "dsr_requests_completed",
+    "Responses sent, by final status.",
+    ["kind", "regulation", "status"],
+    registry=REGISTRY,
+)
+
+# -- stream processing ----------------------------------------------------------
+STAGE_SECONDS = Histogram(
+    "dsr_stage_seconds",
+    "Time spent in one handler call of a stage (intake, fanout, aggregate).",
+    ["stage"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Counter(
+    "dsr_dead_letters",
+    "Events and tasks sent to the dead-letter topic, by the stage or topic they came from.",
+    ["source"],
+    registry=REGISTRY,
+)
+REJECTED_EVENTS = Counter(
+    "dsr_rejected_events",
+    "Malformed request events sent to the rejected topic.",
+    ["reason_code"],
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "dsr_consumer_lag",
+    "Messages not yet processed on this process's assigned partitions, summed per topic.",
+    ["topic", "group"],
+    registry=REGISTRY,
+)
+
+# -- connectors -------------------------------------------------------------------
+CONNECTOR_CALL = Histogram(
+    "dsr_connector_call_seconds",
+    "Duration of one connector call (one attempt) in the runner.",
+    ["system", "kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+CONNECTOR_OUTCOMES = Counter(
+    "dsr_connector_outcomes",
+    "Task outcomes per system: ok, failed, retried (each retry), not_applicable, timed_out.",
+    ["system", "outcome"],
+    registry=REGISTRY,
+)
+
+# -- ledger-backed gauges (computed at scrape time by LedgerCollector) ------------
+IN_FLIGHT = "dsr_requests_in_flight"
+IN_FLIGHT_HELP = "Open requests in the ledger, by status (held ones by why they are held)."
+IN_FLIGHT_STATUSES = ("held_verification", "held_fee", "held_other", "accepted", "fanned_out")
+TASKS_WAITING = "dsr_tasks_waiting"
+TASKS_WAITING_HELP = "Tasks waiting for a connector result, by system."
+DEADLINE_AT_RISK = "dsr_deadline_at_risk"
+DEADLINE_AT_RISK_HELP = (
+    "Open requests by deadline: window=overdue is past its deadline; window=Nd is not "
+    "overdue yet but due within N days (so 3d includes 1d)."
+)
+DEADLINE_WINDOWS: Mapping[str, timedelta] = {
+    "1d": timedelta(days=1),
+    "3d": timedelta(days=3),
+    "7d": timedelta(days=7),
+}
+_HOLD_STATUS = {"verification_pending": "held_verification", "fee_unpaid": "held_fee"}
+
+
+# -- hooks ------------------------------------------------------------------------
+@contextmanager
+def observe_stage(stage: str) -> Iterator[None]:
+    """Time one handler call: ``with observe_stage("intake"): ...``."""
+    with STAGE_SECONDS.labels(stage).time():
+        yield
+
+
+@contextmanager
+def observe_connector_call(system: str, kind: str) -> Iterator[None]:
+    """Time one connector call, whether it returns or raises."""
+    with CONNECTOR_CALL.labels(system, str(kind)).time():
+        yield
+
+
+def record_retry(system: str) -> None:
+    CONNECTOR_OUTCOMES.labels(system, "retried").inc()
+
+
+def record_task_result(result: TaskResult) -> None:
+    """A task the runner finished: ``ok`` or ``failed``."""
+    CONNECTOR_OUTCOMES.labels(result.system, result.status).inc()
+
+
+def record_sent(topic: str, value: bytes) -> None:
+    """Count a message as it leaves: responses, rejected events and dead letters."""
+    if topic not in (topics.RESPONSES, topics.REJECTED, topics.DEAD_LETTER):
+        return
+    try:
+        body = json.loads(value)
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    if topic == topics.RESPONSES:
+        record_completion(body)
+    elif topic == topics.REJECTED:
+        REJECTED_EVENTS.labels(str(body.get("reason_code") or "unknown")).inc()
+    else:
+        DEAD_LETTERS.labels(str(body.get("source") or "unknown")).inc()
+
+
+class _Seen:
+    """Request ids whose completion this process already counted (a bounded memory).
+
+    A response can leave twice (re-sent before it was marked published); each
+    request counts once. The ids stay in memory and are never exposed.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, request_id: str) -> bool:
+        """Remember ``request_id``; False if it was already there."""
+        if request_id in self._ids:
+            self._ids.move_to_end(request_id)
+            return False
+        self._ids[request_id] = None
+        if len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+        return True
+
+
+_completed = _Seen()
+
+
+def record_completion(response: Mapping[str, Any]) -> None:
+    """A response event leaving the worker (its JSON body)."""
+    request_id = str(response.get("request_id") or "")
+    if request_id and not _completed.add(request_id):
+        return
+    kind = _one_of(response.get("kind"), Kind)
+    regulation = _one_of(response.get("regulation"), Regulation)
+    status = _one_of(response.get("status"), ResponseStatus)
+    REQUESTS_COMPLETED.labels(kind, regulation, status).inc()
+    latency = _seconds_between(response.get("received_at"), response.get("completed_at"))
+    if latency is None and isinstance(response.get("latency_ms"), int):
+        latency = response["latency_ms"] / 1000
+    if latency is not None:
+        REQUEST_LATENCY.labels(kind, regulation).observe(max(0.0, latency))
+    if isinstance(response.get("processing_ms"), int):
+        REQUEST_PROCESSING.labels(kind, regulation).observe(response["processing_ms"] / 1000)
+    for outcome in response.get("systems") or []:
+        outcome_status = outcome.get("status") if isinstance(outcome, dict) else None
+        if outcome_status in ("not_applicable", "timed_out"):
+            CONNECTOR_OUTCOMES.labels(str(outcome.get("system")), outcome_status).inc()
+
+
+def _one_of(value: Any, allowed: type[StrEnum]) -> str:
+    """A label value from a closed set, so a malformed body cannot add series."""
+    return str(value) if value in allowed.__members__.values() else "other"
+
+
+def _seconds_between(start: Any, end: Any) -> float | None:
+    try:
+        began, ended = datetime.fromisoformat(start), datetime.fromisoformat(end)
+        return (ended - began).total_seconds()
+    except (TypeError, ValueError):  # missing, malformed, or naive against aware
+        return None
+
+
+# -- ledger-backed gauges -----------------------------------------------------------
+class LedgerCollector(Collector):
+    """Requests in flight, tasks waiting and deadlines at risk, read from the ledger at
+    each scrape (three GROUP BY queries).
+
+    The ledger is shared, so every worker reports the same values: aggregate them
+    across workers with ``max``, not ``sum``.
+    """
+
+    def __init__(self, ledger: Ledger, systems: Sequence[str] = ()) -> None:
+        self.ledger = ledger
+        self._systems = set(systems)
+
+    def describe(self) -> list[Metric]:
+        return [
+            GaugeMetricFamily(IN_FLIGHT, IN_FLIGHT_HELP, labels=["status"]),
+            GaugeMetricFamily(TASKS_WAITING, TASKS_WAITING_HELP, labels=["system"]),
+            GaugeMetricFamily(
+                DEADLINE_AT_RISK, DEADLINE_AT_RISK_HELP, labels=["regulation", "window"]
+            ),
+        ]
+
+    def collect(self) -> Iterator[Metric]:
+        now = utcnow()
+        windows = list(DEADLINE_WINDOWS.items())
+        try:
+            by_status = self.ledger.open_request_counts()
+            waiting = self.ledger.pending_task_counts()
+            due = self.ledger.open_deadline_counts([now] + [now + span for _, span in windows])
+        except SQLAlchemyError as exc:
+            log.warning("ledger gauges skipped: %s", type(exc).__name__)
+            return
+
+        in_flight = GaugeMetricFamily(IN_FLIGHT, IN_FLIGHT_HELP, labels=["status"])
+        counts = dict.fromkeys(IN_FLIGHT_STATUSES, 0)
+        for (status, reason), n in by_status.items():
+            if status == RequestStatus.HELD:
+                status = _HOLD_STATUS.get(reason or "", "held_other")
+            if status in counts:
+                counts[status] += n
+        for status, n in counts.items():
+            in_flight.add_metric([status], n)
+        yield in_flight
+
+        tasks = GaugeMetricFamily(TASKS_WAITING, TASKS_WAITING_HELP, labels=["system"])
+        self._systems |= set(waiting)
+        for system in sorted(self._systems):
+            tasks.add_metric([system], waiting.get(system, 0))
+        yield tasks
+
+        risk = GaugeMetricFamily(
+            DEADLINE_AT_RISK, DEADLINE_AT_RISK_HELP, labels=["regulation", "window"]
+        )
+        for regulation in sorted({r.value for r in Regulation} | set(due)):
+            overdue, *within = due.get(regulation, [0] * (len(windows) + 1))
+            risk.add_metric([regulation, "overdue"], overdue)
+            for (window, _), n in zip(windows, within, strict=True):
+                risk.add_metric([regulation, window], n - overdue)
+        yield risk
+
+
+_watching: list[LedgerCollector] = []
+
+
+def watch_ledger(ledger: Ledger, systems: Sequence[str] = ()) -> LedgerCollector:
+    """Report the ledger-backed gauges on ``/metrics`` (the worker does; runners do not).
+
+    Watching another ledger replaces the previous one.
+    """
+    while _watching:
+        REGISTRY.unregister(_watching.pop())
+    collector = LedgerCollector(ledger, systems)
+    REGISTRY.register(collector)
+    _watching.append(collector)
+    return collector

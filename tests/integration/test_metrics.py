@@ -1,0 +1,181 @@
+"""Every process of a real stack serves /metrics for the work it did."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.broker import free_port
+from services.client import Submitter, Watcher
+from services.demo.scenario import HANAKO, JIRO, TARO, event
+from services.stack import Stack
+from streams import topics
+from tests.integration.fixtures import settings_for
+
+pytestmark = pytest.mark.integration
+
+Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+REQUESTS = [
+    event("met-disclosure", "disclosure", TARO),
+    event("met-purposes", "purpose_notification", TARO),
+    event("met-suspension", "suspension", HANAKO, grounds=["used_beyond_purpose"]),
+    event("met-erasure", "erasure", JIRO, grounds=["no_longer_needed"]),
+    event("met-refused", "disclosure", TARO, verification={"status": "failed"}),
+]
+MALFORMED = b'{"schema_version": "1.0", "request_id": "met-malformed", "kind": "forget_me"}'
+
+
+def scrape(url: str) -> Series:
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def scrape_until(url: str, ready: Callable[[Series], bool], timeout_s: float = 30) -> Series:
+    """Scrape until ``ready``: a process counts a message just after it leaves, and
+    refreshes lag every few seconds."""
+    deadline = time.monotonic() + timeout_s
+    while not ready(series := scrape(url)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return series
+
+
+def completed(series: Series) -> float:
+    return sum(v for (name, _), v in series.items() if name == "dsr_requests_completed_total")
+
+
+def value(series: Series, name: str, **labels: str) -> float:
+    return series.get((name, frozenset(labels.items())), 0.0)
+
+
+def groups_with_lag(series: Series) -> set[str]:
+    return {dict(labels)["group"] for name, labels in series if name == "dsr_consumer_lag"}
+
+
+def test_worker_and_runner_serve_what_they_did(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    with Stack(settings, log_dir=tmp_path / "logs") as stack:
+        stack.wait_joined()
+        urls = stack.metrics_urls
+        assert set(urls) == {"worker-0", "runner-0"}
+        assert stack.metrics_file("runner-0").read_text().strip() == urls["runner-0"]
+        watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.REJECTED])
+        submitter = Submitter(stack.bootstrap)
+        submitter.submit_all([json.dumps(e).encode() for e in REQUESTS] + [MALFORMED])
+        seen = watcher.collect(
+            lambda s: (
+                sum(t == topics.RESPONSES for t, _ in s) >= len(REQUESTS)
+                and any(t == topics.REJECTED for t, _ in s)
+            ),
+            90,
+        )
+        submitter.close()
+        watcher.close()
+        worker = scrape_until(
+            urls["worker-0"],
+            lambda s: completed(s) >= len(REQUESTS) and "dsr-pipeline" in groups_with_lag(s),
+        )
+        runner = scrape_until(urls["runner-0"], lambda s: "dsr-connectors" in groups_with_lag(s))
+    responses: list[dict[str, Any]] = [b for t, b in seen if t == topics.RESPONSES]
+    assert len(responses) == len(REQUESTS)
+
+    # the worker: requests, stages, rejections, ledger gauges, lag
+    for r in responses:
+        labels = {"kind": r["kind"], "regulation": r["regulation"]}
+        assert value(worker, "dsr_request_latency_seconds_count", **labels) >= 1, labels
+        assert value(worker, "dsr_request_processing_seconds_count", **labels) >= 1, labels
+        assert value(worker, "dsr_requests_completed_total", status=r["status"], **labels) >= 1
+    refused = {"kind": "disclosure", "regulation": "appi", "status": "refused"}
+    assert value(worker, "dsr_requests_completed_total", **refused) == 1
+    assert value(worker, "dsr_stage_seconds_count", stage="intake") == len(REQUESTS) + 1
+    assert value(worker, "dsr_stage_seconds_count", stage="fanout") >= 1
+    assert value(worker, "dsr_stage_seconds_count", stage="aggregate") >= 1
+    assert value(worker, "dsr_rejected_events_total", reason_code="schema_violation") == 1
+    assert value(worker, "dsr_requests_in_flight", status="fanned_out") == 0
+    assert ("dsr_tasks_waiting", frozenset({("system", "crm")})) in worker
+    assert ("dsr_deadline_at_risk", frozenset({("regulation", "appi"), ("window", "overdue")})) in (
+        worker
+    )
+
+    # per system: the runner timed and counted each task, the worker counted the rest
+    ran = {(s["system"], r["kind"], s["status"]) for r in responses for s in r["systems"]}
+    assert any(status == "ok" for _, _, status in ran)
+    for system, kind, status in ran:
+        if status in ("ok", "failed"):
+            assert value(runner, "dsr_connector_call_seconds_count", system=system, kind=kind) >= 1
+            assert value(runner, "dsr_connector_outcomes_total", system=system, outcome=status) >= 1
+        elif status == "not_applicable":
+            assert value(worker, "dsr_connector_outcomes_total", system=system, outcome=status) >= 1
+    assert not [key for key in runner if key[0].startswith("dsr_requests_completed")]
+
+    assert "dsr-pipeline" in groups_with_lag(worker)
+    assert "dsr-connectors" in groups_with_lag(runner)
+    assert all(
+        v >= 0 for (name, _), v in {**worker, **runner}.items() if name == "dsr_consumer_lag"
+    )
+
+
+BROKEN_DATAMAP = """
+request_timeout_seconds: 60
+systems:
+  crm:
+    connector: sql
+    identifiers: [email]
+    config:
+      url: "sqlite:///${DSR_HOME}/crm.db"
+      tables:
+        - name: customers
+          key: {column: email, identifier: email}
+  unreachable:
+    connector: http
+    identifiers: [email]
+    config:
+      base_url: "http://127.0.0.1:PORT"
+      timeout_s: 1
+      endpoints:
+        disclose:
+          path: "/users/{email}"
+"""
+
+
+def test_runner_counts_retries_failures_and_dead_letters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DSR_TASK_ATTEMPTS", "2")
+    datamap = BROKEN_DATAMAP.replace("PORT", str(free_port()))  # nothing listens: retriable
+    with Stack(settings_for(tmp_path, datamap), log_dir=tmp_path / "logs") as stack:
+        stack.wait_joined()
+        watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
+        submitter = Submitter(stack.bootstrap)
+        submitter.submit_all([json.dumps(event("met-broken", "disclosure", TARO)).encode()])
+        [(_, response)] = watcher.collect(lambda s: len(s) >= 1, 60)
+        submitter.close()
+        watcher.close()
+        runner = scrape(stack.metrics_urls["runner-0"])
+        worker = scrape_until(stack.metrics_urls["worker-0"], lambda s: completed(s) >= 1)
+    assert response["status"] == "partially_completed"
+    assert value(runner, "dsr_connector_outcomes_total", system="crm", outcome="ok") == 1
+    assert (
+        value(runner, "dsr_connector_outcomes_total", system="unreachable", outcome="failed") == 1
+    )
+    assert (
+        value(runner, "dsr_connector_outcomes_total", system="unreachable", outcome="retried") == 1
+    )
+    assert (
+        value(runner, "dsr_connector_call_seconds_count", system="unreachable", kind="disclosure")
+        == 2
+    )
+    assert value(runner, "dsr_dead_letters_total", source=topics.tasks_topic("unreachable")) == 1
+    partial = {"kind": "disclosure", "regulation": "appi", "status": "partially_completed"}
+    assert value(worker, "dsr_requests_completed_total", **partial) == 1

@@ -1,0 +1,1 @@
+from tests.streams.agents.fixtures import pipeline  # noqa: F401

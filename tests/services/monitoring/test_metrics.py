@@ -1,0 +1,393 @@
+"""Metrics hooks on real handlers and a real ledger: the right series, the right labels."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from kafka.structs import TopicPartition
+from prometheus_client import CollectorRegistry, generate_latest
+from sqlalchemy import update
+
+from services import monitoring
+from services.demo.scenario import HANAKO, TARO, event
+from services.ledger.models import Request
+from services.monitoring.lag import LagReporter, RunnerLag
+from services.monitoring.metrics import REGISTRY, LedgerCollector
+from streams import topics
+from streams.agents import aggregate, fanout, intake
+from streams.context import Outgoing, Pipeline
+from streams.records import TaskResult, utcnow
+from tests.streams.agents.fixtures import run_tasks
+
+Handler = Callable[[Pipeline, Any], list[Outgoing]]
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+class Delta:
+    """How much a series moved while the block ran."""
+
+    def __init__(self, name: str, **labels: str) -> None:
+        self.name, self.labels = name, labels
+
+    def __enter__(self) -> Delta:
+        self.before = sample(self.name, **self.labels)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.value = sample(self.name, **self.labels) - self.before
+
+
+def play(p: Pipeline, stage: str, handler: Handler, value: Any) -> list[Outgoing]:
+    """What ``streams.app`` does with one event: time the handler, count what leaves."""
+    with monitoring.observe_stage(stage):
+        out = handler(p, value)
+    for o in out:
+        monitoring.record_sent(o.topic, o.value)
+    return out
+
+
+def complete(p: Pipeline, **kw: Any) -> list[Outgoing]:
+    """Intake, fan-out, every wave of tasks, aggregation; return every message sent."""
+    sent = play(p, "intake", intake.handle_request, json.dumps(event(**kw)).encode())
+    if any(o.topic == topics.ACCEPTED for o in sent):
+        out = play(p, "fanout", fanout.handle_accepted, kw["request_id"])
+        sent += out
+        while results := run_tasks(p, out):
+            out = [o for raw in results for o in play(p, "aggregate", aggregate.handle_result, raw)]
+            sent += out
+    return sent
+
+
+@pytest.fixture
+def watched(pipeline: Pipeline) -> Iterator[LedgerCollector]:
+    collector = LedgerCollector(pipeline.ledger, sorted(pipeline.datamap.systems))
+    REGISTRY.register(collector)
+    yield collector
+    REGISTRY.unregister(collector)
+
+
+def gauges(ledger_collector: LedgerCollector) -> Callable[..., float | None]:
+    registry = CollectorRegistry()
+    registry.register(ledger_collector)
+    return lambda name, **labels: registry.get_sample_value(name, labels)
+
+
+# -- request and stage series ---------------------------------------------------------
+def test_each_handler_call_is_timed_under_its_stage(pipeline: Pipeline) -> None:
+    with (
+        Delta("dsr_stage_seconds_count", stage="intake") as intakes,
+        Delta("dsr_stage_seconds_count", stage="fanout") as fanouts,
+        Delta("dsr_stage_seconds_count", stage="aggregate") as aggregates,
+    ):
+        complete(pipeline, request_id="st-1", kind="disclosure", identifiers=TARO)
+    assert intakes.value == 1
+    assert fanouts.value == 1
+    assert aggregates.value >= 2  # crm and search_index, then the systems crm unlocked
+
+
+def test_a_completed_response_moves_completion_latency_and_processing(pipeline: Pipeline) -> None:
+    labels = {"kind": "disclosure", "regulation": "appi"}
+    with (
+        Delta("dsr_requests_completed_total", status="completed", **labels) as completed,
+        Delta("dsr_request_latency_seconds_count", **labels) as latency,
+        Delta("dsr_request_processing_seconds_count", **labels) as processing,
+        Delta("dsr_request_latency_seconds_sum", **labels) as latency_sum,
+    ):
+        sent = complete(pipeline, request_id="c-1", kind="disclosure", identifiers=TARO)
+    [response] = [json.loads(o.value) for o in sent if o.topic == topics.RESPONSES]
+    assert response["status"] == "completed"
+    assert (completed.value, latency.value, processing.value) == (1, 1, 1)
+    assert latency_sum.value >= 0
+
+
+def test_latency_comes_from_received_at_even_days_ago(pipeline: Pipeline) -> None:
+    received = (utcnow() - timedelta(days=2)).isoformat()
+    labels = {"kind": "suspension", "regulation": "appi"}
+    with (
+        Delta("dsr_request_latency_seconds_bucket", le="86400.0", **labels) as within_a_day,
+        Delta("dsr_request_latency_seconds_bucket", le="259200.0", **labels) as within_3_days,
+        Delta("dsr_request_processing_seconds_bucket", le="600.0", **labels) as processing,
+    ):
+        complete(
+            pipeline,
+            request_id="old-1",
+            kind="suspension",
+            identifiers=HANAKO,
+            grounds=["used_beyond_purpose"],
+            received_at=received,
+        )
+    assert (within_a_day.value, within_3_days.value, processing.value) == (0, 1, 1)
+
+
+def test_a_response_sent_twice_counts_once(pipeline: Pipeline) -> None:
+    sent = complete(pipeline, request_id="twice-1", kind="disclosure", identifiers=TARO)
+    [response] = [o for o in sent if o.topic == topics.RESPONSES]
+    with Delta(
+        "dsr_requests_completed_total", kind="disclosure", regulation="appi", status="completed"
+    ) as completed:
+        monitoring.record_sent(response.topic, response.value)
+    assert completed.value == 0
+
+
+def test_refusal_counts_as_a_refused_completion(pipeline: Pipeline) -> None:
+    with Delta(
+        "dsr_requests_completed_total", kind="disclosure", regulation="appi", status="refused"
+    ) as refused:
+        complete(
+            pipeline,
+            request_id="ref-1",
+            kind="disclosure",
+            identifiers=TARO,
+            verification={"status": "failed"},
+        )
+    assert refused.value == 1
+
+
+def test_not_applicable_systems_are_counted_once_per_request(pipeline: Pipeline) -> None:
+    sent = complete(pipeline, request_id="na-1", kind="disclosure", identifiers=TARO)
+    [response] = [json.loads(o.value) for o in sent if o.topic == topics.RESPONSES]
+    not_applicable = [s["system"] for s in response["systems"] if s["status"] == "not_applicable"]
+    assert not_applicable, "the demo data map has a system that does not disclose"
+    with ExitStack() as stack:
+        deltas = [
+            stack.enter_context(
+                Delta("dsr_connector_outcomes_total", system=s, outcome="not_applicable")
+            )
+            for s in not_applicable
+        ]
+        complete(pipeline, request_id="na-2", kind="disclosure", identifiers=TARO)
+    assert [d.value for d in deltas] == [1] * len(not_applicable)
+
+
+def test_rejected_events_are_counted_by_reason_code(pipeline: Pipeline) -> None:
+    with (
+        Delta("dsr_rejected_events_total", reason_code="invalid_json") as invalid_json,
+        Delta("dsr_rejected_events_total", reason_code="schema_violation") as schema,
+    ):
+        play(pipeline, "intake", intake.handle_request, b"{not json")
+        play(pipeline, "intake", intake.handle_request, b'{"request_id": "bad-1"}')
+        play(pipeline, "intake", intake.handle_request, b"[]")
+    assert (invalid_json.value, schema.value) == (1, 2)
+
+
+def test_dead_letters_are_counted_by_source() -> None:
+    body = {"source": "aggregate", "error": "invalid task result", "original": "{}"}
+    with Delta("dsr_dead_letters_total", source="aggregate") as dead:
+        monitoring.record_sent(topics.DEAD_LETTER, json.dumps(body).encode())
+        monitoring.record_sent(topics.DEAD_LETTER, b"not json")
+    assert dead.value == 1
+    assert sample("dsr_dead_letters_total", source="unknown") >= 1
+
+
+def test_other_topics_are_not_counted() -> None:
+    before = generate_latest(REGISTRY)
+    monitoring.record_sent(topics.RESULTS, b'{"status": "ok"}')
+    monitoring.record_sent(topics.tasks_topic("crm"), b"{}")
+    after = generate_latest(REGISTRY)
+    strip = lambda text: [  # noqa: E731 - process series move on their own
+        line for line in text.decode().splitlines() if line.startswith("dsr_")
+    ]
+    assert strip(before) == strip(after)
+
+
+# -- connector runner hooks -------------------------------------------------------------
+def result(status: str, system: str = "crm") -> TaskResult:
+    return TaskResult(
+        request_id="r-1",
+        task_id="r-1:crm:disclosure:0",
+        system=system,
+        kind="disclosure",
+        status=status,  # type: ignore[arg-type]
+        started_at=utcnow(),
+    )
+
+
+def test_runner_hooks_count_ok_failed_and_each_retry() -> None:
+    with (
+        Delta("dsr_connector_outcomes_total", system="crm", outcome="ok") as ok,
+        Delta("dsr_connector_outcomes_total", system="crm", outcome="failed") as failed,
+        Delta("dsr_connector_outcomes_total", system="crm", outcome="retried") as retried,
+    ):
+        monitoring.record_retry("crm")
+        monitoring.record_retry("crm")
+        monitoring.record_task_result(result("ok"))
+        monitoring.record_task_result(result("failed"))
+    assert (ok.value, failed.value, retried.value) == (1, 1, 2)
+
+
+def test_connector_calls_are_timed_even_when_they_raise() -> None:
+    with Delta("dsr_connector_call_seconds_count", system="crm", kind="erasure") as calls:
+        with monitoring.observe_connector_call("crm", "erasure"):
+            pass
+        with pytest.raises(RuntimeError), monitoring.observe_connector_call("crm", "erasure"):
+            raise RuntimeError("the system is down")
+    assert calls.value == 2
+
+
+# -- labels never carry personal data or request ids -------------------------------------
+def test_no_label_holds_a_request_id_or_an_identifier(
+    pipeline: Pipeline, watched: LedgerCollector
+) -> None:
+    rid, email = "secret-req-4711", "taro@example.jp"
+    complete(pipeline, request_id=rid, kind="disclosure", identifiers={"email": email})
+    complete(
+        pipeline,
+        request_id=f"{rid}-held",
+        kind="disclosure",
+        identifiers={"email": email},
+        verification={"status": "pending"},
+    )
+    play(
+        pipeline, "intake", intake.handle_request, json.dumps({"request_id": f"{rid}-bad"}).encode()
+    )
+    dead = {"source": "aggregate", "error": "x", "original": json.dumps({"request_id": rid})}
+    monitoring.record_sent(topics.DEAD_LETTER, json.dumps(dead).encode())
+    monitoring.record_task_result(result("ok"))
+    odd = {"request_id": f"{rid}-odd", "kind": email, "regulation": rid, "status": email}
+    monitoring.record_sent(topics.RESPONSES, json.dumps(odd).encode())
+    text = generate_latest(REGISTRY).decode()
+    assert 'dsr_requests_completed_total{kind="disclosure"' in text  # the run was seen
+    assert 'dsr_requests_in_flight{status="held_verification"}' in text
+    assert 'kind="other",regulation="other",status="other"' in text  # a malformed body
+    assert rid not in text
+    assert email not in text and "example.jp" not in text
+
+
+# -- ledger-backed gauges ---------------------------------------------------------------
+def submit(p: Pipeline, request_id: str, **kw: Any) -> None:
+    kw.setdefault("kind", "disclosure")
+    kw.setdefault("identifiers", TARO)
+    play(p, "intake", intake.handle_request, json.dumps(event(request_id, **kw)).encode())
+
+
+def test_in_flight_counts_open_requests_by_status_and_hold(pipeline: Pipeline) -> None:
+    read = gauges(LedgerCollector(pipeline.ledger))
+    assert [read("dsr_requests_in_flight", status=s) for s in ("accepted", "held_fee")] == [0, 0]
+    submit(pipeline, "acc-1")
+    submit(pipeline, "acc-2")
+    submit(pipeline, "ver-1", verification={"status": "pending"})
+    submit(pipeline, "fee-1", fee={"required": True, "paid": False})
+    submit(pipeline, "agent-1", requester={"type": "appointed_agent"})
+    play(pipeline, "fanout", fanout.handle_accepted, "acc-2")
+    assert {
+        s: read("dsr_requests_in_flight", status=s)
+        for s in ("held_verification", "held_fee", "held_other", "accepted", "fanned_out")
+    } == {"held_verification": 1, "held_fee": 1, "held_other": 1, "accepted": 1, "fanned_out": 1}
+
+
+def test_tasks_waiting_counts_pending_tasks_per_system(pipeline: Pipeline) -> None:
+    read = gauges(LedgerCollector(pipeline.ledger, sorted(pipeline.datamap.systems)))
+    assert read("dsr_tasks_waiting", system="crm") == 0
+    for rid in ("w-1", "w-2"):
+        submit(pipeline, rid)
+        play(pipeline, "fanout", fanout.handle_accepted, rid)
+    assert read("dsr_tasks_waiting", system="crm") == 2
+    assert read("dsr_tasks_waiting", system="search_index") == 2
+    assert read("dsr_tasks_waiting", system="orders") == 0  # waits for crm's customer_id
+
+
+def test_deadline_at_risk_counts_overdue_and_due_soon(pipeline: Pipeline) -> None:
+    read = gauges(LedgerCollector(pipeline.ledger))
+    for rid in ("dl-overdue", "dl-2d", "dl-later", "dl-done"):
+        submit(pipeline, rid)
+    complete(pipeline, request_id="dl-done-2", kind="disclosure", identifiers=TARO)
+    now = utcnow()
+    for rid, deadline in (
+        ("dl-overdue", now - timedelta(days=1)),
+        ("dl-2d", now + timedelta(days=2)),
+        ("dl-done-2", now - timedelta(days=3)),  # completed: not at risk any more
+    ):
+        with pipeline.ledger.session() as s:
+            s.execute(update(Request).where(Request.request_id == rid).values(deadline_at=deadline))
+    windows = {
+        w: read("dsr_deadline_at_risk", regulation="appi", window=w)
+        for w in ("overdue", "1d", "3d", "7d")
+    }
+    assert windows == {"overdue": 1, "1d": 0, "3d": 1, "7d": 1}
+    assert read("dsr_deadline_at_risk", regulation="gdpr", window="overdue") == 0
+
+
+# -- consumer lag -------------------------------------------------------------------------
+def test_lag_reporter_drops_topics_no_longer_held() -> None:
+    reporter = LagReporter("test-group")
+    reporter.report({"dsr.tasks.a": 3, "dsr.tasks.b": 1})
+    assert sample("dsr_consumer_lag", topic="dsr.tasks.a", group="test-group") == 3
+    reporter.report({"dsr.tasks.a": 0})
+    assert (
+        REGISTRY.get_sample_value(
+            "dsr_consumer_lag", {"topic": "dsr.tasks.b", "group": "test-group"}
+        )
+        is None
+    )
+
+
+class FakeConsumer:
+    """Offsets as a kafka-python consumer reports them."""
+
+    def __init__(self, ends: dict[TopicPartition, int], positions: dict[TopicPartition, int]):
+        self.ends, self.positions = ends, positions
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.positions)
+
+    def end_offsets(self, partitions: list[TopicPartition], timeout_ms: int) -> dict[Any, int]:
+        return {tp: self.ends[tp] for tp in partitions}
+
+    def position(self, tp: TopicPartition, timeout_ms: int) -> int:
+        return self.positions[tp]
+
+
+def test_runner_lag_is_end_offset_minus_position_per_topic() -> None:
+    a0, a1, b0 = (
+        TopicPartition("lag.a", 0),
+        TopicPartition("lag.a", 1),
+        TopicPartition("lag.b", 0),
+    )
+    consumer = FakeConsumer({a0: 10, a1: 5, b0: 7}, {a0: 4, a1: 5, b0: 7})
+    clock = [100.0]
+    lag = RunnerLag(consumer, "lag-group", interval_s=5, clock=lambda: clock[0])
+    lag.maybe_refresh()
+    assert sample("dsr_consumer_lag", topic="lag.a", group="lag-group") == 6
+    assert sample("dsr_consumer_lag", topic="lag.b", group="lag-group") == 0
+    consumer.positions[a0] = 10
+    lag.maybe_refresh()  # not due yet
+    assert sample("dsr_consumer_lag", topic="lag.a", group="lag-group") == 6
+    clock[0] += 5
+    lag.maybe_refresh()
+    assert sample("dsr_consumer_lag", topic="lag.a", group="lag-group") == 0
+
+
+# -- the /metrics endpoint ---------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_is_off_without_a_port() -> None:
+    assert monitoring.serve(0) is None
+
+
+def test_serve_exposes_the_registry_on_loopback() -> None:
+    served = monitoring.serve(_free_port())
+    assert served is not None
+    server, _ = served
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        assert "# TYPE dsr_stage_seconds histogram" in text
+        assert "# TYPE dsr_connector_outcomes_total counter" in text
+        assert monitoring.serve(server.server_port) is None  # taken: logged, not raised
+    finally:
+        server.shutdown()
+        server.server_close()
