@@ -8,6 +8,12 @@ backoff and jitter), sends exactly one ``TaskResult`` to ``dsr.results``,
 flushes, and only then commits the offset. Delivery is at least once: a task
 may run twice after a crash, and its ``task_id`` is the idempotency key.
 
+Each system has its own lane (a thread): its tasks run one at a time and in
+order, while a slow or retrying system never holds up another one. The main
+thread only polls and hands each partition's batch to its system's lane; it
+commits a partition's batches in order as they finish. A system more than
+``MAX_QUEUED_BATCHES`` behind makes the main thread wait for it.
+
 A message that is not a valid task, and a task that used up its attempts, also
 go to ``dsr.deadletter`` with the error and the original bytes.
 
@@ -22,7 +28,9 @@ import logging
 import signal
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from typing import Any
 
@@ -45,10 +53,13 @@ from streams.topics import DEAD_LETTER, RESULTS, tasks_topic
 
 log = logging.getLogger("dsr.runner")
 
-#: Few records per poll, so a batch of slow tasks stays inside max_poll_interval_ms.
 FETCH_MAX_WAIT_MS = 50
+#: Small batches: each is committed as soon as its last task is done.
 MAX_POLL_RECORDS = 10
-#: A connector's retry_after is honoured up to this; max_poll_interval_ms is 300 s.
+#: Batches a partition may have waiting in its lane before polling waits for it.
+MAX_QUEUED_BATCHES = 50
+#: A connector's retry_after is honoured up to this; a longer wait is better spent
+#: failing the task and letting the request complete without that system.
 MAX_RETRY_AFTER_S = 60.0
 
 
@@ -57,13 +68,18 @@ class _Stopping(Exception):
 
 
 class _Assignment(ConsumerRebalanceListener):
-    """Log partition assignments and tell ``on_assigned`` (e.g. a supervisor's readiness)."""
+    """Finish and commit in-flight batches before partitions go, log assignments, and
+    tell ``on_assigned`` (e.g. a supervisor's readiness)."""
 
-    def __init__(self, on_assigned: Callable[[], None] | None) -> None:
+    def __init__(
+        self, on_revoked: Callable[[], None], on_assigned: Callable[[], None] | None
+    ) -> None:
+        self.on_revoked = on_revoked
         self.on_assigned = on_assigned
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         log.info("partitions revoked", extra={"partitions": len(revoked)})
+        self.on_revoked()
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions assigned", extra={"partitions": len(assigned)})
@@ -98,8 +114,13 @@ class ConnectorRunner:
             wait_random(0, backoff_initial_s)
         )
         self._stop = threading.Event()
-        self._pending: list[Any] = []  # futures of sends not yet flushed
         self._closed = False
+        self._lanes = {
+            system: ThreadPoolExecutor(1, thread_name_prefix=f"lane-{system}")
+            for system in self.connectors
+        }
+        self._lane_of = {tasks_topic(system): lane for system, lane in self._lanes.items()}
+        self._in_flight: dict[TopicPartition, deque[Future[int | None]]] = {}
         session_ms = int(session_timeout_s * 1000)
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -114,7 +135,7 @@ class ConnectorRunner:
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         topics = sorted(tasks_topic(s) for s in self.connectors)
-        self._consumer.subscribe(topics, listener=_Assignment(on_assigned))
+        self._consumer.subscribe(topics, listener=_Assignment(self._drain, on_assigned))
         self._lag = monitoring.RunnerLag(self._consumer, group_id)
         try:
             self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
@@ -129,16 +150,46 @@ class ConnectorRunner:
         try:
             while not stop.is_set():
                 for partition, messages in self._consumer.poll(timeout_ms=200).items():
-                    for message in messages:
-                        if stop.is_set():
-                            return
-                        self.handle(message)
-                        self._commit(partition, message.offset + 1)
+                    lane = self._lane_of[partition.topic]
+                    batches = self._in_flight.setdefault(partition, deque())
+                    batches.append(lane.submit(self._run_batch, messages))
+                    if len(batches) >= MAX_QUEUED_BATCHES:
+                        wait([batches[0]])  # this system is far behind: let it catch up
+                self._reap()
                 self._lag.maybe_refresh()
-        except _Stopping:
-            pass  # stopped while waiting to retry: the task was not committed
         finally:
+            self._drain()
             log.info("runner stopped")
+
+    def _run_batch(self, messages: Sequence[Any]) -> int | None:
+        """Handle one partition's messages in order, in their system's lane; return the
+        offset to commit (None if none was handled)."""
+        done = None
+        try:
+            for message in messages:
+                if self._stop.is_set():
+                    break
+                self.handle(message)
+                done = message.offset + 1
+        except _Stopping:
+            pass  # stopped while waiting to retry: that task was not committed
+        return done
+
+    def _reap(self) -> None:
+        """Commit each partition up to its last finished batch (a lane runs them in order)."""
+        for partition, batches in self._in_flight.items():
+            offset = None
+            while batches and batches[0].done():
+                # a Kafka error in a lane stops the runner here
+                offset = batches.popleft().result() or offset
+            if offset is not None:
+                self._commit(partition, offset)
+
+    def _drain(self) -> None:
+        """Wait for every batch in flight and commit it (on stop, and before a rebalance)."""
+        wait([f for batches in self._in_flight.values() for f in batches])
+        self._reap()
+        self._in_flight.clear()
 
     def handle(self, message: Any) -> None:
         """Process one consumed message and flush what it produced."""
@@ -153,39 +204,54 @@ class ConnectorRunner:
                     "offset": message.offset,
                 },
             )
-            self._send(DEAD_LETTER, message.key, _dead_letter(message, _summary(exc), 0))
-            self._flush()
+            self._flush(
+                [self._send(DEAD_LETTER, message.key, _dead_letter(message, _summary(exc), 0))]
+            )
             return
         result = self.execute(task)
+        sent = []
         if result.error_code == "retries_exhausted":
             body = _dead_letter(message, result.error or "", result.attempts)
             body.update(
                 request_id=task.request_id, task_id=task.task_id, error_code=result.error_code
             )
-            self._send(DEAD_LETTER, task.request_id.encode(), body)
+            sent.append(self._send(DEAD_LETTER, task.request_id.encode(), body))
         key = task.request_id.encode()
         try:
-            self._send(RESULTS, key, dump(result))
+            sent.append(self._send(RESULTS, key, dump(result)))
         except MessageSizeTooLargeError:
             error = "the result is larger than the producer's max_request_size"
-            self._send(
-                RESULTS,
-                key,
-                dump(_failed(task, result.started_at, error, "result_too_large", result.attempts)),
+            sent.append(
+                self._send(
+                    RESULTS,
+                    key,
+                    dump(
+                        _failed(task, result.started_at, error, "result_too_large", result.attempts)
+                    ),
+                )
             )
         except PydanticSerializationError:
             error = "the connector returned values that are not JSON-serialisable"
-            self._send(
-                RESULTS,
-                key,
-                dump(_failed(task, result.started_at, error, "internal_error", result.attempts)),
+            sent.append(
+                self._send(
+                    RESULTS,
+                    key,
+                    dump(
+                        _failed(task, result.started_at, error, "internal_error", result.attempts)
+                    ),
+                )
             )
-        self._flush()
+        self._flush(sent)
 
     def execute(self, task: Task) -> TaskResult:
         """Run ``task`` on its connector, with retries; never raises for a connector failure."""
         started = utcnow()
-        ctx = {"request_id": task.request_id, "system": task.system, "kind": str(task.kind)}
+        ctx = {
+            "request_id": task.request_id,
+            "stage": "connector",
+            "system": task.system,
+            "kind": str(task.kind),
+        }
         connector = self.connectors.get(task.system)
         if connector is None:
             log.error("task for a system this runner does not host", extra=ctx)
@@ -267,6 +333,8 @@ class ConnectorRunner:
         if self._closed:
             return
         self._closed = True
+        for lane in self._lanes.values():
+            lane.shutdown(wait=True)
         closers = [lambda: self._consumer.close(autocommit=False), self._producer.close]
         closers += [c.close for c in self.connectors.values()]
         for close in closers:
@@ -289,25 +357,25 @@ class ConnectorRunner:
         retry_after = getattr(error, "retry_after", None)
         if retry_after is None:
             return delay
-        # Honour the system's Retry-After, but not past the point where the broker would
-        # take the partition away for not polling (the task is then retried elsewhere).
+        # Honour the system's Retry-After, up to a cap (see MAX_RETRY_AFTER_S).
         return max(delay, min(retry_after, MAX_RETRY_AFTER_S))
 
     def _sleep(self, seconds: float) -> None:
         if self._stop.wait(seconds):
             raise _Stopping
 
-    def _send(self, topic: str, key: bytes | None, value: bytes | dict[str, Any]) -> None:
+    def _send(self, topic: str, key: bytes | None, value: bytes | dict[str, Any]) -> Any:
+        """Send (thread-safe); returns the send's future."""
         if isinstance(value, dict):
             value = json.dumps(value).encode()
-        self._pending.append(self._producer.send(topic, key=key, value=value))
+        future = self._producer.send(topic, key=key, value=value)
         monitoring.record_sent(topic, value)
+        return future
 
-    def _flush(self) -> None:
-        """Wait until everything sent is acknowledged; raise if anything was not."""
+    def _flush(self, sent: Sequence[Any]) -> None:
+        """Wait until ``sent`` is acknowledged; raise if any of it was not."""
         self._producer.flush()
-        pending, self._pending = self._pending, []
-        for future in pending:
+        for future in sent:
             future.get(timeout=0)
 
     def _commit(self, partition: TopicPartition, offset: int) -> None:
@@ -362,6 +430,7 @@ def _offset(offset: int) -> OffsetAndMetadata:
 
 
 # -- command line -----------------------------------------------------------
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Host the named systems (default: all in scope) until SIGTERM or SIGINT."""

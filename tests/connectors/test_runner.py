@@ -209,6 +209,57 @@ def test_stopping_while_waiting_to_retry_leaves_the_task_for_later(
     assert committed(bootstrap, runner.group_id, tasks_topic(system)) == 0
 
 
+class SlowConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seconds: float
+
+
+class Slow(Connector[SlowConfig]):
+    """Answers every disclosure after ``seconds``, one call at a time, and says so."""
+
+    name = "slow"
+    Config = SlowConfig
+    capabilities = frozenset({Kind.DISCLOSURE})
+
+    def __init__(self, system: str, config: dict[str, Any]) -> None:
+        super().__init__(system, config)
+        self.busy = 0
+        self.most_at_once = 0
+
+    def check(self) -> CheckResult:
+        return CheckResult(True, "in memory")
+
+    def disclose(self, identifiers: Identifiers) -> OperationResult:
+        self.busy += 1
+        self.most_at_once = max(self.most_at_once, self.busy)
+        time.sleep(self.config.seconds)
+        self.busy -= 1
+        return OperationResult()
+
+
+def test_a_slow_system_does_not_hold_up_the_others_in_the_same_runner(
+    bootstrap: str, producer: KafkaProducer, outbox: Outbox
+) -> None:
+    slow_system, fast_system = new_system("slow"), new_system("fast")
+    slow = Slow(slow_system, {"seconds": 0.5})
+    fast = Scripted(fast_system, {})
+    with running(bootstrap, {slow_system: slow, fast_system: fast}) as runner:
+        slow_tasks = [send_task(producer, slow_system) for _ in range(4)]
+        deadline = time.monotonic() + 20
+        while not slow.busy:
+            assert time.monotonic() < deadline, "the slow system never got a task"
+            time.sleep(0.01)
+        fast_tasks = [send_task(producer, fast_system) for _ in range(4)]
+        fast_results = [outbox.result(t.request_id) for t in fast_tasks]
+        slow_results = [outbox.result(t.request_id) for t in slow_tasks]
+    # the fast system's tasks all finished before the slow one had done half of its own
+    assert max(r.finished_at for r in fast_results) < sorted(r.finished_at for r in slow_results)[1]
+    # one system's tasks still run one at a time (in order, within a partition)
+    assert slow.most_at_once == 1
+    for system, n in [(slow_system, 4), (fast_system, 4)]:
+        assert committed(bootstrap, runner.group_id, tasks_topic(system)) == n
+
+
 def test_python_m_connectors_runner_serves_until_sigterm(
     bootstrap: str,
     producer: KafkaProducer,
@@ -242,7 +293,7 @@ def test_python_m_connectors_runner_serves_until_sigterm(
         _, log = proc.communicate(timeout=15)
     assert proc.returncode == 0, log
     assert "runner stopped" in log
-    assert f"\"request_id\": \"{task.request_id}\"" in log and "alice" not in log
+    assert f'"request_id": "{task.request_id}"' in log and "alice" not in log
 
 
 def test_the_runner_needs_a_bootstrap_server(tmp_path: Path) -> None:
