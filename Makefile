@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration schema clean
+.PHONY: demo test lint unit integration schema browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/dsr demo
 
-test: $(STAMP) lint
+test: $(STAMP) browser lint
 	$(BIN)/pytest -q
+
+# The dashboard's browser test drives Debian's chromium (it is skipped without one).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || $(SUDO) apt-get install -y -qq chromium >/dev/null \
+	  || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null) \
+	  || echo "could not install chromium: the dashboard's browser test will be skipped"
 
 unit: $(STAMP)
 	$(BIN)/pytest -q -m 'not integration'

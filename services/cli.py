@@ -40,7 +40,8 @@ def up(
     workers: Annotated[int, typer.Option(help="Faust worker processes.")] = 1,
     runners: Annotated[int, typer.Option(help="Connector runner processes.")] = 1,
 ) -> None:
-    """Start the broker (if embedded), the workers and the connector runners; Ctrl-C stops all."""
+    """Start the broker (if embedded), the workers, the connector runners and the dashboard."""
+    from services.dashboard import Dashboard
     from services.stack import Stack
 
     settings = load_settings()
@@ -48,6 +49,7 @@ def up(
         err.print(f"[red]No data map at {settings.datamap_path}.[/] Set DSR_DATAMAP.")
         raise typer.Exit(2)
     stack = Stack(settings, workers=workers, runners=runners)
+    dashboard: Dashboard | None = None
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         stack.start()
@@ -57,6 +59,8 @@ def up(
         )
         metrics = "  ".join(f"{name} {url}" for name, url in stack.metrics_urls.items())
         console.print(f"Metrics: {metrics}", soft_wrap=True, highlight=False)
+        dashboard = Dashboard.start(settings.database_url, settings.dashboard_port)
+        console.print(f"Dashboard: [bold]{dashboard.url}[/]", highlight=False)
         console.print(f"Joined in {stack.wait_joined():.1f}s. Ctrl-C stops everything.")
         while not stack.check_alive():
             time.sleep(0.5)
@@ -65,6 +69,8 @@ def up(
     except KeyboardInterrupt:
         console.print("Stopping…")
     finally:
+        if dashboard:
+            dashboard.stop()
         stack.stop()
 
 
@@ -84,12 +90,15 @@ def submit(file: Annotated[str, typer.Argument(help="JSON lines file, or - for s
     console.print(f"Submitted {n} event(s).")
 
 
+STAGE_COLUMNS = ("stage", "start_ms", "duration_ms", "status")
+
+
 @app.command()
 def status(
     request_id: str,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
-    """Show where a request is: its status, its tasks and its timeline."""
+    """Show where a request is: its stages with their durations, and its timeline."""
     from services.status import request_status
 
     report = request_status(load_settings(), request_id)
@@ -104,10 +113,20 @@ def status(
         f"{'  (' + report['hold_reason'] + ')' if report['hold_reason'] else ''}"
         f"  deadline {report['deadline']}"
     )
-    tasks = Table("system", "status", "attempts", "error", title="Tasks")
-    for t in report["tasks"]:
-        tasks.add_row(t["system"], t["status"], str(t["attempts"]), t["error"] or "")
-    console.print(tasks)
+    stages = Table("stage", "starts at", "took", "status", "detail", title="Stages")
+    for st in report["stages"]:
+        extra = {k: v for k, v in st.items() if k not in STAGE_COLUMNS and v not in (None, "")}
+        stages.add_row(
+            st["stage"],
+            f"+{st['start_ms']} ms",
+            f"[bold]{st['duration_ms']} ms[/]",
+            st["status"],
+            " ".join(f"{k}={v}" for k, v in extra.items()),
+        )
+    console.print(stages)
+    errors = [t for t in report["tasks"] if t["error"] and t["status"] != "not_applicable"]
+    for t in errors:
+        console.print(f"[red]{t['system']}:[/] {t['error']}", highlight=False)
     timeline = Table("at", "+ms", "actor", "action", "detail", title="Timeline")
     for e in report["timeline"]:
         timeline.add_row(
@@ -121,19 +140,71 @@ def status(
 
 
 @app.command()
+def top(
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 1.0,
+    once: Annotated[bool, typer.Option(help="Print one frame and exit.")] = False,
+) -> None:
+    """Live view of requests in flight, the slowest systems and the latencies (Ctrl-C quits)."""
+    from rich.live import Live
+
+    from services.ledger import Ledger
+    from services.monitoring.overview import overview
+    from services.top import render
+
+    ledger = Ledger(load_settings().database_url)
+    try:
+        if once:
+            console.print(render(overview(ledger)))
+            return
+        with Live(render(overview(ledger)), console=console, screen=True) as live:
+            while True:
+                time.sleep(interval)
+                live.update(render(overview(ledger)))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ledger.close()
+
+
+@app.command()
 def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+    serve: Annotated[
+        bool, typer.Option(help="Keep the pipeline and its dashboard up afterwards (Ctrl-C stops).")
+    ] = False,
 ) -> None:
     """Seed sample systems, submit one request of every kind, and check every outcome."""
-    from services.demo.run import run
+    from services.demo.run import Report, run
+    from services.stack import Stack
+
+    def show(report: Report) -> None:
+        if as_json:
+            print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        else:
+            _print_report(report.as_dict())
+
+    def keep_serving(report: Report, stack: Stack) -> None:
+        from services.dashboard import Dashboard
+
+        show(report)
+        dashboard = Dashboard.start(stack.settings.database_url, stack.settings.dashboard_port)
+        console.print(f"Dashboard: [bold]{dashboard.url}[/]", highlight=False)
+        for name, url in stack.metrics_urls.items():
+            console.print(f"Metrics of {name}: {url}", highlight=False)
+        console.print("Ctrl-C stops the pipeline.")
+        try:
+            while not stack.check_alive():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            dashboard.stop()
 
     if not as_json:
         console.print("Starting the pipeline on embedded defaults…")
-    report = run(load_settings())
-    if as_json:
-        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
-    else:
-        _print_report(report.as_dict())
+    report = run(load_settings(), serve=keep_serving if serve else None)
+    if not serve:
+        show(report)
     raise typer.Exit(0 if report.ok else 1)
 
 

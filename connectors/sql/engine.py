@@ -27,8 +27,7 @@ def make_engine(system: str, cfg: SQLConfig) -> Engine:
     except (sa_exc.ArgumentError, TypeError) as exc:
         # e.g. a password given for a sqlite:// URL; the message names no secret
         raise ConfigError(
-            f"system {system!r}: the database URL and options do not fit: "
-            f"{type(exc).__name__}"
+            f"system {system!r}: the database URL and options do not fit: {type(exc).__name__}"
         ) from None
 
 

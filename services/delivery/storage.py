@@ -195,8 +195,6 @@ class LocalStorage:
         return f"LocalStorage({str(self.root)!r})"
 
 
-
-
 def is_transient(exc: BaseException) -> bool:
     """Whether an S3 error is throttling, a server error or a broken connection."""
     if isinstance(exc, BotoConnectionError | HTTPClientError):

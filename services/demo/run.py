@@ -5,15 +5,18 @@ from __future__ import annotations
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from services.client import Submitter, Watcher
+from services.datamap import load as load_datamap
 from services.demo.scenario import MALFORMED, Case, cases, data_checks, encode
 from services.demo.seed import seed
 from services.ledger import Ledger
+from services.monitoring.scrape import Series, scrape, scrape_until, total_by
 from services.settings import Settings
 from services.stack import Stack
 from streams import topics
@@ -98,7 +101,12 @@ def prepare(settings: Settings) -> Settings:
     )
 
 
-def run(settings: Settings, timeout_s: float = 120.0) -> Report:
+def run(
+    settings: Settings,
+    timeout_s: float = 120.0,
+    serve: Callable[[Report, Stack], None] | None = None,
+) -> Report:
+    """Run every case; ``serve`` is called with the report while the stack still runs."""
     settings = prepare(settings)
     run_id = time.strftime("%H%M%S")
     todo = cases(run_id)
@@ -129,10 +137,43 @@ def run(settings: Settings, timeout_s: float = 120.0) -> Report:
         ]
         errors += [f"{rid}: no response within {timeout_s:.0f}s" for rid in sorted(waiting)]
         checks = [(name, _safe(check)) for name, check in data_checks(settings.home)]
+        checks += metrics_checks(
+            stack, {c.kind for c in todo}, set(load_datamap(settings.datamap_path).systems)
+        )
         watcher.close()
         submitter.close()
         ledger.close()
-    return Report(list(rows.values()), rejected, checks, join_s, settings.home, errors)
+        report = Report(list(rows.values()), rejected, checks, join_s, settings.home, errors)
+        if serve is not None:
+            serve(report, stack)
+    return report
+
+
+def metrics_checks(stack: Stack, kinds: set[str], systems: set[str]) -> list[tuple[str, bool]]:
+    """The processes' /metrics hold a latency histogram for every kind and every system."""
+
+    def observed(series: Series, name: str, label: str) -> set[str]:
+        return {k for k, n in total_by(series, f"{name}_count", label).items() if n > 0}
+
+    try:
+        worker = scrape_until(
+            stack.metrics_urls["worker-0"],
+            lambda s: kinds <= observed(s, "dsr_request_latency_seconds", "kind"),
+            timeout_s=10,
+        )
+        runner = scrape(stack.metrics_urls["runner-0"])
+    except (OSError, KeyError):
+        worker = runner = {}
+    return [
+        (
+            "metrics: a latency histogram for every kind",
+            kinds <= observed(worker, "dsr_request_latency_seconds", "kind"),
+        ),
+        (
+            "metrics: a call-time histogram for every system",
+            systems <= observed(runner, "dsr_connector_call_seconds", "system"),
+        ),
+    ]
 
 
 def _release_held(ledger: Ledger, submitter: Submitter, rows: dict[str, Row]) -> None:

@@ -520,5 +520,139 @@ class Ledger:
             )
             return {row[0]: [int(n or 0) for n in row[1:]] for row in rows}
 
+    # -- dashboard: recent and open rows, bounded, ids and timings only ----------
+    def finished_requests(self, since: datetime, limit: int = 20_000) -> list[FinishedRequest]:
+        """Requests completed since ``since``, newest first (at most ``limit``)."""
+        with self.session() as s:
+            rows = s.execute(
+                select(
+                    Request.kind,
+                    Request.regulation,
+                    Request.status,
+                    Request.created_at,
+                    Request.completed_at,
+                )
+                .where(Request.completed_at >= as_utc(since))
+                .order_by(Request.completed_at.desc())
+                .limit(limit)
+            )
+            return [
+                FinishedRequest(k, reg, st, as_utc(made), as_utc(cast(datetime, done)))
+                for k, reg, st, made, done in rows
+            ]
 
-__all__ = ["Admission", "Ledger", "TaskPlan", "as_utc"]
+    def finished_tasks(self, since: datetime, limit: int = 50_000) -> list[FinishedTask]:
+        """Tasks a system answered (or never answered) since ``since``, newest first."""
+        answered = [TaskStatus.OK, TaskStatus.FAILED, TaskStatus.TIMED_OUT]
+        with self.session() as s:
+            rows = s.execute(
+                select(
+                    Task.system,
+                    Task.status,
+                    Task.created_at,
+                    Task.finished_at,
+                    Task.result["started_at"].as_string(),
+                )
+                .where(Task.finished_at >= as_utc(since), Task.status.in_(answered))
+                .order_by(Task.finished_at.desc())
+                .limit(limit)
+            )
+            return [
+                FinishedTask(
+                    system, status, as_utc(made), as_utc(cast(datetime, done)), _parse(started)
+                )
+                for system, status, made, done, started in rows
+            ]
+
+    def open_requests(self, limit: int = 200) -> list[OpenRequest]:
+        """Open requests, soonest deadline first, each with the systems it waits on."""
+        open_ = [st.value for st in OPEN_STATUSES]
+        with self.session() as s:
+            rows = list(
+                s.execute(
+                    select(
+                        Request.request_id,
+                        Request.kind,
+                        Request.regulation,
+                        Request.status,
+                        Request.hold_reason,
+                        Request.created_at,
+                        Request.deadline_at,
+                    )
+                    .where(Request.status.in_(open_))
+                    .order_by(Request.deadline_at, Request.created_at)
+                    .limit(limit)
+                )
+            )
+            waiting: dict[str, list[str]] = {}
+            for request_id, system in s.execute(
+                select(Task.request_id, Task.system)
+                .where(
+                    Task.request_id.in_([r[0] for r in rows]),
+                    Task.status == TaskStatus.PENDING,
+                )
+                .order_by(Task.system)
+            ):
+                waiting.setdefault(request_id, []).append(system)
+            return [
+                OpenRequest(
+                    request_id,
+                    kind,
+                    regulation,
+                    status,
+                    reason,
+                    as_utc(created),
+                    as_utc(deadline),
+                    waiting.get(request_id, []),
+                )
+                for request_id, kind, regulation, status, reason, created, deadline in rows
+            ]
+
+
+@dataclass(frozen=True)
+class FinishedRequest:
+    kind: str
+    regulation: str
+    status: str
+    created_at: datetime
+    completed_at: datetime
+
+
+@dataclass(frozen=True)
+class FinishedTask:
+    system: str
+    status: str
+    created_at: datetime
+    finished_at: datetime
+    #: When the connector runner began the task (None if no runner ever answered).
+    started_at: datetime | None
+
+
+def _parse(value: str | None) -> datetime | None:
+    try:
+        return as_utc(datetime.fromisoformat(value)) if value else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    request_id: str
+    kind: str
+    regulation: str
+    status: str
+    hold_reason: str | None
+    created_at: datetime
+    deadline_at: datetime
+    waiting_on: list[str]
+
+
+__all__ = [
+    "Admission",
+    "FinishedRequest",
+    "FinishedTask",
+    "Ledger",
+    "OpenRequest",
+    "TaskPlan",
+    "as_utc",
+]

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import json
-import time
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from services.broker import free_port
 from services.client import Submitter, Watcher
 from services.demo.scenario import HANAKO, JIRO, TARO, event
+from services.monitoring.scrape import Series, scrape, scrape_until, value
 from services.stack import Stack
 from streams import topics
 from tests.integration.fixtures import settings_for
 
 pytestmark = pytest.mark.integration
-
-Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 REQUESTS = [
     event("met-disclosure", "disclosure", TARO),
@@ -33,30 +28,8 @@ REQUESTS = [
 MALFORMED = b'{"schema_version": "1.0", "request_id": "met-malformed", "kind": "forget_me"}'
 
 
-def scrape(url: str) -> Series:
-    text = urllib.request.urlopen(url, timeout=10).read().decode()
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def scrape_until(url: str, ready: Callable[[Series], bool], timeout_s: float = 30) -> Series:
-    """Scrape until ``ready``: a process counts a message just after it leaves, and
-    refreshes lag every few seconds."""
-    deadline = time.monotonic() + timeout_s
-    while not ready(series := scrape(url)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return series
-
-
 def completed(series: Series) -> float:
     return sum(v for (name, _), v in series.items() if name == "dsr_requests_completed_total")
-
-
-def value(series: Series, name: str, **labels: str) -> float:
-    return series.get((name, frozenset(labels.items())), 0.0)
 
 
 def groups_with_lag(series: Series) -> set[str]:

@@ -35,6 +35,9 @@ def test_every_kind_reaches_its_expected_status(tmp_path: Path, backend: str) ->
         }
         assert all(r["status"] == r["expected"] for r in result["requests"]), statuses
         assert all(c["ok"] for c in result["checks"]), result["checks"]
+        assert {"metrics: a latency histogram for every kind"} < {
+            c["check"] for c in result["checks"]
+        }
         assert [r["reason_code"] for r in result["rejected"]] == ["schema_violation"]
         kinds = {r["kind"] for r in result["requests"]}
         assert len(kinds) == 7

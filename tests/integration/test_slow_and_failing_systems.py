@@ -1,11 +1,16 @@
-"""On-call view of a slow system and a failing one, from a real run's /metrics."""
+"""On-call view of a slow system and a failing one, from a real run: its /metrics,
+the dashboard's figures, and the dashboard page itself in a headless Chromium."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -13,11 +18,12 @@ import pytest
 
 from services.broker import free_port
 from services.client import Submitter, Watcher
+from services.dashboard import Dashboard
 from services.demo.scenario import HANAKO, JIRO, TARO, event
+from services.monitoring.scrape import Series, scrape, scrape_until, value
 from services.stack import Stack
 from streams import topics
 from tests.integration.fixtures import settings_for
-from tests.integration.test_metrics import Series, scrape, scrape_until, value
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +46,7 @@ class SlowCRM(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def slow_server() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), SlowCRM)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -84,13 +90,26 @@ def mean_call_seconds(runner: Series, system: str) -> float:
     return total / count
 
 
-def test_the_slow_system_is_named_and_the_failing_one_counted(
-    tmp_path: Path, slow_server: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DSR_TASK_ATTEMPTS", "1")
+@dataclass
+class Run:
+    stack: Stack
+    dashboard: Dashboard
+    responses: list[dict[str, object]]
+    runner: Series
+    worker: Series
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, slow_server: str) -> Iterator[Run]:
+    """Three disclosures through a fast, a slow and a failing system; the stack stays up."""
+    home = tmp_path_factory.mktemp("slow-and-failing")
     datamap = DATAMAP.replace("SLOW_URL", slow_server).replace("CLOSED_PORT", str(free_port()))
     subjects = [TARO, HANAKO, JIRO]
-    with Stack(settings_for(tmp_path, datamap), log_dir=tmp_path / "logs") as stack:
+    stack = Stack(settings_for(home, datamap), log_dir=home / "logs")
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("DSR_TASK_ATTEMPTS", "1")
+            stack.start()  # its processes take the environment as it is now
         stack.wait_joined()
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
         submitter = Submitter(stack.bootstrap)
@@ -103,17 +122,148 @@ def test_the_slow_system_is_named_and_the_failing_one_counted(
         runner = scrape(stack.metrics_urls["runner-0"])
         worker = scrape_until(
             stack.metrics_urls["worker-0"],
-            lambda s: sum(v for (n, _), v in s.items() if n == "dsr_requests_completed_total")
-            >= 3,
+            lambda s: sum(v for (n, _), v in s.items() if n == "dsr_requests_completed_total") >= 3,
         )
+        dashboard = Dashboard.start(stack.settings.database_url)
+        yield Run(stack, dashboard, responses, runner, worker)
+        dashboard.stop()
+    finally:
+        stack.stop()
 
-    assert {r["status"] for r in responses} == {"partially_completed"}
+
+def test_the_slow_system_is_named_and_the_failing_one_counted(run: Run) -> None:
+    assert {r["status"] for r in run.responses} == {"partially_completed"}
     # the slow system is the slowest by name
-    means = {s: mean_call_seconds(runner, s) for s in ("crm", "billing_saas", "legacy_erp")}
+    means = {s: mean_call_seconds(run.runner, s) for s in ("crm", "billing_saas", "legacy_erp")}
     assert max(means, key=means.__getitem__) == "billing_saas", means
     assert means["billing_saas"] >= SLOW_S
     # the failing system's requests are counted as failed, per system
-    assert value(runner, "dsr_connector_outcomes_total", system="legacy_erp", outcome="failed") == 3
-    assert value(runner, "dsr_connector_outcomes_total", system="billing_saas", outcome="ok") == 3
+    failed = {"system": "legacy_erp", "outcome": "failed"}
+    assert value(run.runner, "dsr_connector_outcomes_total", **failed) == 3
+    assert (
+        value(run.runner, "dsr_connector_outcomes_total", system="billing_saas", outcome="ok") == 3
+    )
     partial = {"kind": "disclosure", "regulation": "appi", "status": "partially_completed"}
-    assert value(worker, "dsr_requests_completed_total", **partial) == 3
+    assert value(run.worker, "dsr_requests_completed_total", **partial) == 3
+
+
+def test_the_dashboard_names_the_slow_system_and_counts_the_failures(run: Run) -> None:
+    overview = json.loads(urllib.request.urlopen(run.dashboard.url + "api/overview").read())
+    systems = {s["system"]: s for s in overview["systems"]}
+    assert overview["systems"][0]["system"] == "billing_saas"  # slowest first
+    assert systems["billing_saas"]["p50"] >= SLOW_S * 1000
+    assert (systems["legacy_erp"]["failed"], systems["legacy_erp"]["n"]) == (3, 3)
+    assert (systems["crm"]["failed"], systems["billing_saas"]["failed"]) == (0, 0)
+    assert overview["failure_rate"]["unsuccessful"] == 3
+    assert {k["kind"]: k["n"] for k in overview["kinds"]} == {"disclosure": 3}
+
+
+def submit_old_request(run: Run, request_id: str) -> None:
+    """A request received 60 days ago and still held for identity verification."""
+    submitter = Submitter(run.stack.bootstrap)
+    old = event(
+        request_id,
+        "disclosure",
+        TARO,
+        received_at=(datetime.now(UTC) - timedelta(days=60)).isoformat(),
+        verification={"status": "pending", "method": "post", "reference": "KYC-old"},
+    )
+    submitter.submit_all([json.dumps(old).encode()])
+    submitter.close()
+
+
+def test_the_deadline_gauge_moves_when_a_request_looks_old(run: Run) -> None:
+    url = run.stack.metrics_urls["worker-0"]
+    overdue = {"regulation": "appi", "window": "overdue"}
+    before = scrape(url)
+    submit_old_request(run, "sf-old-gauge")
+    after = scrape_until(
+        url,
+        lambda s: (
+            value(s, "dsr_deadline_at_risk", **overdue)
+            > value(before, "dsr_deadline_at_risk", **overdue)
+        ),
+    )
+    for name, labels in [
+        ("dsr_deadline_at_risk", overdue),
+        ("dsr_requests_in_flight", {"status": "held_verification"}),
+    ]:
+        assert value(after, name, **labels) == value(before, name, **labels) + 1, name
+
+
+def chromium() -> str | None:
+    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
+
+
+@pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium (make test installs it)")
+def test_the_dashboard_page_in_chromium(run: Run) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    # an overdue request, held: it shows in flight, as overdue and on the calendar
+    submit_old_request(run, "sf-old")
+    overview = run.dashboard.url + "api/overview"
+    deadline = time.monotonic() + 30
+    while "sf-old" not in urllib.request.urlopen(overview).read().decode():
+        assert time.monotonic() < deadline, "the held request never reached the ledger"
+        time.sleep(0.2)
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.goto(run.dashboard.url)
+
+        # charts render with the run's data: one line per kind, and per system
+        kind_lines = page.locator('svg[data-chart="kind"] path.series')
+        expect(kind_lines).to_have_count(1)
+        assert kind_lines.get_attribute("data-series") == "disclosure"
+        system_lines = page.locator('svg[data-chart="system"] path.series')
+        expect(system_lines).to_have_count(3)
+        assert sorted(system_lines.evaluate_all("ps => ps.map(p => p.dataset.series)")) == [
+            "billing_saas",
+            "crm",
+            "legacy_erp",
+        ]
+        # the slow system heads the table; the failing one is marked
+        expect(page.locator("#systems tbody tr").first).to_have_attribute(
+            "data-system", "billing_saas"
+        )
+        expect(page.locator('#systems tr[data-system="legacy_erp"]')).to_have_class("bad")
+        # the overdue request is in flight, in the overdue box and on today's calendar cell
+        expect(page.locator("#inflight tbody tr.bad").first).to_contain_text("sf-old")
+        expect(page.locator("#overdue")).to_contain_text("sf-old")
+        expect(page.locator(".calendar .day.today.overdue")).to_have_count(1)
+
+        # drill-down into a completed request, by id
+        page.fill("#lookup input", "sf-0")
+        page.click("#lookup button")
+        expect(page.locator("#drilldown")).to_be_visible()
+        stages = page.locator("#dd-stages .row")
+        expect(stages).to_have_count(6)
+        assert stages.evaluate_all("rs => rs.map(r => r.dataset.stage)") == [
+            "intake",
+            "system:billing_saas",
+            "system:crm",
+            "system:legacy_erp",
+            "aggregation",
+            "total",
+        ]
+        expect(page.locator('#dd-stages [data-stage="system:legacy_erp"] .bar')).to_have_class(
+            "bar failed"
+        )
+        # and into the held one, from the in-flight table
+        page.locator("#inflight").get_by_role("link", name="sf-old", exact=True).click()
+        expect(page.locator("#dd-id")).to_have_text("sf-old")
+        expect(page.locator('#dd-stages [data-stage="held"]')).to_have_count(1)
+
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        html = page.content()
+        browser.close()
+    assert not problems, problems
+    for subject in (TARO, HANAKO, JIRO):
+        assert subject["email"] not in html
+
+
+ARTIFACTS = Path(__file__).parents[1] / "artifacts"

@@ -8,21 +8,8 @@ import pytest
 from sqlalchemy import inspect
 
 from services.ledger import Ledger, RequestStatus, TaskPlan
-from streams.records import RequestEvent, TaskResult, TaskStatus
-
-
-def event(request_id: str = "r-1", **over: object) -> RequestEvent:
-    body = {
-        "schema_version": "1.0",
-        "request_id": request_id,
-        "kind": "disclosure",
-        "regulation": "appi",
-        "received_at": "2026-11-24T09:00:00+09:00",
-        "subject": {"identifiers": {"email": "a@example.jp"}},
-        "verification": {"status": "verified"},
-    }
-    body.update(over)
-    return RequestEvent.model_validate(body)
+from streams.records import TaskResult, TaskStatus
+from tests.fixtures.ledger_rows import DEADLINE, event, finish
 
 
 @pytest.fixture
@@ -31,9 +18,6 @@ def ledger(database_url: str) -> Ledger:
     led.migrate()
     yield led
     led.close()
-
-
-DEADLINE = datetime(2026, 12, 8, tzinfo=UTC)
 
 
 def test_migrations_create_every_table_and_are_repeatable(ledger: Ledger) -> None:
@@ -142,3 +126,44 @@ def test_rejected_events_keep_a_hash_not_the_content(ledger: Ledger) -> None:
     assert row.reason_code == "invalid_json"
     assert len(row.raw_sha256) == 64
     assert "secret" not in str(row.errors)
+
+
+def test_dashboard_reads_return_recent_work_with_its_timings(ledger: Ledger) -> None:
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    finish(ledger, "r-1", {"crm": "ok", "erp": "failed"}, took=0.25)
+    ledger.complete("r-1", "partially_completed", {"reasons": []}, latency_ms=10)
+    ledger.admit(event("r-2"), "hold", "fee_unpaid", DEADLINE)
+
+    (done,) = ledger.finished_requests(since)
+    assert (done.kind, done.status) == ("disclosure", "partially_completed")
+    assert done.completed_at >= done.created_at
+    tasks = {t.system: t for t in ledger.finished_tasks(since)}
+    assert {s: t.status for s, t in tasks.items()} == {"crm": "ok", "erp": "failed"}
+    started = tasks["crm"].started_at
+    assert started is not None  # read out of the stored result
+    assert abs((tasks["crm"].finished_at - started).total_seconds() - 0.25) < 0.01
+    assert ledger.finished_requests(datetime.now(UTC) + timedelta(seconds=1)) == []
+
+    (held,) = ledger.open_requests()
+    assert (held.request_id, held.status, held.hold_reason) == ("r-2", "held", "fee_unpaid")
+    assert held.waiting_on == []
+
+
+def test_open_requests_name_the_systems_they_wait_on(ledger: Ledger) -> None:
+    ledger.admit(event("r-1"), "proceed", None, DEADLINE + timedelta(days=1))
+    plans = [TaskPlan(f"r-1:{s}", s, "disclosure", 0, TaskStatus.PENDING) for s in ("b", "a")]
+    ledger.plan_tasks("r-1", plans, timedelta(seconds=60))
+    ledger.admit(event("r-2"), "proceed", None, DEADLINE)
+    rows = ledger.open_requests()
+    assert [(r.request_id, r.waiting_on) for r in rows] == [("r-2", []), ("r-1", ["a", "b"])]
+
+
+def test_migrations_match_the_models(ledger: Ledger) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from services.ledger.models import Base
+
+    with ledger.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []

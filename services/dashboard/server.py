@@ -1,0 +1,167 @@
+"""A small read-only web server: the dashboard page and the JSON it polls.
+
+| path | what |
+|---|---|
+| ``/`` | the dashboard page |
+| ``/static/<file>`` | its script and style sheet |
+| ``/api/overview`` | latency series, systems, requests in flight, deadlines |
+| ``/api/requests/<id>`` | one request's stages and timeline (ids and timings only) |
+| ``/healthz`` | ``ok`` |
+
+It binds to 127.0.0.1 by default: it has no login of its own, so put it behind
+your usual authenticating proxy before exposing it. Pages show request ids,
+kinds, systems and timings, never a subject's identifiers or records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources import files
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from services.ledger import Ledger
+from services.monitoring.overview import overview
+from services.status import status_from
+
+log = logging.getLogger("dsr.dashboard")
+
+STATIC = {
+    "index.html": "text/html; charset=utf-8",
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+}
+#: Timeline details the drill-down may show: codes, counts, system names, timings.
+SAFE_DETAIL = frozenset(
+    {
+        "attempts",
+        "count",
+        "duration_ms",
+        "error_code",
+        "kind",
+        "latency_ms",
+        "not_applicable",
+        "previous_reason",
+        "reason_code",
+        "reason_codes",
+        "regulation",
+        "status",
+        "systems",
+        "wave",
+    }
+)
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def request_view(ledger: Ledger, request_id: str) -> dict[str, Any] | None:
+    """One request for the drill-down: status, stages and timeline, details filtered."""
+    report = status_from(ledger, request_id, with_response=False)
+    if report is None:
+        return None
+    for entry in report["timeline"]:
+        entry["detail"] = {k: v for k, v in entry["detail"].items() if k in SAFE_DETAIL}
+    report["tasks"] = [{k: v for k, v in t.items() if k != "error"} for t in report["tasks"]]
+    return report
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = urlsplit(self.path).path
+        try:
+            if path in ("/", "/index.html"):
+                self._static("index.html")
+            elif path.startswith("/static/"):
+                self._static(path.removeprefix("/static/"))
+            elif path == "/api/overview":
+                self._json(overview(self.server.ledger))
+            elif path.startswith("/api/requests/"):
+                view = request_view(
+                    self.server.ledger, unquote(path.removeprefix("/api/requests/"))
+                )
+                if view is None:
+                    self._json({"error": "no such request"}, HTTPStatus.NOT_FOUND)
+                else:
+                    self._json(view)
+            elif path == "/healthz":
+                self._send(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
+            else:
+                self._json({"error": "not found"}, HTTPStatus.NOT_FOUND)
+        except Exception:
+            log.exception("dashboard request failed: %s", path)
+            self._json(
+                {"error": "internal error; see the dsr up log"}, HTTPStatus.INTERNAL_SERVER_ERROR
+            )
+
+    def _static(self, name: str) -> None:
+        if name not in STATIC:
+            self._json({"error": "not found"}, HTTPStatus.NOT_FOUND)
+            return
+        body = files("services.dashboard").joinpath("static", name).read_bytes()
+        self._send(HTTPStatus.OK, body, STATIC[name])
+
+    def _json(self, body: Any, status: HTTPStatus = HTTPStatus.OK) -> None:
+        self._send(status, json.dumps(body, default=str).encode(), "application/json")
+
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in HEADERS.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        log.debug("dashboard: " + format, *args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, addr: tuple[str, int], ledger: Ledger) -> None:
+        self.ledger = ledger
+        super().__init__(addr, _Handler)
+
+
+class Dashboard:
+    """The dashboard, served from a daemon thread: ``Dashboard.start(ledger_url, port)``."""
+
+    def __init__(self, server: _Server) -> None:
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
+
+    @classmethod
+    def start(cls, database_url: str, port: int = 0, host: str = "127.0.0.1") -> Dashboard:
+        """Listen on ``host:port`` (0: any free port; a taken port falls back to any)."""
+        ledger = Ledger(database_url)
+        try:
+            server = _Server((host, port), ledger)
+        except OSError as exc:
+            if not port:
+                raise
+            log.warning("dashboard port %d is taken (%s); using a free one", port, exc)
+            server = _Server((host, 0), ledger)
+        dashboard = cls(server)
+        dashboard._thread.start()
+        return dashboard
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._server.ledger.close()

@@ -1,0 +1,92 @@
+"""``dsr status``: a request's stages with their durations, and ``dsr top``'s frame."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from services.cli import app
+from services.ledger import Ledger, TaskPlan
+from services.settings import Settings
+from services.status import request_status
+from streams.records import TaskStatus
+from tests.fixtures.ledger_rows import event, finish
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("DSR_HOME", str(tmp_path))
+    monkeypatch.delenv("DSR_DATABASE_URL", raising=False)
+    settings = replace(Settings(), home=tmp_path)
+    Ledger(settings.database_url).migrate()
+    return settings
+
+
+def test_a_completed_request_has_every_stage_timed(settings: Settings) -> None:
+    ledger = Ledger(settings.database_url)
+    finish(ledger, "r-1", {"crm": "ok", "erp": "failed"}, took=0.2)
+    ledger.complete("r-1", "partially_completed", {"reasons": []}, latency_ms=1)
+    report = request_status(settings, "r-1")
+    assert report is not None
+    stages = {s["stage"]: s for s in report["stages"]}
+    assert list(stages) == ["intake", "system:crm", "system:erp", "aggregation", "total"]
+    assert stages["system:erp"]["status"] == "failed"
+    assert 190 <= stages["system:crm"]["connector_ms"] <= 210
+    total = stages["total"]
+    assert total["status"] == "partially_completed"
+    for s in report["stages"]:
+        assert s["start_ms"] >= 0 and s["duration_ms"] >= 0
+        assert s["start_ms"] + s["duration_ms"] <= total["duration_ms"] + 1
+
+
+def test_a_held_then_released_request_shows_the_hold_and_what_it_waits_on(
+    settings: Settings,
+) -> None:
+    ledger = Ledger(settings.database_url)
+    deadline = datetime.now(UTC) + timedelta(days=14)
+    ledger.admit(event("r-1", verification={"status": "pending"}), "hold", "fee_unpaid", deadline)
+    ledger.admit(event("r-1"), "proceed", None, deadline)
+    ledger.plan_tasks(
+        "r-1", [TaskPlan("r-1:crm", "crm", "disclosure", 0, TaskStatus.PENDING)], timedelta(60)
+    )
+    report = request_status(settings, "r-1")
+    assert report is not None
+    assert [(s["stage"], s["status"]) for s in report["stages"]] == [
+        ("intake", "ok"),
+        ("held", "released"),
+        ("fan-out", "ok"),
+        ("system:crm", "running"),
+    ]
+
+
+def test_dsr_status_prints_the_stages(settings: Settings) -> None:
+    ledger = Ledger(settings.database_url)
+    finish(ledger, "r-1", {"crm": "ok"}, took=0.05)
+    ledger.complete("r-1", "completed", {"reasons": []}, latency_ms=1)
+    result = CliRunner().invoke(app, ["status", "r-1"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "Stages" in result.output and "system:crm" in result.output
+    assert "aggregation" in result.output and " ms" in result.output
+    missing = CliRunner().invoke(app, ["status", "nope"])
+    assert missing.exit_code == 1
+
+
+def test_dsr_top_once_prints_the_slowest_systems_and_requests_in_flight(
+    settings: Settings,
+) -> None:
+    ledger = Ledger(settings.database_url)
+    finish(ledger, "r-1", {"crm": "ok", "billing": "failed"}, took={"crm": 0.01, "billing": 0.9})
+    ledger.admit(event("r-2"), "hold", "fee_unpaid", datetime.now(UTC) - timedelta(days=2))
+    result = CliRunner().invoke(app, ["top", "--once"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    billing = next(i for i, line in enumerate(lines) if "billing" in line)
+    crm = next(i for i, line in enumerate(lines) if "│ crm" in line)
+    assert billing < crm  # slowest first
+    assert "900 ms" in lines[billing] and "1 (100%)" in lines[billing]
+    assert any("r-2" in line and "held: fee_unpaid" in line for line in lines)
+    assert "overdue 1" in result.output
