@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration schema browser clean
+.PHONY: demo test lint unit integration schema browser bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,17 @@ integration: $(STAMP)
 	$(BIN)/pytest -q -m integration
 
 lint: $(STAMP)
-	$(BIN)/ruff check streams connectors services tests
+	$(BIN)/ruff check streams connectors services tests bench
 	$(BIN)/mypy
 	$(BIN)/dsr schema --check
+
+# The benchmark: the real pipeline against a synchronous baseline; writes bench/results/.
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(BIN)/python -m bench
 
 schema: $(STAMP)
 	$(BIN)/dsr schema

@@ -4,11 +4,15 @@ Connectors are registered as entry points in the ``dsr.connectors`` group::
 
     [project.entry-points."dsr.connectors"]
     sql = "connectors.sql:SQLConnector"
+
+A data map may also name a class by its import path, ``package.module:Class``,
+for a connector that is importable but not packaged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -25,20 +29,28 @@ def installed() -> dict[str, EntryPoint]:
 
 
 def load_connector_class(name: str) -> type[ConnectorBase[Any]]:
-    """The connector class registered as ``name``."""
-    eps = installed()
-    if name not in eps:
-        known = ", ".join(sorted(eps)) or "none"
-        raise ConfigError(
-            f"unknown connector {name!r}; installed connectors: {known} "
-            f"(connectors register in the {GROUP!r} entry-point group)"
-        )
-    try:
-        cls = eps[name].load()
-    except ImportError as exc:
-        raise ConfigError(f"connector {name!r} cannot be imported: {exc}") from exc
+    """The connector class registered as ``name``, or at import path ``module:Class``."""
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            cls = getattr(import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"connector {name!r} cannot be imported: {exc}") from exc
+    else:
+        eps = installed()
+        if name not in eps:
+            known = ", ".join(sorted(eps)) or "none"
+            raise ConfigError(
+                f"unknown connector {name!r}; installed connectors: {known} "
+                f"(connectors register in the {GROUP!r} entry-point group, "
+                "or are named by import path, module:Class)"
+            )
+        try:
+            cls = eps[name].load()
+        except ImportError as exc:
+            raise ConfigError(f"connector {name!r} cannot be imported: {exc}") from exc
     if not (isinstance(cls, type) and issubclass(cls, ConnectorBase)):
-        raise ConfigError(f"entry point {name!r} ({eps[name].value}) is not a Connector class")
+        raise ConfigError(f"{name!r} is not a Connector class")
     return cls
 
 

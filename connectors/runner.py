@@ -459,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not connectors:
         print("no systems to host", file=sys.stderr)
         return 2
-    monitoring.serve(config.metrics_port)
+    monitoring.serve(config.metrics_port, config.metrics_addr)
     for name, connector in connectors.items():
         status = run_check(connector)
         level = logging.INFO if status.ok else logging.WARNING

@@ -7,7 +7,7 @@ System owners register their system here. A data map is a YAML file::
         description: Ship what the customer bought.
     systems:
       crm:
-        connector: sql              # an entry point in the ``dsr.connectors`` group
+        connector: sql              # an entry point in ``dsr.connectors``, or module:Class
         purposes: [customer_support]
         identifiers: [email]        # subject identifiers the system can look up by
         config: {...}               # validated by the connector's own Config model

@@ -11,6 +11,7 @@
 | DSR_SESSION_TIMEOUT_S | 6 | consumer-group session timeout, seconds |
 | DSR_TASK_ATTEMPTS | 5 | connector attempts before a task is failed |
 | DSR_METRICS_PORT | 0 (off) | loopback port of this process's Prometheus ``/metrics`` |
+| DSR_METRICS_ADDR | 127.0.0.1 | the address ``/metrics`` listens on (``0.0.0.0`` in a container) |
 | DSR_DASHBOARD_PORT | 8700 | ``dsr up``'s dashboard port on 127.0.0.1 (0: any free one) |
 """
 
@@ -50,6 +51,7 @@ class Settings:
     task_attempts: int = field(default_factory=lambda: int(_env("DSR_TASK_ATTEMPTS", "5")))
     #: Where this process serves ``/metrics`` on 127.0.0.1; 0 means no metrics server.
     metrics_port: int = field(default_factory=lambda: int(_env("DSR_METRICS_PORT", "0")))
+    metrics_addr: str = field(default_factory=lambda: _env("DSR_METRICS_ADDR", "127.0.0.1"))
     dashboard_port: int = field(default_factory=lambda: int(_env("DSR_DASHBOARD_PORT", "8700")))
 
     @property

@@ -61,13 +61,14 @@ class Stack:
         create_topics(self.bootstrap, all_topics(sorted(datamap.systems)))
         Ledger(self.settings.database_url).migrate()
         for i in range(self.workers):
-            self._add(f"worker-{i}", [sys.executable, "-m", "streams.app", "worker"])
+            self.add(f"worker-{i}", [sys.executable, "-m", "streams.app", "worker"])
         for i in range(self.runners):
-            self._add(f"runner-{i}", [sys.executable, "-m", "connectors.runner"])
+            self.add(f"runner-{i}", [sys.executable, "-m", "connectors.runner"])
         for name in self.components:
             self.spawn(name)
 
-    def _add(self, name: str, argv: list[str]) -> None:
+    def add(self, name: str, argv: list[str]) -> None:
+        """Add a process to the stack; ``spawn(name)`` starts it."""
         self.components[name] = Component(name, argv, free_port() if self.metrics else 0)
 
     @property

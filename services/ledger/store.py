@@ -24,6 +24,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    insert,
     select,
     update,
 )
@@ -68,8 +69,12 @@ def as_utc(value: datetime) -> datetime:
 
 
 def _rowcount(s: Session, statement: Executable) -> int:
-    """How many rows an UPDATE moved: the guard that makes each transition happen once."""
-    result = cast(CursorResult[Any], s.execute(statement))
+    """How many rows an UPDATE moved: the guard that makes each transition happen once.
+
+    Sessions are short and read after they write, so nothing loaded needs syncing.
+    """
+    options = {"synchronize_session": False}
+    result = cast(CursorResult[Any], s.execute(statement, execution_options=options))
     return int(result.rowcount)
 
 
@@ -119,8 +124,9 @@ class Ledger:
     # -- audit --------------------------------------------------------------
     @staticmethod
     def _audit(s: Session, request_id: str | None, actor: str, action: str, **detail: Any) -> None:
-        s.add(
-            AuditEntry(
+        # a plain INSERT: the audit trail is append-only, nothing to track in the session
+        s.execute(
+            insert(AuditEntry).values(
                 at=utcnow(), request_id=request_id, actor=actor, action=action, detail=detail
             )
         )
@@ -226,9 +232,10 @@ class Ledger:
 
     def plan_tasks(
         self, request_id: str, plans: Sequence[TaskPlan], timeout: timedelta | None = None
-    ) -> None:
+    ) -> list[Task]:
         """Record tasks a request expects, once each. The first wave (``timeout`` given)
-        also marks the request fanned out; later waves add the systems they unlock."""
+        also marks the request fanned out; later waves add the systems they unlock.
+        Returns all the request's tasks as they now are."""
         now = utcnow()
         with self.session() as s:
             existing = set(s.scalars(select(Task.task_id).where(Task.request_id == request_id)))
@@ -265,7 +272,8 @@ class Ledger:
                         wave=max(p.wave for p in new),
                         **detail,
                     )
-                return
+                s.flush()
+                return self._tasks(s, request_id)
             moved = _rowcount(
                 s,
                 update(Request)
@@ -274,6 +282,8 @@ class Ledger:
             )
             if moved:
                 self._audit(s, request_id, "fanout", "fanned_out", **detail)
+            s.flush()
+            return self._tasks(s, request_id)
 
     def merge_discovered(
         self, request_id: str, found: dict[str, list[str]]
@@ -298,6 +308,18 @@ class Ledger:
                 )  # names only, never values
             return merged
 
+    def progress(self, request_id: str) -> tuple[Request | None, list[Task]]:
+        """A request and all its tasks, in one read."""
+        with self.session() as s:
+            row = s.get(Request, request_id)
+            return row, self._tasks(s, request_id) if row is not None else []
+
+    @staticmethod
+    def _tasks(s: Session, request_id: str) -> list[Task]:
+        return list(
+            s.scalars(select(Task).where(Task.request_id == request_id).order_by(Task.system))
+        )
+
     def pending_tasks(self, request_id: str) -> list[Task]:
         with self.session() as s:
             return list(
@@ -310,13 +332,12 @@ class Ledger:
 
     def tasks(self, request_id: str) -> list[Task]:
         with self.session() as s:
-            return list(
-                s.scalars(select(Task).where(Task.request_id == request_id).order_by(Task.system))
-            )
+            return self._tasks(s, request_id)
 
     # -- aggregation --------------------------------------------------------
-    def record_result(self, result: TaskResult) -> bool:
-        """Store a task's first result. Returns False for a redelivered one."""
+    def record_result(self, result: TaskResult) -> Recorded:
+        """Store a task's first result (``first`` is False for a redelivered one), and read
+        the request and its tasks as they now are, in the same transaction."""
         with self.session() as s:
             moved = _rowcount(
                 s,
@@ -345,7 +366,9 @@ class Ledger:
                         (result.finished_at - result.started_at).total_seconds() * 1000
                     ),
                 )
-            return bool(moved)
+            row = s.get(Request, result.request_id)
+            tasks = self._tasks(s, result.request_id) if row is not None else []
+            return Recorded(bool(moved), row, tasks)
 
     def open_task_count(self, request_id: str) -> int:
         with self.session() as s:
@@ -610,6 +633,15 @@ class Ledger:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """A result just recorded: whether it was the task's first, and the request now."""
+
+    first: bool
+    request: Request | None
+    tasks: list[Task]
+
+
+@dataclass(frozen=True)
 class FinishedRequest:
     kind: str
     regulation: str
@@ -653,6 +685,7 @@ __all__ = [
     "FinishedTask",
     "Ledger",
     "OpenRequest",
+    "Recorded",
     "TaskPlan",
     "as_utc",
 ]

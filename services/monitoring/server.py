@@ -1,4 +1,5 @@
-"""``/metrics`` on a loopback port, one per process (``DSR_METRICS_PORT``; 0 is off)."""
+"""``/metrics``, one port per process (``DSR_METRICS_PORT``; 0 is off), on loopback unless
+``DSR_METRICS_ADDR`` says otherwise (``0.0.0.0`` in a container, for Prometheus)."""
 
 from __future__ import annotations
 
@@ -19,16 +20,16 @@ log = logging.getLogger("dsr.monitoring")
 ADDR = "127.0.0.1"
 
 
-def serve(port: int) -> tuple[WSGIServer, threading.Thread] | None:
-    """Serve ``/metrics`` on ``127.0.0.1:port`` from a daemon thread; None if off or taken."""
+def serve(port: int, addr: str = ADDR) -> tuple[WSGIServer, threading.Thread] | None:
+    """Serve ``/metrics`` on ``addr:port`` from a daemon thread; None if off or taken."""
     if not port:
         return None
     try:
-        server = start_http_server(port, addr=ADDR, registry=REGISTRY)
+        server = start_http_server(port, addr=addr, registry=REGISTRY)
     except OSError as exc:
-        log.error("no /metrics: cannot listen on %s:%d: %s", ADDR, port, exc)
+        log.error("no /metrics: cannot listen on %s:%d: %s", addr, port, exc)
         return None
-    log.info("metrics on http://%s:%d/metrics", ADDR, port)
+    log.info("metrics on http://%s:%d/metrics", addr, port)
     return server
 
 
@@ -41,4 +42,4 @@ def serve_worker(settings: Settings) -> tuple[WSGIServer, threading.Thread] | No
     except (DataMapError, OSError):
         systems = []  # the worker reports the data map's error itself
     watch_ledger(Ledger(settings.database_url), systems)
-    return serve(settings.metrics_port)
+    return serve(settings.metrics_port, settings.metrics_addr)

@@ -13,6 +13,7 @@ from services import rules
 from services.delivery.package import build_package
 from services.ledger import as_utc
 from services.ledger.models import Request
+from services.ledger.models import Task as TaskRow
 from services.responses import TaskOutcome, summarise
 from streams import topics
 from streams.context import Outgoing, Pipeline
@@ -37,10 +38,10 @@ def handle_result(ctx: Pipeline, raw: bytes) -> list[Outgoing]:
         result = TaskResult.model_validate_json(raw)
     except ValidationError as exc:
         raise PoisonEvent("invalid task result", str(exc)[:500]) from None
-    first = ctx.ledger.record_result(result)
+    recorded = ctx.ledger.record_result(result)
     log.info(
         "result %s",
-        result.status if first else "redelivered",
+        result.status if recorded.first else "redelivered",
         extra={
             "request_id": result.request_id,
             "stage": "aggregate",
@@ -50,27 +51,40 @@ def handle_result(ctx: Pipeline, raw: bytes) -> list[Outgoing]:
     )
     # A redelivered result means the worker may have died after recording it but before
     # sending what it unlocked: send every pending task again (runners are idempotent).
-    return advance(ctx, result.request_id, result.discovered_identifiers, resend=not first)
+    return advance(
+        ctx,
+        result.request_id,
+        result.discovered_identifiers,
+        resend=not recorded.first,
+        read=(recorded.request, recorded.tasks),
+    )
 
 
 def advance(
-    ctx: Pipeline, request_id: str, found: dict[str, list[str]], *, resend: bool = False
+    ctx: Pipeline,
+    request_id: str,
+    found: dict[str, list[str]],
+    *,
+    resend: bool = False,
+    read: tuple[Request | None, list[TaskRow]] | None = None,
 ) -> list[Outgoing]:
-    """After a result: plan the systems it unlocked, or respond when nothing is left."""
-    row = ctx.ledger.request(request_id)
+    """After a result: plan the systems it unlocked, or respond when nothing is left.
+
+    ``read`` is the request and its tasks if the caller has just read them."""
+    row, tasks = read or ctx.ledger.progress(request_id)
     if row is None:
         return []
     if row.status != "fanned_out":
         return finish(ctx, request_id) if row.completed_at else []
     discovered = ctx.ledger.merge_discovered(request_id, found) if found else (row.discovered or {})
     event = RequestEvent.model_validate(row.event)
-    plans = next_wave(ctx, event, discovered, planned(ctx.ledger.tasks(request_id)))
+    plans = next_wave(ctx, event, discovered, planned(tasks))
     if plans:
-        ctx.ledger.plan_tasks(request_id, plans)
+        tasks = ctx.ledger.plan_tasks(request_id, plans)
     new = {p.task_id for p in plans if p.status is TaskStatus.PENDING}
-    pending = ctx.ledger.pending_tasks(request_id)
+    pending = [t for t in tasks if t.status == TaskStatus.PENDING]
     if not pending:
-        return finish(ctx, request_id)
+        return finish(ctx, request_id, read=(row, tasks))
     return task_messages(event, discovered, [t for t in pending if resend or t.task_id in new])
 
 
@@ -80,12 +94,18 @@ def time_out(ctx: Pipeline, request_id: str) -> list[Outgoing]:
     return advance(ctx, request_id, {})
 
 
-def finish(ctx: Pipeline, request_id: str) -> list[Outgoing]:
-    """Build the response and complete the request once; re-send an unpublished one."""
-    existing = ctx.ledger.response(request_id)
-    if existing is not None:
-        return [] if existing.published_at else [_response_message(request_id, existing.body)]
-    row = ctx.ledger.request(request_id)
+def finish(
+    ctx: Pipeline, request_id: str, read: tuple[Request | None, list[TaskRow]] | None = None
+) -> list[Outgoing]:
+    """Build the response and complete the request once; re-send an unpublished one.
+
+    ``read`` is the request and its tasks if the caller has just read them."""
+    row, tasks = read or (None, [])
+    if row is None or row.completed_at is not None:  # a response may exist: look
+        existing = ctx.ledger.response(request_id)
+        if existing is not None:
+            return [] if existing.published_at else [_response_message(request_id, existing.body)]
+        row, tasks = ctx.ledger.progress(request_id)
     if row is None:
         return []
     event = RequestEvent.model_validate(row.event)
@@ -96,7 +116,7 @@ def finish(ctx: Pipeline, request_id: str) -> list[Outgoing]:
             t.error,
             TaskResult.model_validate(t.result) if t.result else None,
         )
-        for t in ctx.ledger.tasks(request_id)
+        for t in tasks
     ]
     summary = summarise(event.kind, outcomes)
     status, reasons = summary.status, summary.reasons

@@ -8,7 +8,7 @@ from services.ledger import RequestStatus
 from streams.agents.aggregate import finish
 from streams.context import Outgoing, Pipeline
 from streams.planning import next_wave, task_messages
-from streams.records import RequestEvent
+from streams.records import RequestEvent, TaskStatus
 
 log = logging.getLogger("dsr.fanout")
 
@@ -20,8 +20,10 @@ def handle_accepted(ctx: Pipeline, request_id: str) -> list[Outgoing]:
     event = RequestEvent.model_validate(row.event)
     if row.status == RequestStatus.ACCEPTED:
         plans = next_wave(ctx, event, {}, [])
-        ctx.ledger.plan_tasks(request_id, plans, ctx.request_timeout)
-    pending = ctx.ledger.pending_tasks(request_id)
+        tasks = ctx.ledger.plan_tasks(request_id, plans, ctx.request_timeout)
+        pending = [t for t in tasks if t.status == TaskStatus.PENDING]
+    else:
+        pending = ctx.ledger.pending_tasks(request_id)
     log.info(
         "fanned out",
         extra={

@@ -40,6 +40,16 @@ def test_an_unknown_connector_lists_the_installed_ones() -> None:
         build("ledger", spec)
 
 
+def test_a_connector_can_be_named_by_import_path() -> None:
+    assert load_connector_class("connectors.sql:SQLConnector") is SQLConnector
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        load_connector_class("connectors.sql:NoSuchConnector")
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        load_connector_class("no_such_package.module:Connector")
+    with pytest.raises(ConfigError, match="is not a Connector class"):
+        load_connector_class("connectors.registry:build")
+
+
 def test_build_validates_the_systems_config() -> None:
     config = {"url": "sqlite://", "tables": [{"name": "customers"}]}
     spec = SystemSpec(connector="sql", identifiers=["email"], config=config)

@@ -20,10 +20,10 @@ pytestmark = pytest.mark.integration
 N = 30
 
 
-def _requests() -> list[bytes]:
+def _requests(n: int = N) -> list[bytes]:
     subjects = [TARO, HANAKO, JIRO]
     return [
-        json.dumps(event(f"crash-{i}", "disclosure", subjects[i % 3])).encode() for i in range(N)
+        json.dumps(event(f"crash-{i}", "disclosure", subjects[i % 3])).encode() for i in range(n)
     ]
 
 
@@ -55,3 +55,44 @@ def test_sigkill_mid_run_loses_nothing_and_completes_once(tmp_path: Path, victim
     ledger.close()
     duplicates = sum(n - 1 for n in ids.values())
     print(f"{victim}: {N} requests, 0 lost, {duplicates} duplicate response events")
+
+
+#: Enough work to still be running when a second worker has joined (about 5 s later).
+MANY = 400
+
+
+def test_a_worker_joining_mid_run_shares_the_partitions_and_nothing_completes_twice(
+    tmp_path: Path,
+) -> None:
+    """A second worker joins while requests are in flight: the group rebalances."""
+    settings = settings_for(tmp_path)
+    with Stack(settings, log_dir=tmp_path / "logs") as stack:
+        stack.wait_joined()
+        watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
+        submitter = Submitter(stack.bootstrap)
+        submitter.submit_all(_requests(MANY))
+        seen = watcher.collect(lambda s: len(s) >= 1, timeout_s=60)
+        stack.add("worker-1", list(stack.components["worker-0"].argv))
+        stack.spawn("worker-1")
+        stack.wait_joined(["worker-1"])
+        seen += watcher.collect(
+            lambda s: len({b["request_id"] for _, b in seen + s}) >= MANY, timeout_s=180
+        )
+        submitter.close()
+        watcher.close()
+        assert not stack.check_alive()
+    ids = Counter(b["request_id"] for _, b in seen)
+    assert set(ids) == {f"crash-{i}" for i in range(MANY)}, "a request was lost"
+    ledger = Ledger(settings.database_url)
+    completions = Counter(
+        e.request_id
+        for i in range(MANY)
+        for e in ledger.timeline(f"crash-{i}")
+        if e.action == "completed"
+    )
+    assert set(completions.values()) == {1}, "a request completed twice"
+    assert ledger.count_by_status() == {"completed": MANY}
+    ledger.close()
+    # the new worker did part of the work: it completed requests after the rebalance
+    joined_late = (tmp_path / "logs" / "worker-1.log").read_text()
+    assert joined_late.count('"msg": "request completed"') >= 1

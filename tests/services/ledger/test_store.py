@@ -95,8 +95,12 @@ def test_tasks_are_planned_once_and_results_counted_once(ledger: Ledger) -> None
     ledger.plan_tasks("r-1", _plans(), timedelta(seconds=60))
     assert len(ledger.tasks("r-1")) == 3
     assert ledger.open_task_count("r-1") == 2
-    assert ledger.record_result(_result("crm")) is True
-    assert ledger.record_result(_result("crm")) is False
+    first = ledger.record_result(_result("crm"))
+    assert first.first is True
+    assert first.request is not None and [t.status for t in first.tasks if t.system == "crm"] == [
+        "ok"
+    ]
+    assert ledger.record_result(_result("crm")).first is False
     assert ledger.open_task_count("r-1") == 1
 
 

@@ -1,0 +1,1 @@
+"""The benchmark: the real pipeline against a synchronous baseline (``make bench``)."""

@@ -1,0 +1,105 @@
+"""``python -m bench``: run every scenario, write bench/results/*.json and a plot.
+
+python -m bench            # the full sweep (make bench), about 8 minutes on 2 cores
+python -m bench --quick    # small sizes, to try the harness
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import baseline, pipeline, report
+from bench.pipeline import Scenario
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def scenarios(quick: bool) -> tuple[list[Scenario], list[Scenario]]:
+    """The pipeline runs and the baseline runs: three sweeps from one base point."""
+    n = 300 if quick else 1000
+    big = 1000 if quick else 10_000
+    runs = [
+        Scenario(100, 5, sweeps=("load",)),
+        Scenario(n, 5, sweeps=("load", "systems", "workers")),
+        Scenario(big, 5, sweeps=("load",)),
+        Scenario(n, 1, sweeps=("systems",)),
+        Scenario(n // 2, 20, sweeps=("systems",)),
+        Scenario(n, 5, workers=2, sweeps=("workers",)),
+        Scenario(n // 4, 5, rate=25, sweeps=("rate",)),
+        Scenario(n // 2, 5, rate=50, sweeps=("rate",)),
+        Scenario(n, 5, connector="sql", sweeps=("sql",)),
+    ]
+    base = [Scenario(n, 1), Scenario(n, 5), Scenario(n // 2, 20), Scenario(n, 5, connector="sql")]
+    return runs, base
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    runs, base = scenarios(args.quick)
+    started = time.time()
+    results: dict[str, Any] = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "machine": {
+            "cpus": _cpus(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "quick": args.quick,
+        "pipeline": [],
+        "baseline": [],
+    }
+    work = Path(tempfile.mkdtemp(prefix="dsr-bench-"))
+    try:
+        for s in runs:
+            print(f"pipeline {s.name} …", flush=True)
+            r = pipeline.run(s, work / s.name)
+            print(f"  {_line(r)}", flush=True)
+            results["pipeline"].append(r)
+        for s in base:
+            print(f"baseline {s.name} …", flush=True)
+            r = baseline.run(s, work / ("baseline-" + s.name))
+            print(f"  {_line(r)}", flush=True)
+            results["baseline"].append(r)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["wall_s"] = round(time.time() - started, 1)
+    results["summary"] = report.summary(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
+    text = json.dumps(results, indent=2) + "\n"
+    (args.out / f"{stamp}.json").write_text(text)
+    (args.out / "latest.json").write_text(text)
+    report.plot(results, args.out / "latest.png")
+    print(report.render(results))
+    print(f"wrote {args.out / 'latest.json'} and {args.out / 'latest.png'}")
+    lost = sum(r["lost"] for r in results["pipeline"])
+    return 1 if lost else 0
+
+
+def _line(r: dict[str, Any]) -> str:
+    lat = r["latency_ms"]
+    return (
+        f"{r['completed']}/{r['requests']} done, {r['throughput_rps']} req/s, "
+        f"p50 {lat['p50']} ms, p99 {lat['p99']} ms, cpu {r['cpu_s_per_request_total']} s/req"
+    )
+
+
+def _cpus() -> int | None:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The baseline: the same work in one process, one request after another, no broker.
+
+It runs the pipeline's own handlers (validation, rules, ledger, fan-out planning,
+aggregation, packages) and calls each system's connector in turn, handing each
+message straight to the next step instead of through Kafka.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections import deque
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench import procstats, workload
+from bench.pipeline import Scenario
+from connectors.base import dispatch
+from services.monitoring.overview import quantiles
+from services.settings import Settings
+from streams import topics
+from streams.agents import aggregate, fanout, intake
+from streams.context import Outgoing, Pipeline
+from streams.records import Task, TaskResult, utcnow
+
+
+def run(scenario: Scenario, home: Path) -> dict[str, Any]:
+    datamap = workload.prepare(home, scenario.systems, scenario.connector)
+    settings = replace(
+        Settings(),
+        home=home,
+        kafka_bootstrap=None,
+        datamap_override=str(datamap),
+        database_url_override=None,
+        storage_url_override=None,
+    )
+    os.environ["DSR_HOME"] = str(home)  # the data map's ${DSR_HOME}, as the stack sets it
+    p = Pipeline.from_settings(settings)
+    p.ledger.migrate()
+    events = workload.requests(f"base-{scenario.name}", scenario.requests)
+    cpu0 = procstats.cpu_seconds(_self()) or 0.0
+    latencies = []
+    start = time.perf_counter()
+    try:
+        for raw in events:
+            began = time.perf_counter()
+            _one(p, raw)
+            latencies.append((time.perf_counter() - began) * 1000)
+    finally:
+        elapsed = time.perf_counter() - start
+        p.close()
+    cpu = (procstats.cpu_seconds(_self()) or 0.0) - cpu0
+    return {
+        "scenario": "baseline-" + scenario.name,
+        "connector": scenario.connector,
+        "requests": scenario.requests,
+        "systems": scenario.systems,
+        "completed": len(latencies),
+        "latency_ms": {k: round(v, 2) if v else v for k, v in quantiles(latencies).items()},
+        "latency_mean_ms": round(statistics.fmean(latencies), 2),
+        "throughput_rps": round(len(latencies) / elapsed, 1),
+        "elapsed_s": round(elapsed, 2),
+        "cpu_s_per_request_total": round(cpu / len(latencies), 5),
+        "peak_rss_mb": {"baseline": procstats.peak_rss_mb(_self())},
+    }
+
+
+def _one(p: Pipeline, raw: bytes) -> None:
+    """One request, start to response: every message goes straight to its handler."""
+    queue: deque[Outgoing] = deque(intake.handle_request(p, raw))
+    while queue:
+        o = queue.popleft()
+        if o.topic == topics.ACCEPTED:
+            queue.extend(fanout.handle_accepted(p, o.value.decode()))
+        elif o.topic.startswith(topics.TASKS_PREFIX):
+            queue.extend(aggregate.handle_result(p, _execute(p, o.value)))
+        elif o.topic == topics.RESPONSES:
+            p.ledger.mark_published([o.key.decode()] if o.key else [])
+
+
+def _execute(p: Pipeline, value: bytes) -> bytes:
+    task = Task.model_validate_json(value)
+    started = utcnow()
+    r = dispatch(p.connectors[task.system], task)
+    return (
+        TaskResult(
+            request_id=task.request_id,
+            task_id=task.task_id,
+            system=task.system,
+            kind=task.kind,
+            status="ok",
+            records=r.records,
+            changed=r.changed,
+            fields=r.fields,
+            details=r.details,
+            discovered_identifiers=r.discovered_identifiers,
+            started_at=started,
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+def _self() -> int:
+    return os.getpid()

@@ -1,0 +1,167 @@
+"""One benchmark run of the real pipeline: embedded broker, workers, connector runners."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench import procstats, workload
+from services.client import Submitter, Watcher
+from services.ledger import Ledger
+from services.monitoring.overview import quantiles
+from services.settings import Settings
+from services.stack import Stack
+from services.status import status_from
+from streams import topics
+
+
+@dataclass(frozen=True)
+class Scenario:
+    requests: int
+    systems: int
+    workers: int = 1
+    connector: str = "noop"
+    #: Requests per second; None submits them all at once.
+    rate: float | None = None
+    #: The sweeps this run is a point of: load, systems, workers, rate, sql.
+    sweeps: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        paced = f"-{self.rate:g}rps" if self.rate else ""
+        return f"{self.connector}-r{self.requests}-s{self.systems}-w{self.workers}{paced}"
+
+
+def run(scenario: Scenario, home: Path, timeout_s: float = 600) -> dict[str, Any]:
+    datamap = workload.prepare(home, scenario.systems, scenario.connector)
+    settings = replace(
+        Settings(),
+        home=home,
+        kafka_bootstrap=None,
+        datamap_override=str(datamap),
+        database_url_override=None,
+        storage_url_override=None,
+    )
+    events = workload.requests(scenario.name, scenario.requests)
+    stack = Stack(
+        settings,
+        workers=scenario.workers,
+        runners=scenario.workers,
+        log_dir=home / "logs",
+        metrics=False,
+    )
+    with stack:
+        spawned = time.time()
+        join_s = stack.wait_joined()
+        pids = {n: c.process.pid for n, c in stack.components.items() if c.process}
+        if stack.broker is not None:
+            pids["broker"] = stack.broker.process.pid
+        cpu_before = {n: procstats.cpu_seconds(p) or 0.0 for n, p in pids.items()}
+        rss_samples: list[tuple[float, float]] = []
+        submitted: dict[str, float] = {}
+        completed: dict[str, float] = {}
+        watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
+        submitter = Submitter(stack.bootstrap)
+        sender = threading.Thread(target=_submit, args=(submitter, events, scenario, submitted))
+        start = time.time()
+        sender.start()
+        deadline = time.monotonic() + timeout_s
+        next_sample = 0.0
+        while len(completed) < scenario.requests and time.monotonic() < deadline:
+            for _, body in watcher.poll(0.1):
+                rid = body["request_id"]
+                if rid not in completed:
+                    completed[rid] = datetime.fromisoformat(body["completed_at"]).timestamp()
+            if time.monotonic() >= next_sample:
+                worker_rss = procstats.rss_mb(pids["worker-0"])
+                if worker_rss is not None:
+                    rss_samples.append((len(completed), worker_rss))
+                next_sample = time.monotonic() + 0.5
+            if stack.check_alive():
+                break
+        sender.join()
+        elapsed = max(completed.values(), default=start) - start
+        cpu = {n: (procstats.cpu_seconds(p) or 0.0) - cpu_before[n] for n, p in pids.items()}
+        peak = {n: procstats.peak_rss_mb(p) for n, p in pids.items()}
+        first_task_s = _first_task_s(settings, events[0], spawned)
+        stages = _stages(settings, sorted(completed)[:: max(1, len(completed) // 200)])
+        submitter.close()
+        watcher.close()
+    latencies = [(completed[r] - submitted[r]) * 1000 for r in completed if r in submitted]
+    lat = quantiles(latencies)
+    return {
+        "scenario": scenario.name,
+        **vars(scenario),
+        "completed": len(completed),
+        "lost": scenario.requests - len(completed),
+        "join_s": round(join_s, 2),
+        "worker_start_to_first_task_s": first_task_s,
+        "latency_ms": {k: round(v, 1) if v is not None else None for k, v in lat.items()},
+        "latency_mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
+        "throughput_rps": round(len(completed) / elapsed, 1) if elapsed > 0 else None,
+        "elapsed_s": round(elapsed, 2),
+        "stages_ms": stages,
+        "peak_rss_mb": {n: round(v, 1) for n, v in peak.items() if v is not None},
+        "cpu_s_per_request": {n: round(v / max(1, len(completed)), 5) for n, v in cpu.items()},
+        "cpu_s_per_request_total": round(sum(cpu.values()) / max(1, len(completed)), 5),
+        "worker_rss_mb_by_completed": rss_samples[:: max(1, len(rss_samples) // 40)],
+    }
+
+
+def _submit(
+    submitter: Submitter, events: list[bytes], scenario: Scenario, submitted: dict[str, float]
+) -> None:
+    if scenario.rate is None:
+        now = time.time()
+        for raw in events:
+            submitted[_request_id(raw)] = now
+        submitter.submit_all(events)
+        return
+    interval = 1 / scenario.rate
+    t0 = time.monotonic()
+    for i, raw in enumerate(events):
+        delay = t0 + i * interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        submitted[_request_id(raw)] = time.time()
+        submitter.submit(raw)
+        submitter.producer.flush()
+
+
+def _request_id(raw: bytes) -> str:
+    # workload ids are f"{run}-{i:05d}" in a fixed place of the JSON
+    start = raw.index(b'"request_id": "') + len(b'"request_id": "')
+    return raw[start : raw.index(b'"', start)].decode()
+
+
+def _first_task_s(settings: Settings, raw: bytes, spawned: float) -> float | None:
+    """From the processes' start to the first request's first task being consumed."""
+    ledger = Ledger(settings.database_url)
+    try:
+        tasks = [t for t in ledger.tasks(_request_id(raw)) if t.result]
+        starts = [datetime.fromisoformat(t.result["started_at"]).timestamp() for t in tasks]  # type: ignore[index]
+        return round(min(starts) - spawned, 2) if starts else None
+    finally:
+        ledger.close()
+
+
+def _stages(settings: Settings, request_ids: list[str]) -> dict[str, float | None]:
+    """Median duration of each stage over a sample of requests (systems pooled)."""
+    ledger = Ledger(settings.database_url)
+    durations: dict[str, list[float]] = {}
+    try:
+        for rid in request_ids:
+            report = status_from(ledger, rid, with_response=False)
+            for stage in (report or {}).get("stages", []):
+                name = "system" if stage["stage"].startswith("system:") else stage["stage"]
+                durations.setdefault(name, []).append(stage["duration_ms"])
+                if stage.get("connector_ms") is not None:
+                    durations.setdefault("connector", []).append(stage["connector_ms"])
+    finally:
+        ledger.close()
+    return {name: round(statistics.median(v), 1) for name, v in durations.items()}

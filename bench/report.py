@@ -1,0 +1,142 @@
+"""Summaries of a benchmark's results: the headline figures, a table, a plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def sweep(results: dict[str, Any], name: str, x: str) -> list[dict[str, Any]]:
+    """The pipeline runs of one sweep, ordered by its variable ``x``."""
+    return sorted((r for r in results["pipeline"] if name in r["sweeps"]), key=lambda r: r[x])
+
+
+def memory_growth(run: dict[str, Any]) -> float | None:
+    """Worker RSS growth in MiB per 1,000 completed requests, over the run's second half."""
+    half = [(n, mb) for n, mb in run["worker_rss_mb_by_completed"] if n >= run["completed"] / 2]
+    if len(half) < 3:
+        return None
+    xs, ys = [n for n, _ in half], [mb for _, mb in half]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    if var == 0:
+        return None
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
+    return round(slope * 1000, 2)
+
+
+def baseline_ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each baseline run beside the single-worker pipeline run of the same work."""
+    out = []
+    for b in results["baseline"]:
+        p = next(
+            (
+                r
+                for r in results["pipeline"]
+                if (r["requests"], r["systems"], r["connector"])
+                == (b["requests"], b["systems"], b["connector"])
+                and r["workers"] == 1
+                and r["rate"] is None
+            ),
+            None,
+        )
+        if p is None or not b["throughput_rps"]:
+            continue
+        out.append(
+            {
+                "work": f"{b['requests']} requests x {b['systems']} systems, {b['connector']}",
+                "pipeline_rps": p["throughput_rps"],
+                "baseline_rps": b["throughput_rps"],
+                "throughput_ratio": round(p["throughput_rps"] / b["throughput_rps"], 2),
+                "pipeline_cpu_s_per_request": p["cpu_s_per_request_total"],
+                "baseline_cpu_s_per_request": b["cpu_s_per_request_total"],
+                "baseline_p50_ms": b["latency_ms"]["p50"],
+            }
+        )
+    return out
+
+
+def summary(results: dict[str, Any]) -> dict[str, Any]:
+    load = sweep(results, "load", "requests")
+    largest = load[-1]
+    paced = {r["rate"]: r["latency_ms"]["p99"] for r in sweep(results, "rate", "rate")}
+    burst = [r for r in results["pipeline"] if r["rate"] is None]
+    best = max(burst, key=lambda r: r["throughput_rps"] or 0)
+    starts = [
+        r["worker_start_to_first_task_s"]
+        for r in results["pipeline"]
+        if r["worker_start_to_first_task_s"] is not None
+    ]
+    return {
+        "p99_ms_at_steady_rate_5_systems": paced,
+        "max_throughput_rps": best["throughput_rps"],
+        "max_throughput_scenario": best["scenario"],
+        "tasks_per_s_at_max": round((best["throughput_rps"] or 0) * best["systems"], 1),
+        "worker_start_to_first_task_s": {"min": min(starts), "max": max(starts)}
+        if starts
+        else None,
+        "largest_run": largest["scenario"],
+        "memory_growth_mib_per_1000_requests": memory_growth(largest),
+        "peak_rss_mb_largest_run": largest["peak_rss_mb"],
+        "throughput_rps_by_systems": {
+            r["systems"]: r["throughput_rps"] for r in sweep(results, "systems", "systems")
+        },
+        "p50_ms_per_task_by_systems": {
+            r["systems"]: round(1000 / r["throughput_rps"] / r["systems"], 2)
+            for r in sweep(results, "systems", "systems")
+            if r["throughput_rps"]
+        },
+        "throughput_rps_by_workers": {
+            r["workers"]: r["throughput_rps"] for r in sweep(results, "workers", "workers")
+        },
+        "baseline": baseline_ratios(results),
+        "lost": sum(r["lost"] for r in results["pipeline"]),
+    }
+
+
+def render(results: dict[str, Any]) -> str:
+    rows = [
+        "| run | done | req/s | p50 ms | p95 ms | p99 ms | CPU s/req | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["pipeline"] + results["baseline"]:
+        lat = r["latency_ms"]
+        rss = ", ".join(f"{k} {round(v)}" for k, v in r["peak_rss_mb"].items())
+        rows.append(
+            f"| {r['scenario']} | {r['completed']}/{r['requests']} | {r['throughput_rps']} | "
+            f"{lat['p50']} | {lat['p95']} | {lat['p99']} | {r['cpu_s_per_request_total']} | "
+            f"{rss} |"
+        )
+    return "\n".join(rows)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Latency against load, against a steady rate, and against the number of systems."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    for ax, (name, x, label) in zip(
+        axes,
+        [
+            ("load", "requests", "requests submitted at once (5 systems)"),
+            ("rate", "rate", "requests/s, submitted steadily (5 systems)"),
+            ("systems", "systems", "systems per request"),
+        ],
+        strict=True,
+    ):
+        runs = sweep(results, name, x)
+        for q in ("p50", "p95", "p99"):
+            ax.plot([r[x] for r in runs], [r["latency_ms"][q] for r in runs], marker="o", label=q)
+        ax.set_xlabel(label)
+        ax.set_ylabel("submit → response, ms")
+        if name == "load":
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("dsr-pipeline: end-to-end latency (embedded broker, no-op connectors, 2 cores)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,46 @@
+"""What a benchmark run submits, and the data map of the systems it goes to."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from services.demo.scenario import event
+from services.demo.seed import seed
+
+NOOP = "bench.noop:NoopConnector"
+
+
+def datamap(systems: int, connector: str) -> str:
+    """``systems`` systems of one connector; each finds the subject by email."""
+    lines = ["request_timeout_seconds: 600", "systems:"]
+    for i in range(systems):
+        lines += [f"  sys{i:02d}:", f'    connector: "{connector}"', "    identifiers: [email]"]
+        if connector == "sql":
+            lines += [
+                "    config:",
+                '      url: "sqlite:///${DSR_HOME}/crm.db"',
+                "      tables:",
+                "        - name: customers",
+                "          key: {column: email, identifier: email}",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def prepare(home: Path, systems: int, connector: str) -> Path:
+    """Write the data map (and, for SQL, the sample databases) under ``home``."""
+    home.mkdir(parents=True, exist_ok=True)
+    if connector == "sql":
+        seed(home)
+    path = home / "datamap.yaml"
+    path.write_text(datamap(systems, NOOP if connector == "noop" else connector))
+    return path
+
+
+def requests(run: str, n: int) -> list[bytes]:
+    """``n`` disclosure requests, one subject each (the demo's seeded ones for SQL)."""
+    emails = ["taro@example.jp", "hanako@example.jp", "jiro@example.jp"]
+    return [
+        json.dumps(event(f"{run}-{i:05d}", "disclosure", {"email": emails[i % 3]})).encode()
+        for i in range(n)
+    ]
