@@ -66,7 +66,7 @@ def run(scenario: Scenario, home: Path, timeout_s: float = 600) -> dict[str, Any
         submitted: dict[str, float] = {}
         completed: dict[str, float] = {}
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
-        submitter = Submitter(stack.bootstrap)
+        submitter = stack.submitter()
         sender = threading.Thread(target=_submit, args=(submitter, events, scenario, submitted))
         start = time.time()
         sender.start()

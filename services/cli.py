@@ -57,6 +57,12 @@ def up(
             f"Kafka: [bold]{stack.bootstrap}[/]"
             f"{' (embedded)' if stack.broker else ''}  ledger: {settings.database_url}"
         )
+        console.print(
+            f"Signed intake: producer keys in {settings.signing_keys_path}"
+            if settings.require_signatures
+            else "[yellow]Signed intake is off[/] (DSR_REQUIRE_SIGNATURES=false)",
+            highlight=False,
+        )
         metrics = "  ".join(f"{name} {url}" for name, url in stack.metrics_urls.items())
         console.print(f"Metrics: {metrics}", soft_wrap=True, highlight=False)
         dashboard = Dashboard.start(settings.database_url, settings.dashboard_port)
@@ -82,7 +88,8 @@ def submit(file: Annotated[str, typer.Argument(help="JSON lines file, or - for s
     stream = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
     with stream:
         lines = [line.strip() for line in stream if line.strip()]
-    submitter = Submitter(_bootstrap(load_settings()))
+    settings = load_settings()
+    submitter = Submitter.from_settings(settings, _bootstrap(settings))
     try:
         n = submitter.submit_all(lines)
     finally:

@@ -13,6 +13,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from services.settings import Settings
+from services.signing import Keyring, Signer
 from streams import topics
 
 
@@ -33,11 +35,23 @@ def _decode(value: bytes) -> dict[str, Any]:
 
 
 class Submitter:
-    def __init__(self, bootstrap: str) -> None:
+    """Send request events, signed with ``signer`` (see ``services/signing.py``)."""
+
+    def __init__(self, bootstrap: str, signer: Signer | None = None) -> None:
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+        self.signer = signer
+
+    @classmethod
+    def from_settings(cls, settings: Settings, bootstrap: str) -> Submitter:
+        """Signed with the configured producer key when intake requires signatures."""
+        if not settings.require_signatures:
+            return cls(bootstrap)
+        keyring = Keyring.load(settings.signing_keys_path)
+        return cls(bootstrap, keyring.signer(settings.producer_key_id))
 
     def submit(self, raw: bytes) -> None:
-        self.producer.send(topics.REQUESTS, key=request_key(raw), value=raw)
+        headers = self.signer.headers(raw) if self.signer else []
+        self.producer.send(topics.REQUESTS, key=request_key(raw), value=raw, headers=headers)
 
     def submit_all(self, events: Iterable[bytes]) -> int:
         n = 0

@@ -13,6 +13,9 @@
 | DSR_METRICS_PORT | 0 (off) | loopback port of this process's Prometheus ``/metrics`` |
 | DSR_METRICS_ADDR | 127.0.0.1 | the address ``/metrics`` listens on (``0.0.0.0`` in a container) |
 | DSR_DASHBOARD_PORT | 8700 | ``dsr up``'s dashboard port on 127.0.0.1 (0: any free one) |
+| DSR_SIGNING_KEYS | <DSR_HOME>/signing-keys.json | the producers' HMAC keys |
+| DSR_REQUIRE_SIGNATURES | true | reject request events not signed by a key in the keyring |
+| DSR_PRODUCER_KEY_ID | ops, or the keyring's first key | the key ``dsr submit`` signs with |
 """
 
 from __future__ import annotations
@@ -53,6 +56,17 @@ class Settings:
     metrics_port: int = field(default_factory=lambda: int(_env("DSR_METRICS_PORT", "0")))
     metrics_addr: str = field(default_factory=lambda: _env("DSR_METRICS_ADDR", "127.0.0.1"))
     dashboard_port: int = field(default_factory=lambda: int(_env("DSR_DASHBOARD_PORT", "8700")))
+    signing_keys_override: str | None = field(
+        default_factory=lambda: os.environ.get("DSR_SIGNING_KEYS") or None
+    )
+    require_signatures: bool = field(
+        default_factory=lambda: (
+            _env("DSR_REQUIRE_SIGNATURES", "true").lower() not in ("0", "false", "no", "off")
+        )
+    )
+    producer_key_id: str | None = field(
+        default_factory=lambda: os.environ.get("DSR_PRODUCER_KEY_ID") or None
+    )
 
     @property
     def database_url(self) -> str:
@@ -61,6 +75,12 @@ class Settings:
     @property
     def datamap_path(self) -> Path:
         return Path(self.datamap_override) if self.datamap_override else self.home / "datamap.yaml"
+
+    @property
+    def signing_keys_path(self) -> Path:
+        if self.signing_keys_override:
+            return Path(self.signing_keys_override)
+        return self.home / "signing-keys.json"
 
     @property
     def storage_url(self) -> str:

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import IO
 
 from services.broker import EmbeddedBroker, create_topics, free_port
+from services.client import Submitter
 from services.datamap import load as load_datamap
 from services.ledger import Ledger
 from services.processes import die_with_parent
 from services.settings import Settings
+from services.signing import Keyring
 from streams.topics import all_topics
 
 
@@ -57,6 +59,8 @@ class Stack:
         if not self.settings.kafka_bootstrap:
             self.broker = EmbeddedBroker.start(self._log_path("broker"))
         (home / "broker.addr").write_text(self.bootstrap)
+        if self.settings.require_signatures:
+            Keyring.ensure(self.settings.signing_keys_path)
         datamap = load_datamap(self.settings.datamap_path)
         create_topics(self.bootstrap, all_topics(sorted(datamap.systems)))
         Ledger(self.settings.database_url).migrate()
@@ -66,6 +70,10 @@ class Stack:
             self.add(f"runner-{i}", [sys.executable, "-m", "connectors.runner"])
         for name in self.components:
             self.spawn(name)
+
+    def submitter(self) -> Submitter:
+        """A producer of request events, signed with the stack's producer key."""
+        return Submitter.from_settings(self.settings, self.bootstrap)
 
     def add(self, name: str, argv: list[str]) -> None:
         """Add a process to the stack; ``spawn(name)`` starts it."""
@@ -99,6 +107,8 @@ class Stack:
             DSR_DATAMAP=str(self.settings.datamap_path),
             DSR_STORAGE_URL=self.settings.storage_url,
             DSR_SESSION_TIMEOUT_S=str(self.settings.session_timeout_s),
+            DSR_SIGNING_KEYS=str(self.settings.signing_keys_path),
+            DSR_REQUIRE_SIGNATURES=str(self.settings.require_signatures).lower(),
             PYTHONUNBUFFERED="1",
         )
         if self.settings.s3_endpoint_url:

@@ -22,6 +22,7 @@ from services.ledger import as_utc
 from services.logs import configure_logging
 from services.settings import Settings, mark_ready
 from services.settings import load as load_settings
+from services.signing import Keyring, KeyringError
 from streams import topics
 from streams.agents import aggregate, fanout, intake
 from streams.agents.aggregate import PoisonEvent
@@ -94,13 +95,13 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         stage: str,
         handler: Callable[[Pipeline, Any], list[Outgoing]],
         stream: AsyncIterator[Any],
-        decode: Callable[[bytes], Any],
+        decode: Callable[[Any], Any],
     ) -> None:
         async for event in stream:
             raw: bytes = event.value
             with monitoring.observe_stage(stage):
                 try:
-                    outgoing = _transient_db(handler)(ctx(), decode(raw))
+                    outgoing = _transient_db(handler)(ctx(), decode(event))
                 except PoisonEvent as exc:
                     outgoing = [_dead_letter(stage, str(exc), exc.detail, raw)]
                 except Exception as exc:  # noqa: BLE001 - the worker must keep running
@@ -110,15 +111,20 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
 
     @app.agent(raw_topic(topics.REQUESTS), name="intake")
     async def intake_agent(stream: faust.StreamT[bytes]) -> None:
-        await run("intake", intake.handle_request, stream.events(), lambda b: b)
+        await run(
+            "intake",
+            lambda c, e: intake.handle_request(c, e.value, e.headers),
+            stream.events(),
+            lambda e: e,
+        )
 
     @app.agent(raw_topic(topics.ACCEPTED), name="fanout")
     async def fanout_agent(stream: faust.StreamT[bytes]) -> None:
-        await run("fanout", fanout.handle_accepted, stream.events(), bytes.decode)
+        await run("fanout", fanout.handle_accepted, stream.events(), lambda e: e.value.decode())
 
     @app.agent(raw_topic(topics.RESULTS), name="aggregate")
     async def aggregate_agent(stream: faust.StreamT[bytes]) -> None:
-        await run("aggregate", aggregate.handle_result, stream.events(), lambda b: b)
+        await run("aggregate", aggregate.handle_result, stream.events(), lambda e: e.value)
 
     @app.on_rebalance_complete.connect
     def _ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -166,6 +172,11 @@ def _dead_letter(stage: str, error: str, detail: str, raw: bytes) -> Outgoing:
 def main() -> None:
     configure_logging()
     settings = load_settings()
+    if settings.require_signatures:
+        try:
+            Keyring.load(settings.signing_keys_path)
+        except KeyringError as exc:
+            sys.exit(f"dsr worker: {exc}")
     app = create_app(settings)
     argv = sys.argv[1:] or ["worker"]
     if argv[0] == "worker":

@@ -16,6 +16,7 @@ from services.datamap import load as load_datamap
 from services.delivery.storage import Storage, open_storage
 from services.ledger import Ledger
 from services.settings import Settings
+from services.signing import Keyring
 from streams.records import Kind
 
 
@@ -32,6 +33,8 @@ class Pipeline:
     datamap: DataMap
     storage: Storage
     connectors: dict[str, ConnectorBase[Any]] = field(default_factory=dict)
+    #: The producers' keys; None accepts unsigned events (``DSR_REQUIRE_SIGNATURES=false``).
+    keyring: Keyring | None = None
 
     @property
     def request_timeout(self) -> timedelta:
@@ -51,6 +54,9 @@ class Pipeline:
             datamap=datamap,
             storage=open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url),
             connectors=build_all(datamap),
+            keyring=Keyring.load(settings.signing_keys_path)
+            if settings.require_signatures
+            else None,
         )
 
     def close(self) -> None:

@@ -260,7 +260,15 @@ class ResponseEvent(_Strict):
 class RejectedEvent(_Strict):
     """A malformed or refused-at-the-door event, sent to ``dsr.requests.rejected``."""
 
-    reason_code: Literal["invalid_json", "invalid_encoding", "schema_violation", "too_large"]
+    reason_code: Literal[
+        "invalid_json",
+        "invalid_encoding",
+        "schema_violation",
+        "too_large",
+        "unsigned",
+        "unknown_key",
+        "bad_signature",
+    ]
     errors: list[dict[str, Any]] = []
     request_id: str | None = None
     raw: str = Field(description="The original bytes, decoded leniently and truncated.")

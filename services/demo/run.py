@@ -13,7 +13,7 @@ from typing import Any
 
 from services.client import Submitter, Watcher
 from services.datamap import load as load_datamap
-from services.demo.scenario import MALFORMED, Case, cases, data_checks, encode
+from services.demo.scenario import FORGED, MALFORMED, Case, cases, data_checks, encode
 from services.demo.seed import seed
 from services.ledger import Ledger
 from services.monitoring.scrape import Series, scrape, scrape_until, total_by
@@ -114,13 +114,16 @@ def run(
         join_s = stack.wait_joined()
         ledger = Ledger(settings.database_url)
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.REJECTED])
-        submitter = Submitter(stack.bootstrap)
+        submitter = stack.submitter()
         rows = {c.request_id: Row(c, time.time()) for c in todo}
         submitter.submit_all([encode(c.events[0]) for c in todo] + [MALFORMED])
+        forger = Submitter(stack.bootstrap)  # no producer key
+        forger.submit_all([FORGED])
+        forger.close()
         rejected: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout_s
         waiting = set(rows)
-        while (waiting or not rejected) and time.monotonic() < deadline:
+        while (waiting or len(rejected) < 2) and time.monotonic() < deadline:
             _release_held(ledger, submitter, rows)
             for topic, body in watcher.poll():
                 if topic == topics.REJECTED:
@@ -137,6 +140,14 @@ def run(
         ]
         errors += [f"{rid}: no response within {timeout_s:.0f}s" for rid in sorted(waiting)]
         checks = [(name, _safe(check)) for name, check in data_checks(settings.home)]
+        checks.append(
+            (
+                "signed intake: an unsigned erasure is rejected, never run",
+                {"request_id": "demo-forged", "reason_code": "unsigned"}
+                in [{k: r[k] for k in ("request_id", "reason_code")} for r in rejected]
+                and ledger.request("demo-forged") is None,
+            )
+        )
         checks += metrics_checks(
             stack, {c.kind for c in todo}, set(load_datamap(settings.datamap_path).systems)
         )

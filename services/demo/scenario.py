@@ -228,3 +228,7 @@ def data_checks(home: Path) -> list[tuple[str, Callable[[], bool]]]:
 
 def encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False).encode()
+
+
+#: An erasure of Taro sent without a producer's signature: intake must reject it.
+FORGED = encode(event("demo-forged", "erasure", TARO, grounds=["no_longer_needed"]))

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from services import rules
 from services.ledger import RequestStatus
+from services.signing import Headers, Keyring, SignatureError
 from streams import topics
 from streams.agents.aggregate import finish
 from streams.context import Outgoing, Pipeline
@@ -28,8 +29,11 @@ class Rejection(Exception):
         self.errors = errors
 
 
-def parse(raw: bytes) -> RequestEvent:
-    """Decode and validate; raise ``Rejection`` with a machine-readable reason."""
+def parse(raw: bytes, keyring: Keyring | None = None, headers: Headers = None) -> RequestEvent:
+    """Decode, check the signature and validate; raise ``Rejection`` with a reason code.
+
+    Without a ``keyring`` no signature is required (``DSR_REQUIRE_SIGNATURES=false``).
+    """
     if len(raw) > MAX_EVENT_BYTES:
         raise Rejection(
             "too_large", [{"msg": f"event is {len(raw)} bytes, over {MAX_EVENT_BYTES}"}]
@@ -42,6 +46,11 @@ def parse(raw: bytes) -> RequestEvent:
         obj = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise Rejection("invalid_json", [{"msg": str(exc)[:200]}]) from None
+    if keyring is not None:
+        try:
+            keyring.verify(obj, headers)
+        except SignatureError as exc:
+            raise Rejection(exc.reason_code, [{"msg": str(exc)}]) from None
     try:
         return RequestEvent.model_validate(obj)
     except ValidationError as exc:
@@ -63,9 +72,9 @@ def _request_id_of(raw: bytes) -> str | None:
     return value[:128] if isinstance(value, str) else None
 
 
-def handle_request(ctx: Pipeline, raw: bytes) -> list[Outgoing]:
+def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[Outgoing]:
     try:
-        event = parse(raw)
+        event = parse(raw, ctx.keyring, headers)
     except Rejection as rej:
         request_id = _request_id_of(raw)
         ctx.ledger.record_rejected(rej.reason_code, rej.errors, raw, request_id)

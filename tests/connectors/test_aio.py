@@ -57,9 +57,15 @@ class SlowStore(AsyncConnector[Empty]):
 
 
 def task(kind: str = "disclosure") -> Task:
-    return Task(request_id="r", task_id="t", system="s", kind=kind,
-                identifiers={"email": "a@x.jp"}, discovered={"order_id": ["O-1", "O-2"]},
-                grounds=["no_longer_needed"] if kind == "erasure" else [])
+    return Task(
+        request_id="r",
+        task_id="t",
+        system="s",
+        kind=kind,
+        identifiers={"email": "a@x.jp"},
+        discovered={"order_id": ["O-1", "O-2"]},
+        grounds=["no_longer_needed"] if kind == "erasure" else [],
+    )
 
 
 def test_async_lookups_run_concurrently_off_the_callers_thread() -> None:

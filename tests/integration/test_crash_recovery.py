@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.client import Submitter, Watcher
+from services.client import Watcher
 from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.ledger import Ledger
 from services.stack import Stack
@@ -33,7 +33,7 @@ def test_sigkill_mid_run_loses_nothing_and_completes_once(tmp_path: Path, victim
     with Stack(settings, log_dir=tmp_path / "logs") as stack:
         stack.wait_joined()
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
-        submitter = Submitter(stack.bootstrap)
+        submitter = stack.submitter()
         submitter.submit_all(_requests())
         # Kill as soon as the first response is out: the rest are mid-flight.
         seen = watcher.collect(lambda s: len(s) >= 1, timeout_s=60)
@@ -69,7 +69,7 @@ def test_a_worker_joining_mid_run_shares_the_partitions_and_nothing_completes_tw
     with Stack(settings, log_dir=tmp_path / "logs") as stack:
         stack.wait_joined()
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
-        submitter = Submitter(stack.bootstrap)
+        submitter = stack.submitter()
         submitter.submit_all(_requests(MANY))
         seen = watcher.collect(lambda s: len(s) >= 1, timeout_s=60)
         stack.add("worker-1", list(stack.components["worker-0"].argv))

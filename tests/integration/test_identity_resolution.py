@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.client import Submitter, Watcher
+from services.client import Watcher
 from services.demo.scenario import event
 from services.ledger import Ledger, as_utc
 from services.stack import Stack
@@ -23,7 +23,7 @@ def test_email_only_erasure_reaches_every_system_in_dependency_order(tmp_path: P
     with Stack(settings, log_dir=tmp_path / "logs") as stack:
         stack.wait_joined()
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
-        submitter = Submitter(stack.bootstrap)
+        submitter = stack.submitter()
         erase = event("ir-1", "erasure", {"email": "jiro@example.jp"}, grounds=["no_longer_needed"])
         submitter.submit_all([json.dumps(erase).encode()])
         [(_, response)] = watcher.collect(lambda seen: len(seen) >= 1, timeout_s=60)

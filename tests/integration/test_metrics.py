@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.broker import free_port
-from services.client import Submitter, Watcher
+from services.client import Watcher
 from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.monitoring.scrape import Series, scrape, scrape_until, value
 from services.stack import Stack
@@ -44,7 +44,7 @@ def test_worker_and_runner_serve_what_they_did(tmp_path: Path) -> None:
         assert set(urls) == {"worker-0", "runner-0"}
         assert stack.metrics_file("runner-0").read_text().strip() == urls["runner-0"]
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.REJECTED])
-        submitter = Submitter(stack.bootstrap)
+        submitter = stack.submitter()
         submitter.submit_all([json.dumps(e).encode() for e in REQUESTS] + [MALFORMED])
         seen = watcher.collect(
             lambda s: (
@@ -130,7 +130,7 @@ def test_runner_counts_retries_failures_and_dead_letters(
     with Stack(settings_for(tmp_path, datamap), log_dir=tmp_path / "logs") as stack:
         stack.wait_joined()
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
-        submitter = Submitter(stack.bootstrap)
+        submitter = stack.submitter()
         submitter.submit_all([json.dumps(event("met-broken", "disclosure", TARO)).encode()])
         [(_, response)] = watcher.collect(lambda s: len(s) >= 1, 60)
         submitter.close()

@@ -12,6 +12,7 @@ from services.demo import run as demo_run
 from services.demo.scenario import TARO, event
 from services.ledger import Ledger
 from services.settings import Settings
+from services.signing import Signer
 from services.stack import Stack
 from streams import topics
 from tests.fixtures.databases import make_url
@@ -35,10 +36,14 @@ def test_every_kind_reaches_its_expected_status(tmp_path: Path, backend: str) ->
         }
         assert all(r["status"] == r["expected"] for r in result["requests"]), statuses
         assert all(c["ok"] for c in result["checks"]), result["checks"]
-        assert {"metrics: a latency histogram for every kind"} < {
-            c["check"] for c in result["checks"]
-        }
-        assert [r["reason_code"] for r in result["rejected"]] == ["schema_violation"]
+        assert {
+            "metrics: a latency histogram for every kind",
+            "signed intake: an unsigned erasure is rejected, never run",
+        } < {c["check"] for c in result["checks"]}
+        assert sorted(r["reason_code"] for r in result["rejected"]) == [
+            "schema_violation",
+            "unsigned",
+        ]
         kinds = {r["kind"] for r in result["requests"]}
         assert len(kinds) == 7
         ledger = Ledger(url)
@@ -54,7 +59,7 @@ def test_disclosure_package_holds_the_subjects_data_only(tmp_path: Path) -> None
     with Stack(settings, log_dir=tmp_path / "logs") as stack:
         stack.wait_joined()
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
-        submitter = Submitter(stack.bootstrap)
+        submitter = stack.submitter()
         submitter.submit_all([json.dumps(event("pkg-1", "disclosure", TARO)).encode()])
         [(_, response)] = watcher.collect(lambda seen: len(seen) >= 1, timeout_s=60)
         submitter.close()
@@ -97,7 +102,7 @@ def test_a_failing_system_gives_a_partial_response_naming_it(
     with Stack(settings, log_dir=tmp_path / "logs") as stack:
         stack.wait_joined()
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.DEAD_LETTER])
-        submitter = Submitter(stack.bootstrap)
+        submitter = stack.submitter()
         submitter.submit_all([json.dumps(event("fail-1", "disclosure", TARO)).encode()])
         seen = watcher.collect(lambda s: any(t == topics.RESPONSES for t, _ in s), 60)
         submitter.close()
@@ -116,12 +121,21 @@ def test_workers_keep_running_after_garbage(tmp_path: Path) -> None:
     with Stack(settings, log_dir=tmp_path / "logs") as stack:
         stack.wait_joined()
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.REJECTED])
-        submitter = Submitter(stack.bootstrap)
+        submitter = stack.submitter()
         garbage = [b"\xff\xfe not utf-8", b"{not json", b"[]", b'{"request_id": 5}', b"x" * 300_000]
+        forged = [
+            json.dumps(event(rid, "erasure", TARO, grounds=["no_longer_needed"])).encode()
+            for rid in ("forged-1", "forged-2")
+        ]
+        # One with no signature at all, one signed with a key the pipeline does not hold.
+        for signer, raw in zip([None, Signer("ops", b"not-the-key" * 3)], forged, strict=True):
+            forger = Submitter(stack.bootstrap, signer)
+            forger.submit_all([raw])
+            forger.close()
         submitter.submit_all([*garbage, json.dumps(event("after-1", "disclosure", TARO)).encode()])
         seen = watcher.collect(
             lambda s: (
-                sum(t == topics.REJECTED for t, _ in s) >= len(garbage)
+                sum(t == topics.REJECTED for t, _ in s) >= len(garbage) + len(forged)
                 and any(t == topics.RESPONSES for t, _ in s)
             ),
             60,
@@ -132,8 +146,10 @@ def test_workers_keep_running_after_garbage(tmp_path: Path) -> None:
     reasons = sorted(b["reason_code"] for t, b in seen if t == topics.REJECTED)
     assert reasons == sorted(
         ["invalid_encoding", "invalid_json", "schema_violation", "schema_violation", "too_large"]
+        + ["unsigned", "bad_signature"]
     )
     assert [b["status"] for t, b in seen if t == topics.RESPONSES] == ["completed"]
     ledger = Ledger(settings.database_url)
-    assert len(ledger.rejected()) == len(garbage)
+    assert len(ledger.rejected()) == len(garbage) + len(forged)
+    assert ledger.request("forged-1") is None and ledger.request("forged-2") is None
     ledger.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from services.broker import free_port
-from services.client import Submitter, Watcher
+from services.client import Watcher
 from services.dashboard import Dashboard
 from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.monitoring.scrape import Series, scrape, scrape_until, value
@@ -112,7 +112,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, slow_server: str) -> Iterator[
             stack.start()  # its processes take the environment as it is now
         stack.wait_joined()
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
-        submitter = Submitter(stack.bootstrap)
+        submitter = stack.submitter()
         submitter.submit_all(
             [json.dumps(event(f"sf-{i}", "disclosure", s)).encode() for i, s in enumerate(subjects)]
         )
@@ -160,7 +160,7 @@ def test_the_dashboard_names_the_slow_system_and_counts_the_failures(run: Run) -
 
 def submit_old_request(run: Run, request_id: str) -> None:
     """A request received 60 days ago and still held for identity verification."""
-    submitter = Submitter(run.stack.bootstrap)
+    submitter = run.stack.submitter()
     old = event(
         request_id,
         "disclosure",
