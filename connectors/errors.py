@@ -4,6 +4,7 @@
     ├── FatalError          the task fails; retrying will not help
     │   └── ConfigError     the connector's config or the system's schema is wrong
     ├── RetriableError      transient; retried after at least ``retry_after`` seconds
+    │   └── CallTimeout     the connector did not answer within its call timeout
     └── NotSupported        the connector cannot do this operation
 
 An unknown data subject is not an error: the operation returns an empty result.
@@ -45,6 +46,12 @@ class RetriableError(ConnectorError):
     def __init__(self, message: str = "", retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class CallTimeout(RetriableError):
+    """The connector did not answer within its system's ``call_timeout_seconds``."""
+
+    code = "timeout"
 
 
 class NotSupported(ConnectorError):

@@ -17,6 +17,10 @@ commits a partition's batches in order as they finish. A system more than
 A message that is not a valid task, and a task that used up its attempts, also
 go to ``dsr.deadletter`` with the error and the original bytes.
 
+A call that takes longer than its system's ``call_timeout_seconds`` is abandoned
+(``connectors/calls.py``) and retried like any transient failure, so a hung system
+fails its tasks, and its requests complete without it, instead of waiting forever.
+
 Log lines carry request_id, system and kind; never identifiers or record values.
 """
 
@@ -44,6 +48,7 @@ from tenacity.wait import wait_exponential, wait_random
 
 from connectors.base import ConnectorBase, OperationResult, dispatch
 from connectors.base import check as run_check
+from connectors.calls import CallThread, Stopped
 from connectors.errors import ConfigError, ConnectorError, RetriableError
 from connectors.registry import build_all
 from services import datamap, monitoring, settings
@@ -58,6 +63,9 @@ FETCH_MAX_WAIT_MS = 50
 MAX_POLL_RECORDS = 10
 #: Batches a partition may have waiting in its lane before polling waits for it.
 MAX_QUEUED_BATCHES = 50
+#: How long one connector call may take before it is abandoned and retried
+#: (``call_timeout_seconds`` per system in the data map).
+DEFAULT_CALL_TIMEOUT_S = 60.0
 #: A connector's retry_after is honoured up to this; a longer wait is better spent
 #: failing the task and letting the request complete without that system.
 MAX_RETRY_AFTER_S = 60.0
@@ -101,6 +109,7 @@ class ConnectorRunner:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         on_assigned: Callable[[], None] | None = None,
+        call_timeout_s: float | Mapping[str, float] = DEFAULT_CALL_TIMEOUT_S,
     ) -> None:
         if not connectors:
             raise ValueError("a runner needs at least one connector")
@@ -120,6 +129,13 @@ class ConnectorRunner:
             for system in self.connectors
         }
         self._lane_of = {tasks_topic(system): lane for system, lane in self._lanes.items()}
+        self._calls = {system: CallThread(f"call-{system}") for system in self.connectors}
+        self._call_timeouts = {
+            system: call_timeout_s
+            if isinstance(call_timeout_s, int | float)
+            else call_timeout_s.get(system, DEFAULT_CALL_TIMEOUT_S)
+            for system in self.connectors
+        }
         self._in_flight: dict[TopicPartition, deque[Future[int | None]]] = {}
         session_ms = int(session_timeout_s * 1000)
         self._consumer = KafkaConsumer(
@@ -263,7 +279,14 @@ class ConnectorRunner:
             nonlocal attempts
             attempts += 1
             with monitoring.observe_connector_call(task.system, task.kind):
-                return dispatch(connector, task)
+                try:
+                    return self._calls[task.system].call(
+                        lambda: dispatch(connector, task),
+                        self._call_timeouts[task.system],
+                        self._stop,
+                    )
+                except Stopped:
+                    raise _Stopping from None
 
         def before_sleep(state: RetryCallState) -> None:
             monitoring.record_retry(task.system)
@@ -335,6 +358,8 @@ class ConnectorRunner:
         self._closed = True
         for lane in self._lanes.values():
             lane.shutdown(wait=True)
+        for calls in self._calls.values():
+            calls.close()
         closers = [lambda: self._consumer.close(autocommit=False), self._producer.close]
         closers += [c.close for c in self.connectors.values()]
         for close in closers:
@@ -452,7 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
-        connectors = build_all(datamap.load(config.datamap_path), args.systems or None)
+        data_map = datamap.load(config.datamap_path)
+        connectors = build_all(data_map, args.systems or None)
     except (datamap.DataMapError, ConfigError) as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -476,6 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_attempts=config.task_attempts,
             session_timeout_s=config.session_timeout_s,
             on_assigned=lambda: settings.mark_ready(config),
+            call_timeout_s={n: s.call_timeout_seconds for n, s in data_map.systems.items()},
         )
     except KafkaError as exc:
         for connector in connectors.values():

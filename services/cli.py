@@ -335,6 +335,78 @@ def connector_check(
     raise typer.Exit(0 if report.ok else 1)
 
 
+dlq_app = typer.Typer(
+    no_args_is_help=True,
+    help="Dead letters: tasks that ran out of attempts, events a worker could not handle.",
+)
+app.add_typer(dlq_app, name="dlq")
+
+SystemOption = Annotated[str | None, typer.Option("--system", help="Only this system's tasks.")]
+RequestOption = Annotated[str | None, typer.Option("--request", help="Only this request's.")]
+
+
+@dlq_app.command("list")
+def dlq_list(
+    system: SystemOption = None,
+    request: RequestOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """List dead letters, oldest first (their original events are not shown)."""
+    from services import deadletters
+
+    letters = deadletters.matching(deadletters.read(_bootstrap(load_settings())), system, request)
+    rows = [d.summary() for d in letters]
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(*(rows[0] if rows else ["letter"]), title=f"{len(rows)} dead letter(s)")
+    for row in rows:
+        table.add_row(*(str(v) if v is not None else "" for v in row.values()))
+    console.print(table)
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    system: SystemOption = None,
+    request: RequestOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would go, send nothing.")
+    ] = False,
+) -> None:
+    """Send dead letters back where they came from: each at most once.
+
+    A failed task reopens in the ledger (with its request, if that had completed) and
+    runs again; its request then completes with the next response revision."""
+    from datetime import timedelta
+
+    from kafka import KafkaProducer
+
+    from services import deadletters
+    from services.datamap import load as load_datamap
+    from services.ledger import Ledger
+
+    settings = load_settings()
+    bootstrap = _bootstrap(settings)
+    letters = deadletters.matching(deadletters.read(bootstrap), system, request)
+    timeout = timedelta(seconds=load_datamap(settings.datamap_path).request_timeout_seconds)
+    ledger = Ledger(settings.database_url)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        done = deadletters.redrive(letters, ledger, producer, timeout, dry_run=dry_run)
+    finally:
+        producer.close()
+        ledger.close()
+    for r in done:
+        where = f"→ {r.topic}" if r.topic else f"[yellow]skipped[/]: {r.reason}"
+        console.print(
+            f"{r.letter.summary()['letter']}  {r.letter.request_id or '-'}  {where}",
+            highlight=False,
+        )
+    sent = sum(r.topic is not None for r in done)
+    verb = "would be redriven" if dry_run else "redriven"
+    console.print(f"{sent} of {len(done)} dead letter(s) {verb}.")
+
+
 def main() -> None:
     app()
 

@@ -56,6 +56,11 @@ class SystemSpec(BaseModel):
     kinds: list[Kind] | None = Field(
         default=None, description="Narrow the kinds sent to this system; default: all it supports."
     )
+    call_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A connector call running longer is abandoned and retried as transient.",
+    )
     excluded: Literal["pseudonymised", "anonymised"] | None = Field(
         default=None, description="Stores outside the scope of data-subject requests."
     )

@@ -98,15 +98,14 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         decode: Callable[[Any], Any],
     ) -> None:
         async for event in stream:
-            raw: bytes = event.value
             with monitoring.observe_stage(stage):
                 try:
                     outgoing = _transient_db(handler)(ctx(), decode(event))
                 except PoisonEvent as exc:
-                    outgoing = [_dead_letter(stage, str(exc), exc.detail, raw)]
+                    outgoing = [_dead_letter(stage, str(exc), exc.detail, event)]
                 except Exception as exc:  # noqa: BLE001 - the worker must keep running
                     log.exception("handler failed", extra={"stage": stage})
-                    outgoing = [_dead_letter(stage, type(exc).__name__, str(exc)[:500], raw)]
+                    outgoing = [_dead_letter(stage, type(exc).__name__, str(exc)[:500], event)]
             await send(outgoing)
 
     @app.agent(raw_topic(topics.REQUESTS), name="intake")
@@ -158,13 +157,18 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     return app
 
 
-def _dead_letter(stage: str, error: str, detail: str, raw: bytes) -> Outgoing:
+def _dead_letter(stage: str, error: str, detail: str, event: Any) -> Outgoing:
+    """The original event, its headers (a request's signature) and what went wrong;
+    ``dsr dlq redrive`` sends it back to ``stage``."""
+    raw: bytes = event.value
+    headers = dict(event.headers or {})
     body = {
         "source": stage,
         "error": error,
         "detail": detail,
         "attempts": 1,
         "original": raw[:65536].decode("utf-8", "replace"),
+        "headers": {k: bytes(v).decode("utf-8", "replace") for k, v in headers.items()},
     }
     return Outgoing(topics.DEAD_LETTER, None, json.dumps(body).encode())
 

@@ -255,6 +255,13 @@ class ResponseEvent(_Strict):
     package: str | None = Field(default=None, description="Where the disclosure package is.")
     letter: str | None = Field(default=None, description="Where the written letter is.")
     purposes: list[dict[str, Any]] | None = None
+    revision: int = Field(
+        default=1,
+        ge=1,
+        description="1 for a request's first response. After an operator redrives a failed "
+        "task (`dsr dlq redrive`), the request completes again with the next revision: "
+        "consumers dedupe on (request_id, revision).",
+    )
 
 
 class RejectedEvent(_Strict):

@@ -49,6 +49,8 @@ class Request(Base):
     updated_at: Mapped[datetime]
     completed_at: Mapped[datetime | None] = mapped_column(index=True)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
+    #: 1 for the first response; a redrive that completes the request again sends the next.
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class Task(Base):

@@ -428,6 +428,52 @@ class Ledger:
             )
             return True
 
+    # -- redrive --------------------------------------------------------------
+    def _redriven(self, s: Session, letter: str) -> bool:
+        details = s.scalars(select(AuditEntry.detail).where(AuditEntry.action == "redriven"))
+        return any(d.get("letter") == letter for d in details)
+
+    def claim_redrive(self, letter: str, request_id: str | None, source: str) -> bool:
+        """Record that dead letter ``letter`` is being redriven; False if it already was."""
+        with self.session() as s:
+            if self._redriven(s, letter):
+                return False
+            self._audit(s, request_id, "operator", "redriven", letter=letter, source=source)
+            return True
+
+    def reopen_task(self, task_id: str, letter: str, timeout: timedelta) -> str | None:
+        """Make a failed task pending again for a redrive of dead letter ``letter``, and
+        reopen its request if that had completed; None when done, else why not.
+
+        The request's next completion sends the next response revision."""
+        now = utcnow()
+        with self.session() as s:
+            if self._redriven(s, letter):
+                return "already redriven"
+            task = s.get(Task, task_id)
+            if task is None:
+                return "the ledger has no such task"
+            if task.status not in (TaskStatus.FAILED, TaskStatus.TIMED_OUT):
+                return f"the task is {task.status}, not failed"
+            request = s.get(Request, task.request_id)
+            assert request is not None  # a task's request is never deleted
+            detail: dict[str, Any] = {"letter": letter, "task_id": task_id, "system": task.system}
+            if request.status != RequestStatus.FANNED_OUT:
+                response = s.get(Response, request.request_id)
+                detail["superseded"] = {"status": request.status, "revision": request.revision}
+                if response is not None:
+                    s.delete(response)
+                request.status = RequestStatus.FANNED_OUT
+                request.completed_at = None
+                request.latency_ms = None
+                request.revision += 1
+            request.timeout_at = now + timeout
+            request.updated_at = now
+            task.status = TaskStatus.PENDING
+            task.result = task.error = task.finished_at = None
+            self._audit(s, request.request_id, "operator", "redriven", **detail)
+            return None
+
     def unpublished_responses(self, limit: int = 100) -> list[Response]:
         with self.session() as s:
             return list(

@@ -140,6 +140,7 @@ def finish(
         processing_ms=_ms(now - as_utc(row.created_at)),
         deadline=as_utc(row.deadline_at),
         purposes=purposes,
+        revision=row.revision,
     )
     if status is not ResponseStatus.REFUSED:
         response = _with_package(ctx, event, response, outcomes)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -258,6 +259,57 @@ def test_a_slow_system_does_not_hold_up_the_others_in_the_same_runner(
     assert slow.most_at_once == 1
     for system, n in [(slow_system, 4), (fast_system, 4)]:
         assert committed(bootstrap, runner.group_id, tasks_topic(system)) == n
+
+
+class Hangs(Connector[SlowConfig]):
+    """Never answers a disclosure until the test releases it, as a wedged system would."""
+
+    name = "hangs"
+    Config = SlowConfig
+    capabilities = frozenset({Kind.DISCLOSURE})
+
+    def __init__(self, system: str, config: dict[str, Any]) -> None:
+        super().__init__(system, config)
+        self.release = threading.Event()
+        self.calls = 0
+
+    def check(self) -> CheckResult:
+        return CheckResult(True, "in memory")
+
+    def disclose(self, identifiers: Identifiers) -> OperationResult:
+        self.calls += 1
+        self.release.wait(self.config.seconds)
+        return OperationResult()
+
+
+def test_a_hung_connector_is_timed_out_retried_then_failed(
+    bootstrap: str, producer: KafkaProducer, outbox: Outbox
+) -> None:
+    hung_system, fast_system = new_system("hung"), new_system("fast")
+    hung = Hangs(hung_system, {"seconds": 60})
+    fast = Scripted(fast_system, {})
+    try:
+        with running(
+            bootstrap,
+            {hung_system: hung, fast_system: fast},
+            max_attempts=2,
+            call_timeout_s={hung_system: 0.5},
+        ) as runner:
+            hung_task = send_task(producer, hung_system)
+            fast_task = send_task(producer, fast_system)
+            result = outbox.result(hung_task.request_id)
+            [letter] = outbox.dead_letters(tasks_topic(hung_system))
+            assert outbox.result(fast_task.request_id).status == "ok"
+            # the next task for the hung system is not stuck behind the abandoned calls
+            hung.release.set()
+            assert outbox.result(send_task(producer, hung_system).request_id).status == "ok"
+    finally:
+        hung.release.set()
+    assert result.status == "failed" and result.error_code == "retries_exhausted"
+    assert result.retriable and result.attempts == 2 and hung.calls >= 2
+    assert "did not answer within 0.5s" in (result.error or "")
+    assert letter["request_id"] == hung_task.request_id and letter["attempts"] == 2
+    assert committed(bootstrap, runner.group_id, tasks_topic(hung_system)) == 2
 
 
 def test_python_m_connectors_runner_serves_until_sigterm(

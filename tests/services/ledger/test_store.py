@@ -116,6 +116,39 @@ def test_completion_happens_exactly_once(ledger: Ledger) -> None:
     assert ledger.request("r-1").status == "completed"
 
 
+def test_a_redriven_task_reopens_its_completed_request_once(ledger: Ledger) -> None:
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    ledger.plan_tasks("r-1", _plans(), timedelta(seconds=60))
+    ledger.record_result(_result("crm"))
+    ledger.record_result(_result("orders", "failed"))
+    assert ledger.complete("r-1", "partially_completed", {"reasons": []}, 12)
+    letter = "dsr.deadletter:0:7"
+
+    assert ledger.reopen_task("r-1:crm:disclosure:0", letter, timedelta(60)) == (
+        "the task is ok, not failed"
+    )
+    assert ledger.reopen_task("r-1:orders:disclosure:0", letter, timedelta(seconds=60)) is None
+    row = ledger.request("r-1")
+    assert (row.status, row.revision, row.completed_at) == ("fanned_out", 2, None)
+    assert ledger.response("r-1") is None  # the next completion writes revision 2
+    assert ledger.open_task_count("r-1") == 1
+    assert ledger.reopen_task("r-1:orders:disclosure:0", letter, timedelta(60)) == (
+        "already redriven"
+    )
+    # the redriven task's new result completes the request again, once
+    assert ledger.record_result(_result("orders")).first is True
+    assert ledger.complete("r-1", "completed", {"reasons": []}, 30) is True
+    assert ledger.complete("r-1", "completed", {"reasons": []}, 30) is False
+    [redriven] = [e for e in ledger.timeline("r-1") if e.action == "redriven"]
+    assert redriven.detail["superseded"] == {"status": "partially_completed", "revision": 1}
+
+
+def test_an_event_is_claimed_for_redrive_once(ledger: Ledger) -> None:
+    assert ledger.claim_redrive("dsr.deadletter:0:3", None, "aggregate") is True
+    assert ledger.claim_redrive("dsr.deadletter:0:3", None, "aggregate") is False
+    assert ledger.claim_redrive("dsr.deadletter:0:4", None, "aggregate") is True
+
+
 def test_overdue_requests_time_out_their_pending_tasks(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
     ledger.plan_tasks("r-1", _plans(), timedelta(seconds=-1))
