@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -65,6 +66,8 @@ def run(scenario: Scenario, home: Path, timeout_s: float = 600) -> dict[str, Any
         rss_samples: list[tuple[float, float]] = []
         submitted: dict[str, float] = {}
         completed: dict[str, float] = {}
+        #: Every response's status: a request counts as done only when it is "completed".
+        statuses: dict[str, str] = {}
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
         submitter = stack.submitter()
         sender = threading.Thread(target=_submit, args=(submitter, events, scenario, submitted))
@@ -72,10 +75,11 @@ def run(scenario: Scenario, home: Path, timeout_s: float = 600) -> dict[str, Any
         sender.start()
         deadline = time.monotonic() + timeout_s
         next_sample = 0.0
-        while len(completed) < scenario.requests and time.monotonic() < deadline:
+        while len(statuses) < scenario.requests and time.monotonic() < deadline:
             for _, body in watcher.poll(0.1):
                 rid = body["request_id"]
-                if rid not in completed:
+                statuses.setdefault(rid, body["status"])
+                if rid not in completed and body["status"] == "completed":
                     completed[rid] = datetime.fromisoformat(body["completed_at"]).timestamp()
             if time.monotonic() >= next_sample:
                 worker_rss = procstats.rss_mb(pids["worker-0"])
@@ -99,6 +103,7 @@ def run(scenario: Scenario, home: Path, timeout_s: float = 600) -> dict[str, Any
         **vars(scenario),
         "completed": len(completed),
         "lost": scenario.requests - len(completed),
+        "statuses": dict(Counter(statuses.values())),
         "join_s": round(join_s, 2),
         "worker_start_to_first_task_s": first_task_s,
         "latency_ms": {k: round(v, 1) if v is not None else None for k, v in lat.items()},

@@ -52,6 +52,7 @@ from connectors.calls import CallThread, Stopped
 from connectors.errors import ConfigError, ConnectorError, RetriableError
 from connectors.registry import build_all
 from services import datamap, monitoring, settings
+from services.faults import crash_point
 from services.logs import configure_logging
 from streams.records import Task, TaskResult, dump, utcnow
 from streams.topics import DEAD_LETTER, RESULTS, tasks_topic
@@ -225,6 +226,7 @@ class ConnectorRunner:
             )
             return
         result = self.execute(task)
+        crash_point("runner.effect_done")
         sent = []
         if result.error_code == "retries_exhausted":
             body = _dead_letter(message, result.error or "", result.attempts)

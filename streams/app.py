@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from services import monitoring
+from services.faults import crash_point
 from services.ledger import as_utc
 from services.logs import configure_logging
 from services.settings import Settings, mark_ready
@@ -35,7 +36,7 @@ SWEEP_INTERVAL_S = 1.0
 #: A response the aggregator completed but did not publish within this time is re-sent.
 REPUBLISH_AFTER = timedelta(seconds=5)
 #: An accepted request not fanned out within this time is re-sent to fan-out (outbox).
-REFANOUT_AFTER = timedelta(seconds=10)
+REFANOUT_AFTER = timedelta(seconds=30)
 
 _transient_db = retry(
     retry=retry_if_exception_type(OperationalError),
@@ -89,6 +90,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                 )
             monitoring.record_sent(o.topic, o.value)
         if published:
+            crash_point("responses.published")
             ctx().ledger.mark_published(published)
 
     async def run(
@@ -145,8 +147,12 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                 outgoing += aggregate.time_out(p, rid)
             for rid in p.ledger.stalled_refusals():
                 outgoing += aggregate.finish(p, rid)
-            for rid in p.ledger.stalled_accepted(REFANOUT_AFTER):
-                outgoing.append(Outgoing(topics.ACCEPTED, rid.encode(), rid.encode()))
+            # A request accepted long ago but never fanned out lost its message in a crash,
+            # unless it is still queued: never re-send while fan-out has a backlog.
+            backlog = lag.refresh()
+            if backlog is not None and not backlog.get(topics.ACCEPTED):
+                for rid in p.ledger.claim_stalled_accepted(REFANOUT_AFTER):
+                    outgoing.append(Outgoing(topics.ACCEPTED, rid.encode(), rid.encode()))
             for resp in p.ledger.unpublished_responses():
                 if as_utc(resp.created_at) < utcnow() - REPUBLISH_AFTER:
                     outgoing += aggregate.finish(p, resp.request_id)

@@ -509,16 +509,29 @@ class Ledger:
                 )
             )
 
-    def stalled_accepted(self, older_than: timedelta) -> list[str]:
-        cutoff = utcnow() - older_than
+    def claim_stalled_accepted(self, older_than: timedelta, limit: int = 500) -> list[str]:
+        """Requests accepted over ``older_than`` ago and not fanned out since; each is
+        claimed (its clock restarts), so it is re-sent at most once per ``older_than``."""
+        now = utcnow()
         with self.session() as s:
-            return list(
+            ids = list(
                 s.scalars(
-                    select(Request.request_id).where(
-                        Request.status == RequestStatus.ACCEPTED, Request.updated_at < cutoff
+                    select(Request.request_id)
+                    .where(
+                        Request.status == RequestStatus.ACCEPTED,
+                        Request.updated_at < now - older_than,
                     )
+                    .limit(limit)
                 )
             )
+            if ids:
+                _rowcount(
+                    s,
+                    update(Request)
+                    .where(Request.request_id.in_(ids), Request.status == RequestStatus.ACCEPTED)
+                    .values(updated_at=now),
+                )
+            return ids
 
     def stalled_refusals(self) -> list[str]:
         """Requests refused at intake whose response was never built."""

@@ -86,7 +86,8 @@ class WorkerLag:
         self.app = app
         self.reporter = LagReporter(str(app.conf.id))
 
-    def refresh(self) -> None:
+    def refresh(self) -> dict[str, int] | None:
+        """Report this worker's lag per topic, and return it (None if not known yet)."""
         consumer = self.app.consumer
         committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
         lag: dict[str, int] = defaultdict(int)
@@ -98,5 +99,6 @@ class WorkerLag:
                     lag[tp.topic] += max(0, highwater - done)
         except Exception as exc:  # noqa: BLE001 - not started yet, or mid-rebalance
             log.debug("worker lag not refreshed: %s", type(exc).__name__)
-            return
+            return None
         self.reporter.report(lag)
+        return dict(lag)

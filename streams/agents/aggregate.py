@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from services import rules
 from services.delivery.package import build_package
+from services.faults import crash_point
 from services.ledger import as_utc
 from services.ledger.models import Request
 from services.ledger.models import Task as TaskRow
@@ -39,6 +40,7 @@ def handle_result(ctx: Pipeline, raw: bytes) -> list[Outgoing]:
     except ValidationError as exc:
         raise PoisonEvent("invalid task result", str(exc)[:500]) from None
     recorded = ctx.ledger.record_result(result)
+    crash_point("aggregate.recorded")
     log.info(
         "result %s",
         result.status if recorded.first else "redelivered",
@@ -147,6 +149,7 @@ def finish(
     body = response.model_dump(mode="json")
     if not ctx.ledger.complete(request_id, status, body, response.latency_ms):
         return finish(ctx, request_id) if ctx.ledger.response(request_id) else []
+    crash_point("aggregate.completed")
     log.info(
         "request completed",
         extra={

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from services.faults import crash_point
 from services.ledger import RequestStatus
 from streams.agents.aggregate import finish
 from streams.context import Outgoing, Pipeline
@@ -21,6 +22,7 @@ def handle_accepted(ctx: Pipeline, request_id: str) -> list[Outgoing]:
     if row.status == RequestStatus.ACCEPTED:
         plans = next_wave(ctx, event, {}, [])
         tasks = ctx.ledger.plan_tasks(request_id, plans, ctx.request_timeout)
+        crash_point("fanout.planned")
         pending = [t for t in tasks if t.status == TaskStatus.PENDING]
     else:
         pending = ctx.ledger.pending_tasks(request_id)

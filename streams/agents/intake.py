@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services import rules
+from services.faults import crash_point
 from services.ledger import RequestStatus
 from services.signing import Headers, Keyring, SignatureError
 from streams import topics
@@ -95,6 +96,7 @@ def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[O
     admission = ctx.ledger.admit(
         event, decision.action, decision.reason_code, rules.deadline(event)
     )
+    crash_point("intake.recorded")
     log.info(
         "request %s",
         admission.outcome,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from services.client import Watcher
 from services.demo.scenario import HANAKO, JIRO, TARO, event
+from services.faults import POINTS, crash_marker
 from services.ledger import Ledger
 from services.stack import Stack
 from streams import topics
@@ -55,6 +57,53 @@ def test_sigkill_mid_run_loses_nothing_and_completes_once(tmp_path: Path, victim
     ledger.close()
     duplicates = sum(n - 1 for n in ids.values())
     print(f"{victim}: {N} requests, 0 lost, {duplicates} duplicate response events")
+
+
+def test_a_crash_at_every_point_loses_nothing_and_completes_each_request_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL at each crash point (services/faults.py), one after another, restarting
+    whichever process died: between a ledger write and its send, between a connector's
+    effect and its result, between a response and its record of being sent."""
+    monkeypatch.setenv("DSR_CRASH_AT", ",".join(POINTS))
+    settings = settings_for(tmp_path)
+    erasures = [
+        json.dumps(event(f"crash-e{i}", "erasure", subject, grounds=["no_longer_needed"])).encode()
+        for i, subject in enumerate([HANAKO, JIRO])
+    ]
+    ids = {f"crash-{i}" for i in range(N)} | {"crash-e0", "crash-e1"}
+    restarts: Counter[str] = Counter()
+    with Stack(settings, log_dir=tmp_path / "logs") as stack:
+        stack.wait_joined()
+        watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
+        submitter = stack.submitter()
+        submitter.submit_all(_requests() + erasures)
+        ledger = Ledger(settings.database_url)
+        deadline = time.monotonic() + 240
+        # until every request is completed and every response is sent and recorded as sent
+        while ledger.count_by_status() != {"completed": len(ids)} or ledger.unpublished_responses():
+            assert time.monotonic() < deadline, f"stuck: {ledger.count_by_status()}"
+            for name in stack.check_alive():
+                restarts[name] += 1
+                stack.spawn(name)
+            time.sleep(0.2)
+        seen = watcher.collect(lambda s: {b["request_id"] for _, b in s} >= ids, timeout_s=60)
+        submitter.close()
+        watcher.close()
+    assert {p for p in POINTS if crash_marker(tmp_path, p).exists()} == set(POINTS)
+    assert sum(restarts.values()) == len(POINTS), restarts  # each crash was a real SIGKILL
+    responses: dict[str, set[tuple[str, int, str]]] = {}
+    for _, b in seen:
+        responses.setdefault(b["request_id"], set()).add(
+            (b["status"], b["revision"], b["completed_at"])
+        )
+    assert set(responses) == ids, "a request was lost"
+    # a response may be sent again after a crash, but it is always the same response
+    assert all(len(r) == 1 for r in responses.values()), responses
+    for rid in ids:
+        completions = [e for e in ledger.timeline(rid) if e.action == "completed"]
+        assert len(completions) == 1, f"{rid} completed {len(completions)} times"
+    ledger.close()
 
 
 #: Enough work to still be running when a second worker has joined (about 5 s later).

@@ -149,6 +149,16 @@ def test_an_event_is_claimed_for_redrive_once(ledger: Ledger) -> None:
     assert ledger.claim_redrive("dsr.deadletter:0:4", None, "aggregate") is True
 
 
+def test_a_stalled_accepted_request_is_claimed_once_per_interval(ledger: Ledger) -> None:
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    ledger.admit(event("r-2"), "proceed", None, DEADLINE)
+    ledger.plan_tasks("r-2", [], timedelta(seconds=60))  # fanned out: not stalled
+    assert ledger.claim_stalled_accepted(timedelta(seconds=30)) == []  # too recent
+    assert ledger.claim_stalled_accepted(timedelta(seconds=-1)) == ["r-1"]
+    # claimed just now: not again until the interval has passed since the claim
+    assert ledger.claim_stalled_accepted(timedelta(seconds=5)) == []
+
+
 def test_overdue_requests_time_out_their_pending_tasks(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
     ledger.plan_tasks("r-1", _plans(), timedelta(seconds=-1))
