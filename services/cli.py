@@ -69,6 +69,10 @@ def up(
         console.print(f"Dashboard: [bold]{dashboard.url}[/]", highlight=False)
         console.print(f"Joined in {stack.wait_joined():.1f}s. Ctrl-C stops everything.")
         while not stack.check_alive():
+            if not stack.broker_alive():
+                err.print("[yellow]The embedded broker died; restarting it…[/]")
+                n = stack.restart_broker()
+                console.print(f"Broker back on {stack.bootstrap}; re-drove {n} open request(s).")
             time.sleep(0.5)
         err.print(f"[red]{', '.join(stack.check_alive())} exited.[/]")
         raise typer.Exit(1)
@@ -171,6 +175,22 @@ def top(
         pass
     finally:
         ledger.close()
+
+
+@app.command()
+def reconcile() -> None:
+    """After the broker lost its messages: re-drive every open request from the ledger."""
+    from services.datamap import load as load_datamap
+    from services.ledger import Ledger
+    from services.reconcile import reconcile as run_reconcile
+
+    settings = load_settings()
+    ledger = Ledger(settings.database_url)
+    try:
+        n = run_reconcile(_bootstrap(settings), ledger, load_datamap(settings.datamap_path))
+    finally:
+        ledger.close()
+    console.print(f"Re-drove {n} open request(s) from the ledger.")
 
 
 @app.command()

@@ -20,6 +20,7 @@ from services.client import Submitter
 from services.datamap import load as load_datamap
 from services.ledger import Ledger
 from services.processes import die_with_parent
+from services.reconcile import reconcile
 from services.settings import Settings
 from services.signing import Keyring
 from streams.topics import all_topics
@@ -70,6 +71,23 @@ class Stack:
             self.add(f"runner-{i}", [sys.executable, "-m", "connectors.runner"])
         for name in self.components:
             self.spawn(name)
+
+    def broker_alive(self) -> bool:
+        return self.broker is None or self.broker.process.poll() is None
+
+    def restart_broker(self) -> int:
+        """Start the embedded broker again, empty, on the same port, and re-drive every
+        open request from the ledger (``services/reconcile.py``); return how many."""
+        if self.broker is None:
+            raise RuntimeError("only the embedded broker can be restarted")
+        port = self.broker.port
+        self.broker.stop()
+        self.broker = EmbeddedBroker.start(self._log_path("broker"), port=port)
+        ledger = Ledger(self.settings.database_url)
+        try:
+            return reconcile(self.bootstrap, ledger, load_datamap(self.settings.datamap_path))
+        finally:
+            ledger.close()
 
     def submitter(self) -> Submitter:
         """A producer of request events, signed with the stack's producer key."""

@@ -498,6 +498,21 @@ class Ledger:
             return s.get(Response, request_id)
 
     # -- sweeps -------------------------------------------------------------
+    def open_fan_outs(self) -> list[str]:
+        """Requests accepted or fanned out and not yet complete, oldest first."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Request.request_id)
+                    .where(Request.status.in_([RequestStatus.ACCEPTED, RequestStatus.FANNED_OUT]))
+                    .order_by(Request.received_at)
+                )
+            )
+
+    def record_reconciled(self, count: int) -> None:
+        with self.session() as s:
+            self._audit(s, None, "operator", "reconciled", requests=count)
+
     def overdue_fan_outs(self, now: datetime | None = None) -> list[str]:
         now = now or utcnow()
         with self.session() as s:
