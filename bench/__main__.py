@@ -1,7 +1,8 @@
 """``python -m bench``: run every scenario, write bench/results/*.json and a plot.
 
-python -m bench            # the full sweep (make bench), about 8 minutes on 2 cores
-python -m bench --quick    # small sizes, to try the harness
+python -m bench                     # the full sweep (make bench)
+python -m bench --quick             # small sizes, to try the harness
+python -m bench --summarise FILE    # recompute a results file's summary, table and plot
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--summarise", type=Path, metavar="FILE", help="a results file")
     args = parser.parse_args(argv)
+    if args.summarise:
+        return _summarise(args.summarise)
     runs, base = scenarios(args.quick)
     started = time.time()
     results: dict[str, Any] = {
@@ -54,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": _cpus(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            # A fixed pure-Python loop, so runs on different days or hosts can be compared.
+            "python_loop_10m_s": _python_loop_s(),
         },
         "quick": args.quick,
         "pipeline": [],
@@ -74,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["wall_s"] = round(time.time() - started, 1)
+    results["machine"]["python_loop_10m_s_at_end"] = _python_loop_s()
     results["summary"] = report.summary(results)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
@@ -84,7 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     print(report.render(results))
     print(f"wrote {args.out / 'latest.json'} and {args.out / 'latest.png'}")
     lost = sum(r["lost"] for r in results["pipeline"])
+    lost += sum(r["requests"] - r["completed"] for r in results["baseline"])
     return 1 if lost else 0
+
+
+def _summarise(path: Path) -> int:
+    results = json.loads(path.read_text())
+    results["summary"] = report.summary(results)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    report.plot(results, path.with_suffix(".png"))
+    print(report.render(results))
+    return 0
 
 
 def _line(r: dict[str, Any]) -> str:
@@ -93,6 +110,14 @@ def _line(r: dict[str, Any]) -> str:
         f"{r['completed']}/{r['requests']} done, {r['throughput_rps']} req/s, "
         f"p50 {lat['p50']} ms, p99 {lat['p99']} ms, cpu {r['cpu_s_per_request_total']} s/req"
     )
+
+
+def _python_loop_s() -> float:
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return round(time.perf_counter() - t0, 2)
 
 
 def _cpus() -> int | None:

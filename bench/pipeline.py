@@ -38,7 +38,10 @@ class Scenario:
         return f"{self.connector}-r{self.requests}-s{self.systems}-w{self.workers}{paced}"
 
 
-def run(scenario: Scenario, home: Path, timeout_s: float = 600) -> dict[str, Any]:
+def run(scenario: Scenario, home: Path, timeout_s: float | None = None) -> dict[str, Any]:
+    """Run ``scenario``; requests not answered within ``timeout_s`` (by default 600 s, or
+    0.2 s a request if more) count as lost."""
+    timeout_s = timeout_s or max(600.0, 0.2 * scenario.requests)
     datamap = workload.prepare(home, scenario.systems, scenario.connector)
     settings = replace(
         Settings(),

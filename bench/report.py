@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench import capacity
+
 
 def sweep(results: dict[str, Any], name: str, x: str) -> list[dict[str, Any]]:
     """The pipeline runs of one sweep, ordered by its variable ``x``."""
@@ -90,6 +92,7 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
             r["workers"]: r["throughput_rps"] for r in sweep(results, "workers", "workers")
         },
         "baseline": baseline_ratios(results),
+        "capacity": capacity.model(results),
         "lost": sum(r["lost"] for r in results["pipeline"]),
     }
 
@@ -107,6 +110,15 @@ def render(results: dict[str, Any]) -> str:
             f"{lat['p50']} | {lat['p95']} | {lat['p99']} | {r['cpu_s_per_request_total']} | "
             f"{rss} |"
         )
+    model = capacity.model(results)
+    if model:
+        rows += ["", "| projected: workers | runners | partitions | req/s | tasks/s |"]
+        rows.append("|---|---|---|---|---|")
+        rows += [
+            f"| {p['workers']} | {p['runners']} | {p['partitions']} | {p['rps']} "
+            f"| {p['tasks_per_s']} |"
+            for p in model["projected"]
+        ]
     return "\n".join(rows)
 
 
