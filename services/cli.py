@@ -269,7 +269,7 @@ def _print_report(r: dict[str, Any]) -> None:
     for rej in r["rejected"]:
         console.print(
             f"rejected ([bold]{rej['reason_code']}[/]): "
-            + "; ".join(f"{e.get('loc', '')}: {e['msg']}" for e in rej["errors"])
+            + "; ".join(": ".join(filter(None, [e.get("loc"), e["msg"]])) for e in rej["errors"])
         )
     for c in r["checks"]:
         console.print(f"{'[green]ok[/]  ' if c['ok'] else '[red]FAIL[/]'} {c['check']}")
