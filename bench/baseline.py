@@ -11,32 +11,22 @@ import os
 import statistics
 import time
 from collections import deque
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from bench import procstats, workload
 from bench.pipeline import Scenario
-from connectors.base import dispatch
+from connectors.base import dispatch, ok_result
 from services.monitoring.overview import quantiles
-from services.settings import Settings
 from services.signing import Headers, Keyring
 from streams import topics
 from streams.agents import aggregate, fanout, intake
 from streams.context import Outgoing, Pipeline
-from streams.records import Task, TaskResult, utcnow
+from streams.records import Task, utcnow
 
 
 def run(scenario: Scenario, home: Path) -> dict[str, Any]:
-    datamap = workload.prepare(home, scenario.systems, scenario.connector)
-    settings = replace(
-        Settings(),
-        home=home,
-        kafka_bootstrap=None,
-        datamap_override=str(datamap),
-        database_url_override=None,
-        storage_url_override=None,
-    )
+    settings = workload.prepare(home, scenario.systems, scenario.connector)
     os.environ["DSR_HOME"] = str(home)  # the data map's ${DSR_HOME}, as the stack sets it
     signer = Keyring.ensure(settings.signing_keys_path).signer()
     p = Pipeline.from_settings(settings)
@@ -94,21 +84,8 @@ def _one(p: Pipeline, raw: bytes, headers: Headers) -> bool:
 def _execute(p: Pipeline, value: bytes) -> bytes:
     task = Task.model_validate_json(value)
     started = utcnow()
-    r = dispatch(p.connectors[task.system], task)
     return (
-        TaskResult(
-            request_id=task.request_id,
-            task_id=task.task_id,
-            system=task.system,
-            kind=task.kind,
-            status="ok",
-            records=r.records,
-            changed=r.changed,
-            fields=r.fields,
-            details=r.details,
-            discovered_identifiers=r.discovered_identifiers,
-            started_at=started,
-        )
+        ok_result(task, dispatch(p.connectors[task.system], task), started)
         .model_dump_json()
         .encode()
     )

@@ -6,7 +6,7 @@ import statistics
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,15 +42,7 @@ def run(scenario: Scenario, home: Path, timeout_s: float | None = None) -> dict[
     """Run ``scenario``; requests not answered within ``timeout_s`` (by default 600 s, or
     0.2 s a request if more) count as lost."""
     timeout_s = timeout_s or max(600.0, 0.2 * scenario.requests)
-    datamap = workload.prepare(home, scenario.systems, scenario.connector)
-    settings = replace(
-        Settings(),
-        home=home,
-        kafka_bootstrap=None,
-        datamap_override=str(datamap),
-        database_url_override=None,
-        storage_url_override=None,
-    )
+    settings = workload.prepare(home, scenario.systems, scenario.connector)
     events = workload.requests(scenario.name, scenario.requests)
     stack = Stack(
         settings,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from services.demo.scenario import event
 from services.demo.seed import seed
+from services.settings import Settings
 
 NOOP = "bench.noop:NoopConnector"
 
@@ -29,14 +31,22 @@ def datamap(systems: int, connector: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prepare(home: Path, systems: int, connector: str) -> Path:
-    """Write the data map (and, for SQL, the sample databases) under ``home``."""
+def prepare(home: Path, systems: int, connector: str) -> Settings:
+    """Write the data map (and, for SQL, the sample databases) under ``home``; return
+    the settings of a pipeline on embedded defaults there."""
     home.mkdir(parents=True, exist_ok=True)
     if connector == "sql":
         seed(home)
     path = home / "datamap.yaml"
     path.write_text(datamap(systems, NOOP if connector == "noop" else connector))
-    return path
+    return replace(
+        Settings(),
+        home=home,
+        kafka_bootstrap=None,
+        datamap_override=str(path),
+        database_url_override=None,
+        storage_url_override=None,
+    )
 
 
 def requests(run: str, n: int) -> list[bytes]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
@@ -31,7 +32,7 @@ from connectors.errors import ConfigError, NotSupported
 from connectors.lookups import lookups, merge
 from connectors.loop import run_coroutines
 from connectors.results import CheckResult, OperationResult
-from streams.records import Change, Kind, Task
+from streams.records import Change, Kind, Task, TaskResult
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
@@ -158,6 +159,26 @@ class Connector(ConnectorBase[ConfigT]):
     ) -> OperationResult:
         """Stop providing the subject's data to third parties."""
         raise self._not_supported(Kind.THIRD_PARTY_STOP)
+
+
+def ok_result(
+    task: Task, outcome: OperationResult, started: datetime, attempts: int = 1
+) -> TaskResult:
+    """The task's result, from what its operation returned (a dry run says so)."""
+    return TaskResult(
+        request_id=task.request_id,
+        task_id=task.task_id,
+        system=task.system,
+        kind=task.kind,
+        status="ok",
+        records=outcome.records,
+        changed=outcome.changed,
+        fields=outcome.fields,
+        details={**outcome.details, **({"dry_run": True} if outcome.dry_run else {})},
+        discovered_identifiers=outcome.discovered_identifiers,
+        attempts=attempts,
+        started_at=started,
+    )
 
 
 def dispatch(connector: ConnectorBase[Any], task: Task) -> OperationResult:

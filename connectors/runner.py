@@ -46,7 +46,7 @@ from pydantic_core import PydanticSerializationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential, wait_random
 
-from connectors.base import ConnectorBase, OperationResult, dispatch
+from connectors.base import ConnectorBase, OperationResult, dispatch, ok_result
 from connectors.base import check as run_check
 from connectors.calls import CallThread, Stopped
 from connectors.errors import ConfigError, ConnectorError, RetriableError
@@ -322,22 +322,8 @@ class ConnectorRunner:
             error = f"unexpected {type(exc).__name__} in the connector"
             result = _failed(task, started, error, "internal_error", attempts)
         else:
-            details = {**outcome.details, **({"dry_run": True} if outcome.dry_run else {})}
             try:
-                result = TaskResult(
-                    request_id=task.request_id,
-                    task_id=task.task_id,
-                    system=task.system,
-                    kind=task.kind,
-                    status="ok",
-                    records=outcome.records,
-                    changed=outcome.changed,
-                    fields=outcome.fields,
-                    details=details,
-                    discovered_identifiers=outcome.discovered_identifiers,
-                    attempts=attempts,
-                    started_at=started,
-                )
+                result = ok_result(task, outcome, started, attempts)
             except ValidationError:
                 error = "the connector returned a malformed OperationResult"
                 result = _failed(task, started, error, "internal_error", attempts)

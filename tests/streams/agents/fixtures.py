@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connectors.base import dispatch
+from connectors.base import dispatch, ok_result
 from connectors.registry import build_all
 from services.datamap import parse
 from services.delivery.storage import LocalStorage
@@ -17,7 +17,7 @@ from services.demo.seed import seed
 from services.ledger import Ledger
 from streams import topics
 from streams.context import Outgoing, Pipeline
-from streams.records import Task, TaskResult, utcnow
+from streams.records import Task, utcnow
 
 DEMO_DATAMAP = Path(__file__).parents[3] / "services" / "demo" / "datamap.yaml"
 
@@ -51,24 +51,8 @@ def run_tasks(p: Pipeline, out: list[Outgoing]) -> list[bytes]:
             continue
         task = Task.model_validate_json(o.value)
         started = utcnow()
-        r = dispatch(p.connectors[task.system], task)
-        results.append(
-            TaskResult(
-                request_id=task.request_id,
-                task_id=task.task_id,
-                system=task.system,
-                kind=task.kind,
-                status="ok",
-                records=r.records,
-                changed=r.changed,
-                fields=r.fields,
-                details=r.details,
-                discovered_identifiers=r.discovered_identifiers,
-                started_at=started,
-            )
-            .model_dump_json()
-            .encode()
-        )
+        outcome = dispatch(p.connectors[task.system], task)
+        results.append(ok_result(task, outcome, started).model_dump_json().encode())
     return results
 
 
