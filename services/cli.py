@@ -101,6 +101,33 @@ def submit(file: Annotated[str, typer.Argument(help="JSON lines file, or - for s
     console.print(f"Submitted {n} event(s).")
 
 
+@app.command()
+def extend(
+    request_id: str,
+    reason: Annotated[str, typer.Option(help="Why, in words the principal will read.")],
+    by: Annotated[str, typer.Option(help="Who decides (an operator id).")],
+) -> None:
+    """Extend an open request's deadline by its regulation's one extension (GDPR two
+    months, CCPA 45 days); the reason goes into the response to the principal."""
+    from services.client import Submitter
+    from streams.records import DecisionEvent, dump
+    from streams.topics import DECISIONS
+
+    settings = load_settings()
+    decision = DecisionEvent(
+        request_id=request_id, decision="extension", reason=reason, decided_by=by
+    )
+    submitter = Submitter.from_settings(settings, _bootstrap(settings))
+    try:
+        submitter.submit(dump(decision), DECISIONS)
+    finally:
+        submitter.close()
+    console.print(
+        f"Extension of {request_id} sent; `dsr status {request_id}` shows the new deadline "
+        "(an extension the regulation does not allow goes to dsr.requests.rejected)."
+    )
+
+
 STAGE_COLUMNS = ("stage", "start_ms", "duration_ms", "status")
 
 

@@ -49,9 +49,10 @@ class Submitter:
         keyring = Keyring.load(settings.signing_keys_path)
         return cls(bootstrap, keyring.signer(settings.producer_key_id))
 
-    def submit(self, raw: bytes) -> None:
+    def submit(self, raw: bytes, topic: str = topics.REQUESTS) -> None:
+        """Send one event (a request, or a decision to ``topics.DECISIONS``), signed."""
         headers = self.signer.headers(raw) if self.signer else []
-        self.producer.send(topics.REQUESTS, key=request_key(raw), value=raw, headers=headers)
+        self.producer.send(topic, key=request_key(raw), value=raw, headers=headers)
 
     def submit_all(self, events: Iterable[bytes]) -> int:
         n = 0

@@ -28,7 +28,12 @@ from services.ledger import Ledger
 from streams import topics
 
 #: Where a worker stage's dead letters go back to.
-STAGE_TOPICS = {"intake": topics.REQUESTS, "fanout": topics.ACCEPTED, "aggregate": topics.RESULTS}
+STAGE_TOPICS = {
+    "intake": topics.REQUESTS,
+    "decisions": topics.DECISIONS,
+    "fanout": topics.ACCEPTED,
+    "aggregate": topics.RESULTS,
+}
 
 
 @dataclass(frozen=True)

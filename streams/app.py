@@ -1,4 +1,5 @@
-"""The Faust application: three agents and a sweeper, wired to the handlers.
+"""The Faust application: four agents (intake, decisions, fan-out, aggregation) and a
+sweeper, wired to the handlers.
 
 Run a worker with ``python -m streams.app worker`` (``dsr up`` does it for you).
 Handlers do the work; this module only moves bytes between topics and them.
@@ -25,7 +26,7 @@ from services.settings import Settings, mark_ready
 from services.settings import load as load_settings
 from services.signing import Keyring, KeyringError
 from streams import topics
-from streams.agents import aggregate, fanout, intake
+from streams.agents import aggregate, decisions, fanout, intake
 from streams.agents.aggregate import PoisonEvent
 from streams.context import Outgoing, Pipeline
 from streams.records import utcnow
@@ -115,6 +116,15 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         await run(
             "intake",
             lambda c, e: intake.handle_request(c, e.value, e.headers),
+            stream.events(),
+            lambda e: e,
+        )
+
+    @app.agent(raw_topic(topics.DECISIONS), name="decisions")
+    async def decisions_agent(stream: faust.StreamT[bytes]) -> None:
+        await run(
+            "decisions",
+            lambda c, e: decisions.handle_decision(c, e.value, e.headers),
             stream.events(),
             lambda e: e,
         )

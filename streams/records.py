@@ -237,6 +237,13 @@ class Reason(_Strict):
     system: str | None = None
 
 
+class Extension(_Strict):
+    reason: str
+    previous_deadline: datetime
+    deadline: datetime
+    at: datetime
+
+
 class ResponseEvent(_Strict):
     """The completed response, sent to ``dsr.responses`` and kept in the ledger."""
 
@@ -255,6 +262,9 @@ class ResponseEvent(_Strict):
     package: str | None = Field(default=None, description="Where the disclosure package is.")
     letter: str | None = Field(default=None, description="Where the written letter is.")
     purposes: list[dict[str, Any]] | None = None
+    extensions: list[Extension] = Field(
+        default=[], description="Deadline extensions, with the reason given for each."
+    )
     revision: int = Field(
         default=1,
         ge=1,
@@ -262,6 +272,19 @@ class ResponseEvent(_Strict):
         "task (`dsr dlq redrive`), the request completes again with the next revision: "
         "consumers dedupe on (request_id, revision).",
     )
+
+
+class DecisionEvent(_Strict):
+    """An operator's decision on an open request, sent to ``dsr.decisions``, signed as
+    request events are. ``extension`` moves the deadline by the regulation's one
+    extension (GDPR two months, CCPA 45 days; the APPI has none) and is told to the
+    principal in the response."""
+
+    schema_version: Literal["1.0"] = "1.0"
+    request_id: RequestId
+    decision: Literal["extension"]
+    reason: str = Field(min_length=1, max_length=2000, description="Told to the principal.")
+    decided_by: str = Field(min_length=1, max_length=128, description="Who decided.")
 
 
 class RejectedEvent(_Strict):
@@ -275,6 +298,10 @@ class RejectedEvent(_Strict):
         "unsigned",
         "unknown_key",
         "bad_signature",
+        "unknown_request",
+        "request_closed",
+        "extension_not_available",
+        "already_extended",
     ]
     errors: list[dict[str, Any]] = []
     request_id: str | None = None
@@ -297,4 +324,5 @@ PUBLISHED_SCHEMAS: dict[str, type[BaseModel]] = {
     "task-result.v1.json": TaskResult,
     "response-event.v1.json": ResponseEvent,
     "rejected-event.v1.json": RejectedEvent,
+    "decision-event.v1.json": DecisionEvent,
 }

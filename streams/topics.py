@@ -28,6 +28,7 @@ REQUESTS = _t("requests")
 REJECTED = _t("requests.rejected")
 ACCEPTED = _t("accepted")
 RESULTS = _t("results")
+DECISIONS = _t("decisions")
 RESPONSES = _t("responses")
 DEAD_LETTER = _t("deadletter")
 TASKS_PREFIX = _t("tasks.")
@@ -44,6 +45,7 @@ def core_topics(partitions: int = PARTITIONS) -> list[TopicSpec]:
         TopicSpec(REJECTED, 1, "malformed request events, with a machine-readable reason"),
         TopicSpec(ACCEPTED, partitions, "validated, released requests waiting for fan-out"),
         TopicSpec(RESULTS, partitions, "per-system task results from connector runners"),
+        TopicSpec(DECISIONS, partitions, "operators' decisions on open requests (extensions)"),
         TopicSpec(RESPONSES, partitions, "completed responses"),
         TopicSpec(DEAD_LETTER, 1, "tasks and events that exhausted their retries"),
     ]

@@ -79,6 +79,14 @@ def render_letter(contents: Contents) -> str:
             ]
         ),
     ]
+    if r.extensions:
+        parts.append("<h2>回答期限の延長 / Extension of the deadline</h2>")
+        parts.append(
+            _table(
+                ["理由 / Reason", "当初の期限 / Was due", "延長後の期限 / Now due"],
+                [[x.reason, _when(x.previous_deadline), _when(x.deadline)] for x in r.extensions],
+            )
+        )
     if contents.found_nothing and r.kind is not Kind.PURPOSE_NOTIFICATION:
         parts.append(f'<p class="note">{e(NO_DATA_ANYWHERE)}</p>')
     if contents.sections:

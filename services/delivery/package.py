@@ -133,6 +133,7 @@ def data_document(contents: Contents, csv_names: dict[str, dict[str, str]]) -> d
         "received_at": r.received_at.isoformat(),
         "completed_at": r.completed_at.isoformat(),
         "deadline": r.deadline.isoformat(),
+        "extensions": [x.model_dump(mode="json") for x in r.extensions],
         "data_found": not contents.found_nothing,
         "reasons": [reason.model_dump(mode="json") for reason in r.reasons],
         "systems": [
@@ -184,6 +185,10 @@ def summary(contents: Contents) -> str:
         f"Outcome / 結果:       {STATUS_LABELS[r.status]}",
         f"Received / 受付日時:  {r.received_at.isoformat()}",
         f"Deadline / 回答期限:  {r.deadline.isoformat()}",
+        *(
+            f"Extended / 延長:      from {x.previous_deadline.isoformat()}: {x.reason}"
+            for x in r.extensions
+        ),
         "",
     ]
     if contents.found_nothing and r.kind is not Kind.PURPOSE_NOTIFICATION:

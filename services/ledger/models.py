@@ -51,6 +51,8 @@ class Request(Base):
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     #: 1 for the first response; a redrive that completes the request again sends the next.
     revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: Deadline extensions: [{reason, previous_deadline, deadline, at}], oldest first.
+    extensions: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class Task(Base):

@@ -7,7 +7,7 @@ either inserts what is missing or moves a row forward from an expected state.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -427,6 +427,41 @@ class Ledger:
                 latency_ms=latency_ms,
             )
             return True
+
+    # -- decisions ------------------------------------------------------------
+    def extend(
+        self,
+        request_id: str,
+        reason: str,
+        decided_by: str,
+        extension: Callable[[datetime], datetime] | None,
+    ) -> tuple[str, datetime | None]:
+        """Move an open request's deadline by ``extension``, once; return the outcome
+        (``extended`` or why not) and the deadline."""
+        now = utcnow()
+        with self.session() as s:
+            row = s.get(Request, request_id)
+            if row is None:
+                return "unknown_request", None
+            deadline = as_utc(row.deadline_at)
+            if row.status in {st.value for st in FINAL_STATUSES}:
+                return "request_closed", deadline
+            if extension is None:
+                return "extension_not_available", deadline
+            if row.extensions:
+                return "already_extended", deadline
+            new = extension(deadline)
+            entry = {
+                "reason": reason,
+                "previous_deadline": deadline.isoformat(),
+                "deadline": new.isoformat(),
+                "at": now.isoformat(),
+            }
+            row.extensions = [entry]
+            row.deadline_at = new
+            row.updated_at = now
+            self._audit(s, request_id, f"operator:{decided_by}", "extended", **entry)
+            return "extended", new
 
     # -- redrive --------------------------------------------------------------
     def _redriven(self, s: Session, letter: str) -> bool:

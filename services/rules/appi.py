@@ -17,7 +17,7 @@ POLICY = Policy(
     kinds=frozenset(Kind),
     fee_kinds=frozenset({Kind.PURPOSE_NOTIFICATION, Kind.DISCLOSURE, Kind.THIRD_PARTY_RECORDS}),
     deadline=after_days(SLA_DAYS),
-    extension=after_days(0),
+    extension=None,  # "without delay": the APPI has no extension
     clock_pauses_for_verification=False,
     refusal_codes={
         "harm_to_principal_or_third_party": "Art. 33(2)(i): risk of harm to the life, body, "

@@ -38,8 +38,9 @@ class Policy:
     fee_kinds: frozenset[Kind]
     #: The deadline, from the day the request reached the business.
     deadline: Callable[[datetime], datetime]
-    #: How far one extension moves the deadline, from the original deadline.
-    extension: Callable[[datetime], datetime]
+    #: How far the one extension allowed moves the deadline, from the original deadline;
+    #: None where the regulation allows none.
+    extension: Callable[[datetime], datetime] | None
     #: Whether the clock stops while identity verification is pending.
     clock_pauses_for_verification: bool
     refusal_codes: dict[str, str] = field(default_factory=dict)

@@ -142,6 +142,7 @@ def finish(
         processing_ms=_ms(now - as_utc(row.created_at)),
         deadline=as_utc(row.deadline_at),
         purposes=purposes,
+        extensions=row.extensions or [],
         revision=row.revision,
     )
     if status is not ResponseStatus.REFUSED:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from services import rules
 from services.faults import crash_point
@@ -19,6 +19,8 @@ from streams.records import RejectedEvent, RequestEvent, dump
 
 log = logging.getLogger("dsr.intake")
 
+M = TypeVar("M", bound=BaseModel)
+
 MAX_EVENT_BYTES = 256 * 1024
 RAW_KEEP_CHARS = 2048
 
@@ -30,8 +32,9 @@ class Rejection(Exception):
         self.errors = errors
 
 
-def parse(raw: bytes, keyring: Keyring | None = None, headers: Headers = None) -> RequestEvent:
-    """Decode, check the signature and validate; raise ``Rejection`` with a reason code.
+def parse(raw: bytes, keyring: Keyring | None, headers: Headers, model: type[M]) -> M:
+    """Decode, check the signature and validate as ``model``; raise ``Rejection`` with a
+    reason code.
 
     Without a ``keyring`` no signature is required (``DSR_REQUIRE_SIGNATURES=false``).
     """
@@ -53,7 +56,7 @@ def parse(raw: bytes, keyring: Keyring | None = None, headers: Headers = None) -
         except SignatureError as exc:
             raise Rejection(exc.reason_code, [{"msg": str(exc)}]) from None
     try:
-        return RequestEvent.model_validate(obj)
+        return model.model_validate(obj)
     except ValidationError as exc:
         # Never echo the offending input back: it may be personal data.
         errors = [
@@ -73,24 +76,30 @@ def _request_id_of(raw: bytes) -> str | None:
     return value[:128] if isinstance(value, str) else None
 
 
+def reject(ctx: Pipeline, raw: bytes, rej: Rejection, stage: str = "intake") -> list[Outgoing]:
+    """Record a rejected event in the ledger and send it, with its reason, to
+    ``dsr.requests.rejected``."""
+    request_id = _request_id_of(raw)
+    ctx.ledger.record_rejected(rej.reason_code, rej.errors, raw, request_id)
+    log.warning(
+        "event rejected",
+        extra={"request_id": request_id, "stage": stage, "reason_code": rej.reason_code},
+    )
+    rejected = RejectedEvent(
+        reason_code=rej.reason_code,  # type: ignore[arg-type]
+        errors=rej.errors,
+        request_id=request_id,
+        raw=raw[:RAW_KEEP_CHARS].decode("utf-8", "replace"),
+    )
+    key = request_id.encode() if request_id else None
+    return [Outgoing(topics.REJECTED, key, dump(rejected))]
+
+
 def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[Outgoing]:
     try:
-        event = parse(raw, ctx.keyring, headers)
+        event = parse(raw, ctx.keyring, headers, RequestEvent)
     except Rejection as rej:
-        request_id = _request_id_of(raw)
-        ctx.ledger.record_rejected(rej.reason_code, rej.errors, raw, request_id)
-        log.warning(
-            "request rejected",
-            extra={"request_id": request_id, "stage": "intake", "reason_code": rej.reason_code},
-        )
-        rejected = RejectedEvent(
-            reason_code=rej.reason_code,  # type: ignore[arg-type]
-            errors=rej.errors,
-            request_id=request_id,
-            raw=raw[:RAW_KEEP_CHARS].decode("utf-8", "replace"),
-        )
-        key = request_id.encode() if request_id else None
-        return [Outgoing(topics.REJECTED, key, dump(rejected))]
+        return reject(ctx, raw, rej)
 
     decision = rules.decide(event)
     admission = ctx.ledger.admit(

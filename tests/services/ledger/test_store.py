@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import inspect
 
-from services.ledger import Ledger, RequestStatus, TaskPlan
+from services.ledger import Ledger, RequestStatus, TaskPlan, as_utc
+from services.rules.policy import after_months
 from streams.records import TaskResult, TaskStatus
 from tests.fixtures.ledger_rows import DEADLINE, event, finish
 
@@ -157,6 +158,27 @@ def test_a_stalled_accepted_request_is_claimed_once_per_interval(ledger: Ledger)
     assert ledger.claim_stalled_accepted(timedelta(seconds=-1)) == ["r-1"]
     # claimed just now: not again until the interval has passed since the claim
     assert ledger.claim_stalled_accepted(timedelta(seconds=5)) == []
+
+
+def test_an_open_request_is_extended_once_and_a_closed_one_never(ledger: Ledger) -> None:
+    two_months = after_months(2)
+    assert ledger.extend("r-1", "busy", "op", two_months) == ("unknown_request", None)
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    assert ledger.extend("r-1", "busy", "op", None) == ("extension_not_available", DEADLINE)
+    outcome, deadline = ledger.extend("r-1", "complex request", "op-7", two_months)
+    assert (outcome, deadline) == ("extended", datetime(2027, 2, 8, tzinfo=UTC))
+    row = ledger.request("r-1")
+    assert as_utc(row.deadline_at) == deadline
+    assert row.extensions[0]["reason"] == "complex request"
+    assert ledger.extend("r-1", "again", "op", two_months)[0] == "already_extended"
+    [audit] = [e for e in ledger.timeline("r-1") if e.action == "extended"]
+    assert audit.actor == "operator:op-7" and audit.detail["previous_deadline"].startswith(
+        "2026-12-08"
+    )
+    ledger.admit(event("r-2"), "proceed", None, DEADLINE)
+    ledger.plan_tasks("r-2", [], timedelta(seconds=60))
+    ledger.complete("r-2", "completed", {"reasons": []}, 5)
+    assert ledger.extend("r-2", "late", "op", two_months)[0] == "request_closed"
 
 
 def test_overdue_requests_time_out_their_pending_tasks(ledger: Ledger) -> None:

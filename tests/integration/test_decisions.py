@@ -1,0 +1,79 @@
+"""A GDPR request held for verification is extended by an operator, then released: the
+response carries the extension and the new deadline, through the real broker."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from services.cli import app
+from services.client import Watcher
+from services.demo.scenario import TARO, event
+from services.ledger import Ledger, as_utc
+from services.stack import Stack
+from streams import topics
+from tests.integration.fixtures import settings_for
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_gdpr_extension_reaches_the_principal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(tmp_path)
+    monkeypatch.setenv("DSR_HOME", str(tmp_path))
+    pending = event("gdpr-ext-1", "disclosure", TARO, regulation="gdpr")
+    pending["verification"] = {"status": "pending", "method": "email_link"}
+    verified = event("gdpr-ext-1", "disclosure", TARO, regulation="gdpr")
+    ledger = Ledger(settings.database_url)
+    with Stack(settings, log_dir=tmp_path / "logs") as stack:
+        stack.wait_joined()
+        watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.REJECTED])
+        submitter = stack.submitter()
+        submitter.submit_all([json.dumps(pending).encode()])
+        deadline = time.monotonic() + 30
+        while (row := ledger.request("gdpr-ext-1")) is None or row.status != "held":
+            assert time.monotonic() < deadline, "the request was not held"
+            time.sleep(0.1)
+        first_deadline = as_utc(row.deadline_at)
+
+        extended = CliRunner().invoke(
+            app, ["extend", "gdpr-ext-1", "--reason", "Many systems to search.", "--by", "op-1"]
+        )
+        assert extended.exit_code == 0, extended.output
+        while not (ledger.request("gdpr-ext-1").extensions or []):
+            assert time.monotonic() < deadline + 30, "the extension was not recorded"
+            time.sleep(0.1)
+        # an APPI-style second extension is refused, with its reason, on the rejected topic
+        CliRunner().invoke(app, ["extend", "gdpr-ext-1", "--reason", "again", "--by", "op-1"])
+        submitter.submit_all([json.dumps(verified).encode()])
+        seen = watcher.collect(
+            lambda s: {t for t, _ in s} == {topics.RESPONSES, topics.REJECTED}, timeout_s=60
+        )
+        submitter.close()
+        watcher.close()
+    [response] = [b for t, b in seen if t == topics.RESPONSES]
+    [rejected] = [b for t, b in seen if t == topics.REJECTED]
+    assert response["status"] == "completed"
+    [extension] = response["extensions"]
+    assert extension["reason"] == "Many systems to search."
+    assert as_utc(datetime.fromisoformat(extension["previous_deadline"])) == first_deadline
+    assert datetime.fromisoformat(response["deadline"]) == datetime.fromisoformat(
+        extension["deadline"]
+    )
+    assert (
+        datetime.fromisoformat(response["deadline"]).month
+        == (first_deadline.month + 2 - 1) % 12 + 1
+    )
+    assert rejected["reason_code"] == "already_extended"
+    actions = [e.action for e in ledger.timeline("gdpr-ext-1")]
+    # every decision is audited, the refused second extension too (decisions and requests
+    # are different topics, so the refusal and the release may come in either order)
+    assert actions[:3] == ["received", "hold", "extended"]
+    assert sorted(actions[3:5]) == ["rejected", "released"]
+    ledger.close()

@@ -1,0 +1,94 @@
+"""Decisions: an operator extends an open request's deadline, as its regulation allows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+from services.demo.scenario import TARO, event
+from services.signing import Keyring
+from streams import topics
+from streams.agents import aggregate, decisions, fanout, intake
+from streams.context import Outgoing, Pipeline
+from streams.records import DecisionEvent, ResponseEvent, dump
+from tests.streams.agents.fixtures import body, run_tasks, to
+
+
+def _submit(p: Pipeline, request_id: str, regulation: str, status: str = "pending") -> None:
+    raw = event(request_id, "disclosure", TARO, regulation=regulation)
+    raw["verification"]["status"] = status
+    intake.handle_request(p, json.dumps(raw).encode())
+
+
+def _extend(p: Pipeline, request_id: str, headers: object = None) -> list[Outgoing]:
+    decision = DecisionEvent(
+        request_id=request_id,
+        decision="extension",
+        reason="Your request covers many systems.",
+        decided_by="op-1",
+    )
+    return decisions.handle_decision(p, dump(decision), headers)  # type: ignore[arg-type]
+
+
+def _reason(out: list[Outgoing]) -> str:
+    [rejected] = to(topics.REJECTED, out)
+    return str(body(rejected)["reason_code"])
+
+
+def test_a_gdpr_extension_adds_two_months_and_reaches_the_response(pipeline: Pipeline) -> None:
+    _submit(pipeline, "gx-1", "gdpr")
+    before = pipeline.ledger.request("gx-1").deadline_at
+    assert _extend(pipeline, "gx-1") == []
+    assert _reason(_extend(pipeline, "gx-1")) == "already_extended"
+    # verification completes: the request is released and answered
+    out = intake.handle_request(
+        pipeline, json.dumps(event("gx-1", "disclosure", TARO, regulation="gdpr")).encode()
+    )
+    out = fanout.handle_accepted(pipeline, to(topics.ACCEPTED, out)[0].value.decode())
+    responses = []
+    while results := run_tasks(pipeline, out):
+        out = [o for raw in results for o in aggregate.handle_result(pipeline, raw)]
+        responses += to(topics.RESPONSES, out)
+    response = ResponseEvent.model_validate(body(responses[0]))
+    [extension] = response.extensions
+    assert extension.reason == "Your request covers many systems."
+    assert extension.previous_deadline.replace(tzinfo=None) == before.replace(tzinfo=None)
+    received: datetime = response.received_at
+    assert (response.deadline.year * 12 + response.deadline.month) - (
+        received.year * 12 + received.month
+    ) == 3  # one month, plus two
+    assert response.package is not None
+    package = json.loads(Path(response.package.removeprefix("file://")).read_text())
+    assert package["extensions"][0]["reason"] == extension.reason
+
+
+def test_a_ccpa_extension_adds_45_days(pipeline: Pipeline) -> None:
+    _submit(pipeline, "cx-1", "ccpa")
+    before = pipeline.ledger.request("cx-1").deadline_at
+    assert _extend(pipeline, "cx-1") == []
+    assert (pipeline.ledger.request("cx-1").deadline_at - before).days == 45
+
+
+def test_the_appi_has_no_extension(pipeline: Pipeline) -> None:
+    _submit(pipeline, "ax-1", "appi")
+    assert _reason(_extend(pipeline, "ax-1")) == "extension_not_available"
+    assert pipeline.ledger.request("ax-1").extensions is None
+
+
+def test_an_extension_of_an_unknown_or_answered_request_is_refused(pipeline: Pipeline) -> None:
+    assert _reason(_extend(pipeline, "nobody")) == "unknown_request"
+    _submit(pipeline, "rx-1", "gdpr", status="failed")  # refused at intake: answered
+    assert _reason(_extend(pipeline, "rx-1")) == "request_closed"
+    assert [r.reason_code for r in pipeline.ledger.rejected()] == [
+        "unknown_request",
+        "request_closed",
+    ]
+
+
+def test_an_unsigned_decision_is_rejected(pipeline: Pipeline) -> None:
+    signed = replace(pipeline, keyring=Keyring({"ops": b"k" * 32}))
+    _submit(pipeline, "ux-1", "gdpr")
+    assert _reason(_extend(signed, "ux-1")) == "unsigned"
+    assert pipeline.ledger.request("ux-1").extensions is None
