@@ -109,22 +109,44 @@ def extend(
 ) -> None:
     """Extend an open request's deadline by its regulation's one extension (GDPR two
     months, CCPA 45 days); the reason goes into the response to the principal."""
+    _decide(request_id, "extension", None, reason, by)
+
+
+@app.command()
+def refuse(
+    request_id: str,
+    ground: Annotated[str, typer.Option(help="A refusal code of the request's regulation.")],
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")],
+    by: Annotated[str, typer.Option(help="Who decides (an operator id).")],
+) -> None:
+    """Refuse a request not yet fanned out on one of its regulation's grounds (e.g. the
+    APPI's Art. 33(2) harm_to_principal_or_third_party); the response says so."""
+    _decide(request_id, "refusal", ground, reason, by)
+
+
+def _decide(request_id: str, decision: str, ground: str | None, reason: str, by: str) -> None:
     from services.client import Submitter
     from streams.records import DecisionEvent, dump
     from streams.topics import DECISIONS
 
     settings = load_settings()
-    decision = DecisionEvent(
-        request_id=request_id, decision="extension", reason=reason, decided_by=by
+    event = DecisionEvent.model_validate(
+        {
+            "request_id": request_id,
+            "decision": decision,
+            "ground": ground,
+            "reason": reason,
+            "decided_by": by,
+        }
     )
     submitter = Submitter.from_settings(settings, _bootstrap(settings))
     try:
-        submitter.submit(dump(decision), DECISIONS)
+        submitter.submit(dump(event), DECISIONS)
     finally:
         submitter.close()
     console.print(
-        f"Extension of {request_id} sent; `dsr status {request_id}` shows the new deadline "
-        "(an extension the regulation does not allow goes to dsr.requests.rejected)."
+        f"The {decision} of {request_id} is sent; `dsr status {request_id}` shows it (one "
+        "that cannot apply goes to dsr.requests.rejected, with its reason)."
     )
 
 

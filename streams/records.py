@@ -276,15 +276,29 @@ class ResponseEvent(_Strict):
 
 class DecisionEvent(_Strict):
     """An operator's decision on an open request, sent to ``dsr.decisions``, signed as
-    request events are. ``extension`` moves the deadline by the regulation's one
-    extension (GDPR two months, CCPA 45 days; the APPI has none) and is told to the
-    principal in the response."""
+    request events are.
+
+    - ``extension`` moves the deadline by the regulation's one extension (GDPR two
+      months, CCPA 45 days; the APPI has none) and is told to the principal.
+    - ``refusal`` refuses a request not yet fanned out (held, or waiting for fan-out) on
+      one of its regulation's grounds, e.g. the APPI's Art. 33(2) grounds; the response
+      says so, with the ground's text.
+    """
 
     schema_version: Literal["1.0"] = "1.0"
     request_id: RequestId
-    decision: Literal["extension"]
+    decision: Literal["extension", "refusal"]
+    ground: str | None = Field(
+        default=None, description="For a refusal: a refusal code of the request's regulation."
+    )
     reason: str = Field(min_length=1, max_length=2000, description="Told to the principal.")
     decided_by: str = Field(min_length=1, max_length=128, description="Who decided.")
+
+    @model_validator(mode="after")
+    def _refusal_has_a_ground(self) -> DecisionEvent:
+        if (self.decision == "refusal") != (self.ground is not None):
+            raise ValueError("a refusal, and only a refusal, names its ground")
+        return self
 
 
 class RejectedEvent(_Strict):
@@ -302,6 +316,8 @@ class RejectedEvent(_Strict):
         "request_closed",
         "extension_not_available",
         "already_extended",
+        "unknown_ground",
+        "already_fanned_out",
     ]
     errors: list[dict[str, Any]] = []
     request_id: str | None = None

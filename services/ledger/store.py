@@ -463,6 +463,31 @@ class Ledger:
             self._audit(s, request_id, f"operator:{decided_by}", "extended", **entry)
             return "extended", new
 
+    def refuse(self, request_id: str, ground: str, reason: str, decided_by: str) -> str:
+        """Refuse a request not yet fanned out on ``ground``; the outcome (``refused``,
+        or why not). Its response is then built as for a refusal at intake."""
+        now = utcnow()
+        with self.session() as s:
+            row = s.get(Request, request_id)
+            if row is None:
+                return "unknown_request"
+            if row.status in {st.value for st in FINAL_STATUSES}:
+                return "request_closed"
+            if row.status == RequestStatus.FANNED_OUT:
+                return "already_fanned_out"
+            previous = row.status
+            row.status, row.hold_reason, row.updated_at = RequestStatus.REFUSED, ground, now
+            self._audit(
+                s,
+                request_id,
+                f"operator:{decided_by}",
+                "refused",
+                ground=ground,
+                reason=reason,
+                was=previous,
+            )
+            return "refused"
+
     # -- redrive --------------------------------------------------------------
     def _redriven(self, s: Session, letter: str) -> bool:
         details = s.scalars(select(AuditEntry.detail).where(AuditEntry.action == "redriven"))

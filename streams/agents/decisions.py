@@ -1,4 +1,4 @@
-"""Decisions: an operator's decision on an open request (a deadline extension)."""
+"""Decisions: an operator's decision on an open request (an extension, a refusal)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 
 from services import rules
 from services.signing import Headers
+from streams.agents.aggregate import finish
 from streams.agents.intake import Rejection, parse, reject
 from streams.context import Outgoing, Pipeline
 from streams.records import DecisionEvent
@@ -17,6 +18,8 @@ WHY_NOT = {
     "request_closed": "the request has already been answered",
     "extension_not_available": "the regulation allows no extension",
     "already_extended": "the request's one extension has been used",
+    "unknown_ground": "the ground is not a refusal code of the request's regulation",
+    "already_fanned_out": "the request is being carried out; refuse before fan-out",
 }
 
 
@@ -26,7 +29,10 @@ def handle_decision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[
     except Rejection as rej:
         return reject(ctx, raw, rej, stage="decisions")
     row = ctx.ledger.request(decision.request_id)
-    extension = rules.policy_for(row.regulation).extension if row else None
+    policy = rules.policy_for(row.regulation) if row else None
+    if decision.decision == "refusal":
+        return _refuse(ctx, raw, decision, policy.refusal_codes if policy else {})
+    extension = policy.extension if policy else None
     outcome, deadline = ctx.ledger.extend(
         decision.request_id, decision.reason, decision.decided_by, extension
     )
@@ -42,3 +48,20 @@ def handle_decision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[
         },
     )
     return []
+
+
+def _refuse(
+    ctx: Pipeline, raw: bytes, decision: DecisionEvent, codes: dict[str, str]
+) -> list[Outgoing]:
+    ground = decision.ground or ""
+    outcome = "unknown_ground" if codes and ground not in codes else None
+    outcome = outcome or ctx.ledger.refuse(
+        decision.request_id, ground, decision.reason, decision.decided_by
+    )
+    if outcome != "refused":
+        return reject(ctx, raw, Rejection(outcome, [{"msg": WHY_NOT[outcome]}]), "decisions")
+    log.info(
+        "request refused",
+        extra={"request_id": decision.request_id, "stage": "decisions", "reason_code": ground},
+    )
+    return finish(ctx, decision.request_id)

@@ -1,5 +1,6 @@
-"""A GDPR request held for verification is extended by an operator, then released: the
-response carries the extension and the new deadline, through the real broker."""
+"""Operators' decisions through the real broker: a GDPR request held for verification is
+extended, then released, and its response carries the extension and the new deadline;
+an APPI request held for verification is refused on an Art. 33(2) ground."""
 
 from __future__ import annotations
 
@@ -30,16 +31,20 @@ def test_a_gdpr_extension_reaches_the_principal(
     pending = event("gdpr-ext-1", "disclosure", TARO, regulation="gdpr")
     pending["verification"] = {"status": "pending", "method": "email_link"}
     verified = event("gdpr-ext-1", "disclosure", TARO, regulation="gdpr")
+    appi = event("appi-ref-1", "disclosure", TARO)
+    appi["verification"] = {"status": "pending", "method": "email_link"}
+    ids = ["gdpr-ext-1", "appi-ref-1"]
     ledger = Ledger(settings.database_url)
     with Stack(settings, log_dir=tmp_path / "logs") as stack:
         stack.wait_joined()
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.REJECTED])
         submitter = stack.submitter()
-        submitter.submit_all([json.dumps(pending).encode()])
+        submitter.submit_all([json.dumps(pending).encode(), json.dumps(appi).encode()])
         deadline = time.monotonic() + 30
-        while (row := ledger.request("gdpr-ext-1")) is None or row.status != "held":
-            assert time.monotonic() < deadline, "the request was not held"
+        while [ledger.request(r) and ledger.request(r).status for r in ids] != ["held"] * 2:
+            assert time.monotonic() < deadline, "the requests were not held"
             time.sleep(0.1)
+        row = ledger.request("gdpr-ext-1")
         first_deadline = as_utc(row.deadline_at)
 
         extended = CliRunner().invoke(
@@ -51,13 +56,25 @@ def test_a_gdpr_extension_reaches_the_principal(
             time.sleep(0.1)
         # an APPI-style second extension is refused, with its reason, on the rejected topic
         CliRunner().invoke(app, ["extend", "gdpr-ext-1", "--reason", "again", "--by", "op-1"])
+        refused = CliRunner().invoke(
+            app,
+            ["refuse", "appi-ref-1", "--ground", "harm_to_principal_or_third_party"]
+            + ["--reason", "It would reveal a third party's complaint.", "--by", "op-2"],
+        )
+        assert refused.exit_code == 0, refused.output
         submitter.submit_all([json.dumps(verified).encode()])
         seen = watcher.collect(
-            lambda s: {t for t, _ in s} == {topics.RESPONSES, topics.REJECTED}, timeout_s=60
+            lambda s: sorted(t for t, _ in s) == [topics.REJECTED] + [topics.RESPONSES] * 2,
+            timeout_s=60,
         )
         submitter.close()
         watcher.close()
-    [response] = [b for t, b in seen if t == topics.RESPONSES]
+    responses = {b["request_id"]: b for t, b in seen if t == topics.RESPONSES}
+    response = responses["gdpr-ext-1"]
+    assert responses["appi-ref-1"]["status"] == "refused"
+    [ground] = responses["appi-ref-1"]["reasons"]
+    assert ground["code"] == "harm_to_principal_or_third_party"
+    assert ground["message"].startswith("Art. 33(2)(i)")
     [rejected] = [b for t, b in seen if t == topics.REJECTED]
     assert response["status"] == "completed"
     [extension] = response["extensions"]

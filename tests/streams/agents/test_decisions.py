@@ -7,6 +7,9 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from services.demo.scenario import TARO, event
 from services.signing import Keyring
 from streams import topics
@@ -92,3 +95,52 @@ def test_an_unsigned_decision_is_rejected(pipeline: Pipeline) -> None:
     _submit(pipeline, "ux-1", "gdpr")
     assert _reason(_extend(signed, "ux-1")) == "unsigned"
     assert pipeline.ledger.request("ux-1").extensions is None
+
+
+def _refuse(p: Pipeline, request_id: str, ground: str) -> list[Outgoing]:
+    decision = DecisionEvent(
+        request_id=request_id,
+        decision="refusal",
+        ground=ground,
+        reason="Disclosing the notes would reveal another customer's complaint.",
+        decided_by="op-2",
+    )
+    return decisions.handle_decision(p, dump(decision))
+
+
+def test_an_appi_art_33_2_refusal_answers_the_held_request(pipeline: Pipeline) -> None:
+    _submit(pipeline, "rf-1", "appi")  # held for verification
+    out = _refuse(pipeline, "rf-1", "harm_to_principal_or_third_party")
+    [response] = [ResponseEvent.model_validate(body(o)) for o in to(topics.RESPONSES, out)]
+    assert response.status == "refused"
+    [reason] = response.reasons
+    assert reason.code == "harm_to_principal_or_third_party"
+    assert reason.message.startswith("Art. 33(2)(i)")
+    [audit] = [e for e in pipeline.ledger.timeline("rf-1") if e.action == "refused"]
+    assert audit.actor == "operator:op-2" and audit.detail["was"] == "held"
+    # the request is answered: a later release changes nothing
+    later = intake.handle_request(
+        pipeline, json.dumps(event("rf-1", "disclosure", TARO, regulation="appi")).encode()
+    )
+    assert to(topics.ACCEPTED, later) == []
+
+
+def test_a_refusal_needs_a_ground_of_the_requests_regulation(pipeline: Pipeline) -> None:
+    _submit(pipeline, "rf-2", "appi")
+    assert _reason(_refuse(pipeline, "rf-2", "manifestly_unfounded")) == "unknown_ground"
+    assert pipeline.ledger.request("rf-2").status == "held"
+    _submit(pipeline, "rf-3", "gdpr")
+    assert to(topics.RESPONSES, _refuse(pipeline, "rf-3", "manifestly_unfounded"))
+
+
+def test_a_request_being_carried_out_is_not_refused(pipeline: Pipeline) -> None:
+    out = intake.handle_request(pipeline, json.dumps(event("rf-4", "disclosure", TARO)).encode())
+    fanout.handle_accepted(pipeline, to(topics.ACCEPTED, out)[0].value.decode())
+    assert _reason(_refuse(pipeline, "rf-4", "violation_of_other_laws")) == "already_fanned_out"
+
+
+def test_only_a_refusal_names_a_ground() -> None:
+    with pytest.raises(ValidationError):
+        DecisionEvent(request_id="x", decision="refusal", reason="r", decided_by="o")
+    with pytest.raises(ValidationError):
+        DecisionEvent(request_id="x", decision="extension", ground="g", reason="r", decided_by="o")
