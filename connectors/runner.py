@@ -110,7 +110,7 @@ class ConnectorRunner:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         on_assigned: Callable[[], None] | None = None,
-        call_timeout_s: float | Mapping[str, float] = DEFAULT_CALL_TIMEOUT_S,
+        call_timeouts: Mapping[str, float] | None = None,
     ) -> None:
         if not connectors:
             raise ValueError("a runner needs at least one connector")
@@ -131,12 +131,8 @@ class ConnectorRunner:
         }
         self._lane_of = {tasks_topic(system): lane for system, lane in self._lanes.items()}
         self._calls = {system: CallThread(f"call-{system}") for system in self.connectors}
-        self._call_timeouts = {
-            system: call_timeout_s
-            if isinstance(call_timeout_s, int | float)
-            else call_timeout_s.get(system, DEFAULT_CALL_TIMEOUT_S)
-            for system in self.connectors
-        }
+        #: Seconds one call of a system may take (``call_timeout_seconds`` in the data map).
+        self._call_timeouts = dict(call_timeouts or {})
         self._in_flight: dict[TopicPartition, deque[Future[int | None]]] = {}
         session_ms = int(session_timeout_s * 1000)
         self._consumer = KafkaConsumer(
@@ -284,7 +280,7 @@ class ConnectorRunner:
                 try:
                     return self._calls[task.system].call(
                         lambda: dispatch(connector, task),
-                        self._call_timeouts[task.system],
+                        self._call_timeouts.get(task.system, DEFAULT_CALL_TIMEOUT_S),
                         self._stop,
                     )
                 except Stopped:
@@ -490,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_attempts=config.task_attempts,
             session_timeout_s=config.session_timeout_s,
             on_assigned=lambda: settings.mark_ready(config),
-            call_timeout_s={n: s.call_timeout_seconds for n, s in data_map.systems.items()},
+            call_timeouts={n: s.call_timeout_seconds for n, s in data_map.systems.items()},
         )
     except KafkaError as exc:
         for connector in connectors.values():

@@ -98,12 +98,13 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         stage: str,
         handler: Callable[[Pipeline, Any], list[Outgoing]],
         stream: AsyncIterator[Any],
-        decode: Callable[[Any], Any],
     ) -> None:
+        """Hand each event of ``stream`` to ``handler``; what cannot be handled goes to
+        the dead-letter topic and the worker carries on."""
         async for event in stream:
             with monitoring.observe_stage(stage):
                 try:
-                    outgoing = _transient_db(handler)(ctx(), decode(event))
+                    outgoing = _transient_db(handler)(ctx(), event)
                 except PoisonEvent as exc:
                     outgoing = [_dead_letter(stage, str(exc), exc.detail, event)]
                 except Exception as exc:  # noqa: BLE001 - the worker must keep running
@@ -111,13 +112,11 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                     outgoing = [_dead_letter(stage, type(exc).__name__, str(exc)[:500], event)]
             await send(outgoing)
 
+    # Signed events (requests, decisions) are checked with their headers.
     @app.agent(raw_topic(topics.REQUESTS), name="intake")
     async def intake_agent(stream: faust.StreamT[bytes]) -> None:
         await run(
-            "intake",
-            lambda c, e: intake.handle_request(c, e.value, e.headers),
-            stream.events(),
-            lambda e: e,
+            "intake", lambda c, e: intake.handle_request(c, e.value, e.headers), stream.events()
         )
 
     @app.agent(raw_topic(topics.DECISIONS), name="decisions")
@@ -126,16 +125,18 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             "decisions",
             lambda c, e: decisions.handle_decision(c, e.value, e.headers),
             stream.events(),
-            lambda e: e,
         )
 
     @app.agent(raw_topic(topics.ACCEPTED), name="fanout")
     async def fanout_agent(stream: faust.StreamT[bytes]) -> None:
-        await run("fanout", fanout.handle_accepted, stream.events(), lambda e: e.value.decode())
+        await run(
+            "fanout", lambda c, e: fanout.handle_accepted(c, e.value.decode()), stream.events()
+        )
 
     @app.agent(raw_topic(topics.RESULTS), name="aggregate")
     async def aggregate_agent(stream: faust.StreamT[bytes]) -> None:
-        await run("aggregate", aggregate.handle_result, stream.events(), lambda e: e.value)
+        handler = aggregate.handle_result
+        await run("aggregate", lambda c, e: handler(c, e.value), stream.events())
 
     @app.on_rebalance_complete.connect
     def _ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

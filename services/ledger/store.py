@@ -444,7 +444,7 @@ class Ledger:
             if row is None:
                 return "unknown_request", None
             deadline = as_utc(row.deadline_at)
-            if row.status in {st.value for st in FINAL_STATUSES}:
+            if row.status in FINAL_STATUSES:
                 return "request_closed", deadline
             if extension is None:
                 return "extension_not_available", deadline
@@ -471,7 +471,7 @@ class Ledger:
             row = s.get(Request, request_id)
             if row is None:
                 return "unknown_request"
-            if row.status in {st.value for st in FINAL_STATUSES}:
+            if row.status in FINAL_STATUSES:
                 return "request_closed"
             if row.status == RequestStatus.FANNED_OUT:
                 return "already_fanned_out"
@@ -490,8 +490,15 @@ class Ledger:
 
     # -- redrive --------------------------------------------------------------
     def _redriven(self, s: Session, letter: str) -> bool:
-        details = s.scalars(select(AuditEntry.detail).where(AuditEntry.action == "redriven"))
-        return any(d.get("letter") == letter for d in details)
+        found = s.scalar(
+            select(AuditEntry.id)
+            .where(
+                AuditEntry.action == "redriven",
+                AuditEntry.detail["letter"].as_string() == letter,
+            )
+            .limit(1)
+        )
+        return found is not None
 
     def claim_redrive(self, letter: str, request_id: str | None, source: str) -> bool:
         """Record that dead letter ``letter`` is being redriven; False if it already was."""

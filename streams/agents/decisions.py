@@ -29,16 +29,16 @@ def handle_decision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[
     except Rejection as rej:
         return reject(ctx, raw, rej, stage="decisions")
     row = ctx.ledger.request(decision.request_id)
-    policy = rules.policy_for(row.regulation) if row else None
+    if row is None:
+        return _cannot(ctx, raw, "unknown_request")
+    policy = rules.policy_for(row.regulation)
     if decision.decision == "refusal":
-        return _refuse(ctx, raw, decision, policy.refusal_codes if policy else {})
-    extension = policy.extension if policy else None
+        return _refuse(ctx, raw, decision, policy.refusal_codes)
     outcome, deadline = ctx.ledger.extend(
-        decision.request_id, decision.reason, decision.decided_by, extension
+        decision.request_id, decision.reason, decision.decided_by, policy.extension
     )
     if outcome != "extended":
-        refused = Rejection(outcome, [{"msg": WHY_NOT[outcome]}])
-        return reject(ctx, raw, refused, stage="decisions")
+        return _cannot(ctx, raw, outcome)
     log.info(
         "deadline extended",
         extra={
@@ -54,14 +54,18 @@ def _refuse(
     ctx: Pipeline, raw: bytes, decision: DecisionEvent, codes: dict[str, str]
 ) -> list[Outgoing]:
     ground = decision.ground or ""
-    outcome = "unknown_ground" if codes and ground not in codes else None
-    outcome = outcome or ctx.ledger.refuse(
-        decision.request_id, ground, decision.reason, decision.decided_by
-    )
+    if ground not in codes:
+        return _cannot(ctx, raw, "unknown_ground")
+    outcome = ctx.ledger.refuse(decision.request_id, ground, decision.reason, decision.decided_by)
     if outcome != "refused":
-        return reject(ctx, raw, Rejection(outcome, [{"msg": WHY_NOT[outcome]}]), "decisions")
+        return _cannot(ctx, raw, outcome)
     log.info(
         "request refused",
         extra={"request_id": decision.request_id, "stage": "decisions", "reason_code": ground},
     )
     return finish(ctx, decision.request_id)
+
+
+def _cannot(ctx: Pipeline, raw: bytes, outcome: str) -> list[Outgoing]:
+    """The decision cannot apply: rejected, with why, and audited."""
+    return reject(ctx, raw, Rejection(outcome, [{"msg": WHY_NOT[outcome]}]), "decisions")

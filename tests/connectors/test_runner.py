@@ -293,7 +293,7 @@ def test_a_hung_connector_is_timed_out_retried_then_failed(
             bootstrap,
             {hung_system: hung, fast_system: fast},
             max_attempts=2,
-            call_timeout_s={hung_system: 0.5},
+            call_timeouts={hung_system: 0.5},
         ) as runner:
             hung_task = send_task(producer, hung_system)
             fast_task = send_task(producer, fast_system)
