@@ -13,7 +13,7 @@ from connectors.errors import (
     NotSupported,
     RetriableError,
 )
-from connectors.results import CheckResult, OperationResult
+from connectors.results import CheckResult, OperationResult, Withheld
 
 __all__ = [
     "CheckResult",
@@ -24,5 +24,6 @@ __all__ = [
     "NotSupported",
     "OperationResult",
     "RetriableError",
+    "Withheld",
     "dispatch",
 ]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Mapping, Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
@@ -32,7 +33,7 @@ from connectors.errors import ConfigError, NotSupported
 from connectors.lookups import lookups, merge
 from connectors.loop import run_coroutines
 from connectors.results import CheckResult, OperationResult
-from streams.records import Change, Kind, Task, TaskResult
+from streams.records import Change, Kind, Reason, Task, TaskResult
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
@@ -176,9 +177,24 @@ def ok_result(
         fields=outcome.fields,
         details={**outcome.details, **({"dry_run": True} if outcome.dry_run else {})},
         discovered_identifiers=outcome.discovered_identifiers,
+        refusal=(
+            Reason(code=outcome.withheld.code, message=outcome.withheld.reason, system=task.system)
+            if outcome.withheld
+            else None
+        ),
         attempts=attempts,
         started_at=started,
     )
+
+
+#: The task ``dispatch`` is running, for a blocking connector that keeps its own trail.
+_current_task: ContextVar[Task | None] = ContextVar("dsr_current_task", default=None)
+
+
+def current_request_id() -> str | None:
+    """The request whose task a blocking connector is answering; None outside ``dispatch``."""
+    task = _current_task.get()
+    return task.request_id if task is not None else None
 
 
 def dispatch(connector: ConnectorBase[Any], task: Task) -> OperationResult:
@@ -191,7 +207,11 @@ def dispatch(connector: ConnectorBase[Any], task: Task) -> OperationResult:
         raise NotSupported(f"{task.kind} is answered from the data map, not by a connector")
     if not connector.supports(task.kind):
         raise connector._not_supported(task.kind)
-    calls = [call(connector, task, ids) for ids in lookups(task)]
+    token = _current_task.set(task)
+    try:
+        calls = [call(connector, task, ids) for ids in lookups(task)]
+    finally:
+        _current_task.reset(token)
     if isinstance(connector, Connector):
         return merge(calls)
     return merge(run_coroutines(calls))

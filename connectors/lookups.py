@@ -60,4 +60,5 @@ def merge(results: Sequence[OperationResult]) -> OperationResult:
         details=details,
         discovered_identifiers=discovered,
         dry_run=any(r.dry_run for r in results),
+        withheld=next((r.withheld for r in results if r.withheld), None),
     )

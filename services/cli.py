@@ -284,7 +284,13 @@ def demo(
     raise typer.Exit(0 if report.ok else 1)
 
 
-SHORT = {"ok": "ok", "not_applicable": "n/a", "failed": "FAILED", "timed_out": "TIMED OUT"}
+SHORT = {
+    "ok": "ok",
+    "not_applicable": "n/a",
+    "refused": "withheld",
+    "failed": "FAILED",
+    "timed_out": "TIMED OUT",
+}
 
 
 def _print_report(r: dict[str, Any]) -> None:
@@ -310,9 +316,10 @@ def _print_report(r: dict[str, Any]) -> None:
     home = r["home"]
     for q in r["requests"]:
         if q["output"].startswith("file://"):
-            console.print(
-                f"[dim]{q['kind']}:[/] {q['output'].removeprefix('file://' + home + '/')}"
-            )
+            where = q["output"].removeprefix("file://" + home + "/")
+            if where.endswith("letter.html"):
+                where += ", " + where.removesuffix(".html") + ".pdf"
+            console.print(f"[dim]{q['kind']}:[/] {where}")
         elif q["output"]:
             console.print(f"[dim]{q['kind']} reasons:[/] {q['output']}")
     for rej in r["rejected"]:
@@ -474,6 +481,97 @@ def dlq_redrive(
     sent = sum(r.topic is not None for r in done)
     verb = "would be redriven" if dry_run else "redriven"
     console.print(f"{sent} of {len(done)} dead letter(s) {verb}.")
+
+
+provisions_app = typer.Typer(
+    no_args_is_help=True,
+    help="The provision-record ledger (APPI Arts. 29 and 30): import records, purge old ones.",
+)
+app.add_typer(provisions_app, name="provisions")
+
+
+@provisions_app.command("import")
+def provisions_import(
+    file: Annotated[Path, typer.Argument(help="JSON Lines, or CSV with dotted headers.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="jsonl, csv, or auto (by the file's suffix).")
+    ] = "auto",
+) -> None:
+    """Import provision records, validated and deduplicated as on the dsr.provisions topic."""
+    from services.ledger import Ledger
+    from services.provisions.importer import import_file
+    from services.provisions.store import ProvisionStore
+
+    if fmt not in ("auto", "jsonl", "csv"):
+        err.print(f"[red]Unknown format {fmt!r}[/]: use jsonl, csv or auto.")
+        raise typer.Exit(2)
+    ledger = Ledger(load_settings().database_url)
+    try:
+        ledger.migrate()
+        report = import_file(ProvisionStore(ledger.engine), file, fmt)
+    finally:
+        ledger.close()
+    for r in report.rejected:
+        why = "; ".join(": ".join(filter(None, [e.get("loc"), e.get("msg")])) for e in r.errors)
+        err.print(f"line {r.line}: [bold]{r.reason_code}[/] {why}", highlight=False)
+    console.print(
+        f"{report.imported} imported, {report.duplicate} duplicate, "
+        f"{len(report.rejected)} rejected."
+    )
+    raise typer.Exit(1 if report.rejected else 0)
+
+
+@provisions_app.command("purge")
+def provisions_purge(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would go, remove nothing.")
+    ] = False,
+) -> None:
+    """Remove provision records past retention; the worker also does this hourly.
+
+    The records of a principal with a pending third_party_records or third_party_stop
+    request are kept until it closes. One audit row records how many went."""
+    from services.ledger import Ledger
+    from services.provisions.store import ProvisionStore
+
+    ledger = Ledger(load_settings().database_url)
+    try:
+        done = ProvisionStore(ledger.engine).purge(dry_run=dry_run)
+    finally:
+        ledger.close()
+    verb = "would be purged" if dry_run else "purged"
+    console.print(
+        f"{done.purged} record(s) past retention {verb}; {done.held} kept while a request "
+        "about their principal is pending."
+    )
+
+
+audit_app = typer.Typer(no_args_is_help=True, help="The append-only audit trail.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("purge")
+def audit_purge(
+    older_than_months: Annotated[
+        int, typer.Option("--older-than-months", help="Delete entries older than this (>= 24).")
+    ],
+    by: Annotated[str, typer.Option("--by", help="Who purges: recorded in the trail.")],
+) -> None:
+    """Delete audit entries past their retention; entries under 24 months are always kept."""
+    from services.ledger import Ledger
+    from services.rules.policy import add_months
+    from streams.records import utcnow
+
+    ledger = Ledger(load_settings().database_url)
+    try:
+        ledger.migrate()
+        count = ledger.purge_audit(add_months(utcnow(), -older_than_months), f"operator:{by}")
+    except ValueError as exc:
+        err.print(f"[red]Not purged[/]: {exc}")
+        raise typer.Exit(2) from None
+    finally:
+        ledger.close()
+    console.print(f"{count} audit entr{'y' if count == 1 else 'ies'} purged.")
 
 
 def main() -> None:

@@ -39,6 +39,22 @@ class Purpose(BaseModel):
     description: str
 
 
+class RefusalRule(BaseModel):
+    """A standing refusal: what a system holds is withheld for these kinds, on a ground
+    the principal is told (e.g. records under a legal duty of secrecy, APPI Art. 33(2)(iii)).
+    The system is not asked; the response names it, with the code and the reason."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kinds: list[Kind] = Field(min_length=1)
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+#: The identifier that carries an individual number (My Number Act): specific personal
+#: information, which only systems cleared for it may receive.
+MY_NUMBER = "my_number"
+
+
 class SystemSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     connector: str
@@ -64,7 +80,23 @@ class SystemSpec(BaseModel):
     excluded: Literal["pseudonymised", "anonymised"] | None = Field(
         default=None, description="Stores outside the scope of data-subject requests."
     )
+    refuse: list[RefusalRule] = Field(
+        default=[], description="Standing refusals: kinds this system's data is withheld for."
+    )
+    my_number_cleared: bool = Field(
+        default=False,
+        description="Cleared to handle individual numbers (My Number, 個人番号). Only such "
+        "systems ever receive a request's my_number identifier.",
+    )
+    electronic_disclosure: bool = Field(
+        default=True,
+        description="False for a store that can only be disclosed on paper (scanned archives, "
+        "microfilm): a disclosure that finds data there is answered in writing, with notice.",
+    )
     config: dict[str, Any] = {}
+
+    def refusal_for(self, kind: Kind) -> RefusalRule | None:
+        return next((r for r in self.refuse if kind in r.kinds), None)
 
 
 class DataMap(BaseModel):
@@ -87,6 +119,10 @@ class DataMap(BaseModel):
             missing = [p for p in spec.purposes if p not in known]
             if missing:
                 raise ValueError(f"system {name!r} names undeclared purposes: {missing}")
+            if MY_NUMBER in {*spec.identifiers, *spec.discovers} and not spec.my_number_cleared:
+                raise ValueError(
+                    f"system {name!r} handles {MY_NUMBER} but is not my_number_cleared"
+                )
             unknown = [s for s in spec.erase_after if s not in self.systems]
             if unknown:
                 raise ValueError(f"system {name!r}: erase_after names unknown systems {unknown}")

@@ -33,6 +33,8 @@ STAGE_TOPICS = {
     "decisions": topics.DECISIONS,
     "fanout": topics.ACCEPTED,
     "aggregate": topics.RESULTS,
+    "provisions": topics.PROVISIONS,
+    "notices": topics.NOTICES,
 }
 
 

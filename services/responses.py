@@ -1,7 +1,8 @@
 """Turn a request's per-system outcomes into its response status and reasons.
 
 Every refusal and every partial outcome carries a reason code and a
-human-readable reason (APPI Art. 36); "no data found" is itself an outcome
+human-readable reason (APPI Art. 36), whether it comes from the policy (an
+operator's decision), from a data-map rule or from a connector; "no data found" is itself an outcome
 that the principal is told about (Arts. 32(3), 33(3)).
 """
 
@@ -43,6 +44,9 @@ def summarise(kind: Kind, outcomes: Sequence[TaskOutcome]) -> Summary:
     reasons: list[Reason] = []
     failed = [o for o in outcomes if o.status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT)]
     succeeded = [o for o in outcomes if o.status is TaskStatus.OK]
+    # Withheld by a data-map rule (status refused) or in part by the connector itself.
+    refusals = [o.result.refusal for o in outcomes if o.result and o.result.refusal]
+    reasons += refusals
     for o in failed:
         code = "system_timed_out" if o.status is TaskStatus.TIMED_OUT else "system_failed"
         if o.result and o.result.error_code:
@@ -55,6 +59,7 @@ def summarise(kind: Kind, outcomes: Sequence[TaskOutcome]) -> Summary:
     if (
         kind in PACKAGE_KINDS
         and not failed
+        and not refusals
         and not any(o.result and o.result.records for o in succeeded)
     ):
         reasons.append(
@@ -63,17 +68,23 @@ def summarise(kind: Kind, outcomes: Sequence[TaskOutcome]) -> Summary:
                 message="No retained personal data about the principal was found in any system.",
             )
         )
-    if not succeeded and not failed:
+    if not succeeded and not failed and not refusals:
         reasons.append(
             Reason(
                 code="no_applicable_system",
                 message="No system holding personal data supports this request.",
             )
         )
-    if failed and succeeded:
-        status = ResponseStatus.PARTIALLY_COMPLETED
-    elif failed:
-        status = ResponseStatus.FAILED
+    if failed:
+        partly = bool(succeeded or refusals)
+        status = ResponseStatus.PARTIALLY_COMPLETED if partly else ResponseStatus.FAILED
+    elif refusals:
+        # refused in whole only when no system answered anything
+        partly = any(
+            o.result is None or not o.result.refusal or o.result.records or o.result.changed
+            for o in succeeded
+        )
+        status = ResponseStatus.PARTIALLY_COMPLETED if partly else ResponseStatus.REFUSED
     else:
         status = ResponseStatus.COMPLETED
     return Summary(status, systems, reasons)
@@ -91,6 +102,8 @@ def _system_outcome(o: TaskOutcome) -> SystemOutcome:
         reason_code=(
             r.error_code
             if r and r.error_code
+            else r.refusal.code
+            if r and r.refusal
             else "not_applicable"
             if o.status is TaskStatus.NOT_APPLICABLE
             else None

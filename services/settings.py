@@ -16,6 +16,11 @@
 | DSR_SIGNING_KEYS | <DSR_HOME>/signing-keys.json | the producers' HMAC keys |
 | DSR_REQUIRE_SIGNATURES | true | reject request events not signed by a key in the keyring |
 | DSR_PRODUCER_KEY_ID | ops, or the keyring's first key | the key ``dsr submit`` signs with |
+| DSR_PROVISION_PURGE_INTERVAL_S | 3600 | seconds between purges of expired provision records |
+| DSR_NOTIFIER | outbox | how notices reach the principal: outbox (files) or smtp |
+| DSR_SMTP_URL | (unset) | smtp://, smtp+tls:// (STARTTLS) or smtps://[user:password@]host[:port] |
+| DSR_NOTICE_FROM | privacy@localhost | the From address of notices |
+| DSR_COMPLAINTS_CONTACT | (a generic desk) | whom the principal contacts with a complaint |
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+#: What a notice says about complaints when ``DSR_COMPLAINTS_CONTACT`` is unset.
+DEFAULT_COMPLAINTS_CONTACT = (
+    "当社の個人情報お問い合わせ窓口までご連絡ください。 / "
+    "Please contact our personal information enquiries desk."
+)
 
 
 def _env(name: str, default: str) -> str:
@@ -66,6 +77,18 @@ class Settings:
     )
     producer_key_id: str | None = field(
         default_factory=lambda: os.environ.get("DSR_PRODUCER_KEY_ID") or None
+    )
+    provision_purge_interval_s: float = field(
+        default_factory=lambda: float(_env("DSR_PROVISION_PURGE_INTERVAL_S", "3600"))
+    )
+    notifier: str = field(default_factory=lambda: _env("DSR_NOTIFIER", "outbox").lower())
+    #: May hold a password: never printed.
+    smtp_url: str | None = field(
+        default_factory=lambda: os.environ.get("DSR_SMTP_URL") or None, repr=False
+    )
+    notice_from: str = field(default_factory=lambda: _env("DSR_NOTICE_FROM", "privacy@localhost"))
+    complaints_contact: str = field(
+        default_factory=lambda: _env("DSR_COMPLAINTS_CONTACT", DEFAULT_COMPLAINTS_CONTACT)
     )
 
     @property

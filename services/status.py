@@ -17,6 +17,8 @@ from services.settings import Settings
 from streams.records import utcnow
 
 #: Timeline actions that end the intake stage.
+#: Task statuses decided when planning: the system was never asked.
+_NEVER_RAN = ("not_applicable", "refused")
 _INTAKE_ENDS = ("fanned_out", "hold", "refuse", "completed")
 
 
@@ -107,7 +109,7 @@ def stages(row: Request, timeline: list[AuditEntry], tasks: list[Task]) -> list[
         if releases and releases[-1].action == "released":
             add("fan-out", releases[-1].at, fanned.at if fanned else None, "ok")
     for t in sorted(tasks, key=lambda t: (t.wave, as_utc(t.created_at), t.system)):
-        if t.status == "not_applicable":
+        if t.status in _NEVER_RAN:
             continue
         connector_ms = None
         if t.result and t.result.get("started_at") and t.result.get("finished_at"):
@@ -125,11 +127,11 @@ def stages(row: Request, timeline: list[AuditEntry], tasks: list[Task]) -> list[
             connector_ms=connector_ms,
         )
     finished = [
-        as_utc(t.finished_at) for t in tasks if t.finished_at and t.status != "not_applicable"
+        as_utc(t.finished_at) for t in tasks if t.finished_at and t.status not in _NEVER_RAN
     ]
     if finished and (row.completed_at or row.status == "fanned_out"):
         last = max(finished)
-        if len(finished) == len([t for t in tasks if t.status != "not_applicable"]):
+        if len(finished) == len([t for t in tasks if t.status not in _NEVER_RAN]):
             add("aggregation", last, row.completed_at, "ok")
     if row.completed_at:
         add("total", start, row.completed_at, row.status)

@@ -1,5 +1,5 @@
-"""The Faust application: four agents (intake, decisions, fan-out, aggregation) and a
-sweeper, wired to the handlers.
+"""The Faust application: the agents (intake, decisions, fan-out, aggregation, provision
+records, notices), a sweeper and the provision-record purge, wired to the handlers.
 
 Run a worker with ``python -m streams.app worker`` (``dsr up`` does it for you).
 Handlers do the work; this module only moves bytes between topics and them.
@@ -7,10 +7,11 @@ Handlers do the work; this module only moves bytes between topics and them.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,15 +19,16 @@ import faust
 from sqlalchemy.exc import OperationalError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from services import monitoring
+from services import monitoring, notify
 from services.faults import crash_point
 from services.ledger import as_utc
 from services.logs import configure_logging
+from services.provisions.store import ProvisionStore
 from services.settings import Settings, mark_ready
 from services.settings import load as load_settings
 from services.signing import Keyring, KeyringError
 from streams import topics
-from streams.agents import aggregate, decisions, fanout, intake
+from streams.agents import aggregate, decisions, fanout, intake, notices, provisions
 from streams.agents.aggregate import PoisonEvent
 from streams.context import Outgoing, Pipeline
 from streams.records import utcnow
@@ -66,6 +68,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         producer_linger=0.0,
     )
     state: dict[str, Pipeline] = {}
+    notifier = notify.from_settings(settings)
 
     def ctx() -> Pipeline:
         if "p" not in state:
@@ -80,11 +83,13 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     async def send(outgoing: list[Outgoing]) -> None:
         published = []
         for o in outgoing:
-            if o.topic == topics.RESPONSES:
+            # Responses and notices are acknowledged before a response is marked published.
+            if o.topic in (topics.RESPONSES, topics.NOTICES):
                 await app.producer.send_and_wait(
                     o.topic, o.key, o.value, partition=None, timestamp=None, headers=None
                 )
-                published.append(o.key.decode() if o.key else "")
+                if o.topic == topics.RESPONSES:
+                    published.append(o.key.decode() if o.key else "")
             else:
                 await app.producer.send(
                     o.topic, o.key, o.value, partition=None, timestamp=None, headers=None
@@ -96,7 +101,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
 
     async def run(
         stage: str,
-        handler: Callable[[Pipeline, Any], list[Outgoing]],
+        handler: Callable[[Pipeline, Any], list[Outgoing] | Awaitable[list[Outgoing]]],
         stream: AsyncIterator[Any],
     ) -> None:
         """Hand each event of ``stream`` to ``handler``; what cannot be handled goes to
@@ -104,7 +109,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         async for event in stream:
             with monitoring.observe_stage(stage):
                 try:
-                    outgoing = _transient_db(handler)(ctx(), event)
+                    result = _transient_db(handler)(ctx(), event)
+                    outgoing = await result if inspect.isawaitable(result) else result
                 except PoisonEvent as exc:
                     outgoing = [_dead_letter(stage, str(exc), exc.detail, event)]
                 except Exception as exc:  # noqa: BLE001 - the worker must keep running
@@ -138,6 +144,23 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         handler = aggregate.handle_result
         await run("aggregate", lambda c, e: handler(c, e.value), stream.events())
 
+    @app.agent(raw_topic(topics.PROVISIONS), name="provisions")
+    async def provisions_agent(stream: faust.StreamT[bytes]) -> None:
+        await run(
+            "provisions",
+            lambda c, e: provisions.handle_provision(c, e.value, e.headers),
+            stream.events(),
+        )
+
+    @app.agent(raw_topic(topics.NOTICES), name="notices")
+    async def notices_agent(stream: faust.StreamT[bytes]) -> None:
+        contact = settings.complaints_contact
+        await run(
+            "notices",
+            lambda c, e: notices.handle_notice(c, notifier, e.value, contact),
+            stream.events(),
+        )
+
     @app.on_rebalance_complete.connect
     def _ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         mark_ready(settings)
@@ -147,6 +170,21 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     @app.timer(monitoring.LAG_INTERVAL_S)
     async def report_lag() -> None:
         lag.refresh()
+
+    @app.timer(settings.provision_purge_interval_s, on_leader=True)
+    async def purge_provisions() -> None:
+        """Remove provision records past retention, keeping those of principals with a
+        pending request about them (the store audits what it removed)."""
+        try:
+            done = ProvisionStore(ctx().ledger.engine).purge()
+        except OperationalError:
+            log.warning("provision purge skipped: ledger busy", extra={"stage": "purge"})
+            return
+        if done.purged:
+            log.info(
+                "provision records purged",
+                extra={"stage": "purge", "count": done.purged, "held": done.held},
+            )
 
     @app.timer(SWEEP_INTERVAL_S, on_leader=True)
     async def sweep() -> None:

@@ -11,13 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-from services.datamap import SystemSpec
+from services.datamap import MY_NUMBER, DataMap, RefusalRule, SystemSpec
 from services.ledger import TaskPlan
 from services.ledger.models import Task as TaskRow
 from streams import topics
 from streams.context import Outgoing, Pipeline
-from streams.records import FAN_OUT_KINDS, Kind, RequestEvent, Task, TaskStatus, dump
+from streams.records import (
+    FAN_OUT_KINDS,
+    Kind,
+    Reason,
+    RequestEvent,
+    Task,
+    TaskResult,
+    TaskStatus,
+    dump,
+    utcnow,
+)
+
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -54,7 +67,8 @@ def next_wave(
                 blocked.append((system, reason))
                 continue
             state[system] = status
-            plans.append(_plan(event, system, wave, status, reason))
+            refusal = spec.refusal_for(event.kind) if status is TaskStatus.REFUSED else None
+            plans.append(_plan(event, system, wave, status, reason, refusal))
         if blocked and not in_flight and not any(p.status is TaskStatus.PENDING for p in plans):
             # Nothing can unlock them any more: record why, then look again, since an
             # erase_after on a system that will never run no longer holds anyone back.
@@ -75,6 +89,8 @@ def _decide(
 ) -> tuple[TaskStatus | None, str]:
     if spec.excluded:
         return TaskStatus.NOT_APPLICABLE, f"excluded: {spec.excluded} store"
+    if (rule := spec.refusal_for(kind)) is not None:
+        return TaskStatus.REFUSED, rule.reason
     if not ctx.supports(system, kind):
         return TaskStatus.NOT_APPLICABLE, f"{system} does not support {kind}"
     if not known & set(spec.identifiers):
@@ -89,9 +105,28 @@ def _decide(
     return TaskStatus.PENDING, ""
 
 
-def _plan(event: RequestEvent, system: str, wave: int, status: TaskStatus, reason: str) -> TaskPlan:
+def _plan(
+    event: RequestEvent,
+    system: str,
+    wave: int,
+    status: TaskStatus,
+    reason: str,
+    refusal: RefusalRule | None = None,
+) -> TaskPlan:
     task_id = Task.make_id(event.request_id, system, event.kind, wave)
-    return TaskPlan(task_id, system, event.kind, wave, status, reason or None)
+    result = None
+    if refusal is not None:  # the system is never asked: its result is the refusal
+        result = TaskResult(
+            request_id=event.request_id,
+            task_id=task_id,
+            system=system,
+            kind=event.kind,
+            status="ok",
+            refusal=Reason(code=refusal.code, message=refusal.reason, system=system),
+            attempts=0,
+            started_at=utcnow(),
+        ).model_dump(mode="json")
+    return TaskPlan(task_id, system, event.kind, wave, status, reason or None, result)
 
 
 def planned(tasks: Sequence[TaskRow]) -> list[Planned]:
@@ -99,9 +134,19 @@ def planned(tasks: Sequence[TaskRow]) -> list[Planned]:
 
 
 def task_messages(
-    event: RequestEvent, discovered: Mapping[str, list[str]], pending: Sequence[TaskRow]
+    datamap: DataMap,
+    event: RequestEvent,
+    discovered: Mapping[str, list[str]],
+    pending: Sequence[TaskRow],
 ) -> list[Outgoing]:
     key = event.request_id.encode()
+
+    def shareable(system: str, values: Mapping[str, V]) -> dict[str, V]:
+        """A system not cleared for My Number never receives one, even if it was given."""
+        if datamap.systems[system].my_number_cleared:
+            return dict(values)
+        return {k: v for k, v in values.items() if k != MY_NUMBER}
+
     return [
         Outgoing(
             topics.tasks_topic(t.system),
@@ -113,8 +158,8 @@ def task_messages(
                     system=t.system,
                     kind=event.kind,
                     wave=t.wave,
-                    identifiers=dict(event.subject.identifiers),
-                    discovered=dict(discovered),
+                    identifiers=shareable(t.system, event.subject.identifiers),
+                    discovered=shareable(t.system, discovered),
                     changes=list(event.correction.changes) if event.correction else [],
                     grounds=list(event.grounds or []),
                 )

@@ -168,6 +168,16 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
     NOT_APPLICABLE = "not_applicable"
     TIMED_OUT = "timed_out"
+    #: Withheld by a data-map rule before the system was asked (e.g. Art. 33(2)(iii)).
+    REFUSED = "refused"
+
+
+class Reason(_Strict):
+    """Why a response, or one system's part of it, is not what was asked (APPI Art. 36)."""
+
+    code: str
+    message: str
+    system: str | None = None
 
 
 class Task(_Strict):
@@ -206,6 +216,11 @@ class TaskResult(_Strict):
     fields: list[str] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
     discovered_identifiers: dict[str, list[str]] = Field(default_factory=dict)
+    refusal: Reason | None = Field(
+        default=None,
+        description="Set when the system withholds some or all of what was asked, on a "
+        "ground the principal is told (partial refusal); the records are what may be shown.",
+    )
     error: str | None = None
     error_code: str | None = None
     retriable: bool = False
@@ -229,12 +244,6 @@ class SystemOutcome(_Strict):
     fields: list[str] = []
     error: str | None = None
     reason_code: str | None = None
-
-
-class Reason(_Strict):
-    code: str
-    message: str
-    system: str | None = None
 
 
 class Extension(_Strict):
@@ -302,7 +311,10 @@ class DecisionEvent(_Strict):
 
 
 class RejectedEvent(_Strict):
-    """A malformed or refused-at-the-door event, sent to ``dsr.requests.rejected``."""
+    """A malformed or refused-at-the-door event, sent to ``dsr.requests.rejected``.
+
+    Provision records refused by the provision ledger come here too, with
+    ``provision_stopped`` or ``record_id_conflict``."""
 
     reason_code: Literal[
         "invalid_json",
@@ -318,6 +330,8 @@ class RejectedEvent(_Strict):
         "already_extended",
         "unknown_ground",
         "already_fanned_out",
+        "provision_stopped",
+        "record_id_conflict",
     ]
     errors: list[dict[str, Any]] = []
     request_id: str | None = None

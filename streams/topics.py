@@ -30,7 +30,9 @@ ACCEPTED = _t("accepted")
 RESULTS = _t("results")
 DECISIONS = _t("decisions")
 RESPONSES = _t("responses")
+NOTICES = _t("notices")
 DEAD_LETTER = _t("deadletter")
+PROVISIONS = _t("provisions")
 TASKS_PREFIX = _t("tasks.")
 
 
@@ -47,7 +49,9 @@ def core_topics(partitions: int = PARTITIONS) -> list[TopicSpec]:
         TopicSpec(RESULTS, partitions, "per-system task results from connector runners"),
         TopicSpec(DECISIONS, partitions, "operators' decisions on open requests (extensions)"),
         TopicSpec(RESPONSES, partitions, "completed responses"),
+        TopicSpec(NOTICES, partitions, "notices due to the principal, sent by the notifier"),
         TopicSpec(DEAD_LETTER, 1, "tasks and events that exhausted their retries"),
+        TopicSpec(PROVISIONS, partitions, "provision and receipt records from systems"),
     ]
 
 

@@ -48,6 +48,7 @@ SAFE_DETAIL = frozenset(
         "previous_reason",
         "reason_code",
         "reason_codes",
+        "refused",
         "regulation",
         "status",
         "systems",

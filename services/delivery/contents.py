@@ -72,6 +72,7 @@ class Section:
         else:
             text = {
                 TaskStatus.NOT_APPLICABLE: "対象外 / Not applicable",
+                TaskStatus.REFUSED: "対応不可 / Withheld",
                 TaskStatus.FAILED: "処理できませんでした / Could not be processed",
                 TaskStatus.TIMED_OUT: "期限内に応答がありませんでした / No reply in time",
                 TaskStatus.PENDING: "処理中 / Still in progress",

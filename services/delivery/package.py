@@ -10,11 +10,13 @@
 ``written`` (a printable letter listing the same data)::
 
     letter.html             self-contained HTML, see ``letter.py``
+    letter.pdf              the same letter as an A4 PDF with its font embedded, see ``pdf.py``
     manifest.json
 
 The prefix is cleared first and ``manifest.json`` is written last, so a prefix
 without a manifest is an incomplete package. The same inputs give the same
-bytes: nothing is stamped except the times already in the response.
+bytes: nothing is stamped except the times already in the response (the PDF's
+dates are ``completed_at``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from services.delivery.contents import (
     safe_name,
 )
 from services.delivery.letter import render_letter
+from services.delivery.pdf import render_pdf
 from services.delivery.storage import Storage
 from streams.records import PACKAGE_KINDS, Kind, ResponseEvent, TaskResult
 
@@ -49,8 +52,9 @@ CONTENT_TYPES = {
     ".csv": "text/csv; charset=utf-8",
     ".txt": "text/plain; charset=utf-8",
     ".html": "text/html; charset=utf-8",
+    ".pdf": "application/pdf",
 }
-_TOP_LEVEL = {"data.json", "summary.txt", MANIFEST, "letter.html"}
+_TOP_LEVEL = {"data.json", "summary.txt", MANIFEST, "letter.html", "letter.pdf"}
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def build_package(
     if method == "electronic":
         files, main = electronic_files(contents), "data.json"
     elif method == "written":
-        files, main = {"letter.html": render_letter(contents).encode()}, "letter.html"
+        files, main = letter_files(contents), "letter.html"
     else:
         raise ValueError(f"unknown delivery method {method!r}: use 'electronic' or 'written'")
     files[MANIFEST] = manifest(response.request_id, files)
@@ -99,6 +103,15 @@ def build_package(
         prefix_uri=storage.uri(prefix.rstrip("/")) + "/",
         files={name: sha256(files[name]) for name in sorted(files)},
     )
+
+
+def letter_files(contents: Contents) -> dict[str, bytes]:
+    """letter.html and the same letter as letter.pdf, by file name."""
+    letter = render_letter(contents)
+    return {
+        "letter.html": letter.encode(),
+        "letter.pdf": render_pdf(letter, dated=contents.response.completed_at),
+    }
 
 
 def electronic_files(contents: Contents) -> dict[str, bytes]:

@@ -26,8 +26,6 @@ retry layer. A client passed in keeps its own retry configuration.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -44,6 +42,7 @@ from tenacity import (
 )
 
 from connectors.s3.bucket import TRANSIENT_CODES  # S3 error codes worth another attempt
+from services.files import write_atomic
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -145,18 +144,7 @@ class LocalStorage:
         return path
 
     def put(self, key: str, data: bytes, content_type: str) -> str:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self._path(key), data)
         return self.uri(key)
 
     def get(self, key: str) -> bytes:

@@ -13,10 +13,11 @@ from typing import Any
 
 from services.client import Submitter, Watcher
 from services.datamap import load as load_datamap
-from services.demo.scenario import FORGED, MALFORMED, Case, cases, data_checks, encode
-from services.demo.seed import seed
+from services.demo.scenario import FORGED, MALFORMED, TARO, Case, cases, data_checks, encode
+from services.demo.seed import seed, seed_provisions
 from services.ledger import Ledger
 from services.monitoring.scrape import Series, scrape, scrape_until, total_by
+from services.provisions.store import ProvisionStore
 from services.settings import Settings
 from services.stack import Stack
 from streams import topics
@@ -86,19 +87,21 @@ class Report:
 
 
 def prepare(settings: Settings) -> Settings:
-    """A fresh demo home: sample databases and the demo data map."""
+    """A fresh demo home: sample databases, provision records and the demo data map."""
     home = settings.home / "demo"
     shutil.rmtree(home, ignore_errors=True)
     seed(home)
     datamap = home / "datamap.yaml"
     shutil.copyfile(DATAMAP, datamap)
-    return replace(
+    prepared = replace(
         settings,
         home=home,
         datamap_override=str(datamap),
         database_url_override=settings.database_url_override,
         storage_url_override=settings.storage_url_override,
     )
+    seed_provisions(prepared.database_url)
+    return prepared
 
 
 def run(
@@ -148,9 +151,16 @@ def run(
                 and ledger.request("demo-forged") is None,
             )
         )
+        checks.append(
+            (
+                "third-party stop: Taro's recipients stopped in the provision ledger",
+                _safe(lambda: ProvisionStore(ledger.engine).stopped(TARO)),
+            )
+        )
         checks += metrics_checks(
             stack, {c.kind for c in todo}, set(load_datamap(settings.datamap_path).systems)
         )
+        checks += response_checks(settings.home, ledger, list(rows.values()))
         watcher.close()
         submitter.close()
         ledger.close()
@@ -158,6 +168,31 @@ def run(
         if serve is not None:
             serve(report, stack)
     return report
+
+
+def response_checks(home: Path, ledger: Ledger, rows: list[Row]) -> list[tuple[str, bool]]:
+    """The held request was audited as held, then released; the written letter is there
+    as HTML and PDF; every principal was told (the notices agent runs just behind)."""
+    held = next(r.case.request_id for r in rows if len(r.case.events) > 1)
+    actions = [e.action for e in ledger.timeline(held) if e.action != "notified"]
+    letter = next((r.location for r in rows if r.location.endswith("letter.html")), "")
+    pdf = Path(letter.removeprefix("file://")).with_name("letter.pdf")
+    answered = [r.case.request_id for r in rows if r.status != "missing"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(_told(home, rid) for rid in answered):
+        time.sleep(0.2)
+    return [
+        ("held for the fee, then released: both audited", actions[:3] == _HELD_THEN_RELEASED),
+        ("written letter: HTML and a PDF", _safe(lambda: pdf.read_bytes().startswith(b"%PDF"))),
+        ("notices: every principal told (outbox)", all(_told(home, rid) for rid in answered)),
+    ]
+
+
+_HELD_THEN_RELEASED = ["received", "hold", "released"]
+
+
+def _told(home: Path, request_id: str) -> bool:
+    return any((home / "outbox" / request_id).glob(f"{request_id}:response:*.eml"))
 
 
 def metrics_checks(stack: Stack, kinds: set[str], systems: set[str]) -> list[tuple[str, bool]]:

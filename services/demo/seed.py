@@ -1,11 +1,13 @@
 """Sample systems for the demo, in SQLite: a CRM, orders, shipping, a search index and a
-provision log."""
+provision log; and a few records in the pipeline's own provision ledger."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 CUSTOMERS = [
     ("C-1001", "山田 太郎", "taro@example.jp", "090-1111-2222", "東京都千代田区1-1"),
@@ -83,3 +85,107 @@ def _write(path: Path, ddl: str, insert: str, rows: Sequence[tuple[object, ...]]
     with sqlite3.connect(path) as db:
         db.execute(ddl)
         db.executemany(insert, rows)
+
+
+TARO_ID = {"email": "taro@example.jp"}
+HANAKO_ID = {"email": "hanako@example.jp"}
+CONSENT = "Consent form CF-2026-04, signed at registration"
+
+
+def _record(record_id: str, subject: dict[str, str], **fields: Any) -> dict[str, Any]:
+    return {
+        "schema_version": "1.0",
+        "record_id": record_id,
+        "system": "partners",
+        "direction": "provision",
+        "subject": {"identifiers": subject},
+        "items": ["name", "address"],
+        "basis": "consent",
+        "consent": CONSENT,
+        **fields,
+    }
+
+
+#: Taro's records show each table of a third_party_records response: a provision, a
+#: cross-border provision, an opt-out receipt, an entrustment (labelled out of scope)
+#: and a record past its retention (never shown, purged on schedule).
+LEDGER_RECORDS = [
+    _record(
+        "demo-prov-logistics",
+        TARO_ID,
+        counterparty={"name": "Example Logistics K.K."},
+        provided_on="2026-04-01",
+    ),
+    _record(
+        "demo-prov-analytics-us",
+        TARO_ID,
+        counterparty={"name": "Example Analytics Inc.", "address": "San Francisco, CA"},
+        items=["email", "purchase history"],
+        provided_on="2026-06-15",
+        form="continuous",
+        last_provided_on="2026-10-31",
+        cross_border={
+            "country": "United States",
+            "protection_system": "No comprehensive federal privacy law; CCPA/CPRA in California",
+            "recipient_measures": "Data processing agreement with APPI-equivalent safeguards",
+        },
+    ),
+    _record(
+        "demo-recv-broker",
+        TARO_ID,
+        direction="receipt",
+        counterparty={
+            "name": "Example List Broker K.K.",
+            "address": "東京都港区4-4",
+            "representative": "代表取締役 田中 一郎",
+        },
+        acquired_how="Collected from its own mail-order customers",
+        items=["name", "address", "age bracket"],
+        basis="opt_out",
+        consent=None,
+        ppc_publication="PPC opt-out notification 2025-0123",
+        provided_on="2026-02-10",
+    ),
+    _record(
+        "demo-entrust-callcentre",
+        TARO_ID,
+        counterparty={"name": "Example Call Centre K.K."},
+        flow="entrustment",
+        items=["name", "phone"],
+        basis=None,
+        consent=None,
+        provided_on="2026-05-01",
+    ),
+    _record(
+        "demo-prov-expired",
+        TARO_ID,
+        counterparty={"name": "Former Partner K.K."},
+        provided_on="2021-03-01",
+        recorded_at=datetime(2021, 3, 1, tzinfo=UTC).isoformat(),
+    ),
+    _record(
+        "demo-prov-hanako",
+        HANAKO_ID,
+        counterparty={"name": "Example Logistics K.K."},
+        provided_on="2026-05-20",
+    ),
+]
+
+
+def seed_provisions(database_url: str) -> int:
+    """Put the demo records in the provision ledger at ``database_url`` (migrating it
+    first); seeding again adds nothing. Returns how many were new."""
+    from services.ledger import Ledger
+    from services.provisions.records import ProvisionEvent
+    from services.provisions.store import ProvisionStore
+
+    ledger = Ledger(database_url)
+    try:
+        ledger.migrate()
+        store = ProvisionStore(ledger.engine)
+        outcomes = [
+            store.record(ProvisionEvent.model_validate(r), via="demo") for r in LEDGER_RECORDS
+        ]
+    finally:
+        ledger.close()
+    return sum(o.status == "recorded" for o in outcomes)

@@ -1,4 +1,5 @@
-"""Ledger tables: requests, tasks, responses, rejected events and the audit trail.
+"""Ledger tables: requests, tasks, responses, rejected events, the audit trail, and the
+third-party-provision records (Arts. 29 and 30).
 
 The ledger is the pipeline's source of truth. Kafka carries events; the ledger
 decides what has happened, so that redelivered events change nothing twice.
@@ -6,11 +7,21 @@ decides what has happened, so that redelivered events change nothing twice.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -96,7 +107,8 @@ class Rejected(Base):
 
 
 class AuditEntry(Base):
-    """Append-only: who did what, when and why. Never updated, never deleted by the app."""
+    """Append-only: who did what, when and why. Never updated; deleted only by an
+    operator's purge of entries older than 24 months, which is itself audited."""
 
     __tablename__ = "audit_log"
 
@@ -106,3 +118,60 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]]
+
+
+class ProvisionRecord(Base):
+    """One Art. 29 (provision) or Art. 30 (receipt) record, with every item the APPI
+    asks for. The principal is known only through ``ProvisionSubject`` digests."""
+
+    __tablename__ = "provision_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(String(128), unique=True)
+    #: SHA-256 of the event as first stored: a re-send must match it to be a duplicate.
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    system: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(16))
+    flow: Mapped[str] = mapped_column(String(32))
+    form: Mapped[str] = mapped_column(String(32))
+    counterparty: Mapped[str] = mapped_column(String(512))
+    counterparty_address: Mapped[str | None] = mapped_column(Text)
+    counterparty_representative: Mapped[str | None] = mapped_column(Text)
+    acquired_how: Mapped[str | None] = mapped_column(Text)
+    items: Mapped[list[Any]]
+    basis: Mapped[str | None] = mapped_column(String(16))
+    consent: Mapped[str | None] = mapped_column(Text)
+    provided_on: Mapped[date] = mapped_column(Date)
+    last_provided_on: Mapped[date | None] = mapped_column(Date)
+    ppc_publication: Mapped[str | None] = mapped_column(Text)
+    #: Art. 28: {country, protection_system, recipient_measures}, or None.
+    cross_border: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime]
+    retain_until: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime]
+
+
+class ProvisionSubject(Base):
+    """The digest of one of a record's subject identifiers (SHA-256 of ``type:value``)."""
+
+    __tablename__ = "provision_subjects"
+
+    record_pk: Mapped[int] = mapped_column(
+        ForeignKey("provision_records.id", ondelete="CASCADE"), primary_key=True
+    )
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class ProvisionStop(Base):
+    """A principal's ``third_party_stop`` for one recipient: later provisions are refused."""
+
+    __tablename__ = "provision_stops"
+    __table_args__ = (UniqueConstraint("subject_digest", "counterparty"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject_digest: Mapped[str] = mapped_column(String(64), index=True)
+    #: The recipient's name as ``counterparty_key`` folds it.
+    counterparty: Mapped[str] = mapped_column(String(512))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    stopped_at: Mapped[datetime]

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Executable,
     case,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -40,9 +41,14 @@ from services.ledger.models import (
     Response,
     Task,
 )
+from services.rules.policy import add_months
 from streams.records import RequestEvent, TaskResult, TaskStatus, utcnow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: The audit trail is kept at least 24 months; no purge reaches younger entries.
+AUDIT_MIN_RETENTION_MONTHS = 24
+#: The hold reason while identity verification is pending (``services.rules``).
+VERIFICATION_HOLD = "verification_pending"
 
 
 def make_engine(url: str) -> Engine:
@@ -95,6 +101,8 @@ class TaskPlan:
     wave: int
     status: TaskStatus
     reason: str | None = None
+    #: A result known when planning (a refused system is never asked).
+    result: dict[str, Any] | None = None
 
 
 class Ledger:
@@ -156,9 +164,18 @@ class Ledger:
             )
 
     def admit(
-        self, event: RequestEvent, action: str, reason: str | None, deadline: datetime
+        self,
+        event: RequestEvent,
+        action: str,
+        reason: str | None,
+        deadline: datetime,
+        clock_pauses: bool = False,
     ) -> Admission:
-        """Record a valid event. ``action`` is the rules' decision: proceed, hold or refuse."""
+        """Record a valid event. ``action`` is the rules' decision: proceed, hold or refuse.
+
+        With ``clock_pauses`` (the regulation stops the clock while identity is verified),
+        a request leaving a verification hold has its deadline moved by the time it waited.
+        """
         now = utcnow()
         status = {
             "proceed": RequestStatus.ACCEPTED,
@@ -191,6 +208,7 @@ class Ledger:
                     "received",
                     kind=event.kind,
                     regulation=event.regulation,
+                    **({"grounds": list(event.grounds)} if event.grounds else {}),
                 )
                 if action != "proceed":
                     self._audit(s, event.request_id, "rules", action, reason_code=reason)
@@ -207,6 +225,18 @@ class Ledger:
                     return Admission("duplicate", row.status, row.hold_reason)
                 previous = row.hold_reason
                 row.event, row.status, row.hold_reason, row.updated_at = body, status, reason, now
+                if clock_pauses and previous == VERIFICATION_HOLD and reason != previous:
+                    # verification is always the first hold, so it began at intake
+                    paused = now - as_utc(row.created_at)
+                    row.deadline_at = as_utc(row.deadline_at) + paused
+                    self._audit(
+                        s,
+                        event.request_id,
+                        "rules",
+                        "clock_resumed",
+                        paused_ms=int(paused.total_seconds() * 1000),
+                        deadline=row.deadline_at.isoformat(),
+                    )
                 if action == "hold":
                     if reason != previous:
                         self._audit(s, event.request_id, "rules", "hold", reason_code=reason)
@@ -253,6 +283,7 @@ class Ledger:
                         attempts=0,
                         created_at=now,
                         error=p.reason,
+                        result=p.result,
                         finished_at=now if final else None,
                     )
                 )
@@ -260,6 +291,11 @@ class Ledger:
                 "systems": sorted(p.system for p in new if p.status is TaskStatus.PENDING),
                 "not_applicable": sorted(
                     p.system for p in new if p.status is TaskStatus.NOT_APPLICABLE
+                ),
+                **(
+                    {"refused": refused}
+                    if (refused := sorted(p.system for p in new if p.status is TaskStatus.REFUSED))
+                    else {}
                 ),
             }
             if timeout is None:
@@ -637,6 +673,20 @@ class Ledger:
                 )
             )
 
+    def purge_audit(self, before: datetime, by: str, now: datetime | None = None) -> int:
+        """Delete audit entries older than ``before``, never younger than
+        ``AUDIT_MIN_RETENTION_MONTHS``; the purge itself is audited."""
+        floor = add_months(now or utcnow(), -AUDIT_MIN_RETENTION_MONTHS)
+        if as_utc(before) > floor:
+            raise ValueError(
+                f"audit entries are kept at least {AUDIT_MIN_RETENTION_MONTHS} months: "
+                f"purge before {floor.date().isoformat()} or earlier"
+            )
+        with self.session() as s:
+            count = _rowcount(s, delete(AuditEntry).where(AuditEntry.at < as_utc(before)))
+            self._audit(s, None, by, "audit_purged", before=before.isoformat(), count=count)
+        return count
+
     def rejected(self) -> list[Rejected]:
         with self.session() as s:
             return list(s.scalars(select(Rejected).order_by(Rejected.id)))
@@ -683,6 +733,22 @@ class Ledger:
                 .group_by(Request.regulation)
             )
             return {row[0]: [int(n or 0) for n in row[1:]] for row in rows}
+
+    def open_received_before(self, regulation: str, bound: datetime) -> int:
+        """How many open requests under ``regulation`` arrived before ``bound``."""
+        with self.session() as s:
+            return int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(Request)
+                    .where(
+                        Request.status.in_([st.value for st in OPEN_STATUSES]),
+                        Request.regulation == regulation,
+                        Request.received_at < as_utc(bound),
+                    )
+                )
+                or 0
+            )
 
     # -- dashboard: recent and open rows, bounded, ids and timings only ----------
     def finished_requests(self, since: datetime, limit: int = 20_000) -> list[FinishedRequest]:

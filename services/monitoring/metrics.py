@@ -18,13 +18,16 @@ identifier or any other value taken from a subject never becomes a label.
 | dsr_requests_in_flight | gauge | status (from the ledger, at scrape time) |
 | dsr_tasks_waiting | gauge | system (from the ledger, at scrape time) |
 | dsr_deadline_at_risk | gauge | regulation, window (from the ledger, at scrape time) |
+| dsr_litigation_risk | gauge | regulation (APPI Art. 39; from the ledger, at scrape time) |
 | dsr_dead_letters_total | counter | source |
 | dsr_rejected_events_total | counter | reason_code |
+| dsr_provisions_refused_total | counter | reason_code: provision records the ledger refused |
 | dsr_consumer_lag | gauge | topic, group |
 
 ``dsr_connector_outcomes_total`` outcomes: ``ok`` and ``failed`` once per task
-and ``retried`` once per retry, all counted by the runner; ``not_applicable``
-and ``timed_out`` (a system that never answered) once per request and system,
+and ``retried`` once per retry, all counted by the runner; ``not_applicable``,
+``refused`` (withheld by a data-map rule) and ``timed_out`` (a system that never
+answered) once per request and system,
 counted when the response leaves the worker, from its per-system outcomes.
 """
 
@@ -47,6 +50,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
+from services import rules
 from services.ledger import Ledger, RequestStatus
 from streams import topics
 from streams.records import Kind, Regulation, ResponseStatus, TaskResult, utcnow
@@ -108,6 +112,15 @@ REJECTED_EVENTS = Counter(
     ["reason_code"],
     registry=REGISTRY,
 )
+PROVISIONS_REFUSED = Counter(
+    "dsr_provisions_refused",
+    "Provision records the provision ledger refused: provision_stopped (the principal "
+    "stopped provision to that recipient) or record_id_conflict.",
+    ["reason_code"],
+    registry=REGISTRY,
+)
+#: Rejection reasons that only the provision ledger gives.
+PROVISION_REFUSALS = ("provision_stopped", "record_id_conflict")
 CONSUMER_LAG = Gauge(
     "dsr_consumer_lag",
     "Messages not yet processed on this process's assigned partitions, summed per topic.",
@@ -125,7 +138,8 @@ CONNECTOR_CALL = Histogram(
 )
 CONNECTOR_OUTCOMES = Counter(
     "dsr_connector_outcomes",
-    "Task outcomes per system: ok, failed, retried (each retry), not_applicable, timed_out.",
+    "Task outcomes per system: ok, failed, retried (each retry), not_applicable, timed_out, "
+    "refused.",
     ["system", "outcome"],
     registry=REGISTRY,
 )
@@ -146,6 +160,11 @@ DEADLINE_WINDOWS: Mapping[str, timedelta] = {
     "3d": timedelta(days=3),
     "7d": timedelta(days=7),
 }
+LITIGATION_RISK = "dsr_litigation_risk"
+LITIGATION_RISK_HELP = (
+    "Open requests old enough that the principal may sue (APPI Art. 39: two weeks after "
+    "the request arrived), by regulation; only regulations with such a rule are reported."
+)
 _HOLD_STATUS = {"verification_pending": "held_verification", "fee_unpaid": "held_fee"}
 
 
@@ -186,7 +205,10 @@ def record_sent(topic: str, value: bytes) -> None:
     if topic == topics.RESPONSES:
         record_completion(body)
     elif topic == topics.REJECTED:
-        REJECTED_EVENTS.labels(str(body.get("reason_code") or "unknown")).inc()
+        code = str(body.get("reason_code") or "unknown")
+        REJECTED_EVENTS.labels(code).inc()
+        if code in PROVISION_REFUSALS:
+            PROVISIONS_REFUSED.labels(code).inc()
     else:
         DEAD_LETTERS.labels(str(body.get("source") or "unknown")).inc()
 
@@ -234,7 +256,7 @@ def record_completion(response: Mapping[str, Any]) -> None:
         REQUEST_PROCESSING.labels(kind, regulation).observe(response["processing_ms"] / 1000)
     for outcome in response.get("systems") or []:
         outcome_status = outcome.get("status") if isinstance(outcome, dict) else None
-        if outcome_status in ("not_applicable", "timed_out"):
+        if outcome_status in ("not_applicable", "timed_out", "refused"):
             CONNECTOR_OUTCOMES.labels(str(outcome.get("system")), outcome_status).inc()
 
 
@@ -271,6 +293,7 @@ class LedgerCollector(Collector):
             GaugeMetricFamily(
                 DEADLINE_AT_RISK, DEADLINE_AT_RISK_HELP, labels=["regulation", "window"]
             ),
+            GaugeMetricFamily(LITIGATION_RISK, LITIGATION_RISK_HELP, labels=["regulation"]),
         ]
 
     def collect(self) -> Iterator[Metric]:
@@ -280,6 +303,11 @@ class LedgerCollector(Collector):
             by_status = self.ledger.open_request_counts()
             waiting = self.ledger.pending_task_counts()
             due = self.ledger.open_deadline_counts([now] + [now + span for _, span in windows])
+            suable = {
+                r.value: self.ledger.open_received_before(r.value, bound)
+                for r in Regulation
+                if (bound := rules.litigation_risk_from(r.value, now)) is not None
+            }
         except SQLAlchemyError as exc:
             log.warning("ledger gauges skipped: %s", type(exc).__name__)
             return
@@ -310,6 +338,11 @@ class LedgerCollector(Collector):
             for (window, _), n in zip(windows, within, strict=True):
                 risk.add_metric([regulation, window], n - overdue)
         yield risk
+
+        litigation = GaugeMetricFamily(LITIGATION_RISK, LITIGATION_RISK_HELP, labels=["regulation"])
+        for regulation, n in suable.items():
+            litigation.add_metric([regulation], n)
+        yield litigation
 
 
 _watching: list[LedgerCollector] = []

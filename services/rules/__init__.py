@@ -39,6 +39,24 @@ def deadline(event: RequestEvent) -> datetime:
     return policy_for(event.regulation).deadline(event.received_at)
 
 
+def grounds_invoked(event: RequestEvent) -> dict[str, str | None]:
+    """Each ground the request invokes, with the provision it rests on (None: not a ground
+    the regulation knows for this kind)."""
+    known = policy_for(event.regulation).grounds.get(event.kind, {})
+    return {code: known.get(code) for code in event.grounds or []}
+
+
+def accepted_grounds(event: RequestEvent) -> list[str]:
+    return sorted(policy_for(event.regulation).grounds.get(event.kind, {}))
+
+
+def litigation_risk_from(regulation: str, now: datetime) -> datetime | None:
+    """Open requests received before this instant may already be taken to court
+    (APPI Art. 39); None where the regulation has no such rule."""
+    after = policy_for(regulation).litigation_risk_after
+    return None if after is None else now - after
+
+
 def decide(event: RequestEvent) -> Decision:
     """Refuse, hold or let a request proceed, in the order the checks must run."""
     policy = policy_for(event.regulation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from services.rules.policy import Policy, after_days
 from streams.records import Kind
@@ -11,6 +12,31 @@ from streams.records import Kind
 SLA_DAYS = int(os.environ.get("DSR_APPI_SLA_DAYS", "14"))
 #: Art. 39: a principal may sue two weeks after the request reached the business.
 LITIGATION_RISK_DAYS = 14
+
+#: Art. 35(1): the grounds in force before the 2022 amendments (Arts. 18 and 20).
+_USE_GROUNDS_BEFORE_2022 = {
+    "used_beyond_purpose": "Art. 35(1): handled beyond the purposes of use (Art. 18)",
+    "improperly_acquired": "Art. 35(1): acquired by deceit or other improper means (Art. 20)",
+}
+#: The grounds the 2022 amendments added (Art. 19, Art. 35(5)).
+_GROUNDS_FROM_2022 = {
+    "improper_use": "Art. 35(1): used in a way that may encourage unlawful acts (Art. 19)",
+    "no_longer_needed": "Art. 35(5): no longer needed by the business",
+    "reportable_breach": "Art. 35(5): a reportable leak or loss occurred (Art. 26(1))",
+    "harm_to_rights": "Art. 35(5): handling is likely to harm the principal's rights or "
+    "legitimate interests",
+}
+_STOP_GROUNDS_BEFORE_2022 = {
+    "provided_without_consent": "Art. 35(3): provided to a third party without consent "
+    "(Art. 27(1))",
+    "cross_border_without_consent": "Art. 35(3): provided to a foreign third party without "
+    "consent (Art. 28)",
+}
+_USE_GROUNDS = {**_USE_GROUNDS_BEFORE_2022, **_GROUNDS_FROM_2022}
+_STOP_GROUNDS = {
+    **_STOP_GROUNDS_BEFORE_2022,
+    **{k: v for k, v in _GROUNDS_FROM_2022.items() if k != "improper_use"},
+}
 
 POLICY = Policy(
     regulation="appi",
@@ -26,5 +52,14 @@ POLICY = Policy(
         "proper conduct of the business",
         "violation_of_other_laws": "Art. 33(2)(iii): disclosure would violate other laws",
         "identity_not_verified": "The requester's identity could not be verified (Art. 37)",
+        "no_grounds": "Art. 35: none of the grounds invoked applies to the data held",
+        "costly_with_alternative": "Art. 35(2), (4), (6): complying would be very costly or "
+        "difficult, and an alternative measure protects the principal's rights",
     },
+    grounds={
+        Kind.SUSPENSION: _USE_GROUNDS,
+        Kind.ERASURE: _USE_GROUNDS,
+        Kind.THIRD_PARTY_STOP: _STOP_GROUNDS,
+    },
+    litigation_risk_after=timedelta(days=LITIGATION_RISK_DAYS),
 )

@@ -13,8 +13,20 @@ POLICY = Policy(
     extension=after_days(45),
     # Regs §7021: the 45 days run from receipt, even while verifying.
     clock_pauses_for_verification=False,
+    # Regs §7021(a): confirm receipt within 10 business days.
+    acknowledge_within_business_days=10,
     refusal_codes={
         "identity_not_verified": "§7060: the request could not be verified",
         "exempt": "§1798.145: an exemption applies",
+    },
+    # A consumer needs no reason: each right is its own ground.
+    grounds={
+        Kind.SUSPENSION: {
+            "limit_sensitive_use": "§1798.121: limit the use of sensitive personal information"
+        },
+        Kind.ERASURE: {"consumer_request": "§1798.105: the consumer's request to delete"},
+        Kind.THIRD_PARTY_STOP: {
+            "opt_out_of_sale_or_sharing": "§1798.120: opt out of sale or sharing"
+        },
     },
 )

@@ -22,6 +22,19 @@ def add_months(start: datetime, months: int) -> datetime:
     return start.replace(year=year, month=month, day=day)
 
 
+def add_business_days(start: datetime, days: int) -> datetime:
+    """``days`` business days (Monday to Friday) after ``start``, at the same time of day.
+
+    Public holidays are not counted out: a deadline computed here is never later than
+    the statutory one."""
+    current = start
+    while days > 0:
+        current += timedelta(days=1)
+        if current.weekday() < 5:
+            days -= 1
+    return current
+
+
 def after_days(days: int) -> Callable[[datetime], datetime]:
     return lambda start: start + timedelta(days=days)
 
@@ -44,3 +57,13 @@ class Policy:
     #: Whether the clock stops while identity verification is pending.
     clock_pauses_for_verification: bool
     refusal_codes: dict[str, str] = field(default_factory=dict)
+    #: Business days within which receipt of a request must be acknowledged; None where
+    #: the regulation asks for no acknowledgement.
+    acknowledge_within_business_days: int | None = None
+    #: The grounds a principal may invoke, per kind that needs one (suspension, erasure,
+    #: third_party_stop): code -> the provision it rests on. A request invoking none of
+    #: them is rejected at intake, so a typo never becomes a refusal.
+    grounds: dict[Kind, dict[str, str]] = field(default_factory=dict)
+    #: An open request this old may be taken to court (APPI Art. 39); None where no such
+    #: rule exists.
+    litigation_risk_after: timedelta | None = None

@@ -17,6 +17,7 @@ from services.ledger.models import Request
 from services.ledger.models import Task as TaskRow
 from services.responses import TaskOutcome, summarise
 from streams import topics
+from streams.agents import notices
 from streams.context import Outgoing, Pipeline
 from streams.planning import next_wave, planned, task_messages
 from streams.records import (
@@ -87,7 +88,9 @@ def advance(
     pending = [t for t in tasks if t.status == TaskStatus.PENDING]
     if not pending:
         return finish(ctx, request_id, read=(row, tasks))
-    return task_messages(event, discovered, [t for t in pending if resend or t.task_id in new])
+    return task_messages(
+        ctx.datamap, event, discovered, [t for t in pending if resend or t.task_id in new]
+    )
 
 
 def time_out(ctx: Pipeline, request_id: str) -> list[Outgoing]:
@@ -106,7 +109,12 @@ def finish(
     if row is None or row.completed_at is not None:  # a response may exist: look
         existing = ctx.ledger.response(request_id)
         if existing is not None:
-            return [] if existing.published_at else [_response_message(request_id, existing.body)]
+            if existing.published_at:
+                return []
+            return [
+                _response_message(request_id, existing.body),
+                notices.due(request_id, "response"),
+            ]
         row, tasks = ctx.ledger.progress(request_id)
     if row is None:
         return []
@@ -160,13 +168,19 @@ def finish(
             "latency_ms": response.latency_ms,
         },
     )
-    return [_response_message(request_id, body)]
+    return [_response_message(request_id, body), notices.due(request_id, "response")]
 
 
 def _with_package(
     ctx: Pipeline, event: RequestEvent, response: ResponseEvent, outcomes: list[TaskOutcome]
 ) -> ResponseEvent:
-    written = event.delivery.method == "written"
+    method = event.delivery.method
+    paper_only = _paper_only(ctx, outcomes) if event.kind in PACKAGE_KINDS else []
+    if method == "electronic" and paper_only:
+        method = "written"
+        fallback = Reason(code="written_fallback", message=_fallback_message(event, paper_only))
+        response = response.model_copy(update={"reasons": [*response.reasons, fallback]})
+    written = method == "written"
     if not written and event.kind not in PACKAGE_KINDS | {
         Kind.CORRECTION,
         Kind.PURPOSE_NOTIFICATION,
@@ -177,11 +191,31 @@ def _with_package(
         response=response,
         results=[o.result for o in outcomes if o.result is not None],
         purposes=response.purposes,
-        method=event.delivery.method,
+        method=method,
     )
     if written:
         return response.model_copy(update={"letter": info.uri, "package": info.prefix_uri})
     return response.model_copy(update={"package": info.uri})
+
+
+def _paper_only(ctx: Pipeline, outcomes: list[TaskOutcome]) -> list[str]:
+    """Systems that found the principal's data but can only disclose it on paper."""
+    return sorted(
+        o.system
+        for o in outcomes
+        if o.result is not None
+        and o.result.records
+        and (spec := ctx.datamap.systems.get(o.system)) is not None
+        and not spec.electronic_disclosure
+    )
+
+
+def _fallback_message(event: RequestEvent, systems: list[str]) -> str:
+    basis = " (APPI Art. 33(1), proviso)" if event.regulation == "appi" else ""
+    return (
+        f"The data held in {', '.join(systems)} can only be provided on paper, so the "
+        f"disclosure is made in writing instead of electronically{basis}."
+    )
 
 
 def _refusal_message(row: Request) -> str:

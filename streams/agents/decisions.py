@@ -6,6 +6,7 @@ import logging
 
 from services import rules
 from services.signing import Headers
+from streams.agents import notices
 from streams.agents.aggregate import finish
 from streams.agents.intake import Rejection, parse, reject
 from streams.context import Outgoing, Pipeline
@@ -37,6 +38,8 @@ def handle_decision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[
     outcome, deadline = ctx.ledger.extend(
         decision.request_id, decision.reason, decision.decided_by, policy.extension
     )
+    if outcome == "already_extended":  # perhaps this very decision, before a crash
+        return [*_cannot(ctx, raw, outcome), notices.due(decision.request_id, "extension")]
     if outcome != "extended":
         return _cannot(ctx, raw, outcome)
     log.info(
@@ -47,7 +50,7 @@ def handle_decision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[
             "deadline": deadline.isoformat() if deadline else None,
         },
     )
-    return []
+    return [notices.due(decision.request_id, "extension")]
 
 
 def _refuse(

@@ -13,6 +13,7 @@ from services.faults import crash_point
 from services.ledger import RequestStatus
 from services.signing import Headers, Keyring, SignatureError
 from streams import topics
+from streams.agents import notices
 from streams.agents.aggregate import finish
 from streams.context import Outgoing, Pipeline
 from streams.records import RejectedEvent, RequestEvent, dump
@@ -100,10 +101,21 @@ def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[O
         event = parse(raw, ctx.keyring, headers, RequestEvent)
     except Rejection as rej:
         return reject(ctx, raw, rej)
+    unknown = [code for code, basis in rules.grounds_invoked(event).items() if basis is None]
+    if unknown:
+        msg = (
+            f"not a ground for {event.kind} under {event.regulation.upper()}: "
+            f"{', '.join(unknown)}; accepted: {', '.join(rules.accepted_grounds(event))}"
+        )
+        return reject(ctx, raw, Rejection("unknown_ground", [{"loc": "grounds", "msg": msg}]))
 
     decision = rules.decide(event)
     admission = ctx.ledger.admit(
-        event, decision.action, decision.reason_code, rules.deadline(event)
+        event,
+        decision.action,
+        decision.reason_code,
+        rules.deadline(event),
+        clock_pauses=rules.policy_for(event.regulation).clock_pauses_for_verification,
     )
     crash_point("intake.recorded")
     log.info(
@@ -118,12 +130,14 @@ def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[O
         },
     )
     key = event.request_id.encode()
+    # Notices are produced again on a redelivery; the notices agent sends each once.
+    told = notices.on_admission(event, held=admission.status == RequestStatus.HELD)
     if admission.status == RequestStatus.ACCEPTED and admission.outcome in (
         "new",
         "released",
         "resend",
     ):
-        return [Outgoing(topics.ACCEPTED, key, key)]
+        return [*told, Outgoing(topics.ACCEPTED, key, key)]
     if admission.status == RequestStatus.REFUSED and admission.outcome == "new":
-        return finish(ctx, event.request_id)
-    return []
+        return [*told, *finish(ctx, event.request_id)]
+    return told

@@ -13,9 +13,10 @@ from connectors import (
     Connector,
     NotSupported,
     OperationResult,
+    Withheld,
     dispatch,
 )
-from connectors.base import Identifiers
+from connectors.base import Identifiers, ok_result
 from streams.records import FAN_OUT_KINDS, Change, Kind, Task
 
 
@@ -46,6 +47,8 @@ class Notebook(Connector[NotebookConfig]):
 
     def disclose(self, identifiers: Identifiers) -> OperationResult:
         page = self.pages.get(identifiers.get("email", ""))
+        if page and page.startswith("secret:"):  # a page the business may not show
+            return OperationResult(withheld=Withheld("violation_of_other_laws", "Sealed page."))
         return OperationResult(records=[{"note": page, "_source": "pages"}] if page else [])
 
     def correct(
@@ -144,3 +147,16 @@ def test_config_is_validated_when_built_and_secrets_stay_hidden() -> None:
     c = notebook()
     assert "t0ken-value" not in repr(c) + repr(c.config) + str(c.config)
     assert c.config.api_token.get_secret_value() == "t0ken-value"
+
+
+def test_a_connector_withholding_data_reports_the_ground_in_its_result() -> None:
+    c = notebook(pages={"a@x.jp": "secret: sealed by a court"})
+    t = task(Kind.DISCLOSURE)
+    result = ok_result(t, dispatch(c, t), t.created_at)
+    assert (result.status, result.records) == ("ok", [])
+    assert result.refusal is not None
+    assert (result.refusal.code, result.refusal.message, result.refusal.system) == (
+        "violation_of_other_laws",
+        "Sealed page.",
+        "notes",
+    )

@@ -26,6 +26,7 @@ LEDGER_GAUGES = {
     metrics.IN_FLIGHT: {"status"},
     metrics.TASKS_WAITING: {"system"},
     metrics.DEADLINE_AT_RISK: {"regulation", "window"},
+    metrics.LITIGATION_RISK: {"regulation"},
 }
 SUFFIXES = {
     "counter": ("_total", "_created"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -80,17 +80,26 @@ def test_a_gdpr_extension_reaches_the_principal(
     [extension] = response["extensions"]
     assert extension["reason"] == "Many systems to search."
     assert as_utc(datetime.fromisoformat(extension["previous_deadline"])) == first_deadline
-    assert datetime.fromisoformat(response["deadline"]) == datetime.fromisoformat(
-        extension["deadline"]
-    )
     assert (
-        datetime.fromisoformat(response["deadline"]).month
+        datetime.fromisoformat(extension["deadline"]).month
         == (first_deadline.month + 2 - 1) % 12 + 1
     )
     assert rejected["reason_code"] == "already_extended"
-    actions = [e.action for e in ledger.timeline("gdpr-ext-1")]
+    timeline = ledger.timeline("gdpr-ext-1")
+    # the GDPR clock stopped while identity was verified: the deadline moved by that time
+    [resumed] = [e for e in timeline if e.action == "clock_resumed"]
+    answered_by = datetime.fromisoformat(response["deadline"])
+    assert answered_by == datetime.fromisoformat(resumed.detail["deadline"])
+    moved = answered_by - datetime.fromisoformat(extension["deadline"])
+    assert abs(moved - timedelta(milliseconds=resumed.detail["paused_ms"])) < timedelta(
+        milliseconds=1
+    )
+    actions = [e.action for e in timeline if e.action != "notified"]
+    # the hold, the extension and the response were each told to the principal, once
+    told = sorted(e.detail["purpose"] for e in timeline if e.action == "notified")
+    assert told == ["extension", "hold", "response"]
     # every decision is audited, the refused second extension too (decisions and requests
     # are different topics, so the refusal and the release may come in either order)
     assert actions[:3] == ["received", "hold", "extended"]
-    assert sorted(actions[3:5]) == ["rejected", "released"]
+    assert sorted(actions[3:6]) == ["clock_resumed", "rejected", "released"]
     ledger.close()

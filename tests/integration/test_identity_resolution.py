@@ -38,6 +38,7 @@ def test_email_only_erasure_reaches_every_system_in_dependency_order(tmp_path: P
         "orders": "ok",
         "shipping": "ok",
         "partners": "not_applicable",
+        "provision_ledger": "not_applicable",
     }
     assert all(outcome[s]["changed"] == 1 for s in ("crm", "search_index", "orders", "shipping"))
 

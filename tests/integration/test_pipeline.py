@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
+from email import message_from_bytes
+from email.policy import default
 from pathlib import Path
 
 import pytest
@@ -50,7 +53,10 @@ def test_every_kind_reaches_its_expected_status(tmp_path: Path, backend: str) ->
         held = ledger.timeline(
             next(r["request_id"] for r in result["requests"] if r["kind"] == "third_party_records")
         )
-        assert [e.action for e in held][:3] == ["received", "hold", "released"]
+        decisions = [e.action for e in held if e.action != "notified"]
+        assert decisions[:3] == ["received", "hold", "released"]
+        told = sorted(e.detail["purpose"] for e in held if e.action == "notified")
+        assert told == ["hold", "response"]  # the principal heard of the hold, then the answer
         ledger.close()
 
 
@@ -60,10 +66,29 @@ def test_disclosure_package_holds_the_subjects_data_only(tmp_path: Path) -> None
         stack.wait_joined()
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
         submitter = stack.submitter()
-        submitter.submit_all([json.dumps(event("pkg-1", "disclosure", TARO)).encode()])
+        email = {"method": "electronic", "address": "taro@example.jp"}
+        raw = json.dumps(event("pkg-1", "disclosure", TARO, delivery=email)).encode()
+        submitter.submit_all([raw])
         [(_, response)] = watcher.collect(lambda seen: len(seen) >= 1, timeout_s=60)
+        # the notices agent tells the principal, once (Arts. 32(3), 33(3))
+        outbox = tmp_path / "outbox" / "pkg-1"
+        ledger = Ledger(settings.database_url)
+        deadline = time.monotonic() + 30
+        while not any(e.action == "notified" for e in ledger.timeline("pkg-1")):
+            assert time.monotonic() < deadline, "no notice was sent"
+            time.sleep(0.1)
+        submitter.submit_all([raw])  # a redelivered request changes nothing
+        time.sleep(2)
         submitter.close()
         watcher.close()
+    assert [p.name for p in outbox.iterdir()] == ["pkg-1:response:1.eml"]
+    notice = message_from_bytes((outbox / "pkg-1:response:1.eml").read_bytes(), policy=default)
+    assert notice["To"] == "taro@example.jp"
+    assert notice["Message-ID"] == "<pkg-1/response/1@localhost>"
+    assert [e.detail["notice_id"] for e in ledger.timeline("pkg-1") if e.action == "notified"] == [
+        "pkg-1:response:1"
+    ]
+    ledger.close()
     assert response["status"] == "completed"
     package = Path(response["package"].removeprefix("file://"))
     data = json.loads(package.read_text()) if package.suffix == ".json" else None

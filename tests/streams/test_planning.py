@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
-from services.datamap import parse
+from services.datamap import DataMapError, parse
 from services.delivery.storage import LocalStorage
 from services.demo.scenario import event
 from services.ledger import Ledger
+from services.ledger.models import Task as TaskRow
 from streams.context import Pipeline
-from streams.planning import Planned, next_wave
-from streams.records import Kind, RequestEvent, TaskStatus
+from streams.planning import Planned, next_wave, task_messages
+from streams.records import FAN_OUT_KINDS, Kind, RequestEvent, Task, TaskStatus
 
 DATAMAP = """
 subject_identifiers: [email]
@@ -41,7 +42,21 @@ class Capable:
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Pipeline:
-    datamap = parse(DATAMAP)
+    return pipeline_for(tmp_path, DATAMAP)
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> Pipeline:
+    """Stores out of scope, and one cleared for My Number."""
+    extra = """
+  stats: {connector: fake, identifiers: [email], excluded: anonymised}
+  payroll: {connector: fake, identifiers: [email, my_number], my_number_cleared: true}
+"""
+    return pipeline_for(tmp_path, DATAMAP.rstrip("\n") + extra)
+
+
+def pipeline_for(tmp_path: Path, text: str) -> Pipeline:
+    datamap = parse(text)
     every = frozenset(Kind)
     connectors: dict[str, Any] = {name: Capable(every) for name in datamap.systems}
     return Pipeline(
@@ -110,3 +125,42 @@ def test_request_carrying_the_identifier_skips_discovery(ctx: Pipeline) -> None:
 def test_purpose_notification_plans_nothing(ctx: Pipeline) -> None:
     pn = RequestEvent.model_validate(event("r", "purpose_notification", {"email": "a@x.jp"}))
     assert next_wave(ctx, pn, {}, []) == []
+
+
+@pytest.mark.parametrize("kind", sorted(FAN_OUT_KINDS))
+def test_rule_10_pseudonymised_and_anonymised_stores_are_never_fanned_out(
+    stores: Pipeline, kind: Kind
+) -> None:
+    extra: dict[str, Any] = {}
+    if kind in (Kind.SUSPENSION, Kind.ERASURE, Kind.THIRD_PARTY_STOP):
+        extra["grounds"] = ["no_longer_needed"]
+    if kind is Kind.CORRECTION:
+        extra["correction"] = {"changes": [{"field": "name", "value": "x"}]}
+    request = RequestEvent.model_validate(event("r", kind, {"email": "a@x.jp"}, **extra))
+    plans = {p.system: p for p in next_wave(stores, request, {}, [])}
+    assert plans["crm"].status is TaskStatus.PENDING
+    for store, flag in (("analytics", "pseudonymised"), ("stats", "anonymised")):
+        assert plans[store].status is TaskStatus.NOT_APPLICABLE
+        assert flag in (plans[store].reason or "")
+
+
+def test_my_number_only_reaches_systems_cleared_for_it(stores: Pipeline) -> None:
+    request = erasure(email="a@x.jp", my_number="123456789018")
+    rows = [
+        TaskRow(task_id=Task.make_id("r", s, "erasure"), system=s, wave=0, status="pending")
+        for s in ("crm", "payroll")
+    ]
+    found = {"my_number": ["123456789018"], "customer_id": ["C-1"]}
+    sent = {
+        Task.model_validate_json(m.value).system: Task.model_validate_json(m.value)
+        for m in task_messages(stores.datamap, request, found, rows)
+    }
+    assert sent["payroll"].identifiers == {"email": "a@x.jp", "my_number": "123456789018"}
+    assert sent["payroll"].discovered == found
+    assert sent["crm"].identifiers == {"email": "a@x.jp"}
+    assert sent["crm"].discovered == {"customer_id": ["C-1"]}
+
+
+def test_a_system_handling_my_number_must_be_cleared_for_it() -> None:
+    with pytest.raises(DataMapError, match="my_number_cleared"):
+        parse("systems:\n  hr: {connector: fake, identifiers: [email, my_number]}\n")

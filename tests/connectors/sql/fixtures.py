@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import sqlite3
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -14,7 +13,7 @@ from connectors.sql import SQLConnector
 from connectors.testing import Harness, Seeded
 from streams.records import Change
 from tests.connectors.fixtures import ALICE, BOB, CONFIG, Database, seeded
-from tests.fixtures.databases import POSTGRES_ADMIN_URL
+from tests.fixtures.databases import POSTGRES_ADMIN_URL, sqlite_locked
 
 #: Set on the PostgreSQL URL (the test server trusts loopback, so any password works).
 PASSWORD = "pg-s3cret-for-the-kit"
@@ -55,16 +54,8 @@ class SQLiteHarness(Harness):
             {**good, "colour": "blue"},
         ]
 
-    @contextlib.contextmanager
-    def break_transiently(self) -> Iterator[None]:
-        """Hold an exclusive lock, so the connector's busy timeout runs out."""
-        lock = sqlite3.connect(self.database.url.removeprefix("sqlite:///"), isolation_level=None)
-        lock.execute("BEGIN EXCLUSIVE")
-        try:
-            yield
-        finally:
-            lock.execute("ROLLBACK")
-            lock.close()
+    def break_transiently(self) -> contextlib.AbstractContextManager[None]:
+        return sqlite_locked(self.database.url)
 
 
 class PostgreSQLHarness(SQLiteHarness):

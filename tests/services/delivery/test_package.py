@@ -70,7 +70,7 @@ def check_manifest(store: Storage, info: PackageInfo) -> dict[str, Any]:
     return manifest
 
 
-def test_electronic_disclosure_for_two_systems(tmp_path: Path) -> None:
+def test_rule_4_electronic_disclosure_for_two_systems_is_json_and_csv(tmp_path: Path) -> None:
     store = LocalStorage(tmp_path)
     info = build_package(store, method="electronic", **disclosure())
 
@@ -153,7 +153,7 @@ def test_no_data_found_is_an_outcome(tmp_path: Path) -> None:
     check_manifest(store, info)
 
 
-def test_written_letter_lists_the_data_and_reasons_escaped(tmp_path: Path) -> None:
+def test_rule_4_written_letter_lists_the_data_and_reasons_escaped(tmp_path: Path) -> None:
     store = LocalStorage(tmp_path)
     evil = "<script>alert('x')</script>"
     response = make_response(
@@ -180,7 +180,7 @@ def test_written_letter_lists_the_data_and_reasons_escaped(tmp_path: Path) -> No
     ]
     info = build_package(store, response=response, results=results, method="written")
 
-    assert sorted(info.files) == ["letter.html", "manifest.json"]
+    assert sorted(info.files) == ["letter.html", "letter.pdf", "manifest.json"]
     assert info.uri == store.uri(PREFIX + "letter.html")
     check_manifest(store, info)
     letter = store.get(PREFIX + "letter.html").decode()
@@ -228,7 +228,7 @@ def test_correction_lists_old_and_new_values_and_fields_not_found(tmp_path: Path
     assert "email: not found" in summary
 
     info = build_package(store, response=response, results=results, method="written")
-    assert sorted(info.files) == ["letter.html", "manifest.json"]
+    assert sorted(info.files) == ["letter.html", "letter.pdf", "manifest.json"]
     letter = store.get(PREFIX + "letter.html").decode()
     assert "訂正等請求に対する回答" in letter
     assert "<td>old@example.jp</td><td>new@example.jp</td>" in letter
@@ -275,6 +275,7 @@ def test_rebuilding_removes_files_that_no_longer_belong(tmp_path: Path) -> None:
     assert not store.exists(PREFIX + "data.json")
     assert sorted(p.name for p in (tmp_path / PREFIX).iterdir()) == [
         "letter.html",
+        "letter.pdf",
         "manifest.json",
     ]
 

@@ -236,3 +236,33 @@ def test_migrations_match_the_models(ledger: Ledger) -> None:
     with ledger.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+def test_rule_12_every_decision_is_audited_and_kept_at_least_24_months(ledger: Ledger) -> None:
+    ledger.admit(event("a-1"), "hold", "verification_pending", DEADLINE)
+    ledger.admit(event("a-1"), "proceed", None, DEADLINE)
+    ledger.extend("a-1", "many systems", "op-1", after_months(2))
+    ledger.admit(event("a-2"), "refuse", "identity_not_verified", DEADLINE)
+    trail = {(e.request_id, e.action): e for r in ("a-1", "a-2") for e in ledger.timeline(r)}
+    assert set(trail) >= {
+        ("a-1", "received"),
+        ("a-1", "hold"),
+        ("a-1", "released"),
+        ("a-1", "extended"),
+        ("a-2", "refuse"),
+    }
+    # who, when and why, on every one of them
+    assert all(e.actor and e.at for e in trail.values())
+    assert trail["a-1", "hold"].detail["reason_code"] == "verification_pending"
+    assert trail["a-1", "extended"].actor == "operator:op-1"
+    assert trail["a-2", "refuse"].detail["reason_code"] == "identity_not_verified"
+
+    now = datetime.now(UTC)
+    with pytest.raises(ValueError, match="kept at least"):
+        ledger.purge_audit(now - timedelta(days=700), "op-1")  # under 24 months
+    assert len(ledger.timeline("a-1")) >= 4  # nothing went
+    assert ledger.purge_audit(now - timedelta(days=800), "op-1", now=now) == 0
+    # in 25 months, today's entries may go, and the purge leaves its own trace
+    later = now + timedelta(days=800)
+    assert ledger.purge_audit(now + timedelta(seconds=1), "op-1", now=later) >= 7
+    assert ledger.timeline("a-1") == []

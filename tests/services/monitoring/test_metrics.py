@@ -317,6 +317,29 @@ def test_deadline_at_risk_counts_overdue_and_due_soon(pipeline: Pipeline) -> Non
     assert read("dsr_deadline_at_risk", regulation="gdpr", window="overdue") == 0
 
 
+def test_rule_14_an_appi_request_open_two_weeks_after_arrival_raises_the_art_39_alert(
+    pipeline: Pipeline,
+) -> None:
+    read = gauges(LedgerCollector(pipeline.ledger))
+    now = utcnow()
+    arrivals = {
+        "lr-15d": ("appi", now - timedelta(days=15)),
+        "lr-13d": ("appi", now - timedelta(days=13)),
+        "lr-gdpr": ("gdpr", now - timedelta(days=20)),  # no Art. 39 outside the APPI
+    }
+    for rid, (regulation, received) in arrivals.items():
+        submit(pipeline, rid, regulation=regulation, received_at=received.isoformat())
+    complete(
+        pipeline,
+        request_id="lr-done",
+        kind="disclosure",
+        identifiers=TARO,
+        received_at=(now - timedelta(days=20)).isoformat(),
+    )  # answered: no risk any more
+    assert read("dsr_litigation_risk", regulation="appi") == 1
+    assert read("dsr_litigation_risk", regulation="gdpr") is None  # not reported at all
+
+
 # -- consumer lag -------------------------------------------------------------------------
 def test_lag_reporter_drops_topics_no_longer_held() -> None:
     reporter = LagReporter("test-group")

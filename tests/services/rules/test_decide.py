@@ -29,7 +29,7 @@ def make(kind: str = "disclosure", regulation: str = "appi", **over: Any) -> Req
     return RequestEvent.model_validate(body)
 
 
-def test_unverified_identity_is_held() -> None:
+def test_rule_1_unverified_identity_is_held() -> None:
     d = rules.decide(make(verification={"status": "pending"}))
     assert (d.action, d.reason_code) == ("hold", "verification_pending")
 
@@ -40,31 +40,31 @@ def test_failed_verification_is_refused_with_a_reason() -> None:
     assert d.message
 
 
-def test_appointed_agent_without_power_of_attorney_is_held() -> None:
+def test_rule_2_appointed_agent_without_power_of_attorney_is_held() -> None:
     d = rules.decide(make(requester={"type": "appointed_agent"}))
     assert (d.action, d.reason_code) == ("hold", "agent_authority_missing")
     ok = rules.decide(make(requester={"type": "appointed_agent", "authority_reference": "POA"}))
     assert ok.action == "proceed"
 
 
-def test_statutory_agent_needs_proof_of_representation() -> None:
+def test_rule_2_statutory_agent_needs_proof_of_representation() -> None:
     d = rules.decide(make(requester={"type": "statutory_agent"}))
     assert (d.action, d.reason_code) == ("hold", "representation_proof_missing")
 
 
 @pytest.mark.parametrize("kind", ["disclosure", "third_party_records", "purpose_notification"])
-def test_appi_fee_kinds_wait_for_payment(kind: str) -> None:
+def test_rule_3_fee_kinds_wait_for_payment(kind: str) -> None:
     d = rules.decide(make(kind, fee={"required": True, "paid": False}))
     assert (d.action, d.reason_code) == ("hold", "fee_unpaid")
     assert rules.decide(make(kind, fee={"required": True, "paid": True})).action == "proceed"
 
 
 @pytest.mark.parametrize("kind", ["correction", "suspension", "erasure", "third_party_stop"])
-def test_other_kinds_never_wait_for_a_fee(kind: str) -> None:
+def test_rule_3_other_kinds_never_wait_for_a_fee(kind: str) -> None:
     assert rules.decide(make(kind, fee={"required": True, "paid": False})).action == "proceed"
 
 
-def test_deadlines_per_regulation() -> None:
+def test_rule_11_deadlines_per_regulation() -> None:
     assert rules.deadline(make(regulation="appi")) == datetime(2026, 2, 14, 9, tzinfo=UTC)
     # one calendar month, clamped to the end of February
     assert rules.deadline(make(regulation="gdpr")) == datetime(2026, 2, 28, 9, tzinfo=UTC)

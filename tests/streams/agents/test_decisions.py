@@ -40,10 +40,12 @@ def _reason(out: list[Outgoing]) -> str:
     return str(body(rejected)["reason_code"])
 
 
-def test_a_gdpr_extension_adds_two_months_and_reaches_the_response(pipeline: Pipeline) -> None:
+def test_rule_11_a_gdpr_extension_adds_two_months_and_reaches_the_response(
+    pipeline: Pipeline,
+) -> None:
     _submit(pipeline, "gx-1", "gdpr")
     before = pipeline.ledger.request("gx-1").deadline_at
-    assert _extend(pipeline, "gx-1") == []
+    assert [o.topic for o in _extend(pipeline, "gx-1")] == [topics.NOTICES]
     assert _reason(_extend(pipeline, "gx-1")) == "already_extended"
     # verification completes: the request is released and answered
     out = intake.handle_request(
@@ -70,7 +72,7 @@ def test_a_gdpr_extension_adds_two_months_and_reaches_the_response(pipeline: Pip
 def test_a_ccpa_extension_adds_45_days(pipeline: Pipeline) -> None:
     _submit(pipeline, "cx-1", "ccpa")
     before = pipeline.ledger.request("cx-1").deadline_at
-    assert _extend(pipeline, "cx-1") == []
+    assert [o.topic for o in _extend(pipeline, "cx-1")] == [topics.NOTICES]
     assert (pipeline.ledger.request("cx-1").deadline_at - before).days == 45
 
 
@@ -108,7 +110,7 @@ def _refuse(p: Pipeline, request_id: str, ground: str) -> list[Outgoing]:
     return decisions.handle_decision(p, dump(decision))
 
 
-def test_an_appi_art_33_2_refusal_answers_the_held_request(pipeline: Pipeline) -> None:
+def test_rule_5_an_appi_art_33_2_refusal_answers_the_held_request(pipeline: Pipeline) -> None:
     _submit(pipeline, "rf-1", "appi")  # held for verification
     out = _refuse(pipeline, "rf-1", "harm_to_principal_or_third_party")
     [response] = [ResponseEvent.model_validate(body(o)) for o in to(topics.RESPONSES, out)]

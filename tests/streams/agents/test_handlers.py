@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
+import pytest
+from sqlalchemy import update
+
+from services.datamap import RefusalRule
 from services.demo.scenario import HANAKO, TARO, event
+from services.ledger import as_utc
+from services.ledger.models import Request
 from streams import topics
 from streams.agents import aggregate, fanout, intake
 from streams.context import Pipeline
@@ -26,6 +34,13 @@ def drive(p: Pipeline, request_id: str) -> ResponseEvent:
         responses += to(topics.RESPONSES, out)
     [response] = responses
     return ResponseEvent.model_validate(body(response))
+
+
+def with_system(p: Pipeline, system: str, **update: Any) -> Pipeline:
+    """The pipeline with one system's data-map entry changed."""
+    spec = p.datamap.systems[system].model_copy(update=update)
+    systems = {**p.datamap.systems, system: spec}
+    return replace(p, datamap=p.datamap.model_copy(update={"systems": systems}))
 
 
 def test_valid_request_is_accepted_and_sent_to_fanout(pipeline: Pipeline) -> None:
@@ -56,7 +71,8 @@ def test_duplicate_request_is_processed_once(pipeline: Pipeline) -> None:
 
 def test_held_for_fee_then_released(pipeline: Pipeline) -> None:
     fee = {"required": True, "paid": False}
-    assert submit(pipeline, request_id="f-1", kind="disclosure", identifiers=TARO, fee=fee) == []
+    out = submit(pipeline, request_id="f-1", kind="disclosure", identifiers=TARO, fee=fee)
+    assert [o.topic for o in out] == [topics.NOTICES]  # held: the principal is told why
     assert pipeline.ledger.request("f-1").hold_reason == "fee_unpaid"
     out = submit(
         pipeline,
@@ -78,10 +94,15 @@ def test_fanout_sends_one_task_per_applicable_system(pipeline: Pipeline) -> None
     ]
     statuses = {t.system: t.status for t in pipeline.ledger.tasks("t-1")}
     # orders and shipping wait for the identifiers the CRM will discover
-    assert statuses == {"crm": "pending", "search_index": "pending", "partners": "not_applicable"}
+    assert statuses == {
+        "crm": "pending",
+        "search_index": "pending",
+        "partners": "not_applicable",
+        "provision_ledger": "not_applicable",
+    }
     again = fanout.handle_accepted(pipeline, "t-1")  # redelivered: same tasks, no new rows
     assert sorted(o.topic for o in again) == sorted(o.topic for o in out)
-    assert len(pipeline.ledger.tasks("t-1")) == 3
+    assert len(pipeline.ledger.tasks("t-1")) == 4
 
 
 def test_disclosure_response_has_package_and_deadline(pipeline: Pipeline) -> None:
@@ -91,7 +112,14 @@ def test_disclosure_response_has_package_and_deadline(pipeline: Pipeline) -> Non
     assert response.package and response.package.startswith("file://")
     assert response.deadline > response.received_at
     records = {s.system: s.records for s in response.systems}
-    assert records == {"crm": 1, "orders": 2, "partners": 0, "search_index": 1, "shipping": 1}
+    assert records == {
+        "crm": 1,
+        "orders": 2,
+        "partners": 0,
+        "provision_ledger": 0,
+        "search_index": 1,
+        "shipping": 1,
+    }
 
 
 def test_redelivered_result_does_not_complete_twice(pipeline: Pipeline) -> None:
@@ -104,7 +132,7 @@ def test_redelivered_result_does_not_complete_twice(pipeline: Pipeline) -> None:
     assert len(completions) == 1
 
 
-def test_unknown_subject_discloses_no_data_with_a_reason(pipeline: Pipeline) -> None:
+def test_rule_6_unknown_subject_discloses_no_data_with_a_reason(pipeline: Pipeline) -> None:
     submit(
         pipeline,
         request_id="n-1",
@@ -124,7 +152,7 @@ def test_purpose_notification_is_answered_from_the_data_map(pipeline: Pipeline) 
     assert {p["id"] for p in response.purposes or []} >= {"customer_account", "marketing"}
 
 
-def test_refused_request_gets_a_response_with_its_reason(pipeline: Pipeline) -> None:
+def test_rule_5_refused_request_gets_a_response_with_its_reason(pipeline: Pipeline) -> None:
     out = submit(
         pipeline,
         request_id="x-1",
@@ -138,7 +166,7 @@ def test_refused_request_gets_a_response_with_its_reason(pipeline: Pipeline) -> 
     assert [r.code for r in refused.reasons] == ["identity_not_verified"]
 
 
-def test_correction_reports_old_new_and_missing_fields(pipeline: Pipeline) -> None:
+def test_rule_7_correction_reports_old_new_and_missing_fields(pipeline: Pipeline) -> None:
     submit(
         pipeline,
         request_id="c-1",
@@ -159,7 +187,7 @@ def test_timed_out_request_is_partial_and_names_the_silent_system(pipeline: Pipe
     out = fanout.handle_accepted(pipeline, "to-1")
     crm_only = [raw for raw in run_tasks(pipeline, out) if b'"system":"crm"' in raw]
     aggregate.handle_result(pipeline, crm_only[0])
-    [response] = aggregate.time_out(pipeline, "to-1")
+    [response] = to(topics.RESPONSES, aggregate.time_out(pipeline, "to-1"))
     r = ResponseEvent.model_validate(body(response))
     assert r.status == "partially_completed"
     # orders was unlocked by the CRM's result but never answered; search_index never did
@@ -179,4 +207,79 @@ def test_redelivered_result_resends_the_wave_it_unlocked(pipeline: Pipeline) -> 
     assert [o.topic for o in unlocked] == [topics.tasks_topic("orders")]
     redelivered = aggregate.handle_result(pipeline, crm)  # the message was never committed
     assert topics.tasks_topic("orders") in [o.topic for o in redelivered]
-    assert len(pipeline.ledger.tasks("w-1")) == 4  # no task planned twice
+    assert len(pipeline.ledger.tasks("w-1")) == 5  # no task planned twice
+
+
+def test_rule_13_a_paper_only_store_turns_a_disclosure_into_a_letter_with_a_reason(
+    pipeline: Pipeline,
+) -> None:
+    paper = with_system(pipeline, "orders", electronic_disclosure=False)
+    submit(paper, request_id="fb-1", kind="disclosure", identifiers=TARO)
+    response = drive(paper, "fb-1")
+    assert response.status == "completed"
+    [fallback] = [r for r in response.reasons if r.code == "written_fallback"]
+    assert "orders" in fallback.message and "Art. 33(1)" in fallback.message
+    assert response.letter and response.letter.endswith("letter.html")
+    # a store that finds nothing does not force paper
+    submit(paper, request_id="fb-2", kind="disclosure", identifiers={"email": "nobody@x.jp"})
+    assert drive(paper, "fb-2").letter is None
+
+
+@pytest.mark.parametrize(
+    ("regulation", "pauses"),
+    [("gdpr", True), ("appi", False), ("ccpa", False)],  # CCPA: rule 15, it never pauses
+)
+def test_rule_1_and_15_an_unverified_request_is_held_and_its_clock_paused_as_configured(
+    pipeline: Pipeline, regulation: str, pauses: bool
+) -> None:
+    rid = f"clk-{regulation}"
+    pending = {"status": "pending"}
+    out = submit(
+        pipeline,
+        request_id=rid,
+        kind="disclosure",
+        identifiers=TARO,
+        regulation=regulation,
+        verification=pending,
+    )
+    assert to(topics.ACCEPTED, out) == []  # held, not fanned out
+    row = pipeline.ledger.request(rid)
+    assert row is not None and row.hold_reason == "verification_pending"
+    deadline = as_utc(row.deadline_at)
+    with pipeline.ledger.session() as s:  # it waited ten days for verification
+        s.execute(
+            update(Request)
+            .where(Request.request_id == rid)
+            .values(created_at=as_utc(row.created_at) - timedelta(days=10))
+        )
+    out = submit(
+        pipeline, request_id=rid, kind="disclosure", identifiers=TARO, regulation=regulation
+    )
+    assert [o.topic for o in to(topics.ACCEPTED, out)] == [topics.ACCEPTED]
+    moved = as_utc(pipeline.ledger.request(rid).deadline_at) - deadline  # type: ignore[union-attr]
+    if pauses:
+        assert timedelta(days=10) <= moved < timedelta(days=10, minutes=1)
+    else:
+        assert moved == timedelta(0)
+
+
+def test_rule_5_a_data_map_refusal_withholds_one_system_and_says_why(pipeline: Pipeline) -> None:
+    rule = {
+        "kinds": ["disclosure"],
+        "code": "violation_of_other_laws",
+        "reason": "Order records are under a court's preservation order.",
+    }
+    withheld = with_system(pipeline, "orders", refuse=[RefusalRule.model_validate(rule)])
+    submit(withheld, request_id="wr-1", kind="disclosure", identifiers=TARO)
+    response = drive(withheld, "wr-1")
+    assert response.status == "partially_completed"
+    [reason] = [r for r in response.reasons if r.system == "orders"]
+    assert (reason.code, reason.message) == ("violation_of_other_laws", rule["reason"])
+    orders = next(s for s in response.systems if s.system == "orders")
+    assert (orders.status, orders.records, orders.reason_code) == (
+        "refused",
+        0,
+        "violation_of_other_laws",
+    )
+    [task] = [t for t in withheld.ledger.tasks("wr-1") if t.system == "orders"]
+    assert task.attempts == 0  # never asked

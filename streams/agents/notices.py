@@ -1,0 +1,168 @@
+"""Notices: tell the principal about every decision, once.
+
+Where a handler records something the principal must be told, it also returns a
+``dsr.notices`` message naming the request and the notice's purpose (``due()``):
+
+- aggregation, when it records a response (``finish``): ``response``;
+- decisions, when an extension is recorded: ``extension``;
+- intake, when a request is held: ``hold``; and when a CCPA request is recorded:
+  ``acknowledgement``.
+
+The notices agent (``handle_notice``) then builds the notice from what the ledger
+recorded, skips it if the audit trail already has it (``notified``, by notice id),
+sends it in a thread, and audits it. Why nothing is lost or sent twice:
+
+- The ``dsr.notices`` message is sent and acknowledged by the broker before the
+  handler's input is committed, and, for a response, before the response is marked
+  published; a crash before then replays the input (or the sweeper re-sends the
+  unpublished response), and the message is produced again.
+- The handlers produce it again whenever they see the same state (a redelivered
+  request that is still held, a repeated extension), and the audit check makes the
+  extra messages no-ops.
+- One partition, and so one consumer, handles all of a request's notices in order.
+- A crash after sending and before the ``notified`` row is written sends that notice
+  once more when the message is redelivered. Its Message-ID is derived from the notice
+  id, so the repeat is recognisable, and the outbox file is written only once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+
+from services import rules
+from services.ledger import as_utc
+from services.ledger.models import AuditEntry, Request, RequestStatus
+from services.notify import PURPOSES, Notice, Notifier, Purpose, compose
+from streams import topics
+from streams.context import Outgoing, Pipeline
+from streams.records import Extension, RequestEvent, ResponseEvent
+
+log = logging.getLogger("dsr.notices")
+
+ACTOR = "notifier"
+
+
+class InvalidNotice(ValueError):
+    """A ``dsr.notices`` message that names no request or no known purpose."""
+
+
+def due(request_id: str, purpose: Purpose) -> Outgoing:
+    """The message that asks the notices agent to send a notice of ``purpose``."""
+    body = {"request_id": request_id, "purpose": purpose}
+    return Outgoing(topics.NOTICES, request_id.encode(), json.dumps(body).encode())
+
+
+def on_admission(event: RequestEvent, held: bool) -> list[Outgoing]:
+    """What intake owes the principal once a request is recorded."""
+    out = []
+    if rules.policy_for(event.regulation).acknowledge_within_business_days is not None:
+        out.append(due(event.request_id, "acknowledgement"))
+    if held:
+        out.append(due(event.request_id, "hold"))
+    return out
+
+
+async def handle_notice(
+    ctx: Pipeline, notifier: Notifier, raw: bytes, contact: str
+) -> list[Outgoing]:
+    """Send the notice ``raw`` asks for, unless it was sent already; audit it."""
+    notice = prepare(ctx, raw, contact)
+    if notice is None:
+        return []
+    receipt = await asyncio.to_thread(notifier.send, notice)
+    ctx.ledger.audit(
+        notice.request_id,
+        ACTOR,
+        "notified",
+        notice_id=notice.id,
+        purpose=notice.purpose,
+        revision=notice.revision,
+        channel=receipt.channel,
+        addressed=receipt.addressed,
+        **notice.facts,
+    )
+    log.info(
+        "notice sent",
+        extra={
+            "request_id": notice.request_id,
+            "stage": "notices",
+            "purpose": notice.purpose,
+            "channel": receipt.channel,
+        },
+    )
+    return []
+
+
+def prepare(ctx: Pipeline, raw: bytes, contact: str) -> Notice | None:
+    """The notice ``raw`` asks for, built from the ledger; None when there is nothing
+    (left) to send."""
+    try:
+        ref = json.loads(raw)
+        request_id, purpose = str(ref["request_id"]), ref["purpose"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidNotice("not a notice message") from None
+    if purpose not in PURPOSES:
+        raise InvalidNotice(f"unknown notice purpose {str(purpose)[:64]!r}")
+    row = ctx.ledger.request(request_id)
+    if row is None:
+        return None
+    notice = build(ctx, row, purpose, contact)
+    if notice is None or already_notified(ctx, notice):
+        return None
+    return notice
+
+
+def build(ctx: Pipeline, row: Request, purpose: Purpose, contact: str) -> Notice | None:
+    event = RequestEvent.model_validate(row.event)
+    if purpose == "response":
+        stored = ctx.ledger.response(row.request_id)
+        if stored is None:  # reopened by a redrive: the next revision will be told
+            return None
+        return compose.for_response(event, ResponseEvent.model_validate(stored.body), contact)
+    if purpose == "extension":
+        if not row.extensions:
+            return None
+        extension = Extension.model_validate(row.extensions[-1])
+        return compose.for_extension(event, extension, len(row.extensions), contact)
+    if purpose == "hold":
+        if row.status != RequestStatus.HELD or not row.hold_reason:
+            return None  # released or answered since: nothing is needed any more
+        holds = _holds(ctx, row.request_id)
+        revision = max(1, len(holds))
+        at = holds[-1] if holds else as_utc(row.updated_at)
+        return compose.for_hold(event, row.hold_reason, revision, at, contact)
+    return compose.for_acknowledgement(
+        event, as_utc(row.deadline_at), as_utc(row.created_at), contact
+    )
+
+
+def already_notified(ctx: Pipeline, notice: Notice) -> bool:
+    with ctx.ledger.session() as s:
+        found = s.scalar(
+            select(AuditEntry.id)
+            .where(
+                AuditEntry.request_id == notice.request_id,
+                AuditEntry.action == "notified",
+                AuditEntry.detail["notice_id"].as_string() == notice.id,
+            )
+            .limit(1)
+        )
+    return found is not None
+
+
+def _holds(ctx: Pipeline, request_id: str) -> list[datetime]:
+    """When each hold of the request was recorded, oldest first."""
+    with ctx.ledger.session() as s:
+        return [
+            as_utc(at)
+            for at in s.scalars(
+                select(AuditEntry.at)
+                .where(AuditEntry.request_id == request_id, AuditEntry.action == "hold")
+                .order_by(AuditEntry.id)
+            )
+        ]

@@ -1,0 +1,44 @@
+"""Provision records: validate an Art. 29 / Art. 30 record event and store it once.
+
+A malformed record, one whose ``record_id`` is taken by another record, and a
+provision to a recipient the principal has stopped all go to
+``dsr.requests.rejected`` with their reason; the worker carries on. The store
+audits its own refusals in the transaction that decides them; a malformed
+event is traced like a malformed request (``rejected_events`` and the audit
+trail, a hash of it and never its content).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from services.provisions.records import ProvisionEvent
+from services.provisions.store import ProvisionStore
+from services.signing import Headers
+from streams import topics
+from streams.agents.intake import RAW_KEEP_CHARS, Rejection, parse, reject
+from streams.context import Outgoing, Pipeline
+from streams.records import RejectedEvent, dump
+
+log = logging.getLogger("dsr.provisions")
+
+
+def handle_provision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[Outgoing]:
+    try:
+        event = parse(raw, ctx.keyring, headers, ProvisionEvent)
+    except Rejection as rej:
+        return reject(ctx, raw, rej, stage="provisions")
+    outcome = ProvisionStore(ctx.ledger.engine).record(event, via="topic")
+    log.info(
+        "provision record %s",
+        outcome.status,
+        extra={"stage": "provisions", "system": event.system, "reason_code": outcome.reason_code},
+    )
+    if outcome.status != "rejected":
+        return []
+    refused = RejectedEvent(
+        reason_code=outcome.reason_code,  # type: ignore[arg-type]
+        errors=[{"loc": "record_id", "msg": outcome.message}],
+        raw=raw[:RAW_KEEP_CHARS].decode("utf-8", "replace"),
+    )
+    return [Outgoing(topics.REJECTED, event.record_id.encode(), dump(refused))]

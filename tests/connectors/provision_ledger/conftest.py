@@ -1,0 +1,1 @@
+from tests.fixtures.databases import database_url  # noqa: F401

@@ -1,0 +1,110 @@
+"""The notices agent: each notice is built from the ledger, sent once and audited."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from services.demo.scenario import TARO, event
+from services.notify import OutboxNotifier
+from streams import topics
+from streams.agents import aggregate, fanout, intake, notices
+from streams.context import Outgoing, Pipeline
+from tests.streams.agents.fixtures import run_tasks, to
+
+CONTACT = "privacy@example.co.jp"
+
+
+def deliver(p: Pipeline, outbox: OutboxNotifier, out: list[Outgoing]) -> None:
+    for o in to(topics.NOTICES, out):
+        asyncio.run(notices.handle_notice(p, outbox, o.value, CONTACT))
+
+
+def notified(p: Pipeline, request_id: str) -> list[str]:
+    return [e.detail["notice_id"] for e in p.ledger.timeline(request_id) if e.action == "notified"]
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> OutboxNotifier:
+    return OutboxNotifier(tmp_path / "outbox", sender="privacy@example.co.jp")
+
+
+def test_a_response_notice_is_sent_once_however_often_it_is_due(
+    pipeline: Pipeline, outbox: OutboxNotifier
+) -> None:
+    raw = json.dumps(event("o-1", "disclosure", TARO)).encode()
+    assert to(topics.ACCEPTED, intake.handle_request(pipeline, raw))
+    out = fanout.handle_accepted(pipeline, "o-1")
+    sent: list[Outgoing] = []
+    while results := run_tasks(pipeline, out):
+        out = [o for r in results for o in aggregate.handle_result(pipeline, r)]
+        sent += out
+    assert to(topics.NOTICES, sent) == [notices.due("o-1", "response")]
+    # the response is re-sent before it is marked published: so is its notice
+    again = aggregate.finish(pipeline, "o-1")
+    assert to(topics.NOTICES, again) == [notices.due("o-1", "response")]
+    deliver(pipeline, outbox, sent + again)
+    assert notified(pipeline, "o-1") == ["o-1:response:1"]
+    assert [p.name for p in (outbox.directory / "o-1").iterdir()] == ["o-1:response:1.eml"]
+    [audit] = [e for e in pipeline.ledger.timeline("o-1") if e.action == "notified"]
+    assert audit.actor == "notifier"
+    assert audit.detail == {
+        "notice_id": "o-1:response:1",
+        "purpose": "response",
+        "revision": 1,
+        "channel": "outbox",
+        "addressed": False,
+        "status": "completed",
+        "reason_codes": "",
+    }
+
+
+def test_a_send_not_yet_audited_is_repeated_once_and_recognisable(
+    pipeline: Pipeline, outbox: OutboxNotifier
+) -> None:
+    """A crash between sending and auditing: the redelivered message sends again, with
+    the same id; the outbox keeps one copy."""
+    out = intake.handle_request(
+        pipeline, json.dumps(event("c-1", "disclosure", TARO, regulation="ccpa")).encode()
+    )
+    [due] = to(topics.NOTICES, out)
+    notice = notices.prepare(pipeline, due.value, CONTACT)
+    assert notice is not None
+    outbox.send(notice)  # ... and the worker dies here
+    deliver(pipeline, outbox, [due, due])
+    assert notified(pipeline, "c-1") == ["c-1:acknowledgement:1"]
+    assert len(list((outbox.directory / "c-1").iterdir())) == 1
+
+
+def test_only_the_latest_hold_is_told_and_none_once_released(
+    pipeline: Pipeline, outbox: OutboxNotifier
+) -> None:
+    pending = event("h-1", "disclosure", TARO, verification={"status": "pending"})
+    unpaid = event("h-1", "disclosure", TARO, fee={"required": True, "paid": False})
+    first = intake.handle_request(pipeline, json.dumps(pending).encode())
+    second = intake.handle_request(pipeline, json.dumps(unpaid).encode())
+    deliver(pipeline, outbox, first + second)
+    assert notified(pipeline, "h-1") == ["h-1:hold:2"]
+    redelivered = intake.handle_request(pipeline, json.dumps(unpaid).encode())
+    deliver(pipeline, outbox, redelivered)
+    assert notified(pipeline, "h-1") == ["h-1:hold:2"]
+    released = intake.handle_request(
+        pipeline, json.dumps(event("h-2", "disclosure", TARO)).encode()
+    )
+    held_then_released = intake.handle_request(
+        pipeline, json.dumps(event("h-3", "disclosure", TARO, fee={"required": True})).encode()
+    )
+    intake.handle_request(pipeline, json.dumps(event("h-3", "disclosure", TARO)).encode())
+    deliver(pipeline, outbox, released + held_then_released)
+    assert notified(pipeline, "h-2") == notified(pipeline, "h-3") == []
+
+
+def test_a_malformed_notice_message_is_refused(pipeline: Pipeline) -> None:
+    with pytest.raises(notices.InvalidNotice):
+        notices.prepare(pipeline, b"{}", CONTACT)
+    with pytest.raises(notices.InvalidNotice):
+        notices.prepare(pipeline, b'{"request_id": "x", "purpose": "gossip"}', CONTACT)
+    assert notices.prepare(pipeline, notices.due("nobody", "response").value, CONTACT) is None
