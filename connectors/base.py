@@ -33,7 +33,7 @@ from connectors.errors import ConfigError, NotSupported
 from connectors.lookups import lookups, merge
 from connectors.loop import run_coroutines
 from connectors.results import CheckResult, OperationResult
-from streams.records import Change, Kind, Reason, Task, TaskResult
+from streams.records import HOLDS_DATA, Change, Kind, Reason, Task, TaskResult, answered_by
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
@@ -203,18 +203,22 @@ def dispatch(connector: ConnectorBase[Any], task: Task) -> OperationResult:
     An async connector's coroutines run on the event loop of ``connectors.loop``,
     in a thread of its own; the caller's thread waits for the result.
     """
-    if task.kind not in METHODS:
-        raise NotSupported(f"{task.kind} is answered from the data map, not by a connector")
-    if not connector.supports(task.kind):
-        raise connector._not_supported(task.kind)
+    asked = answered_by(task.kind)
+    if not connector.supports(asked):
+        raise connector._not_supported(asked)
     token = _current_task.set(task)
     try:
         calls = [call(connector, task, ids) for ids in lookups(task)]
     finally:
         _current_task.reset(token)
-    if isinstance(connector, Connector):
-        return merge(calls)
-    return merge(run_coroutines(calls))
+    result = merge(calls) if isinstance(connector, Connector) else merge(run_coroutines(calls))
+    if task.kind is Kind.PURPOSE_NOTIFICATION:
+        # only whether the system holds data: no record leaves the runner
+        return OperationResult(
+            details={HOLDS_DATA: bool(result.records)},
+            discovered_identifiers=result.discovered_identifiers,
+        )
+    return result
 
 
 def check(connector: ConnectorBase[Any]) -> CheckResult:
@@ -231,9 +235,10 @@ async def _awaited(value: Awaitable[CheckResult]) -> CheckResult:
 
 def call(connector: ConnectorBase[Any], task: Task, ids: Identifiers) -> Any:
     """Call the operation for ``task.kind``: a result, or a coroutine for an async one."""
-    method = getattr(connector, METHODS[task.kind])
-    if task.kind is Kind.CORRECTION:
+    kind = answered_by(task.kind)
+    method = getattr(connector, METHODS[kind])
+    if kind is Kind.CORRECTION:
         return method(ids, task.changes, dry_run=task.dry_run)
-    if task.kind in (Kind.DISCLOSURE, Kind.THIRD_PARTY_RECORDS):
+    if kind in (Kind.DISCLOSURE, Kind.THIRD_PARTY_RECORDS):
         return method(ids)
     return method(ids, grounds=task.grounds, dry_run=task.dry_run)

@@ -161,7 +161,7 @@ class DataMap(BaseModel):
         return deps
 
     def purposes_of(self, systems: list[str]) -> list[Purpose]:
-        wanted = {p for s in systems for p in self.systems[s].purposes}
+        wanted = {p for s in systems if s in self.systems for p in self.systems[s].purposes}
         return [p for p in self.purposes if p.id in wanted]
 
 

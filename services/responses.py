@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from streams.records import (
+    HOLDS_DATA,
     PACKAGE_KINDS,
     Kind,
     Reason,
@@ -57,10 +58,12 @@ def summarise(kind: Kind, outcomes: Sequence[TaskOutcome]) -> Summary:
     if kind is Kind.CORRECTION:
         reasons += _fields_not_found(succeeded)
     if (
-        kind in PACKAGE_KINDS
+        kind in PACKAGE_KINDS | {Kind.PURPOSE_NOTIFICATION}
         and not failed
         and not refusals
-        and not any(o.result and o.result.records for o in succeeded)
+        and not any(
+            o.result and (o.result.records or o.result.details.get(HOLDS_DATA)) for o in succeeded
+        )
     ):
         reasons.append(
             Reason(

@@ -17,7 +17,7 @@ from services.delivery.storage import Storage, open_storage
 from services.ledger import Ledger
 from services.settings import Settings
 from services.signing import Keyring
-from streams.records import Kind
+from streams.records import Kind, answered_by
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,10 @@ class Pipeline:
 
     def supports(self, system: str, kind: Kind) -> bool:
         spec = self.datamap.systems[system]
-        if spec.kinds is not None and kind not in spec.kinds:
+        asked = answered_by(kind)
+        if spec.kinds is not None and not {kind, asked} & set(spec.kinds):
             return False
-        return self.connectors[system].supports(kind)
+        return self.connectors[system].supports(asked)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pipeline:

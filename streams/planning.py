@@ -19,7 +19,6 @@ from services.ledger.models import Task as TaskRow
 from streams import topics
 from streams.context import Outgoing, Pipeline
 from streams.records import (
-    FAN_OUT_KINDS,
     Kind,
     Reason,
     RequestEvent,
@@ -50,8 +49,6 @@ def next_wave(
 ) -> list[TaskPlan]:
     """Plans for the systems not planned yet: those that can run now, and, once nothing
     is left in flight, those that never can."""
-    if event.kind not in FAN_OUT_KINDS:
-        return []
     state = {p.system: p.status for p in planned}
     wave = max((p.wave for p in planned), default=-1) + 1
     known = set(event.subject.identifiers) | {k for k, v in discovered.items() if v}

@@ -53,8 +53,19 @@ class Kind(StrEnum):
 DESTRUCTIVE_KINDS = frozenset(
     {Kind.CORRECTION, Kind.SUSPENSION, Kind.ERASURE, Kind.THIRD_PARTY_STOP}
 )
-#: Kinds answered by connectors; ``purpose_notification`` is answered from the data map.
+#: Kinds with a connector operation of their own. ``purpose_notification`` has none: it
+#: asks each system, with a disclosure, only whether it holds the principal's data, and
+#: the purposes of the systems that do come from the data map.
 FAN_OUT_KINDS = frozenset(Kind) - {Kind.PURPOSE_NOTIFICATION}
+#: The detail a purpose-notification task reports instead of records.
+HOLDS_DATA = "holds_data"
+
+
+def answered_by(kind: Kind) -> Kind:
+    """The connector operation that answers a task of ``kind``."""
+    return Kind.DISCLOSURE if kind is Kind.PURPOSE_NOTIFICATION else kind
+
+
 #: Kinds whose response carries a package of the principal's data.
 PACKAGE_KINDS = frozenset({Kind.DISCLOSURE, Kind.THIRD_PARTY_RECORDS})
 

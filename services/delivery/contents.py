@@ -14,7 +14,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.records import Kind, ResponseEvent, ResponseStatus, TaskResult, TaskStatus
+from streams.records import (
+    HOLDS_DATA,
+    Kind,
+    ResponseEvent,
+    ResponseStatus,
+    TaskResult,
+    TaskStatus,
+)
 
 #: The table name for records that carry no ``_source`` key.
 DEFAULT_TABLE = "records"
@@ -60,6 +67,8 @@ class Section:
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     changes: list[dict[str, Any]] = field(default_factory=list)
     not_found: list[str] = field(default_factory=list)
+    #: For a purpose notification: whether the system holds the principal's data.
+    holds_data: bool = False
 
     @property
     def record_count(self) -> int:
@@ -91,7 +100,7 @@ def _ok_outcome(section: Section, kind: Kind) -> str:
         n, t = section.record_count, len(section.tables)
         return f"{n}件 ({t}表) / {n} record(s) in {t} table(s)" if n else NO_DATA
     if kind is Kind.PURPOSE_NOTIFICATION:
-        return "完了 / Done"
+        return "保有しています / Holds your data" if section.holds_data else NO_DATA
     n = section.changed
     return f"{n}件に対応 / {n} record(s) handled" if n else NO_DATA
 
@@ -113,7 +122,7 @@ class Contents:
         """True when every system answered and none holds data ("no data" is an outcome)."""
         answered = [s for s in self.sections if s.status is TaskStatus.OK]
         return bool(answered) and all(
-            not s.tables and not s.changes and not s.changed for s in answered
+            not s.tables and not s.changes and not s.changed and not s.holds_data for s in answered
         )
 
 
@@ -158,6 +167,7 @@ def collect(
                 tables=_tables(done),
                 changes=[c for r in done for c in _list(r.details.get("changes"))],
                 not_found=[_field_name(f) for r in done for f in _list(r.details.get("not_found"))],
+                holds_data=any(r.details.get(HOLDS_DATA) for r in done),
             )
         )
     chosen = purposes if purposes is not None else (response.purposes or [])

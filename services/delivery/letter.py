@@ -87,7 +87,7 @@ def render_letter(contents: Contents) -> str:
                 [[x.reason, _when(x.previous_deadline), _when(x.deadline)] for x in r.extensions],
             )
         )
-    if contents.found_nothing and r.kind is not Kind.PURPOSE_NOTIFICATION:
+    if contents.found_nothing:
         parts.append(f'<p class="note">{e(NO_DATA_ANYWHERE)}</p>')
     if contents.sections:
         parts.append("<h2>システム別の結果 / Outcome per system</h2>")

@@ -204,7 +204,7 @@ def summary(contents: Contents) -> str:
         ),
         "",
     ]
-    if contents.found_nothing and r.kind is not Kind.PURPOSE_NOTIFICATION:
+    if contents.found_nothing:
         lines += [NO_DATA_ANYWHERE, ""]
     if contents.sections:
         lines.append("Per system / システム別:")

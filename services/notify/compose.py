@@ -224,7 +224,7 @@ def _system_line(kind: Kind, s: SystemOutcome) -> str:
     if kind in (Kind.DISCLOSURE, Kind.THIRD_PARTY_RECORDS):
         return f"{s.records}件 / {s.records} record(s)" if s.records else NO_DATA
     if kind is Kind.PURPOSE_NOTIFICATION:
-        return "完了 / Done"
+        return "確認しました / Checked"
     if kind is Kind.CORRECTION:
         return f"{s.changed}件を訂正 / {s.changed} corrected" if s.changed else NO_DATA
     return f"{s.changed}件に対応 / {s.changed} record(s) handled" if s.changed else NO_DATA

@@ -21,6 +21,7 @@ from streams.agents import notices
 from streams.context import Outgoing, Pipeline
 from streams.planning import next_wave, planned, task_messages
 from streams.records import (
+    HOLDS_DATA,
     PACKAGE_KINDS,
     Kind,
     Reason,
@@ -134,8 +135,9 @@ def finish(
         status = ResponseStatus.REFUSED
         reasons = [Reason(code=row.hold_reason or "refused", message=_refusal_message(row))]
     purposes = None
-    if event.kind is Kind.PURPOSE_NOTIFICATION:
-        purposes = [p.model_dump() for p in ctx.datamap.purposes_of(list(ctx.datamap.systems))]
+    if event.kind is Kind.PURPOSE_NOTIFICATION:  # the purposes of the systems holding data
+        holding = [o.system for o in outcomes if o.result and o.result.details.get(HOLDS_DATA)]
+        purposes = [p.model_dump() for p in ctx.datamap.purposes_of(holding)]
     now = utcnow()
     response = ResponseEvent(
         request_id=request_id,

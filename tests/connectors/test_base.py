@@ -120,9 +120,20 @@ def test_a_kind_narrowed_by_config_is_not_supported() -> None:
     assert c.pages  # nothing was erased
 
 
-def test_purpose_notification_never_reaches_a_connector() -> None:
-    with pytest.raises(NotSupported, match="data map"):
-        dispatch(notebook(), task(Kind.PURPOSE_NOTIFICATION))
+class Shredder(Notebook):
+    """Erases pages, but cannot show them."""
+
+    capabilities = frozenset({Kind.ERASURE})
+
+
+def test_purpose_notification_asks_only_whether_the_system_holds_data() -> None:
+    holds = dispatch(notebook(), task(Kind.PURPOSE_NOTIFICATION))
+    assert (holds.records, holds.details) == ([], {"holds_data": True})  # no record leaves
+    empty = notebook(pages={})
+    assert dispatch(empty, task(Kind.PURPOSE_NOTIFICATION)).details == {"holds_data": False}
+    shredder = Shredder("notes", {"api_token": "t0ken-value"})
+    with pytest.raises(NotSupported):  # a system that cannot disclose cannot tell
+        dispatch(shredder, task(Kind.PURPOSE_NOTIFICATION))
 
 
 def test_a_declared_kind_must_be_implemented() -> None:

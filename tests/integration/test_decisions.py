@@ -1,12 +1,14 @@
-"""Operators' decisions through the real broker: a GDPR request held for verification is
-extended, then released, and its response carries the extension and the new deadline;
-an APPI request held for verification is refused on an Art. 33(2) ground."""
+"""Holds, deadlines and operators' decisions through the real broker: a GDPR request held
+for verification is extended, then released, and its response carries the extension and
+the new deadline; an APPI request held for verification is refused on an Art. 33(2)
+ground; an APPI disclosure held for its fee is released when paid; a CCPA request is
+acknowledged and due 45 days after it arrived."""
 
 from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,15 +35,19 @@ def test_a_gdpr_extension_reaches_the_principal(
     verified = event("gdpr-ext-1", "disclosure", TARO, regulation="gdpr")
     appi = event("appi-ref-1", "disclosure", TARO)
     appi["verification"] = {"status": "pending", "method": "email_link"}
-    ids = ["gdpr-ext-1", "appi-ref-1"]
+    unpaid = event("appi-fee-1", "disclosure", TARO, fee={"required": True, "amount_jpy": 1000})
+    paid = {**unpaid, "fee": {"required": True, "paid": True, "amount_jpy": 1000}}
+    arrived = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    ccpa = event("ccpa-1", "disclosure", TARO, regulation="ccpa", received_at=arrived.isoformat())
+    ids = ["gdpr-ext-1", "appi-ref-1", "appi-fee-1"]
     ledger = Ledger(settings.database_url)
     with Stack(settings, log_dir=tmp_path / "logs") as stack:
         stack.wait_joined()
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.REJECTED])
         submitter = stack.submitter()
-        submitter.submit_all([json.dumps(pending).encode(), json.dumps(appi).encode()])
+        submitter.submit_all([json.dumps(e).encode() for e in (pending, appi, unpaid, ccpa)])
         deadline = time.monotonic() + 30
-        while [ledger.request(r) and ledger.request(r).status for r in ids] != ["held"] * 2:
+        while [ledger.request(r) and ledger.request(r).status for r in ids] != ["held"] * 3:
             assert time.monotonic() < deadline, "the requests were not held"
             time.sleep(0.1)
         row = ledger.request("gdpr-ext-1")
@@ -62,14 +68,27 @@ def test_a_gdpr_extension_reaches_the_principal(
             + ["--reason", "It would reveal a third party's complaint.", "--by", "op-2"],
         )
         assert refused.exit_code == 0, refused.output
-        submitter.submit_all([json.dumps(verified).encode()])
+        submitter.submit_all([json.dumps(verified).encode(), json.dumps(paid).encode()])
         seen = watcher.collect(
-            lambda s: sorted(t for t, _ in s) == [topics.REJECTED] + [topics.RESPONSES] * 2,
+            lambda s: sorted(t for t, _ in s) == [topics.REJECTED] + [topics.RESPONSES] * 4,
             timeout_s=60,
         )
+        while "acknowledgement" not in _told(ledger, "ccpa-1"):  # the notices agent runs behind
+            assert time.monotonic() < deadline + 90, "the CCPA request was not acknowledged"
+            time.sleep(0.1)
         submitter.close()
         watcher.close()
     responses = {b["request_id"]: b for t, b in seen if t == topics.RESPONSES}
+    # the CCPA clock: 45 days from arrival, on the response
+    assert responses["ccpa-1"]["status"] == "completed"
+    assert datetime.fromisoformat(responses["ccpa-1"]["deadline"]) == arrived + timedelta(days=45)
+    # the fee-gated disclosure waited for its payment, then was answered
+    assert responses["appi-fee-1"]["status"] == "completed"
+    fee_trail = [e for e in ledger.timeline("appi-fee-1") if e.action in ("hold", "released")]
+    assert [(e.action, e.detail.get("reason_code")) for e in fee_trail] == [
+        ("hold", "fee_unpaid"),
+        ("released", None),
+    ]
     response = responses["gdpr-ext-1"]
     assert responses["appi-ref-1"]["status"] == "refused"
     [ground] = responses["appi-ref-1"]["reasons"]
@@ -96,10 +115,13 @@ def test_a_gdpr_extension_reaches_the_principal(
     )
     actions = [e.action for e in timeline if e.action != "notified"]
     # the hold, the extension and the response were each told to the principal, once
-    told = sorted(e.detail["purpose"] for e in timeline if e.action == "notified")
-    assert told == ["extension", "hold", "response"]
+    assert sorted(_told(ledger, "gdpr-ext-1")) == ["extension", "hold", "response"]
     # every decision is audited, the refused second extension too (decisions and requests
     # are different topics, so the refusal and the release may come in either order)
     assert actions[:3] == ["received", "hold", "extended"]
     assert sorted(actions[3:6]) == ["clock_resumed", "rejected", "released"]
     ledger.close()
+
+
+def _told(ledger: Ledger, request_id: str) -> list[str]:
+    return [e.detail["purpose"] for e in ledger.timeline(request_id) if e.action == "notified"]

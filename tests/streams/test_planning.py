@@ -122,9 +122,13 @@ def test_request_carrying_the_identifier_skips_discovery(ctx: Pipeline) -> None:
     assert statuses(plans)["shipping"] == (0, "pending")
 
 
-def test_purpose_notification_plans_nothing(ctx: Pipeline) -> None:
+def test_purpose_notification_asks_the_systems_the_request_identifies(ctx: Pipeline) -> None:
     pn = RequestEvent.model_validate(event("r", "purpose_notification", {"email": "a@x.jp"}))
-    assert next_wave(ctx, pn, {}, []) == []
+    assert statuses(next_wave(ctx, pn, {}, [])) == {
+        "crm": (0, "pending"),
+        "cache": (0, "pending"),
+        "analytics": (0, "not_applicable"),
+    }
 
 
 @pytest.mark.parametrize("kind", sorted(FAN_OUT_KINDS))

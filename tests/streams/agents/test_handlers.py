@@ -144,12 +144,26 @@ def test_rule_6_unknown_subject_discloses_no_data_with_a_reason(pipeline: Pipeli
     assert [r.code for r in response.reasons] == ["no_data"]
 
 
-def test_purpose_notification_is_answered_from_the_data_map(pipeline: Pipeline) -> None:
+def test_purpose_notification_lists_the_purposes_of_the_systems_holding_data(
+    pipeline: Pipeline,
+) -> None:
     out = submit(pipeline, request_id="pn-1", kind="purpose_notification", identifiers=TARO)
     assert to(topics.ACCEPTED, out)
     response = drive(pipeline, "pn-1")
     assert response.status == "completed"
-    assert {p["id"] for p in response.purposes or []} >= {"customer_account", "marketing"}
+    # crm, orders, shipping and the search index hold Taro's data; the partner log does not
+    # disclose, so its partner_sharing purpose is not claimed
+    assert [p["id"] for p in response.purposes or []] == [
+        "customer_account",
+        "order_fulfilment",
+        "marketing",
+    ]
+    assert all(not t.result or not t.result["records"] for t in pipeline.ledger.tasks("pn-1"))
+    submit(
+        pipeline, request_id="pn-2", kind="purpose_notification", identifiers={"email": "x@y.jp"}
+    )
+    nobody = drive(pipeline, "pn-2")
+    assert (nobody.purposes, [r.code for r in nobody.reasons]) == ([], ["no_data"])
 
 
 def test_rule_5_refused_request_gets_a_response_with_its_reason(pipeline: Pipeline) -> None:
