@@ -15,7 +15,7 @@ from services.datamap import DataMap
 from services.datamap import load as load_datamap
 from services.delivery.storage import Storage, open_storage
 from services.ledger import Ledger
-from services.settings import Settings
+from services.settings import DEFAULT_COMPLAINTS_CONTACT, Settings
 from services.signing import Keyring
 from streams.records import Kind, answered_by
 
@@ -35,6 +35,8 @@ class Pipeline:
     connectors: dict[str, ConnectorBase[Any]] = field(default_factory=dict)
     #: The producers' keys; None accepts unsigned events (``DSR_REQUIRE_SIGNATURES=false``).
     keyring: Keyring | None = None
+    #: Whom the principal contacts with a complaint, printed on letters.
+    complaints_contact: str = DEFAULT_COMPLAINTS_CONTACT
 
     @property
     def request_timeout(self) -> timedelta:
@@ -58,6 +60,7 @@ class Pipeline:
             keyring=Keyring.load(settings.signing_keys_path)
             if settings.require_signatures
             else None,
+            complaints_contact=settings.complaints_contact,
         )
 
     def close(self) -> None:

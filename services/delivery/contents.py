@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.settings import DEFAULT_COMPLAINTS_CONTACT
 from streams.records import (
     HOLDS_DATA,
     Kind,
@@ -112,6 +113,8 @@ class Contents:
     response: ResponseEvent
     sections: list[Section]
     purposes: list[dict[str, Any]]
+    #: Whom the principal contacts with a complaint (``DSR_COMPLAINTS_CONTACT``).
+    contact: str = DEFAULT_COMPLAINTS_CONTACT
 
     @property
     def title(self) -> tuple[str, str]:
@@ -127,7 +130,10 @@ class Contents:
 
 
 def collect(
-    response: ResponseEvent, results: list[TaskResult], purposes: list[dict[str, Any]] | None
+    response: ResponseEvent,
+    results: list[TaskResult],
+    purposes: list[dict[str, Any]] | None,
+    contact: str = DEFAULT_COMPLAINTS_CONTACT,
 ) -> Contents:
     """Join a response with its task results, one section per system."""
     for result in results:
@@ -171,7 +177,7 @@ def collect(
             )
         )
     chosen = purposes if purposes is not None else (response.purposes or [])
-    return Contents(response=response, sections=sections, purposes=list(chosen))
+    return Contents(response=response, sections=sections, purposes=list(chosen), contact=contact)
 
 
 def _latest_per_task(results: list[TaskResult]) -> list[TaskResult]:

@@ -14,6 +14,7 @@ import html
 from datetime import datetime
 from typing import Any
 
+from services import rules
 from services.delivery.contents import (
     NO_DATA,
     NO_DATA_ANYWHERE,
@@ -113,6 +114,10 @@ def render_letter(contents: Contents) -> str:
         parts.append("<h2>利用目的 / Purposes of use</h2>")
         keys = columns(contents.purposes)
         parts.append(_table(keys, [[p.get(k) for k in keys] for p in contents.purposes]))
+    parts.append("<h2>苦情・お問い合わせ / Complaints and questions</h2>")
+    parts.append(f"<p>{e(contents.contact)}</p>")
+    if remedy := rules.policy_for(r.regulation).remedy:
+        parts.append(f"<p>{e(remedy)}</p>")
     parts += ["</body>", "</html>", ""]
     return "\n".join(parts)
 

@@ -41,6 +41,7 @@ from services.delivery.contents import (
 from services.delivery.letter import render_letter
 from services.delivery.pdf import render_pdf
 from services.delivery.storage import Storage
+from services.settings import DEFAULT_COMPLAINTS_CONTACT
 from streams.records import PACKAGE_KINDS, Kind, ResponseEvent, TaskResult
 
 DeliveryMethod = Literal["electronic", "written"]
@@ -77,13 +78,15 @@ def build_package(
     results: list[TaskResult],
     method: DeliveryMethod,
     purposes: list[dict[str, Any]] | None = None,
+    contact: str = DEFAULT_COMPLAINTS_CONTACT,
 ) -> PackageInfo:
     """Render the response as a package (electronic) or a letter (written) and store it.
 
-    ``purposes`` defaults to ``response.purposes``. Building twice with the same
-    inputs overwrites the package with identical bytes.
+    ``purposes`` defaults to ``response.purposes``; ``contact`` is whom the principal
+    complains to. Building twice with the same inputs overwrites the package with
+    identical bytes.
     """
-    contents = collect(response, results, purposes)
+    contents = collect(response, results, purposes, contact)
     if method == "electronic":
         files, main = electronic_files(contents), "data.json"
     elif method == "written":

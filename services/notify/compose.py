@@ -30,17 +30,6 @@ from streams.records import (
 
 FAILED_LABEL = "対応できませんでした / Could not be completed"
 
-#: Where else the principal may turn, per regulation.
-REMEDIES = {
-    "appi": "個人情報保護委員会にご相談いただくこともできます。 / "
-    "You may also consult the Personal Information Protection Commission.",
-    "gdpr": "監督機関への苦情申立て及び司法救済を求めることができます（GDPR第12条4項）。 / "
-    "You may lodge a complaint with a supervisory authority and seek a judicial remedy "
-    "(GDPR Art. 12(4)).",
-    "ccpa": "カリフォルニア州プライバシー保護局に苦情を申し立てることができます。 / "
-    "You may file a complaint with the California Privacy Protection Agency.",
-}
-
 #: What a held request needs from the principal, per hold reason.
 NEEDED = {
     "verification_pending": "ご本人であることの確認が完了していません。"
@@ -185,7 +174,7 @@ def _notice(
     facts: dict[str, str],
 ) -> Notice:
     lines += ["", "苦情・お問い合わせ / Complaints and questions:", contact]
-    remedy = REMEDIES.get(event.regulation)
+    remedy = rules.policy_for(event.regulation).remedy
     if remedy:
         lines.append(remedy)
     return Notice(

@@ -62,4 +62,6 @@ POLICY = Policy(
         Kind.THIRD_PARTY_STOP: _STOP_GROUNDS,
     },
     litigation_risk_after=timedelta(days=LITIGATION_RISK_DAYS),
+    remedy="個人情報保護委員会にご相談いただくこともできます。 / "
+    "You may also consult the Personal Information Protection Commission.",
 )

@@ -29,4 +29,6 @@ POLICY = Policy(
             "opt_out_of_sale_or_sharing": "§1798.120: opt out of sale or sharing"
         },
     },
+    remedy="カリフォルニア州プライバシー保護局に苦情を申し立てることができます。 / "
+    "You may file a complaint with the California Privacy Protection Agency.",
 )

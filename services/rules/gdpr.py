@@ -48,4 +48,7 @@ POLICY = Policy(
         Kind.ERASURE: _ERASURE_GROUNDS,
         Kind.THIRD_PARTY_STOP: _STOP_GROUNDS,
     },
+    remedy="監督機関への苦情申立て及び司法救済を求めることができます（GDPR第12条4項）。 / "
+    "You may lodge a complaint with a supervisory authority and seek a judicial remedy "
+    "(GDPR Art. 12(4)).",
 )

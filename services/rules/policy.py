@@ -67,3 +67,5 @@ class Policy:
     #: An open request this old may be taken to court (APPI Art. 39); None where no such
     #: rule exists.
     litigation_risk_after: timedelta | None = None
+    #: Where else the principal may turn, told in every notice and letter (ja / en).
+    remedy: str = ""

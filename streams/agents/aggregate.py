@@ -194,6 +194,7 @@ def _with_package(
         results=[o.result for o in outcomes if o.result is not None],
         purposes=response.purposes,
         method=method,
+        contact=ctx.complaints_contact,
     )
     if written:
         return response.model_copy(update={"letter": info.uri, "package": info.prefix_uri})

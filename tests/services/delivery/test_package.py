@@ -178,7 +178,10 @@ def test_rule_4_written_letter_lists_the_data_and_reasons_escaped(tmp_path: Path
         make_result("hr", records=[{"_source": evil, "grade": "A"}]),
         make_result("legacy", status="failed"),
     ]
-    info = build_package(store, response=response, results=results, method="written")
+    desk = "Privacy desk, 1-1 Chiyoda, Tokyo <privacy@example.jp>"
+    info = build_package(
+        store, response=response, results=results, method="written", contact=desk
+    )
 
     assert sorted(info.files) == ["letter.html", "letter.pdf", "manifest.json"]
     assert info.uri == store.uri(PREFIX + "letter.html")
@@ -194,6 +197,9 @@ def test_rule_4_written_letter_lists_the_data_and_reasons_escaped(tmp_path: Path
     assert "処理できませんでした / Could not be processed" in letter
     assert "<script" not in letter
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in letter
+    # whom to complain to, and where else to turn under the request's regulation
+    assert "Privacy desk, 1-1 Chiyoda, Tokyo &lt;privacy@example.jp&gt;" in letter
+    assert "Personal Information Protection Commission" in letter
     assert "@media print" in letter
     assert "<link" not in letter and "src=" not in letter  # self-contained
 
