@@ -13,7 +13,9 @@ System owners register their system here. A data map is a YAML file::
         config: {...}               # validated by the connector's own Config model
 
 ``${VAR}`` references are expanded from the environment, so secrets and paths
-stay out of the file.
+stay out of the file. Anchors and aliases may share a block of config, but a
+document nested deeper than ``MAX_DEPTH`` levels, or whose aliases expand to more
+than ``MAX_NODES`` values (or into a loop), is refused.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ from streams.records import Kind
 
 class DataMapError(ValueError):
     """The data map cannot be used; the message says where and why."""
+
+
+#: Nesting deeper than this is refused while reading the YAML.
+MAX_DEPTH = 100
+#: Values in the document once every alias is expanded; more is refused ("billion laughs").
+MAX_NODES = 1_000_000
+#: The longest timeout a data map may set (a year): longer ones overflow date arithmetic.
+MAX_TIMEOUT_SECONDS = 366 * 24 * 3600.0
 
 
 class Purpose(BaseModel):
@@ -75,6 +85,8 @@ class SystemSpec(BaseModel):
     call_timeout_seconds: float = Field(
         default=60.0,
         gt=0,
+        le=MAX_TIMEOUT_SECONDS,
+        allow_inf_nan=False,
         description="A connector call running longer is abandoned and retried as transient.",
     )
     excluded: Literal["pseudonymised", "anonymised"] | None = Field(
@@ -108,7 +120,9 @@ class DataMap(BaseModel):
         "needs must be one of these or discovered by another system.",
     )
     systems: dict[str, SystemSpec] = Field(min_length=1)
-    request_timeout_seconds: float = Field(default=300.0, gt=0)
+    request_timeout_seconds: float = Field(
+        default=300.0, gt=0, le=MAX_TIMEOUT_SECONDS, allow_inf_nan=False
+    )
 
     @model_validator(mode="after")
     def _purposes_declared(self) -> DataMap:
@@ -148,15 +162,16 @@ class DataMap(BaseModel):
     def dependencies(self) -> dict[str, set[str]]:
         """System → systems that must run before it: identifier discovery and erase_after."""
         direct = set(self.subject_identifiers or ())
+        discoverers: dict[str, set[str]] = {}
+        for other, o in self.systems.items():
+            for identifier in o.discovers:
+                discoverers.setdefault(identifier, set()).add(other)
         deps: dict[str, set[str]] = {}
         for name, spec in self.systems.items():
             needs = set(spec.erase_after)
             if not direct & set(spec.identifiers):
-                needs |= {
-                    other
-                    for other, o in self.systems.items()
-                    if other != name and set(o.discovers) & set(spec.identifiers)
-                }
+                for identifier in spec.identifiers:
+                    needs |= discoverers.get(identifier, set()) - {name}
             deps[name] = needs
         return deps
 
@@ -168,32 +183,99 @@ class DataMap(BaseModel):
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """A cycle in ``graph`` as a path that ends where it starts, or None."""
     state: dict[str, int] = {}  # 1: on the current path, 2: done
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == 1:
+    for start in sorted(graph):
+        if start in state:
+            continue
+        state[start] = 1
+        path = [start]
+        todo = [iter(sorted(graph.get(start, ())))]
+        while todo:  # depth-first, without recursion: a long chain must not overflow
+            nxt = next(todo[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                todo.pop()
+            elif state.get(nxt) == 1:
                 return path[path.index(nxt) :] + [nxt]
-            if nxt not in state and (found := visit(nxt)):
-                return found
-        path.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state and (found := visit(node)):
-            return found
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                todo.append(iter(sorted(graph.get(nxt, ()))))
     return None
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses deep nesting, and reports a scalar that does not
+    fit its type (a 5000-digit integer, the 13th month) as a YAML error at its line."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested deeper than {MAX_DEPTH} levels",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"unusable {node.tag.rsplit(':', 1)[-1]}: {exc}", node.start_mark
+            ) from None
+
+
+def _expanded_size(root: Any) -> int:
+    """How many values ``root`` holds once every alias is expanded, counting each shared
+    value once per reference, and stopping past ``MAX_NODES``; a loop counts as too many."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        value, children_done = stack.pop()
+        if not isinstance(value, dict | list):
+            continue
+        key = id(value)
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        if children_done:
+            on_path.discard(key)
+            total = 1 + sum(sizes.get(id(v), 1) for v in items)
+            sizes[key] = min(total, MAX_NODES + 1)
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            return MAX_NODES + 1
+        on_path.add(key)
+        stack.append((value, True))
+        stack.extend((v, False) for v in items if isinstance(v, dict | list))
+    return sizes.get(id(root), 1)
 
 
 def parse(text: str, source: str = "<data map>") -> DataMap:
     expanded = os.path.expandvars(text)
     try:
-        raw = yaml.safe_load(expanded)
+        loader = _Loader(expanded)
+        loader.name = source  # YAML errors then point into the file by its name
+        try:
+            raw = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
+        if isinstance(exc, yaml.reader.ReaderError):
+            exc.name = source  # raised before the loader could be given the name
         raise DataMapError(f"{source}: not valid YAML: {exc}") from exc
+    if _expanded_size(raw) > MAX_NODES:
+        raise DataMapError(
+            f"{source}: its aliases expand to more than {MAX_NODES} values, or into a loop"
+        )
     if not isinstance(raw, dict):
         raise DataMapError(f"{source}: expected a mapping with 'systems'")
     try:
@@ -211,4 +293,8 @@ def load(path: str | Path) -> DataMap:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise DataMapError(f"cannot read data map {p}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataMapError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    except ValueError as exc:  # a NUL in the path
+        raise DataMapError(f"cannot read data map {str(p)!r}: {exc}") from None
     return parse(text, str(p))

@@ -8,18 +8,24 @@
 | a timeout or a broken connection                  | ``RetriableError``                      |
 | any other status (3xx, 4xx)                       | ``FatalError``                          |
 | a body that is not JSON or over the size cap      | ``FatalError``                          |
+| a body in an encoding other than gzip or deflate  | ``FatalError``                          |
 
 Redirects are not followed, so headers never travel to another host. Messages
 name the method and the path *template* (``GET /users/{email}``), never a
 filled-in URL, an identifier, a header value or the response body. httpx logs
 each request's URL at INFO; ``RedactURLs`` cuts those URLs down to their origin.
+
+The size cap counts the body after decompression, and the body is inflated at most
+a cap's worth at a time, so a small gzip bomb costs no more memory than the cap.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
+import zlib
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -44,9 +50,11 @@ class API:
         self.system = system
         self.cfg = cfg
         self.origin = httpx.URL(cfg.base_url).copy_with(path="/", query=None)
+        headers = httpx.Headers({"Accept-Encoding": "gzip, deflate"})  # what _read inflates
+        headers.update({k: v.get_secret_value() for k, v in cfg.headers.items()})
         self._client = httpx.Client(
             base_url=cfg.base_url,
-            headers={k: v.get_secret_value() for k, v in cfg.headers.items()},
+            headers=headers,
             timeout=cfg.timeout_s,
             follow_redirects=False,
         )
@@ -111,8 +119,10 @@ class API:
         if declared.isdigit() and int(declared) > cap:
             raise FatalError(too_big)
         deadline = time.monotonic() + self.cfg.timeout_s
+        inflate = _Inflater(prefix, response.headers.get("Content-Encoding", ""))
         chunks, size = [], 0
-        for chunk in response.iter_bytes():
+        for raw in itertools.chain(response.iter_raw(), [None]):  # None: the end
+            chunk = inflate(raw, cap - size + 1)
             size += len(chunk)
             if size > cap:
                 raise FatalError(too_big)
@@ -120,6 +130,40 @@ class API:
                 raise RetriableError(f"{prefix} sent its response too slowly")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+class _Inflater:
+    """Decodes the body as it arrives: from the next raw bytes (None at the end) to at
+    most ``limit`` decoded bytes, where ``limit`` bytes mean the body is too big."""
+
+    def __init__(self, prefix: str, encoding: str) -> None:
+        self.prefix = prefix
+        self.encoding = encoding.strip().lower()
+        if self.encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+            raise FatalError(f"{prefix} sent a body in an unsupported Content-Encoding")
+        wbits = zlib.MAX_WBITS if self.encoding == "deflate" else zlib.MAX_WBITS | 16
+        self._z = zlib.decompressobj(wbits)
+        self._started = False
+
+    def __call__(self, data: bytes | None, limit: int) -> bytes:
+        if self.encoding in ("", "identity"):
+            return data or b""
+        try:
+            if data is None:
+                return self._z.flush()
+            try:
+                out = self._z.decompress(data, limit)
+            except zlib.error:
+                if self.encoding != "deflate" or self._started:
+                    raise
+                self._z = zlib.decompressobj(-zlib.MAX_WBITS)  # deflate without its header
+                out = self._z.decompress(data, limit)
+        except zlib.error:
+            raise FatalError(
+                f"{self.prefix} sent a body that does not decode as {self.encoding}"
+            ) from None
+        self._started = True
+        return out
 
 
 def _parse(prefix: str, data: bytes) -> Any:

@@ -12,17 +12,29 @@ serves them under ``/api/v1`` with all three kinds of pagination:
 Every route wants ``Authorization: Bearer <TOKEN>``. Set ``mode`` to make
 every answer misbehave: ``429``/``429-date``/``503`` (with ``Retry-After``),
 ``garbage``, ``huge``, ``huge-chunked``, ``shape``, ``deep``, ``drop``,
-``slow``, ``redirect``, ``teapot``; or the paging: ``stuck-cursor`` (the same
-cursor again and again), ``foreign-link`` (a next link to another origin).
+``slow``, ``redirect`` (to ``redirect_to``), ``redirect-loop``, ``teapot``,
+``403``; bodies that are not the JSON asked for: ``malformed``, ``not-utf8``,
+``long-number``, ``not-objects``, ``top-level-list``; size and encoding:
+``gzip-bomb``, ``gzip-bomb-chunked``, ``bad-gzip``, ``brotli`` (an encoding not
+asked for); a stalling server: ``truncated`` (a short body, then the connection
+closes), ``truncated-stall`` (a short body, then silence), ``stall`` (headers,
+then silence), ``trickle`` (one byte at a time); or the paging:
+``stuck-cursor`` (the same cursor again and again), ``stuck-link`` (a next link
+to the same page), ``endless`` (every kind of paging goes on forever),
+``foreign-link`` (a next link to another origin). In the modes ``gzip``,
+``deflate`` and ``raw-deflate`` every answer is right, but compressed so.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import gzip
 import json
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -83,6 +95,9 @@ class FakeSaaS:
     page_size: int = 2
     requests: list[Seen] = field(default_factory=list)
     url: str = ""
+    redirect_to: str = "http://example.invalid/steal"
+    #: How long a stalling answer stays silent.
+    stall_s: float = 3.0
 
     def start(self) -> None:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -116,6 +131,8 @@ class FakeSaaS:
                 return self._cursor_page(user, query)
             case "GET", ["orders"]:
                 page, size = int(query.get("page", "1")), int(query.get("per_page", "10"))
+                if self.mode == "endless":
+                    return 200, {}, {"results": [{"item": f"page {page}"}]}
                 return 200, {}, {"results": user["orders"][(page - 1) * size : page * size]}
             case "GET", ["shares"]:
                 return self._link_page(parts[1], user, query)
@@ -145,6 +162,8 @@ class FakeSaaS:
         nxt = str(end) if end < len(records) else None
         if self.mode == "stuck-cursor":
             nxt = "2"
+        elif self.mode == "endless":
+            nxt = str(end)
         return 200, {}, {"data": {"items": records[start:end]}, "meta": {"next_cursor": nxt}}
 
     def _link_page(self, email: str, user: Any, query: dict[str, str]) -> Any:
@@ -155,7 +174,28 @@ class FakeSaaS:
             headers["Link"] = f'<?after={end}>; rel="next", <?after=0>; rel="first"'
         if self.mode == "foreign-link":
             headers["Link"] = '<http://example.invalid/api/v1/steal>; rel="next"'
+        elif self.mode == "stuck-link":
+            headers["Link"] = f'<?after={start}>; rel="next"'
+        elif self.mode == "endless":
+            headers["Link"] = f'<?after={end}>; rel="next"'
         return 200, headers, user["shares"][start:end]
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    z = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return z.compress(data) + z.flush()
+
+
+ENCODINGS = {"gzip": gzip.compress, "deflate": zlib.compress, "raw-deflate": _raw_deflate}
+
+
+@functools.cache
+def gzip_bomb(megabytes: int = 50) -> bytes:
+    """A JSON array of ``megabytes`` MB of spaces, gzipped to about 1/1000 of that."""
+    z = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    parts = [z.compress(b"[")]
+    parts += [z.compress(b" " * 1_000_000) for _ in range(megabytes)]
+    return b"".join([*parts, z.compress(b"]"), z.flush()])
 
 
 def _handler(saas: FakeSaaS) -> type[BaseHTTPRequestHandler]:
@@ -184,8 +224,10 @@ def _handler(saas: FakeSaaS) -> type[BaseHTTPRequestHandler]:
 
         def _misbehave(self) -> bool:
             mode = saas.mode
-            if mode is None or mode in ("stuck-cursor", "foreign-link"):
+            if mode is None or mode in ("stuck-cursor", "stuck-link", "endless", "foreign-link"):
                 return False  # the routes themselves misbehave
+            if mode in ENCODINGS:
+                return False  # _send compresses
             if mode in ("429", "429-date", "503"):
                 when = str(RETRY_AFTER)
                 if mode == "429-date":
@@ -208,13 +250,69 @@ def _handler(saas: FakeSaaS) -> type[BaseHTTPRequestHandler]:
                 time.sleep(1.5)
                 self._send(200, {}, {"data": {"items": []}, "meta": {}})
             elif mode == "redirect":
-                self._send(302, {"Location": "http://example.invalid/steal"}, None)
+                self._send(302, {"Location": saas.redirect_to}, None)
+            elif mode == "redirect-loop":
+                self._send(302, {"Location": self.path}, None)
             elif mode == "teapot":
                 self._send(418, {}, {"error": f"no coffee for {TOKEN}"})
+            elif mode == "403":
+                self._send(403, {}, {"error": f"forbidden: {TOKEN}"})
+            else:
+                self._misbehave_body(mode)
             return True
+
+        def _misbehave_body(self, mode: str) -> None:
+            secret = f'"{TOKEN} alice@example.com"'.encode()
+            if mode == "malformed":
+                self._raw(200, b'{"data": {"items": [{"name": ' + secret)
+            elif mode == "not-utf8":
+                self._raw(200, b'{"data": {"items": [{"name": "\xff\xfe ' + secret[1:] + b"}]}}")
+            elif mode == "long-number":
+                self._raw(200, b'{"data": {"items": [{"n": 1' + b"0" * 5000 + b"}]}}")
+            elif mode == "not-objects":
+                self._send(200, {}, {"data": {"items": ["alice@example.com", 1]}})
+            elif mode == "top-level-list":
+                self._send(200, {}, [{"email": "alice@example.com"}])
+            elif mode in ("gzip-bomb", "gzip-bomb-chunked"):
+                if mode == "gzip-bomb":
+                    self._raw(200, gzip_bomb(), headers={"Content-Encoding": "gzip"})
+                else:
+                    self._chunked(gzip_bomb(), {"Content-Encoding": "gzip"})
+            elif mode == "brotli":
+                self._raw(200, b"\x8b\x02\x80{}\x03", headers={"Content-Encoding": "br"})
+            elif mode == "bad-gzip":
+                self._raw(200, b'{"data": ' + secret + b"}", headers={"Content-Encoding": "gzip"})
+            elif mode in ("truncated", "truncated-stall", "stall", "trickle"):
+                self._stall(mode)
+
+        def _stall(self, mode: str) -> None:
+            body = b'{"data": {"items": [' + b'{"x": 1},' * 100 + b"{}]}}"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body) + 1000 * (mode != "trickle")))
+            self.end_headers()
+            self.wfile.flush()
+            if mode == "trickle":
+                for byte in body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.05)
+                return
+            if mode != "stall":
+                self.wfile.write(body)
+                self.wfile.flush()
+            if mode == "truncated":
+                self.close_connection = True
+                self.connection.shutdown(2)
+            else:
+                time.sleep(saas.stall_s)
+                self.close_connection = True
 
         def _send(self, status: int, headers: dict[str, str], body: Any) -> None:
             data = b"" if body is None else json.dumps(body).encode()
+            if saas.mode in ENCODINGS and data:
+                data = ENCODINGS[saas.mode](data)
+                headers = {**headers, "Content-Encoding": saas.mode.removeprefix("raw-")}
             self._raw(status, data, "application/json", headers)
 
         def _raw(
@@ -228,8 +326,10 @@ def _handler(saas: FakeSaaS) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def _chunked(self, data: bytes) -> None:
+        def _chunked(self, data: bytes, headers: Any = None) -> None:
             self.send_response(200)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
