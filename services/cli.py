@@ -322,6 +322,13 @@ def _print_report(r: dict[str, Any]) -> None:
             console.print(f"[dim]{q['kind']}:[/] {where}")
         elif q["output"]:
             console.print(f"[dim]{q['kind']} reasons:[/] {q['output']}")
+    if any(q["output"].startswith("file://") for q in r["requests"]):
+        console.print(
+            f"[dim]Read a package with[/] DSR_HOME={home} dsr package open REQUEST_ID "
+            "[dim](local packages are sealed at rest unless DSR_ENCRYPT_PACKAGES=false)[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
     for rej in r["rejected"]:
         console.print(
             f"rejected ([bold]{rej['reason_code']}[/]): "
@@ -572,6 +579,150 @@ def audit_purge(
     finally:
         ledger.close()
     console.print(f"{count} audit entr{'y' if count == 1 else 'ies'} purged.")
+
+
+package_app = typer.Typer(
+    no_args_is_help=True, help="Response packages: hand them to the principal."
+)
+app.add_typer(package_app, name="package")
+
+
+@package_app.command("link")
+def package_link(
+    request_id: str,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            help="A file of the package: data.json, letter.pdf, manifest.json or "
+            "SYSTEM/TABLE.csv. Default: letter.pdf for a letter, else data.json.",
+        ),
+    ] = None,
+    expires_minutes: Annotated[
+        int | None,
+        typer.Option(
+            "--expires-minutes",
+            help="Minutes the link works, at most 7 days; default DSR_PACKAGE_LINK_TTL_S.",
+        ),
+    ] = None,
+) -> None:
+    """Print an expiring link to a file of a completed request's package (S3 storage only)."""
+    from datetime import timedelta
+
+    from rich.markup import escape
+
+    from services.delivery.encrypted import open_package_storage
+    from services.delivery.links import NoPackage
+    from services.delivery.links import package_link as make_link
+    from services.delivery.storage import LinkUnsupported, StorageError
+    from services.ledger import Ledger
+
+    settings = load_settings()
+    seconds = settings.package_link_ttl_s if expires_minutes is None else expires_minutes * 60
+    ledger = Ledger(settings.database_url)
+    try:
+        storage = open_package_storage(settings)
+        url = make_link(ledger, storage, request_id, file=file, expires=timedelta(seconds=seconds))
+    except (LinkUnsupported, ValueError) as exc:
+        err.print(f"[red]No link[/]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    except (NoPackage, StorageError) as exc:
+        err.print(f"[red]No link[/]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        ledger.close()
+    print(url)  # plain: a long URL must not be wrapped
+
+
+@package_app.command("open")
+def package_open(
+    request_id: str,
+    to: Annotated[
+        Path | None,
+        typer.Option("--to", help="Where to write the files; default <DSR_HOME>/opened/ID."),
+    ] = None,
+) -> None:
+    """Decrypt a request's package into a directory, to deliver it, and list its files."""
+    from rich.markup import escape
+
+    from services.crypto import CryptoError, KeyDestroyed, check_key_id
+    from services.delivery.encrypted import open_package_storage
+    from services.delivery.package import read_package
+    from services.delivery.storage import ObjectNotFound, StorageError
+    from services.files import write_atomic
+
+    settings = load_settings()
+    try:
+        check_key_id(request_id)
+        files = read_package(open_package_storage(settings), request_id)
+    except KeyDestroyed:
+        err.print(
+            f"[red]Cannot open {escape(request_id)}[/]: its data key was destroyed when its "
+            f"retention ended ({settings.package_retention_days} days after completion), "
+            "so its package can no longer be read.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+    except ObjectNotFound:
+        err.print(f"[red]No package for {escape(request_id)}[/].", highlight=False)
+        raise typer.Exit(1) from None
+    except (CryptoError, StorageError, ValueError) as exc:
+        err.print(
+            f"[red]Cannot open {escape(request_id)}[/]: {escape(str(exc))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+    dest = to or settings.home / "opened" / request_id
+    dest.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name, data in files.items():
+        # names were read as storage keys (relative, no ".."); files are 0600
+        write_atomic(dest / name, data)
+        console.print(f"{len(data):>10}  {escape(name)}", highlight=False)
+    console.print(f"{len(files)} file(s) written to {escape(str(dest))}", highlight=False)
+
+
+keys_app = typer.Typer(
+    no_args_is_help=True, help="Package data keys: destroy them when retention ends."
+)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("shred")
+def keys_shred(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would go, destroy nothing.")
+    ] = False,
+) -> None:
+    """Destroy the data keys of requests completed more than DSR_PACKAGE_RETENTION_DAYS
+    ago; their packages stay on disk, unreadable. The worker also does this hourly."""
+    from datetime import timedelta
+
+    from services.crypto import LocalKeyProvider
+    from services.crypto.shred import shred
+    from services.ledger import Ledger
+
+    settings = load_settings()
+    ledger = Ledger(settings.database_url)
+    try:
+        ledger.migrate()
+        done = shred(
+            ledger,
+            LocalKeyProvider.from_settings(settings),
+            timedelta(days=settings.package_retention_days),
+            dry_run=dry_run,
+        )
+    finally:
+        ledger.close()
+    count = len(done.expired) if dry_run else done.destroyed
+    console.print(
+        f"{count} data key(s) of requests completed before {done.cutoff:%Y-%m-%d %H:%M} UTC "
+        f"{'would be destroyed' if dry_run else 'destroyed'}; {done.retained} kept within "
+        f"retention or open, {done.unknown} of requests not in the ledger left alone.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def main() -> None:

@@ -8,6 +8,8 @@
 | DSR_DATAMAP | <DSR_HOME>/datamap.yaml | the data map |
 | DSR_STORAGE_URL | file://<DSR_HOME>/packages | where packages go: file:// or s3://bucket/prefix |
 | DSR_S3_ENDPOINT_URL | (unset) | S3-compatible endpoint (MinIO, moto) |
+| DSR_S3_KMS_KEY_ID | (unset: SSE-S3) | KMS key (id, ARN, alias/...) of S3 objects' SSE-KMS |
+| DSR_PACKAGE_LINK_TTL_S | 900 | seconds a ``dsr package link`` link lasts (at most 7 days) |
 | DSR_SESSION_TIMEOUT_S | 6 | consumer-group session timeout, seconds |
 | DSR_TASK_ATTEMPTS | 5 | connector attempts before a task is failed |
 | DSR_METRICS_PORT | 0 (off) | loopback port of this process's Prometheus ``/metrics`` |
@@ -17,6 +19,11 @@
 | DSR_REQUIRE_SIGNATURES | true | reject request events not signed by a key in the keyring |
 | DSR_PRODUCER_KEY_ID | ops, or the keyring's first key | the key ``dsr submit`` signs with |
 | DSR_PROVISION_PURGE_INTERVAL_S | 3600 | seconds between purges of expired provision records |
+| DSR_ENCRYPT_PACKAGES | true | seal local packages (AES-256-GCM, a data key per request) |
+| DSR_KEYS_DIR | <DSR_HOME>/keys | the wrapped data keys (``data/<request>.key``) |
+| DSR_MASTER_KEY_FILE | <DSR_KEYS_DIR>/master.key | the master key (0600, made if absent) |
+| DSR_PACKAGE_RETENTION_DAYS | 90 | days after completion until a package's data key goes |
+| DSR_KEY_SHRED_INTERVAL_S | 3600 | seconds between the worker's shreddings of expired keys |
 | DSR_NOTIFIER | outbox | how notices reach the principal: outbox (files) or smtp |
 | DSR_SMTP_URL | (unset) | smtp://, smtp+tls:// (STARTTLS) or smtps://[user:password@]host[:port] |
 | DSR_NOTICE_FROM | privacy@localhost | the From address of notices |
@@ -57,6 +64,12 @@ class Settings:
     s3_endpoint_url: str | None = field(
         default_factory=lambda: os.environ.get("DSR_S3_ENDPOINT_URL") or None
     )
+    s3_kms_key_id: str | None = field(
+        default_factory=lambda: os.environ.get("DSR_S3_KMS_KEY_ID") or None
+    )
+    package_link_ttl_s: float = field(
+        default_factory=lambda: float(_env("DSR_PACKAGE_LINK_TTL_S", "900"))
+    )
     # The embedded broker holds a new group's first JoinGroup for half the
     # session timeout, so a short session timeout is a short start-up.
     session_timeout_s: float = field(
@@ -81,6 +94,23 @@ class Settings:
     provision_purge_interval_s: float = field(
         default_factory=lambda: float(_env("DSR_PROVISION_PURGE_INTERVAL_S", "3600"))
     )
+    encrypt_packages: bool = field(
+        default_factory=lambda: (
+            _env("DSR_ENCRYPT_PACKAGES", "true").lower() not in ("0", "false", "no", "off")
+        )
+    )
+    keys_dir_override: str | None = field(
+        default_factory=lambda: os.environ.get("DSR_KEYS_DIR") or None
+    )
+    master_key_override: str | None = field(
+        default_factory=lambda: os.environ.get("DSR_MASTER_KEY_FILE") or None
+    )
+    package_retention_days: int = field(
+        default_factory=lambda: int(_env("DSR_PACKAGE_RETENTION_DAYS", "90"))
+    )
+    key_shred_interval_s: float = field(
+        default_factory=lambda: float(_env("DSR_KEY_SHRED_INTERVAL_S", "3600"))
+    )
     notifier: str = field(default_factory=lambda: _env("DSR_NOTIFIER", "outbox").lower())
     #: May hold a password: never printed.
     smtp_url: str | None = field(
@@ -104,6 +134,16 @@ class Settings:
         if self.signing_keys_override:
             return Path(self.signing_keys_override)
         return self.home / "signing-keys.json"
+
+    @property
+    def keys_dir(self) -> Path:
+        return Path(self.keys_dir_override) if self.keys_dir_override else self.home / "keys"
+
+    @property
+    def master_key_path(self) -> Path:
+        if self.master_key_override:
+            return Path(self.master_key_override)
+        return self.keys_dir / "master.key"
 
     @property
     def storage_url(self) -> str:

@@ -131,6 +131,8 @@ class Stack:
         )
         if self.settings.s3_endpoint_url:
             env["DSR_S3_ENDPOINT_URL"] = self.settings.s3_endpoint_url
+        if self.settings.s3_kms_key_id:
+            env["DSR_S3_KMS_KEY_ID"] = self.settings.s3_kms_key_id
         return env
 
     def spawn(self, name: str) -> None:

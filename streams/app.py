@@ -1,5 +1,6 @@
 """The Faust application: the agents (intake, decisions, fan-out, aggregation, provision
-records, notices), a sweeper and the provision-record purge, wired to the handlers.
+records, notices), a sweeper, the provision-record purge and the shredding of expired
+package keys, wired to the handlers.
 
 Run a worker with ``python -m streams.app worker`` (``dsr up`` does it for you).
 Handlers do the work; this module only moves bytes between topics and them.
@@ -20,6 +21,8 @@ from sqlalchemy.exc import OperationalError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from services import monitoring, notify
+from services.crypto.shred import shred
+from services.delivery.encrypted import EncryptedStorage
 from services.faults import crash_point
 from services.ledger import as_utc
 from services.logs import configure_logging
@@ -185,6 +188,22 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                 "provision records purged",
                 extra={"stage": "purge", "count": done.purged, "held": done.held},
             )
+
+    @app.timer(settings.key_shred_interval_s, on_leader=True)
+    async def shred_keys() -> None:
+        """Destroy the data keys of sealed packages past retention (crypto-shredding);
+        the ledger gets one audit row with the count."""
+        p = ctx()
+        if not isinstance(p.storage, EncryptedStorage):
+            return  # not sealed here (S3 encrypts server-side): no data keys to destroy
+        retention = timedelta(days=settings.package_retention_days)
+        try:
+            done = shred(p.ledger, p.storage.keys, retention)
+        except OperationalError:
+            log.warning("key shredding skipped: ledger busy", extra={"stage": "shred"})
+            return
+        if done.destroyed:
+            log.info("data keys destroyed", extra={"stage": "shred", "count": done.destroyed})
 
     @app.timer(SWEEP_INTERVAL_S, on_leader=True)
     async def sweep() -> None:

@@ -13,7 +13,8 @@ from connectors.base import ConnectorBase
 from connectors.registry import build_all
 from services.datamap import DataMap
 from services.datamap import load as load_datamap
-from services.delivery.storage import Storage, open_storage
+from services.delivery.encrypted import open_package_storage
+from services.delivery.storage import Storage
 from services.ledger import Ledger
 from services.settings import DEFAULT_COMPLAINTS_CONTACT, Settings
 from services.signing import Keyring
@@ -55,7 +56,7 @@ class Pipeline:
         return cls(
             ledger=Ledger(settings.database_url),
             datamap=datamap,
-            storage=open_storage(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url),
+            storage=open_package_storage(settings),  # sealed when local, see encrypted.py
             connectors=build_all(datamap),
             keyring=Keyring.load(settings.signing_keys_path)
             if settings.require_signatures

@@ -71,6 +71,21 @@ def package_prefix(request_id: str) -> str:
     return f"responses/{request_id}/"
 
 
+def read_package(storage: Storage, request_id: str) -> dict[str, bytes]:
+    """Every file of a stored package by name, ``manifest.json`` included, each checked
+    against the manifest's SHA-256 (``ValueError`` if one differs)."""
+    prefix = package_prefix(request_id)
+    raw = storage.get(prefix + MANIFEST)
+    files = {MANIFEST: raw}
+    for entry in json.loads(raw)["files"]:
+        name = entry["name"]
+        data = storage.get(prefix + name)
+        if sha256(data) != entry["sha256"]:
+            raise ValueError(f"{prefix}{name} does not match its SHA-256 in the manifest")
+        files[name] = data
+    return files
+
+
 def build_package(
     storage: Storage,
     *,

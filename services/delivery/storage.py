@@ -11,11 +11,18 @@ Keys are relative, ``/``-separated paths such as ``responses/r-1/data.json``.
 The same key rules hold for every backend, so a package written locally can
 be written to S3 unchanged.
 
+At rest, ``S3Storage`` encrypts every object server-side: SSE-KMS with the key
+``DSR_S3_KMS_KEY_ID`` names, else SSE-S3 (``AES256``); nothing is stored in clear.
+``link(key, expires)`` hands out an object without credentials: S3 presigns a
+GET URL (SigV4, at most 7 days); a local directory cannot, and raises
+``LinkUnsupported``.
+
 Errors::
 
     StorageError
      ├── InvalidKey          (also a ValueError) the key is empty, absolute or escapes the root
-     ├── ObjectNotFound      (also a LookupError) ``get`` of a key that does not exist
+     ├── ObjectNotFound      (also a LookupError) ``get`` or ``link`` of a key that does not exist
+     ├── LinkUnsupported     this backend cannot make expiring links (a local directory)
      └── StorageUnavailable  a transient S3 error outlasted the retries; safe to retry later
 
 Retries: ``S3Storage`` retries throttling, 5xx and connection errors with
@@ -26,9 +33,10 @@ retry layer. A client passed in keeps its own retry configuration.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
@@ -50,7 +58,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 __all__ = [
+    "MAX_LINK_EXPIRY",
     "InvalidKey",
+    "LinkUnsupported",
     "LocalStorage",
     "ObjectNotFound",
     "S3Storage",
@@ -62,6 +72,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: The longest a presigned S3 URL (SigV4) can be valid.
+MAX_LINK_EXPIRY = timedelta(days=7)
 
 
 class StorageError(Exception):
@@ -78,6 +91,10 @@ class ObjectNotFound(StorageError, LookupError):
     def __init__(self, key: str) -> None:
         super().__init__(f"no object stored under {key!r}")
         self.key = key
+
+
+class LinkUnsupported(StorageError):
+    """The backend cannot hand out expiring links to its objects."""
 
 
 class StorageUnavailable(StorageError):
@@ -109,6 +126,11 @@ class Storage(Protocol):
 
     def uri(self, key: str) -> str:
         """Where the object under ``key`` is (or would be), as a URI."""
+        ...
+
+    def link(self, key: str, expires: timedelta) -> str:
+        """A URL that fetches the object under ``key`` without credentials until
+        ``expires`` has passed; ``LinkUnsupported`` if the backend cannot make one."""
         ...
 
 
@@ -179,6 +201,13 @@ class LocalStorage:
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
 
+    def link(self, key: str, expires: timedelta) -> str:
+        self._path(key)  # a bad key is InvalidKey here too
+        raise LinkUnsupported(
+            f"local storage ({self.root}) cannot make expiring links; "
+            "store packages in S3 (DSR_STORAGE_URL=s3://bucket/prefix) to link them"
+        )
+
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
 
@@ -201,9 +230,11 @@ def _error_code(exc: ClientError) -> str:
 class S3Storage:
     """Objects in an S3 bucket, under an optional key prefix.
 
-    ``sse`` turns on server-side encryption for every put (``"AES256"`` or
-    ``"aws:kms"`` with an optional ``kms_key_id``). ``attempts`` bounds the
-    tenacity retries of transient errors; ``max_wait`` caps one backoff in seconds.
+    Every put is encrypted server-side: with ``kms_key_id``, SSE-KMS under that
+    key (an id, ARN or ``alias/...``); without, ``sse`` picks ``"AES256"`` (the
+    default, SSE-S3) or ``"aws:kms"`` (the account's ``aws/s3`` key). ``attempts``
+    bounds the tenacity retries of transient errors; ``max_wait`` caps one backoff
+    in seconds. A client passed in must sign with SigV4 for ``link`` to work.
     """
 
     def __init__(
@@ -220,15 +251,15 @@ class S3Storage:
     ) -> None:
         if not bucket:
             raise ValueError("S3Storage needs a bucket name")
-        if kms_key_id and sse != "aws:kms":
-            raise ValueError("kms_key_id needs sse='aws:kms'")
+        if kms_key_id and sse == "AES256":
+            raise ValueError("kms_key_id needs sse='aws:kms' (or sse left unset)")
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         if self.prefix:
             check_key(self.prefix)
-        self.sse = sse
+        self.sse: Literal["AES256", "aws:kms"] = sse or ("aws:kms" if kms_key_id else "AES256")
         self.kms_key_id = kms_key_id
         self.attempts = attempts
         self.max_wait = max_wait
@@ -239,7 +270,9 @@ class S3Storage:
         import boto3
 
         # botocore retries are off: tenacity (see _call) is the single retry layer.
+        # SigV4: presigned links carry X-Amz-Expires, and SSE-KMS objects need it.
         config = Config(
+            signature_version="s3v4",
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=5,
             read_timeout=30,
@@ -267,9 +300,7 @@ class S3Storage:
             raise StorageError(f"{what} failed: {exc}") from exc
 
     def put(self, key: str, data: bytes, content_type: str) -> str:
-        extra: dict[str, str] = {}
-        if self.sse:
-            extra["ServerSideEncryption"] = self.sse
+        extra: dict[str, str] = {"ServerSideEncryption": self.sse}
         if self.kms_key_id:
             extra["SSEKMSKeyId"] = self.kms_key_id
         full = self._key(key)
@@ -338,12 +369,40 @@ class S3Storage:
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
+    def link(self, key: str, expires: timedelta) -> str:
+        """A presigned GET URL for the object under ``key``, valid for ``expires``
+        (1 s to 7 days); ``ObjectNotFound`` if there is no such object."""
+        seconds = expires.total_seconds()
+        if seconds < 1 or expires > MAX_LINK_EXPIRY or seconds != int(seconds):
+            raise ValueError(
+                f"link expiry must be whole seconds from 1 s to 7 days (S3's limit), "
+                f"not {seconds:g} s"
+            )
+        if not self.exists(key):
+            raise ObjectNotFound(key)
+        url: str = self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self._key(key)},
+            ExpiresIn=int(seconds),
+        )
+        if "X-Amz-Expires" not in parse_qs(urlsplit(url).query):
+            raise StorageError(
+                "the S3 client signed with SigV2, whose links neither cap their expiry nor "
+                "open SSE-KMS objects; build it with Config(signature_version='s3v4')"
+            )
+        return url
+
     def __repr__(self) -> str:
         return f"S3Storage(bucket={self.bucket!r}, prefix={self.prefix!r})"
 
 
-def open_storage(url: str, *, s3_endpoint_url: str | None = None) -> Storage:
-    """Open the storage a URL names: ``file:///path`` or ``s3://bucket/prefix``."""
+def open_storage(
+    url: str, *, s3_endpoint_url: str | None = None, kms_key_id: str | None = None
+) -> Storage:
+    """Open the storage a URL names: ``file:///path`` or ``s3://bucket/prefix``.
+
+    ``kms_key_id`` is the SSE-KMS key of an S3 bucket's objects (else SSE-S3).
+    """
     parts = urlsplit(url)
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
@@ -357,7 +416,12 @@ def open_storage(url: str, *, s3_endpoint_url: str | None = None) -> Storage:
             raise ValueError(f"storage URL {url!r}: expected s3://bucket[/prefix]")
         if parts.query or parts.fragment:
             raise ValueError(f"storage URL {url!r}: query strings and fragments are not used")
-        return S3Storage(parts.netloc, prefix=parts.path.strip("/"), endpoint_url=s3_endpoint_url)
+        return S3Storage(
+            parts.netloc,
+            prefix=parts.path.strip("/"),
+            endpoint_url=s3_endpoint_url,
+            kms_key_id=kms_key_id,
+        )
     raise ValueError(
         f"unsupported storage URL {url!r}: use file:///absolute/path or s3://bucket/prefix"
     )

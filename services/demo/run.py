@@ -13,6 +13,8 @@ from typing import Any
 
 from services.client import Submitter, Watcher
 from services.datamap import load as load_datamap
+from services.delivery.encrypted import open_package_storage
+from services.delivery.package import package_prefix
 from services.demo.scenario import FORGED, MALFORMED, TARO, Case, cases, data_checks, encode
 from services.demo.seed import seed, seed_provisions
 from services.ledger import Ledger
@@ -160,7 +162,7 @@ def run(
         checks += metrics_checks(
             stack, {c.kind for c in todo}, set(load_datamap(settings.datamap_path).systems)
         )
-        checks += response_checks(settings.home, ledger, list(rows.values()))
+        checks += response_checks(settings, ledger, list(rows.values()))
         watcher.close()
         submitter.close()
         ledger.close()
@@ -170,20 +172,23 @@ def run(
     return report
 
 
-def response_checks(home: Path, ledger: Ledger, rows: list[Row]) -> list[tuple[str, bool]]:
+def response_checks(settings: Settings, ledger: Ledger, rows: list[Row]) -> list[tuple[str, bool]]:
     """The held request was audited as held, then released; the written letter is there
-    as HTML and PDF; every principal was told (the notices agent runs just behind)."""
+    as HTML and PDF (read back through the package store, which opens sealed files);
+    every principal was told (the notices agent runs just behind)."""
+    home = settings.home
     held = next(r.case.request_id for r in rows if len(r.case.events) > 1)
     actions = [e.action for e in ledger.timeline(held) if e.action != "notified"]
-    letter = next((r.location for r in rows if r.location.endswith("letter.html")), "")
-    pdf = Path(letter.removeprefix("file://")).with_name("letter.pdf")
+    letter = next((r for r in rows if r.location.endswith("letter.html")), None)
+    storage = open_package_storage(settings)
+    pdf = package_prefix(letter.case.request_id if letter else "-") + "letter.pdf"
     answered = [r.case.request_id for r in rows if r.status != "missing"]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not all(_told(home, rid) for rid in answered):
         time.sleep(0.2)
     return [
         ("held for the fee, then released: both audited", actions[:3] == _HELD_THEN_RELEASED),
-        ("written letter: HTML and a PDF", _safe(lambda: pdf.read_bytes().startswith(b"%PDF"))),
+        ("written letter: HTML and a PDF", _safe(lambda: storage.get(pdf).startswith(b"%PDF"))),
         ("notices: every principal told (outbox)", all(_told(home, rid) for rid in answered)),
     ]
 

@@ -600,6 +600,21 @@ class Ledger:
         with self.session() as s:
             return s.get(Response, request_id)
 
+    def completion_times(self, request_ids: Sequence[str]) -> dict[str, datetime | None]:
+        """When each of these requests completed (None while open); ids not in the
+        ledger are left out."""
+        found: dict[str, datetime | None] = {}
+        ids = list(request_ids)
+        with self.session() as s:
+            for i in range(0, len(ids), 500):
+                rows = s.execute(
+                    select(Request.request_id, Request.completed_at).where(
+                        Request.request_id.in_(ids[i : i + 500])
+                    )
+                )
+                found.update({rid: as_utc(done) if done else None for rid, done in rows})
+        return found
+
     # -- sweeps -------------------------------------------------------------
     def open_fan_outs(self) -> list[str]:
         """Requests accepted or fanned out and not yet complete, oldest first."""

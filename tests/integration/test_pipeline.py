@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from services.client import Submitter, Watcher
+from services.delivery.encrypted import open_package_storage
+from services.delivery.package import read_package
 from services.demo import run as demo_run
 from services.demo.scenario import TARO, event
 from services.ledger import Ledger
@@ -90,9 +92,9 @@ def test_disclosure_package_holds_the_subjects_data_only(tmp_path: Path) -> None
     ]
     ledger.close()
     assert response["status"] == "completed"
-    package = Path(response["package"].removeprefix("file://"))
-    data = json.loads(package.read_text()) if package.suffix == ".json" else None
-    text = package.read_text() if data is None else json.dumps(data, ensure_ascii=False)
+    package = read_package(open_package_storage(settings), "pkg-1")  # sealed at rest
+    assert response["package"].endswith("/responses/pkg-1/data.json")
+    text = json.dumps(json.loads(package["data.json"]), ensure_ascii=False)
     assert "taro@example.jp" in text and "Green tea set" in text
     assert "hanako@example.jp" not in text and "Rice cooker" not in text
 

@@ -16,6 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from services.client import Watcher
+from services.delivery.encrypted import open_package_storage
+from services.delivery.package import read_package
 from services.demo.scenario import TARO, event
 from services.ledger import Ledger
 from services.ledger.models import AuditEntry
@@ -81,9 +83,9 @@ def test_provision_records_answered_stopped_and_purged_through_the_broker(
     assert answer["status"] == "completed"
     outcome = {s["system"]: s for s in answer["systems"]}["provision_ledger"]
     assert (outcome["status"], outcome["records"]) == ("ok", 2)
-    package = Path(answer["package"].removeprefix("file://")).parent / "provision_ledger"
-    provisions_csv = (package / "provisions.csv").read_text()
-    flows_csv = (package / "out_of_scope_flows.csv").read_text()
+    package = read_package(open_package_storage(settings), "tpr-1")  # sealed at rest
+    provisions_csv = package["provision_ledger/provisions.csv"].decode("utf-8-sig")
+    flows_csv = package["provision_ledger/out_of_scope_flows.csv"].decode("utf-8-sig")
     assert "kept" in provisions_csv and "expired" not in provisions_csv
     assert "entrusted" in flows_csv and "委託 / Entrustment" in flows_csv
     assert "entrusted" not in provisions_csv

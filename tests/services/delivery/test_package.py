@@ -179,9 +179,7 @@ def test_rule_4_written_letter_lists_the_data_and_reasons_escaped(tmp_path: Path
         make_result("legacy", status="failed"),
     ]
     desk = "Privacy desk, 1-1 Chiyoda, Tokyo <privacy@example.jp>"
-    info = build_package(
-        store, response=response, results=results, method="written", contact=desk
-    )
+    info = build_package(store, response=response, results=results, method="written", contact=desk)
 
     assert sorted(info.files) == ["letter.html", "letter.pdf", "manifest.json"]
     assert info.uri == store.uri(PREFIX + "letter.html")

@@ -11,7 +11,9 @@ import pytest
 
 from connectors.base import dispatch, ok_result
 from connectors.registry import build_all
+from services.crypto import LocalKeyProvider
 from services.datamap import parse
+from services.delivery.encrypted import EncryptedStorage
 from services.delivery.storage import LocalStorage
 from services.demo.seed import seed
 from services.ledger import Ledger
@@ -32,7 +34,9 @@ def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeli
     p = Pipeline(
         ledger=ledger,
         datamap=datamap,
-        storage=LocalStorage(tmp_path / "packages"),
+        storage=EncryptedStorage(
+            LocalStorage(tmp_path / "packages"), LocalKeyProvider(tmp_path / "keys")
+        ),
         connectors=build_all(datamap),
     )
     yield p

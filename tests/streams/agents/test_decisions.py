@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from services.delivery.package import package_prefix
 from services.demo.scenario import TARO, event
 from services.signing import Keyring
 from streams import topics
@@ -65,7 +65,7 @@ def test_rule_11_a_gdpr_extension_adds_two_months_and_reaches_the_response(
         received.year * 12 + received.month
     ) == 3  # one month, plus two
     assert response.package is not None
-    package = json.loads(Path(response.package.removeprefix("file://")).read_text())
+    package = json.loads(pipeline.storage.get(package_prefix(response.request_id) + "data.json"))
     assert package["extensions"][0]["reason"] == extension.reason
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from services import monitoring
+from services.delivery.package import read_package
 from services.demo.scenario import TARO, event
 from services.monitoring import REGISTRY
 from services.provisions.store import ProvisionStore
@@ -90,9 +90,9 @@ def test_the_records_package_omits_expired_records_and_labels_other_flows(
     response = respond(pipeline, "tpr-1", "third_party_records")
 
     assert response.status == "completed" and response.package
-    package = Path(response.package.removeprefix("file://")).parent
-    assert "expired" not in (package / "data.json").read_text()
-    assert "kept" in (package / "provision_ledger" / "provisions.csv").read_text()
-    flows = (package / "provision_ledger" / "out_of_scope_flows.csv").read_text()
+    package = {k: v.decode("utf-8-sig") for k, v in read_package(pipeline.storage, "tpr-1").items()}
+    assert "expired" not in package["data.json"]
+    assert "kept" in package["provision_ledger/provisions.csv"]
+    flows = package["provision_ledger/out_of_scope_flows.csv"]
     assert "entrusted" in flows and "委託 / Entrustment" in flows
-    assert "entrusted" not in (package / "provision_ledger" / "provisions.csv").read_text()
+    assert "entrusted" not in package["provision_ledger/provisions.csv"]

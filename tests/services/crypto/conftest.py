@@ -1,0 +1,1 @@
+from tests.services.crypto.fixtures import keys, ledger  # noqa: F401

@@ -1,0 +1,39 @@
+"""A local key provider in a temporary directory, and a ledger with finished requests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from services.crypto import LocalKeyProvider
+from services.ledger import Ledger
+from services.ledger.models import Request
+from tests.fixtures.ledger_rows import event
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> LocalKeyProvider:
+    return LocalKeyProvider(tmp_path / "keys")
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.migrate()
+    yield ledger
+    ledger.close()
+
+
+def completed(ledger: Ledger, request_id: str, at: datetime | None = None) -> None:
+    """Admit ``request_id`` and complete it, at ``at`` if given (else now)."""
+    ledger.admit(event(request_id), "proceed", None, datetime(2030, 1, 1))
+    assert ledger.complete(request_id, "completed", {}, latency_ms=1)
+    if at is not None:
+        with ledger.session() as s:
+            s.execute(
+                update(Request).where(Request.request_id == request_id).values(completed_at=at)
+            )
