@@ -52,9 +52,11 @@ from connectors.calls import CallThread, Stopped
 from connectors.errors import ConfigError, ConnectorError, RetriableError
 from connectors.registry import build_all
 from services import datamap, monitoring, settings
+from services.crypto import CryptoError
 from services.faults import crash_point
 from services.logs import configure_logging
 from streams.records import Task, TaskResult, dump, utcnow
+from streams.sealing import Sealer
 from streams.topics import DEAD_LETTER, RESULTS, tasks_topic
 
 log = logging.getLogger("dsr.runner")
@@ -111,6 +113,7 @@ class ConnectorRunner:
         backoff_max_s: float = 30.0,
         on_assigned: Callable[[], None] | None = None,
         call_timeouts: Mapping[str, float] | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         if not connectors:
             raise ValueError("a runner needs at least one connector")
@@ -133,6 +136,8 @@ class ConnectorRunner:
         self._calls = {system: CallThread(f"call-{system}") for system in self.connectors}
         #: Seconds one call of a system may take (``call_timeout_seconds`` in the data map).
         self._call_timeouts = dict(call_timeouts or {})
+        #: Opens sealed tasks and seals results (``streams.sealing``); None: all in the clear.
+        self._sealer = sealer
         self._in_flight: dict[TopicPartition, deque[Future[int | None]]] = {}
         session_ms = int(session_timeout_s * 1000)
         self._consumer = KafkaConsumer(
@@ -207,8 +212,9 @@ class ConnectorRunner:
     def handle(self, message: Any) -> None:
         """Process one consumed message and flush what it produced."""
         try:
-            task = Task.model_validate_json(message.value or b"")
-        except ValidationError as exc:
+            received = Task.model_validate_json(message.value or b"")
+            task = self._open(received)
+        except (ValidationError, CryptoError, ValueError) as exc:
             log.warning(
                 "malformed task sent to the dead-letter topic",
                 extra={
@@ -217,9 +223,8 @@ class ConnectorRunner:
                     "offset": message.offset,
                 },
             )
-            self._flush(
-                [self._send(DEAD_LETTER, message.key, _dead_letter(message, _summary(exc), 0))]
-            )
+            error = _summary(exc) if isinstance(exc, ValidationError) else str(exc)[:500]
+            self._flush([self._send(DEAD_LETTER, message.key, _dead_letter(message, error, 0))])
             return
         result = self.execute(task)
         crash_point("runner.effect_done")
@@ -232,15 +237,18 @@ class ConnectorRunner:
             sent.append(self._send(DEAD_LETTER, task.request_id.encode(), body))
         key = task.request_id.encode()
         try:
-            sent.append(self._send(RESULTS, key, dump(result)))
+            sent.append(self._send(RESULTS, key, self._result(result, received)))
         except MessageSizeTooLargeError:
             error = "the result is larger than the producer's max_request_size"
             sent.append(
                 self._send(
                     RESULTS,
                     key,
-                    dump(
-                        _failed(task, result.started_at, error, "result_too_large", result.attempts)
+                    self._result(
+                        _failed(
+                            task, result.started_at, error, "result_too_large", result.attempts
+                        ),
+                        received,
                     ),
                 )
             )
@@ -250,12 +258,26 @@ class ConnectorRunner:
                 self._send(
                     RESULTS,
                     key,
-                    dump(
-                        _failed(task, result.started_at, error, "internal_error", result.attempts)
+                    self._result(
+                        _failed(task, result.started_at, error, "internal_error", result.attempts),
+                        received,
                     ),
                 )
             )
         self._flush(sent)
+
+    def _open(self, task: Task) -> Task:
+        if task.sealed is None:
+            return task
+        if self._sealer is None:
+            raise ValueError("the task is sealed and this runner has no keys (DSR_SEAL_EVENTS)")
+        return self._sealer.open(task)
+
+    def _result(self, result: TaskResult, task: Task) -> bytes:
+        """The result as sent: sealed when its task came sealed."""
+        if task.sealed is not None and self._sealer is not None:
+            result = self._sealer.seal(result)
+        return dump(result)
 
     def execute(self, task: Task) -> TaskResult:
         """Run ``task`` on its connector, with retries; never raises for a connector failure."""
@@ -487,6 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             session_timeout_s=config.session_timeout_s,
             on_assigned=lambda: settings.mark_ready(config),
             call_timeouts={n: s.call_timeout_seconds for n, s in data_map.systems.items()},
+            sealer=Sealer.from_settings(config),
         )
     except KafkaError as exc:
         for connector in connectors.values():

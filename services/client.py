@@ -26,6 +26,30 @@ def request_key(raw: bytes) -> bytes | None:
     return value.encode() if isinstance(value, str) else None
 
 
+def read_all(bootstrap: str, names: Iterable[str]) -> list[Any]:
+    """Every record now on the ``names`` topics, in offset order per partition (no
+    consumer group, nothing committed)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        partitions = [
+            TopicPartition(name, p)
+            for name in names
+            for p in sorted(consumer.partitions_for_topic(name) or ())
+        ]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        records: list[Any] = []
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            for batch in consumer.poll(timeout_ms=1000).values():
+                records += batch
+        return sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
+    finally:
+        consumer.close()
+
+
 def _decode(value: bytes) -> dict[str, Any]:
     try:
         body = json.loads(value)

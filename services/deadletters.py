@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
-from services.client import request_key
+from services.client import read_all, request_key
 from services.ledger import Ledger
 from streams import topics
 
@@ -89,24 +89,7 @@ class DeadLetter:
 
 def read(bootstrap: str) -> list[DeadLetter]:
     """Every dead letter on the topic, oldest first (no consumer group, nothing committed)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    try:
-        partitions = [
-            TopicPartition(topics.DEAD_LETTER, p)
-            for p in sorted(consumer.partitions_for_topic(topics.DEAD_LETTER) or ())
-        ]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        letters: list[DeadLetter] = []
-        while any(consumer.position(tp) < end for tp, end in ends.items()):
-            for tp, records in consumer.poll(timeout_ms=1000).items():
-                letters += [_letter(tp.partition, r) for r in records]
-        return sorted(letters, key=lambda d: (d.partition, d.offset))
-    finally:
-        consumer.close()
+    return [_letter(r.partition, r) for r in read_all(bootstrap, [topics.DEAD_LETTER])]
 
 
 def _letter(partition: int, record: Any) -> DeadLetter:

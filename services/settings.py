@@ -20,6 +20,7 @@
 | DSR_PRODUCER_KEY_ID | ops, or the keyring's first key | the key ``dsr submit`` signs with |
 | DSR_PROVISION_PURGE_INTERVAL_S | 3600 | seconds between purges of expired provision records |
 | DSR_ENCRYPT_PACKAGES | true | seal local packages (AES-256-GCM, a data key per request) |
+| DSR_SEAL_EVENTS | true | seal identifiers and records in task and result events (same keys) |
 | DSR_KEYS_DIR | <DSR_HOME>/keys | the wrapped data keys (``data/<request>.key``) |
 | DSR_MASTER_KEY_FILE | <DSR_KEYS_DIR>/master.key | the master key (0600, made if absent) |
 | DSR_PACKAGE_RETENTION_DAYS | 90 | days after completion until a package's data key goes |
@@ -97,6 +98,11 @@ class Settings:
     encrypt_packages: bool = field(
         default_factory=lambda: (
             _env("DSR_ENCRYPT_PACKAGES", "true").lower() not in ("0", "false", "no", "off")
+        )
+    )
+    seal_events: bool = field(
+        default_factory=lambda: (
+            _env("DSR_SEAL_EVENTS", "true").lower() not in ("0", "false", "no", "off")
         )
     )
     keys_dir_override: str | None = field(

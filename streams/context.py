@@ -19,6 +19,7 @@ from services.ledger import Ledger
 from services.settings import DEFAULT_COMPLAINTS_CONTACT, Settings
 from services.signing import Keyring
 from streams.records import Kind, answered_by
+from streams.sealing import Sealer
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Pipeline:
     keyring: Keyring | None = None
     #: Whom the principal contacts with a complaint, printed on letters.
     complaints_contact: str = DEFAULT_COMPLAINTS_CONTACT
+    #: Seals personal data in task and result events; None sends it in the clear.
+    sealer: Sealer | None = None
 
     @property
     def request_timeout(self) -> timedelta:
@@ -62,6 +65,7 @@ class Pipeline:
             if settings.require_signatures
             else None,
             complaints_contact=settings.complaints_contact,
+            sealer=Sealer.from_settings(settings),
         )
 
     def close(self) -> None:

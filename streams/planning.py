@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from services.datamap import MY_NUMBER, DataMap, RefusalRule, SystemSpec
+from services.datamap import MY_NUMBER, RefusalRule, SystemSpec
 from services.ledger import TaskPlan
 from services.ledger.models import Task as TaskRow
 from streams import topics
@@ -131,12 +131,17 @@ def planned(tasks: Sequence[TaskRow]) -> list[Planned]:
 
 
 def task_messages(
-    datamap: DataMap,
+    ctx: Pipeline,
     event: RequestEvent,
     discovered: Mapping[str, list[str]],
     pending: Sequence[TaskRow],
 ) -> list[Outgoing]:
+    """One message per pending task, its personal data sealed when the pipeline seals."""
     key = event.request_id.encode()
+    datamap = ctx.datamap
+
+    def sealed(task: Task) -> Task:
+        return ctx.sealer.seal(task) if ctx.sealer is not None else task
 
     def shareable(system: str, values: Mapping[str, V]) -> dict[str, V]:
         """A system not cleared for My Number never receives one, even if it was given."""
@@ -149,16 +154,18 @@ def task_messages(
             topics.tasks_topic(t.system),
             key,
             dump(
-                Task(
-                    request_id=event.request_id,
-                    task_id=t.task_id,
-                    system=t.system,
-                    kind=event.kind,
-                    wave=t.wave,
-                    identifiers=shareable(t.system, event.subject.identifiers),
-                    discovered=shareable(t.system, discovered),
-                    changes=list(event.correction.changes) if event.correction else [],
-                    grounds=list(event.grounds or []),
+                sealed(
+                    Task(
+                        request_id=event.request_id,
+                        task_id=t.task_id,
+                        system=t.system,
+                        kind=event.kind,
+                        wave=t.wave,
+                        identifiers=shareable(t.system, event.subject.identifiers),
+                        discovered=shareable(t.system, discovered),
+                        changes=list(event.correction.changes) if event.correction else [],
+                        grounds=list(event.grounds or []),
+                    )
                 )
             ),
         )

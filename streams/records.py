@@ -208,6 +208,11 @@ class Task(_Strict):
     dry_run: bool = False
     attempt: int = 1
     created_at: datetime = Field(default_factory=utcnow)
+    sealed: str | None = Field(
+        default=None,
+        description="identifiers, discovered and changes, sealed under the request's data "
+        "key (base64); those fields are then empty on the wire",
+    )
 
     @staticmethod
     def make_id(request_id: str, system: str, kind: str, wave: int = 0) -> str:
@@ -238,6 +243,11 @@ class TaskResult(_Strict):
     attempts: int = 1
     started_at: datetime
     finished_at: datetime = Field(default_factory=utcnow)
+    sealed: str | None = Field(
+        default=None,
+        description="records, discovered_identifiers and details, sealed under the "
+        "request's data key (base64); those fields are then empty on the wire",
+    )
 
 
 class ResponseStatus(StrEnum):

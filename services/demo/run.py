@@ -11,11 +11,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from services.client import Submitter, Watcher
+from services.client import Submitter, Watcher, read_all
 from services.datamap import load as load_datamap
 from services.delivery.encrypted import open_package_storage
 from services.delivery.package import package_prefix
-from services.demo.scenario import FORGED, MALFORMED, TARO, Case, cases, data_checks, encode
+from services.demo.scenario import (
+    FORGED,
+    HANAKO,
+    JIRO,
+    MALFORMED,
+    TARO,
+    Case,
+    cases,
+    data_checks,
+    encode,
+)
 from services.demo.seed import seed, seed_provisions
 from services.ledger import Ledger
 from services.monitoring.scrape import Series, scrape, scrape_until, total_by
@@ -159,10 +169,15 @@ def run(
                 _safe(lambda: ProvisionStore(ledger.engine).stopped(TARO)),
             )
         )
-        checks += metrics_checks(
-            stack, {c.kind for c in todo}, set(load_datamap(settings.datamap_path).systems)
-        )
+        systems = set(load_datamap(settings.datamap_path).systems)
+        checks += metrics_checks(stack, {c.kind for c in todo}, systems)
         checks += response_checks(settings, ledger, list(rows.values()))
+        checks.append(
+            (
+                "sealed events: no subject's email in clear on the task and result topics",
+                _safe(lambda: not _in_clear(stack.bootstrap, systems, [TARO, HANAKO, JIRO])),
+            )
+        )
         watcher.close()
         submitter.close()
         ledger.close()
@@ -194,6 +209,17 @@ def response_checks(settings: Settings, ledger: Ledger, rows: list[Row]) -> list
 
 
 _HELD_THEN_RELEASED = ["received", "hold", "released"]
+
+
+def _in_clear(bootstrap: str, systems: set[str], subjects: list[dict[str, str]]) -> list[str]:
+    """The topics between the worker and the runners that carry a subject's identifier
+    in clear (none should: ``streams.sealing``)."""
+    names = [topics.RESULTS] + [topics.tasks_topic(s) for s in sorted(systems)]
+    values = [v.encode() for subject in subjects for v in subject.values()]
+    records = read_all(bootstrap, names)
+    if not records:
+        raise RuntimeError("no task or result was read back")  # a check that saw nothing fails
+    return sorted({r.topic for r in records if any(v in r.value for v in values)})
 
 
 def _told(home: Path, request_id: str) -> bool:

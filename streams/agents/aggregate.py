@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services import rules
+from services.crypto import CryptoError
 from services.delivery.package import build_package
 from services.faults import crash_point
 from services.ledger import as_utc
@@ -41,6 +42,13 @@ def handle_result(ctx: Pipeline, raw: bytes) -> list[Outgoing]:
         result = TaskResult.model_validate_json(raw)
     except ValidationError as exc:
         raise PoisonEvent("invalid task result", str(exc)[:500]) from None
+    if result.sealed is not None:
+        if ctx.sealer is None:
+            raise PoisonEvent("sealed task result", "this worker does not seal (DSR_SEAL_EVENTS)")
+        try:
+            result = ctx.sealer.open(result)
+        except (CryptoError, ValueError) as exc:
+            raise PoisonEvent("task result does not open", str(exc)[:500]) from None
     recorded = ctx.ledger.record_result(result)
     crash_point("aggregate.recorded")
     log.info(
@@ -89,9 +97,7 @@ def advance(
     pending = [t for t in tasks if t.status == TaskStatus.PENDING]
     if not pending:
         return finish(ctx, request_id, read=(row, tasks))
-    return task_messages(
-        ctx.datamap, event, discovered, [t for t in pending if resend or t.task_id in new]
-    )
+    return task_messages(ctx, event, discovered, [t for t in pending if resend or t.task_id in new])
 
 
 def time_out(ctx: Pipeline, request_id: str) -> list[Outgoing]:

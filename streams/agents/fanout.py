@@ -37,4 +37,4 @@ def handle_accepted(ctx: Pipeline, request_id: str) -> list[Outgoing]:
     )
     if not pending:
         return finish(ctx, request_id)
-    return task_messages(ctx.datamap, event, row.discovered or {}, pending)
+    return task_messages(ctx, event, row.discovered or {}, pending)

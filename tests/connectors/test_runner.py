@@ -27,7 +27,9 @@ from connectors import (
 from connectors.base import Identifiers
 from connectors.sql import SQLConnector
 from services.broker import create_topics
+from services.crypto import LocalKeyProvider
 from streams.records import Kind, Task, dump
+from streams.sealing import Sealer
 from streams.topics import TopicSpec, tasks_topic
 from tests.connectors.fixtures import ALICE, SESSION_S, Database, Outbox, running
 
@@ -359,3 +361,51 @@ def test_the_runner_needs_a_bootstrap_server(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert done.returncode == 2 and "DSR_KAFKA_BOOTSTRAP is not set" in done.stderr
+
+
+def test_a_sealed_task_is_opened_and_its_result_sealed_under_the_same_key(
+    bootstrap: str, producer: KafkaProducer, outbox: Outbox, sqlite_db: Database, tmp_path: Path
+) -> None:
+    system = new_system("crm")
+    keys = LocalKeyProvider(tmp_path / "keys")
+    worker_side = Sealer(keys)
+    request_id = f"req-{uuid.uuid4().hex[:12]}"
+    task = worker_side.seal(
+        Task(
+            request_id=request_id,
+            task_id=Task.make_id(request_id, system, Kind.DISCLOSURE),
+            system=system,
+            kind=Kind.DISCLOSURE,
+            identifiers=ALICE,
+        )
+    )
+    connector = SQLConnector(system, sqlite_db.config())
+    with running(bootstrap, {system: connector}, sealer=Sealer(keys)):
+        producer.send(tasks_topic(system), key=request_id.encode(), value=dump(task))
+        producer.flush()
+        wire = outbox.result(request_id)
+    assert wire.sealed is not None and wire.records == []
+    assert ALICE["email"] not in wire.model_dump_json()
+    opened = worker_side.open(wire)
+    assert [r["_source"] for r in opened.records] == ["customers", "orders", "orders"]
+
+
+def test_a_sealed_task_reaching_a_runner_without_keys_is_dead_lettered(
+    bootstrap: str, producer: KafkaProducer, outbox: Outbox, tmp_path: Path
+) -> None:
+    system = new_system("notes")
+    request_id = f"req-{uuid.uuid4().hex[:12]}"
+    sealed = Sealer(LocalKeyProvider(tmp_path / "keys")).seal(
+        Task(
+            request_id=request_id,
+            task_id=Task.make_id(request_id, system, Kind.DISCLOSURE),
+            system=system,
+            kind=Kind.DISCLOSURE,
+            identifiers=ALICE,
+        )
+    )
+    with running(bootstrap, {system: Scripted(system, {"pages": {}})}):
+        producer.send(tasks_topic(system), key=request_id.encode(), value=dump(sealed))
+        producer.flush()
+        [letter] = outbox.dead_letters(tasks_topic(system))
+    assert "sealed" in letter["error"] and "DSR_SEAL_EVENTS" in letter["error"]

@@ -157,7 +157,7 @@ def test_my_number_only_reaches_systems_cleared_for_it(stores: Pipeline) -> None
     found = {"my_number": ["123456789018"], "customer_id": ["C-1"]}
     sent = {
         Task.model_validate_json(m.value).system: Task.model_validate_json(m.value)
-        for m in task_messages(stores.datamap, request, found, rows)
+        for m in task_messages(stores, request, found, rows)
     }
     assert sent["payroll"].identifiers == {"email": "a@x.jp", "my_number": "123456789018"}
     assert sent["payroll"].discovered == found

@@ -19,7 +19,8 @@ from services.demo.seed import seed
 from services.ledger import Ledger
 from streams import topics
 from streams.context import Outgoing, Pipeline
-from streams.records import Task, utcnow
+from streams.records import Task, dump, utcnow
+from streams.sealing import Sealer
 
 DEMO_DATAMAP = Path(__file__).parents[3] / "services" / "demo" / "datamap.yaml"
 
@@ -31,13 +32,13 @@ def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeli
     datamap = parse(DEMO_DATAMAP.read_text())
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     ledger.migrate()
+    keys = LocalKeyProvider(tmp_path / "keys")
     p = Pipeline(
         ledger=ledger,
         datamap=datamap,
-        storage=EncryptedStorage(
-            LocalStorage(tmp_path / "packages"), LocalKeyProvider(tmp_path / "keys")
-        ),
+        storage=EncryptedStorage(LocalStorage(tmp_path / "packages"), keys),
         connectors=build_all(datamap),
+        sealer=Sealer(keys),  # as in production: tasks and results cross sealed
     )
     yield p
     p.close()
@@ -48,15 +49,18 @@ def to(topic: str, out: list[Outgoing]) -> list[Outgoing]:
 
 
 def run_tasks(p: Pipeline, out: list[Outgoing]) -> list[bytes]:
-    """Play the connector runner for the tasks in ``out``: the real connectors, no retries."""
+    """Play the connector runner for the tasks in ``out``: the real connectors, no retries,
+    tasks opened and results sealed with the pipeline's keys."""
     results = []
     for o in out:
         if not o.topic.startswith(topics.TASKS_PREFIX):
             continue
         task = Task.model_validate_json(o.value)
+        if p.sealer is not None:
+            task = p.sealer.open(task)
         started = utcnow()
-        outcome = dispatch(p.connectors[task.system], task)
-        results.append(ok_result(task, outcome, started).model_dump_json().encode())
+        result = ok_result(task, dispatch(p.connectors[task.system], task), started)
+        results.append(dump(p.sealer.seal(result) if p.sealer is not None else result))
     return results
 
 

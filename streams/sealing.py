@@ -1,0 +1,101 @@
+"""Personal data in tasks and results crosses Kafka sealed under its request's data key.
+
+A ``Task`` carries the principal's identifiers, the identifiers discovered so
+far and a correction's new values; a ``TaskResult`` carries the records found,
+the identifiers discovered and per-operation details (a correction's old and
+new values). On the wire those fields are empty and ``sealed`` holds them, as
+an AES-256-GCM blob (``services.crypto.envelope``) under the request's data key,
+with the record type as authenticated data. Everything the pipeline routes and
+counts by (ids, system, kind, status, error codes, field names) stays readable.
+
+Keys come from the same ``KeyProvider`` as sealed packages, so crypto-shredding a
+request also leaves its old task and result events unreadable. The worker creates
+the key when it first sends a task; a runner only reads it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from services.crypto.envelope import open_blob, seal
+from services.crypto.keys import KeyProvider
+from services.crypto.local import LocalKeyProvider
+from services.settings import Settings
+from streams.records import Task, TaskResult
+
+#: The fields each record type seals, and what they are when empty.
+SEALED_FIELDS: dict[type[BaseModel], dict[str, Any]] = {
+    Task: {"identifiers": {}, "discovered": {}, "changes": []},
+    TaskResult: {"records": [], "discovered_identifiers": {}, "details": {}},
+}
+#: How long an unwrapped data key is kept in memory.
+KEY_CACHE_S = 60.0
+
+M = TypeVar("M", Task, TaskResult)
+
+
+class Sealer:
+    """Seals and opens the personal fields of tasks and results."""
+
+    def __init__(self, keys: KeyProvider) -> None:
+        self.keys = keys
+        self._cache: dict[str, tuple[float, bytes]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Sealer | None:
+        """The sealer ``DSR_SEAL_EVENTS`` asks for, on the local key provider."""
+        return cls(LocalKeyProvider.from_settings(settings)) if settings.seal_events else None
+
+    def seal(self, record: M) -> M:
+        """``record`` with its personal fields sealed (a sealed record is returned as is)."""
+        if record.sealed is not None:
+            return record
+        empty = SEALED_FIELDS[type(record)]
+        plain = record.model_dump(mode="json", include=set(empty))
+        name = type(record).__name__
+        blob = seal(
+            self._key(record.request_id, create=isinstance(record, Task)),
+            record.request_id,
+            name,
+            json.dumps(plain, separators=(",", ":")).encode(),
+        )
+        return record.model_copy(update={**empty, "sealed": base64.b64encode(blob).decode()})
+
+    def open(self, record: M) -> M:
+        """``record`` with its personal fields opened (a plain record is returned as is).
+
+        Raises ``KeyDestroyed`` once the request's key is shredded, ``BlobError`` if the
+        sealed value was altered or belongs to another request."""
+        if record.sealed is None:
+            return record
+        name = type(record).__name__
+        try:
+            blob = base64.b64decode(record.sealed, validate=True)
+        except ValueError as exc:
+            raise ValueError(f"{name} of {record.request_id}: sealed is not base64") from exc
+        plain = open_blob(
+            self._key(record.request_id, create=False),
+            record.request_id,
+            name,
+            blob,
+            where=f"{name} of request {record.request_id}",
+        )
+        return type(record).model_validate(
+            {**record.model_dump(mode="json"), **json.loads(plain), "sealed": None}
+        )
+
+    def _key(self, request_id: str, *, create: bool) -> bytes:
+        now = time.monotonic()
+        hit = self._cache.get(request_id)
+        if hit is not None and now - hit[0] < KEY_CACHE_S:
+            return hit[1]
+        key = self.keys.data_key(request_id, create=create)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[request_id] = (now, key)
+        return key
