@@ -16,6 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from services.settings import Settings
 from services.signing import Keyring, Signer
 from streams import topics
+from streams.sealing import Sealer
 
 
 def request_key(raw: bytes) -> bytes | None:
@@ -61,20 +62,28 @@ def _decode(value: bytes) -> dict[str, Any]:
 class Submitter:
     """Send request events, signed with ``signer`` (see ``services/signing.py``)."""
 
-    def __init__(self, bootstrap: str, signer: Signer | None = None) -> None:
+    def __init__(
+        self, bootstrap: str, signer: Signer | None = None, sealer: Sealer | None = None
+    ) -> None:
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
         self.signer = signer
+        self.sealer = sealer
 
     @classmethod
     def from_settings(cls, settings: Settings, bootstrap: str) -> Submitter:
-        """Signed with the configured producer key when intake requires signatures."""
+        """Signed with the configured producer key when intake requires signatures, and
+        requests sealed when the pipeline seals (``DSR_SEAL_EVENTS``)."""
+        sealer = Sealer.from_settings(settings)
         if not settings.require_signatures:
-            return cls(bootstrap)
+            return cls(bootstrap, sealer=sealer)
         keyring = Keyring.load(settings.signing_keys_path)
-        return cls(bootstrap, keyring.signer(settings.producer_key_id))
+        return cls(bootstrap, keyring.signer(settings.producer_key_id), sealer)
 
     def submit(self, raw: bytes, topic: str = topics.REQUESTS) -> None:
-        """Send one event (a request, or a decision to ``topics.DECISIONS``), signed."""
+        """Send one event (a request, or a decision to ``topics.DECISIONS``), a request
+        sealed, and signed."""
+        if self.sealer is not None and topic == topics.REQUESTS:
+            raw = self.sealer.seal_request(raw)
         headers = self.signer.headers(raw) if self.signer else []
         self.producer.send(topic, key=request_key(raw), value=raw, headers=headers)
 

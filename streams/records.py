@@ -353,6 +353,7 @@ class RejectedEvent(_Strict):
         "already_fanned_out",
         "provision_stopped",
         "record_id_conflict",
+        "cannot_open",
     ]
     errors: list[dict[str, Any]] = []
     request_id: str | None = None

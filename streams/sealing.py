@@ -8,6 +8,9 @@ an AES-256-GCM blob (``services.crypto.envelope``) under the request's data key,
 with the record type as authenticated data. Everything the pipeline routes and
 counts by (ids, system, kind, status, error codes, field names) stays readable.
 
+``dsr submit`` seals a request event whole (``seal_request``); intake checks its
+signature over the sealed form, then opens it.
+
 Keys come from the same ``KeyProvider`` as sealed packages, so crypto-shredding a
 request also leaves its old task and result events unreadable. The worker creates
 the key when it first sends a task; a runner only reads it.
@@ -23,7 +26,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from services.crypto.envelope import open_blob, seal
-from services.crypto.keys import KeyProvider
+from services.crypto.keys import KeyProvider, check_key_id
 from services.crypto.local import LocalKeyProvider
 from services.settings import Settings
 from streams.records import Task, TaskResult
@@ -33,6 +36,8 @@ SEALED_FIELDS: dict[type[BaseModel], dict[str, Any]] = {
     Task: {"identifiers": {}, "discovered": {}, "changes": []},
     TaskResult: {"records": [], "discovered_identifiers": {}, "details": {}},
 }
+#: A sealed request event on ``dsr.requests``: ``{"request_id": ..., SEALED_REQUEST: b64}``.
+SEALED_REQUEST = "sealed_request"
 #: How long an unwrapped data key is kept in memory.
 KEY_CACHE_S = 60.0
 
@@ -88,6 +93,34 @@ class Sealer:
         return type(record).model_validate(
             {**record.model_dump(mode="json"), **json.loads(plain), "sealed": None}
         )
+
+    def seal_request(self, raw: bytes) -> bytes:
+        """A request event as ``dsr submit`` sends it: the whole event sealed under a new
+        data key for its request. Bytes that are not a JSON object with a valid request
+        id are returned as they are, for intake to reject with its reason."""
+        try:
+            request_id = check_key_id(json.loads(raw)["request_id"])
+        except (ValueError, KeyError, TypeError):
+            return raw
+        blob = seal(self._key(request_id, create=True), request_id, "RequestEvent", raw)
+        envelope = {"request_id": request_id, SEALED_REQUEST: base64.b64encode(blob).decode()}
+        return json.dumps(envelope).encode()
+
+    def open_request(self, envelope: dict[str, Any]) -> Any:
+        """The request event inside ``envelope``, decoded from JSON."""
+        request_id = str(envelope.get("request_id"))
+        blob = base64.b64decode(str(envelope[SEALED_REQUEST]), validate=True)
+        plain = open_blob(
+            self._key(request_id, create=False),
+            request_id,
+            "RequestEvent",
+            blob,
+            where=f"request event {request_id}",
+        )
+        event = json.loads(plain)
+        if not isinstance(event, dict) or event.get("request_id") != request_id:
+            raise ValueError(f"the sealed request event is not request {request_id}'s")
+        return event
 
     def _key(self, request_id: str, *, create: bool) -> bytes:
         now = time.monotonic()

@@ -174,8 +174,14 @@ def run(
         checks += response_checks(settings, ledger, list(rows.values()))
         checks.append(
             (
-                "sealed events: no subject's email in clear on the task and result topics",
-                _safe(lambda: not _in_clear(stack.bootstrap, systems, [TARO, HANAKO, JIRO])),
+                "sealed events: no subject's email in clear on any topic, nor in the logs",
+                _safe(
+                    lambda: (
+                        not _in_clear(
+                            stack.bootstrap, systems, [TARO, HANAKO, JIRO], settings.home / "logs"
+                        )
+                    )
+                ),
             )
         )
         watcher.close()
@@ -211,15 +217,23 @@ def response_checks(settings: Settings, ledger: Ledger, rows: list[Row]) -> list
 _HELD_THEN_RELEASED = ["received", "hold", "released"]
 
 
-def _in_clear(bootstrap: str, systems: set[str], subjects: list[dict[str, str]]) -> list[str]:
-    """The topics between the worker and the runners that carry a subject's identifier
-    in clear (none should: ``streams.sealing``)."""
-    names = [topics.RESULTS] + [topics.tasks_topic(s) for s in sorted(systems)]
+def _in_clear(
+    bootstrap: str, systems: set[str], subjects: list[dict[str, str]], logs: Path
+) -> list[str]:
+    """Every topic and log file that holds a subject's identifier in clear (none should:
+    ``streams.sealing``). The forged event is left out: its sender had no key, so it
+    sits on ``dsr.requests`` as sent, and its rejection quotes it."""
+    names = [t.name for t in topics.all_topics(sorted(systems))]
     values = [v.encode() for subject in subjects for v in subject.values()]
-    records = read_all(bootstrap, names)
-    if not records:
-        raise RuntimeError("no task or result was read back")  # a check that saw nothing fails
-    return sorted({r.topic for r in records if any(v in r.value for v in values)})
+    records = [r for r in read_all(bootstrap, names) if r.key != b"demo-forged"]
+    if not any(r.topic == topics.RESULTS for r in records):
+        raise RuntimeError("no result was read back")  # a check that saw nothing fails
+    files = list(logs.glob("*.log"))
+    if not files:
+        raise RuntimeError(f"no log under {logs}")
+    found = {r.topic for r in records if any(v in r.value for v in values)}
+    found |= {p.name for p in files if any(v in p.read_bytes() for v in values)}
+    return sorted(found)
 
 
 def _told(home: Path, request_id: str) -> bool:

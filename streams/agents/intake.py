@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from services import rules
+from services.crypto import CryptoError
 from services.faults import crash_point
 from services.ledger import RequestStatus
 from services.signing import Headers, Keyring, SignatureError
@@ -17,6 +18,7 @@ from streams.agents import notices
 from streams.agents.aggregate import finish
 from streams.context import Outgoing, Pipeline
 from streams.records import RejectedEvent, RequestEvent, dump
+from streams.sealing import SEALED_REQUEST, Sealer
 
 log = logging.getLogger("dsr.intake")
 
@@ -33,11 +35,18 @@ class Rejection(Exception):
         self.errors = errors
 
 
-def parse(raw: bytes, keyring: Keyring | None, headers: Headers, model: type[M]) -> M:
-    """Decode, check the signature and validate as ``model``; raise ``Rejection`` with a
-    reason code.
+def parse(
+    raw: bytes,
+    keyring: Keyring | None,
+    headers: Headers,
+    model: type[M],
+    sealer: Sealer | None = None,
+) -> M:
+    """Decode, check the signature, open a sealed event and validate as ``model``; raise
+    ``Rejection`` with a reason code.
 
     Without a ``keyring`` no signature is required (``DSR_REQUIRE_SIGNATURES=false``).
+    The signature covers the event as sent, sealed or not.
     """
     if len(raw) > MAX_EVENT_BYTES:
         raise Rejection(
@@ -56,6 +65,13 @@ def parse(raw: bytes, keyring: Keyring | None, headers: Headers, model: type[M])
             keyring.verify(obj, headers)
         except SignatureError as exc:
             raise Rejection(exc.reason_code, [{"msg": str(exc)}]) from None
+    if isinstance(obj, dict) and SEALED_REQUEST in obj:
+        if sealer is None:
+            raise Rejection("cannot_open", [{"msg": "sealed, and this worker has no keys"}])
+        try:
+            obj = sealer.open_request(obj)
+        except (CryptoError, ValueError, TypeError) as exc:
+            raise Rejection("cannot_open", [{"msg": str(exc)[:200]}]) from None
     try:
         return model.model_validate(obj)
     except ValidationError as exc:
@@ -98,7 +114,7 @@ def reject(ctx: Pipeline, raw: bytes, rej: Rejection, stage: str = "intake") -> 
 
 def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[Outgoing]:
     try:
-        event = parse(raw, ctx.keyring, headers, RequestEvent)
+        event = parse(raw, ctx.keyring, headers, RequestEvent, ctx.sealer)
     except Rejection as rej:
         return reject(ctx, raw, rej)
     unknown = [code for code, basis in rules.grounds_invoked(event).items() if basis is None]

@@ -119,7 +119,9 @@ def test_a_gdpr_extension_reaches_the_principal(
     # every decision is audited, the refused second extension too (decisions and requests
     # are different topics, so the refusal and the release may come in either order)
     assert actions[:3] == ["received", "hold", "extended"]
-    assert sorted(actions[3:6]) == ["clock_resumed", "rejected", "released"]
+    later = actions[3:]
+    assert {"clock_resumed", "rejected", "released"} <= set(later)
+    assert later.index("clock_resumed") < later.index("released") < later.index("completed")
     ledger.close()
 
 
