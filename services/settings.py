@@ -49,6 +49,11 @@ def _env(name: str, default: str) -> str:
     return value if value else default
 
 
+def _on(name: str) -> bool:
+    """A switch that is on unless set to 0, false, no or off."""
+    return _env(name, "true").lower() not in ("0", "false", "no", "off")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=lambda: Path(_env("DSR_HOME", ".dsr")).resolve())
@@ -84,27 +89,15 @@ class Settings:
     signing_keys_override: str | None = field(
         default_factory=lambda: os.environ.get("DSR_SIGNING_KEYS") or None
     )
-    require_signatures: bool = field(
-        default_factory=lambda: (
-            _env("DSR_REQUIRE_SIGNATURES", "true").lower() not in ("0", "false", "no", "off")
-        )
-    )
+    require_signatures: bool = field(default_factory=lambda: _on("DSR_REQUIRE_SIGNATURES"))
     producer_key_id: str | None = field(
         default_factory=lambda: os.environ.get("DSR_PRODUCER_KEY_ID") or None
     )
     provision_purge_interval_s: float = field(
         default_factory=lambda: float(_env("DSR_PROVISION_PURGE_INTERVAL_S", "3600"))
     )
-    encrypt_packages: bool = field(
-        default_factory=lambda: (
-            _env("DSR_ENCRYPT_PACKAGES", "true").lower() not in ("0", "false", "no", "off")
-        )
-    )
-    seal_events: bool = field(
-        default_factory=lambda: (
-            _env("DSR_SEAL_EVENTS", "true").lower() not in ("0", "false", "no", "off")
-        )
-    )
+    encrypt_packages: bool = field(default_factory=lambda: _on("DSR_ENCRYPT_PACKAGES"))
+    seal_events: bool = field(default_factory=lambda: _on("DSR_SEAL_EVENTS"))
     keys_dir_override: str | None = field(
         default_factory=lambda: os.environ.get("DSR_KEYS_DIR") or None
     )

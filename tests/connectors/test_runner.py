@@ -363,14 +363,10 @@ def test_the_runner_needs_a_bootstrap_server(tmp_path: Path) -> None:
     assert done.returncode == 2 and "DSR_KAFKA_BOOTSTRAP is not set" in done.stderr
 
 
-def test_a_sealed_task_is_opened_and_its_result_sealed_under_the_same_key(
-    bootstrap: str, producer: KafkaProducer, outbox: Outbox, sqlite_db: Database, tmp_path: Path
-) -> None:
-    system = new_system("crm")
-    keys = LocalKeyProvider(tmp_path / "keys")
-    worker_side = Sealer(keys)
+def sealed_task(sealer: Sealer, system: str) -> Task:
+    """A disclosure task as a worker sends it: sealed under a new key for its request."""
     request_id = f"req-{uuid.uuid4().hex[:12]}"
-    task = worker_side.seal(
+    return sealer.seal(
         Task(
             request_id=request_id,
             task_id=Task.make_id(request_id, system, Kind.DISCLOSURE),
@@ -379,6 +375,16 @@ def test_a_sealed_task_is_opened_and_its_result_sealed_under_the_same_key(
             identifiers=ALICE,
         )
     )
+
+
+def test_a_sealed_task_is_opened_and_its_result_sealed_under_the_same_key(
+    bootstrap: str, producer: KafkaProducer, outbox: Outbox, sqlite_db: Database, tmp_path: Path
+) -> None:
+    system = new_system("crm")
+    keys = LocalKeyProvider(tmp_path / "keys")
+    worker_side = Sealer(keys)
+    task = sealed_task(worker_side, system)
+    request_id = task.request_id
     connector = SQLConnector(system, sqlite_db.config())
     with running(bootstrap, {system: connector}, sealer=Sealer(keys)):
         producer.send(tasks_topic(system), key=request_id.encode(), value=dump(task))
@@ -394,16 +400,8 @@ def test_a_sealed_task_reaching_a_runner_without_keys_is_dead_lettered(
     bootstrap: str, producer: KafkaProducer, outbox: Outbox, tmp_path: Path
 ) -> None:
     system = new_system("notes")
-    request_id = f"req-{uuid.uuid4().hex[:12]}"
-    sealed = Sealer(LocalKeyProvider(tmp_path / "keys")).seal(
-        Task(
-            request_id=request_id,
-            task_id=Task.make_id(request_id, system, Kind.DISCLOSURE),
-            system=system,
-            kind=Kind.DISCLOSURE,
-            identifiers=ALICE,
-        )
-    )
+    sealed = sealed_task(Sealer(LocalKeyProvider(tmp_path / "keys")), system)
+    request_id = sealed.request_id
     with running(bootstrap, {system: Scripted(system, {"pages": {}})}):
         producer.send(tasks_topic(system), key=request_id.encode(), value=dump(sealed))
         producer.flush()
