@@ -42,13 +42,8 @@ def handle_result(ctx: Pipeline, raw: bytes) -> list[Outgoing]:
         result = TaskResult.model_validate_json(raw)
     except ValidationError as exc:
         raise PoisonEvent("invalid task result", str(exc)[:500]) from None
-    if result.sealed is not None:
-        if ctx.sealer is None:
-            raise PoisonEvent("sealed task result", "this worker does not seal (DSR_SEAL_EVENTS)")
-        try:
-            result = ctx.sealer.open(result)
-        except (CryptoError, ValueError) as exc:
-            raise PoisonEvent("task result does not open", str(exc)[:500]) from None
+    # Checked before it is recorded; the ledger keeps it as it came, sealed.
+    discovered = _opened(ctx, result).discovered_identifiers
     recorded = ctx.ledger.record_result(result)
     crash_point("aggregate.recorded")
     log.info(
@@ -66,7 +61,7 @@ def handle_result(ctx: Pipeline, raw: bytes) -> list[Outgoing]:
     return advance(
         ctx,
         result.request_id,
-        result.discovered_identifiers,
+        discovered,
         resend=not recorded.first,
         read=(recorded.request, recorded.tasks),
     )
@@ -131,7 +126,7 @@ def finish(
             t.system,
             TaskStatus(t.status),
             t.error,
-            TaskResult.model_validate(t.result) if t.result else None,
+            _opened(ctx, TaskResult.model_validate(t.result)) if t.result else None,
         )
         for t in tasks
     ]
@@ -205,6 +200,18 @@ def _with_package(
     if written:
         return response.model_copy(update={"letter": info.uri, "package": info.prefix_uri})
     return response.model_copy(update={"package": info.uri})
+
+
+def _opened(ctx: Pipeline, result: TaskResult) -> TaskResult:
+    """``result`` with its personal fields opened (``streams.sealing``)."""
+    if result.sealed is None:
+        return result
+    if ctx.sealer is None:
+        raise PoisonEvent("sealed task result", "this worker does not seal (DSR_SEAL_EVENTS)")
+    try:
+        return ctx.sealer.open(result)
+    except (CryptoError, ValueError) as exc:
+        raise PoisonEvent("task result does not open", str(exc)[:500]) from None
 
 
 def _paper_only(ctx: Pipeline, outcomes: list[TaskOutcome]) -> list[str]:

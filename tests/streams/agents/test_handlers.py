@@ -17,7 +17,7 @@ from services.ledger.models import Request
 from streams import topics
 from streams.agents import aggregate, fanout, intake
 from streams.context import Pipeline
-from streams.records import ResponseEvent
+from streams.records import ResponseEvent, TaskResult
 from tests.streams.agents.fixtures import body, run_tasks, to
 
 
@@ -158,7 +158,11 @@ def test_purpose_notification_lists_the_purposes_of_the_systems_holding_data(
         "order_fulfilment",
         "marketing",
     ]
-    assert all(not t.result or not t.result["records"] for t in pipeline.ledger.tasks("pn-1"))
+    assert pipeline.sealer is not None
+    answers = [
+        TaskResult.model_validate(t.result) for t in pipeline.ledger.tasks("pn-1") if t.result
+    ]
+    assert answers and all(not pipeline.sealer.open(r).records for r in answers)
     submit(
         pipeline, request_id="pn-2", kind="purpose_notification", identifiers={"email": "x@y.jp"}
     )
@@ -297,3 +301,14 @@ def test_rule_5_a_data_map_refusal_withholds_one_system_and_says_why(pipeline: P
     )
     [task] = [t for t in withheld.ledger.tasks("wr-1") if t.system == "orders"]
     assert task.attempts == 0  # never asked
+
+
+def test_the_ledger_keeps_task_results_sealed_and_the_response_still_has_the_data(
+    pipeline: Pipeline,
+) -> None:
+    submit(pipeline, request_id="seal-1", kind="disclosure", identifiers=TARO)
+    response = drive(pipeline, "seal-1")
+    assert {s.system: s.records for s in response.systems}["crm"] == 1
+    stored = [t.result for t in pipeline.ledger.tasks("seal-1") if t.result]
+    assert stored and all(r["sealed"] and r["records"] == [] for r in stored)
+    assert TARO["email"] not in json.dumps(stored)
