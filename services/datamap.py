@@ -127,9 +127,11 @@ class DataMap(BaseModel):
     @model_validator(mode="after")
     def _purposes_declared(self) -> DataMap:
         known = {p.id for p in self.purposes}
-        for name, spec in self.systems.items():
+        # names first: a bad name is the root cause when others refer to it
+        for name in self.systems:
             if not re.fullmatch(r"[a-z][a-z0-9_\-]{0,62}", name):
                 raise ValueError(f"system name {name!r}: use lowercase letters, digits, _ and -")
+        for name, spec in self.systems.items():
             missing = [p for p in spec.purposes if p not in known]
             if missing:
                 raise ValueError(f"system {name!r} names undeclared purposes: {missing}")

@@ -235,10 +235,12 @@ def test_deep_nesting_is_read_or_refused_by_its_depth(depth: int, flow: bool) ->
         nested = "".join(f"\n{'  ' * (i + 5)}a:" for i in range(depth)) + " x"
         text = "systems:\n  s:\n    connector: sql\n    identifiers: [email]\n    config:" + nested
     outcome = check(text)
-    if depth + 5 > MAX_DEPTH:
+    # block: document, systems, s, then the a: maps and x; flow nests the lists one deeper
+    levels = depth + (5 if flow else 4)
+    if levels > MAX_DEPTH:
         assert isinstance(outcome, DataMapError)
         assert "nested deeper than" in str(outcome)
-    elif depth + 5 < MAX_DEPTH - 2:
+    else:
         assert isinstance(outcome, DataMap)
 
 
@@ -380,3 +382,15 @@ def test_an_unreadable_character_is_placed_in_the_named_file() -> None:
         f'unacceptable character #x007f: special characters are not allowed\n  in "{SOURCE}"'
         in (str(outcome))
     )
+
+
+def test_a_bad_system_name_is_reported_before_references_to_it() -> None:
+    """Renaming a system others erase after leaves two faults; the name is the cause."""
+    raw = {
+        "systems": {
+            "a": {"connector": "sql", "identifiers": ["email"], "erase_after": ["i"]},
+            "{": {"connector": "sql", "identifiers": ["email"]},
+        }
+    }
+    with pytest.raises(DataMapError, match=r"system name '\{'"):
+        parse(json.dumps(raw), SOURCE)
