@@ -162,15 +162,28 @@ class Connector(ConnectorBase[ConfigT]):
         raise self._not_supported(Kind.THIRD_PARTY_STOP)
 
 
-def ok_result(
-    task: Task, outcome: OperationResult, started: datetime, attempts: int = 1
-) -> TaskResult:
-    """The task's result, from what its operation returned (a dry run says so)."""
+def task_result(task: Task, started: datetime, attempts: int, **outcome: Any) -> TaskResult:
+    """A result for ``task``: its identity, timing and attempts, plus ``outcome``."""
     return TaskResult(
         request_id=task.request_id,
         task_id=task.task_id,
         system=task.system,
         kind=task.kind,
+        attempts=attempts,
+        started_at=started,
+        **outcome,
+    )
+
+
+def ok_result(
+    task: Task, outcome: OperationResult, started: datetime, attempts: int = 1
+) -> TaskResult:
+    """The task's result, from what its operation returned (a dry run says so)."""
+    withheld = outcome.withheld
+    return task_result(
+        task,
+        started,
+        attempts,
         status="ok",
         records=outcome.records,
         changed=outcome.changed,
@@ -178,12 +191,10 @@ def ok_result(
         details={**outcome.details, **({"dry_run": True} if outcome.dry_run else {})},
         discovered_identifiers=outcome.discovered_identifiers,
         refusal=(
-            Reason(code=outcome.withheld.code, message=outcome.withheld.reason, system=task.system)
-            if outcome.withheld
+            Reason(code=withheld.code, message=withheld.reason, system=task.system)
+            if withheld
             else None
         ),
-        attempts=attempts,
-        started_at=started,
     )
 
 

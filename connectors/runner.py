@@ -46,7 +46,7 @@ from pydantic_core import PydanticSerializationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential, wait_random
 
-from connectors.base import ConnectorBase, OperationResult, dispatch, ok_result
+from connectors.base import ConnectorBase, OperationResult, dispatch, ok_result, task_result
 from connectors.base import check as run_check
 from connectors.calls import CallThread, Stopped
 from connectors.errors import ConfigError, ConnectorError, RetriableError
@@ -422,17 +422,14 @@ class ConnectorRunner:
 def _failed(
     task: Task, started: datetime, error: str, code: str, attempts: int, *, retriable: bool = False
 ) -> TaskResult:
-    return TaskResult(
-        request_id=task.request_id,
-        task_id=task.task_id,
-        system=task.system,
-        kind=task.kind,
+    return task_result(
+        task,
+        started,
+        attempts,
         status="failed",
         error=error,
         error_code=code,
         retriable=retriable,
-        attempts=attempts,
-        started_at=started,
     )
 
 

@@ -21,8 +21,8 @@ from sqlalchemy.exc import OperationalError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from services import monitoring, notify
+from services.crypto.local import LocalKeyProvider
 from services.crypto.shred import shred
-from services.delivery.encrypted import EncryptedStorage
 from services.faults import crash_point
 from services.ledger import as_utc
 from services.logs import configure_logging
@@ -191,14 +191,15 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
 
     @app.timer(settings.key_shred_interval_s, on_leader=True)
     async def shred_keys() -> None:
-        """Destroy the data keys of sealed packages past retention (crypto-shredding);
-        the ledger gets one audit row with the count."""
-        p = ctx()
-        if not isinstance(p.storage, EncryptedStorage):
-            return  # not sealed here (S3 encrypts server-side): no data keys to destroy
+        """Destroy the data keys (of sealed packages and sealed events) of requests past
+        retention (crypto-shredding), as ``dsr keys shred`` does; the ledger gets one
+        audit row with the count."""
+        if not (settings.encrypt_packages or settings.seal_events):
+            return  # nothing was sealed here: no data keys to destroy
         retention = timedelta(days=settings.package_retention_days)
+        keys = LocalKeyProvider.from_settings(settings)
         try:
-            done = shred(p.ledger, p.storage.keys, retention)
+            done = shred(ctx().ledger, keys, retention)
         except OperationalError:
             log.warning("key shredding skipped: ledger busy", extra={"stage": "shred"})
             return
