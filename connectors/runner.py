@@ -55,6 +55,7 @@ from services import datamap, monitoring, settings
 from services.crypto import CryptoError
 from services.faults import crash_point
 from services.logs import configure_logging
+from streams.claims import ClaimCheck
 from streams.records import Task, TaskResult, dump, utcnow
 from streams.sealing import Sealer
 from streams.topics import DEAD_LETTER, RESULTS, tasks_topic
@@ -114,6 +115,7 @@ class ConnectorRunner:
         on_assigned: Callable[[], None] | None = None,
         call_timeouts: Mapping[str, float] | None = None,
         sealer: Sealer | None = None,
+        claims: ClaimCheck | None = None,
     ) -> None:
         if not connectors:
             raise ValueError("a runner needs at least one connector")
@@ -138,6 +140,8 @@ class ConnectorRunner:
         self._call_timeouts = dict(call_timeouts or {})
         #: Opens sealed tasks and seals results (``streams.sealing``); None: all in the clear.
         self._sealer = sealer
+        #: Sends sealed results too large for a message by reference (``streams.claims``).
+        self._claims = claims
         self._in_flight: dict[TopicPartition, deque[Future[int | None]]] = {}
         session_ms = int(session_timeout_s * 1000)
         self._consumer = KafkaConsumer(
@@ -274,9 +278,11 @@ class ConnectorRunner:
         return self._sealer.open(task)
 
     def _result(self, result: TaskResult, task: Task) -> bytes:
-        """The result as sent: sealed when its task came sealed."""
+        """The result as sent: sealed when its task came sealed, by claim check if large."""
         if task.sealed is not None and self._sealer is not None:
             result = self._sealer.seal(result)
+            if self._claims is not None:
+                result = self._claims.check_in(result)
         return dump(result)
 
     def execute(self, task: Task) -> TaskResult:
@@ -507,6 +513,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_assigned=lambda: settings.mark_ready(config),
             call_timeouts={n: s.call_timeout_seconds for n, s in data_map.systems.items()},
             sealer=Sealer.from_settings(config),
+            claims=ClaimCheck.from_settings(config),
         )
     except KafkaError as exc:
         for connector in connectors.values():

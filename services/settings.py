@@ -21,6 +21,7 @@
 | DSR_PROVISION_PURGE_INTERVAL_S | 3600 | seconds between purges of expired provision records |
 | DSR_ENCRYPT_PACKAGES | true | seal local packages (AES-256-GCM, a data key per request) |
 | DSR_SEAL_EVENTS | true | seal identifiers and records in task and result events (same keys) |
+| DSR_CLAIM_CHECK_BYTES | 262144 | a larger sealed result goes by claim check (package store) |
 | DSR_KEYS_DIR | <DSR_HOME>/keys | the wrapped data keys (``data/<request>.key``) |
 | DSR_MASTER_KEY_FILE | <DSR_KEYS_DIR>/master.key | the master key (0600, made if absent) |
 | DSR_PACKAGE_RETENTION_DAYS | 90 | days after completion until a package's data key goes |
@@ -98,6 +99,9 @@ class Settings:
     )
     encrypt_packages: bool = field(default_factory=lambda: _on("DSR_ENCRYPT_PACKAGES"))
     seal_events: bool = field(default_factory=lambda: _on("DSR_SEAL_EVENTS"))
+    claim_check_bytes: int = field(
+        default_factory=lambda: int(_env("DSR_CLAIM_CHECK_BYTES", "262144"))
+    )
     keys_dir_override: str | None = field(
         default_factory=lambda: os.environ.get("DSR_KEYS_DIR") or None
     )

@@ -18,6 +18,7 @@ from services.delivery.storage import Storage
 from services.ledger import Ledger
 from services.settings import DEFAULT_COMPLAINTS_CONTACT, Settings
 from services.signing import Keyring
+from streams.claims import ClaimCheck
 from streams.records import Kind, answered_by
 from streams.sealing import Sealer
 
@@ -40,7 +41,10 @@ class Pipeline:
     #: Whom the principal contacts with a complaint, printed on letters.
     complaints_contact: str = DEFAULT_COMPLAINTS_CONTACT
     #: Seals personal data in task and result events; None sends it in the clear.
+    #: (The ledger has its own, for what it keeps: ``Ledger.sealer``.)
     sealer: Sealer | None = None
+    #: Reads back sealed results sent by claim check (``streams.claims``).
+    claims: ClaimCheck | None = None
 
     @property
     def request_timeout(self) -> timedelta:
@@ -56,8 +60,9 @@ class Pipeline:
     @classmethod
     def from_settings(cls, settings: Settings) -> Pipeline:
         datamap = load_datamap(settings.datamap_path)
+        sealer = Sealer.from_settings(settings)
         return cls(
-            ledger=Ledger(settings.database_url),
+            ledger=Ledger(settings.database_url, sealer=sealer),
             datamap=datamap,
             storage=open_package_storage(settings),  # sealed when local, see encrypted.py
             connectors=build_all(datamap),
@@ -65,7 +70,8 @@ class Pipeline:
             if settings.require_signatures
             else None,
             complaints_contact=settings.complaints_contact,
-            sealer=Sealer.from_settings(settings),
+            sealer=sealer,
+            claims=ClaimCheck.from_settings(settings),
         )
 
     def close(self) -> None:

@@ -248,6 +248,12 @@ class TaskResult(_Strict):
         description="records, discovered_identifiers and details, sealed under the "
         "request's data key (base64); those fields are then empty on the wire",
     )
+    claim: str | None = Field(
+        default=None,
+        pattern=r"^claims/[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}/[0-9a-f]{64}$",
+        description="A sealed value too large for one message, kept in the package store "
+        "under this key instead (claim check); ``sealed`` is then empty",
+    )
 
 
 class ResponseStatus(StrEnum):

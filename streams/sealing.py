@@ -9,7 +9,8 @@ with the record type as authenticated data. Everything the pipeline routes and
 counts by (ids, system, kind, status, error codes, field names) stays readable.
 
 ``dsr submit`` seals a request event whole (``seal_request``); intake checks its
-signature over the sealed form, then opens it.
+signature over the sealed form, then opens it. The ledger keeps the request event
+and the identifiers discovered sealed the same way (``seal_field``).
 
 Keys come from the same ``KeyProvider`` as sealed packages, so crypto-shredding a
 request also leaves its old task and result events unreadable. The worker creates
@@ -38,6 +39,9 @@ SEALED_FIELDS: dict[type[BaseModel], dict[str, Any]] = {
 }
 #: A sealed request event on ``dsr.requests``: ``{"request_id": ..., SEALED_REQUEST: b64}``.
 SEALED_REQUEST = "sealed_request"
+#: A ledger column kept sealed (the request event, discovered identifiers) holds
+#: ``{SEALED_FIELD: base64}``; ``$`` keeps it apart from any identifier's name.
+SEALED_FIELD = "$sealed"
 #: How long an unwrapped data key is kept in memory.
 KEY_CACHE_S = 60.0
 
@@ -62,14 +66,10 @@ class Sealer:
             return record
         empty = SEALED_FIELDS[type(record)]
         plain = record.model_dump(mode="json", include=set(empty))
-        name = type(record).__name__
-        blob = seal(
-            self._key(record.request_id, create=isinstance(record, Task)),
-            record.request_id,
-            name,
-            json.dumps(plain, separators=(",", ":")).encode(),
+        sealed = self._seal(
+            record.request_id, type(record).__name__, _json(plain), create=isinstance(record, Task)
         )
-        return record.model_copy(update={**empty, "sealed": base64.b64encode(blob).decode()})
+        return record.model_copy(update={**empty, "sealed": sealed})
 
     def open(self, record: M) -> M:
         """``record`` with its personal fields opened (a plain record is returned as is).
@@ -79,17 +79,8 @@ class Sealer:
         if record.sealed is None:
             return record
         name = type(record).__name__
-        try:
-            blob = base64.b64decode(record.sealed, validate=True)
-        except ValueError as exc:
-            raise ValueError(f"{name} of {record.request_id}: sealed is not base64") from exc
-        plain = open_blob(
-            self._key(record.request_id, create=False),
-            record.request_id,
-            name,
-            blob,
-            where=f"{name} of request {record.request_id}",
-        )
+        where = f"{name} of request {record.request_id}"
+        plain = self._open(record.request_id, name, record.sealed, where)
         return type(record).model_validate(
             {**record.model_dump(mode="json"), **json.loads(plain), "sealed": None}
         )
@@ -102,25 +93,39 @@ class Sealer:
             request_id = check_key_id(json.loads(raw)["request_id"])
         except (ValueError, KeyError, TypeError):
             return raw
-        blob = seal(self._key(request_id, create=True), request_id, "RequestEvent", raw)
-        envelope = {"request_id": request_id, SEALED_REQUEST: base64.b64encode(blob).decode()}
-        return json.dumps(envelope).encode()
+        sealed = self._seal(request_id, "RequestEvent", raw, create=True)
+        return json.dumps({"request_id": request_id, SEALED_REQUEST: sealed}).encode()
 
     def open_request(self, envelope: dict[str, Any]) -> Any:
         """The request event inside ``envelope``, decoded from JSON."""
         request_id = str(envelope.get("request_id"))
-        blob = base64.b64decode(str(envelope[SEALED_REQUEST]), validate=True)
-        plain = open_blob(
-            self._key(request_id, create=False),
-            request_id,
-            "RequestEvent",
-            blob,
-            where=f"request event {request_id}",
+        plain = self._open(
+            request_id, "RequestEvent", envelope[SEALED_REQUEST], f"request event {request_id}"
         )
         event = json.loads(plain)
         if not isinstance(event, dict) or event.get("request_id") != request_id:
             raise ValueError(f"the sealed request event is not request {request_id}'s")
         return event
+
+    def seal_field(self, request_id: str, name: str, value: Any) -> dict[str, str]:
+        """A ledger column's value sealed: ``{SEALED_FIELD: ...}`` (``is_sealed_field``)."""
+        return {SEALED_FIELD: self._seal(request_id, name, _json(value), create=True)}
+
+    def open_field(self, request_id: str, name: str, stored: dict[str, str]) -> Any:
+        """A value ``seal_field`` sealed."""
+        where = f"{name} of request {request_id}"
+        return json.loads(self._open(request_id, name, stored[SEALED_FIELD], where))
+
+    def _seal(self, request_id: str, name: str, plain: bytes, *, create: bool) -> str:
+        blob = seal(self._key(request_id, create=create), request_id, name, plain)
+        return base64.b64encode(blob).decode()
+
+    def _open(self, request_id: str, name: str, sealed: object, where: str) -> bytes:
+        try:
+            blob = base64.b64decode(str(sealed), validate=True)
+        except ValueError as exc:
+            raise ValueError(f"{where}: sealed is not base64") from exc
+        return open_blob(self._key(request_id, create=False), request_id, name, blob, where=where)
 
     def _key(self, request_id: str, *, create: bool) -> bytes:
         now = time.monotonic()
@@ -132,3 +137,12 @@ class Sealer:
             self._cache.clear()
         self._cache[request_id] = (now, key)
         return key
+
+
+def is_sealed_field(stored: object) -> bool:
+    """Whether a ledger column's value is one ``Sealer.seal_field`` wrote."""
+    return isinstance(stored, dict) and set(stored) == {SEALED_FIELD}
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()

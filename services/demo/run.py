@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import make_url
+
 from services.client import Submitter, Watcher, read_all
 from services.datamap import load as load_datamap
 from services.delivery.encrypted import open_package_storage
@@ -174,11 +176,14 @@ def run(
         checks += response_checks(settings, ledger, list(rows.values()))
         checks.append(
             (
-                "sealed events: no subject's email in clear on any topic, nor in the logs",
+                "sealed: no subject's identifier in clear on any topic, in the logs or the ledger",
                 _safe(
                     lambda: (
                         not _in_clear(
-                            stack.bootstrap, systems, [TARO, HANAKO, JIRO], settings.home / "logs"
+                            stack.bootstrap,
+                            systems,
+                            [TARO, HANAKO, JIRO],
+                            [*(settings.home / "logs").glob("*.log"), *_files_of(ledger)],
                         )
                     )
                 ),
@@ -218,22 +223,32 @@ _HELD_THEN_RELEASED = ["received", "hold", "released"]
 
 
 def _in_clear(
-    bootstrap: str, systems: set[str], subjects: list[dict[str, str]], logs: Path
+    bootstrap: str, systems: set[str], subjects: list[dict[str, str]], files: list[Path]
 ) -> list[str]:
-    """Every topic and log file that holds a subject's identifier in clear (none should:
-    ``streams.sealing``). The forged event is left out: its sender had no key, so it
-    sits on ``dsr.requests`` as sent, and its rejection quotes it."""
+    """Every topic and file (logs, the ledger's) that holds a subject's identifier in clear
+    (none should: ``streams.sealing``). The forged event is left out: its sender had no
+    key, so it sits on ``dsr.requests`` as sent, and its rejection quotes it."""
     names = [t.name for t in topics.all_topics(sorted(systems))]
     values = [v.encode() for subject in subjects for v in subject.values()]
     records = [r for r in read_all(bootstrap, names) if r.key != b"demo-forged"]
     if not any(r.topic == topics.RESULTS for r in records):
         raise RuntimeError("no result was read back")  # a check that saw nothing fails
-    files = list(logs.glob("*.log"))
-    if not files:
-        raise RuntimeError(f"no log under {logs}")
+    if not any(p.suffix == ".log" for p in files):
+        raise RuntimeError(f"no log among {files}")
     found = {r.topic for r in records if any(v in r.value for v in values)}
     found |= {p.name for p in files if any(v in p.read_bytes() for v in values)}
     return sorted(found)
+
+
+def _files_of(ledger: Ledger) -> list[Path]:
+    """The ledger's SQLite file and its write-ahead log (none for another database)."""
+    url = make_url(ledger.url)
+    if url.get_backend_name() != "sqlite":
+        return []
+    database = Path(url.database or "")
+    if not database.is_file():
+        raise RuntimeError(f"no ledger file at {database}")
+    return [p for p in (database, Path(f"{database}-wal")) if p.is_file()]
 
 
 def _told(home: Path, request_id: str) -> bool:

@@ -54,8 +54,13 @@ class Request(Base):
     received_at: Mapped[datetime]
     deadline_at: Mapped[datetime]
     timeout_at: Mapped[datetime | None]
+    #: The request event; sealed under the request's key when events are sealed.
     event: Mapped[dict[str, Any]]
+    #: Identifiers connectors discovered ({type: [values]}); sealed like ``event``.
     discovered: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: SHA-256 digests of every identifier, given or discovered (``services.crypto.digests``):
+    #: how the provision ledger finds the principal of an open request.
+    subject_digests: Mapped[list[Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     completed_at: Mapped[datetime | None] = mapped_column(index=True)

@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.crypto.digests import all_digests, subject_digests
 from services.ledger.models import (
     FINAL_STATUSES,
     OPEN_STATUSES,
@@ -43,10 +44,14 @@ from services.ledger.models import (
 )
 from services.rules.policy import add_months
 from streams.records import RequestEvent, TaskResult, TaskStatus, utcnow
+from streams.sealing import Sealer, is_sealed_field
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The audit trail is kept at least 24 months; no purge reaches younger entries.
 AUDIT_MIN_RETENTION_MONTHS = 24
+#: Names the ledger's sealed columns are sealed under (authenticated with the blob).
+EVENT_FIELD = "requests.event"
+DISCOVERED_FIELD = "requests.discovered"
 #: The hold reason while identity verification is pending (``services.rules``).
 VERIFICATION_HOLD = "verification_pending"
 
@@ -106,8 +111,17 @@ class TaskPlan:
 
 
 class Ledger:
-    def __init__(self, url: str) -> None:
+    """The pipeline's record of requests, tasks, responses and the audit trail.
+
+    With a ``sealer``, the personal data it keeps (the request event, the identifiers
+    discovered) is sealed under the request's data key, so it is shredded with it;
+    the principal is found by ``requests.subject_digests`` only. Task results are
+    kept as they arrive, sealed by the runner (``streams.sealing``).
+    """
+
+    def __init__(self, url: str, sealer: Sealer | None = None) -> None:
         self.url = url
+        self.sealer = sealer
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -182,7 +196,8 @@ class Ledger:
             "hold": RequestStatus.HELD,
             "refuse": RequestStatus.REFUSED,
         }[action]
-        body = event.model_dump(mode="json")
+        body = self._kept(event.request_id, EVENT_FIELD, event.model_dump(mode="json"))
+        digests = sorted(subject_digests(event.subject.identifiers))
         with self.session() as s:
             row = s.get(Request, event.request_id, with_for_update=True)
             if row is None:
@@ -196,6 +211,7 @@ class Ledger:
                         received_at=as_utc(event.received_at),
                         deadline_at=as_utc(deadline),
                         event=body,
+                        subject_digests=digests,
                         created_at=now,
                         updated_at=now,
                     )
@@ -225,6 +241,7 @@ class Ledger:
                     return Admission("duplicate", row.status, row.hold_reason)
                 previous = row.hold_reason
                 row.event, row.status, row.hold_reason, row.updated_at = body, status, reason, now
+                row.subject_digests = sorted(set(row.subject_digests or []) | set(digests))
                 if clock_pauses and previous == VERIFICATION_HOLD and reason != previous:
                     # verification is always the first hold, so it began at intake
                     paused = now - as_utc(row.created_at)
@@ -329,7 +346,7 @@ class Ledger:
             row = s.get(Request, request_id, with_for_update=True)
             if row is None:
                 return {}
-            merged: dict[str, list[str]] = {k: list(v) for k, v in (row.discovered or {}).items()}
+            merged = {k: list(v) for k, v in self.discovered(row).items()}
             grew = False
             for name, values in found.items():
                 have = merged.setdefault(name, [])
@@ -338,11 +355,35 @@ class Ledger:
                         have.append(v)
                         grew = True
             if grew:
-                row.discovered = merged
+                row.discovered = self._kept(request_id, DISCOVERED_FIELD, merged)
+                row.subject_digests = sorted(set(row.subject_digests or []) | all_digests(merged))
                 self._audit(
                     s, request_id, "fanout", "identifiers_discovered", identifiers=sorted(found)
                 )  # names only, never values
             return merged
+
+    def request_event(self, row: Request) -> RequestEvent:
+        """The event ``row`` was admitted with, opened if the ledger keeps it sealed."""
+        return RequestEvent.model_validate(self._opened(row.request_id, EVENT_FIELD, row.event))
+
+    def discovered(self, row: Request) -> dict[str, list[str]]:
+        """The identifiers connectors have discovered for ``row`` so far."""
+        found = self._opened(row.request_id, DISCOVERED_FIELD, row.discovered)
+        return cast(dict[str, list[str]], found or {})
+
+    def _kept(self, request_id: str, name: str, value: Any) -> Any:
+        """A personal column's value as stored: sealed when the ledger has a sealer."""
+        return value if self.sealer is None else self.sealer.seal_field(request_id, name, value)
+
+    def _opened(self, request_id: str, name: str, stored: Any) -> Any:
+        if not is_sealed_field(stored):
+            return stored
+        if self.sealer is None:
+            raise LookupError(
+                f"{name} of request {request_id} is sealed in the ledger, and this process "
+                "has no data keys (DSR_SEAL_EVENTS, DSR_KEYS_DIR)"
+            )
+        return self.sealer.open_field(request_id, name, stored)
 
     def progress(self, request_id: str) -> tuple[Request | None, list[Task]]:
         """A request and all its tasks, in one read."""

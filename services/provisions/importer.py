@@ -3,7 +3,9 @@ and store as the ``dsr.provisions`` topic.
 
 JSON Lines: one provision event per line. CSV: one record per row, with dotted
 headers for nested fields (``subject.identifiers.email``, ``counterparty.name``,
-``cross_border.country``), ``items`` separated by ``;`` and empty cells left out.
+``cross_border.country``), ``items`` and ``subject.digests`` separated by ``;`` and
+empty cells left out. Either form of subject is accepted; records go straight to the
+ledger, which keeps only digests, and never onto a topic.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from typing import Any
 from services.provisions.records import ProvisionEvent
 from services.provisions.store import ProvisionStore
 from streams.agents.intake import Rejection, parse
+
+#: Headers whose cell is a list, separated by ``;``.
+LIST_HEADERS = frozenset({"items", "subject.digests"})
 
 
 @dataclass(frozen=True)
@@ -77,9 +82,10 @@ def nest(row: dict[str, str | None]) -> dict[str, Any]:
     for header, cell in row.items():
         if header is None or cell is None or cell.strip() == "":
             continue
-        *parents, leaf = header.strip().split(".")
+        name = header.strip()
+        *parents, leaf = name.split(".")
         value: Any = cell.strip()
-        if not parents and leaf == "items":
+        if name in LIST_HEADERS:
             value = [i.strip() for i in cell.split(";") if i.strip()]
         target = out
         for part in parents:

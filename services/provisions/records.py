@@ -9,25 +9,33 @@ Only ``third_party`` flows are provisions the APPI asks a record of. The other
 flows (entrustment, business succession, joint use, the Art. 27(1) exemptions)
 may be sent too, so that a ``third_party_records`` response can say they exist
 and why they are not listed as provisions (rule 16).
+
+The ledger keeps the principal only as SHA-256 digests of their identifiers, so a
+system can send those digests instead of the identifiers (``RecordSubject``) and name
+nobody on the topic in clear. ``ProvisionEvent.digested`` gives that form: the ledger
+tells re-sends apart by it, and the pipeline sends the records it refuses in it.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from streams.records import Subject, Text
+from services.crypto.digests import subject_digests
+from streams.records import Identifier, Text
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=512, strip_whitespace=True)]
 RecordId = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
 ]
 SystemName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_\-]{0,62}$")]
+#: An identifier's type, as ``streams.records.Subject`` names them.
+IdentifierName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+#: The SHA-256 of one normalised identifier (``services.crypto.digests``), in lowercase hex.
+Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class Direction(StrEnum):
@@ -82,6 +90,48 @@ class CrossBorder(_Strict):
     )
 
 
+class RecordSubject(_Strict):
+    """The principal, by ``identifiers`` or by their ``digests``: exactly one of the two.
+
+    The ledger keeps only the digests, so sending them keeps the principal's identifiers
+    off the topic. A digest is the SHA-256, in lowercase hex, of ``type:value`` with the
+    type lowercased and the value trimmed (and lowercased for an email): for
+    ``{"email": " Alice@Example.JP"}``, ``sha256("email:alice@example.jp")``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"oneOf": [{"required": ["identifiers"]}, {"required": ["digests"]}]},
+    )
+
+    identifiers: dict[IdentifierName, Identifier] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description='How internal systems know the principal, e.g. {"email": "a@example.com"}; '
+        "the ledger keeps only their digests.",
+    )
+    digests: list[Digest] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Instead of identifiers: the SHA-256 (lowercase hex) of each identifier "
+        "as type:value, the type lowercased, the value trimmed, an email lowercased.",
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Self:
+        if (self.identifiers is None) == (self.digests is None):
+            raise ValueError("give the subject's identifiers or their digests: exactly one of them")
+        return self
+
+    def digest_set(self) -> set[str]:
+        """The digests the ledger keeps, whichever form the subject came in."""
+        if self.digests is not None:
+            return set(self.digests)
+        return subject_digests(self.identifiers or {})
+
+
 class ProvisionEvent(_Strict):
     """One provision or receipt record, as a system reports it."""
 
@@ -98,7 +148,9 @@ class ProvisionEvent(_Strict):
     direction: Direction
     flow: Flow = Flow.THIRD_PARTY
     form: RecordForm = RecordForm.PER_PROVISION
-    subject: Subject = Field(description="The principal; stored only as digests.")
+    subject: RecordSubject = Field(
+        description="The principal, by identifiers or their digests; stored only as digests."
+    )
     counterparty: Counterparty
     acquired_how: Text | None = Field(
         default=None, description="Receipts: how the provider acquired the data (Art. 30)."
@@ -145,20 +197,11 @@ class ProvisionEvent(_Strict):
     def last_provision(self) -> date:
         return self.last_provided_on or self.provided_on
 
-
-def normalise(kind: str, value: str) -> str:
-    """``type:value`` as digested: the type lowercased, the value trimmed (and lowercased
-    for an email, whose case does not identify anyone)."""
-    kind = kind.strip().lower()
-    value = value.strip()
-    return f"{kind}:{value.lower() if kind == 'email' else value}"
-
-
-def subject_digests(identifiers: Mapping[str, str]) -> set[str]:
-    """SHA-256 of each normalised identifier: the ledger keeps these, never the values."""
-    return {
-        hashlib.sha256(normalise(k, v).encode()).hexdigest() for k, v in identifiers.items() if v
-    }
+    def digested(self) -> ProvisionEvent:
+        """This record with its subject as digests (sorted, each once): the form to put on
+        a topic, and the one the ledger deduplicates by."""
+        subject = RecordSubject(digests=sorted(self.subject.digest_set()))
+        return self.model_copy(update={"subject": subject})
 
 
 def counterparty_key(name: str) -> str:

@@ -74,9 +74,10 @@ class ProvisionStore:
 
     # -- in -------------------------------------------------------------------
     def record(self, event: ProvisionEvent, *, via: str) -> Outcome:
-        """Store ``event`` once. A re-send of the same record is a duplicate; another
-        record under a known ``record_id`` is refused, and so is a provision to a
-        recipient the principal has stopped."""
+        """Store ``event`` once. A re-send of the same record is a duplicate (whether its
+        subject comes as identifiers or as digests); another record under a known
+        ``record_id`` is refused, and so is a provision to a recipient the principal has
+        stopped."""
         try:
             with self.session() as s:
                 return self._record(s, event, via)
@@ -92,13 +93,13 @@ class ProvisionStore:
                 ProvisionRecord.record_id == event.record_id
             )
         )
-        if known == content:
+        if known == content or known == _legacy_content_digest(event):
             return Outcome("duplicate")
         if known is not None:
             return self._refuse(
                 s, event, actor, "record_id_conflict", "another record has this record_id"
             )
-        digests = subject_digests(event.subject.identifiers)
+        digests = event.subject.digest_set()
         if _stoppable(event) and self._stopped(s, digests, event.counterparty.name):
             return self._refuse(
                 s,
@@ -306,24 +307,26 @@ def _records_with(digests: set[str]) -> Any:
 def _pending_digests(s: Session) -> set[str]:
     """Digests of every identifier (given or discovered) of open requests that read
     provision records."""
-    rows = s.execute(
-        select(Request.event, Request.discovered).where(
+    rows = s.scalars(
+        select(Request.subject_digests).where(
             Request.kind.in_([k.value for k in READING_KINDS]),
             Request.status.in_([st.value for st in OPEN_STATUSES]),
         )
     )
-    digests: set[str] = set()
-    for event, discovered in rows:
-        given = (event.get("subject") or {}).get("identifiers") or {}
-        digests |= subject_digests({k: str(v) for k, v in given.items()})
-        for name, values in (discovered or {}).items():
-            for value in values:
-                digests |= subject_digests({name: str(value)})
-    return digests
+    return {digest for digests in rows for digest in digests or ()}
 
 
 def _content_digest(event: ProvisionEvent) -> str:
-    return hashlib.sha256(event.model_dump_json().encode()).hexdigest()
+    """What tells a re-send from another record: the record in its digest form, so that
+    sending it with identifiers or with their digests is sending the same record."""
+    return hashlib.sha256(event.digested().model_dump_json().encode()).hexdigest()
+
+
+def _legacy_content_digest(event: ProvisionEvent) -> str:
+    """``content_sha256`` as kept before a subject could come as digests (over the event
+    as sent, identifiers and all), so that re-sends of those records stay duplicates."""
+    legacy = event.model_dump_json(exclude={"subject": {"digests"}})
+    return hashlib.sha256(legacy.encode()).hexdigest()
 
 
 def _chunks(values: list[int], size: int) -> Iterator[list[int]]:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from services import rules
 from services.crypto import CryptoError
 from services.delivery.package import build_package
+from services.delivery.storage import ObjectNotFound
 from services.faults import crash_point
 from services.ledger import as_utc
 from services.ledger.models import Request
@@ -83,8 +84,10 @@ def advance(
         return []
     if row.status != "fanned_out":
         return finish(ctx, request_id) if row.completed_at else []
-    discovered = ctx.ledger.merge_discovered(request_id, found) if found else (row.discovered or {})
-    event = RequestEvent.model_validate(row.event)
+    discovered = (
+        ctx.ledger.merge_discovered(request_id, found) if found else ctx.ledger.discovered(row)
+    )
+    event = ctx.ledger.request_event(row)
     plans = next_wave(ctx, event, discovered, planned(tasks))
     if plans:
         tasks = ctx.ledger.plan_tasks(request_id, plans)
@@ -120,7 +123,7 @@ def finish(
         row, tasks = ctx.ledger.progress(request_id)
     if row is None:
         return []
-    event = RequestEvent.model_validate(row.event)
+    event = ctx.ledger.request_event(row)
     outcomes = [
         TaskOutcome(
             t.system,
@@ -203,7 +206,15 @@ def _with_package(
 
 
 def _opened(ctx: Pipeline, result: TaskResult) -> TaskResult:
-    """``result`` with its personal fields opened (``streams.sealing``)."""
+    """``result`` with its personal fields opened (``streams.sealing``), read back from
+    the store first if it came by claim check (``streams.claims``)."""
+    if result.claim is not None:
+        if ctx.claims is None:
+            raise PoisonEvent("claimed task result", "this worker has no claim check store")
+        try:
+            result = ctx.claims.redeem(result)
+        except (ObjectNotFound, ValueError) as exc:
+            raise PoisonEvent("task result claim unusable", str(exc)[:500]) from None
     if result.sealed is None:
         return result
     if ctx.sealer is None:

@@ -9,7 +9,7 @@ from services.ledger import RequestStatus
 from streams.agents.aggregate import finish
 from streams.context import Outgoing, Pipeline
 from streams.planning import next_wave, task_messages
-from streams.records import RequestEvent, TaskStatus
+from streams.records import TaskStatus
 
 log = logging.getLogger("dsr.fanout")
 
@@ -18,7 +18,7 @@ def handle_accepted(ctx: Pipeline, request_id: str) -> list[Outgoing]:
     row = ctx.ledger.request(request_id)
     if row is None or row.status not in (RequestStatus.ACCEPTED, RequestStatus.FANNED_OUT):
         return []
-    event = RequestEvent.model_validate(row.event)
+    event = ctx.ledger.request_event(row)
     if row.status == RequestStatus.ACCEPTED:
         plans = next_wave(ctx, event, {}, [])
         tasks = ctx.ledger.plan_tasks(request_id, plans, ctx.request_timeout)
@@ -37,4 +37,4 @@ def handle_accepted(ctx: Pipeline, request_id: str) -> list[Outgoing]:
     )
     if not pending:
         return finish(ctx, request_id)
-    return task_messages(ctx, event, row.discovered or {}, pending)
+    return task_messages(ctx, event, ctx.ledger.discovered(row), pending)

@@ -118,7 +118,7 @@ def prepare(ctx: Pipeline, raw: bytes, contact: str) -> Notice | None:
 
 
 def build(ctx: Pipeline, row: Request, purpose: Purpose, contact: str) -> Notice | None:
-    event = RequestEvent.model_validate(row.event)
+    event = ctx.ledger.request_event(row)
     if purpose == "response":
         stored = ctx.ledger.response(row.request_id)
         if stored is None:  # reopened by a redrive: the next revision will be told

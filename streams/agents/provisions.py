@@ -2,10 +2,11 @@
 
 A malformed record, one whose ``record_id`` is taken by another record, and a
 provision to a recipient the principal has stopped all go to
-``dsr.requests.rejected`` with their reason; the worker carries on. The store
-audits its own refusals in the transaction that decides them; a malformed
-event is traced like a malformed request (``rejected_events`` and the audit
-trail, a hash of it and never its content).
+``dsr.requests.rejected`` with their reason; the worker carries on. A record refused
+after parsing goes there in its digest form (``ProvisionEvent.digested``), never with
+the identifiers a system may have sent in clear. The store audits its own refusals in
+the transaction that decides them; a malformed event is traced like a malformed
+request (``rejected_events`` and the audit trail, a hash of it and never its content).
 """
 
 from __future__ import annotations
@@ -39,6 +40,6 @@ def handle_provision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list
     refused = RejectedEvent(
         reason_code=outcome.reason_code,  # type: ignore[arg-type]
         errors=[{"loc": "record_id", "msg": outcome.message}],
-        raw=raw[:RAW_KEEP_CHARS].decode("utf-8", "replace"),
+        raw=event.digested().model_dump_json(exclude_none=True)[:RAW_KEEP_CHARS],
     )
     return [Outgoing(topics.REJECTED, event.record_id.encode(), dump(refused))]

@@ -28,6 +28,8 @@ from connectors.base import Identifiers
 from connectors.sql import SQLConnector
 from services.broker import create_topics
 from services.crypto import LocalKeyProvider
+from services.delivery.storage import LocalStorage
+from streams.claims import ClaimCheck
 from streams.records import Kind, Task, dump
 from streams.sealing import Sealer
 from streams.topics import TopicSpec, tasks_topic
@@ -407,3 +409,21 @@ def test_a_sealed_task_reaching_a_runner_without_keys_is_dead_lettered(
         producer.flush()
         [letter] = outbox.dead_letters(tasks_topic(system))
     assert "sealed" in letter["error"] and "DSR_SEAL_EVENTS" in letter["error"]
+
+
+def test_a_large_sealed_result_is_sent_by_claim_check(
+    bootstrap: str, producer: KafkaProducer, outbox: Outbox, sqlite_db: Database, tmp_path: Path
+) -> None:
+    system = new_system("crm")
+    keys = LocalKeyProvider(tmp_path / "keys")
+    worker_side = Sealer(keys)
+    task = sealed_task(worker_side, system)
+    store = LocalStorage(tmp_path / "packages")
+    connector = SQLConnector(system, sqlite_db.config())
+    with running(bootstrap, {system: connector}, sealer=Sealer(keys), claims=ClaimCheck(store, 64)):
+        producer.send(tasks_topic(system), key=task.request_id.encode(), value=dump(task))
+        producer.flush()
+        wire = outbox.result(task.request_id)
+    assert wire.sealed is None and wire.claim is not None and store.exists(wire.claim)
+    opened = worker_side.open(ClaimCheck(store, 64).redeem(wire))
+    assert [r["_source"] for r in opened.records] == ["customers", "orders", "orders"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,19 @@ from services.provisions.store import ProvisionStore
 
 ALICE = {"email": "alice@example.jp"}
 BOB = {"email": "bob@example.jp"}
+
+
+def digest(normalised: str) -> str:
+    """A subject digest as a system computes it from the documented recipe."""
+    return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+ALICE_DIGEST = digest("email:alice@example.jp")
+
+
+def as_digests(body: dict[str, Any], *digests: str) -> dict[str, Any]:
+    """``body`` with its subject sent as ``digests`` (Alice's by default)."""
+    return {**body, "subject": {"digests": list(digests or [ALICE_DIGEST])}}
 
 
 def provision(

@@ -15,7 +15,14 @@ from services.ledger import Ledger
 from services.ledger.models import AuditEntry
 from services.provisions.importer import nest
 from services.provisions.store import ProvisionStore
-from tests.services.provisions.fixtures import ALICE, BOB, provision
+from tests.services.provisions.fixtures import (
+    ALICE,
+    ALICE_DIGEST,
+    BOB,
+    as_digests,
+    digest,
+    provision,
+)
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC).isoformat()
 
@@ -72,9 +79,32 @@ def test_csv_import_with_dotted_headers(tmp_path: Path, url: str) -> None:
     ledger.close()
 
 
+def test_subjects_sent_as_digests_are_imported_from_jsonl_and_csv(tmp_path: Path, url: str) -> None:
+    jsonl = tmp_path / "records.jsonl"
+    jsonl.write_text(json.dumps(as_digests(provision("j-1"))) + "\n")
+    csv_file = tmp_path / "records.csv"
+    csv_file.write_text(
+        "schema_version,record_id,system,direction,subject.digests,counterparty.name,"
+        "items,basis,consent,provided_on\n"
+        f"1.0,c-1,partners,provision,{ALICE_DIGEST}; {digest('customer_id:C-1')},Acme K.K.,"
+        "name,consent,CF-1,2026-04-01\n",
+        encoding="utf-8",
+    )
+    for path in (jsonl, csv_file):
+        result = CliRunner().invoke(app, ["provisions", "import", str(path)])
+        assert result.exit_code == 0, result.output
+        assert "1 imported, 0 duplicate, 0 rejected." in result.output
+    ledger = Ledger(url)
+    store = ProvisionStore(ledger.engine)
+    assert [r.record_id for r in store.records_of(ALICE)] == ["j-1", "c-1"]
+    assert [r.record_id for r in store.records_of({"customer_id": "C-1"})] == ["c-1"]
+    ledger.close()
+
+
 def test_nest_builds_objects_from_dotted_headers() -> None:
     row = {"subject.email": "a@x.jp", "items": "a;b", "note": "", "cross_border.country": None}
     assert nest(row) == {"subject": {"email": "a@x.jp"}, "items": ["a", "b"]}
+    assert nest({"subject.digests": "d1; d2;"}) == {"subject": {"digests": ["d1", "d2"]}}
 
 
 def test_purge_command_dry_run_then_purge(tmp_path: Path, url: str) -> None:

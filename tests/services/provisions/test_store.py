@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from services.ledger import Ledger
 from services.ledger.models import AuditEntry, ProvisionRecord, ProvisionSubject
 from services.provisions.store import ProvisionStore
 from tests.fixtures.ledger_rows import DEADLINE, event
-from tests.services.provisions.fixtures import ALICE, BOB, make, provision, receipt
+from tests.services.provisions.fixtures import (
+    ALICE,
+    ALICE_DIGEST,
+    BOB,
+    as_digests,
+    digest,
+    make,
+    provision,
+    receipt,
+)
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC).isoformat()
 
@@ -45,6 +54,56 @@ def test_subjects_are_stored_as_digests_only(store: ProvisionStore, ledger: Ledg
     assert "alice" not in repr(vars(row)) and "C-1" not in repr(vars(row))
 
 
+def _subject_digests(ledger: Ledger, record_id: str) -> set[str]:
+    with ledger.session() as s:
+        return set(
+            s.scalars(
+                select(ProvisionSubject.digest)
+                .join(ProvisionRecord, ProvisionRecord.id == ProvisionSubject.record_pk)
+                .where(ProvisionRecord.record_id == record_id)
+            )
+        )
+
+
+def test_a_subject_sent_as_digests_is_stored_as_one_sent_as_identifiers(
+    store: ProvisionStore, ledger: Ledger
+) -> None:
+    both = {"email": "alice@example.jp", "customer_id": "C-1"}
+    store.record(make(provision("p-clear", both)), via="t")
+    sent = as_digests(provision("p-digests"), ALICE_DIGEST, digest("customer_id:C-1"))
+    assert store.record(make(sent), via="t").status == "recorded"
+    assert _subject_digests(ledger, "p-digests") == _subject_digests(ledger, "p-clear")
+    assert len(_subject_digests(ledger, "p-digests")) == 2
+    assert [r.record_id for r in store.records_of(ALICE)] == ["p-clear", "p-digests"]
+
+
+def test_a_record_resent_in_the_other_form_is_a_duplicate(store: ProvisionStore) -> None:
+    assert store.record(make(provision("p-1")), via="t").status == "recorded"
+    assert store.record(make(as_digests(provision("p-1"))), via="t").status == "duplicate"
+    assert store.record(make(as_digests(provision("p-2"))), via="t").status == "recorded"
+    assert store.record(make(provision("p-2")), via="t").status == "duplicate"
+    other = store.record(
+        make(as_digests(provision("p-2"), digest("email:bob@example.jp"))), via="t"
+    )
+    assert (other.status, other.reason_code) == ("rejected", "record_id_conflict")
+
+
+def test_a_record_stored_before_digests_existed_is_still_a_duplicate(
+    store: ProvisionStore, ledger: Ledger
+) -> None:
+    old = provision("p-old", {"email": "alice@example.jp", "customer_id": "C-1"})
+    store.record(make(old), via="t")
+    with ledger.session() as s:  # the content digest as the ledger kept it until then
+        s.execute(
+            update(ProvisionRecord).values(
+                content_sha256="143b4b263a3936248c2bd93bb7f3855808c090281505d39f9bc12fafb71a447e"
+            )
+        )
+    assert store.record(make(old), via="t").status == "duplicate"
+    changed = store.record(make(old | {"items": ["phone"]}), via="t")
+    assert changed.reason_code == "record_id_conflict"
+
+
 def test_a_stop_then_a_later_provision_is_refused_and_audited(
     store: ProvisionStore, ledger: Ledger
 ) -> None:
@@ -75,6 +134,9 @@ def test_a_stop_then_a_later_provision_is_refused_and_audited(
         == "recorded"
     )
     assert store.record(make(receipt("r-1", ALICE)), via="t").status == "recorded"
+    # and the principal named by a digest is the principal
+    by_digest = store.record(make(as_digests(provision("p-6"))), via="t")
+    assert by_digest.reason_code == "provision_stopped"
     entrusted = provision("p-5", flow="entrustment", basis=None, consent=None)
     assert store.record(make(entrusted), via="t").status == "recorded"
 

@@ -30,9 +30,9 @@ def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeli
     monkeypatch.setenv("DSR_HOME", str(tmp_path))
     seed(tmp_path)
     datamap = parse(DEMO_DATAMAP.read_text())
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    ledger.migrate()
     keys = LocalKeyProvider(tmp_path / "keys")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", sealer=Sealer(keys))
+    ledger.migrate()
     p = Pipeline(
         ledger=ledger,
         datamap=datamap,
@@ -50,7 +50,7 @@ def to(topic: str, out: list[Outgoing]) -> list[Outgoing]:
 
 def run_tasks(p: Pipeline, out: list[Outgoing]) -> list[bytes]:
     """Play the connector runner for the tasks in ``out``: the real connectors, no retries,
-    tasks opened and results sealed with the pipeline's keys."""
+    tasks opened and results sealed with the pipeline's keys (and claim-checked)."""
     results = []
     for o in out:
         if not o.topic.startswith(topics.TASKS_PREFIX):
@@ -60,7 +60,11 @@ def run_tasks(p: Pipeline, out: list[Outgoing]) -> list[bytes]:
             task = p.sealer.open(task)
         started = utcnow()
         result = ok_result(task, dispatch(p.connectors[task.system], task), started)
-        results.append(dump(p.sealer.seal(result) if p.sealer is not None else result))
+        if p.sealer is not None:
+            result = p.sealer.seal(result)
+            if p.claims is not None:
+                result = p.claims.check_in(result)
+        results.append(dump(result))
     return results
 
 

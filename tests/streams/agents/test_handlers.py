@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import update
 
 from services.datamap import RefusalRule
+from services.delivery.storage import LocalStorage
 from services.demo.scenario import HANAKO, TARO, event
 from services.ledger import as_utc
 from services.ledger.models import Request
 from streams import topics
 from streams.agents import aggregate, fanout, intake
+from streams.agents.aggregate import PoisonEvent
+from streams.claims import ClaimCheck
 from streams.context import Pipeline
 from streams.records import ResponseEvent, TaskResult
 from tests.streams.agents.fixtures import body, run_tasks, to
@@ -312,3 +316,27 @@ def test_the_ledger_keeps_task_results_sealed_and_the_response_still_has_the_dat
     stored = [t.result for t in pipeline.ledger.tasks("seal-1") if t.result]
     assert stored and all(r["sealed"] and r["records"] == [] for r in stored)
     assert TARO["email"] not in json.dumps(stored)
+
+
+def test_results_sent_by_claim_check_are_read_back_for_the_response(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    claimed = replace(pipeline, claims=ClaimCheck(LocalStorage(tmp_path / "claims"), 64))
+    submit(claimed, request_id="claim-1", kind="disclosure", identifiers=TARO)
+    response = drive(claimed, "claim-1")
+    assert {s.system: s.records for s in response.systems}["crm"] == 1
+    stored = [t.result for t in claimed.ledger.tasks("claim-1") if t.result]
+    assert stored and all(r["claim"] and r["sealed"] is None for r in stored)
+
+
+def test_a_claimed_result_a_worker_cannot_read_back_is_poison(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    claimed = replace(pipeline, claims=ClaimCheck(LocalStorage(tmp_path / "claims"), 64))
+    submit(claimed, request_id="claim-2", kind="disclosure", identifiers=TARO)
+    [raw, *_] = run_tasks(claimed, fanout.handle_accepted(claimed, "claim-2"))
+    with pytest.raises(PoisonEvent, match="claimed task result"):
+        aggregate.handle_result(replace(pipeline, claims=None), raw)
+    elsewhere = ClaimCheck(LocalStorage(tmp_path / "elsewhere"), 64)
+    with pytest.raises(PoisonEvent, match="task result claim unusable"):
+        aggregate.handle_result(replace(pipeline, claims=elsewhere), raw)

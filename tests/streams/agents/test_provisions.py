@@ -17,8 +17,10 @@ from streams.agents import aggregate, fanout, intake
 from streams.agents.provisions import handle_provision
 from streams.context import Pipeline
 from streams.records import ResponseEvent
-from tests.services.provisions.fixtures import provision
+from tests.services.provisions.fixtures import as_digests, digest, provision
 from tests.streams.agents.fixtures import body, run_tasks, to
+
+TARO_DIGEST = digest("email:taro@example.jp")
 
 
 def send(p: Pipeline, record: dict[str, Any] | bytes) -> list[Any]:
@@ -71,12 +73,33 @@ def test_after_a_stop_a_later_provision_is_rejected(pipeline: Pipeline) -> None:
 
     assert out.topic == topics.REJECTED and out.key == b"p-later"
     assert body(out)["reason_code"] == "provision_stopped"
+    # the record goes to the rejected topic as digests, never with the identifiers sent
+    assert "taro@example.jp" not in out.value.decode()
+    assert json.loads(body(out)["raw"])["subject"] == {"digests": [TARO_DIGEST]}
     labels = {"reason_code": "provision_stopped"}
     before = REGISTRY.get_sample_value("dsr_provisions_refused_total", labels) or 0.0
     monitoring.record_sent(out.topic, out.value)  # as the worker does for each message sent
     assert REGISTRY.get_sample_value("dsr_provisions_refused_total", labels) == before + 1
     refused = [e for e in pipeline.ledger.timeline("stop-1") if e.action == "provision_stopped"]
     assert refused[0].detail["recipients"] == ["Acme Logistics K.K."]
+
+
+def test_a_conflicting_record_is_rejected_in_its_digest_form(pipeline: Pipeline) -> None:
+    send(pipeline, provision("p-1", TARO))
+    [out] = send(pipeline, provision("p-1", TARO, items=["phone"]))
+    assert body(out)["reason_code"] == "record_id_conflict"
+    assert "taro@example.jp" not in out.value.decode()
+    assert TARO_DIGEST in body(out)["raw"]
+
+
+def test_a_record_sent_as_digests_is_listed_by_third_party_records(pipeline: Pipeline) -> None:
+    assert send(pipeline, as_digests(provision("by-digest", TARO), TARO_DIGEST)) == []
+
+    response = respond(pipeline, "tpr-1", "third_party_records")
+
+    assert response.status == "completed" and response.package
+    package = read_package(pipeline.storage, "tpr-1")
+    assert "by-digest" in package["provision_ledger/provisions.csv"].decode("utf-8-sig")
 
 
 def test_the_records_package_omits_expired_records_and_labels_other_flows(
