@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -27,9 +28,9 @@ def request_key(raw: bytes) -> bytes | None:
     return value.encode() if isinstance(value, str) else None
 
 
-def read_all(bootstrap: str, names: Iterable[str]) -> list[Any]:
-    """Every record now on the ``names`` topics, in offset order per partition (no
-    consumer group, nothing committed)."""
+def read_all(bootstrap: str, names: Iterable[str], since: datetime | None = None) -> list[Any]:
+    """Every record now on the ``names`` topics (appended at or after ``since``, when
+    given), in offset order per partition (no consumer group, nothing committed)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     try:
         partitions = [
@@ -40,8 +41,16 @@ def read_all(bootstrap: str, names: Iterable[str]) -> list[Any]:
         if not partitions:
             return []
         consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
+        if since is None:
+            consumer.seek_to_beginning(*partitions)
+        else:
+            ms = int(since.timestamp() * 1000)
+            found = consumer.offsets_for_times({tp: ms for tp in partitions})
+            for tp in partitions:
+                hit = found.get(tp)  # none later: None (Kafka) or a timestamp of -1 (Tansu)
+                later = hit is not None and hit.timestamp >= 0
+                consumer.seek(tp, hit.offset if later else ends[tp])
         records: list[Any] = []
         while any(consumer.position(tp) < end for tp, end in ends.items()):
             for batch in consumer.poll(timeout_ms=1000).values():

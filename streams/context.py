@@ -28,6 +28,9 @@ class Outgoing:
     topic: str
     key: bytes | None
     value: bytes
+    #: A response sent again because the ledger has no record of its being sent
+    #: (``streams.outbox`` looks on the topic first).
+    resend: bool = False
 
 
 @dataclass

@@ -117,7 +117,7 @@ def finish(
             if existing.published_at:
                 return []
             return [
-                _response_message(request_id, existing.body),
+                _response_message(request_id, existing.body, resend=True),
                 notices.due(request_id, "response"),
             ]
         row, tasks = ctx.ledger.progress(request_id)
@@ -250,8 +250,8 @@ def _refusal_message(row: Request) -> str:
     return rules.policy_for(row.regulation).refusal_codes.get(code, code)
 
 
-def _response_message(request_id: str, body: dict[str, Any]) -> Outgoing:
-    return Outgoing(topics.RESPONSES, request_id.encode(), json.dumps(body).encode())
+def _response_message(request_id: str, body: dict[str, Any], resend: bool = False) -> Outgoing:
+    return Outgoing(topics.RESPONSES, request_id.encode(), json.dumps(body).encode(), resend)
 
 
 def _ms(delta: timedelta) -> int:
