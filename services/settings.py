@@ -10,7 +10,7 @@
 | DSR_S3_ENDPOINT_URL | (unset) | S3-compatible endpoint (MinIO, moto) |
 | DSR_S3_KMS_KEY_ID | (unset: SSE-S3) | KMS key (id, ARN, alias/...) of S3 objects' SSE-KMS |
 | DSR_PACKAGE_LINK_TTL_S | 900 | seconds a ``dsr package link`` link lasts (at most 7 days) |
-| DSR_SESSION_TIMEOUT_S | 6 | consumer-group session timeout, seconds |
+| DSR_SESSION_TIMEOUT_S | 6 (4 on the embedded broker) | consumer-group session timeout, seconds |
 | DSR_TASK_ATTEMPTS | 5 | connector attempts before a task is failed |
 | DSR_METRICS_PORT | 0 (off) | loopback port of this process's Prometheus ``/metrics`` |
 | DSR_METRICS_ADDR | 127.0.0.1 | the address ``/metrics`` listens on (``0.0.0.0`` in a container) |
@@ -77,10 +77,13 @@ class Settings:
     package_link_ttl_s: float = field(
         default_factory=lambda: float(_env("DSR_PACKAGE_LINK_TTL_S", "900"))
     )
-    # The embedded broker holds a new group's first JoinGroup for half the
-    # session timeout, so a short session timeout is a short start-up.
+    # The embedded broker holds a new group's first JoinGroup for half the session
+    # timeout, so a short session timeout is a short start-up (and a quick failover).
+    # Apache Kafka refuses less than its group.min.session.timeout.ms, 6 s by default.
     session_timeout_s: float = field(
-        default_factory=lambda: float(_env("DSR_SESSION_TIMEOUT_S", "6"))
+        default_factory=lambda: float(
+            _env("DSR_SESSION_TIMEOUT_S", "6" if os.environ.get("DSR_KAFKA_BOOTSTRAP") else "4")
+        )
     )
     task_attempts: int = field(default_factory=lambda: int(_env("DSR_TASK_ATTEMPTS", "5")))
     #: Where this process serves ``/metrics`` on 127.0.0.1; 0 means no metrics server.
