@@ -5,7 +5,8 @@
 | 2xx with a JSON body (or none)                    | a ``Reply``                             |
 | 404, with ``not_found_is_empty``                  | ``None``: the subject is unknown        |
 | 408, 429, 5xx                                     | ``RetriableError(retry_after=...)``     |
-| a timeout or a broken connection                  | ``RetriableError``                      |
+| more than ``timeout_s`` for the whole request      | ``RetriableError``                      |
+| a broken connection                               | ``RetriableError``                      |
 | any other status (3xx, 4xx)                       | ``FatalError``                          |
 | a body that is not JSON or over the size cap      | ``FatalError``                          |
 | a body in an encoding other than gzip or deflate  | ``FatalError``                          |
@@ -14,6 +15,15 @@ Redirects are not followed, so headers never travel to another host. Messages
 name the method and the path *template* (``GET /users/{email}``), never a
 filled-in URL, an identifier, a header value or the response body. httpx logs
 each request's URL at INFO; ``RedactURLs`` cuts those URLs down to their origin.
+
+``timeout_s`` is the budget for the whole request: connecting, sending, the
+status line and headers, and the body. httpx's own timeouts are per socket
+operation, so a server that trickles its answer a byte at a time never trips
+them. Each API's connection pools therefore use ``_BudgetedBackend``: every
+connect, read and write on a socket waits at most what is left of the
+request's budget (set by ``send`` in the context variable ``_DEADLINE``), and
+fails with a timeout once it is spent. Not covered: resolving the host name,
+which ``getaddrinfo`` does without a timeout.
 
 The size cap counts the body after decompression, and the body is inflated at most
 a cap's worth at a time, so a small gzip bomb costs no more memory than the cap.
@@ -26,10 +36,14 @@ import json
 import logging
 import time
 import zlib
+from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from http import HTTPStatus
+from ssl import SSLContext
 from typing import Any
 
+import httpcore
 import httpx
 
 from connectors.errors import FatalError, RetriableError, parse_retry_after
@@ -58,6 +72,7 @@ class API:
             timeout=cfg.timeout_s,
             follow_redirects=False,
         )
+        _budget_every_pool(self._client)
 
     def send(
         self,
@@ -77,6 +92,8 @@ class API:
         kwargs: dict[str, Any] = {"params": params} if params else {}
         if json_body is not None:
             kwargs["json"] = json_body
+        budget = self.cfg.timeout_s
+        token = _DEADLINE.set(time.monotonic() + budget)
         try:
             with self._client.stream(method, url, **kwargs) as response:
                 status = response.status_code
@@ -91,11 +108,17 @@ class API:
                 data = self._read(prefix, response)
                 return Reply(_parse(prefix, data), response.url, _next_link(response))
         except httpx.TimeoutException as exc:
-            raise RetriableError(f"{prefix} timed out ({type(exc).__name__})") from None
+            # Every socket wait is cut to what is left of the budget, so any
+            # timeout means the budget is spent.
+            raise RetriableError(
+                f"{prefix} timed out: took longer than {budget:g} s ({type(exc).__name__})"
+            ) from None
         except httpx.TransportError as exc:
             raise RetriableError(f"{prefix} failed to connect ({type(exc).__name__})") from None
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
             raise FatalError(f"{prefix} failed ({type(exc).__name__})") from None
+        finally:
+            _DEADLINE.reset(token)
 
     def same_origin(self, url: httpx.URL) -> bool:
         return (url.scheme, url.host, url.port) == (
@@ -112,13 +135,14 @@ class API:
         self._client.close()
 
     def _read(self, prefix: str, response: httpx.Response) -> bytes:
-        """The body, refusing more than ``max_response_bytes`` (after decompression)."""
+        """The body, refusing more than ``max_response_bytes`` (after decompression).
+
+        A body sent too slowly runs out of the request's budget (``_BudgetedStream``)."""
         cap = self.cfg.max_response_bytes
         too_big = f"{prefix} sent a response larger than {cap} bytes"
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             raise FatalError(too_big)
-        deadline = time.monotonic() + self.cfg.timeout_s
         inflate = _Inflater(prefix, response.headers.get("Content-Encoding", ""))
         chunks, size = [], 0
         for raw in itertools.chain(response.iter_raw(), [None]):  # None: the end
@@ -126,10 +150,103 @@ class API:
             size += len(chunk)
             if size > cap:
                 raise FatalError(too_big)
-            if time.monotonic() > deadline:
-                raise RetriableError(f"{prefix} sent its response too slowly")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+#: When the request being sent in this thread must be done (``time.monotonic()``).
+_DEADLINE: ContextVar[float | None] = ContextVar("http_request_deadline", default=None)
+#: Writes are cut into pieces this big, so the budget is checked between them.
+_WRITE_PIECE = 64 * 1024
+
+
+def _left(timeout: float | None, spent: type[httpcore.TimeoutException]) -> float | None:
+    """``timeout`` cut to what is left of the request's budget; ``spent`` once none is."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:  # never 0 to the socket: that would make it non-blocking
+        raise spent("the request's time budget is spent")
+    return left if timeout is None else min(timeout, left)
+
+
+class _BudgetedStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits at most the rest of the budget."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        for start in range(0, len(buffer), _WRITE_PIECE):
+            piece = buffer[start : start + _WRITE_PIECE]
+            self._stream.write(piece, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        left = _left(timeout, httpcore.ConnectTimeout)
+        return _BudgetedStream(self._stream.start_tls(ssl_context, server_hostname, left))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _BudgetedBackend(httpcore.NetworkBackend):
+    """Connects within the rest of the budget, to ``_BudgetedStream`` connections."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        left = _left(timeout, httpcore.ConnectTimeout)
+        return _BudgetedStream(
+            self._backend.connect_tcp(host, port, left, local_address, socket_options)
+        )
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        left = _left(timeout, httpcore.ConnectTimeout)
+        return _BudgetedStream(self._backend.connect_unix_socket(path, left, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _budget_every_pool(client: httpx.Client) -> None:
+    """Put ``_BudgetedBackend`` under each of the client's connection pools, the
+    direct one and any for proxies from the environment. httpx offers no public
+    way to choose the network backend, so this reaches into ``HTTPTransport._pool``
+    and fails loudly if a new httpx or httpcore lays them out differently."""
+    for transport in [client._transport, *client._mounts.values()]:
+        if transport is None:
+            continue
+        pool: Any = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if not isinstance(backend, httpcore.NetworkBackend):
+            raise RuntimeError(f"cannot bound the time of requests through {transport!r}")
+        if not isinstance(backend, _BudgetedBackend):
+            pool._network_backend = _BudgetedBackend(backend)
 
 
 class _Inflater:

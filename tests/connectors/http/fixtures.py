@@ -18,7 +18,8 @@ every answer misbehave: ``429``/``429-date``/``503`` (with ``Retry-After``),
 ``gzip-bomb``, ``gzip-bomb-chunked``, ``bad-gzip``, ``brotli`` (an encoding not
 asked for); a stalling server: ``truncated`` (a short body, then the connection
 closes), ``truncated-stall`` (a short body, then silence), ``stall`` (headers,
-then silence), ``trickle`` (one byte at a time); or the paging:
+then silence), ``trickle`` (the body one byte at a time), ``header-trickle``
+(the status line and headers one byte at a time); or the paging:
 ``stuck-cursor`` (the same cursor again and again), ``stuck-link`` (a next link
 to the same page), ``endless`` (every kind of paging goes on forever),
 ``foreign-link`` (a next link to another origin). In the modes ``gzip``,
@@ -284,6 +285,22 @@ def _handler(saas: FakeSaaS) -> type[BaseHTTPRequestHandler]:
                 self._raw(200, b'{"data": ' + secret + b"}", headers={"Content-Encoding": "gzip"})
             elif mode in ("truncated", "truncated-stall", "stall", "trickle"):
                 self._stall(mode)
+            elif mode == "header-trickle":
+                self._trickle_head()
+
+        def _trickle_head(self) -> None:
+            """The status line and headers a byte every 50 ms: each byte well within a
+            read timeout, all of them (about 7 s) far beyond any budget in the tests."""
+            body = b'{"data": {"items": []}, "meta": {}}'
+            head = (
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nX-Padding: {'.' * 60}\r\n\r\n"
+            ).encode()
+            self.close_connection = True
+            for byte in head:
+                self.wfile.write(bytes([byte]))
+                time.sleep(0.05)
+            self.wfile.write(body)
 
         def _stall(self, mode: str) -> None:
             body = b'{"data": {"items": [' + b'{"x": 1},' * 100 + b"{}]}}"

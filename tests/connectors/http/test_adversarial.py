@@ -19,6 +19,8 @@ import pytest
 
 from connectors import FatalError, RetriableError
 from connectors.http import HTTPConnector
+from connectors.http.api import API, _BudgetedBackend
+from connectors.http.config import HTTPConfig
 from tests.connectors.http.fixtures import ALICE, TOKEN, FakeSaaS, config, gzip_bomb
 
 TIMEOUT_S = 0.5
@@ -67,9 +69,10 @@ def other() -> Iterator[FakeSaaS]:
         ("403", FatalError, "403 Forbidden (check the auth headers)"),
         ("redirect-loop", FatalError, "302 Found"),
         ("truncated", RetriableError, "(RemoteProtocolError)"),
-        ("truncated-stall", RetriableError, "timed out (ReadTimeout)"),
-        ("stall", RetriableError, "timed out (ReadTimeout)"),
-        ("trickle", RetriableError, "sent its response too slowly"),
+        ("truncated-stall", RetriableError, "timed out: took longer than 0.5 s (ReadTimeout)"),
+        ("stall", RetriableError, "timed out: took longer than 0.5 s (ReadTimeout)"),
+        ("trickle", RetriableError, "timed out: took longer than 0.5 s (ReadTimeout)"),
+        ("header-trickle", RetriableError, "timed out: took longer than 0.5 s (ReadTimeout)"),
     ],
 )
 def test_a_bad_answer_is_the_right_error_promptly(
@@ -86,6 +89,29 @@ def test_a_bad_answer_is_the_right_error_promptly(
     assert_clear(err.value)
     assert elapsed < TIMEOUT_S + 1.0, f"{mode} took {elapsed:.2f}s"
     assert len(saas.requests) == 1  # never followed, never retried by the connector
+
+
+def test_a_request_over_its_budget_leaves_no_connection_open(saas: FakeSaaS) -> None:
+    conn = connector(saas)
+    with saas.misbehaving("header-trickle"), pytest.raises(RetriableError):
+        conn.disclose(ALICE)
+    client: Any = conn._api._client
+    assert client._transport._pool.connections == []
+    assert conn.disclose(ALICE)  # the next request has a budget of its own
+
+
+def test_requests_through_a_proxy_from_the_environment_are_budgeted_too(
+    saas: FakeSaaS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("https_proxy", "http://proxy.invalid:3128")
+    monkeypatch.setenv("http_proxy", "http://proxy.invalid:3128")
+    client: Any = API("saas", HTTPConfig.model_validate(config(saas.url)))._client
+    transports = [client._transport, *client._mounts.values()]
+    assert len(transports) == 3
+    assert all(isinstance(t._pool._network_backend, _BudgetedBackend) for t in transports)
 
 
 def test_a_gzip_bomb_is_refused_without_inflating_it(saas: FakeSaaS) -> None:
