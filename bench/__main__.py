@@ -32,13 +32,18 @@ def scenarios(quick: bool) -> tuple[list[Scenario], list[Scenario]]:
         Scenario(n, 5, sweeps=("load", "systems", "workers")),
         Scenario(big, 5, sweeps=("load",)),
         Scenario(n, 1, sweeps=("systems",)),
-        Scenario(n // 2, 20, sweeps=("systems",)),
+        Scenario(n // 4, 20, sweeps=("systems",)),
         Scenario(n, 5, workers=2, sweeps=("workers",)),
         Scenario(n // 4, 5, rate=25, sweeps=("rate",)),
         Scenario(n // 2, 5, rate=50, sweeps=("rate",)),
-        Scenario(n, 5, connector="sql", sweeps=("sql",)),
+        Scenario(n // 2, 5, connector="sql", sweeps=("sql",)),
     ]
-    base = [Scenario(n, 1), Scenario(n, 5), Scenario(n // 2, 20), Scenario(n, 5, connector="sql")]
+    base = [
+        Scenario(n, 1),
+        Scenario(n, 5),
+        Scenario(n // 4, 20),
+        Scenario(n // 2, 5, connector="sql"),
+    ]
     return runs, base
 
 
