@@ -166,8 +166,9 @@ class LocalStorage:
         return path
 
     def put(self, key: str, data: bytes, content_type: str) -> str:
-        write_atomic(self._path(key), data)
-        return self.uri(key)
+        path = self._path(key)
+        write_atomic(path, data)
+        return path.as_uri()
 
     def get(self, key: str) -> bytes:
         path = self._path(key)

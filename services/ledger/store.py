@@ -652,10 +652,11 @@ class Ledger:
 
     def mark_published(self, request_ids: Sequence[str]) -> None:
         with self.session() as s:
-            s.execute(
+            _rowcount(
+                s,
                 update(Response)
                 .where(Response.request_id.in_(list(request_ids)), Response.published_at.is_(None))
-                .values(published_at=utcnow())
+                .values(published_at=utcnow()),
             )
 
     def response(self, request_id: str) -> Response | None:
