@@ -13,9 +13,9 @@ import inspect
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import faust
 from sqlalchemy.exc import OperationalError
@@ -44,6 +44,10 @@ SWEEP_INTERVAL_S = 1.0
 REPUBLISH_AFTER = timedelta(seconds=5)
 #: An accepted request not fanned out within this time is re-sent to fan-out (outbox).
 REFANOUT_AFTER = timedelta(seconds=30)
+
+#: Results recorded in one ledger transaction, at most; and how long a batch waits to fill.
+RESULT_BATCH = 64
+RESULT_BATCH_WAIT_S = 0.005
 
 _transient_db = retry(
     retry=retry_if_exception_type(OperationalError),
@@ -126,12 +130,33 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                 try:
                     result = _transient_db(handler)(ctx(), event)
                     outgoing = await result if inspect.isawaitable(result) else result
-                except PoisonEvent as exc:
-                    outgoing = [_dead_letter(stage, str(exc), exc.detail, event)]
                 except Exception as exc:  # noqa: BLE001 - the worker must keep running
-                    log.exception("handler failed", extra={"stage": stage})
-                    outgoing = [_dead_letter(stage, type(exc).__name__, str(exc)[:500], event)]
+                    outgoing = _dead_letters(stage, [event], exc)
             await send(outgoing)
+
+    def aggregate_batch(events: Sequence[Any]) -> list[Outgoing]:
+        """A batch of results: each checked, all recorded in one ledger transaction, each
+        request advanced once. A failure dead-letters only the events it concerns."""
+        outgoing: list[Outgoing] = []
+        kept, parsed = [], []
+        for event in events:
+            try:
+                parsed.append(aggregate.parse_result(ctx(), event.value))
+                kept.append(event)
+            except Exception as exc:  # noqa: BLE001 - the worker must keep running
+                outgoing += _dead_letters("aggregate", [event], exc)
+        if not parsed:
+            return outgoing
+        try:
+            progress = _transient_db(aggregate.record)(ctx(), parsed)
+        except Exception as exc:  # noqa: BLE001
+            return outgoing + _dead_letters("aggregate", kept, exc)
+        for step in progress:
+            try:
+                outgoing += _transient_db(step.advance)(ctx())
+            except Exception as exc:  # noqa: BLE001
+                outgoing += _dead_letters("aggregate", [kept[i] for i in step.sources], exc)
+        return outgoing
 
     # Signed events (requests, decisions) are checked with their headers.
     @app.agent(raw_topic(topics.REQUESTS), name="intake")
@@ -154,10 +179,14 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             "fanout", lambda c, e: fanout.handle_accepted(c, e.value.decode()), stream.events()
         )
 
+    # Results come five or twenty to a request: recorded a batch at a time.
     @app.agent(raw_topic(topics.RESULTS), name="aggregate")
     async def aggregate_agent(stream: faust.StreamT[bytes]) -> None:
-        handler = aggregate.handle_result
-        await run("aggregate", lambda c, e: handler(c, e.value), stream.events())
+        batches = cast(faust.Stream[bytes], stream).take_events  # StreamT does not declare it
+        async for events in batches(RESULT_BATCH, within=RESULT_BATCH_WAIT_S):
+            with monitoring.observe_stage("aggregate"):
+                outgoing = aggregate_batch(events)
+            await send(outgoing)  # the batch's offsets are acknowledged after this
 
     @app.agent(raw_topic(topics.PROVISIONS), name="provisions")
     async def provisions_agent(stream: faust.StreamT[bytes]) -> None:
@@ -242,6 +271,14 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             log.warning("sweep skipped: ledger busy", extra={"stage": "sweep"})
 
     return app
+
+
+def _dead_letters(stage: str, events: Sequence[Any], exc: Exception) -> list[Outgoing]:
+    """``events`` to the dead-letter topic, with what went wrong."""
+    if isinstance(exc, PoisonEvent):
+        return [_dead_letter(stage, str(exc), exc.detail, e) for e in events]
+    log.error("handler failed", exc_info=exc, extra={"stage": stage})
+    return [_dead_letter(stage, type(exc).__name__, str(exc)[:500], e) for e in events]
 
 
 def _dead_letter(stage: str, error: str, detail: str, event: Any) -> Outgoing:

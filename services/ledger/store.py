@@ -110,6 +110,43 @@ _RECORD_RESULT = (
 )
 
 
+def _audit_row(request_id: str | None, actor: str, action: str, **detail: Any) -> dict[str, Any]:
+    return {
+        "at": utcnow(),
+        "request_id": request_id,
+        "actor": actor,
+        "action": action,
+        "detail": detail,
+    }
+
+
+def _result_row(result: TaskResult) -> dict[str, Any]:
+    """``_RECORD_RESULT``'s parameters for ``result``."""
+    return {
+        "id": result.task_id,
+        "status": result.status,
+        "attempts": result.attempts,
+        "error": result.error,
+        "result": result.model_dump(mode="json"),
+        "finished_at": result.finished_at,
+    }
+
+
+def _result_audit(result: TaskResult) -> dict[str, Any]:
+    """The audit row of a task's first result: what was done, never the data."""
+    return _audit_row(
+        result.request_id,
+        f"connector:{result.system}",
+        f"task_{result.status}",
+        task_id=result.task_id,
+        changed=result.changed,
+        fields=result.fields,
+        error_code=result.error_code,
+        attempts=result.attempts,
+        duration_ms=int((result.finished_at - result.started_at).total_seconds() * 1000),
+    )
+
+
 @dataclass(frozen=True)
 class Admission:
     """What intake should do after recording an event."""
@@ -168,8 +205,7 @@ class Ledger:
     @staticmethod
     def _audit(s: Session, request_id: str | None, actor: str, action: str, **detail: Any) -> None:
         # a plain Core INSERT: the audit trail is append-only, nothing for the ORM to track
-        row = {"at": utcnow(), "request_id": request_id, "actor": actor, "action": action}
-        s.connection().execute(_INSERT_AUDIT, {**row, "detail": detail})
+        s.connection().execute(_INSERT_AUDIT, _audit_row(request_id, actor, action, **detail))
 
     def audit(self, request_id: str | None, actor: str, action: str, **detail: Any) -> None:
         with self.session() as s:
@@ -433,40 +469,29 @@ class Ledger:
     def record_result(self, result: TaskResult) -> Recorded:
         """Store a task's first result (``first`` is False for a redelivered one), and read
         the request and its tasks as they now are, in the same transaction."""
+        return self.record_results([result])[0]
+
+    def record_results(self, results: Sequence[TaskResult]) -> list[Recorded]:
+        """``record_result`` for a batch, in one transaction: each task's first result is
+        stored (a later one in the batch, or a redelivery, is not ``first``), then each
+        request of the batch is read once with its tasks."""
         with self.session() as s:
-            moved = (
-                s.connection()
-                .execute(
-                    _RECORD_RESULT,
-                    {
-                        "id": result.task_id,
-                        "status": result.status,
-                        "attempts": result.attempts,
-                        "error": result.error,
-                        "result": result.model_dump(mode="json"),
-                        "finished_at": result.finished_at,
-                    },
-                )
-                .rowcount
-            )
-            if moved:
-                self._audit(
-                    s,
-                    result.request_id,
-                    f"connector:{result.system}",
-                    f"task_{result.status}",
-                    task_id=result.task_id,
-                    changed=result.changed,
-                    fields=result.fields,
-                    error_code=result.error_code,
-                    attempts=result.attempts,
-                    duration_ms=int(
-                        (result.finished_at - result.started_at).total_seconds() * 1000
-                    ),
-                )
-            row = s.get(Request, result.request_id)
-            tasks = self._tasks(s, result.request_id) if row is not None else []
-            return Recorded(bool(moved), row, tasks)
+            conn = s.connection()
+            firsts = [bool(conn.execute(_RECORD_RESULT, _result_row(r)).rowcount) for r in results]
+            audits = [_result_audit(r) for r, first in zip(results, firsts, strict=True) if first]
+            if audits:
+                conn.execute(_INSERT_AUDIT, audits)
+            ids = sorted({r.request_id for r in results})
+            requests = s.scalars(select(Request).where(Request.request_id.in_(ids)))
+            rows = {row.request_id: row for row in requests}
+            tasks: dict[str, list[Task]] = {}
+            query = select(Task).where(Task.request_id.in_(ids)).order_by(Task.system)
+            for task in s.scalars(query):
+                tasks.setdefault(task.request_id, []).append(task)
+            return [
+                Recorded(first, rows.get(r.request_id), tasks.get(r.request_id, []))
+                for r, first in zip(results, firsts, strict=True)
+            ]
 
     def open_task_count(self, request_id: str) -> int:
         with self.session() as s:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -39,33 +40,75 @@ log = logging.getLogger("dsr.aggregate")
 
 
 def handle_result(ctx: Pipeline, raw: bytes) -> list[Outgoing]:
+    """One result event: recorded, then its request advanced."""
+    [progress] = record(ctx, [parse_result(ctx, raw)])
+    return progress.advance(ctx)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A result event that validated and opened: the result as it came (sealed), and
+    the identifiers it discovered."""
+
+    result: TaskResult
+    discovered: dict[str, list[str]]
+
+
+def parse_result(ctx: Pipeline, raw: bytes) -> Parsed:
+    """Validate a result event and check that it opens; ``PoisonEvent`` otherwise."""
     try:
         result = TaskResult.model_validate_json(raw)
     except ValidationError as exc:
         raise PoisonEvent("invalid task result", str(exc)[:500]) from None
     # Checked before it is recorded; the ledger keeps it as it came, sealed.
-    discovered = _opened(ctx, result).discovered_identifiers
-    recorded = ctx.ledger.record_result(result)
+    return Parsed(result, _opened(ctx, result).discovered_identifiers)
+
+
+@dataclass
+class Progress:
+    """What a batch of results did to one request, to advance it once."""
+
+    request_id: str
+    read: tuple[Request | None, list[TaskRow]]
+    found: dict[str, list[str]] = field(default_factory=dict)
+    #: A result was redelivered: send every pending task again (runners are idempotent).
+    resend: bool = False
+    #: Where the results came from in the batch (``record``'s input).
+    sources: list[int] = field(default_factory=list)
+
+    def advance(self, ctx: Pipeline) -> list[Outgoing]:
+        return advance(ctx, self.request_id, self.found, resend=self.resend, read=self.read)
+
+
+def record(ctx: Pipeline, batch: list[Parsed]) -> list[Progress]:
+    """Record a batch of results in one ledger transaction; one ``Progress`` a request.
+
+    A redelivered result means the worker may have died after recording it but before
+    sending what it unlocked, so its request re-sends every pending task."""
+    recorded = ctx.ledger.record_results([p.result for p in batch])
     crash_point("aggregate.recorded")
-    log.info(
-        "result %s",
-        result.status if recorded.first else "redelivered",
-        extra={
-            "request_id": result.request_id,
-            "stage": "aggregate",
-            "system": result.system,
-            "status": result.status,
-        },
-    )
-    # A redelivered result means the worker may have died after recording it but before
-    # sending what it unlocked: send every pending task again (runners are idempotent).
-    return advance(
-        ctx,
-        result.request_id,
-        discovered,
-        resend=not recorded.first,
-        read=(recorded.request, recorded.tasks),
-    )
+    progress: dict[str, Progress] = {}
+    for i, (parsed, rec) in enumerate(zip(batch, recorded, strict=True)):
+        result = parsed.result
+        log.info(
+            "result %s",
+            result.status if rec.first else "redelivered",
+            extra={
+                "request_id": result.request_id,
+                "stage": "aggregate",
+                "system": result.system,
+                "status": result.status,
+            },
+        )
+        step = progress.setdefault(
+            result.request_id, Progress(result.request_id, (rec.request, rec.tasks))
+        )
+        for name, values in parsed.discovered.items():
+            have = step.found.setdefault(name, [])
+            have += [v for v in values if v not in have]
+        step.resend |= not rec.first
+        step.sources.append(i)
+    return list(progress.values())
 
 
 def advance(
