@@ -30,7 +30,7 @@ from services.broker import create_topics
 from services.crypto import LocalKeyProvider
 from services.delivery.storage import LocalStorage
 from streams.claims import ClaimCheck
-from streams.records import Kind, Task, dump
+from streams.records import Kind, Task, TaskResult, dump
 from streams.sealing import Sealer
 from streams.topics import TopicSpec, tasks_topic
 from tests.connectors.fixtures import ALICE, SESSION_S, Database, Outbox, running
@@ -379,19 +379,30 @@ def sealed_task(sealer: Sealer, system: str) -> Task:
     )
 
 
+def _sealed_disclosure(
+    bootstrap: str,
+    producer: KafkaProducer,
+    outbox: Outbox,
+    db: Database,
+    keys: Path,
+    **options: Any,
+) -> tuple[TaskResult, Sealer]:
+    """A sealed disclosure task through a runner on ``db``: its result as sent, and the
+    worker's sealer that can open it."""
+    system = new_system("crm")
+    worker_side = Sealer(LocalKeyProvider(keys))
+    task = sealed_task(worker_side, system)
+    connector = SQLConnector(system, db.config())
+    with running(bootstrap, {system: connector}, sealer=Sealer(LocalKeyProvider(keys)), **options):
+        producer.send(tasks_topic(system), key=task.request_id.encode(), value=dump(task))
+        producer.flush()
+        return outbox.result(task.request_id), worker_side
+
+
 def test_a_sealed_task_is_opened_and_its_result_sealed_under_the_same_key(
     bootstrap: str, producer: KafkaProducer, outbox: Outbox, sqlite_db: Database, tmp_path: Path
 ) -> None:
-    system = new_system("crm")
-    keys = LocalKeyProvider(tmp_path / "keys")
-    worker_side = Sealer(keys)
-    task = sealed_task(worker_side, system)
-    request_id = task.request_id
-    connector = SQLConnector(system, sqlite_db.config())
-    with running(bootstrap, {system: connector}, sealer=Sealer(keys)):
-        producer.send(tasks_topic(system), key=request_id.encode(), value=dump(task))
-        producer.flush()
-        wire = outbox.result(request_id)
+    wire, worker_side = _sealed_disclosure(bootstrap, producer, outbox, sqlite_db, tmp_path / "k")
     assert wire.sealed is not None and wire.records == []
     assert ALICE["email"] not in wire.model_dump_json()
     opened = worker_side.open(wire)
@@ -414,16 +425,10 @@ def test_a_sealed_task_reaching_a_runner_without_keys_is_dead_lettered(
 def test_a_large_sealed_result_is_sent_by_claim_check(
     bootstrap: str, producer: KafkaProducer, outbox: Outbox, sqlite_db: Database, tmp_path: Path
 ) -> None:
-    system = new_system("crm")
-    keys = LocalKeyProvider(tmp_path / "keys")
-    worker_side = Sealer(keys)
-    task = sealed_task(worker_side, system)
-    store = LocalStorage(tmp_path / "packages")
-    connector = SQLConnector(system, sqlite_db.config())
-    with running(bootstrap, {system: connector}, sealer=Sealer(keys), claims=ClaimCheck(store, 64)):
-        producer.send(tasks_topic(system), key=task.request_id.encode(), value=dump(task))
-        producer.flush()
-        wire = outbox.result(task.request_id)
-    assert wire.sealed is None and wire.claim is not None and store.exists(wire.claim)
-    opened = worker_side.open(ClaimCheck(store, 64).redeem(wire))
+    claims = ClaimCheck(LocalStorage(tmp_path / "packages"), 64)
+    wire, worker_side = _sealed_disclosure(
+        bootstrap, producer, outbox, sqlite_db, tmp_path / "k", claims=claims
+    )
+    assert wire.sealed is None and wire.claim is not None and claims.storage.exists(wire.claim)
+    opened = worker_side.open(claims.redeem(wire))
     assert [r["_source"] for r in opened.records] == ["customers", "orders", "orders"]
