@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 
-from services.delivery.storage import Storage, open_storage
+from services.delivery.encrypted import open_store
+from services.delivery.storage import Storage
 from services.settings import Settings
 from streams.records import TaskResult
 
@@ -33,12 +34,7 @@ class ClaimCheck:
     @classmethod
     def from_settings(cls, settings: Settings) -> ClaimCheck:
         """The package store's backend as such: the values it keeps are sealed already."""
-        storage = open_storage(
-            settings.storage_url,
-            s3_endpoint_url=settings.s3_endpoint_url,
-            kms_key_id=settings.s3_kms_key_id,
-        )
-        return cls(storage, settings.claim_check_bytes)
+        return cls(open_store(settings), settings.claim_check_bytes)
 
     def check_in(self, result: TaskResult) -> TaskResult:
         """``result`` as sent: its sealed value in the store if it is too large."""

@@ -13,6 +13,7 @@ written by other teams.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
@@ -29,6 +30,8 @@ from pydantic import (
 SCHEMA_VERSION = "1.0"
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+#: An identifier's type: ``email``, ``customer_id``...
+IdentifierName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Text = Annotated[str, StringConstraints(max_length=4096)]
 RequestId = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
@@ -83,9 +86,7 @@ class _Strict(BaseModel):
 class Subject(_Strict):
     """Who the request is about. Identifiers are personal data: never log them."""
 
-    identifiers: dict[
-        Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")], Identifier
-    ] = Field(
+    identifiers: dict[IdentifierName, Identifier] = Field(
         min_length=1,
         max_length=32,
         description='How internal systems know the principal, e.g. {"email": "a@example.com"}.',
@@ -384,3 +385,14 @@ PUBLISHED_SCHEMAS: dict[str, type[BaseModel]] = {
     "rejected-event.v1.json": RejectedEvent,
     "decision-event.v1.json": DecisionEvent,
 }
+
+
+def merge_identifiers(
+    known: Mapping[str, list[str]], found: Mapping[str, list[str]]
+) -> dict[str, list[str]]:
+    """``known`` with the values ``found`` adds, each value once, in the order first seen."""
+    merged = {name: list(values) for name, values in known.items()}
+    for name, values in found.items():
+        have = merged.setdefault(name, [])
+        have += [v for v in dict.fromkeys(values) if v not in have]
+    return merged

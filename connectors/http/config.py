@@ -165,7 +165,12 @@ class HTTPConfig(_Model):
     headers: dict[HeaderName, SecretStr] = Field(
         default={}, description="Sent with every request (auth); never shown or logged."
     )
-    timeout_s: float = Field(default=10.0, gt=0, le=300, description="Budget for one request.")
+    timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Budget for one whole request: connect, headers, body.",
+    )
     endpoints: Endpoints
     not_found_is_empty: bool = Field(
         default=True, description="A 404 means the subject is unknown: an empty result."

@@ -30,7 +30,7 @@ from services.delivery.storage import (
 )
 from services.settings import Settings
 
-__all__ = ["EncryptedStorage", "open_package_storage", "split_package_key"]
+__all__ = ["EncryptedStorage", "open_package_storage", "open_store", "split_package_key"]
 
 SEALED_CONTENT_TYPE = "application/octet-stream"
 
@@ -81,13 +81,18 @@ class EncryptedStorage:
         return f"EncryptedStorage({self.inner!r}, {self.keys!r})"
 
 
-def open_package_storage(settings: Settings) -> Storage:
-    """The package store the settings name, sealed if it is local and encryption is on."""
-    storage = open_storage(
+def open_store(settings: Settings) -> Storage:
+    """The store ``DSR_STORAGE_URL`` names, as it is: for values sealed already."""
+    return open_storage(
         settings.storage_url,
         s3_endpoint_url=settings.s3_endpoint_url,
         kms_key_id=settings.s3_kms_key_id,
     )
+
+
+def open_package_storage(settings: Settings) -> Storage:
+    """The package store the settings name, sealed if it is local and encryption is on."""
+    storage = open_store(settings)
     if settings.encrypt_packages and isinstance(storage, LocalStorage):
         return EncryptedStorage(storage, LocalKeyProvider.from_settings(settings))
     return storage

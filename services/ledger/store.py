@@ -45,7 +45,7 @@ from services.ledger.models import (
     Task,
 )
 from services.rules.policy import add_months
-from streams.records import RequestEvent, TaskResult, TaskStatus, utcnow
+from streams.records import RequestEvent, TaskResult, TaskStatus, merge_identifiers, utcnow
 from streams.sealing import Sealer, is_sealed_field
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -108,6 +108,10 @@ _RECORD_RESULT = (
         }
     )
 )
+
+
+def _count(identifiers: dict[str, list[str]]) -> int:
+    return sum(map(len, identifiers.values()))
 
 
 def _audit_row(request_id: str | None, actor: str, action: str, **detail: Any) -> dict[str, Any]:
@@ -400,15 +404,9 @@ class Ledger:
             row = s.get(Request, request_id, with_for_update=True)
             if row is None:
                 return {}
-            merged = {k: list(v) for k, v in self.discovered(row).items()}
-            grew = False
-            for name, values in found.items():
-                have = merged.setdefault(name, [])
-                for v in values:
-                    if v not in have:
-                        have.append(v)
-                        grew = True
-            if grew:
+            known = self.discovered(row)
+            merged = merge_identifiers(known, found)
+            if _count(merged) > _count(known):
                 row.discovered = self._kept(request_id, DISCOVERED_FIELD, merged)
                 row.subject_digests = sorted(set(row.subject_digests or []) | all_digests(merged))
                 self._audit(

@@ -25,15 +25,13 @@ from typing import Annotated, Literal, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from services.crypto.digests import subject_digests
-from streams.records import Identifier, Text
+from streams.records import Identifier, IdentifierName, Text
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=512, strip_whitespace=True)]
 RecordId = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
 ]
 SystemName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_\-]{0,62}$")]
-#: An identifier's type, as ``streams.records.Subject`` names them.
-IdentifierName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 #: The SHA-256 of one normalised identifier (``services.crypto.digests``), in lowercase hex.
 Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 

@@ -33,6 +33,7 @@ from streams.records import (
     ResponseStatus,
     TaskResult,
     TaskStatus,
+    merge_identifiers,
     utcnow,
 )
 
@@ -103,9 +104,7 @@ def record(ctx: Pipeline, batch: list[Parsed]) -> list[Progress]:
         step = progress.setdefault(
             result.request_id, Progress(result.request_id, (rec.request, rec.tasks))
         )
-        for name, values in parsed.discovered.items():
-            have = step.found.setdefault(name, [])
-            have += [v for v in values if v not in have]
+        step.found = merge_identifiers(step.found, parsed.discovered)
         step.resend |= not rec.first
         step.sources.append(i)
     return list(progress.values())

@@ -1,1 +1,2 @@
-from tests.services.crypto.fixtures import keys, ledger  # noqa: F401
+from tests.fixtures.ledger_rows import ledger  # noqa: F401
+from tests.services.crypto.fixtures import keys  # noqa: F401

@@ -1,8 +1,7 @@
-"""A local key provider in a temporary directory, and a ledger with finished requests."""
+"""A local key provider in a temporary directory, and finished requests in a ledger."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -18,14 +17,6 @@ from tests.fixtures.ledger_rows import event
 @pytest.fixture
 def keys(tmp_path: Path) -> LocalKeyProvider:
     return LocalKeyProvider(tmp_path / "keys")
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    ledger.migrate()
-    yield ledger
-    ledger.close()
 
 
 def completed(ledger: Ledger, request_id: str, at: datetime | None = None) -> None:

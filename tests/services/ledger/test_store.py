@@ -105,6 +105,22 @@ def test_tasks_are_planned_once_and_results_counted_once(ledger: Ledger) -> None
     assert ledger.open_task_count("r-1") == 1
 
 
+def test_a_batch_of_results_is_recorded_once_each_in_one_read(ledger: Ledger) -> None:
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    ledger.plan_tasks("r-1", _plans(), timedelta(seconds=60))
+    batch = [_result("crm"), _result("orders", "failed"), _result("crm")]  # crm delivered twice
+    recorded = ledger.record_results(batch)
+    assert [r.first for r in recorded] == [True, True, False]
+    assert recorded[0].tasks is recorded[2].tasks  # the request was read once for the batch
+    assert {t.system: t.status for t in recorded[0].tasks} == {
+        "crm": "ok",
+        "orders": "failed",
+        "logs": "not_applicable",
+    }
+    done = [e.action for e in ledger.timeline("r-1") if e.action.startswith("task_")]
+    assert sorted(done) == ["task_failed", "task_ok"]  # one audit row a first result
+
+
 def test_completion_happens_exactly_once(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
     ledger.plan_tasks("r-1", _plans(), timedelta(seconds=60))

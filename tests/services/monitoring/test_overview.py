@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -12,14 +10,6 @@ from services.ledger import Ledger, TaskPlan
 from services.monitoring.overview import Window, overview, quantiles
 from streams.records import TaskStatus
 from tests.fixtures.ledger_rows import event, finish
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    led = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    led.migrate()
-    yield led
-    led.close()
 
 
 def test_quantiles_by_nearest_rank() -> None:
