@@ -33,9 +33,24 @@ class OperationResult:
     fields: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     discovered_identifiers: dict[str, list[str]] = field(default_factory=dict)
+    #: The subject's identities found, one unit per record: identifiers that belong
+    #: together (``{"country_code": "81", "phone": "9012345678", "customer_id": "42"}``).
+    #: A unit is never split or combined with another, so a composite key stays whole.
+    identities: list[dict[str, str]] = field(default_factory=list)
     dry_run: bool = False
     #: Set when the records (or changes) are not all that was asked: a partial refusal.
     withheld: Withheld | None = None
+
+    def units(self) -> list[dict[str, str]]:
+        """Every identity found: ``identities``, then each value of the older
+        ``discovered_identifiers`` as a unit of its own (a single identifier cannot be
+        mixed up with another person's part), each unit once."""
+        out: list[dict[str, str]] = []
+        singles = [{n: v} for n, vs in self.discovered_identifiers.items() for v in vs]
+        for unit in [*self.identities, *singles]:
+            if unit and unit not in out:
+                out.append(dict(unit))
+        return out
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,19 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from streams.records import Kind
 
@@ -70,8 +78,11 @@ class SystemSpec(BaseModel):
     connector: str
     description: str = ""
     purposes: list[str] = []
-    identifiers: list[str] = Field(
-        min_length=1, description="Identifiers the system can look the subject up by."
+    identifiers: list[str | list[str]] = Field(
+        min_length=1,
+        description="The keys the system can look the subject up by, any one of them: an "
+        "identifier's name, or a list of names that only together identify the subject "
+        "(a composite key such as [country_code, phone]).",
     )
     discovers: list[str] = Field(
         default=[], description="Further identifiers the system returns, unlocking later waves."
@@ -107,6 +118,29 @@ class SystemSpec(BaseModel):
     )
     config: dict[str, Any] = {}
 
+    @field_validator("identifiers")
+    @classmethod
+    def _keys_well_formed(cls, value: list[str | list[str]]) -> list[str | list[str]]:
+        for key in value:
+            parts = [key] if isinstance(key, str) else key
+            if not parts or len(set(parts)) != len(parts):
+                raise ValueError(f"a composite key names each identifier once: {key!r}")
+        return value
+
+    @property
+    def keys(self) -> list[tuple[str, ...]]:
+        """Each key as the tuple of identifiers it needs, all together."""
+        return [(k,) if isinstance(k, str) else tuple(k) for k in self.identifiers]
+
+    @property
+    def identifier_names(self) -> set[str]:
+        """Every identifier any of the system's keys uses."""
+        return {part for key in self.keys for part in key}
+
+    def key_for(self, unit: Mapping[str, str]) -> tuple[str, ...] | None:
+        """The first key ``unit`` supplies every part of, or None."""
+        return next((k for k in self.keys if all(unit.get(p) for p in k)), None)
+
     def refusal_for(self, kind: Kind) -> RefusalRule | None:
         return next((r for r in self.refuse if kind in r.kinds), None)
 
@@ -135,7 +169,8 @@ class DataMap(BaseModel):
             missing = [p for p in spec.purposes if p not in known]
             if missing:
                 raise ValueError(f"system {name!r} names undeclared purposes: {missing}")
-            if MY_NUMBER in {*spec.identifiers, *spec.discovers} and not spec.my_number_cleared:
+            handled = {*spec.identifier_names, *spec.discovers}
+            if MY_NUMBER in handled and not spec.my_number_cleared:
                 raise ValueError(
                     f"system {name!r} handles {MY_NUMBER} but is not my_number_cleared"
                 )
@@ -149,13 +184,24 @@ class DataMap(BaseModel):
         return self
 
     def _identifiers_obtainable(self) -> None:
-        if self.subject_identifiers is None:
-            return
-        obtainable = set(self.subject_identifiers)
-        for spec in self.systems.values():
-            obtainable.update(spec.discovers)
+        """Every system has a key whose parts one source supplies together: the request
+        (when ``subject_identifiers`` is set), or one other system's discoveries. Parts
+        from different sources could belong to different people, so are never combined."""
+        sources = [set(o.discovers) for o in self.systems.values()]
+        if self.subject_identifiers is not None:
+            sources.append(set(self.subject_identifiers))
         for name, spec in self.systems.items():
-            if not obtainable & set(spec.identifiers):
+            composite = [k for k in spec.keys if len(k) > 1]
+            for key in composite:
+                if self.subject_identifiers is None or any(set(key) <= s for s in sources):
+                    continue
+                raise ValueError(
+                    f"system {name!r}: no request or system supplies the parts of its key "
+                    f"{list(key)} together"
+                )
+            if self.subject_identifiers is None:
+                continue
+            if not any(set(k) <= s for k in spec.keys for s in sources):
                 raise ValueError(
                     f"system {name!r} needs {spec.identifiers}, but no request carries them "
                     f"({self.subject_identifiers}) and no system discovers them"
@@ -171,8 +217,8 @@ class DataMap(BaseModel):
         deps: dict[str, set[str]] = {}
         for name, spec in self.systems.items():
             needs = set(spec.erase_after)
-            if not direct & set(spec.identifiers):
-                for identifier in spec.identifiers:
+            if not any(set(k) <= direct for k in spec.keys):
+                for identifier in spec.identifier_names:
                     needs |= discoverers.get(identifier, set()) - {name}
             deps[name] = needs
         return deps

@@ -90,7 +90,7 @@ def _decide(
         return TaskStatus.REFUSED, rule.reason
     if not ctx.supports(system, kind):
         return TaskStatus.NOT_APPLICABLE, f"{system} does not support {kind}"
-    if not known & set(spec.identifiers):
+    if not any(set(k) <= known for k in spec.keys):
         return None, f"no identifier {spec.identifiers} known for {system}"
     if kind is Kind.ERASURE:
         for dep in spec.erase_after:
