@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration schema browser pdf-libs bench clean
+.PHONY: demo test lint unit integration schema browser pdf-libs postgres bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) pdf-libs
 	$(BIN)/dsr demo
 
-test: $(STAMP) browser pdf-libs lint
+test: $(STAMP) browser pdf-libs postgres lint
 	$(BIN)/pytest -q
 
 # The dashboard's browser test drives Debian's chromium (it is skipped without one).
@@ -26,6 +26,11 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || $(SUDO) apt-get install -y -qq chromium >/dev/null \
 	  || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null) \
 	  || echo "could not install chromium: the dashboard's browser test will be skipped"
+
+# The PostgreSQL tests (ledger, SQL connector) need a server on 127.0.0.1:5432: installed
+# from Debian when missing, and started with its data under /var/tmp.
+postgres:
+	@bash infra/test-postgres.sh
 
 # The written letter's PDF (WeasyPrint) needs Debian's Pango; HarfBuzz's subsetter embeds
 # the font about three times faster. The Japanese font itself comes from PyPI.
