@@ -30,9 +30,8 @@ def test_a_gdpr_extension_reaches_the_principal(
 ) -> None:
     settings = settings_for(tmp_path)
     monkeypatch.setenv("DSR_HOME", str(tmp_path))
-    pending = event("gdpr-ext-1", "disclosure", TARO, regulation="gdpr")
-    pending["verification"] = {"status": "pending", "method": "email_link"}
     verified = event("gdpr-ext-1", "disclosure", TARO, regulation="gdpr")
+    pending = {**verified, "verification": {"status": "pending", "method": "email_link"}}
     appi = event("appi-ref-1", "disclosure", TARO)
     appi["verification"] = {"status": "pending", "method": "email_link"}
     unpaid = event("appi-fee-1", "disclosure", TARO, fee={"required": True, "amount_jpy": 1000})

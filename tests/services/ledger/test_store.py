@@ -52,16 +52,17 @@ def test_held_request_is_released_by_a_later_event(ledger: Ledger) -> None:
     released = ledger.admit(event(), "proceed", None, DEADLINE)
     assert (released.outcome, released.status) == ("released", RequestStatus.ACCEPTED)
     actions = [e.action for e in ledger.timeline("r-1")]
-    assert actions == ["received", "hold", "released"]
+    assert actions == ["received", "hold", "still_held", "released"]
 
 
-def test_release_with_another_kind_is_ignored(ledger: Ledger) -> None:
+def test_release_with_another_kind_is_a_conflict(ledger: Ledger) -> None:
     ledger.admit(event(), "hold", "verification_pending", DEADLINE)
     other = ledger.admit(
         event(kind="erasure", grounds=["no_longer_needed"]), "proceed", None, DEADLINE
     )
-    assert other.outcome == "duplicate"
+    assert (other.outcome, other.conflicts) == ("conflict", ("grounds", "kind"))
     assert ledger.request("r-1").status == RequestStatus.HELD
+    assert ledger.request_event(ledger.request("r-1")).kind == "disclosure"
 
 
 def _plans() -> list[TaskPlan]:
