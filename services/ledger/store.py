@@ -317,12 +317,10 @@ class Ledger:
             if conflicting:
                 return Admission("conflict", row.status, row.hold_reason, tuple(conflicting))
             if not held:
-                if row.status == RequestStatus.ACCEPTED:
-                    return Admission("resend", row.status)
-                self._audit(
-                    s, event.request_id, "intake", "duplicate_ignored", status=row.status, **signed
-                )
-                return Admission("duplicate", row.status)
+                waiting = row.status == RequestStatus.ACCEPTED  # fan-out may have missed it
+                action = "resent" if waiting else "duplicate_ignored"
+                self._audit(s, event.request_id, "intake", action, status=row.status, **signed)
+                return Admission("resend" if waiting else "duplicate", row.status)
             previous = row.hold_reason
             row.event, row.status, row.hold_reason, row.updated_at = body, status, reason, now
             if clock_pauses and previous == VERIFICATION_HOLD and reason != previous:

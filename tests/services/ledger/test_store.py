@@ -44,6 +44,20 @@ def test_duplicate_request_is_recorded_once(ledger: Ledger) -> None:
     assert ledger.count_by_status() == {"fanned_out": 1}
 
 
+def test_every_re_send_is_audited_with_the_key_that_signed_it(ledger: Ledger) -> None:
+    ledger.admit(event(), "proceed", None, DEADLINE, key_id="ops")
+    assert ledger.admit(event(), "proceed", None, DEADLINE, key_id="crm").outcome == "resend"
+    ledger.plan_tasks("r-1", [], timedelta(seconds=60))
+    assert ledger.admit(event(), "proceed", None, DEADLINE, key_id="crm").outcome == "duplicate"
+    trail = [(e.action, e.detail.get("key_id")) for e in ledger.timeline("r-1")]
+    assert trail == [
+        ("received", "ops"),
+        ("resent", "crm"),
+        ("fanned_out", None),
+        ("duplicate_ignored", "crm"),
+    ]
+
+
 def test_held_request_is_released_by_a_later_event(ledger: Ledger) -> None:
     held = ledger.admit(event(), "hold", "fee_unpaid", DEADLINE)
     assert (held.status, held.hold_reason) == (RequestStatus.HELD, "fee_unpaid")
