@@ -9,7 +9,10 @@ A producer sends two Kafka headers with each request event:
 
 So any producer, in any language, can sign an event however its JSON library lays it
 out. Intake checks the signature before it reads anything else; an unsigned or
-mis-signed event is rejected and audited, and never executed.
+mis-signed event is rejected and audited, and never executed. ``Keyring.verify``
+returns the signing key's id, which the ledger's audit rows of admissions, releases
+and rejected re-sends name. A key signs events, not requests: what a re-send under a
+known ``request_id`` may change is the ledger's rule (``services.ledger.resends``).
 
 The keyring is a JSON file, ``{"keys": {"<key id>": "<hex secret>", ...}}``, readable
 only by its owner (``DSR_SIGNING_KEYS``). ``dsr up`` creates one with a single key,

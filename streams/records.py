@@ -94,16 +94,22 @@ class Subject(_Strict):
 
 
 class Requester(_Strict):
+    """Who asks. ``type`` and ``name`` never change under a ``request_id``."""
+
     type: Literal["self", "statutory_agent", "appointed_agent"] = "self"
     name: Text | None = None
     authority_reference: Text | None = Field(
         default=None,
         description="Power of attorney (appointed agent) or proof of legal "
-        "representation (statutory agent), as a document reference.",
+        "representation (statutory agent), as a document reference. Release evidence: "
+        "a re-send of a held request may add it.",
     )
 
 
 class Verification(_Strict):
+    """How the principal's identity was checked: release evidence, which a re-send of a
+    held request may change."""
+
     status: Literal["verified", "pending", "failed"]
     method: Text | None = Field(default=None, examples=["drivers_licence", "mail_otp"])
     reference: Text | None = None
@@ -116,8 +122,13 @@ class Delivery(_Strict):
 
 class Fee(_Strict):
     required: bool = False
-    paid: bool = False
+    paid: bool = Field(default=False, description="Release evidence, with payment_reference.")
     amount_jpy: int | None = Field(default=None, ge=0)
+    payment_reference: Text | None = Field(
+        default=None,
+        description="The payment's receipt or transaction reference; kept in the audit "
+        "trail of the admission or release it allows.",
+    )
 
 
 class Change(_Strict):
@@ -143,7 +154,15 @@ class RequestEvent(_Strict):
     )
 
     schema_version: Literal["1.0"]
-    request_id: RequestId = Field(description="The caller's idempotency key.")
+    request_id: RequestId = Field(
+        description="The caller's idempotency key, naming one request for good. A re-send "
+        "identical to the request is a duplicate. A re-send of a held request releases it "
+        "when it differs only in release evidence: verification (status, method, "
+        "reference), fee.paid, fee.payment_reference and requester.authority_reference. "
+        "Any other difference (subject, kind, regulation, requester, delivery, "
+        "received_at...), or any difference once the request is no longer held, is "
+        "rejected with request_id_conflict and changes nothing."
+    )
     kind: Kind
     regulation: Regulation
     received_at: AwareDatetime = Field(
@@ -342,7 +361,8 @@ class RejectedEvent(_Strict):
     """A malformed or refused-at-the-door event, sent to ``dsr.requests.rejected``.
 
     Provision records refused by the provision ledger come here too, with
-    ``provision_stopped`` or ``record_id_conflict``."""
+    ``provision_stopped`` or ``record_id_conflict``. A request event that would change a
+    request already recorded under its ``request_id`` comes with ``request_id_conflict``."""
 
     reason_code: Literal[
         "invalid_json",
@@ -361,10 +381,18 @@ class RejectedEvent(_Strict):
         "provision_stopped",
         "record_id_conflict",
         "cannot_open",
+        "request_id_conflict",
     ]
-    errors: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = Field(
+        default=[],
+        description="What failed. For request_id_conflict, one entry per field the re-send "
+        "would change ({loc, msg}), named but never shown.",
+    )
     request_id: str | None = None
-    raw: str = Field(description="The original bytes, decoded leniently and truncated.")
+    raw: str = Field(
+        description="The original bytes, decoded leniently and truncated; empty for "
+        "request_id_conflict, whose event is not echoed."
+    )
     rejected_at: datetime = Field(default_factory=utcnow)
 
 

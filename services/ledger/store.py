@@ -34,6 +34,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.crypto.digests import all_digests, subject_digests
+from services.crypto.errors import CryptoError
+from services.ledger import resends
 from services.ledger.models import (
     FINAL_STATUSES,
     OPEN_STATUSES,
@@ -155,9 +157,11 @@ def _result_audit(result: TaskResult) -> dict[str, Any]:
 class Admission:
     """What intake should do after recording an event."""
 
-    outcome: str  # new | released | still_held | duplicate | resend
+    outcome: str  # new | released | still_held | duplicate | resend | conflict
     status: str
     hold_reason: str | None = None
+    #: For a ``conflict``: the fields the re-send would change, by name only.
+    conflicts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -217,9 +221,15 @@ class Ledger:
 
     # -- intake -------------------------------------------------------------
     def record_rejected(
-        self, reason_code: str, errors: list[dict[str, Any]], raw: bytes, request_id: str | None
+        self,
+        reason_code: str,
+        errors: list[dict[str, Any]],
+        raw: bytes,
+        request_id: str | None,
+        **detail: Any,
     ) -> None:
-        """Keep a trace of a malformed event: its reason and a hash, never its content."""
+        """Keep a trace of a malformed event: its reason and a hash, never its content;
+        ``detail`` (e.g. the signing key) goes into its audit row."""
         digest = hashlib.sha256(raw).hexdigest()
         with self.session() as s:
             s.add(
@@ -232,7 +242,13 @@ class Ledger:
                 )
             )
             self._audit(
-                s, request_id, "intake", "rejected", reason_code=reason_code, raw_sha256=digest
+                s,
+                request_id,
+                "intake",
+                "rejected",
+                reason_code=reason_code,
+                raw_sha256=digest,
+                **detail,
             )
 
     def admit(
@@ -242,11 +258,18 @@ class Ledger:
         reason: str | None,
         deadline: datetime,
         clock_pauses: bool = False,
+        key_id: str | None = None,
     ) -> Admission:
         """Record a valid event. ``action`` is the rules' decision: proceed, hold or refuse.
 
+        A re-send under a known ``request_id`` is compared with the request as recorded
+        (``services.ledger.resends``): identical, it is a duplicate; differing only in
+        release evidence while held, it releases (or holds again); anything else is a
+        ``conflict``, recorded by the caller's rejection, and changes nothing.
         With ``clock_pauses`` (the regulation stops the clock while identity is verified),
         a request leaving a verification hold has its deadline moved by the time it waited.
+        ``key_id``, the producer key that signed the event, goes into the audit trail
+        with the evidence the admission or release rests on.
         """
         now = utcnow()
         status = {
@@ -255,7 +278,7 @@ class Ledger:
             "refuse": RequestStatus.REFUSED,
         }[action]
         body = self._kept(event.request_id, EVENT_FIELD, event.model_dump(mode="json"))
-        digests = sorted(subject_digests(event.subject.identifiers))
+        signed = {"key_id": key_id, "evidence": resends.evidence(event)}
         with self.session() as s:
             row = s.get(Request, event.request_id, with_for_update=True)
             if row is None:
@@ -269,7 +292,7 @@ class Ledger:
                         received_at=as_utc(event.received_at),
                         deadline_at=as_utc(deadline),
                         event=body,
-                        subject_digests=digests,
+                        subject_digests=sorted(subject_digests(event.subject.identifiers)),
                         created_at=now,
                         updated_at=now,
                     )
@@ -283,52 +306,65 @@ class Ledger:
                     kind=event.kind,
                     regulation=event.regulation,
                     **({"grounds": list(event.grounds)} if event.grounds else {}),
+                    **signed,
                 )
                 if action != "proceed":
                     self._audit(s, event.request_id, "rules", action, reason_code=reason)
                 return Admission("new", status, reason)
-            if row.status == RequestStatus.HELD:
-                if row.kind != event.kind:
-                    self._audit(
-                        s,
-                        event.request_id,
-                        "intake",
-                        "release_ignored",
-                        reason_code="kind_mismatch",
-                    )
-                    return Admission("duplicate", row.status, row.hold_reason)
-                previous = row.hold_reason
-                row.event, row.status, row.hold_reason, row.updated_at = body, status, reason, now
-                row.subject_digests = sorted(set(row.subject_digests or []) | set(digests))
-                if clock_pauses and previous == VERIFICATION_HOLD and reason != previous:
-                    # verification is always the first hold, so it began at intake
-                    paused = now - as_utc(row.created_at)
-                    row.deadline_at = as_utc(row.deadline_at) + paused
-                    self._audit(
-                        s,
-                        event.request_id,
-                        "rules",
-                        "clock_resumed",
-                        paused_ms=int(paused.total_seconds() * 1000),
-                        deadline=row.deadline_at.isoformat(),
-                    )
-                if action == "hold":
-                    if reason != previous:
-                        self._audit(s, event.request_id, "rules", "hold", reason_code=reason)
-                    return Admission("still_held", status, reason)
+            held = row.status == RequestStatus.HELD
+            changed = self._changed(row, event)
+            conflicting = resends.conflicts(changed, held)
+            if conflicting:
+                return Admission("conflict", row.status, row.hold_reason, tuple(conflicting))
+            if not held:
+                waiting = row.status == RequestStatus.ACCEPTED  # fan-out may have missed it
+                action = "resent" if waiting else "duplicate_ignored"
+                self._audit(s, event.request_id, "intake", action, status=row.status, **signed)
+                return Admission("resend" if waiting else "duplicate", row.status)
+            previous = row.hold_reason
+            row.event, row.status, row.hold_reason, row.updated_at = body, status, reason, now
+            if clock_pauses and previous == VERIFICATION_HOLD and reason != previous:
+                # verification is always the first hold, so it began at intake
+                paused = now - as_utc(row.created_at)
+                row.deadline_at = as_utc(row.deadline_at) + paused
                 self._audit(
                     s,
                     event.request_id,
                     "rules",
-                    "released" if action == "proceed" else "refuse",
-                    previous_reason=previous,
-                    reason_code=reason,
+                    "clock_resumed",
+                    paused_ms=int(paused.total_seconds() * 1000),
+                    deadline=row.deadline_at.isoformat(),
                 )
-                return Admission("released" if action == "proceed" else "new", status, reason)
-            if row.status == RequestStatus.ACCEPTED:
-                return Admission("resend", row.status)
-            self._audit(s, event.request_id, "intake", "duplicate_ignored", status=row.status)
-            return Admission("duplicate", row.status)
+            if action == "hold":
+                self._audit(
+                    s,
+                    event.request_id,
+                    "rules",
+                    "hold" if reason != previous else "still_held",
+                    reason_code=reason,
+                    **signed,
+                )
+                return Admission("still_held", status, reason)
+            self._audit(
+                s,
+                event.request_id,
+                "rules",
+                "released" if action == "proceed" else "refuse",
+                previous_reason=previous,
+                reason_code=reason,
+                **signed,
+            )
+            return Admission("released" if action == "proceed" else "new", status, reason)
+
+    def _changed(self, row: Request, event: RequestEvent) -> list[str]:
+        """The fields ``event`` changes in the request ``row`` records."""
+        try:
+            stored = self.request_event(row)
+        except (LookupError, CryptoError):  # its key is shredded, or this process has none
+            return resends.changed_by_digest(
+                row.kind, row.regulation, row.subject_digests or [], event
+            )
+        return resends.changed_fields(stored, event)
 
     # -- fan-out ------------------------------------------------------------
     def request(self, request_id: str) -> Request | None:

@@ -43,11 +43,24 @@ def parse(
     sealer: Sealer | None = None,
 ) -> M:
     """Decode, check the signature, open a sealed event and validate as ``model``; raise
+    ``Rejection`` with a reason code (``parse_signed``, without the key)."""
+    return parse_signed(raw, keyring, headers, model, sealer)[0]
+
+
+def parse_signed(
+    raw: bytes,
+    keyring: Keyring | None,
+    headers: Headers,
+    model: type[M],
+    sealer: Sealer | None = None,
+) -> tuple[M, str | None]:
+    """The event as ``model``, and the id of the producer key that signed it; raise
     ``Rejection`` with a reason code.
 
-    Without a ``keyring`` no signature is required (``DSR_REQUIRE_SIGNATURES=false``).
-    The signature covers the event as sent, sealed or not.
+    Without a ``keyring`` no signature is required (``DSR_REQUIRE_SIGNATURES=false``) and
+    the key id is None. The signature covers the event as sent, sealed or not.
     """
+    key_id = None
     if len(raw) > MAX_EVENT_BYTES:
         raise Rejection(
             "too_large", [{"msg": f"event is {len(raw)} bytes, over {MAX_EVENT_BYTES}"}]
@@ -62,7 +75,7 @@ def parse(
         raise Rejection("invalid_json", [{"msg": str(exc)[:200]}]) from None
     if keyring is not None:
         try:
-            keyring.verify(obj, headers)
+            key_id = keyring.verify(obj, headers)
         except SignatureError as exc:
             raise Rejection(exc.reason_code, [{"msg": str(exc)}]) from None
     if isinstance(obj, dict) and SEALED_REQUEST in obj:
@@ -73,7 +86,7 @@ def parse(
         except (CryptoError, ValueError, TypeError) as exc:
             raise Rejection("cannot_open", [{"msg": str(exc)[:200]}]) from None
     try:
-        return model.model_validate(obj)
+        return model.model_validate(obj), key_id
     except ValidationError as exc:
         # Never echo the offending input back: it may be personal data.
         errors = [
@@ -93,11 +106,20 @@ def _request_id_of(raw: bytes) -> str | None:
     return value[:128] if isinstance(value, str) else None
 
 
-def reject(ctx: Pipeline, raw: bytes, rej: Rejection, stage: str = "intake") -> list[Outgoing]:
+def reject(
+    ctx: Pipeline,
+    raw: bytes,
+    rej: Rejection,
+    stage: str = "intake",
+    request_id: str | None = None,
+    echo: bool = True,
+    **audit: Any,
+) -> list[Outgoing]:
     """Record a rejected event in the ledger and send it, with its reason, to
-    ``dsr.requests.rejected``."""
-    request_id = _request_id_of(raw)
-    ctx.ledger.record_rejected(rej.reason_code, rej.errors, raw, request_id)
+    ``dsr.requests.rejected``: its first bytes too unless ``echo`` is False. ``audit``
+    goes into the ledger's audit row."""
+    request_id = request_id or _request_id_of(raw)
+    ctx.ledger.record_rejected(rej.reason_code, rej.errors, raw, request_id, **audit)
     log.warning(
         "event rejected",
         extra={"request_id": request_id, "stage": stage, "reason_code": rej.reason_code},
@@ -106,7 +128,7 @@ def reject(ctx: Pipeline, raw: bytes, rej: Rejection, stage: str = "intake") -> 
         reason_code=rej.reason_code,  # type: ignore[arg-type]
         errors=rej.errors,
         request_id=request_id,
-        raw=raw[:RAW_KEEP_CHARS].decode("utf-8", "replace"),
+        raw=raw[:RAW_KEEP_CHARS].decode("utf-8", "replace") if echo else "",
     )
     key = request_id.encode() if request_id else None
     return [Outgoing(topics.REJECTED, key, dump(rejected))]
@@ -114,7 +136,7 @@ def reject(ctx: Pipeline, raw: bytes, rej: Rejection, stage: str = "intake") -> 
 
 def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[Outgoing]:
     try:
-        event = parse(raw, ctx.keyring, headers, RequestEvent, ctx.sealer)
+        event, key_id = parse_signed(raw, ctx.keyring, headers, RequestEvent, ctx.sealer)
     except Rejection as rej:
         return reject(ctx, raw, rej)
     unknown = [code for code, basis in rules.grounds_invoked(event).items() if basis is None]
@@ -132,7 +154,10 @@ def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[O
         decision.reason_code,
         rules.deadline(event),
         clock_pauses=rules.policy_for(event.regulation).clock_pauses_for_verification,
+        key_id=key_id,
     )
+    if admission.outcome == "conflict":
+        return _conflict(ctx, raw, event.request_id, admission.conflicts, key_id)
     crash_point("intake.recorded")
     log.info(
         "request %s",
@@ -157,3 +182,17 @@ def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[O
     if admission.status == RequestStatus.REFUSED and admission.outcome == "new":
         return [*told, *finish(ctx, event.request_id)]
     return told
+
+
+def _conflict(
+    ctx: Pipeline, raw: bytes, request_id: str, fields: tuple[str, ...], key_id: str | None
+) -> list[Outgoing]:
+    """A re-send that would change a recorded request: rejected, naming the fields it
+    would change and never their values, nor echoing the event."""
+    errors = [
+        {"loc": name, "msg": f"differs from request {request_id} as recorded"} for name in fields
+    ]
+    rej = Rejection("request_id_conflict", errors)
+    return reject(
+        ctx, raw, rej, request_id=request_id, echo=False, key_id=key_id, fields=list(fields)
+    )

@@ -44,6 +44,20 @@ def test_duplicate_request_is_recorded_once(ledger: Ledger) -> None:
     assert ledger.count_by_status() == {"fanned_out": 1}
 
 
+def test_every_re_send_is_audited_with_the_key_that_signed_it(ledger: Ledger) -> None:
+    ledger.admit(event(), "proceed", None, DEADLINE, key_id="ops")
+    assert ledger.admit(event(), "proceed", None, DEADLINE, key_id="crm").outcome == "resend"
+    ledger.plan_tasks("r-1", [], timedelta(seconds=60))
+    assert ledger.admit(event(), "proceed", None, DEADLINE, key_id="crm").outcome == "duplicate"
+    trail = [(e.action, e.detail.get("key_id")) for e in ledger.timeline("r-1")]
+    assert trail == [
+        ("received", "ops"),
+        ("resent", "crm"),
+        ("fanned_out", None),
+        ("duplicate_ignored", "crm"),
+    ]
+
+
 def test_held_request_is_released_by_a_later_event(ledger: Ledger) -> None:
     held = ledger.admit(event(), "hold", "fee_unpaid", DEADLINE)
     assert (held.status, held.hold_reason) == (RequestStatus.HELD, "fee_unpaid")
@@ -52,16 +66,17 @@ def test_held_request_is_released_by_a_later_event(ledger: Ledger) -> None:
     released = ledger.admit(event(), "proceed", None, DEADLINE)
     assert (released.outcome, released.status) == ("released", RequestStatus.ACCEPTED)
     actions = [e.action for e in ledger.timeline("r-1")]
-    assert actions == ["received", "hold", "released"]
+    assert actions == ["received", "hold", "still_held", "released"]
 
 
-def test_release_with_another_kind_is_ignored(ledger: Ledger) -> None:
+def test_release_with_another_kind_is_a_conflict(ledger: Ledger) -> None:
     ledger.admit(event(), "hold", "verification_pending", DEADLINE)
     other = ledger.admit(
         event(kind="erasure", grounds=["no_longer_needed"]), "proceed", None, DEADLINE
     )
-    assert other.outcome == "duplicate"
+    assert (other.outcome, other.conflicts) == ("conflict", ("grounds", "kind"))
     assert ledger.request("r-1").status == RequestStatus.HELD
+    assert ledger.request_event(ledger.request("r-1")).kind == "disclosure"
 
 
 def _plans() -> list[TaskPlan]:

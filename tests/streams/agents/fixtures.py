@@ -18,8 +18,9 @@ from services.delivery.storage import LocalStorage
 from services.demo.seed import seed
 from services.ledger import Ledger
 from streams import topics
+from streams.agents import aggregate, fanout
 from streams.context import Outgoing, Pipeline
-from streams.records import Task, dump, utcnow
+from streams.records import ResponseEvent, Task, dump, utcnow
 from streams.sealing import Sealer
 
 DEMO_DATAMAP = Path(__file__).parents[3] / "services" / "demo" / "datamap.yaml"
@@ -66,6 +67,17 @@ def run_tasks(p: Pipeline, out: list[Outgoing]) -> list[bytes]:
                 result = p.claims.check_in(result)
         results.append(dump(result))
     return results
+
+
+def drive(p: Pipeline, request_id: str) -> ResponseEvent:
+    """Fan out, run every task, aggregate; return the one response."""
+    out = fanout.handle_accepted(p, request_id)
+    responses = to(topics.RESPONSES, out)
+    while results := run_tasks(p, out):  # each wave's results unlock the next
+        out = [o for raw in results for o in aggregate.handle_result(p, raw)]
+        responses += to(topics.RESPONSES, out)
+    [response] = responses
+    return ResponseEvent.model_validate(body(response))
 
 
 def body(out: Outgoing) -> dict[str, Any]:

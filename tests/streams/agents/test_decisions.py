@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -19,10 +20,14 @@ from streams.records import DecisionEvent, ResponseEvent, dump
 from tests.streams.agents.fixtures import body, run_tasks, to
 
 
-def _submit(p: Pipeline, request_id: str, regulation: str, status: str = "pending") -> None:
+def _submit(
+    p: Pipeline, request_id: str, regulation: str, status: str = "pending"
+) -> dict[str, Any]:
+    """Submit a disclosure with its verification at ``status``; return the event sent."""
     raw = event(request_id, "disclosure", TARO, regulation=regulation)
     raw["verification"]["status"] = status
     intake.handle_request(p, json.dumps(raw).encode())
+    return raw
 
 
 def _extend(p: Pipeline, request_id: str, headers: object = None) -> list[Outgoing]:
@@ -43,14 +48,13 @@ def _reason(out: list[Outgoing]) -> str:
 def test_rule_11_a_gdpr_extension_adds_two_months_and_reaches_the_response(
     pipeline: Pipeline,
 ) -> None:
-    _submit(pipeline, "gx-1", "gdpr")
+    pending = _submit(pipeline, "gx-1", "gdpr")
     before = pipeline.ledger.request("gx-1").deadline_at
     assert [o.topic for o in _extend(pipeline, "gx-1")] == [topics.NOTICES]
     assert _reason(_extend(pipeline, "gx-1")) == "already_extended"
     # verification completes: the request is released and answered
-    out = intake.handle_request(
-        pipeline, json.dumps(event("gx-1", "disclosure", TARO, regulation="gdpr")).encode()
-    )
+    verified = {**pending, "verification": {**pending["verification"], "status": "verified"}}
+    out = intake.handle_request(pipeline, json.dumps(verified).encode())
     out = fanout.handle_accepted(pipeline, to(topics.ACCEPTED, out)[0].value.decode())
     responses = []
     while results := run_tasks(pipeline, out):

@@ -22,22 +22,11 @@ from streams.agents.aggregate import PoisonEvent
 from streams.claims import ClaimCheck
 from streams.context import Pipeline
 from streams.records import ResponseEvent, TaskResult
-from tests.streams.agents.fixtures import body, run_tasks, to
+from tests.streams.agents.fixtures import body, drive, run_tasks, to
 
 
 def submit(p: Pipeline, **kw: Any) -> list[Any]:
     return intake.handle_request(p, json.dumps(event(**kw)).encode())
-
-
-def drive(p: Pipeline, request_id: str) -> ResponseEvent:
-    """Fan out, run every task, aggregate; return the one response."""
-    out = fanout.handle_accepted(p, request_id)
-    responses = to(topics.RESPONSES, out)
-    while results := run_tasks(p, out):  # each wave's results unlock the next
-        out = [o for raw in results for o in aggregate.handle_result(p, raw)]
-        responses += to(topics.RESPONSES, out)
-    [response] = responses
-    return ResponseEvent.model_validate(body(response))
 
 
 def with_system(p: Pipeline, system: str, **update: Any) -> Pipeline:
@@ -66,25 +55,21 @@ def test_malformed_event_is_rejected_without_echoing_input(pipeline: Pipeline) -
 
 
 def test_duplicate_request_is_processed_once(pipeline: Pipeline) -> None:
-    submit(pipeline, request_id="d-1", kind="disclosure", identifiers=TARO)
+    raw = json.dumps(event("d-1", "disclosure", TARO)).encode()
+    intake.handle_request(pipeline, raw)
     drive(pipeline, "d-1")
-    again = submit(pipeline, request_id="d-1", kind="disclosure", identifiers=TARO)
+    again = intake.handle_request(pipeline, raw)
     assert again == []
     assert fanout.handle_accepted(pipeline, "d-1") == []
 
 
 def test_held_for_fee_then_released(pipeline: Pipeline) -> None:
-    fee = {"required": True, "paid": False}
-    out = submit(pipeline, request_id="f-1", kind="disclosure", identifiers=TARO, fee=fee)
+    unpaid = event("f-1", "disclosure", TARO, fee={"required": True, "paid": False})
+    out = intake.handle_request(pipeline, json.dumps(unpaid).encode())
     assert [o.topic for o in out] == [topics.NOTICES]  # held: the principal is told why
     assert pipeline.ledger.request("f-1").hold_reason == "fee_unpaid"
-    out = submit(
-        pipeline,
-        request_id="f-1",
-        kind="disclosure",
-        identifiers=TARO,
-        fee={"required": True, "paid": True},
-    )
+    paid = {**unpaid, "fee": {"required": True, "paid": True}}
+    out = intake.handle_request(pipeline, json.dumps(paid).encode())
     assert to(topics.ACCEPTED, out)
     assert drive(pipeline, "f-1").status == "completed"
 
@@ -255,15 +240,9 @@ def test_rule_1_and_15_an_unverified_request_is_held_and_its_clock_paused_as_con
     pipeline: Pipeline, regulation: str, pauses: bool
 ) -> None:
     rid = f"clk-{regulation}"
-    pending = {"status": "pending"}
-    out = submit(
-        pipeline,
-        request_id=rid,
-        kind="disclosure",
-        identifiers=TARO,
-        regulation=regulation,
-        verification=pending,
-    )
+    verified = event(rid, "disclosure", TARO, regulation=regulation)
+    pending = {**verified, "verification": {"status": "pending"}}
+    out = intake.handle_request(pipeline, json.dumps(pending).encode())
     assert to(topics.ACCEPTED, out) == []  # held, not fanned out
     row = pipeline.ledger.request(rid)
     assert row is not None and row.hold_reason == "verification_pending"
@@ -274,9 +253,7 @@ def test_rule_1_and_15_an_unverified_request_is_held_and_its_clock_paused_as_con
             .where(Request.request_id == rid)
             .values(created_at=as_utc(row.created_at) - timedelta(days=10))
         )
-    out = submit(
-        pipeline, request_id=rid, kind="disclosure", identifiers=TARO, regulation=regulation
-    )
+    out = intake.handle_request(pipeline, json.dumps(verified).encode())
     assert [o.topic for o in to(topics.ACCEPTED, out)] == [topics.ACCEPTED]
     moved = as_utc(pipeline.ledger.request(rid).deadline_at) - deadline  # type: ignore[union-attr]
     if pauses:

@@ -82,8 +82,8 @@ def test_a_send_not_yet_audited_is_repeated_once_and_recognisable(
 def test_only_the_latest_hold_is_told_and_none_once_released(
     pipeline: Pipeline, outbox: OutboxNotifier
 ) -> None:
-    pending = event("h-1", "disclosure", TARO, verification={"status": "pending"})
     unpaid = event("h-1", "disclosure", TARO, fee={"required": True, "paid": False})
+    pending = {**unpaid, "verification": {"status": "pending"}}
     first = intake.handle_request(pipeline, json.dumps(pending).encode())
     second = intake.handle_request(pipeline, json.dumps(unpaid).encode())
     deliver(pipeline, outbox, first + second)
@@ -94,10 +94,10 @@ def test_only_the_latest_hold_is_told_and_none_once_released(
     released = intake.handle_request(
         pipeline, json.dumps(event("h-2", "disclosure", TARO)).encode()
     )
-    held_then_released = intake.handle_request(
-        pipeline, json.dumps(event("h-3", "disclosure", TARO, fee={"required": True})).encode()
-    )
-    intake.handle_request(pipeline, json.dumps(event("h-3", "disclosure", TARO)).encode())
+    unpaid = event("h-3", "disclosure", TARO, fee={"required": True})
+    held_then_released = intake.handle_request(pipeline, json.dumps(unpaid).encode())
+    paid = {**unpaid, "fee": {"required": True, "paid": True}}
+    assert to(topics.ACCEPTED, intake.handle_request(pipeline, json.dumps(paid).encode()))
     deliver(pipeline, outbox, released + held_then_released)
     assert notified(pipeline, "h-2") == notified(pipeline, "h-3") == []
 
