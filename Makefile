@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration schema browser pdf-libs bench clean
+.PHONY: demo test lint unit integration schema browser mariadb pdf-libs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) pdf-libs
 	$(BIN)/dsr demo
 
-test: $(STAMP) browser pdf-libs lint
+test: $(STAMP) browser mariadb pdf-libs lint
 	$(BIN)/pytest -q
 
 # The dashboard's browser test drives Debian's chromium (it is skipped without one).
@@ -26,6 +26,14 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || $(SUDO) apt-get install -y -qq chromium >/dev/null \
 	  || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null) \
 	  || echo "could not install chromium: the dashboard's browser test will be skipped"
+
+# The SQL connector's MariaDB tests start a private server from Debian's mariadb-server
+# (they are skipped without one); the package's own service is not used.
+mariadb:
+	@PATH="$$PATH:/usr/sbin" command -v mariadbd >/dev/null 2>&1 \
+	  || $(SUDO) apt-get install -y -qq mariadb-server >/dev/null \
+	  || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mariadb-server >/dev/null) \
+	  || echo "could not install mariadb-server: the SQL connector's MariaDB tests will be skipped"
 
 # The written letter's PDF (WeasyPrint) needs Debian's Pango; HarfBuzz's subsetter embeds
 # the font about three times faster. The Japanese font itself comes from PyPI.
