@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration schema browser pdf-libs postgres bench clean
+.PHONY: demo test lint unit integration schema browser postgres mariadb pdf-libs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) pdf-libs
 	$(BIN)/dsr demo
 
-test: $(STAMP) browser pdf-libs postgres lint
+test: $(STAMP) browser postgres mariadb pdf-libs lint
 	$(BIN)/pytest -q
 
 # The dashboard's browser test drives Debian's chromium (it is skipped without one).
@@ -31,6 +31,14 @@ browser:
 # from Debian when missing, and started with its data under /var/tmp.
 postgres:
 	@bash infra/test-postgres.sh
+
+# The SQL connector's MariaDB tests start a private server from Debian's mariadb-server
+# (they are skipped without one); the package's own service is not used.
+mariadb:
+	@PATH="$$PATH:/usr/sbin" command -v mariadbd >/dev/null 2>&1 \
+	  || $(SUDO) apt-get install -y -qq mariadb-server >/dev/null \
+	  || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mariadb-server >/dev/null) \
+	  || echo "could not install mariadb-server: the SQL connector's MariaDB tests will be skipped"
 
 # The written letter's PDF (WeasyPrint) needs Debian's Pango; HarfBuzz's subsetter embeds
 # the font about three times faster. The Japanese font itself comes from PyPI.

@@ -22,6 +22,22 @@
           pagination: {type: link}              # RFC 8288 Link: <...>; rel="next"
         stop_third_party_provision: {method: POST, path: /users/{email}/shares/stop}
 
+A read endpoint (``disclose``, ``third_party_records``) may set ``key``: record
+fields that must equal the subject's identifiers, one ``{field, identifier}`` or a
+list (a composite key). Records that do not match every part are dropped, for an
+API that searches by part of the key (``GET /members?phone={phone}``)::
+
+        disclose:
+          path: /members
+          query: {phone: "{phone}"}
+          key:
+            - {field: country_code, identifier: country_code}
+            - {field: phone, identifier: phone}
+        erase: {method: DELETE, path: "/members/{country_code}/{phone}"}
+
+A change planned by such a read must send every part of its key, so the API
+cannot apply it to a look-alike.
+
 Templates: ``{name}`` in ``path``, ``query`` and ``body`` strings is replaced
 by the subject's identifier ``name``. In a body, a string that is exactly
 ``"{changes}"`` becomes the ``{field: value}`` mapping of a correction, and
@@ -36,7 +52,15 @@ import string
 from typing import Annotated, Any, Literal, Self
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    model_validator,
+)
 
 MiB = 1024 * 1024
 SPECIAL = frozenset({"changes", "grounds"})
@@ -47,6 +71,13 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 #: A dotted path into a JSON response (``data.items``, ``results.0``); "" is the whole body.
 JSONPath = Annotated[str, StringConstraints(max_length=256, pattern=r"^[^.]+(\.[^.]+)*$|^$")]
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")]
+#: Each change, and the read that plans it (and whose ``key`` it must send in full).
+CHANGES = {
+    "correct": "disclose",
+    "suspend": "disclose",
+    "erase": "disclose",
+    "stop_third_party_provision": "third_party_records",
+}
 Operation = Literal[
     "check",
     "disclose",
@@ -95,6 +126,18 @@ class LinkPages(_Model):
 Pagination = Annotated[CursorPages | NumberedPages | LinkPages, Field(discriminator="type")]
 
 
+class KeyPart(_Model):
+    """A record field that must hold one of the subject's identifiers."""
+
+    field: JSONPath = Field(min_length=1)
+    identifier: Name
+
+
+def _key_parts(value: Any) -> Any:
+    """One ``{field, identifier}``, or a list of them (a composite key)."""
+    return [value] if isinstance(value, dict | KeyPart) else value
+
+
 class Endpoint(_Model):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
     path: Annotated[str, StringConstraints(pattern=r"^/[^?#\s]*$", max_length=2048)]
@@ -111,6 +154,11 @@ class Endpoint(_Model):
         default={}, description="Other identifiers in the records, as identifier: field."
     )
     source: Name | None = Field(default=None, description="Records' _source; default: the path.")
+    key: Annotated[list[KeyPart], BeforeValidator(_key_parts)] = Field(
+        default=[],
+        description="Record fields that must equal the subject's identifiers, every one of "
+        "them (a composite key): records the API returns that do not match are dropped.",
+    )
 
     @model_validator(mode="after")
     def _placeholders(self) -> Self:
@@ -127,13 +175,21 @@ class Endpoint(_Model):
         for name in self.discovers:
             if not IDENTIFIER.fullmatch(name):
                 raise ValueError(f"discovers: {name!r} is not an identifier name")
+        names = [p.identifier for p in self.key]
+        if len(set(names)) != len(names) or not all(IDENTIFIER.fullmatch(n) for n in names):
+            raise ValueError(f"key: each identifier once, as an identifier name: {names}")
         return self
 
     @property
-    def identifiers(self) -> set[str]:
-        """The identifiers this endpoint needs to find the subject."""
+    def sent(self) -> set[str]:
+        """The identifiers this endpoint sends to the API."""
         texts = [self.path, *self.query.values(), *_strings(self.body)]
         return {n for t in texts for n in placeholders(t)} - SPECIAL
+
+    @property
+    def identifiers(self) -> set[str]:
+        """The identifiers this endpoint needs: those it sends, and its key's parts."""
+        return self.sent | {p.identifier for p in self.key}
 
 
 class Endpoints(_Model):
@@ -153,9 +209,21 @@ class Endpoints(_Model):
         if self.check is not None and self.check.identifiers:
             raise ValueError("the check endpoint cannot use identifiers")
         for op, spec in self:
-            if spec is not None and op != "check" and not spec.identifiers:
+            if spec is not None and op != "check" and not spec.sent:
                 raise ValueError(
                     f"{op}: the endpoint uses no identifier, so it would reach every subject"
+                )
+        for op, read in CHANGES.items():
+            change, found_by = getattr(self, op), getattr(self, read)
+            if change is None or found_by is None or not found_by.key:
+                continue
+            if change.key:
+                raise ValueError(f"{op}: a change cannot filter records; set key on {read}")
+            missing = sorted({p.identifier for p in found_by.key} - change.sent)
+            if missing:
+                raise ValueError(
+                    f"{op}: {read} finds the subject by every part of its key, but {op} "
+                    f"does not send {missing}, so it could change another person's records"
                 )
         return self
 

@@ -139,7 +139,7 @@ class HTTPConnector(Connector[HTTPConfig]):
         return OperationResult(
             records=records,
             fields=_fields(records),
-            discovered_identifiers=_discovered(spec, records, identifiers),
+            identities=_identities(spec, records, identifiers),
         )
 
     def _fetch(self, spec: Endpoint, identifiers: Identifiers) -> list[Record] | None:
@@ -151,7 +151,7 @@ class HTTPConnector(Connector[HTTPConfig]):
         json_body = templates.body(spec.body, identifiers) if spec.body is not None else None
         found = fetch_records(self._api, _what(spec), spec, url, params, json_body) or []
         source = spec.source or spec.path
-        return [{**r, "_source": source} for r in found]
+        return [{**r, "_source": source} for r in found if _matches(spec, r, identifiers)]
 
     def _plan(self, read_op: str, spec: Endpoint, identifiers: Identifiers) -> list[Record] | None:
         """The records a change would touch; None when they cannot be read first."""
@@ -230,13 +230,31 @@ def _same(old: Any, new: Any) -> bool:
     return type(old) is type(new) and old == new
 
 
-def _discovered(spec: Endpoint, records: list[Record], given: Identifiers) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for name, path in spec.discovers.items():
-        for record in records:
-            value = dig(record, path, default=None)
-            if isinstance(value, str | int) and not isinstance(value, bool):
-                text = str(value)
-                if text and text != given.get(name) and text not in found.get(name, []):
-                    found.setdefault(name, []).append(text)
-    return found
+def _text(value: Any) -> str | None:
+    """An identifier's value as text: strings and integers only."""
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _matches(spec: Endpoint, record: Record, identifiers: Identifiers) -> bool:
+    """Whether every part of the endpoint's key holds the subject's identifier."""
+    return all(
+        _text(dig(record, p.field, default=None)) == identifiers.get(p.identifier) for p in spec.key
+    )
+
+
+def _identities(spec: Endpoint, records: list[Record], given: Identifiers) -> list[dict[str, str]]:
+    """One unit per record that reveals identifiers: those that found it, and its own."""
+    used = {n: given[n] for n in sorted(spec.identifiers) if given.get(n)}
+    units: list[dict[str, str]] = []
+    for record in records:
+        found = {
+            name: text
+            for name, path in spec.discovers.items()
+            if (text := _text(dig(record, path, default=None)))
+        }
+        unit = {**used, **found}
+        if any(given.get(k) != v for k, v in found.items()) and unit not in units:
+            units.append(unit)
+    return units

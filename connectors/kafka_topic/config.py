@@ -17,12 +17,19 @@
 
 ``key`` may also be a list, for a topic whose records are keyed by different
 identifiers. A ``format`` names its identifier as its only placeholder; it
-defaults to the bare identifier value.
+defaults to the bare identifier value. A composite key lists its identifiers,
+and its ``format`` names each once, with text between them::
+
+      key: {identifier: [country_code, phone], format: "member:{country_code}:{phone}"}
+
+Its record keys are built only when the subject's identifiers hold every part, and
+a part whose value holds a separator (here ``:``) is refused.
 """
 
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -35,6 +42,8 @@ from pydantic import (
     model_validator,
 )
 
+from connectors.errors import FatalError
+
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 #: Kafka's own rule for topic names.
 TopicName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9._-]{1,249}$")]
@@ -45,39 +54,82 @@ class _Model(BaseModel):
 
 
 class KeySpec(_Model):
-    """How a record key is built from one of the subject's identifiers."""
+    """How a record key is built from the subject's identifiers: one, or several that
+    only together identify the subject (a composite key, every part required)."""
 
-    identifier: Name
+    identifier: Name | tuple[Name, ...] = Field(
+        description="The identifier the key holds, or a list of them (a composite key)."
+    )
     format: str | None = Field(
         default=None,
-        description='A str.format template naming only the identifier, e.g. "cust-{customer_id}".',
+        description='A str.format template naming each identifier once, e.g. "cust-{customer_id}".',
     )
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return (self.identifier,) if isinstance(self.identifier, str) else self.identifier
 
     @model_validator(mode="after")
     def _placeholders(self) -> Self:
+        parts = self.parts
+        if not parts or len(set(parts)) != len(parts):
+            raise ValueError("a composite key names each identifier once, and at least one")
         if self.format is None:
+            if len(parts) > 1:
+                raise ValueError(
+                    "a composite key needs a format, e.g. " + ":".join(f"{{{p}}}" for p in parts)
+                )
             return self
         try:
-            parts = list(string.Formatter().parse(self.format))
+            pieces = list(string.Formatter().parse(self.format))
         except ValueError as exc:
             raise ValueError(f"format is not a valid template: {exc}") from None
-        names = [(name, spec, conv) for _, name, spec, conv in parts if name is not None]
+        names = [(name, spec, conv) for _, name, spec, conv in pieces if name is not None]
         if not names:
-            raise ValueError(f"format has no placeholder; use {{{self.identifier}}}")
+            raise ValueError(f"format has no placeholder; use {{{parts[0]}}}")
         for name, spec, conv in names:
-            if name != self.identifier:
+            if name not in parts:
                 raise ValueError(
                     f"format placeholder {{{name}}} is not the key's identifier; "
-                    f"use {{{self.identifier}}} only"
+                    f"use {' and '.join(f'{{{p}}}' for p in parts)} only"
                 )
             if spec or conv:
-                raise ValueError(f"use a plain {{{self.identifier}}}, without ! or :")
+                raise ValueError(f"use a plain {{{name}}}, without ! or :")
+        if sorted(n for n, _, _ in names) != sorted(parts):
+            raise ValueError(f"format names each of {list(parts)} exactly once")
+        if len(parts) > 1 and not all(_separators(self.format)):
+            raise ValueError("separate the parts of a composite key with some text, e.g. ':'")
         return self
 
-    def render(self, value: str) -> bytes:
-        """The record key for one identifier value, as the bytes Kafka compares."""
-        template = self.format if self.format is not None else "{" + self.identifier + "}"
-        return template.format_map({self.identifier: value}).encode("utf-8")
+    def render(self, identifiers: Mapping[str, str]) -> bytes | None:
+        """The record key, as the bytes Kafka compares; None when a part is missing.
+
+        A part's value may not hold the text that separates it from the next part, or
+        two people's parts could render the same key; such a value is refused."""
+        if not all(identifiers.get(p) for p in self.parts):
+            return None
+        template = self.format if self.format is not None else "{" + self.parts[0] + "}"
+        separators = _separators(template)
+        for name in self.parts:
+            if any(sep in identifiers[name] for sep in separators):
+                raise FatalError(
+                    f"identifier {name!r} holds the text that separates the parts of the "
+                    "record key, so the key would be ambiguous; refusing"
+                )
+        return template.format_map({p: identifiers[p] for p in self.parts}).encode("utf-8")
+
+
+def _separators(template: str) -> list[str]:
+    """The text between each two placeholders of ``template``, braces unescaped."""
+    out: list[str] = []
+    current, seen = "", False
+    for literal, name, _, _ in string.Formatter().parse(template):
+        current += literal
+        if name is not None:
+            if seen:
+                out.append(current)
+            seen, current = True, ""
+    return out
 
 
 class SuspensionSpec(_Model):

@@ -39,7 +39,8 @@ from streams.records import Change, Kind
 
 
 class KafkaTopicConnector(Connector[KafkaTopicConfig]):
-    """JSON values in a compacted Kafka topic, keyed by one of the subject's identifiers."""
+    """JSON values in a compacted Kafka topic, keyed by one of the subject's identifiers
+    (or by several together: a composite key)."""
 
     name = "kafka_topic"
     Config = KafkaTopicConfig
@@ -172,8 +173,8 @@ class KafkaTopicConnector(Connector[KafkaTopicConfig]):
     def _keys(self, identifiers: Identifiers) -> list[bytes]:
         keys: list[bytes] = []
         for spec in self.config.key:
-            value = identifiers.get(spec.identifier)
-            if value and (key := spec.render(value)) not in keys:
+            key = spec.render(identifiers)
+            if key is not None and key not in keys:
                 keys.append(key)
         return keys
 

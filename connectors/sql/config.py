@@ -16,14 +16,23 @@
           key: {column: customer_id, identifier: customer_id}
           erasure: {strategy: delete}
           suspension: {move_to: orders_suppressed}
+        - name: loyalty_members              # a composite key: every part must match
+          key:
+            - {column: country_code, identifier: country_code}
+            - {column: phone, identifier: phone}
+          identifiers: {customer_id: customer_id}
+          erasure: {strategy: delete}
       provision_log:
         table: provisions
         key: {column: email, identifier: email}
         columns: [recipient, purpose, provided_at]
         stopped_column: stopped
 
-Names are checked against the live schema by ``check()`` and before the first
-operation. In YAML, ``null`` as an erasure strategy is read as ``"null"``.
+A ``key`` is one ``{column, identifier}`` or a list of them: a composite key,
+which finds a row only when every part matches. A call that lacks a part of a
+table's key skips that table. Names are checked against the live schema by
+``check()`` and before the first operation. In YAML, ``null`` as an erasure
+strategy is read as ``"null"``.
 """
 
 from __future__ import annotations
@@ -32,7 +41,9 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -52,10 +63,32 @@ class _Model(BaseModel):
 
 
 class KeySpec(_Model):
-    """The column that holds one of the subject's identifiers."""
+    """The column that holds one of the subject's identifiers: a key, or a part of one."""
 
     column: Name
     identifier: Name
+
+
+def _key_parts(value: Any) -> Any:
+    """One ``{column, identifier}``, or a list of them (a composite key)."""
+    return [value] if isinstance(value, dict | KeySpec) else value
+
+
+def _parts_distinct(parts: list[KeySpec]) -> list[KeySpec]:
+    for attr in ("column", "identifier"):
+        names = [getattr(p, attr) for p in parts]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a composite key names each {attr} once: {names}")
+    return parts
+
+
+#: A table's key: every part must match for a row to be the subject's.
+Key = Annotated[
+    list[KeySpec],
+    BeforeValidator(_key_parts),
+    AfterValidator(_parts_distinct),
+    Field(min_length=1),
+]
 
 
 class ErasureSpec(_Model):
@@ -99,7 +132,7 @@ class SuspensionSpec(_Model):
 
 class TableSpec(_Model):
     name: Name
-    key: KeySpec
+    key: Key
     columns: list[Name] | None = Field(
         default=None, description="The personal-data columns to disclose; default: all."
     )
@@ -125,7 +158,7 @@ class ProvisionLogSpec(_Model):
     """The table that records provision of personal data to third parties."""
 
     table: Name
-    key: KeySpec
+    key: Key
     columns: list[Name] | None = None
     stopped_column: Name | None = None
 

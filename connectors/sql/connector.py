@@ -28,16 +28,18 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 
 from connectors.base import CheckResult, Connector, Identifiers, OperationResult
-from connectors.errors import ConnectorError, FatalError
+from connectors.errors import ConnectorError
 from connectors.sql.config import KeySpec, SQLConfig, Strategy
 from connectors.sql.engine import classify, make_engine
 from connectors.sql.schema import Schema, reflect
+from connectors.sql.units import Unit, key_clause, needed_columns, new_units, resolve, row_unit
 from connectors.sql.values import anonymised, coerce, jsonable
 from streams.records import FAN_OUT_KINDS, Change, Kind
 
 
 class SQLConnector(Connector[SQLConfig]):
-    """Personal data in SQL tables, each keyed by one of the subject's identifiers."""
+    """Personal data in SQL tables, each keyed by one of the subject's identifiers, or by
+    several that only together identify them (a composite key)."""
 
     name = "sql"
     Config = SQLConfig
@@ -86,15 +88,19 @@ class SQLConnector(Connector[SQLConfig]):
     def disclose(self, identifiers: Identifiers) -> OperationResult:
         self._require(Kind.DISCLOSURE)
         with self._transaction(commit=False) as (conn, schema):
-            known = _resolve(conn, schema, identifiers)
+            reach, found = resolve(conn, schema, identifiers)
             records: list[dict[str, Any]] = []
             for m in schema.tables:
                 for t in m.physical:
-                    records += _read(conn, t, m.spec.key, m.spec.columns, known)
+                    rows, units = _read(
+                        conn, t, m.spec.key, m.spec.identifiers, m.spec.columns, reach
+                    )
+                    records += rows
+                    found += units
         return OperationResult(
             records=records,
             fields=sorted({k for r in records for k in r} - {"_source"}),
-            discovered_identifiers=_discovered(known, identifiers),
+            identities=new_units(found, identifiers),
         )
 
     def third_party_records(self, identifiers: Identifiers) -> OperationResult:
@@ -103,12 +109,12 @@ class SQLConnector(Connector[SQLConfig]):
         assert spec is not None
         with self._transaction(commit=False) as (conn, schema):
             assert schema.provision_log is not None
-            known = _resolve(conn, schema, identifiers)
-            records = _read(conn, schema.provision_log, spec.key, spec.columns, known)
+            reach, found = resolve(conn, schema, identifiers)
+            records, units = _read(conn, schema.provision_log, spec.key, {}, spec.columns, reach)
         return OperationResult(
             records=records,
             fields=sorted({k for r in records for k in r} - {"_source"}),
-            discovered_identifiers=_discovered(known, identifiers),
+            identities=new_units(found + units, identifiers),
         )
 
     def correct(
@@ -119,13 +125,13 @@ class SQLConnector(Connector[SQLConfig]):
         entries: list[dict[str, Any]] = []
         changed = 0
         with self._transaction(commit=not dry_run) as (conn, schema):
-            known = _resolve(conn, schema, identifiers)
+            reach, found = resolve(conn, schema, identifiers)
             for m in schema.tables:
                 fields = [f for f in wanted if f in m.spec.correctable]
                 if not fields:
                     continue
                 for t in m.physical:
-                    where = _key_clause(t, m.spec.key, known)
+                    where = key_clause(t, m.spec.key, reach)
                     if where is None:
                         continue
                     new = {f: coerce(t.c[f], wanted[f], t.name) for f in fields}
@@ -153,7 +159,7 @@ class SQLConnector(Connector[SQLConfig]):
                 "not_found": [f for f in wanted if f not in present],
                 "not_correctable": [f for f in wanted if f in present and f not in correctable],
             },
-            discovered_identifiers=_discovered(known, identifiers),
+            identities=new_units(found, identifiers),
             dry_run=dry_run,
         )
 
@@ -164,9 +170,9 @@ class SQLConnector(Connector[SQLConfig]):
         actions: list[dict[str, Any]] = []
         fields: set[str] = set()
         with self._transaction(commit=not dry_run) as (conn, schema):
-            known = _resolve(conn, schema, identifiers)
+            reach, found = resolve(conn, schema, identifiers)
             for m in schema.tables:
-                where = _key_clause(m.table, m.spec.key, known)
+                where = key_clause(m.table, m.spec.key, reach)
                 if m.suspension is None or where is None:
                     continue
                 if m.suspension.flag_column is not None:
@@ -190,7 +196,7 @@ class SQLConnector(Connector[SQLConfig]):
             changed=sum(a["rows"] for a in actions),
             fields=sorted(fields),
             details={"tables": actions},
-            discovered_identifiers=_discovered(known, identifiers),
+            identities=new_units(found, identifiers),
             dry_run=dry_run,
         )
 
@@ -201,13 +207,13 @@ class SQLConnector(Connector[SQLConfig]):
         actions: list[dict[str, Any]] = []
         fields: set[str] = set()
         with self._transaction(commit=not dry_run) as (conn, schema):
-            known = _resolve(conn, schema, identifiers)
+            reach, found = resolve(conn, schema, identifiers)
             for m in schema.tables:
                 erasure = m.spec.erasure
                 if erasure is None:
                     continue
                 for t in m.physical:
-                    where = _key_clause(t, m.spec.key, known)
+                    where = key_clause(t, m.spec.key, reach)
                     if where is None:
                         continue
                     if erasure.deletes:
@@ -229,7 +235,7 @@ class SQLConnector(Connector[SQLConfig]):
             changed=sum(a["rows"] for a in actions),
             fields=sorted(fields),
             details={"tables": actions},
-            discovered_identifiers=_discovered(known, identifiers),
+            identities=new_units(found, identifiers),
             dry_run=dry_run,
         )
 
@@ -243,8 +249,8 @@ class SQLConnector(Connector[SQLConfig]):
         with self._transaction(commit=not dry_run) as (conn, schema):
             log = schema.provision_log
             assert log is not None
-            known = _resolve(conn, schema, identifiers)
-            where = _key_clause(log, spec.key, known)
+            reach, found = resolve(conn, schema, identifiers)
+            where = key_clause(log, spec.key, reach)
             if where is not None:
                 n = _set_flag(conn, log, log.c[spec.stopped_column], where)
         return OperationResult(
@@ -255,7 +261,7 @@ class SQLConnector(Connector[SQLConfig]):
                     {"table": log.name, "action": "flag", "column": spec.stopped_column, "rows": n}
                 ]
             },
-            discovered_identifiers=_discovered(known, identifiers),
+            identities=new_units(found, identifiers),
             dry_run=dry_run,
         )
 
@@ -289,65 +295,26 @@ class SQLConnector(Connector[SQLConfig]):
 # -- queries --------------------------------------------------------------
 
 
-def _resolve(conn: Connection, schema: Schema, identifiers: Identifiers) -> dict[str, set[str]]:
-    """The subject's identifiers: those given, plus those their rows reveal."""
-    known = {k: {v} for k, v in identifiers.items() if v}
-    for _ in schema.tables:  # each pass can only reach one table further
-        grew = False
-        for m in schema.tables:
-            if not m.spec.identifiers:
-                continue
-            for t in m.physical:
-                where = _key_clause(t, m.spec.key, known)
-                if where is None:
-                    continue
-                names = list(m.spec.identifiers)
-                cols = [t.c[c] for c in m.spec.identifiers.values()]
-                for row in conn.execute(select(*cols).where(where)):
-                    for name, value in zip(names, row, strict=True):
-                        if value is not None and str(value) not in known.setdefault(name, set()):
-                            known[name].add(str(value))
-                            grew = True
-        if not grew:
-            break
-    return known
-
-
-def _discovered(known: dict[str, set[str]], given: Identifiers) -> dict[str, list[str]]:
-    found = {k: sorted(v - ({given[k]} if k in given else set())) for k, v in known.items()}
-    return {k: v for k, v in found.items() if v}
-
-
-def _key_clause(
-    table: Table, key: KeySpec, known: dict[str, set[str]]
-) -> ColumnElement[bool] | None:
-    """``key IN (the subject's values)``, or None when the subject cannot be found here."""
-    column = table.c[key.column]
-    values = []
-    for raw in sorted(known.get(key.identifier, ())):
-        try:
-            values.append(coerce(column, raw, table.name))
-        except FatalError:
-            continue  # e.g. "abc" for an integer key: it matches no row
-    return column.in_(values) if values else None
-
-
 def _read(
     conn: Connection,
     table: Table,
-    key: KeySpec,
+    key: list[KeySpec],
+    identifiers: dict[str, str],
     columns: list[str] | None,
-    known: dict[str, set[str]],
-) -> list[dict[str, Any]]:
-    where = _key_clause(table, key, known)
+    reach: list[Unit],
+) -> tuple[list[dict[str, Any]], list[Unit]]:
+    """The subject's rows (the disclosed columns), and each row's identity unit."""
+    where = key_clause(table, key, reach)
     if where is None:
-        return []
-    cols = [table.c[c] for c in columns] if columns else list(table.columns)
-    query = select(*cols).where(where).order_by(*table.primary_key.columns)
-    return [
-        {**{k: jsonable(v) for k, v in row.items()}, "_source": table.name}
-        for row in conn.execute(query).mappings()
-    ]
+        return [], []
+    shown = columns or [c.name for c in table.columns]
+    names = list(dict.fromkeys([*shown, *needed_columns(key, identifiers)]))
+    query = select(*(table.c[n] for n in names)).where(where).order_by(*table.primary_key.columns)
+    records, units = [], []
+    for row in conn.execute(query).mappings():
+        records.append({**{k: jsonable(row[k]) for k in shown}, "_source": table.name})
+        units.append(row_unit(row, key, identifiers))
+    return records, units
 
 
 def _set_flag(conn: Connection, table: Table, flag: Column[Any], where: ColumnElement[bool]) -> int:

@@ -58,7 +58,7 @@ def reflect(system: str, cfg: SQLConfig, conn: Connection) -> Schema:
         shadow = load(suspension.move_to) if suspension and suspension.move_to else None
         if table is None:
             continue
-        need(table, [spec.key.column], "key")
+        need(table, [p.column for p in spec.key], "key")
         need(table, spec.columns or [], "disclosed")
         need(table, list(spec.identifiers.values()), "identifier")
         need(table, spec.correctable, "correctable")
@@ -75,7 +75,7 @@ def reflect(system: str, cfg: SQLConfig, conn: Connection) -> Schema:
 
     log = None
     if (pl := cfg.provision_log) is not None and (log := load(pl.table)) is not None:
-        need(log, [pl.key.column], "key")
+        need(log, [p.column for p in pl.key], "key")
         need(log, pl.columns or [], "provision log")
         need(log, [pl.stopped_column] if pl.stopped_column else [], "stopped")
     if problems:

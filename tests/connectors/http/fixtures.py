@@ -449,3 +449,59 @@ class HTTPHarness(Harness):
 
     def break_transiently(self) -> contextlib.AbstractContextManager[None]:
         return self.saas.misbehaving("503")
+
+
+# -- a loyalty API that searches members by phone alone ----------------------
+
+MEMBERS: list[dict[str, Any]] = [
+    {"id": 1, "country_code": "81", "phone": "9012345678", "name": "Taro Yamada"},
+    {"id": 2, "country_code": "66", "phone": "9012345678", "name": "Somchai Thai"},
+    {"id": 3, "country_code": "81", "phone": "8011112222", "name": "Hanako Other"},
+]
+
+
+class MembersAPI:
+    """``GET /members?phone=`` answers every member with that phone, whatever the
+    country; ``DELETE /members/{country_code}/{phone}`` deletes one member."""
+
+    def __init__(self) -> None:
+        self.members = copy.deepcopy(MEMBERS)
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                phone = parse_qs(url.query).get("phone", [""])[0]
+                found = [m for m in api.members if m["phone"] == phone]
+                self._send({"members": found} if url.path == "/members" else None)
+
+            def do_DELETE(self) -> None:
+                parts = [unquote(p) for p in urlsplit(self.path).path.split("/")[1:]]
+                if len(parts) != 3 or parts[0] != "members":
+                    return self._send(None)
+                keep = [m for m in api.members if [m["country_code"], m["phone"]] != parts[1:]]
+                deleted, api.members = len(api.members) - len(keep), keep
+                self._send({"deleted": deleted})
+
+            def _send(self, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(404 if body is None else 200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def names(self) -> list[str]:
+        return [m["name"] for m in self.members]

@@ -66,7 +66,8 @@ def test_disclose_follows_cursors_and_returns_only_the_subject(saas: FakeSaaS) -
         "/api/v1/users/alice%40example.com/records",
         "cursor=2",
     ]
-    assert result.discovered_identifiers == {"customer_id": ["1"]}
+    assert result.identities == [{"email": "alice@example.com", "customer_id": "1"}]
+    assert result.discovered_identifiers == {}
     assert {"email", "name", "order_id", "item"} <= set(result.fields)
     assert "Bob" not in json.dumps(result.records)
 

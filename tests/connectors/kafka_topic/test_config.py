@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from connectors import ConfigError
+from connectors import ConfigError, FatalError
 from connectors.kafka_topic import KafkaTopicConfig, KafkaTopicConnector, KeySpec
 
 PASSWORD = "kafka-pw-never-shown-7d2e"
@@ -44,7 +44,8 @@ def test_a_minimal_config_and_its_defaults() -> None:
 def test_a_key_is_rendered_from_the_identifier(
     spec: dict[str, str], value: str, key: bytes
 ) -> None:
-    assert KeySpec.model_validate(spec).render(value) == key
+    parsed = KeySpec.model_validate(spec)
+    assert parsed.render({spec["identifier"]: value}) == key
 
 
 @pytest.mark.parametrize(
@@ -58,6 +59,19 @@ def test_a_key_is_rendered_from_the_identifier(
         ({"key": {"identifier": "customer_id", "format": "{customer_id"}}, "not a valid template"),
         ({"key": []}, "key: List should have at least 1 item"),
         ({"key": [GOOD["key"], GOOD["key"]]}, "the same key twice"),
+        ({"key": {"identifier": ["country_code", "phone"]}}, "a composite key needs a format"),
+        (
+            {"key": {"identifier": ["country_code", "phone"], "format": "{country_code}{phone}"}},
+            "separate the parts",
+        ),
+        (
+            {"key": {"identifier": ["country_code", "phone"], "format": "m:{phone}"}},
+            "exactly once",
+        ),
+        (
+            {"key": {"identifier": ["phone", "phone"], "format": "{phone}:{phone}"}},
+            "each identifier once",
+        ),
         ({"topic": "no spaces"}, "topic: String should match pattern"),
         ({"bootstrap_servers": "kafka-1"}, "'kafka-1' is not host:port"),
         ({"bootstrap_servers": ["kafka-1:99999"]}, "is not host:port"),
@@ -79,6 +93,22 @@ def test_a_bad_config_is_a_config_error_naming_the_system_and_field(
 
     assert "system 'profiles': invalid kafka_topic connector config" in str(caught.value)
     assert message in str(caught.value)
+
+
+COMPOSITE = {"identifier": ["country_code", "phone"], "format": "member:{country_code}:{phone}"}
+
+
+def test_a_composite_key_needs_every_part_and_refuses_an_ambiguous_value() -> None:
+    spec = KeySpec.model_validate(COMPOSITE)
+
+    assert spec.parts == ("country_code", "phone")
+    assert spec.render({"country_code": "81", "phone": "9012345678"}) == b"member:81:9012345678"
+    assert spec.render({"phone": "9012345678"}) is None
+    assert spec.render({"country_code": "81", "phone": ""}) is None
+    # "81:90" + "12" and "81" + "90:12" would render the same key
+    with pytest.raises(FatalError, match="separates the parts"):
+        spec.render({"country_code": "81:90", "phone": "12"})
+    assert build(key=COMPOSITE).config.key == [spec]
 
 
 def test_the_password_is_kept_secret() -> None:

@@ -267,6 +267,35 @@ def test_records_keyed_by_different_identifiers(profiles: ProfilesTopic) -> None
     assert connector.disclose(both) == OperationResult()
 
 
+def live(profiles: ProfilesTopic, key: bytes) -> bool:
+    """Whether ``key`` has a latest record, and it is not a tombstone."""
+    latest = profiles.latest(key)
+    return bool(latest) and all(r.value is not None for r in latest.values())
+
+
+def test_a_composite_key_reaches_only_the_principal(profiles: ProfilesTopic) -> None:
+    """Taro (+81) and Somchai (+66) share a national number; the key holds both parts."""
+    taro = {"country_code": "81", "phone": "9012345678"}
+    profiles.send(b"member:81:9012345678", {"name": "Taro Yamada"})
+    profiles.send(b"member:66:9012345678", {"name": "Somchai Thai"})
+    profiles.send(b"member:9012345678", {"name": "Keyed by phone alone"})
+    profiles.flush()
+    key = {"identifier": ["country_code", "phone"], "format": "member:{country_code}:{phone}"}
+    connector = profiles.connector(key=key)
+
+    assert [r["name"] for r in connector.disclose(taro).records] == ["Taro Yamada"]
+    assert connector.disclose({"phone": "9012345678"}) == OperationResult()
+    dry = connector.erase(taro, grounds=GROUNDS, dry_run=True)
+    assert dry.changed == 1
+    assert live(profiles, b"member:81:9012345678")
+    assert connector.erase(taro, grounds=GROUNDS).changed == 1
+
+    assert not live(profiles, b"member:81:9012345678")
+    assert live(profiles, b"member:66:9012345678") and live(profiles, b"member:9012345678")
+    somchai = {"country_code": "66", "phone": "9012345678"}
+    assert [r["name"] for r in connector.disclose(somchai).records] == ["Somchai Thai"]
+
+
 def test_a_bare_identifier_is_the_default_key(profiles: ProfilesTopic) -> None:
     profiles.send(b"3001", {"customer_id": "3001", "name": "Frank Bare"})
     profiles.flush()

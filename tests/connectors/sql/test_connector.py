@@ -33,7 +33,8 @@ def test_disclose_returns_the_subjects_rows_and_only_theirs(db: Database) -> Non
     assert by_source["customers"][0]["birthday"] == "1990-01-02"
     assert [r["item"] for r in by_source["orders"]] == ["book", "lamp"]
     assert "bob" not in repr(result.records).lower()
-    assert result.discovered_identifiers == {"customer_id": ["1"]}
+    assert result.identities == [{"email": "alice@example.com", "customer_id": "1"}]
+    assert result.discovered_identifiers == {}
     assert {"email", "name", "item", "address"} <= set(result.fields)
 
 
