@@ -68,9 +68,7 @@ def check_datamap(path: Path) -> Report:
 
 def check_system(name: str, spec: SystemSpec) -> SystemReport:
     """Build one system's connector, call ``check()`` and close it; never raises."""
-    out = SystemReport(
-        name, spec.connector, ["+".join(k) for k in spec.keys], list(spec.discovers)
-    )
+    out = SystemReport(name, spec.connector, ["+".join(k) for k in spec.keys], list(spec.discovers))
     out.notes += [f"${{{v}}} is not set in the environment" for v in _unset_vars(spec.config)]
     if spec.excluded is not None:
         out.skipped, out.message = True, f"excluded ({spec.excluded}), so out of scope"
