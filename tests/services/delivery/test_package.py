@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from services.statements import NO_DATA, STATUS_LABELS
 from services.delivery.package import PackageInfo, build_package
 from services.delivery.storage import LocalStorage, S3Storage, Storage
+from services.statements import NO_DATA, STATUS_LABELS
 from streams.records import Kind, Reason, ResponseStatus, TaskStatus
 from tests.services.delivery.fixtures import make_response, make_result
 
