@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from services.responses import holds_nothing
 from streams.records import (
+    PACKAGE_KINDS,
     FieldOutcome,
     Kind,
     Outcome,
@@ -165,7 +166,7 @@ def _system(kind: Kind, s: SystemOutcome) -> Sentence:
         if kind is Kind.CORRECTION:
             return Sentence("訂正する記録が見つかりません", "No record of yours found to correct")
         return NO_DATA
-    if s.outcome is Outcome.REFUSED and s.records:
+    if s.outcome is Outcome.REFUSED and s.records and kind in PACKAGE_KINDS:
         return Sentence(
             f"{s.records}件を開示し、その他は開示できません",
             f"{s.records} record(s) disclosed; the rest is withheld",
