@@ -2,7 +2,9 @@
 
 For each system: its connector, the kinds it answers, the identifiers it looks
 the subject up by, and the result of ``check()``. Config errors are reported
-per system, so one bad system does not hide the others.
+per system, so one bad system does not hide the others. A request kind that no
+system answers is a warning (such requests fail with ``no_applicable_system``),
+not a failure of the check.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from rich.markup import escape
 from connectors.base import ConnectorBase, check
 from connectors.errors import ConnectorError
 from connectors.registry import build
-from services.datamap import DataMapError, SystemSpec, load
+from services.datamap import DataMapError, SystemSpec, load, unanswerable_kinds
 from streams.records import Kind
 
 _UNSET_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
@@ -38,6 +40,8 @@ class SystemReport:
     notes: list[str] = field(default_factory=list)
     skipped: bool = False
     built: bool = False
+    #: The kinds the built connector supports.
+    supported: frozenset[Kind] = frozenset()
 
 
 @dataclass
@@ -47,6 +51,8 @@ class Report:
     datamap: Path
     error: str | None = None
     systems: list[SystemReport] = field(default_factory=list)
+    #: Request kinds no system answers: a warning, not a failure.
+    unanswerable: list[Kind] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -63,14 +69,14 @@ def check_datamap(path: Path) -> Report:
         return report
     for name, spec in datamap.systems.items():
         report.systems.append(check_system(name, spec))
+    does = {s.system: s.supported.__contains__ for s in report.systems if s.built}
+    report.unanswerable = unanswerable_kinds(datamap, does)
     return report
 
 
 def check_system(name: str, spec: SystemSpec) -> SystemReport:
     """Build one system's connector, call ``check()`` and close it; never raises."""
-    out = SystemReport(
-        name, spec.connector, ["+".join(k) for k in spec.keys], list(spec.discovers)
-    )
+    out = SystemReport(name, spec.connector, ["+".join(k) for k in spec.keys], list(spec.discovers))
     out.notes += [f"${{{v}}} is not set in the environment" for v in _unset_vars(spec.config)]
     if spec.excluded is not None:
         out.skipped, out.message = True, f"excluded ({spec.excluded}), so out of scope"
@@ -89,7 +95,7 @@ def check_system(name: str, spec: SystemSpec) -> SystemReport:
 
 
 def _fill(out: SystemReport, spec: SystemSpec, connector: ConnectorBase[Any]) -> None:
-    supported = connector.supported_kinds
+    supported = out.supported = connector.supported_kinds
     wanted = set(spec.kinds) if spec.kinds is not None else set(supported)
     out.kinds = [k.value for k in Kind if k in supported and k in wanted]
     unsupported = [k.value for k in spec.kinds or () if k not in supported]
@@ -141,6 +147,14 @@ def render(report: Report) -> Iterator[str]:
         yield escape(f"  {label}     {lines[0]}")
         yield from (escape(f"               {line}") for line in lines[1:])
         yield from (escape(f"  note:        {n}") for n in s.notes)
+    unbuilt = [s.system for s in report.systems if not (s.built or s.skipped)]
+    for kind in report.unanswerable:
+        yield ""
+        unsure = f" (unless {', '.join(unbuilt)}, not built, would)" if unbuilt else ""
+        yield "[yellow]warning[/]: " + escape(
+            f"no system answers {kind} requests{unsure}: they are answered "
+            "no_applicable_system and never complete"
+        )
     failed = [s.system for s in report.systems if not (s.ok or s.skipped)]
     yield ""
     if failed:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,7 +36,7 @@ from pydantic import (
     model_validator,
 )
 
-from streams.records import Kind
+from streams.records import Kind, answered_by
 
 
 class DataMapError(ValueError):
@@ -226,6 +226,35 @@ class DataMap(BaseModel):
     def purposes_of(self, systems: list[str]) -> list[Purpose]:
         wanted = {p for s in systems if s in self.systems for p in self.systems[s].purposes}
         return [p for p in self.purposes if p.id in wanted]
+
+
+def answers(spec: SystemSpec, does: Callable[[Kind], bool], kind: Kind) -> bool:
+    """Whether a system answers ``kind`` requests, ``does`` telling which operations its
+    connector supports: it is in scope, the data map does not narrow the kind away, and
+    its connector does the operation that answers the kind (a purpose notification is
+    answered by a disclosure)."""
+    if spec.excluded is not None:
+        return False
+    asked = answered_by(kind)
+    if spec.kinds is not None and not {kind, asked} & set(spec.kinds):
+        return False
+    return does(asked)
+
+
+def unanswerable_kinds(datamap: DataMap, does: Mapping[str, Callable[[Kind], bool]]) -> list[Kind]:
+    """The request kinds that no system in the data map answers, ``does`` telling which
+    operations each system's connector supports (a system missing from it does none).
+
+    Such a request can only be answered with ``no_applicable_system`` and never
+    completes, so it is worth a warning when the data map is loaded or checked."""
+    return [
+        kind
+        for kind in Kind
+        if not any(
+            name in does and answers(spec, does[name], kind)
+            for name, spec in datamap.systems.items()
+        )
+    ]
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:

@@ -5,13 +5,14 @@ messages to send, so they can be tested without a broker.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from connectors.base import ConnectorBase
 from connectors.registry import build_all
-from services.datamap import DataMap
+from services.datamap import DataMap, answers, unanswerable_kinds
 from services.datamap import load as load_datamap
 from services.delivery.encrypted import open_package_storage
 from services.delivery.storage import Storage
@@ -19,8 +20,10 @@ from services.ledger import Ledger
 from services.settings import DEFAULT_COMPLAINTS_CONTACT, Settings
 from services.signing import Keyring
 from streams.claims import ClaimCheck
-from streams.records import Kind, answered_by
+from streams.records import Kind
 from streams.sealing import Sealer
+
+log = logging.getLogger("dsr.pipeline")
 
 
 @dataclass(frozen=True)
@@ -55,20 +58,27 @@ class Pipeline:
 
     def supports(self, system: str, kind: Kind) -> bool:
         spec = self.datamap.systems[system]
-        asked = answered_by(kind)
-        if spec.kinds is not None and not {kind, asked} & set(spec.kinds):
-            return False
-        return self.connectors[system].supports(asked)
+        connector = self.connectors.get(system)
+        return connector is not None and answers(spec, connector.supports, kind)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pipeline:
         datamap = load_datamap(settings.datamap_path)
         sealer = Sealer.from_settings(settings)
+        connectors = build_all(datamap)
+        does = {name: c.supports for name, c in connectors.items()}
+        for kind in unanswerable_kinds(datamap, does):
+            log.warning(
+                "no system in the data map answers %s requests: they will be answered "
+                "no_applicable_system and never complete",
+                kind,
+                extra={"stage": "startup", "kind": kind.value},
+            )
         return cls(
             ledger=Ledger(settings.database_url, sealer=sealer),
             datamap=datamap,
             storage=open_package_storage(settings),  # sealed when local, see encrypted.py
-            connectors=build_all(datamap),
+            connectors=connectors,
             keyring=Keyring.load(settings.signing_keys_path)
             if settings.require_signatures
             else None,

@@ -14,15 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.responses import TaskOutcome, system_outcome
 from services.settings import DEFAULT_COMPLAINTS_CONTACT
-from streams.records import (
-    HOLDS_DATA,
-    Kind,
-    ResponseEvent,
-    ResponseStatus,
-    TaskResult,
-    TaskStatus,
-)
+from streams.records import Kind, ResponseEvent, SystemOutcome, TaskResult, TaskStatus
 
 #: The table name for records that carry no ``_source`` key.
 DEFAULT_TABLE = "records"
@@ -43,67 +37,24 @@ TITLES: dict[Kind, tuple[str, str]] = {
     ),
 }
 
-STATUS_LABELS: dict[ResponseStatus, str] = {
-    ResponseStatus.COMPLETED: "全部対応 / Completed in full",
-    ResponseStatus.PARTIALLY_COMPLETED: "一部対応 / Completed in part",
-    ResponseStatus.REFUSED: "対応不可 / Refused",
-}
-
-NO_DATA = "該当するデータはありません / No data found"
-NO_DATA_ANYWHERE = (
-    "お客様に関する保有個人データは存在しませんでした。 / "
-    "We hold no personal data about you in any of our systems."
-)
-
 
 @dataclass(frozen=True)
 class Section:
-    """One system's part of the response."""
+    """One system's part of the response: its outcome as the response records it, and
+    the data its results carry. What is said about it comes from ``services.statements``."""
 
-    system: str
-    status: TaskStatus
-    changed: int = 0
-    fields: list[str] = field(default_factory=list)
-    reason_code: str | None = None
+    outcome: SystemOutcome
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     changes: list[dict[str, Any]] = field(default_factory=list)
     not_found: list[str] = field(default_factory=list)
-    #: For a purpose notification: whether the system holds the principal's data.
-    holds_data: bool = False
+
+    @property
+    def system(self) -> str:
+        return self.outcome.system
 
     @property
     def record_count(self) -> int:
         return sum(len(rows) for rows in self.tables.values())
-
-    def outcome(self, kind: Kind) -> str:
-        """A short bilingual line saying what was found or done."""
-        if self.status is TaskStatus.OK:
-            text = _ok_outcome(self, kind)
-        else:
-            text = {
-                TaskStatus.NOT_APPLICABLE: "対象外 / Not applicable",
-                TaskStatus.REFUSED: "対応不可 / Withheld",
-                TaskStatus.FAILED: "処理できませんでした / Could not be processed",
-                TaskStatus.TIMED_OUT: "期限内に応答がありませんでした / No reply in time",
-                TaskStatus.PENDING: "処理中 / Still in progress",
-            }[self.status]
-        return f"{text} [{self.reason_code}]" if self.reason_code else text
-
-
-def _ok_outcome(section: Section, kind: Kind) -> str:
-    if kind is Kind.CORRECTION:
-        done = f"{len(section.changes)}項目を訂正 / {len(section.changes)} field(s) corrected"
-        if section.not_found:
-            missing = len(section.not_found)
-            done += f"; {missing}項目は見つかりません / {missing} field(s) not found"
-        return done if section.changes or section.not_found else NO_DATA
-    if kind in (Kind.DISCLOSURE, Kind.THIRD_PARTY_RECORDS):
-        n, t = section.record_count, len(section.tables)
-        return f"{n}件 ({t}表) / {n} record(s) in {t} table(s)" if n else NO_DATA
-    if kind is Kind.PURPOSE_NOTIFICATION:
-        return "保有しています / Holds your data" if section.holds_data else NO_DATA
-    n = section.changed
-    return f"{n}件に対応 / {n} record(s) handled" if n else NO_DATA
 
 
 @dataclass(frozen=True)
@@ -119,14 +70,6 @@ class Contents:
     @property
     def title(self) -> tuple[str, str]:
         return TITLES[self.response.kind]
-
-    @property
-    def found_nothing(self) -> bool:
-        """True when every system answered and none holds data ("no data" is an outcome)."""
-        answered = [s for s in self.sections if s.status is TaskStatus.OK]
-        return bool(answered) and all(
-            not s.tables and not s.changes and not s.changed and not s.holds_data for s in answered
-        )
 
 
 def collect(
@@ -154,30 +97,25 @@ def collect(
     sections = []
     for system in sorted(outcomes.keys() | by_system.keys()):
         mine = sorted(by_system.get(system, []), key=lambda r: (_wave(r.task_id), r.task_id))
-        outcome = outcomes.get(system)
-        if outcome is not None:
-            status, changed, fields = outcome.status, outcome.changed, list(outcome.fields)
-            reason_code = outcome.reason_code
-        else:
-            ok = any(r.status == "ok" for r in mine)
-            status = TaskStatus.OK if ok else TaskStatus.FAILED
-            changed, fields, reason_code = sum(r.changed for r in mine), [], None
         done = [r for r in mine if r.status == "ok"]
+        outcome = outcomes.get(system) or _outcome_of(response.kind, system, mine)
         sections.append(
             Section(
-                system=system,
-                status=status,
-                changed=changed,
-                fields=fields,
-                reason_code=reason_code,
+                outcome=outcome,
                 tables=_tables(done),
                 changes=[c for r in done for c in _list(r.details.get("changes"))],
                 not_found=[_field_name(f) for r in done for f in _list(r.details.get("not_found"))],
-                holds_data=any(r.details.get(HOLDS_DATA) for r in done),
             )
         )
     chosen = purposes if purposes is not None else (response.purposes or [])
     return Contents(response=response, sections=sections, purposes=list(chosen), contact=contact)
+
+
+def _outcome_of(kind: Kind, system: str, results: list[TaskResult]) -> SystemOutcome:
+    """The outcome of a system the response does not list, from its latest result."""
+    last = results[-1]
+    status = TaskStatus.OK if last.status == "ok" else TaskStatus.FAILED
+    return system_outcome(kind, TaskOutcome(system, status, last.error, last))
 
 
 def _latest_per_task(results: list[TaskResult]) -> list[TaskResult]:

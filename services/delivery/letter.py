@@ -2,7 +2,7 @@
 
 Headings are Japanese and English side by side. The letter lists the same data
 as the electronic package: per-system outcomes, the records as tables, the
-corrections made and the fields not found, the purposes of use, and the reason
+corrections made and each field's outcome, the purposes of use, and the reason
 for every refusal or partial outcome (APPI Art. 36). Every value is
 HTML-escaped, because the data comes from the principal and from internal
 systems. The CSS is inline and print-friendly (A4, repeated table headers).
@@ -14,15 +14,8 @@ import html
 from datetime import datetime
 from typing import Any
 
-from services import rules
-from services.delivery.contents import (
-    NO_DATA,
-    NO_DATA_ANYWHERE,
-    STATUS_LABELS,
-    Contents,
-    cell_text,
-    columns,
-)
+from services import rules, statements
+from services.delivery.contents import Contents, cell_text, columns
 from streams.records import PACKAGE_KINDS, Kind
 
 STYLE = """
@@ -76,7 +69,7 @@ def render_letter(contents: Contents) -> str:
                 ("受付日時 / Received", _when(r.received_at)),
                 ("回答日時 / Answered", _when(r.completed_at)),
                 ("回答期限 / Deadline", _when(r.deadline)),
-                ("結果 / Outcome", STATUS_LABELS[r.status]),
+                ("結果 / Outcome", str(statements.status_label(r.status))),
             ]
         ),
     ]
@@ -88,14 +81,17 @@ def render_letter(contents: Contents) -> str:
                 [[x.reason, _when(x.previous_deadline), _when(x.deadline)] for x in r.extensions],
             )
         )
-    if contents.found_nothing:
-        parts.append(f'<p class="note">{e(NO_DATA_ANYWHERE)}</p>')
+    if nothing := statements.nothing_held(r):
+        parts.append(f'<p class="note">{e(nothing)}</p>')
     if contents.sections:
         parts.append("<h2>システム別の結果 / Outcome per system</h2>")
         parts.append(
             _table(
                 ["システム / System", "結果 / Outcome"],
-                [[s.system, s.outcome(r.kind)] for s in contents.sections],
+                [
+                    [s.system, statements.system_statement(r.kind, s.outcome)]
+                    for s in contents.sections
+                ],
             )
         )
     if r.reasons:
@@ -132,7 +128,8 @@ def _data_sections(contents: Contents) -> list[str]:
     for section in contents.sections:
         parts.append(f"<h3>{e(section.system)}</h3>")
         if not section.tables:
-            parts.append(f"<p>{e(section.outcome(contents.response.kind))}</p>")
+            said = statements.system_statement(contents.response.kind, section.outcome)
+            parts.append(f"<p>{e(said)}</p>")
         for table, rows in section.tables.items():
             keys = columns(rows)
             parts.append(f"<h4>{e(table)}</h4>")
@@ -146,7 +143,6 @@ def _correction_sections(contents: Contents) -> list[str]:
         for s in contents.sections
         for c in s.changes
     ]
-    missing = [[s.system, name] for s in contents.sections for name in s.not_found]
     parts = ["<h2>訂正内容 / Changes made</h2>"]
     if changes:
         head = [
@@ -158,10 +154,16 @@ def _correction_sections(contents: Contents) -> list[str]:
         ]
         parts.append(_table(head, changes))
     else:
-        parts.append(f"<p>{e(NO_DATA)}</p>")
-    if missing:
-        parts.append("<h2>見つからなかった項目 / Fields not found</h2>")
-        parts.append(_table(["システム / System", "項目 / Field"], missing))
+        parts.append(f"<p>{e(statements.NOTHING_CHANGED)}</p>")
+    fields = contents.response.corrections
+    if fields:
+        parts.append("<h2>項目ごとの結果 / Outcome per field</h2>")
+        parts.append(
+            _table(
+                ["項目 / Field", "結果 / Outcome"],
+                [[f.field, statements.field_statement(f)] for f in fields],
+            )
+        )
     return parts
 
 

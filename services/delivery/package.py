@@ -28,9 +28,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from services import statements
 from services.delivery.contents import (
-    NO_DATA_ANYWHERE,
-    STATUS_LABELS,
     Contents,
     Section,
     cell_text,
@@ -165,11 +164,16 @@ def data_document(contents: Contents, csv_names: dict[str, dict[str, str]]) -> d
         "completed_at": r.completed_at.isoformat(),
         "deadline": r.deadline.isoformat(),
         "extensions": [x.model_dump(mode="json") for x in r.extensions],
-        "data_found": not contents.found_nothing,
+        "data_found": statements.nothing_held(r) is None,
         "reasons": [reason.model_dump(mode="json") for reason in r.reasons],
         "systems": [
             _system_document(s, r.kind, csv_names.get(s.system, {})) for s in contents.sections
         ],
+        **(
+            {"corrections": [f.model_dump(mode="json") for f in r.corrections]}
+            if r.kind is Kind.CORRECTION
+            else {}
+        ),
         "purposes": contents.purposes,
     }
 
@@ -177,8 +181,9 @@ def data_document(contents: Contents, csv_names: dict[str, dict[str, str]]) -> d
 def _system_document(section: Section, kind: Kind, files: dict[str, str]) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "system": section.system,
-        "status": section.status.value,
-        "reason_code": section.reason_code,
+        "status": section.outcome.status.value,
+        "outcome": section.outcome.outcome.value,
+        "reason_code": section.outcome.reason_code,
     }
     if kind in PACKAGE_KINDS:
         doc["records"] = section.record_count
@@ -188,8 +193,8 @@ def _system_document(section: Section, kind: Kind, files: dict[str, str]) -> dic
         doc["changes"] = section.changes
         doc["not_found"] = section.not_found
     else:
-        doc["changed"] = section.changed
-        doc["fields"] = section.fields
+        doc["changed"] = section.outcome.changed
+        doc["fields"] = section.outcome.fields
     return doc
 
 
@@ -213,7 +218,7 @@ def summary(contents: Contents) -> str:
         "",
         f"Request / 受付番号:   {r.request_id}",
         f"Regulation / 法令:    {r.regulation.value.upper()}",
-        f"Outcome / 結果:       {STATUS_LABELS[r.status]}",
+        f"Outcome / 結果:       {statements.status_label(r.status)}",
         f"Received / 受付日時:  {r.received_at.isoformat()}",
         f"Deadline / 回答期限:  {r.deadline.isoformat()}",
         *(
@@ -222,19 +227,22 @@ def summary(contents: Contents) -> str:
         ),
         "",
     ]
-    if contents.found_nothing:
-        lines += [NO_DATA_ANYWHERE, ""]
+    if nothing := statements.nothing_held(r):
+        lines += [str(nothing), ""]
     if contents.sections:
         lines.append("Per system / システム別:")
         for section in contents.sections:
-            lines.append(f"- {section.system}: {section.outcome(r.kind)}")
+            said = statements.system_statement(r.kind, section.outcome)
+            lines.append(f"- {section.system}: {said}")
             for table, rows in section.tables.items():
                 lines.append(f"    {table}: {len(rows)}")
             for change in section.changes:
                 old, new = _quote(change.get("old")), _quote(change.get("new"))
                 lines.append(f"    {_where(change)}: {old} -> {new}")
-            for name in section.not_found:
-                lines.append(f"    {name}: not found / 見つかりません")
+        lines.append("")
+    if r.corrections:
+        lines.append("Per field / 項目別:")
+        lines += [f"- {f.field}: {statements.field_statement(f)}" for f in r.corrections]
         lines.append("")
     if contents.purposes:
         lines.append("Purposes of use / 利用目的:")

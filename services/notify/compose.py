@@ -14,21 +14,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services import rules
-from services.delivery.contents import NO_DATA, NO_DATA_ANYWHERE, STATUS_LABELS, TITLES, Section
+from services import rules, statements
+from services.delivery.contents import TITLES
 from services.notify.notice import Notice, Purpose, email_address
 from services.rules.policy import add_business_days
-from streams.records import (
-    Extension,
-    Kind,
-    RequestEvent,
-    ResponseEvent,
-    ResponseStatus,
-    SystemOutcome,
-    TaskStatus,
-)
-
-FAILED_LABEL = "対応できませんでした / Could not be completed"
+from streams.records import Extension, RequestEvent, ResponseEvent
 
 #: What a held request needs from the principal, per hold reason.
 NEEDED = {
@@ -49,13 +39,19 @@ def for_response(event: RequestEvent, response: ResponseEvent, contact: str) -> 
     ja, en = TITLES[response.kind]
     lines = [ja, en, "", *_header(event)]
     lines.append(f"回答日 / Answered: {_when(response.completed_at)}")
-    lines.append(f"結果 / Outcome: {STATUS_LABELS.get(response.status, FAILED_LABEL)}")
+    lines.append(f"結果 / Outcome: {statements.status_label(response.status)}")
     lines += _deadline(response.deadline, response.extensions)
     if response.systems:
         lines += ["", "システムごとの対応 / What each system did:"]
-        lines += [f"- {s.system}: {_system_line(response.kind, s)}" for s in response.systems]
-    if _found_nothing(response):
-        lines += ["", NO_DATA_ANYWHERE]
+        lines += [
+            f"- {s.system}: {statements.system_statement(response.kind, s)}"
+            for s in response.systems
+        ]
+    if response.corrections:
+        lines += ["", "項目ごとの結果 / Each field:"]
+        lines += [f"- {f.field}: {statements.field_statement(f)}" for f in response.corrections]
+    if nothing := statements.nothing_held(response):
+        lines += ["", str(nothing)]
     if response.reasons:
         lines += ["", "理由 / Reasons:"]
         lines += [f"- [{r.code}] {r.message}" for r in response.reasons]
@@ -205,31 +201,6 @@ def _deadline(deadline: datetime, extensions: list[Extension]) -> list[str]:
             f"{e.reason}"
         )
     return lines
-
-
-def _system_line(kind: Kind, s: SystemOutcome) -> str:
-    if s.status is not TaskStatus.OK:
-        return Section(system=s.system, status=s.status, reason_code=s.reason_code).outcome(kind)
-    if kind in (Kind.DISCLOSURE, Kind.THIRD_PARTY_RECORDS):
-        return f"{s.records}件 / {s.records} record(s)" if s.records else NO_DATA
-    if kind is Kind.PURPOSE_NOTIFICATION:
-        return "確認しました / Checked"
-    if kind is Kind.CORRECTION:
-        return f"{s.changed}件を訂正 / {s.changed} corrected" if s.changed else NO_DATA
-    return f"{s.changed}件に対応 / {s.changed} record(s) handled" if s.changed else NO_DATA
-
-
-def _found_nothing(response: ResponseEvent) -> bool:
-    """Every system that answered holds nothing about the principal (rule 6)."""
-    if any(r.code == "no_data" for r in response.reasons):
-        return True
-    if response.status is not ResponseStatus.COMPLETED or response.kind in (
-        Kind.PURPOSE_NOTIFICATION,
-        Kind.CORRECTION,
-    ):
-        return False
-    answered = [s for s in response.systems if s.status is TaskStatus.OK]
-    return bool(answered) and all(not s.records and not s.changed for s in answered)
 
 
 def _when(value: datetime) -> str:

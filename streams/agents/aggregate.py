@@ -175,7 +175,8 @@ def finish(
         )
         for t in tasks
     ]
-    summary = summarise(event.kind, outcomes)
+    requested = [c.field for c in event.correction.changes] if event.correction else []
+    summary = summarise(event.kind, outcomes, requested)
     status, reasons = summary.status, summary.reasons
     if row.status == "refused":
         status = ResponseStatus.REFUSED
@@ -191,6 +192,7 @@ def finish(
         regulation=event.regulation,
         status=status,
         systems=summary.systems,
+        corrections=summary.corrections,
         reasons=reasons,
         received_at=event.received_at,
         completed_at=now,

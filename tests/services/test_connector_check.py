@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from services.cli import app
 from services.connector_check import check_datamap
+from streams.records import Kind
 
 GOOD = """
 subject_identifiers: [email]
@@ -153,3 +154,23 @@ def test_the_report_is_data_too(tmp_path: Path, db: Path) -> None:
     assert by_name["crm"].ok and by_name["crm"].kinds == ["disclosure"]
     assert not by_name["billing"].built and not by_name["billing"].ok
     assert by_name["missing"].built and not by_name["missing"].ok
+
+
+def test_a_kind_no_system_answers_is_a_warning_not_a_failure(tmp_path: Path, db: Path) -> None:
+    path = write(tmp_path, GOOD, db)
+    report = check_datamap(path)
+    # crm is narrowed to disclosure and erasure; orders only discloses; analytics is out
+    assert report.ok
+    assert report.unanswerable == [
+        Kind.THIRD_PARTY_RECORDS,
+        Kind.CORRECTION,
+        Kind.SUSPENSION,
+        Kind.THIRD_PARTY_STOP,
+    ]
+    code, out = run("--datamap", str(path))
+    assert code == 0, out
+    assert "warning: no system answers correction requests" in out
+    assert "warning: no system answers disclosure requests" not in out
+    assert "warning: no system answers erasure requests" not in out
+    assert "warning: no system answers purpose_notification" not in out  # by a disclosure
+    assert out.rstrip().endswith("every system is ready")

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from services.responses import TaskOutcome, summarise
 from streams.records import (
     Kind,
     Reason,
     Regulation,
     ResponseEvent,
     ResponseStatus,
-    SystemOutcome,
     TaskResult,
     TaskStatus,
 )
@@ -29,17 +29,28 @@ def make_response(
     kind: Kind = Kind.DISCLOSURE,
     *,
     request_id: str = "req-1",
-    status: ResponseStatus = ResponseStatus.COMPLETED,
+    status: ResponseStatus | None = None,
     systems: dict[str, TaskStatus] | None = None,
     reasons: list[Reason] | None = None,
+    results: list[TaskResult] | None = None,
+    requested: list[str] | None = None,
     **extra: Any,
 ) -> ResponseEvent:
+    """A response listing ``systems``. Their outcomes, the correction's per-field outcomes
+    and (unless ``status`` is given) the status are derived from ``results`` as the
+    aggregator derives them, so the response and its results never disagree."""
+    by_system = {r.system: r for r in results or []}
+    outcomes = [
+        TaskOutcome(s, TaskStatus(st), None, by_system.get(s)) for s, st in (systems or {}).items()
+    ]
+    summary = summarise(kind, outcomes, requested or [])
     fields: dict[str, Any] = {
         "request_id": request_id,
         "kind": kind,
         "regulation": Regulation.APPI,
-        "status": status,
-        "systems": [SystemOutcome(system=s, status=st) for s, st in (systems or {}).items()],
+        "status": status or (summary.status if outcomes else ResponseStatus.COMPLETED),
+        "systems": summary.systems,
+        "corrections": summary.corrections,
         "reasons": reasons or [],
         "received_at": RECEIVED,
         "completed_at": COMPLETED,

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from services.delivery.contents import NO_DATA, NO_DATA_ANYWHERE
 from services.delivery.package import PackageInfo, build_package
 from services.delivery.storage import LocalStorage, S3Storage, Storage
+from services.statements import NO_DATA, STATUS_LABELS
 from streams.records import Kind, Reason, ResponseStatus, TaskStatus
 from tests.services.delivery.fixtures import make_response, make_result
 
@@ -31,17 +31,19 @@ BILLING = [
 
 
 def disclosure(**extra: Any) -> dict[str, Any]:
+    results = [
+        make_result("crm", records=CRM),
+        make_result("billing", records=BILLING),
+        make_result("ads"),
+    ]
     return {
         "response": make_response(
             Kind.DISCLOSURE,
             systems={"crm": TaskStatus.OK, "billing": TaskStatus.OK, "ads": TaskStatus.OK},
+            results=results,
             **extra,
         ),
-        "results": [
-            make_result("crm", records=CRM),
-            make_result("billing", records=BILLING),
-            make_result("ads"),
-        ],
+        "results": results,
     }
 
 
@@ -123,6 +125,7 @@ def test_rule_4_electronic_disclosure_for_two_systems_is_json_and_csv(tmp_path: 
     assert systems["ads"] == {
         "system": "ads",
         "status": "ok",
+        "outcome": "no_data",
         "reason_code": None,
         "records": 0,
         "tables": {},
@@ -130,22 +133,21 @@ def test_rule_4_electronic_disclosure_for_two_systems_is_json_and_csv(tmp_path: 
     }
 
     summary = store.get(PREFIX + "summary.txt").decode()
-    assert "crm: 4件 (2表) / 4 record(s) in 2 table(s)" in summary
+    assert "crm: 4件 / 4 record(s)" in summary
     assert f"ads: {NO_DATA}" in summary
 
 
 def test_no_data_found_is_an_outcome(tmp_path: Path) -> None:
     store = LocalStorage(tmp_path)
-    response = make_response(systems={"crm": TaskStatus.OK, "billing": TaskStatus.OK})
-    info = build_package(
-        store,
-        response=response,
-        results=[make_result("crm"), make_result("billing")],
-        method="electronic",
+    results = [make_result("crm"), make_result("billing")]
+    response = make_response(
+        systems={"crm": TaskStatus.OK, "billing": TaskStatus.OK}, results=results
     )
+    info = build_package(store, response=response, results=results, method="electronic")
     assert sorted(info.files) == ["data.json", "manifest.json", "summary.txt"]
     summary = store.get(PREFIX + "summary.txt").decode()
-    assert NO_DATA_ANYWHERE in summary
+    assert f"Outcome / 結果:       {STATUS_LABELS[ResponseStatus.COMPLETED]}" in summary
+    assert "お客様に関する保有個人データは存在しませんでした。" in summary
     assert "We hold no personal data about you" in summary
     assert f"crm: {NO_DATA}" in summary and f"billing: {NO_DATA}" in summary
     data = json.loads(store.get(PREFIX + "data.json"))
@@ -202,9 +204,8 @@ def test_rule_4_written_letter_lists_the_data_and_reasons_escaped(tmp_path: Path
     assert "<link" not in letter and "src=" not in letter  # self-contained
 
 
-def test_correction_lists_old_and_new_values_and_fields_not_found(tmp_path: Path) -> None:
+def test_correction_lists_old_and_new_values_and_each_fields_outcome(tmp_path: Path) -> None:
     store = LocalStorage(tmp_path)
-    response = make_response(Kind.CORRECTION, systems={"crm": TaskStatus.OK, "ads": TaskStatus.OK})
     details = {
         "changes": [
             {
@@ -216,20 +217,35 @@ def test_correction_lists_old_and_new_values_and_fields_not_found(tmp_path: Path
             {"field": "name", "old": "山田 太朗", "new": "山田 太郎", "table": "customers"},
         ],
         "not_found": ["fax"],
+        "not_correctable": ["birthday"],
     }
     results = [
         make_result("crm", Kind.CORRECTION, details=details),
-        make_result("ads", Kind.CORRECTION, details={"changes": [], "not_found": ["email"]}),
+        make_result("ads", Kind.CORRECTION, details={"changes": [], "not_found": ["email", "fax"]}),
     ]
+    response = make_response(
+        Kind.CORRECTION,
+        systems={"crm": TaskStatus.OK, "ads": TaskStatus.OK},
+        results=results,
+        requested=["email", "name", "fax", "birthday"],
+    )
+    # a field held but not correctable, and one held nowhere: corrected in part only
+    assert response.status is ResponseStatus.PARTIALLY_COMPLETED
 
     build_package(store, response=response, results=results, method="electronic")
     data = json.loads(store.get(PREFIX + "data.json"))
     crm = next(s for s in data["systems"] if s["system"] == "crm")
     assert crm["changes"] == details["changes"] and crm["not_found"] == ["fax"]
+    assert {"field": "birthday", "outcome": "field_not_correctable", "systems": ["crm"]} in (
+        data["corrections"]
+    )
     summary = store.get(PREFIX + "summary.txt").decode()
     assert 'customers.email: "old@example.jp" -> "new@example.jp"' in summary
-    assert "fax: not found" in summary
-    assert "email: not found" in summary
+    assert "- fax: この項目を保有していません（ads, crm） / Not held by ads, crm" in summary
+    assert "- email: 訂正しました（crm） / Corrected in crm" in summary
+    assert "Held in crm, but may not be corrected there" in summary
+    assert STATUS_LABELS[ResponseStatus.COMPLETED].en not in summary
+    assert "We hold no personal data" not in summary
 
     info = build_package(store, response=response, results=results, method="written")
     assert sorted(info.files) == ["letter.html", "letter.pdf", "manifest.json"]
@@ -237,7 +253,10 @@ def test_correction_lists_old_and_new_values_and_fields_not_found(tmp_path: Path
     assert "訂正等請求に対する回答" in letter
     assert "<td>old@example.jp</td><td>new@example.jp</td>" in letter
     assert "<td>山田 太朗</td><td>山田 太郎</td>" in letter
-    assert "Fields not found" in letter and "<td>fax</td>" in letter
+    assert "Outcome per field" in letter
+    assert "<td>birthday</td><td>保有していますが訂正できません（crm） / " in letter
+    assert "一部対応 / Completed in part" in letter and "Completed in full" not in letter
+    assert "We hold no personal data" not in letter
 
 
 def test_purpose_notification_lists_the_purposes(tmp_path: Path) -> None:
@@ -251,7 +270,7 @@ def test_purpose_notification_lists_the_purposes(tmp_path: Path) -> None:
     assert json.loads(store.get(PREFIX + "data.json"))["purposes"] == purposes
     summary = store.get(PREFIX + "summary.txt").decode()
     assert "order_fulfilment: 商品の発送 / Ship what you bought." in summary
-    assert NO_DATA_ANYWHERE not in summary
+    assert "We hold no personal data" not in summary
 
     build_package(store, response=response, results=[], purposes=purposes, method="written")
     letter = store.get(PREFIX + "letter.html").decode()

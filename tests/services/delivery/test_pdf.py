@@ -191,7 +191,6 @@ def test_written_disclosure_pdf_has_the_data_the_reasons_and_japanese(tmp_path: 
 
 def test_correction_pdf_lists_before_and_after(tmp_path: Path) -> None:
     store = LocalStorage(tmp_path)
-    response = make_response(Kind.CORRECTION, systems={"crm": TaskStatus.OK})
     details = {
         "changes": [
             {"table": "customers", "field": "name", "old": "山田 太朗", "new": "山田 太郎"},
@@ -205,6 +204,12 @@ def test_correction_pdf_lists_before_and_after(tmp_path: Path) -> None:
         "not_found": ["fax"],
     }
     results = [make_result("crm", Kind.CORRECTION, details=details)]
+    response = make_response(
+        Kind.CORRECTION,
+        systems={"crm": TaskStatus.OK},
+        results=results,
+        requested=["name", "email", "fax"],
+    )
     build_package(store, response=response, results=results, method="written")
 
     pdf = store.get(PREFIX + "letter.pdf")
@@ -212,7 +217,8 @@ def test_correction_pdf_lists_before_and_after(tmp_path: Path) -> None:
     assert "訂正等請求に対する回答" in text and "訂正内容/Changesmade" in text
     assert "山田太朗山田太郎" in text
     assert "old@example.jptaro@example.jp" in text
-    assert "見つからなかった項目/Fieldsnotfound" in text and "crmfax" in text
+    assert "項目ごとの結果/Outcomeperfield" in text
+    assert "fax" + "この項目を保有していません（crm）/Notheldbycrm" in text
     letter = store.get(PREFIX + "letter.html").decode()
     assert without_real_glyph(pdf, wide_characters(letter)) == set()
 

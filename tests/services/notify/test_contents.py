@@ -9,18 +9,23 @@ from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
-from services.delivery.contents import NO_DATA_ANYWHERE, STATUS_LABELS, TITLES
+from services.delivery.contents import TITLES
 from services.demo.scenario import TARO, event
 from services.ledger import as_utc
 from services.notify import Notice, OutboxNotifier
 from services.rules import ccpa
 from services.rules.policy import add_business_days
+from services.statements import STATUS_LABELS
 from streams import topics
 from streams.agents import aggregate, decisions, fanout, intake, notices
 from streams.context import Outgoing, Pipeline
 from streams.records import DecisionEvent, Kind, ResponseStatus, dump
 from tests.streams.agents.fixtures import run_tasks, to
 
+NO_DATA_ANYWHERE = (
+    "お客様に関する保有個人データは存在しませんでした。 / "
+    "We hold no personal data about you in any of our systems."
+)
 CONTACT = "Privacy desk, 1-1 Chiyoda, Tokyo / privacy@example.co.jp"
 EMAIL = {"method": "electronic", "address": "taro@example.jp"}
 

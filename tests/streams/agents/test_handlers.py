@@ -21,7 +21,7 @@ from streams.agents import aggregate, fanout, intake
 from streams.agents.aggregate import PoisonEvent
 from streams.claims import ClaimCheck
 from streams.context import Pipeline
-from streams.records import ResponseEvent, TaskResult
+from streams.records import Outcome, ResponseEvent, TaskResult
 from tests.streams.agents.fixtures import body, drive, run_tasks, to
 
 
@@ -184,9 +184,17 @@ def test_rule_7_correction_reports_old_new_and_missing_fields(pipeline: Pipeline
         },
     )
     response = drive(pipeline, "c-1")
-    assert response.status == "completed"
+    # nickname is held nowhere: the correction was made in part, never "completed"
+    assert response.status == "partially_completed"
     assert [r.code for r in response.reasons] == ["field_not_found"]
     assert "nickname" in response.reasons[0].message
+    by_field = {(f.field, f.outcome): f.systems for f in response.corrections}
+    assert by_field[("phone", Outcome.DONE)] == ["crm"]
+    assert by_field[("nickname", Outcome.FIELD_NOT_FOUND)] == ["crm", "orders", "shipping"]
+    [row] = pipeline.connectors["crm"].disclose(HANAKO).records
+    assert row["phone"] == "000"  # the change is in the system's own data
+    [other] = pipeline.connectors["crm"].disclose(TARO).records
+    assert other["phone"] != "000"
 
 
 def test_timed_out_request_is_partial_and_names_the_silent_system(pipeline: Pipeline) -> None:
