@@ -46,13 +46,14 @@ from pydantic_core import PydanticSerializationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential, wait_random
 
+from connectors import pseudonyms
 from connectors.base import ConnectorBase, OperationResult, dispatch, ok_result, task_result
 from connectors.base import check as run_check
 from connectors.calls import CallThread, Stopped
 from connectors.errors import ConfigError, ConnectorError, RetriableError
 from connectors.registry import build_all
 from services import datamap, monitoring, settings
-from services.crypto import CryptoError
+from services.crypto import CryptoError, LocalKeyProvider
 from services.faults import crash_point
 from services.logs import configure_logging
 from streams.claims import ClaimCheck
@@ -486,9 +487,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
+        # ``hash`` erasure's HMAC key (connectors/pseudonyms.py), from the key provider
+        pseudonyms.configure(LocalKeyProvider.from_settings(config).erasure_hmac_key())
         data_map = datamap.load(config.datamap_path)
         connectors = build_all(data_map, args.systems or None)
-    except (datamap.DataMapError, ConfigError) as exc:
+    except (datamap.DataMapError, ConfigError, CryptoError) as exc:
         print(exc, file=sys.stderr)
         return 2
     if not connectors:

@@ -434,11 +434,15 @@ def dlq_list(
     request: RequestOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
-    """List dead letters, oldest first (their original events are not shown)."""
+    """List dead letters from the ledger, oldest first (their original events are not shown)."""
     from services import deadletters
+    from services.ledger import Ledger
 
-    letters = deadletters.matching(deadletters.read(_bootstrap(load_settings())), system, request)
-    rows = [d.summary() for d in letters]
+    ledger = Ledger(load_settings().database_url)
+    try:
+        rows = [deadletters.summary(d) for d in deadletters.listed(ledger, system, request)]
+    finally:
+        ledger.close()
     if as_json:
         console.print_json(json.dumps(rows))
         return
@@ -467,24 +471,22 @@ def dlq_redrive(
     from services import deadletters
     from services.datamap import load as load_datamap
     from services.ledger import Ledger
+    from streams.sealing import Sealer
 
     settings = load_settings()
     bootstrap = _bootstrap(settings)
-    letters = deadletters.matching(deadletters.read(bootstrap), system, request)
     timeout = timedelta(seconds=load_datamap(settings.datamap_path).request_timeout_seconds)
-    ledger = Ledger(settings.database_url)
+    ledger = Ledger(settings.database_url, Sealer.from_settings(settings))
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
+        letters = deadletters.listed(ledger, system, request)
         done = deadletters.redrive(letters, ledger, producer, timeout, dry_run=dry_run)
     finally:
         producer.close()
         ledger.close()
     for r in done:
         where = f"→ {r.topic}" if r.topic else f"[yellow]skipped[/]: {r.reason}"
-        console.print(
-            f"{r.letter.summary()['letter']}  {r.letter.request_id or '-'}  {where}",
-            highlight=False,
-        )
+        console.print(f"{r.letter.id}  {r.letter.request_id or '-'}  {where}", highlight=False)
     sent = sum(r.topic is not None for r in done)
     verb = "would be redriven" if dry_run else "redriven"
     console.print(f"{sent} of {len(done)} dead letter(s) {verb}.")

@@ -1,30 +1,41 @@
-"""The dead-letter topic, for operators: list what is there, and send it back.
+"""Dead letters, for operators: kept in the ledger, listed, and sent back.
 
 Two kinds of event end up on ``dsr.deadletter``:
 
 - a **task** whose connector kept failing until its attempts ran out (from a connector
   runner): its request completed without that system. Redriving it, once the system
   is fixed, reopens the task in the ledger (and the request, if it had completed) and
-  sends the task again; the request then completes with the next response revision.
+  sends the request back to fan-out, which sends its pending tasks again; the request
+  then completes with the next response revision.
 - an **event a worker could not handle** (from intake, fan-out or aggregation): it goes
   back to the topic it came from, with its original headers (a request's signature).
 
-Redrive is idempotent: each dead letter is redriven at most once (the ledger's audit
-trail records it), and the pipeline's own dedupe makes a re-sent event harmless.
+The topic is only the way in: a worker records each letter in the ledger as it
+arrives (``record``), so restarting the broker, which keeps nothing on disk, or ``dsr
+up`` loses none. What may name someone (the original event, its headers, the error's
+detail) is kept sealed under the request's data key, or not at all; what the listing
+shows (ids, source, reason) names nobody.
+
+Redrive is idempotent: each dead letter is redriven at most once (its ledger row is
+marked, atomically), and the pipeline's own dedupe makes a re-sent event harmless.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kafka import KafkaProducer
 
-from services.client import read_all, request_key
+from services.client import request_key
+from services.crypto import CryptoError
 from services.ledger import Ledger
+from services.ledger.models import DeadLetter
 from streams import topics
 
 #: Where a worker stage's dead letters go back to.
@@ -36,19 +47,32 @@ STAGE_TOPICS = {
     "provisions": topics.PROVISIONS,
     "notices": topics.NOTICES,
 }
+_CODE = re.compile(r"[^a-z0-9]+")
 
 
 @dataclass(frozen=True)
-class DeadLetter:
-    partition: int
-    offset: int
-    at: datetime
-    body: dict[str, Any] = field(repr=False)
+class Letter:
+    """A dead letter as it arrives on the topic: the JSON body a runner or worker wrote."""
 
-    @property
-    def ref(self) -> str:
-        """The letter's identity, as the audit trail records it."""
-        return f"{topics.DEAD_LETTER}:{self.partition}:{self.offset}"
+    body: dict[str, Any]
+    at: datetime
+    key: str | None = None
+    #: A digest of the letter's bytes and timestamp: the same for a redelivered copy.
+    letter_id: str = ""
+
+    @classmethod
+    def parse(cls, value: bytes, timestamp_ms: int, key: bytes | None = None) -> Letter:
+        try:
+            body = json.loads(value)
+        except ValueError:
+            body = {"error": "the dead letter itself is not JSON"}
+        digest = hashlib.sha256(value + b"\0" + str(timestamp_ms).encode()).hexdigest()
+        return cls(
+            body if isinstance(body, dict) else {},
+            datetime.fromtimestamp(timestamp_ms / 1000, UTC),
+            key.decode("utf-8", "replace") if key else None,
+            digest[:32],
+        )
 
     @property
     def source(self) -> str:
@@ -74,42 +98,77 @@ class DeadLetter:
         key = request_key(self.original)
         return key.decode() if key else None
 
-    def summary(self) -> dict[str, Any]:
-        """What ``dsr dlq list`` shows: never the original event, which may hold personal data."""
+    @property
+    def task_id(self) -> str | None:
+        task_id = self.body.get("task_id")
+        return str(task_id) if task_id else None
+
+    @property
+    def topic(self) -> str:
+        """Where it goes back to (its source, when that is unknown)."""
+        return STAGE_TOPICS.get(self.source, self.source)
+
+    @property
+    def reason_code(self) -> str:
+        """``retries_exhausted``, ``invalid_task``, or the worker's error as a code."""
+        if self.body.get("error_code"):
+            return str(self.body["error_code"])[:64]
+        if self.system is not None:
+            return "invalid_task"
+        code = _CODE.sub("_", str(self.body.get("error", "")).lower()).strip("_")
+        return code[:64] or "unknown"
+
+    def row(self) -> DeadLetter:
+        """The ledger row, without what may name someone (``kept``)."""
+        attempts = self.body.get("attempts")
+        return DeadLetter(
+            id=self.letter_id,
+            topic=self.topic,
+            source=self.source,
+            key=self.key,
+            reason_code=self.reason_code,
+            reason=str(self.body.get("error", ""))[:300],
+            request_id=self.request_id,
+            task_id=self.task_id,
+            attempts=attempts if isinstance(attempts, int) else None,
+            at=self.at,
+        )
+
+    def kept(self) -> dict[str, Any]:
+        """What the ledger keeps sealed: everything needed to send the event back."""
         return {
-            "letter": f"{self.partition}:{self.offset}",
-            "at": self.at.isoformat(timespec="seconds"),
-            "source": self.system or self.source,
-            "request_id": self.request_id,
-            "attempts": self.body.get("attempts"),
-            "error_code": self.body.get("error_code"),
-            "error": str(self.body.get("error", ""))[:300],
+            "original": self.body.get("original", ""),
+            "headers": self.body.get("headers") or {},
+            "detail": self.body.get("detail", ""),
         }
 
 
-def read(bootstrap: str) -> list[DeadLetter]:
-    """Every dead letter on the topic, oldest first (no consumer group, nothing committed)."""
-    return [_letter(r.partition, r) for r in read_all(bootstrap, [topics.DEAD_LETTER])]
+def record(ledger: Ledger, value: bytes, timestamp_ms: int, key: bytes | None = None) -> bool:
+    """Keep the dead letter ``value`` in the ledger; False if it was there already."""
+    letter = Letter.parse(value, timestamp_ms, key)
+    return ledger.record_dead_letter(letter.row(), letter.kept())
 
 
-def _letter(partition: int, record: Any) -> DeadLetter:
-    try:
-        body = json.loads(record.value)
-    except ValueError:
-        body = {"error": "the dead letter itself is not JSON"}
-    at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
-    return DeadLetter(partition, record.offset, at, body if isinstance(body, dict) else {})
-
-
-def matching(
-    letters: Iterable[DeadLetter], system: str | None = None, request_id: str | None = None
+def listed(
+    ledger: Ledger, system: str | None = None, request_id: str | None = None
 ) -> list[DeadLetter]:
-    return [
-        d
-        for d in letters
-        if (system is None or d.system == system)
-        and (request_id is None or d.request_id == request_id)
-    ]
+    """The ledger's dead letters, oldest first; a system's tasks, or a request's."""
+    topic = topics.tasks_topic(system) if system is not None else None
+    return ledger.dead_letters(topic, request_id)
+
+
+def summary(row: DeadLetter) -> dict[str, Any]:
+    """What ``dsr dlq list`` shows: never the original event, which may hold personal data."""
+    return {
+        "letter": row.id,
+        "at": _iso(row.at),
+        "source": row.source.removeprefix(topics.TASKS_PREFIX),
+        "request_id": row.request_id,
+        "attempts": row.attempts,
+        "error_code": row.reason_code,
+        "error": row.reason,
+        "redriven_at": _iso(row.redriven_at) if row.redriven_at else None,
+    }
 
 
 @dataclass(frozen=True)
@@ -129,36 +188,56 @@ def redrive(
 ) -> list[Redriven]:
     """Send each letter back where it came from, once; say what happened to each."""
     done = []
-    for letter in letters:
-        target, why_not = _target(letter)
+    for row in letters:
+        target, why_not = _target(row)
+        kept: dict[str, Any] = {}
+        if target is not None and row.sealed is not None:
+            try:
+                kept = ledger.dead_letter_kept(row) or {}
+            except (CryptoError, LookupError, ValueError) as exc:
+                target, why_not = None, f"its original event does not open: {exc}"
         if target is not None and not dry_run:
-            why_not = _claim(letter, ledger, request_timeout)
+            why_not = _claim(row, ledger, request_timeout)
         if target is None or why_not:
-            done.append(Redriven(letter, None, why_not or ""))
+            done.append(Redriven(row, None, why_not))
             continue
         if not dry_run:
-            key = letter.request_id.encode() if letter.request_id else None
-            headers = [(k, str(v).encode()) for k, v in (letter.body.get("headers") or {}).items()]
-            producer.send(target, key=key, value=letter.original, headers=headers)
-        done.append(Redriven(letter, target))
+            _send(row, target, kept, producer)
+        done.append(Redriven(row, target))
     producer.flush()
     return done
 
 
-def _target(letter: DeadLetter) -> tuple[str | None, str]:
-    if letter.system is not None:
-        if not letter.body.get("task_id"):
+def _target(row: DeadLetter) -> tuple[str | None, str]:
+    if row.redriven_at is not None:
+        return None, "already redriven"
+    if row.source.startswith(topics.TASKS_PREFIX):
+        if row.task_id is None or row.request_id is None:
             return None, "not a valid task: fix the producer, then resend it"
-        return topics.tasks_topic(letter.system), ""
-    if letter.source in STAGE_TOPICS:
-        return STAGE_TOPICS[letter.source], ""
-    return None, f"unknown source {letter.source!r}"
+        return topics.ACCEPTED, ""  # fan-out sends the reopened task again
+    if row.source not in STAGE_TOPICS:
+        return None, f"unknown source {row.source!r}"
+    if row.sealed is None:
+        return None, "its original event was not kept (no data key to seal it under)"
+    return row.topic, ""
 
 
-def _claim(letter: DeadLetter, ledger: Ledger, request_timeout: timedelta) -> str:
-    """Record the redrive in the ledger; a reason if it must not go ahead."""
-    if letter.system is not None:
-        return ledger.reopen_task(str(letter.body["task_id"]), letter.ref, request_timeout) or ""
-    if not ledger.claim_redrive(letter.ref, letter.request_id, letter.source):
-        return "already redriven"
-    return ""
+def _claim(row: DeadLetter, ledger: Ledger, request_timeout: timedelta) -> str:
+    """Mark the letter redriven in the ledger; a reason if it must not go ahead."""
+    if row.task_id is not None and row.source.startswith(topics.TASKS_PREFIX):
+        return ledger.reopen_task(row.task_id, row.id, request_timeout) or ""
+    return ledger.claim_redrive(row.id, row.request_id, row.source) or ""
+
+
+def _send(row: DeadLetter, target: str, kept: dict[str, Any], producer: KafkaProducer) -> None:
+    if row.source.startswith(topics.TASKS_PREFIX):
+        assert row.request_id is not None
+        producer.send(target, key=row.request_id.encode(), value=row.request_id.encode())
+        return
+    key = row.request_id.encode() if row.request_id else None
+    headers = [(k, str(v).encode()) for k, v in (kept.get("headers") or {}).items()]
+    producer.send(target, key=key, value=str(kept.get("original", "")).encode(), headers=headers)
+
+
+def _iso(at: datetime) -> str:
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat(timespec="seconds")

@@ -21,7 +21,7 @@ import faust
 from sqlalchemy.exc import OperationalError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from services import monitoring, notify
+from services import deadletters, monitoring, notify
 from services.crypto.local import LocalKeyProvider
 from services.crypto.shred import shred
 from services.faults import crash_point
@@ -204,6 +204,16 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             lambda c, e: notices.handle_notice(c, notifier, e.value, contact),
             stream.events(),
         )
+
+    # Kept in the ledger as they arrive, so that a broker restart loses none.
+    @app.agent(raw_topic(topics.DEAD_LETTER), name="deadletters")
+    async def deadletters_agent(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            ms = round(event.message.timestamp * 1000)
+            try:
+                _transient_db(deadletters.record)(ctx().ledger, event.value, ms, event.key)
+            except Exception:  # noqa: BLE001 - a dead letter is never dead-lettered (a loop)
+                log.exception("dead letter not recorded", extra={"stage": "deadletters"})
 
     @app.on_rebalance_complete.connect
     def _ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

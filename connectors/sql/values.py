@@ -1,10 +1,12 @@
-"""Values: coercing them to a column's type, anonymising them, making them JSON-ready."""
+"""Values: coercing them to a column's type, erasing them in place, making them JSON-ready.
+
+``null`` and ``mask`` remove a value; ``hash`` pseudonymises it (``connectors.pseudonyms``:
+HMAC-SHA256 under the deployment's erasure key, never a plain, guessable SHA-256).
+"""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
@@ -13,10 +15,9 @@ from typing import Any
 
 from sqlalchemy import Column
 
+from connectors import pseudonyms
 from connectors.errors import FatalError
 from connectors.sql.config import Strategy
-
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def python_type(column: Column[Any]) -> type | None:
@@ -102,5 +103,5 @@ def anonymised(column: Column[Any], strategy: Strategy, value: Any) -> Any:
     if strategy == "mask":
         return mask_value(column)
     text = str(value)
-    # Already a digest: hashing it again would make erasure non-idempotent.
-    return text if _SHA256_HEX.fullmatch(text) else hashlib.sha256(text.encode()).hexdigest()
+    # Already a pseudonym: another one would make erasure non-idempotent.
+    return text if pseudonyms.is_pseudonym(text) else pseudonyms.pseudonym(text)

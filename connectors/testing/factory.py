@@ -14,9 +14,10 @@ from connectors.testing.failures import FailureTests
 from connectors.testing.harness import Harness
 from connectors.testing.reads import ReadTests
 from connectors.testing.session import Session
+from connectors.testing.traces import TraceTests
 
 
-class ConformanceTests(ReadTests, ChangeTests, FailureTests):
+class ConformanceTests(ReadTests, ChangeTests, TraceTests, FailureTests):
     """The standard tests; ``conformance_tests()`` binds them to a harness.
 
     Each test seeds the system, builds a fresh connector from ``harness.config()``

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +98,17 @@ class Harness(ABC):
             "(stop the test server, lock the database, drop the connection), so the kit can "
             "check that the connector raises RetriableError"
         )
+
+    def raw_view(self) -> Iterable[str | bytes | Mapping[str, Any]]:
+        """Optional: what the system stores, read around the connector (every key and
+        value, every row of the tables erasure reaches, every object's body).
+
+        After ``erase()`` the kit searches it for the subject's identifiers in their
+        common forms (any case, stripped, URL-encoded, JSON-escaped, a phone number's
+        digits alone) and fails naming each one it finds, and where. Leave out what the
+        system must keep by law (provision records), which erasure does not touch.
+        """
+        raise NotImplementedError
 
     def is_suspended(self, connector: Any, subject: dict[str, str]) -> bool:
         """Whether the system shows ``subject`` as suspended.

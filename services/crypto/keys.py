@@ -15,6 +15,13 @@ key with it. A KMS provider fits the same protocol without changing callers:
   encryption context, caching the plaintext key for a short time at most;
 - ``destroy()`` deletes the stored blob; ``list_keys()`` lists the stored blobs.
   The KMS key itself is shared and is never scheduled for deletion per request.
+- ``erasure_hmac_key()`` calls KMS ``GenerateMac`` (an HMAC KMS key) on a fixed
+  label, or decrypts a stored wrapped key, once per process.
+
+Besides the data keys, a provider holds one deployment secret: the key of the
+``hash`` erasure method's HMAC (``connectors.pseudonyms``). It is stable for as long
+as the master key is, so the same value always gets the same pseudonym, and it is
+never stored beside the data it pseudonymises.
 """
 
 from __future__ import annotations
@@ -54,6 +61,11 @@ class KeyProvider(Protocol):
 
     def list_keys(self) -> list[KeyInfo]:
         """Every data key held, oldest first."""
+        ...
+
+    def erasure_hmac_key(self) -> bytes:
+        """The deployment's 32-byte key for ``hash`` erasure (HMAC-SHA256); the same
+        on every call and in every process that shares the master key."""
         ...
 
 

@@ -11,6 +11,10 @@ key id and creation time as associated data, so a key file renamed to another
 request's name does not unwrap. Destroying a key overwrites its file and
 deletes it; on copy-on-write filesystems and SSDs the old blocks may survive,
 so keep the master key off the package volume and rotate it if that matters.
+
+The ``hash`` erasure method's HMAC key is derived from the master key with
+HKDF-SHA256 and a fixed label, so it is never written anywhere; replacing the
+master key changes it (values pseudonymised before no longer match new ones).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from services.crypto.errors import KeyDestroyed, MasterKeyError
 from services.crypto.keys import DATA_KEY_BYTES, KeyInfo, check_key_id
@@ -35,6 +41,8 @@ __all__ = ["KEY_FORMAT", "LocalKeyProvider"]
 
 KEY_FORMAT = "dsr-data-key/1"
 _NONCE_BYTES = 12
+#: HKDF's label for the erasure HMAC key: changing it changes every pseudonym.
+ERASURE_KEY_LABEL = b"dsr-erasure-hmac/1"
 
 
 class LocalKeyProvider:
@@ -70,6 +78,11 @@ class LocalKeyProvider:
                 )
             self._master = key
         return self._master
+
+    def erasure_hmac_key(self) -> bytes:
+        """HKDF-SHA256 of the master key under ``ERASURE_KEY_LABEL``."""
+        hkdf = HKDF(algorithm=SHA256(), length=DATA_KEY_BYTES, salt=None, info=ERASURE_KEY_LABEL)
+        return hkdf.derive(self.master_key())
 
     # -- data keys ------------------------------------------------------------------
     def _path(self, key_id: str) -> Path:

@@ -1,5 +1,5 @@
-"""Ledger tables: requests, tasks, responses, rejected events, the audit trail, and the
-third-party-provision records (Arts. 29 and 30).
+"""Ledger tables: requests, tasks, responses, rejected events, dead letters, the audit
+trail, and the third-party-provision records (Arts. 29 and 30).
 
 The ledger is the pipeline's source of truth. Kafka carries events; the ledger
 decides what has happened, so that redelivered events change nothing twice.
@@ -109,6 +109,31 @@ class Rejected(Base):
     request_id: Mapped[str | None] = mapped_column(String(128))
     errors: Mapped[list[Any]]
     raw_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class DeadLetter(Base):
+    """A dead letter, kept here as well as on ``dsr.deadletter`` so that a broker restart
+    loses none. Nothing personal is kept in clear: the original event (with its headers
+    and the error's detail) is sealed under its request's data key, or not kept."""
+
+    __tablename__ = "dead_letters"
+
+    #: Stable for a redelivered copy: a digest of the dead letter's bytes and timestamp.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Where it goes back to: a system's task topic, or a worker stage's input topic.
+    topic: Mapped[str] = mapped_column(String(255))
+    #: The task topic, or the worker stage ("intake", "aggregate", ...) it came from.
+    source: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str | None] = mapped_column(String(255))
+    reason_code: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    task_id: Mapped[str | None] = mapped_column(String(320))
+    attempts: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(index=True)
+    redriven_at: Mapped[datetime | None]
+    #: ``{"$sealed": ...}`` of ``{"original", "headers", "detail"}``, or None.
+    sealed: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class AuditEntry(Base):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +40,7 @@ from services.ledger.models import (
     FINAL_STATUSES,
     OPEN_STATUSES,
     AuditEntry,
+    DeadLetter,
     Rejected,
     Request,
     RequestStatus,
@@ -56,6 +57,7 @@ AUDIT_MIN_RETENTION_MONTHS = 24
 #: Names the ledger's sealed columns are sealed under (authenticated with the blob).
 EVENT_FIELD = "requests.event"
 DISCOVERED_FIELD = "requests.discovered"
+DEAD_LETTER_FIELD = "dead_letters.sealed"
 #: The hold reason while identity verification is pending (``services.rules``).
 VERIFICATION_HOLD = "verification_pending"
 
@@ -645,40 +647,95 @@ class Ledger:
             )
             return "refused"
 
-    # -- redrive --------------------------------------------------------------
-    def _redriven(self, s: Session, letter: str) -> bool:
-        found = s.scalar(
-            select(AuditEntry.id)
-            .where(
-                AuditEntry.action == "redriven",
-                AuditEntry.detail["letter"].as_string() == letter,
-            )
-            .limit(1)
-        )
-        return found is not None
+    # -- dead letters and redrive ----------------------------------------------
+    def record_dead_letter(self, row: DeadLetter, kept: dict[str, Any]) -> bool:
+        """Keep a dead letter, once: a redelivered copy (same ``row.id``) changes nothing.
 
-    def claim_redrive(self, letter: str, request_id: str | None, source: str) -> bool:
-        """Record that dead letter ``letter`` is being redriven; False if it already was."""
+        ``kept`` (the original event, its headers, the error's detail: what may name
+        someone) is sealed under the request's data key; without a sealer or a request
+        to key it by, it is not kept at all. True if the letter was new."""
         with self.session() as s:
-            if self._redriven(s, letter):
+            if s.get(DeadLetter, row.id) is not None:
                 return False
-            self._audit(s, request_id, "operator", "redriven", letter=letter, source=source)
-            return True
+        row.sealed = None
+        if self.sealer is not None and row.request_id is not None:
+            # not a valid request id: there is no data key to seal it under
+            with suppress(ValueError):
+                row.sealed = self.sealer.seal_field(row.request_id, DEAD_LETTER_FIELD, kept)
+        with self.session() as s:
+            if s.get(DeadLetter, row.id) is not None:
+                return False
+            s.add(row)
+            self._audit(
+                s,
+                row.request_id,
+                "worker",
+                "dead_lettered",
+                letter=row.id,
+                source=row.source,
+                reason_code=row.reason_code,
+            )
+        return True
+
+    def dead_letters(
+        self, topic: str | None = None, request_id: str | None = None
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first; only those going back to ``topic``, or of ``request_id``."""
+        query = select(DeadLetter).order_by(DeadLetter.at, DeadLetter.id)
+        if topic is not None:
+            query = query.where(DeadLetter.topic == topic)
+        if request_id is not None:
+            query = query.where(DeadLetter.request_id == request_id)
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def dead_letter_kept(self, row: DeadLetter) -> dict[str, Any] | None:
+        """What ``record_dead_letter`` sealed of ``row``, opened; None if nothing was kept.
+
+        Raises ``KeyDestroyed`` once the request's key is shredded."""
+        if row.sealed is None or row.request_id is None:
+            return None
+        return cast(dict[str, Any], self._opened(row.request_id, DEAD_LETTER_FIELD, row.sealed))
+
+    @staticmethod
+    def _claim_letter(s: Session, letter: str, now: datetime) -> str | None:
+        """Mark dead letter ``letter`` redriven, atomically; why not, if it cannot be."""
+        claimed = _rowcount(
+            s,
+            update(DeadLetter)
+            .where(DeadLetter.id == letter, DeadLetter.redriven_at.is_(None))
+            .values(redriven_at=now),
+        )
+        if claimed:
+            return None
+        return "already redriven" if s.get(DeadLetter, letter) else "the ledger has no such letter"
+
+    def claim_redrive(self, letter: str, request_id: str | None, source: str) -> str | None:
+        """Mark dead letter ``letter`` redriven and audit it; why not, if it already was."""
+        with self.session() as s:
+            why_not = self._claim_letter(s, letter, utcnow())
+            if why_not is None:
+                self._audit(s, request_id, "operator", "redriven", letter=letter, source=source)
+            return why_not
 
     def reopen_task(self, task_id: str, letter: str, timeout: timedelta) -> str | None:
-        """Make a failed task pending again for a redrive of dead letter ``letter``, and
-        reopen its request if that had completed; None when done, else why not.
+        """Make a failed task pending again for a redrive of dead letter ``letter`` (marked
+        redriven), and reopen its request if that had completed; None when done, else why not.
 
         The request's next completion sends the next response revision."""
         now = utcnow()
         with self.session() as s:
-            if self._redriven(s, letter):
-                return "already redriven"
             task = s.get(Task, task_id)
             if task is None:
                 return "the ledger has no such task"
             if task.status not in (TaskStatus.FAILED, TaskStatus.TIMED_OUT):
+                row = s.get(DeadLetter, letter)
+                if row is not None and row.redriven_at is not None:
+                    return "already redriven"
                 return f"the task is {task.status}, not failed"
+            why_not = self._claim_letter(s, letter, now)
+            if why_not is not None:
+                return why_not
             request = s.get(Request, task.request_id)
             assert request is not None  # a task's request is never deleted
             detail: dict[str, Any] = {"letter": letter, "task_id": task_id, "system": task.system}

@@ -76,6 +76,11 @@ class {{Class}}Harness(Harness):
     def secrets(self) -> list[str]:
         return [TOKEN]
 
+    def raw_view(self) -> list[Mapping[str, Any]]:
+        # TODO: everything your test instance stores (rows, keys and values), read
+        # around the connector, but what the law keeps (provision records).
+        return [STORES[self.store].customers]
+
     @contextlib.contextmanager
     def break_transiently(self) -> Iterator[None]:
         # TODO: make your test instance fail transiently (stop its server, lock its database).

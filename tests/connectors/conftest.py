@@ -1,1 +1,8 @@
-from tests.connectors.fixtures import bootstrap, db, outbox, producer, sqlite_db  # noqa: F401
+from tests.connectors.fixtures import (  # noqa: F401
+    bootstrap,
+    db,
+    erasure_key,
+    outbox,
+    producer,
+    sqlite_db,
+)

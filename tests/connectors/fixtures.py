@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy.schema import CreateSchema, DropSchema
 
+from connectors import pseudonyms
 from connectors.base import Connector
 from connectors.runner import ConnectorRunner
 from connectors.sql import SQLConnector
@@ -29,6 +30,16 @@ from tests.fixtures.databases import POSTGRES_ADMIN_URL, postgres_reachable
 
 ALICE = {"email": "alice@example.com"}
 BOB = {"email": "bob@example.com"}
+#: The erasure key the connector tests run under (the runner's comes from the key provider).
+ERASURE_KEY = bytes(range(32))
+
+
+@pytest.fixture(autouse=True)
+def erasure_key() -> Iterator[bytes]:
+    """Set the ``hash`` erasure key, as the connector runner does at start-up."""
+    pseudonyms.configure(ERASURE_KEY)
+    yield ERASURE_KEY
+    pseudonyms.configure(None)
 
 
 def define_tables(meta: sa.MetaData) -> None:

@@ -174,3 +174,46 @@ def test_a_kind_no_system_answers_is_a_warning_not_a_failure(tmp_path: Path, db:
     assert "warning: no system answers erasure requests" not in out
     assert "warning: no system answers purpose_notification" not in out  # by a disclosure
     assert out.rstrip().endswith("every system is ready")
+
+
+HASHED = """
+systems:
+  crm:
+    connector: sql
+    identifiers: [email]
+    config:
+      url: sqlite:///{db}
+      tables:
+        - name: contacts
+          key: {{column: email, identifier: email}}
+          erasure: {{columns: {columns}}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("columns", "short"),
+    [
+        ("{phone: hash, email: hash}", "phone"),  # VARCHAR(20): the digest would not fit
+        ("{email: hash, note: hash, code: hash}", None),  # VARCHAR(64), TEXT, no length
+    ],
+)
+def test_a_hash_column_too_short_for_the_digest_is_reported(
+    tmp_path: Path, columns: str, short: str | None
+) -> None:
+    path = tmp_path / "contacts.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE contacts (id INTEGER PRIMARY KEY, email VARCHAR(64), "
+            "phone VARCHAR(20), note TEXT, code VARCHAR)"
+        )
+    datamap = tmp_path / "datamap.yaml"
+    datamap.write_text(HASHED.format(db=path, columns=columns))
+
+    code, out = run("--datamap", str(datamap))
+
+    if short is None:
+        assert code == 0, out
+        return
+    assert code == 1 and "crm (sql)  FAILED\n" in out
+    assert f"contacts.{short}: cannot hash it:" in out and "64 characters" in out
+    assert "contacts.email" not in out

@@ -1,10 +1,17 @@
 import json
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from pathlib import Path
 
-from services.deadletters import DeadLetter, _target, matching
+import pytest
+from sqlalchemy import text
+
+from services.crypto import LocalKeyProvider
+from services.deadletters import Letter, _target, listed, record, summary
+from services.ledger import Ledger
 from streams import topics
+from streams.sealing import Sealer
 
-AT = datetime(2026, 11, 30, tzinfo=UTC)
+AT_MS = 1_795_000_000_000
 TASK = {
     "source": topics.tasks_topic("crm"),
     "request_id": "r-1",
@@ -17,45 +24,140 @@ TASK = {
 REQUEST = {
     "source": "intake",
     "error": "OperationalError",
+    "detail": "UNIQUE constraint failed: b@x.jp",
     "original": json.dumps({"request_id": "r-2", "subject": {"identifiers": {"email": "b@x.jp"}}}),
     "headers": {"dsr-key-id": "ops", "dsr-signature": "hmac-sha256=00"},
 }
 FANOUT = {"source": "fanout", "error": "KeyError", "original": "r-3"}
-LETTERS = [
-    DeadLetter(0, 0, AT, TASK),
-    DeadLetter(0, 1, AT, REQUEST),
-    DeadLetter(0, 2, AT, FANOUT),
-    DeadLetter(0, 3, AT, {"source": topics.tasks_topic("crm"), "original": "{oops"}),
-]
+POISON = {"source": "aggregate", "error": "invalid task result", "original": "{oops c@x.jp"}
+MALFORMED = {"source": topics.tasks_topic("crm"), "original": "{oops"}
+BODIES = [TASK, REQUEST, FANOUT, POISON, MALFORMED]
+PERSONAL = ["a@x.jp", "b@x.jp", "c@x.jp"]
 
 
-def test_each_letter_knows_its_system_and_request() -> None:
-    assert [(d.system, d.request_id) for d in LETTERS] == [
-        ("crm", "r-1"),
-        (None, "r-2"),
-        (None, "r-3"),
-        ("crm", None),
+def raw(body: dict[str, object]) -> bytes:
+    return json.dumps(body).encode()
+
+
+@pytest.fixture
+def sealed(tmp_path: Path) -> Iterator[Ledger]:
+    """A ledger that seals what it keeps, as the worker's does."""
+    ledger = Ledger(
+        f"sqlite:///{tmp_path / 'ledger.db'}", Sealer(LocalKeyProvider(tmp_path / "keys"))
+    )
+    ledger.migrate()
+    yield ledger
+    ledger.close()
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Iterator[Ledger]:
+    """A ledger with no data keys (DSR_SEAL_EVENTS=false)."""
+    ledger = Ledger(f"sqlite:///{tmp_path / 'plain.db'}")
+    ledger.migrate()
+    yield ledger
+    ledger.close()
+
+
+def test_each_letter_knows_its_system_request_and_reason() -> None:
+    letters = [Letter.parse(raw(b), AT_MS) for b in BODIES]
+    assert [(d.system, d.request_id, d.task_id) for d in letters] == [
+        ("crm", "r-1", "r-1:crm:erasure:0"),
+        (None, "r-2", None),
+        (None, "r-3", None),
+        (None, None, None),
+        ("crm", None, None),
     ]
-    assert LETTERS[0].ref == f"{topics.DEAD_LETTER}:0:0"
+    assert [d.reason_code for d in letters] == [
+        "retries_exhausted",
+        "operationalerror",
+        "keyerror",
+        "invalid_task_result",
+        "invalid_task",
+    ]
 
 
-def test_letters_are_filtered_by_system_and_request() -> None:
-    assert [d.offset for d in matching(LETTERS, system="crm")] == [0, 3]
-    assert [d.offset for d in matching(LETTERS, request_id="r-2")] == [1]
-    assert [d.offset for d in matching(LETTERS, "crm", "r-1")] == [0]
+def test_a_redelivered_copy_is_the_same_letter_and_a_new_failure_is_another() -> None:
+    first = Letter.parse(raw(TASK), AT_MS)
+    assert Letter.parse(raw(TASK), AT_MS).letter_id == first.letter_id
+    assert Letter.parse(raw(TASK), AT_MS + 1).letter_id != first.letter_id  # failed again later
+    assert Letter.parse(raw(FANOUT), AT_MS).letter_id != first.letter_id
 
 
-def test_a_letter_goes_back_where_it_came_from() -> None:
-    assert [_target(d) for d in LETTERS] == [
-        (topics.tasks_topic("crm"), ""),
+def test_letters_are_kept_once_and_listed_oldest_first(sealed: Ledger) -> None:
+    for i, body in enumerate(BODIES):
+        assert record(sealed, raw(body), AT_MS + i, b"k") is True
+    assert record(sealed, raw(TASK), AT_MS) is False  # redelivered
+
+    assert [d.request_id for d in listed(sealed)] == ["r-1", "r-2", "r-3", None, None]
+    assert [d.task_id for d in listed(sealed, system="crm")] == ["r-1:crm:erasure:0", None]
+    assert [d.source for d in listed(sealed, request_id="r-2")] == ["intake"]
+    [task] = listed(sealed, request_id="r-1")
+    assert summary(task) | {"letter": "-"} == {
+        "letter": "-",
+        "at": "2026-11-18T11:06:40+00:00",
+        "source": "crm",
+        "request_id": "r-1",
+        "attempts": 5,
+        "error_code": "retries_exhausted",
+        "error": "system 'crm': database error: OperationalError",
+        "redriven_at": None,
+    }
+    actions = [e.action for e in sealed.timeline("r-1")]
+    assert actions == ["dead_lettered"]
+
+
+def test_nothing_personal_is_kept_in_clear_but_the_original_opens(sealed: Ledger) -> None:
+    for i, body in enumerate(BODIES):
+        record(sealed, raw(body), AT_MS + i)
+    with sealed.engine.connect() as conn:
+        stored = repr(conn.execute(text("SELECT * FROM dead_letters")).all())
+        stored += repr(conn.execute(text("SELECT * FROM audit_log")).all())
+    assert not [p for p in PERSONAL if p in stored]
+    [request] = listed(sealed, request_id="r-2")
+    assert sealed.dead_letter_kept(request) == {
+        "original": REQUEST["original"],
+        "headers": REQUEST["headers"],
+        "detail": REQUEST["detail"],
+    }
+    # A letter with no request to key it by keeps nothing: it cannot be sealed.
+    [poison] = [d for d in listed(sealed) if d.source == "aggregate"]
+    assert poison.sealed is None and sealed.dead_letter_kept(poison) is None
+
+
+def test_without_data_keys_the_original_is_not_kept(plain: Ledger) -> None:
+    for i, body in enumerate(BODIES):
+        record(plain, raw(body), AT_MS + i)
+    assert [d.sealed for d in listed(plain)] == [None] * len(BODIES)
+    with plain.engine.connect() as conn:
+        stored = repr(conn.execute(text("SELECT * FROM dead_letters")).all())
+    assert not [p for p in PERSONAL if p in stored]
+
+
+def test_a_letter_goes_back_where_it_came_from(sealed: Ledger, plain: Ledger) -> None:
+    for i, body in enumerate(BODIES):
+        record(sealed, raw(body), AT_MS + i)
+        record(plain, raw(body), AT_MS + i)
+    assert [_target(d) for d in listed(sealed)] == [
+        (topics.ACCEPTED, ""),  # the reopened task goes out again from fan-out
         (topics.REQUESTS, ""),
         (topics.ACCEPTED, ""),
+        (None, "its original event was not kept (no data key to seal it under)"),
         (None, "not a valid task: fix the producer, then resend it"),
     ]
+    # A task is rebuilt from the ledger; an event needs its original.
+    assert [_target(d)[0] for d in listed(plain)] == [topics.ACCEPTED, None, None, None, None]
 
 
-def test_the_listing_never_shows_personal_data() -> None:
-    shown = json.dumps([d.summary() for d in LETTERS])
-    assert "a@x.jp" not in shown and "b@x.jp" not in shown
-    assert LETTERS[0].summary()["source"] == "crm"
-    assert LETTERS[0].summary()["error_code"] == "retries_exhausted"
+def test_a_letter_is_claimed_for_redrive_once(sealed: Ledger) -> None:
+    record(sealed, raw(REQUEST), AT_MS)
+    [letter] = listed(sealed)
+    assert sealed.claim_redrive(letter.id, "r-2", "intake") is None
+    assert sealed.claim_redrive(letter.id, "r-2", "intake") == "already redriven"
+    assert sealed.claim_redrive("no-such-letter", None, "intake") == (
+        "the ledger has no such letter"
+    )
+    [again] = listed(sealed)
+    assert again.redriven_at is not None
+    assert _target(again) == (None, "already redriven")
+    assert summary(again)["redriven_at"] is not None

@@ -85,7 +85,7 @@ def test_the_package_has_what_an_author_needs(package: Path) -> None:
 def test_the_generated_connector_passes_the_kit_as_it_is(package: Path) -> None:
     run = kit(package)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "14 passed, 1 skipped" in run.stdout
+    assert "15 passed, 1 skipped" in run.stdout  # the trace check included
     assert "declares every kind" in run.stdout  # the one skip says why
 
 
@@ -104,7 +104,7 @@ def test_an_async_connector_passes_the_same_kit(package: Path) -> None:
     run = kit(package)
 
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "14 passed, 1 skipped" in run.stdout
+    assert "15 passed, 1 skipped" in run.stdout  # the trace check included
 
 
 def test_an_unwritten_method_fails_naming_it(package: Path) -> None:
@@ -117,7 +117,7 @@ def test_an_unwritten_method_fails_naming_it(package: Path) -> None:
     assert "Traceback" not in run.stdout
     assert "test_erasure_empties_the_disclosure_and_is_idempotent" in run.stdout
     assert "test_check_is_ok" not in run.stdout  # the rest still passes
-    assert "5 failed, 9 passed, 1 skipped" in run.stdout
+    assert "6 failed, 9 passed, 1 skipped" in run.stdout  # the trace check erases too
 
 
 def test_an_unwritten_harness_fails_naming_it(package: Path) -> None:

@@ -418,6 +418,10 @@ class HTTPHarness(Harness):
             unknown=dict(NOBODY),
         )
 
+    def raw_view(self) -> list[dict[str, Any]]:
+        """The fake SaaS's users, keyed by email, as it stores them."""
+        return [dict(self.saas.users)]
+
     def invalid_configs(self) -> list[dict[str, Any]]:
         good = self.config()
         eps = good["endpoints"]

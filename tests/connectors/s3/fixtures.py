@@ -216,6 +216,17 @@ class S3Harness(Harness):
     def break_transiently(self) -> contextlib.AbstractContextManager[None]:
         return self.proxy.broken()
 
+    def raw_view(self) -> list[dict[str, bytes]]:
+        """Every object, key and body, but the provision log (kept by law) and the
+        ``.bak`` object seeded outside the configured keys on purpose (the kit would
+        rightly report it: the config, not the connector, leaves it behind)."""
+        listed = self.s3.list_objects_v2(Bucket=self.bucket).get("Contents", [])
+        return [
+            {o["Key"]: self.s3.get_object(Bucket=self.bucket, Key=o["Key"])["Body"].read()}
+            for o in listed
+            if not o["Key"].startswith("provisions/") and not o["Key"].endswith(".bak")
+        ]
+
     def is_suspended(self, connector: S3Connector, subject: dict[str, str]) -> bool:
         keys = self.keys_of(subject)
         return bool(keys) and all(

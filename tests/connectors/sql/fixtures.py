@@ -50,6 +50,14 @@ class SQLiteHarness(Harness):
     def config(self) -> dict[str, Any]:
         return {**self.database.config(), "busy_timeout_s": 0.05}
 
+    def raw_view(self) -> list[dict[str, Any]]:
+        """Every row of the tables erasure reaches (the provision log is kept by law)."""
+        return [
+            {"table": t, **row}
+            for t in ("customers", "orders", "orders_suppressed")
+            for row in self.database.rows(t)
+        ]
+
     def invalid_configs(self) -> list[Mapping[str, Any]]:
         good = {**copy.deepcopy(CONFIG), "url": "sqlite://"}
         return [

@@ -8,19 +8,22 @@ erasure strategies, suppression tables and the provision log.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from connectors import FatalError, OperationResult
+from connectors import FatalError, OperationResult, pseudonyms
 from connectors.sql import SQLConnector
 from streams.records import Change
-from tests.connectors.fixtures import ALICE, Database
+from tests.connectors.fixtures import ALICE, ERASURE_KEY, Database, seeded
 
 
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def keyed(text: str, key: bytes = ERASURE_KEY) -> str:
+    """What ``hash`` erasure must store: HMAC-SHA256 under the erasure key."""
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 
 def test_disclose_returns_the_subjects_rows_and_only_theirs(db: Database) -> None:
@@ -132,7 +135,7 @@ def test_erasure_deletes_and_anonymises_per_column(db: Database) -> None:
     assert result.changed == 3
     assert {"table": "orders", "action": "delete", "rows": 2} in result.details["tables"]
     alice, bob = db.rows("customers")
-    assert alice["email"] == sha256("alice@example.com")
+    assert alice["email"] == keyed("alice@example.com")
     assert alice["name"] == "***"
     assert alice["phone"] is None and alice["birthday"] is None
     assert bob["email"] == "bob@example.com" and bob["name"] == "Bob Other"
@@ -158,10 +161,46 @@ def test_hashing_is_not_repeated_when_the_row_can_still_be_found(db: Database) -
     assert first.changed == 3 and first.fields == sorted(
         ["birthday", "name", "phone", "id", "customer_id", "item", "address"]
     )
-    assert db.rows("customers")[0]["name"] == sha256("Alice Example")
+    assert db.rows("customers")[0]["name"] == keyed("Alice Example")
     assert db.rows("customers")[0]["phone"] == "***"
     assert connector.erase(ALICE, grounds=["withdrawn_consent"]).changed == 0
-    assert db.rows("customers")[0]["name"] == sha256("Alice Example")
+    assert db.rows("customers")[0]["name"] == keyed("Alice Example")
+
+
+def _erased_with(key: bytes | None, tmp_path: Path, who: dict[str, str]) -> list[Any]:
+    """Erase ``who`` (email and name by ``hash``) in a fresh database under ``key``;
+    the customers' (email, name) left."""
+    pseudonyms.configure(key)
+    tmp_path.mkdir()
+    with seeded("sqlite", tmp_path) as db:
+        cfg = db.config()
+        cfg["tables"][0]["erasure"] = {"columns": {"email": "hash", "name": "hash"}}
+        cfg["tables"][1]["erasure"] = {"strategy": "delete"}
+        db.connector(cfg).erase(who, grounds=["withdrawn_consent"])
+        return [(r["email"], r["name"]) for r in db.rows("customers")]
+
+
+def test_hash_erasure_is_keyed_not_a_guessable_sha256(tmp_path: Path) -> None:
+    [alice, bob] = _erased_with(ERASURE_KEY, tmp_path / "a", ALICE)
+    # Not reversible by hashing every candidate value: no plain digest is stored.
+    plain = {hashlib.sha256(v.encode()).hexdigest() for v in ("alice@example.com", "Alice Example")}
+    assert not plain & set(alice)
+    assert alice == (keyed("alice@example.com"), keyed("Alice Example"))
+    assert bob == ("bob@example.com", "Bob Other")
+    # Stable under the same key (another run, another database), different under another.
+    assert _erased_with(ERASURE_KEY, tmp_path / "b", ALICE)[0] == alice
+    other_key = b"another deployment's 32-byte key"
+    other = _erased_with(other_key, tmp_path / "c", ALICE)[0]
+    assert other[0] != alice[0] and other[1] != alice[1]
+    assert other == (keyed("alice@example.com", other_key), keyed("Alice Example", other_key))
+
+
+def test_hash_erasure_without_a_key_is_refused_and_changes_nothing(sqlite_db: Database) -> None:
+    pseudonyms.configure(None)
+    before = sqlite_db.snapshot()
+    with pytest.raises(FatalError, match="erasure key"):
+        sqlite_db.connector().erase(ALICE, grounds=["withdrawn_consent"])
+    assert sqlite_db.snapshot() == before
 
 
 def test_suspension_by_flag_and_by_moving_rows(db: Database) -> None:

@@ -33,6 +33,18 @@ def test_a_data_key_is_stable_and_stored_wrapped(keys: LocalKeyProvider) -> None
     assert LocalKeyProvider(keys.keys_dir).data_key("r-1") == key  # another process
 
 
+def test_the_erasure_key_is_stable_derived_and_never_stored(
+    keys: LocalKeyProvider, tmp_path: Path
+) -> None:
+    key = keys.erasure_hmac_key()
+    assert len(key) == 32 and key != keys.master_key()
+    assert LocalKeyProvider(keys.keys_dir).erasure_hmac_key() == key  # after a restart
+    assert key != LocalKeyProvider(tmp_path / "elsewhere").erasure_hmac_key()  # another deployment
+    stored = b"".join(p.read_bytes() for p in keys.keys_dir.rglob("*") if p.is_file())
+    assert key not in stored and key.hex().encode() not in stored
+    assert keys.list_keys() == []  # not a data key
+
+
 def test_keys_lists_what_is_held_with_creation_times(keys: LocalKeyProvider) -> None:
     for rid in ("r-1", "r-2"):
         keys.data_key(rid, create=True)
