@@ -31,6 +31,8 @@ class TaskOutcome:
     status: TaskStatus
     error: str | None
     result: TaskResult | None
+    #: The resolve phase found the principal in this system (its lookup held data).
+    looked_up: bool = False
 
 
 @dataclass(frozen=True)
