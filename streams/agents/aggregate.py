@@ -172,18 +172,7 @@ def finish(
     if row is None:
         return []
     event = ctx.ledger.request_event(row)
-    looked_up = _looked_up(ctx, tasks)
-    outcomes = [  # lookups are evidence, not actions: they are not in the response
-        TaskOutcome(
-            t.system,
-            TaskStatus(t.status),
-            t.error,
-            _opened(ctx, TaskResult.model_validate(t.result)) if t.result else None,
-            looked_up=t.system in looked_up,
-        )
-        for t in tasks
-        if not Task.is_lookup_id(t.task_id)
-    ]
+    outcomes = task_outcomes(ctx, tasks)
     summary = summarise(event.kind, outcomes)
     status, reasons = summary.status, summary.reasons
     if row.status == "refused":
@@ -254,6 +243,24 @@ def _with_package(
     if written:
         return response.model_copy(update={"letter": info.uri, "package": info.prefix_uri})
     return response.model_copy(update={"package": info.uri})
+
+
+def task_outcomes(ctx: Pipeline, tasks: list[TaskRow]) -> list[TaskOutcome]:
+    """Each action task's outcome, its result opened, and whether the resolve phase
+    found the principal in its system. Lookups are evidence, not actions: they are not
+    outcomes of their own, so never in the response."""
+    looked_up = _looked_up(ctx, tasks)
+    return [
+        TaskOutcome(
+            t.system,
+            TaskStatus(t.status),
+            t.error,
+            _opened(ctx, TaskResult.model_validate(t.result)) if t.result else None,
+            looked_up=t.system in looked_up,
+        )
+        for t in tasks
+        if not Task.is_lookup_id(t.task_id)
+    ]
 
 
 def _looked_up(ctx: Pipeline, tasks: list[TaskRow]) -> set[str]:

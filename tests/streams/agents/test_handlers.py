@@ -228,6 +228,23 @@ def test_rule_7_correction_reports_old_new_and_missing_fields(pipeline: Pipeline
     assert "nickname" in response.reasons[0].message
 
 
+def test_outcomes_say_where_the_resolve_phase_found_the_principal(pipeline: Pipeline) -> None:
+    submit(pipeline, request_id="lu-1", kind="disclosure", identifiers=TARO)
+    response = drive(pipeline, "lu-1")
+    outcomes = {
+        o.system: o for o in aggregate.task_outcomes(pipeline, pipeline.ledger.tasks("lu-1"))
+    }
+    assert sorted(outcomes) == sorted(s.system for s in response.systems)  # actions only
+    assert {s for s, o in outcomes.items() if o.looked_up} == {"crm", "orders"}
+    lookups = [t for t in pipeline.ledger.tasks("lu-1") if Task.is_lookup_id(t.task_id)]
+    assert sorted(t.system for t in lookups) == ["crm", "orders"]  # kept as evidence
+    # nobody: looked up in the CRM, found nowhere
+    submit(pipeline, request_id="lu-2", kind="disclosure", identifiers={"email": "nobody@x.jp"})
+    drive(pipeline, "lu-2")
+    tasks = pipeline.ledger.tasks("lu-2")
+    assert not any(o.looked_up for o in aggregate.task_outcomes(pipeline, tasks))
+
+
 def test_timed_out_request_is_partial_and_names_the_silent_system(pipeline: Pipeline) -> None:
     submit(pipeline, request_id="to-1", kind="disclosure", identifiers=TARO)
     out = fanout.handle_accepted(pipeline, "to-1")
