@@ -189,7 +189,7 @@ def ok_result(
         changed=outcome.changed,
         fields=outcome.fields,
         details={**outcome.details, **({"dry_run": True} if outcome.dry_run else {})},
-        discovered_identifiers=outcome.discovered_identifiers,
+        identities=outcome.units(),
         refusal=(
             Reason(code=withheld.code, message=withheld.reason, system=task.system)
             if withheld
@@ -214,7 +214,7 @@ def dispatch(connector: ConnectorBase[Any], task: Task) -> OperationResult:
     An async connector's coroutines run on the event loop of ``connectors.loop``,
     in a thread of its own; the caller's thread waits for the result.
     """
-    asked = answered_by(task.kind)
+    asked = _operation(task)
     if not connector.supports(asked):
         raise connector._not_supported(asked)
     token = _current_task.set(task)
@@ -223,13 +223,21 @@ def dispatch(connector: ConnectorBase[Any], task: Task) -> OperationResult:
     finally:
         _current_task.reset(token)
     result = merge(calls) if isinstance(connector, Connector) else merge(run_coroutines(calls))
+    if task.lookup:
+        # the resolve phase: who the principal is here, never what is held
+        return OperationResult(
+            details={HOLDS_DATA: bool(result.records), "records": len(result.records)},
+            identities=result.units(),
+        )
     if task.kind is Kind.PURPOSE_NOTIFICATION:
         # only whether the system holds data: no record leaves the runner
-        return OperationResult(
-            details={HOLDS_DATA: bool(result.records)},
-            discovered_identifiers=result.discovered_identifiers,
-        )
+        return OperationResult(details={HOLDS_DATA: bool(result.records)})
     return result
+
+
+def _operation(task: Task) -> Kind:
+    """The kind of operation ``task`` asks for: a lookup is a read."""
+    return Kind.DISCLOSURE if task.lookup else answered_by(task.kind)
 
 
 def check(connector: ConnectorBase[Any]) -> CheckResult:
@@ -246,7 +254,7 @@ async def _awaited(value: Awaitable[CheckResult]) -> CheckResult:
 
 def call(connector: ConnectorBase[Any], task: Task, ids: Identifiers) -> Any:
     """Call the operation for ``task.kind``: a result, or a coroutine for an async one."""
-    kind = answered_by(task.kind)
+    kind = _operation(task)
     method = getattr(connector, METHODS[kind])
     if kind is Kind.CORRECTION:
         return method(ids, task.changes, dry_run=task.dry_run)

@@ -1,8 +1,10 @@
-"""Identifier sets for one task, and one result from several lookups.
+"""The identity units one task is called with, and one result from several calls.
 
-A connector takes one value per identifier. Earlier waves may discover several
-(a customer's three order ids), so a task becomes one call per combination and
-the results are merged.
+A task carries the units of the request's identity graph that supply one of its
+system's keys: the request's own identifiers first, then those the resolve phase
+found, each a whole unit (identifiers that belong together). The connector is
+called once per unit, never with parts of two units combined, and the results
+are merged.
 """
 
 from __future__ import annotations
@@ -13,26 +15,19 @@ from typing import Any
 
 from connectors.errors import FatalError
 from connectors.results import OperationResult
-from streams.records import Task
+from streams.records import Task, merge_units
 
-#: A request whose discovered identifiers expand to more calls than this is refused.
+#: A task with more identity units than this is refused.
 MAX_LOOKUPS = 64
 
 
 def lookups(task: Task) -> list[dict[str, str]]:
-    """The identifier sets to call the connector with: the request's own identifiers,
-    plus one value of each identifier discovered by earlier waves (one call per
-    combination, since a connector takes one value per identifier)."""
-    base = dict(task.identifiers)
-    extra = {k: v for k, v in task.discovered.items() if v and k not in base}
-    calls = [base]
-    for name, values in sorted(extra.items()):
-        calls = [{**call, name: value} for call in calls for value in values]
-        if len(calls) > MAX_LOOKUPS:
-            raise FatalError(
-                f"discovered identifiers expand to over {MAX_LOOKUPS} lookups for one system"
-            )
-    return calls
+    """The identity units to call the connector with, each once, in the task's order;
+    the request's identifiers when the task carries no units."""
+    units = merge_units([], task.identities or [task.identifiers])
+    if len(units) > MAX_LOOKUPS:
+        raise FatalError(f"over {MAX_LOOKUPS} identity units to look up in one system")
+    return units
 
 
 def merge(results: Sequence[OperationResult]) -> OperationResult:
@@ -46,11 +41,6 @@ def merge(results: Sequence[OperationResult]) -> OperationResult:
                 details.setdefault(key, []).extend(v for v in value if v not in details[key])
             else:
                 details.setdefault(key, value)
-    discovered: dict[str, list[str]] = {}
-    for r in results:
-        for name, values in r.discovered_identifiers.items():
-            have = discovered.setdefault(name, [])
-            have.extend(v for v in values if v not in have)
     records = [rec for r in results for rec in r.records]
     unique = list({json.dumps(rec, sort_keys=True, default=str): rec for rec in records}.values())
     return OperationResult(
@@ -58,7 +48,7 @@ def merge(results: Sequence[OperationResult]) -> OperationResult:
         changed=sum(r.changed for r in results),
         fields=sorted({f for r in results for f in r.fields}),
         details=details,
-        discovered_identifiers=discovered,
+        identities=merge_units([], (u for r in results for u in r.units())),
         dry_run=any(r.dry_run for r in results),
         withheld=next((r.withheld for r in results if r.withheld), None),
     )

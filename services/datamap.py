@@ -20,9 +20,10 @@ than ``MAX_NODES`` values (or into a loop), is refused.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -178,10 +179,46 @@ class DataMap(BaseModel):
             if unknown:
                 raise ValueError(f"system {name!r}: erase_after names unknown systems {unknown}")
         self._identifiers_obtainable()
-        cycle = find_cycle(self.dependencies())
+        self._reachable()
+        cycle = self._order_cycle()
         if cycle:
             raise ValueError("systems depend on each other in a cycle: " + " → ".join(cycle))
         return self
+
+    def _reachable(self) -> None:
+        """With ``subject_identifiers`` set, every system can be reached: one of its keys
+        is carried by a request, or discovered by a system that can be reached."""
+        if self.subject_identifiers is None:
+            return
+        known = set(self.subject_identifiers)
+        left = dict(self.systems)
+        while True:
+            reached = [n for n, spec in left.items() if any(set(k) <= known for k in spec.keys)]
+            if not reached:
+                break
+            for name in reached:
+                known.update(left.pop(name).discovers)
+        for name, spec in left.items():
+            raise ValueError(
+                f"system {name!r} needs {spec.identifiers}, but no identifier a request "
+                f"carries ({self.subject_identifiers}) leads to them"
+            )
+
+    def _order_cycle(self) -> list[str] | None:
+        """An action order that cannot be met: a cycle through an ``erase_after`` edge in
+        ``dependencies()``. A cycle of discovery alone is met: the resolve phase reaches
+        closure and the request's own identifiers break the tie."""
+        after = {name: set(spec.erase_after) for name, spec in self.systems.items()}
+        cycle = find_cycle(after)
+        if cycle:
+            return cycle
+        deps = self.dependencies()
+        component = strongly_connected(deps)
+        for name, needs in sorted(after.items()):
+            for dep in sorted(needs):
+                if component[name] == component[dep]:
+                    return [name, *_path(deps, dep, name)]
+        return None
 
     def _identifiers_obtainable(self) -> None:
         """Every system has a key whose parts one source supplies together: the request
@@ -208,19 +245,30 @@ class DataMap(BaseModel):
                 )
 
     def dependencies(self) -> dict[str, set[str]]:
-        """System → systems that must run before it: identifier discovery and erase_after."""
-        direct = set(self.subject_identifiers or ())
+        """System → systems acted on before it, for erasure: those in its
+        ``erase_after``, and ``discovery_order`` for the identifiers a request may carry."""
+        deps = self.discovery_order(self.subject_identifiers or ())
+        for name, spec in self.systems.items():
+            deps[name] |= set(spec.erase_after)
+        return deps
+
+    def discovery_order(self, direct: Iterable[str]) -> dict[str, set[str]]:
+        """System → systems acted on before it, for the kinds that change data: a system
+        that supplies identifiers another system's key uses waits for that one. A system
+        one of whose keys ``direct`` (the request's identifiers) supplies needs no one."""
+        carried = set(direct)
         discoverers: dict[str, set[str]] = {}
         for other, o in self.systems.items():
             for identifier in o.discovers:
                 discoverers.setdefault(identifier, set()).add(other)
-        deps: dict[str, set[str]] = {}
+        deps: dict[str, set[str]] = {name: set() for name in self.systems}
         for name, spec in self.systems.items():
-            needs = set(spec.erase_after)
-            if not any(set(k) <= direct for k in spec.keys):
-                for identifier in spec.identifier_names:
-                    needs |= discoverers.get(identifier, set()) - {name}
-            deps[name] = needs
+            if any(set(k) <= carried for k in spec.keys):
+                continue
+            for identifier in spec.identifier_names:
+                for other in discoverers.get(identifier, ()):
+                    if other != name:
+                        deps[other].add(name)
         return deps
 
     def purposes_of(self, systems: list[str]) -> list[Purpose]:
@@ -278,6 +326,63 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
                 path.append(nxt)
                 todo.append(iter(sorted(graph.get(nxt, ()))))
     return None
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> dict[str, int]:
+    """Each node's strongly connected component, as a number (Tarjan, without recursion)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    component: dict[str, int] = {}
+    stack: list[str] = []
+    numbers = itertools.count()
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    number = next(numbers)
+                    while True:
+                        member = stack.pop()
+                        component[member] = number
+                        if member == node:
+                            break
+            elif child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                work.append((child, iter(sorted(graph.get(child, ())))))
+            elif child not in component:
+                low[node] = min(low[node], index[child])
+    return component
+
+
+def _path(graph: dict[str, set[str]], start: str, end: str) -> list[str]:
+    """A shortest path from ``start`` to ``end`` in ``graph`` (one exists)."""
+    came: dict[str, str | None] = {start: None}
+    todo = [start]
+    while todo:
+        node = todo.pop(0)
+        if node == end:
+            break
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in came:
+                came[nxt] = node
+                todo.append(nxt)
+    path: list[str] = []
+    at: str | None = end
+    while at is not None:
+        path.append(at)
+        at = came[at]
+    return path[::-1]
 
 
 class _Loader(yaml.SafeLoader):

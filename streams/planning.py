@@ -1,24 +1,32 @@
-"""Which systems a request reaches, and in which wave.
+"""Which systems a request reaches, and in which order: resolve first, then act.
 
-A system runs once the request knows one of the identifiers it is keyed by:
-from the request itself, or discovered by a system of an earlier wave (the CRM
-finds the ``customer_id`` that unlocks the orders database). For erasure, a
-system listed in another's ``erase_after`` must finish first. A system that can
-never run is recorded as not applicable, with the reason.
+Resolve: every request first runs read-only lookup tasks in the systems that
+discover identifiers, in waves, until its identity graph is closed (no lookup
+unlocks a system not looked up yet). The graph is an ordered list of identity
+units, identifiers that belong together; the request's own identifiers are the
+first (the CRM finds the ``customer_id`` that unlocks the orders database).
+
+Act: only then is every system's task planned, each given the units of the whole
+graph that supply one of its keys. For the kinds that change data, a system that
+supplied identifiers another system's key uses is acted on after that one has
+finished (``DataMap.discovery_order``), and for erasure a system listed in
+another's ``erase_after`` must finish first. The graph is kept in the ledger, so
+a retry or a redrive after the source was erased still reaches the dependant. A
+system that can never run is recorded as not applicable, with the reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
-from services.datamap import MY_NUMBER, RefusalRule, SystemSpec
+from services.datamap import MY_NUMBER, RefusalRule, SystemSpec, strongly_connected
 from services.ledger import TaskPlan
 from services.ledger.models import Task as TaskRow
 from streams import topics
 from streams.context import Outgoing, Pipeline
 from streams.records import (
+    DESTRUCTIVE_KINDS,
     Kind,
     Reason,
     RequestEvent,
@@ -26,10 +34,12 @@ from streams.records import (
     TaskResult,
     TaskStatus,
     dump,
+    merge_units,
     utcnow,
 )
 
-V = TypeVar("V")
+Unit = Mapping[str, str]
+_UNFINISHED = (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
 
 
 @dataclass(frozen=True)
@@ -39,67 +49,193 @@ class Planned:
     system: str
     wave: int
     status: TaskStatus
+    #: A lookup task of the resolve phase, not an action.
+    lookup: bool = False
+
+
+def identity_graph(event: RequestEvent, found: Sequence[Unit]) -> list[dict[str, str]]:
+    """The request's identity graph: its own identifiers, then the units found."""
+    return merge_units([event.subject.identifiers], found)
+
+
+def units_for(spec: SystemSpec, graph: Sequence[Unit]) -> list[dict[str, str]]:
+    """The units of ``graph`` that supply one of the system's keys, as it may receive
+    them: a system not cleared for My Number never receives one."""
+    return [u for u in (_shared(spec, unit) for unit in graph) if spec.key_for(u) is not None]
+
+
+def _shared(spec: SystemSpec, unit: Unit) -> dict[str, str]:
+    return {k: v for k, v in unit.items() if spec.my_number_cleared or k != MY_NUMBER}
+
+
+def next_step(
+    ctx: Pipeline,
+    event: RequestEvent,
+    graph: Sequence[Unit],
+    planned: Sequence[Planned],
+    *,
+    closing: bool = False,
+) -> list[TaskPlan]:
+    """The tasks to plan now: the next lookup wave while the graph is not closed, then
+    the actions ``next_wave`` allows. ``closing`` (the request timed out): no more
+    lookups, and every action not planned yet is recorded as timed out."""
+    lookups = [p for p in planned if p.lookup]
+    actions = [p for p in planned if not p.lookup]
+    if not actions and not closing:
+        if any(p.status is TaskStatus.PENDING for p in lookups):
+            return []
+        plans = _lookup_wave(ctx, event, graph, lookups)
+        if plans:
+            return plans
+    return next_wave(ctx, event, graph, actions, lookups, closing=closing)
+
+
+def resolves(ctx: Pipeline, system: str) -> bool:
+    """Whether the resolve phase looks the principal up in ``system``."""
+    spec = ctx.datamap.systems[system]
+    return (
+        bool(spec.discovers)
+        and not spec.excluded
+        and ctx.connectors[system].supports(Kind.DISCLOSURE)
+    )
+
+
+def _lookup_wave(
+    ctx: Pipeline, event: RequestEvent, graph: Sequence[Unit], done: Sequence[Planned]
+) -> list[TaskPlan]:
+    """Lookups in the systems the graph now unlocks that were not looked up yet."""
+    seen = {p.system for p in done}
+    wave = max((p.wave for p in done), default=-1) + 1
+    return [
+        TaskPlan(
+            Task.make_lookup_id(event.request_id, system, wave),
+            system,
+            event.kind,
+            wave,
+            TaskStatus.PENDING,
+        )
+        for system, spec in sorted(ctx.datamap.systems.items())
+        if system not in seen and resolves(ctx, system) and units_for(spec, graph)
+    ]
 
 
 def next_wave(
     ctx: Pipeline,
     event: RequestEvent,
-    discovered: Mapping[str, Sequence[str]],
+    graph: Sequence[Unit],
     planned: Sequence[Planned],
+    lookups: Sequence[Planned] = (),
+    *,
+    closing: bool = False,
 ) -> list[TaskPlan]:
-    """Plans for the systems not planned yet: those that can run now, and, once nothing
-    is left in flight, those that never can."""
+    """Action plans for the systems not planned yet: those that can run now, and those
+    the closed graph never reaches. ``closing``: none can run now."""
     state = {p.system: p.status for p in planned}
     wave = max((p.wave for p in planned), default=-1) + 1
-    known = set(event.subject.identifiers) | {k for k, v in discovered.items() if v}
-    in_flight = TaskStatus.PENDING in state.values()
+    in_flight = any(p.status is TaskStatus.PENDING for p in [*planned, *lookups])
+    unresolved = {p.system for p in lookups if p.status in _UNFINISHED}
+    order = (
+        ctx.datamap.discovery_order(event.subject.identifiers)
+        if event.kind in DESTRUCTIVE_KINDS
+        else {}
+    )
     plans: list[TaskPlan] = []
     while True:
-        blocked: list[tuple[str, str]] = []
+        waiting: list[str] = []
+        progressed = False
         for system, spec in sorted(ctx.datamap.systems.items()):
             if system in state:
                 continue
-            status, reason = _decide(ctx, system, spec, event.kind, known, state)
+            status, reason = _decide(ctx, system, spec, event.kind, graph)
             if status is None:
-                blocked.append((system, reason))
-                continue
-            state[system] = status
+                # The graph is closed: nothing will unlock it. Record why, then look again,
+                # since an erase_after on a system that never runs holds no one back.
+                status, reason = _unreached(ctx, system, reason, unresolved)
+            if status is TaskStatus.PENDING and closing:
+                status, reason = TaskStatus.TIMED_OUT, "not asked before the request timeout"
+            if status is TaskStatus.PENDING:
+                after = _after(system, spec, event.kind, state, order)
+                if after is None:
+                    waiting.append(system)
+                    continue
+                status, reason = after
+            state[system], progressed = status, True
             refusal = spec.refusal_for(event.kind) if status is TaskStatus.REFUSED else None
             plans.append(_plan(event, system, wave, status, reason, refusal))
-        if blocked and not in_flight and not any(p.status is TaskStatus.PENDING for p in plans):
-            # Nothing can unlock them any more: record why, then look again, since an
-            # erase_after on a system that will never run no longer holds anyone back.
-            for system, reason in blocked:
-                state[system] = TaskStatus.NOT_APPLICABLE
-                plans.append(_plan(event, system, wave, TaskStatus.NOT_APPLICABLE, reason))
-            continue
-        return plans
+        if progressed and waiting:
+            continue  # a system decided this pass may release one that waits on it
+        if not waiting or in_flight or any(p.status is TaskStatus.PENDING for p in plans):
+            return plans
+        # Stuck: systems that supplied each other's keys wait on each other. The graph is
+        # kept, so they stop waiting on each other (erase_after cycles are refused at load).
+        if not order:
+            raise RuntimeError(f"erase_after holds {waiting} back in a cycle")
+        order = _untied(order, waiting)
+
+
+def _untied(order: Mapping[str, set[str]], waiting: Sequence[str]) -> dict[str, set[str]]:
+    """``order`` without the waits of ``waiting`` systems on others of their cycle."""
+    among = {s: order.get(s, set()) & set(waiting) for s in waiting}
+    component = strongly_connected(among)
+    untied = {s: set(deps) for s, deps in order.items()}
+    for system in waiting:
+        tied = {s for s in waiting if component[s] == component[system]}
+        untied[system] = untied.get(system, set()) - tied
+    return untied if untied != order else {}
 
 
 def _decide(
-    ctx: Pipeline,
-    system: str,
-    spec: SystemSpec,
-    kind: Kind,
-    known: set[str],
-    state: Mapping[str, TaskStatus],
+    ctx: Pipeline, system: str, spec: SystemSpec, kind: Kind, graph: Sequence[Unit]
 ) -> tuple[TaskStatus | None, str]:
+    """The system's status if it is decided without waiting on another; None if no key
+    of it is known."""
     if spec.excluded:
         return TaskStatus.NOT_APPLICABLE, f"excluded: {spec.excluded} store"
     if (rule := spec.refusal_for(kind)) is not None:
         return TaskStatus.REFUSED, rule.reason
     if not ctx.supports(system, kind):
         return TaskStatus.NOT_APPLICABLE, f"{system} does not support {kind}"
-    if not any(set(k) <= known for k in spec.keys):
+    if not units_for(spec, graph):
         return None, f"no identifier {spec.identifiers} known for {system}"
+    return TaskStatus.PENDING, ""
+
+
+def _after(
+    system: str,
+    spec: SystemSpec,
+    kind: Kind,
+    state: Mapping[str, TaskStatus],
+    order: Mapping[str, set[str]],
+) -> tuple[TaskStatus, str] | None:
+    """A ready system's status once the systems it comes after have finished; None
+    while one of them has not."""
     if kind is Kind.ERASURE:
         for dep in spec.erase_after:
             dep_status = state.get(dep)
             if dep_status is None or dep_status is TaskStatus.PENDING:
-                return None, f"{dep} was never erased"
-            if dep_status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT):
+                return None
+            if dep_status in _UNFINISHED:
                 return TaskStatus.FAILED, f"not erased: {dep}, erased before it, did not finish"
+    if any(state.get(dep) in (None, TaskStatus.PENDING) for dep in order.get(system, ())):
+        return None  # a system its identifiers lead to is not finished yet
     return TaskStatus.PENDING, ""
+
+
+def _unreached(
+    ctx: Pipeline, system: str, reason: str, unresolved: set[str]
+) -> tuple[TaskStatus, str]:
+    """Why a system no key of which is known is not asked: not applicable, or failed
+    when a lookup that could have found its key did not finish."""
+    names = ctx.datamap.systems[system].identifier_names
+    sources = sorted(
+        s for s in unresolved if s != system and set(ctx.datamap.systems[s].discovers) & names
+    )
+    if sources:
+        return TaskStatus.FAILED, (
+            f"not reached: the lookup in {', '.join(sources)}, which finds its identifiers, "
+            "did not finish"
+        )
+    return TaskStatus.NOT_APPLICABLE, reason
 
 
 def _plan(
@@ -127,47 +263,39 @@ def _plan(
 
 
 def planned(tasks: Sequence[TaskRow]) -> list[Planned]:
-    return [Planned(t.system, t.wave, TaskStatus(t.status)) for t in tasks]
+    return [
+        Planned(t.system, t.wave, TaskStatus(t.status), Task.is_lookup_id(t.task_id)) for t in tasks
+    ]
 
 
 def task_messages(
     ctx: Pipeline,
     event: RequestEvent,
-    discovered: Mapping[str, list[str]],
+    graph: Sequence[Unit],
     pending: Sequence[TaskRow],
 ) -> list[Outgoing]:
-    """One message per pending task, its personal data sealed when the pipeline seals."""
+    """One message per pending task, with the units of ``graph`` its system is keyed by,
+    its personal data sealed when the pipeline seals."""
     key = event.request_id.encode()
-    datamap = ctx.datamap
 
     def sealed(task: Task) -> Task:
         return ctx.sealer.seal(task) if ctx.sealer is not None else task
 
-    def shareable(system: str, values: Mapping[str, V]) -> dict[str, V]:
-        """A system not cleared for My Number never receives one, even if it was given."""
-        if datamap.systems[system].my_number_cleared:
-            return dict(values)
-        return {k: v for k, v in values.items() if k != MY_NUMBER}
-
-    return [
-        Outgoing(
-            topics.tasks_topic(t.system),
-            key,
-            dump(
-                sealed(
-                    Task(
-                        request_id=event.request_id,
-                        task_id=t.task_id,
-                        system=t.system,
-                        kind=event.kind,
-                        wave=t.wave,
-                        identifiers=shareable(t.system, event.subject.identifiers),
-                        discovered=shareable(t.system, discovered),
-                        changes=list(event.correction.changes) if event.correction else [],
-                        grounds=list(event.grounds or []),
-                    )
-                )
-            ),
+    def message(row: TaskRow) -> Outgoing:
+        spec = ctx.datamap.systems[row.system]
+        lookup = Task.is_lookup_id(row.task_id)
+        task = Task(
+            request_id=event.request_id,
+            task_id=row.task_id,
+            system=row.system,
+            kind=event.kind,
+            wave=row.wave,
+            identifiers=_shared(spec, event.subject.identifiers),
+            identities=units_for(spec, graph),
+            lookup=lookup,
+            changes=list(event.correction.changes) if event.correction and not lookup else [],
+            grounds=list(event.grounds or []),
         )
-        for t in pending
-    ]
+        return Outgoing(topics.tasks_topic(row.system), key, dump(sealed(task)))
+
+    return [message(t) for t in pending]

@@ -13,7 +13,7 @@ written by other teams.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
@@ -60,8 +60,10 @@ DESTRUCTIVE_KINDS = frozenset(
 #: asks each system, with a disclosure, only whether it holds the principal's data, and
 #: the purposes of the systems that do come from the data map.
 FAN_OUT_KINDS = frozenset(Kind) - {Kind.PURPOSE_NOTIFICATION}
-#: The detail a purpose-notification task reports instead of records.
+#: The detail a purpose-notification or lookup task reports instead of records.
 HOLDS_DATA = "holds_data"
+#: The operation name in a lookup task's id (``Task.make_lookup_id``).
+LOOKUP = "lookup"
 
 
 def answered_by(kind: Kind) -> Kind:
@@ -220,8 +222,17 @@ class Task(_Strict):
     kind: Kind
     wave: int = 0
     identifiers: dict[str, str] = Field(description="The identifiers the request carries.")
-    discovered: dict[str, list[str]] = Field(
-        default_factory=dict, description="Identifiers found by earlier waves, all values."
+    identities: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="The identity units to look the principal up by, one connector call "
+        "each: the request's own identifiers first, then those the resolve phase found, "
+        "each unit whole (identifiers that belong together). Only units that supply one "
+        "of the system's keys; empty: look up by ``identifiers``.",
+    )
+    lookup: bool = Field(
+        default=False,
+        description="A read-only lookup of the resolve phase: the runner reads the system "
+        "per unit and reports only the identities found, never the records.",
     )
     changes: list[Change] = []
     grounds: list[str] = []
@@ -230,13 +241,23 @@ class Task(_Strict):
     created_at: datetime = Field(default_factory=utcnow)
     sealed: str | None = Field(
         default=None,
-        description="identifiers, discovered and changes, sealed under the request's data "
+        description="identifiers, identities and changes, sealed under the request's data "
         "key (base64); those fields are then empty on the wire",
     )
 
     @staticmethod
     def make_id(request_id: str, system: str, kind: str, wave: int = 0) -> str:
         return f"{request_id}:{system}:{kind}:{wave}"
+
+    @staticmethod
+    def make_lookup_id(request_id: str, system: str, wave: int) -> str:
+        return f"{request_id}:{system}:{LOOKUP}:{wave}"
+
+    @staticmethod
+    def is_lookup_id(task_id: str) -> bool:
+        """Whether ``task_id`` names a lookup task (``make_lookup_id``)."""
+        parts = task_id.rsplit(":", 2)
+        return len(parts) == 3 and parts[1] == LOOKUP
 
 
 class TaskResult(_Strict):
@@ -251,7 +272,11 @@ class TaskResult(_Strict):
     changed: int = 0
     fields: list[str] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
-    discovered_identifiers: dict[str, list[str]] = Field(default_factory=dict)
+    identities: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="The principal's identities the system holds, one unit per record "
+        "(identifiers that belong together); they extend the request's identity graph.",
+    )
     refusal: Reason | None = Field(
         default=None,
         description="Set when the system withholds some or all of what was asked, on a "
@@ -265,7 +290,7 @@ class TaskResult(_Strict):
     finished_at: datetime = Field(default_factory=utcnow)
     sealed: str | None = Field(
         default=None,
-        description="records, discovered_identifiers and details, sealed under the "
+        description="records, identities and details, sealed under the "
         "request's data key (base64); those fields are then empty on the wire",
     )
     claim: str | None = Field(
@@ -503,12 +528,15 @@ PUBLISHED_SCHEMAS: dict[str, type[BaseModel]] = {
 }
 
 
-def merge_identifiers(
-    known: Mapping[str, list[str]], found: Mapping[str, list[str]]
-) -> dict[str, list[str]]:
-    """``known`` with the values ``found`` adds, each value once, in the order first seen."""
-    merged = {name: list(values) for name, values in known.items()}
-    for name, values in found.items():
-        have = merged.setdefault(name, [])
-        have += [v for v in dict.fromkeys(values) if v not in have]
+def merge_units(
+    known: Sequence[Mapping[str, str]], found: Iterable[Mapping[str, str]]
+) -> list[dict[str, str]]:
+    """``known`` with the identity units ``found`` adds, in the order first seen. A unit
+    is kept whole; one that adds nothing (every identifier of it is already in one
+    known unit) is left out, so the same person is never looked up twice."""
+    merged = [dict(u) for u in known]
+    for unit in found:
+        items = {k: v for k, v in unit.items() if v}
+        if items and not any(items.items() <= have.items() for have in merged):
+            merged.append(items)
     return merged

@@ -1,8 +1,8 @@
 """Personal data in tasks and results crosses Kafka sealed under its request's data key.
 
-A ``Task`` carries the principal's identifiers, the identifiers discovered so
+A ``Task`` carries the principal's identifiers, the identity units resolved so
 far and a correction's new values; a ``TaskResult`` carries the records found,
-the identifiers discovered and per-operation details (a correction's old and
+the identity units found and per-operation details (a correction's old and
 new values). On the wire those fields are empty and ``sealed`` holds them, as
 an AES-256-GCM blob (``services.crypto.envelope``) under the request's data key,
 with the record type as authenticated data. Everything the pipeline routes and
@@ -10,7 +10,7 @@ counts by (ids, system, kind, status, error codes, field names) stays readable.
 
 ``dsr submit`` seals a request event whole (``seal_request``); intake checks its
 signature over the sealed form, then opens it. The ledger keeps the request event
-and the identifiers discovered sealed the same way (``seal_field``).
+and its identity graph sealed the same way (``seal_field``).
 
 Keys come from the same ``KeyProvider`` as sealed packages, so crypto-shredding a
 request also leaves its old task and result events unreadable. The worker creates
@@ -34,12 +34,12 @@ from streams.records import Task, TaskResult
 
 #: The fields each record type seals, and what they are when empty.
 SEALED_FIELDS: dict[type[BaseModel], dict[str, Any]] = {
-    Task: {"identifiers": {}, "discovered": {}, "changes": []},
-    TaskResult: {"records": [], "discovered_identifiers": {}, "details": {}},
+    Task: {"identifiers": {}, "identities": [], "changes": []},
+    TaskResult: {"records": [], "identities": [], "details": {}},
 }
 #: A sealed request event on ``dsr.requests``: ``{"request_id": ..., SEALED_REQUEST: b64}``.
 SEALED_REQUEST = "sealed_request"
-#: A ledger column kept sealed (the request event, discovered identifiers) holds
+#: A ledger column kept sealed (the request event, the identity graph) holds
 #: ``{SEALED_FIELD: base64}``; ``$`` keeps it apart from any identifier's name.
 SEALED_FIELD = "$sealed"
 #: How long an unwrapped data key is kept in memory.

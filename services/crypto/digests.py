@@ -9,7 +9,7 @@ compute it themselves, so that what they send names nobody in clear.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 
 def normalise(kind: str, value: str) -> str:
@@ -25,7 +25,3 @@ def subject_digests(identifiers: Mapping[str, str]) -> set[str]:
         hashlib.sha256(normalise(k, v).encode()).hexdigest() for k, v in identifiers.items() if v
     }
 
-
-def all_digests(identifiers: Mapping[str, Iterable[str]]) -> set[str]:
-    """Digests of identifiers that may have several values each (discovered ones)."""
-    return {d for k, values in identifiers.items() for v in values for d in subject_digests({k: v})}

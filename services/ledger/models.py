@@ -56,8 +56,10 @@ class Request(Base):
     timeout_at: Mapped[datetime | None]
     #: The request event; sealed under the request's key when events are sealed.
     event: Mapped[dict[str, Any]]
-    #: Identifiers connectors discovered ({type: [values]}); sealed like ``event``.
-    discovered: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The identity units connectors found, in order (``[{name: value, ...}]``; before
+    #: units, ``{name: [values]}``): the request's identity graph after its own
+    #: identifiers. Sealed like ``event``.
+    discovered: Mapped[dict[str, Any] | list[Any] | None] = mapped_column(JSON)
     #: SHA-256 digests of every identifier, given or discovered (``services.crypto.digests``):
     #: how the provision ledger finds the principal of an open request.
     subject_digests: Mapped[list[Any] | None] = mapped_column(JSON)

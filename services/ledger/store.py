@@ -7,7 +7,7 @@ either inserts what is missing or moves a row forward from an expected state.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.crypto.digests import all_digests, subject_digests
+from services.crypto.digests import subject_digests
 from services.crypto.errors import CryptoError
 from services.ledger import resends
 from services.ledger.models import (
@@ -48,7 +48,7 @@ from services.ledger.models import (
     Task,
 )
 from services.rules.policy import add_months
-from streams.records import RequestEvent, TaskResult, TaskStatus, merge_identifiers, utcnow
+from streams.records import RequestEvent, TaskResult, TaskStatus, merge_units, utcnow
 from streams.sealing import Sealer, is_sealed_field
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -112,10 +112,6 @@ _RECORD_RESULT = (
         }
     )
 )
-
-
-def _count(identifiers: dict[str, list[str]]) -> int:
-    return sum(map(len, identifiers.values()))
 
 
 def _audit_row(request_id: str | None, actor: str, action: str, **detail: Any) -> dict[str, Any]:
@@ -182,7 +178,7 @@ class Ledger:
     """The pipeline's record of requests, tasks, responses and the audit trail.
 
     With a ``sealer``, the personal data it keeps (the request event, the identifiers
-    discovered) is sealed under the request's data key, so it is shredded with it;
+    identity graph) is sealed under the request's data key, so it is shredded with it;
     the principal is found by ``requests.subject_digests`` only. Task results are
     kept as they arrive, sealed by the runner (``streams.sealing``).
     """
@@ -434,21 +430,25 @@ class Ledger:
             s.flush()
             return self._tasks(s, request_id)
 
-    def merge_discovered(
-        self, request_id: str, found: dict[str, list[str]]
-    ) -> dict[str, list[str]]:
-        """Add identifiers a connector found; return everything discovered so far."""
+    def merge_identities(
+        self, request_id: str, found: Sequence[Mapping[str, str]]
+    ) -> list[dict[str, str]]:
+        """Add identity units a connector found to the request's graph; return every unit
+        found so far (the request's own identifiers are not among them)."""
         with self.session() as s:
             row = s.get(Request, request_id, with_for_update=True)
             if row is None:
-                return {}
-            known = self.discovered(row)
-            merged = merge_identifiers(known, found)
-            if _count(merged) > _count(known):
+                return []
+            known = self.identities(row)
+            merged = merge_units(known, found)
+            if len(merged) > len(known):
+                added = merged[len(known) :]
                 row.discovered = self._kept(request_id, DISCOVERED_FIELD, merged)
-                row.subject_digests = sorted(set(row.subject_digests or []) | all_digests(merged))
+                digests = set().union(*(subject_digests(u) for u in added))
+                row.subject_digests = sorted(set(row.subject_digests or []) | digests)
+                names = sorted({name for unit in added for name in unit})
                 self._audit(
-                    s, request_id, "fanout", "identifiers_discovered", identifiers=sorted(found)
+                    s, request_id, "fanout", "identifiers_discovered", identifiers=names
                 )  # names only, never values
             return merged
 
@@ -456,10 +456,14 @@ class Ledger:
         """The event ``row`` was admitted with, opened if the ledger keeps it sealed."""
         return RequestEvent.model_validate(self._opened(row.request_id, EVENT_FIELD, row.event))
 
-    def discovered(self, row: Request) -> dict[str, list[str]]:
-        """The identifiers connectors have discovered for ``row`` so far."""
-        found = self._opened(row.request_id, DISCOVERED_FIELD, row.discovered)
-        return cast(dict[str, list[str]], found or {})
+    def identities(self, row: Request) -> list[dict[str, str]]:
+        """The identity units connectors have found for ``row`` so far, in the order
+        found. A graph kept as ``{name: [values]}`` (before units) reads as one unit per
+        value."""
+        found = self._opened(row.request_id, DISCOVERED_FIELD, row.discovered) or []
+        if isinstance(found, dict):
+            return [{name: value} for name, values in found.items() for value in values]
+        return cast(list[dict[str, str]], found)
 
     def _kept(self, request_id: str, name: str, value: Any) -> Any:
         """A personal column's value as stored: sealed when the ledger has a sealer."""

@@ -22,7 +22,7 @@ from services.responses import TaskOutcome, summarise
 from streams import topics
 from streams.agents import notices
 from streams.context import Outgoing, Pipeline
-from streams.planning import next_wave, planned, task_messages
+from streams.planning import identity_graph, next_step, planned, task_messages
 from streams.records import (
     HOLDS_DATA,
     PACKAGE_KINDS,
@@ -31,9 +31,10 @@ from streams.records import (
     RequestEvent,
     ResponseEvent,
     ResponseStatus,
+    Task,
     TaskResult,
     TaskStatus,
-    merge_identifiers,
+    merge_units,
     utcnow,
 )
 
@@ -49,10 +50,10 @@ def handle_result(ctx: Pipeline, raw: bytes) -> list[Outgoing]:
 @dataclass(frozen=True)
 class Parsed:
     """A result event that validated and opened: the result as it came (sealed), and
-    the identifiers it discovered."""
+    the identity units it found."""
 
     result: TaskResult
-    discovered: dict[str, list[str]]
+    found: list[dict[str, str]]
 
 
 def parse_result(ctx: Pipeline, raw: bytes) -> Parsed:
@@ -62,7 +63,9 @@ def parse_result(ctx: Pipeline, raw: bytes) -> Parsed:
     except ValidationError as exc:
         raise PoisonEvent("invalid task result", str(exc)[:500]) from None
     # Checked before it is recorded; the ledger keeps it as it came, sealed.
-    return Parsed(result, _opened(ctx, result).discovered_identifiers)
+    # Only the resolve phase's lookups extend the identity graph.
+    found = _opened(ctx, result).identities if Task.is_lookup_id(result.task_id) else []
+    return Parsed(result, found)
 
 
 @dataclass
@@ -71,7 +74,7 @@ class Progress:
 
     request_id: str
     read: tuple[Request | None, list[TaskRow]]
-    found: dict[str, list[str]] = field(default_factory=dict)
+    found: list[dict[str, str]] = field(default_factory=list)
     #: A result was redelivered: send every pending task again (runners are idempotent).
     resend: bool = False
     #: Where the results came from in the batch (``record``'s input).
@@ -104,7 +107,7 @@ def record(ctx: Pipeline, batch: list[Parsed]) -> list[Progress]:
         step = progress.setdefault(
             result.request_id, Progress(result.request_id, (rec.request, rec.tasks))
         )
-        step.found = merge_identifiers(step.found, parsed.discovered)
+        step.found = merge_units(step.found, parsed.found)
         step.resend |= not rec.first
         step.sources.append(i)
     return list(progress.values())
@@ -113,12 +116,16 @@ def record(ctx: Pipeline, batch: list[Parsed]) -> list[Progress]:
 def advance(
     ctx: Pipeline,
     request_id: str,
-    found: dict[str, list[str]],
+    found: list[dict[str, str]],
     *,
     resend: bool = False,
+    closing: bool = False,
     read: tuple[Request | None, list[TaskRow]] | None = None,
 ) -> list[Outgoing]:
-    """After a result: plan the systems it unlocked, or respond when nothing is left.
+    """After a result: add the identities it found to the request's graph, plan what
+    the graph and the finished tasks now allow (``streams.planning``), or respond when
+    nothing is left. With ``resend``, every pending task is sent again, with the graph
+    the ledger keeps; with ``closing`` (timed out), nothing new is asked.
 
     ``read`` is the request and its tasks if the caller has just read them."""
     row, tasks = read or ctx.ledger.progress(request_id)
@@ -126,24 +133,23 @@ def advance(
         return []
     if row.status != "fanned_out":
         return finish(ctx, request_id) if row.completed_at else []
-    discovered = (
-        ctx.ledger.merge_discovered(request_id, found) if found else ctx.ledger.discovered(row)
-    )
+    kept = ctx.ledger.merge_identities(request_id, found) if found else ctx.ledger.identities(row)
     event = ctx.ledger.request_event(row)
-    plans = next_wave(ctx, event, discovered, planned(tasks))
+    graph = identity_graph(event, kept)
+    plans = next_step(ctx, event, graph, planned(tasks), closing=closing)
     if plans:
         tasks = ctx.ledger.plan_tasks(request_id, plans)
     new = {p.task_id for p in plans if p.status is TaskStatus.PENDING}
     pending = [t for t in tasks if t.status == TaskStatus.PENDING]
     if not pending:
         return finish(ctx, request_id, read=(row, tasks))
-    return task_messages(ctx, event, discovered, [t for t in pending if resend or t.task_id in new])
+    return task_messages(ctx, event, graph, [t for t in pending if resend or t.task_id in new])
 
 
 def time_out(ctx: Pipeline, request_id: str) -> list[Outgoing]:
     """Past the request timeout: silent systems are timed out, unreached ones recorded."""
     ctx.ledger.time_out_tasks(request_id)
-    return advance(ctx, request_id, {})
+    return advance(ctx, request_id, [], closing=True)
 
 
 def finish(
@@ -166,15 +172,7 @@ def finish(
     if row is None:
         return []
     event = ctx.ledger.request_event(row)
-    outcomes = [
-        TaskOutcome(
-            t.system,
-            TaskStatus(t.status),
-            t.error,
-            _opened(ctx, TaskResult.model_validate(t.result)) if t.result else None,
-        )
-        for t in tasks
-    ]
+    outcomes = task_outcomes(ctx, tasks)
     requested = [c.field for c in event.correction.changes] if event.correction else []
     summary = summarise(event.kind, outcomes, requested)
     status, reasons = summary.status, summary.reasons
@@ -247,6 +245,36 @@ def _with_package(
     if written:
         return response.model_copy(update={"letter": info.uri, "package": info.prefix_uri})
     return response.model_copy(update={"package": info.uri})
+
+
+def task_outcomes(ctx: Pipeline, tasks: list[TaskRow]) -> list[TaskOutcome]:
+    """Each action task's outcome, its result opened, and whether the resolve phase
+    found the principal in its system. Lookups are evidence, not actions: they are not
+    outcomes of their own, so never in the response."""
+    looked_up = _looked_up(ctx, tasks)
+    return [
+        TaskOutcome(
+            t.system,
+            TaskStatus(t.status),
+            t.error,
+            _opened(ctx, TaskResult.model_validate(t.result)) if t.result else None,
+            looked_up=t.system in looked_up,
+        )
+        for t in tasks
+        if not Task.is_lookup_id(t.task_id)
+    ]
+
+
+def _looked_up(ctx: Pipeline, tasks: list[TaskRow]) -> set[str]:
+    """The systems whose lookup, in the resolve phase, found the principal."""
+    return {
+        t.system
+        for t in tasks
+        if Task.is_lookup_id(t.task_id)
+        and t.status == TaskStatus.OK
+        and t.result
+        and _opened(ctx, TaskResult.model_validate(t.result)).details.get(HOLDS_DATA)
+    }
 
 
 def _opened(ctx: Pipeline, result: TaskResult) -> TaskResult:

@@ -1,4 +1,5 @@
-"""Fan-out: plan the first wave of tasks from the data map, record them, emit them."""
+"""Fan-out: plan the first tasks (the resolve phase's lookups, or the actions when no
+system resolves identities), record them, emit them."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import logging
 
 from services.faults import crash_point
 from services.ledger import RequestStatus
-from streams.agents.aggregate import finish
+from streams.agents.aggregate import advance, finish
 from streams.context import Outgoing, Pipeline
-from streams.planning import next_wave, task_messages
+from streams.planning import identity_graph, next_step, task_messages
 from streams.records import TaskStatus
 
 log = logging.getLogger("dsr.fanout")
@@ -18,14 +19,15 @@ def handle_accepted(ctx: Pipeline, request_id: str) -> list[Outgoing]:
     row = ctx.ledger.request(request_id)
     if row is None or row.status not in (RequestStatus.ACCEPTED, RequestStatus.FANNED_OUT):
         return []
+    if row.status == RequestStatus.FANNED_OUT:
+        # sent again (reconcile, or a crash): plan what is missing, re-send what is pending
+        return advance(ctx, request_id, [], resend=True)
     event = ctx.ledger.request_event(row)
-    if row.status == RequestStatus.ACCEPTED:
-        plans = next_wave(ctx, event, {}, [])
-        tasks = ctx.ledger.plan_tasks(request_id, plans, ctx.request_timeout)
-        crash_point("fanout.planned")
-        pending = [t for t in tasks if t.status == TaskStatus.PENDING]
-    else:
-        pending = ctx.ledger.pending_tasks(request_id)
+    graph = identity_graph(event, [])  # nothing found yet: the request's own identifiers
+    plans = next_step(ctx, event, graph, [])
+    tasks = ctx.ledger.plan_tasks(request_id, plans, ctx.request_timeout)
+    crash_point("fanout.planned")
+    pending = [t for t in tasks if t.status == TaskStatus.PENDING]
     log.info(
         "fanned out",
         extra={
@@ -37,4 +39,4 @@ def handle_accepted(ctx: Pipeline, request_id: str) -> list[Outgoing]:
     )
     if not pending:
         return finish(ctx, request_id)
-    return task_messages(ctx, event, ctx.ledger.discovered(row), pending)
+    return task_messages(ctx, event, graph, pending)

@@ -63,7 +63,7 @@ def task(kind: str = "disclosure") -> Task:
         system="s",
         kind=kind,
         identifiers={"email": "a@x.jp"},
-        discovered={"order_id": ["O-1", "O-2"]},
+        identities=[{"order_id": "O-1"}, {"order_id": "O-2"}],
         grounds=["no_longer_needed"] if kind == "erasure" else [],
     )
 

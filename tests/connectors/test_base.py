@@ -136,6 +136,32 @@ def test_purpose_notification_asks_only_whether_the_system_holds_data() -> None:
         dispatch(shredder, task(Kind.PURPOSE_NOTIFICATION))
 
 
+class Directory(Notebook):
+    """A notebook that also knows each page owner's phone, as a whole identity unit."""
+
+    def disclose(self, identifiers: Identifiers) -> OperationResult:
+        found = super().disclose(identifiers)
+        email = identifiers.get("email", "")
+        phone = {"a@x.jp": "090-1", "b@x.jp": "090-2"}.get(email) if found.records else None
+        return OperationResult(
+            records=found.records,
+            identities=[{"email": email, "phone": phone}] if phone else [],
+        )
+
+
+@pytest.mark.parametrize("kind", sorted(FAN_OUT_KINDS))
+def test_a_lookup_reads_per_unit_and_returns_only_identities_and_evidence(kind: Kind) -> None:
+    c = Directory("notes", {"api_token": "t", "pages": {"a@x.jp": "hello", "b@x.jp": "bye"}})
+    units = [{"email": "a@x.jp"}, {"email": "nobody@x.jp"}]
+    found = dispatch(c, task(kind, lookup=True, identities=units, grounds=["g"]))
+    assert found.records == [] and found.changed == 0  # no record leaves the runner
+    assert found.identities == [{"email": "a@x.jp", "phone": "090-1"}]  # not b's
+    assert found.details == {"holds_data": True, "records": 1}
+    assert c.pages == {"a@x.jp": "hello", "b@x.jp": "bye"}  # read only, whatever the kind
+    missing = dispatch(c, task(kind, lookup=True, identities=[{"email": "nobody@x.jp"}]))
+    assert (missing.identities, missing.details) == ([], {"holds_data": False, "records": 0})
+
+
 def test_a_declared_kind_must_be_implemented() -> None:
     class Boasting(Notebook):
         capabilities = frozenset({Kind.DISCLOSURE, Kind.SUSPENSION})

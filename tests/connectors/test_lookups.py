@@ -1,4 +1,4 @@
-"""Discovered identifiers become one lookup per value; results merge into one."""
+"""A task's identity units become one lookup each; results merge into one."""
 
 from __future__ import annotations
 
@@ -10,51 +10,61 @@ from connectors.results import OperationResult
 from streams.records import Task
 
 
-def task(**discovered: list[str]) -> Task:
+def task(*units: dict[str, str]) -> Task:
     return Task(
         request_id="r",
         task_id="t",
         system="s",
         kind="erasure",
         identifiers={"email": "a@x.jp"},
-        discovered=discovered,
+        identities=list(units),
     )
 
 
-def test_no_discovery_is_one_lookup() -> None:
+def test_a_task_without_units_is_looked_up_by_the_requests_identifiers() -> None:
     assert lookups(task()) == [{"email": "a@x.jp"}]
 
 
-def test_each_discovered_value_is_looked_up() -> None:
-    assert lookups(task(order_id=["O-1", "O-2"])) == [
-        {"email": "a@x.jp", "order_id": "O-1"},
-        {"email": "a@x.jp", "order_id": "O-2"},
+def test_each_unit_is_one_lookup_in_order_never_combined() -> None:
+    units = [
+        {"email": "a@x.jp"},
+        {"country_code": "81", "phone": "9011112222"},
+        {"country_code": "1", "phone": "4155550100", "customer_id": "C-2"},
+    ]
+    assert lookups(task(*units)) == units  # no call mixes one unit's part with another's
+
+
+def test_a_unit_given_twice_or_inside_another_is_looked_up_once() -> None:
+    assert lookups(task({"order_id": "O-1"}, {"order_id": "O-1"}, {"order_id": "O-2"})) == [
+        {"order_id": "O-1"},
+        {"order_id": "O-2"},
+    ]
+    assert lookups(task({"customer_id": "C-1", "email": "a@x.jp"}, {"customer_id": "C-1"})) == [
+        {"customer_id": "C-1", "email": "a@x.jp"}
     ]
 
 
-def test_request_identifiers_win_over_discovered_ones() -> None:
-    assert lookups(task(email=["other@x.jp"])) == [{"email": "a@x.jp"}]
+def test_many_units_stay_linear_and_too_many_are_refused() -> None:
+    units = [{"order_id": str(i)} for i in range(MAX_LOOKUPS)]
+    assert len(lookups(task(*units))) == MAX_LOOKUPS
+    with pytest.raises(FatalError, match="identity units"):
+        lookups(task(*units, {"order_id": "one more"}))
 
 
-def test_too_many_combinations_are_refused() -> None:
-    values = [str(i) for i in range(MAX_LOOKUPS + 1)]
-    with pytest.raises(FatalError, match="lookups"):
-        lookups(task(order_id=values))
-
-
-def test_merge_sums_changes_and_dedupes_records() -> None:
+def test_merge_sums_changes_dedupes_records_and_keeps_units_whole() -> None:
     a = OperationResult(
         records=[{"id": 1, "_source": "t"}],
         changed=1,
         fields=["x"],
         details={"changes": [{"field": "x"}]},
-        discovered_identifiers={"order_id": ["O-1"]},
+        identities=[{"country_code": "81", "phone": "901"}],
     )
     b = OperationResult(
         records=[{"id": 1, "_source": "t"}, {"id": 2, "_source": "t"}],
         changed=2,
         fields=["y"],
         details={"changes": [{"field": "y"}]},
+        identities=[{"country_code": "1", "phone": "415"}],
         discovered_identifiers={"order_id": ["O-1", "O-2"]},
     )
     m = merge([a, b])
@@ -62,4 +72,9 @@ def test_merge_sums_changes_and_dedupes_records() -> None:
     assert m.records == [{"id": 1, "_source": "t"}, {"id": 2, "_source": "t"}]
     assert m.fields == ["x", "y"]
     assert m.details == {"changes": [{"field": "x"}, {"field": "y"}]}
-    assert m.discovered_identifiers == {"order_id": ["O-1", "O-2"]}
+    assert m.units() == [
+        {"country_code": "81", "phone": "901"},
+        {"country_code": "1", "phone": "415"},
+        {"order_id": "O-1"},
+        {"order_id": "O-2"},
+    ]

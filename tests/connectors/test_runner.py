@@ -111,7 +111,7 @@ def test_a_disclosure_on_a_sql_system_is_reported_and_committed(
     assert result.status == "ok" and result.attempts == 1
     assert result.task_id == task.task_id and result.kind is Kind.DISCLOSURE
     assert [r["_source"] for r in result.records] == ["customers", "orders", "orders"]
-    assert result.discovered_identifiers == {"customer_id": ["1"]}
+    assert [u["customer_id"] for u in result.identities] == ["1"]
     # The offset is committed once the result is out, so a restart does not redo the task.
     assert committed(bootstrap, runner.group_id, tasks_topic(system)) == 1
 

@@ -19,12 +19,47 @@ systems:
 
 def test_a_good_data_map_loads_with_its_dependencies() -> None:
     dm = parse(GOOD)
+    # a system that supplied another's key is acted on after it; erase_after as written
     assert dm.dependencies() == {
-        "crm": set(),
-        "orders": {"crm"},
-        "shipping": {"orders"},
+        "crm": {"orders"},
+        "orders": {"shipping"},
+        "shipping": set(),
         "cache": {"crm"},
     }
+
+
+def test_an_identity_source_erased_after_its_dependant_loads() -> None:
+    dm = parse(
+        "subject_identifiers: [email]\n"
+        "systems:\n"
+        "  crm: {connector: sql, identifiers: [email], discovers: [phone],\n"
+        "        erase_after: [loyalty]}\n"
+        "  loyalty: {connector: sql, identifiers: [phone]}\n"
+    )
+    assert dm.dependencies() == {"crm": {"loyalty"}, "loyalty": set()}
+
+
+def test_systems_that_discover_each_other_load() -> None:
+    """The resolve phase reaches closure; the request's own identifiers break the tie."""
+    dm = parse(
+        "systems:\n"
+        "  crm: {connector: sql, identifiers: [email], discovers: [phone]}\n"
+        "  loyalty: {connector: sql, identifiers: [phone], discovers: [email]}\n"
+    )
+    # known by email: the CRM found loyalty's phone, so loyalty is acted on first
+    assert dm.discovery_order(["email"]) == {"crm": {"loyalty"}, "loyalty": set()}
+    assert dm.discovery_order(["phone"]) == {"crm": set(), "loyalty": {"crm"}}
+
+
+def test_an_order_that_cannot_be_met_is_refused() -> None:
+    # loyalty must be erased after the CRM, which must wait for loyalty, whose key it found
+    with pytest.raises(DataMapError, match="cycle: loyalty → crm → loyalty"):
+        parse(
+            "subject_identifiers: [email]\n"
+            "systems:\n"
+            "  crm: {connector: sql, identifiers: [email], discovers: [phone]}\n"
+            "  loyalty: {connector: sql, identifiers: [phone], erase_after: [crm]}\n"
+        )
 
 
 @pytest.mark.parametrize(
@@ -39,7 +74,7 @@ def test_a_good_data_map_loads_with_its_dependencies() -> None:
                 "identifiers: [email], discovers: [customer_id]",
                 "identifiers: [order_id], discovers: [customer_id]",
             ),
-            "cycle: crm → orders → crm",
+            "system 'crm' needs ['order_id'], but no identifier a request carries",
         ),
         (GOOD.replace("erase_after: [crm]", "erase_after: [crm, cache]"), "cycle: cache → cache"),
         (

@@ -25,7 +25,7 @@ def task(request_id: str = "r-1") -> Task:
         system="crm",
         kind=Kind.CORRECTION,
         identifiers={"email": EMAIL},
-        discovered={"customer_id": ["C-42"]},
+        identities=[{"email": EMAIL}, {"customer_id": "C-42", "phone": "03-0000-0000"}],
         changes=[Change(field="phone", value="090-1234-5678")],
     )
 
@@ -41,7 +41,7 @@ def result(request_id: str = "r-1") -> TaskResult:
         changed=1,
         fields=["phone"],
         details={"changes": [{"field": "phone", "old": "03-0000-0000", "new": "090-1234-5678"}]},
-        discovered_identifiers={"customer_id": ["C-42"]},
+        identities=[{"customer_id": "C-42", "email": EMAIL}],
         started_at=utcnow(),
     )
 

@@ -410,7 +410,7 @@ def test_a_task_with_discovered_identifiers_reaches_every_key(profiles: Profiles
         kind=Kind.ERASURE,
         wave=1,
         identifiers={"email": "alice@example.com"},
-        discovered={"customer_id": ["1001", "2002"]},
+        identities=[{"customer_id": "1001"}, {"customer_id": "2002"}],
         grounds=GROUNDS,
     )
     connector = profiles.connector()

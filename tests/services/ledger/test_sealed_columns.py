@@ -15,7 +15,7 @@ from sqlalchemy import text
 from services.crypto import KeyDestroyed, LocalKeyProvider
 from services.crypto.digests import subject_digests
 from services.ledger import Ledger
-from services.ledger.store import MIGRATIONS
+from services.ledger.store import DISCOVERED_FIELD, MIGRATIONS
 from streams.sealing import Sealer, is_sealed_field
 from tests.fixtures.ledger_rows import DEADLINE, event
 
@@ -50,8 +50,8 @@ def _stored(ledger: Ledger, request_id: str) -> str:
 
 def test_the_event_and_discovered_identifiers_are_kept_sealed(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
-    merged = ledger.merge_discovered("r-1", {"customer_id": [FOUND]})
-    assert merged == {"customer_id": [FOUND]}
+    merged = ledger.merge_identities("r-1", [{"customer_id": FOUND}])
+    assert merged == [{"customer_id": FOUND}]
 
     row = ledger.request("r-1")
     assert row is not None
@@ -59,14 +59,14 @@ def test_the_event_and_discovered_identifiers_are_kept_sealed(ledger: Ledger) ->
     stored = _stored(ledger, "r-1")
     assert EMAIL not in stored and FOUND not in stored
     assert ledger.request_event(row) == event()
-    assert ledger.discovered(row) == {"customer_id": [FOUND]}
+    assert ledger.identities(row) == [{"customer_id": FOUND}]
     expected = subject_digests({"email": EMAIL}) | subject_digests({"customer_id": FOUND})
     assert set(row.subject_digests or []) == expected
 
 
 def test_a_shredded_request_no_longer_opens(ledger: Ledger, keys: LocalKeyProvider) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
-    ledger.merge_discovered("r-1", {"customer_id": [FOUND]})
+    ledger.merge_identities("r-1", [{"customer_id": FOUND}])
     assert keys.destroy("r-1")
     row = ledger.request("r-1")
     assert row is not None
@@ -74,7 +74,7 @@ def test_a_shredded_request_no_longer_opens(ledger: Ledger, keys: LocalKeyProvid
     with pytest.raises(KeyDestroyed):
         fresh.request_event(row)
     with pytest.raises(KeyDestroyed):
-        fresh.discovered(row)
+        fresh.identities(row)
     fresh.close()
 
 
@@ -124,4 +124,21 @@ def test_the_migration_digests_requests_recorded_before_it(tmp_path: Path) -> No
     assert row is not None
     expected = subject_digests({"email": EMAIL}) | subject_digests({"customer_id": FOUND})
     assert set(row.subject_digests or []) == expected
+    assert ledger.identities(row) == [{"customer_id": FOUND}]  # the old format, as units
     ledger.close()
+
+
+def test_a_graph_kept_in_the_old_format_reads_as_one_unit_per_value(ledger: Ledger) -> None:
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    assert ledger.sealer is not None
+    old = ledger.sealer.seal_field("r-1", DISCOVERED_FIELD, {"order_id": ["O-1", "O-2"]})
+    with ledger.session() as s:
+        s.execute(
+            text("UPDATE requests SET discovered = :d WHERE request_id = 'r-1'"),
+            {"d": json.dumps(old)},
+        )
+    row = ledger.request("r-1")
+    assert row is not None
+    assert ledger.identities(row) == [{"order_id": "O-1"}, {"order_id": "O-2"}]
+    merged = ledger.merge_identities("r-1", [{"order_id": "O-2"}, {"customer_id": FOUND}])
+    assert merged == [{"order_id": "O-1"}, {"order_id": "O-2"}, {"customer_id": FOUND}]

@@ -21,12 +21,20 @@ from streams.agents import aggregate, fanout, intake
 from streams.agents.aggregate import PoisonEvent
 from streams.claims import ClaimCheck
 from streams.context import Pipeline
-from streams.records import Outcome, ResponseEvent, TaskResult
+from streams.records import Outcome, ResponseEvent, Task, TaskResult
 from tests.streams.agents.fixtures import body, drive, run_tasks, to
 
 
 def submit(p: Pipeline, **kw: Any) -> list[Any]:
     return intake.handle_request(p, json.dumps(event(**kw)).encode())
+
+
+def opened(p: Pipeline, out: list[Any]) -> list[Task]:
+    """The tasks in ``out``, as the runner opens them."""
+    tasks = [
+        Task.model_validate_json(o.value) for o in out if o.topic.startswith(topics.TASKS_PREFIX)
+    ]
+    return [p.sealer.open(t) if p.sealer is not None else t for t in tasks]
 
 
 def with_system(p: Pipeline, system: str, **update: Any) -> Pipeline:
@@ -74,24 +82,40 @@ def test_held_for_fee_then_released(pipeline: Pipeline) -> None:
     assert drive(pipeline, "f-1").status == "completed"
 
 
-def test_fanout_sends_one_task_per_applicable_system(pipeline: Pipeline) -> None:
-    submit(pipeline, request_id="t-1", kind="disclosure", identifiers=TARO)
+def test_fanout_first_resolves_the_principal_with_read_only_lookups(pipeline: Pipeline) -> None:
+    submit(
+        pipeline, request_id="t-1", kind="erasure", identifiers=TARO, grounds=["no_longer_needed"]
+    )
     out = fanout.handle_accepted(pipeline, "t-1")
-    assert sorted(o.topic for o in out) == [
-        topics.tasks_topic("crm"),
-        topics.tasks_topic("search_index"),
-    ]
-    statuses = {t.system: t.status for t in pipeline.ledger.tasks("t-1")}
-    # orders and shipping wait for the identifiers the CRM will discover
-    assert statuses == {
-        "crm": "pending",
-        "search_index": "pending",
-        "partners": "not_applicable",
-        "provision_ledger": "not_applicable",
-    }
+    # only the CRM can be looked up by email; nothing is acted on before the graph is closed
+    assert [o.topic for o in out] == [topics.tasks_topic("crm")]
+    [task] = opened(pipeline, out)
+    assert task.lookup and task.identities == [TARO] and task.changes == []
+    tasks = pipeline.ledger.tasks("t-1")
+    assert [(t.task_id, t.status) for t in tasks] == [("t-1:crm:lookup:0", "pending")]
     again = fanout.handle_accepted(pipeline, "t-1")  # redelivered: same tasks, no new rows
     assert sorted(o.topic for o in again) == sorted(o.topic for o in out)
-    assert len(pipeline.ledger.tasks("t-1")) == 4
+    assert len(pipeline.ledger.tasks("t-1")) == 1
+
+
+def test_actions_are_planned_once_the_graph_is_closed_each_with_its_units(
+    pipeline: Pipeline,
+) -> None:
+    submit(pipeline, request_id="t-2", kind="disclosure", identifiers=TARO)
+    out = fanout.handle_accepted(pipeline, "t-2")
+    waves = []
+    while not any(not t.lookup for t in opened(pipeline, out)):
+        waves.append(sorted(t.system for t in opened(pipeline, out)))
+        out = [
+            o for raw in run_tasks(pipeline, out) for o in aggregate.handle_result(pipeline, raw)
+        ]
+    assert waves == [["crm"], ["orders"]]  # shipping discovers nothing: never looked up
+    sent = {t.system: t for t in opened(pipeline, out)}
+    assert sorted(sent) == ["crm", "orders", "search_index", "shipping"]
+    assert sent["crm"].identities == [TARO]
+    assert [u["customer_id"] for u in sent["orders"].identities] == ["C-1001"]
+    assert sorted(u["order_id"] for u in sent["shipping"].identities) == ["O-1", "O-2"]
+    assert all(not t.lookup for t in sent.values())
 
 
 def test_disclosure_response_has_package_and_deadline(pipeline: Pipeline) -> None:
@@ -197,24 +221,64 @@ def test_rule_7_correction_reports_old_new_and_missing_fields(pipeline: Pipeline
     assert other["phone"] != "000"
 
 
+def test_outcomes_say_where_the_resolve_phase_found_the_principal(pipeline: Pipeline) -> None:
+    submit(pipeline, request_id="lu-1", kind="disclosure", identifiers=TARO)
+    response = drive(pipeline, "lu-1")
+    outcomes = {
+        o.system: o for o in aggregate.task_outcomes(pipeline, pipeline.ledger.tasks("lu-1"))
+    }
+    assert sorted(outcomes) == sorted(s.system for s in response.systems)  # actions only
+    assert {s for s, o in outcomes.items() if o.looked_up} == {"crm", "orders"}
+    lookups = [t for t in pipeline.ledger.tasks("lu-1") if Task.is_lookup_id(t.task_id)]
+    assert sorted(t.system for t in lookups) == ["crm", "orders"]  # kept as evidence
+    # nobody: looked up in the CRM, found nowhere
+    submit(pipeline, request_id="lu-2", kind="disclosure", identifiers={"email": "nobody@x.jp"})
+    drive(pipeline, "lu-2")
+    tasks = pipeline.ledger.tasks("lu-2")
+    assert not any(o.looked_up for o in aggregate.task_outcomes(pipeline, tasks))
+
+
 def test_timed_out_request_is_partial_and_names_the_silent_system(pipeline: Pipeline) -> None:
     submit(pipeline, request_id="to-1", kind="disclosure", identifiers=TARO)
     out = fanout.handle_accepted(pipeline, "to-1")
+    while any(t.lookup for t in opened(pipeline, out)):  # the resolve phase completes
+        out = [
+            o for raw in run_tasks(pipeline, out) for o in aggregate.handle_result(pipeline, raw)
+        ]
     crm_only = [raw for raw in run_tasks(pipeline, out) if b'"system":"crm"' in raw]
     aggregate.handle_result(pipeline, crm_only[0])
     [response] = to(topics.RESPONSES, aggregate.time_out(pipeline, "to-1"))
     r = ResponseEvent.model_validate(body(response))
     assert r.status == "partially_completed"
-    # orders was unlocked by the CRM's result but never answered; search_index never did
     assert sorted((x.code, x.system) for x in r.reasons) == [
         ("system_timed_out", "orders"),
         ("system_timed_out", "search_index"),
+        ("system_timed_out", "shipping"),
     ]
-    assert {s.system: s.status for s in r.systems}["shipping"] == "not_applicable"
+    assert {s.system: s.status for s in r.systems}["crm"] == "ok"
+
+
+def test_a_request_timed_out_while_resolving_acts_nowhere_and_says_so(pipeline: Pipeline) -> None:
+    submit(
+        pipeline, request_id="to-2", kind="erasure", identifiers=TARO, grounds=["no_longer_needed"]
+    )
+    out = fanout.handle_accepted(pipeline, "to-2")
+    out = [o for raw in run_tasks(pipeline, out) for o in aggregate.handle_result(pipeline, raw)]
+    assert [t.system for t in opened(pipeline, out)] == ["orders"]  # its lookup never answers
+    timed_out = aggregate.time_out(pipeline, "to-2")
+    assert not [o for o in timed_out if o.topic.startswith(topics.TASKS_PREFIX)]  # nothing sent
+    [response] = to(topics.RESPONSES, timed_out)
+    r = ResponseEvent.model_validate(body(response))
+    assert r.status == "failed"
+    status = {s.system: (s.status, s.error) for s in r.systems}
+    assert status["crm"][0] == status["orders"][0] == "timed_out"
+    assert status["shipping"][0] == "failed" and "lookup in orders" in (status["shipping"][1] or "")
+    assert len(r.systems) == len({s.system for s in r.systems})  # lookups are not actions
 
 
 def test_redelivered_result_resends_the_wave_it_unlocked(pipeline: Pipeline) -> None:
-    """The worker recorded the CRM's result and planned orders, then died before sending."""
+    """The worker recorded the CRM lookup's result and planned the orders lookup, then died
+    before sending it."""
     submit(pipeline, request_id="w-1", kind="disclosure", identifiers=TARO)
     out = fanout.handle_accepted(pipeline, "w-1")
     crm = next(raw for raw in run_tasks(pipeline, out) if b'"system":"crm"' in raw)
@@ -222,7 +286,7 @@ def test_redelivered_result_resends_the_wave_it_unlocked(pipeline: Pipeline) -> 
     assert [o.topic for o in unlocked] == [topics.tasks_topic("orders")]
     redelivered = aggregate.handle_result(pipeline, crm)  # the message was never committed
     assert topics.tasks_topic("orders") in [o.topic for o in redelivered]
-    assert len(pipeline.ledger.tasks("w-1")) == 5  # no task planned twice
+    assert len(pipeline.ledger.tasks("w-1")) == 2  # no task planned twice
 
 
 def test_rule_13_a_paper_only_store_turns_a_disclosure_into_a_letter_with_a_reason(
@@ -288,8 +352,8 @@ def test_rule_5_a_data_map_refusal_withholds_one_system_and_says_why(pipeline: P
         0,
         "violation_of_other_laws",
     )
-    [task] = [t for t in withheld.ledger.tasks("wr-1") if t.system == "orders"]
-    assert task.attempts == 0  # never asked
+    [task] = [t for t in withheld.ledger.tasks("wr-1") if t.task_id == "wr-1:orders:disclosure:0"]
+    assert task.attempts == 0  # never asked (its lookup only resolved identities)
 
 
 def test_the_ledger_keeps_task_results_sealed_and_the_response_still_has_the_data(
