@@ -42,12 +42,15 @@ def up(
 ) -> None:
     """Start the broker (if embedded), the workers, the connector runners and the dashboard."""
     from services.dashboard import Dashboard
+    from services.logs import configure_logging
     from services.stack import Stack
+    from services.supervisor import Supervisor
 
     settings = load_settings()
     if not settings.datamap_path.exists():
         err.print(f"[red]No data map at {settings.datamap_path}.[/] Set DSR_DATAMAP.")
         raise typer.Exit(2)
+    configure_logging()
     stack = Stack(settings, workers=workers, runners=runners)
     dashboard: Dashboard | None = None
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -55,7 +58,7 @@ def up(
         stack.start()
         console.print(
             f"Kafka: [bold]{stack.bootstrap}[/]"
-            f"{' (embedded)' if stack.broker else ''}  ledger: {settings.database_url}"
+            f"{' (embedded)' if stack.broker else ''}  ledger: {settings.database_url_masked}"
         )
         console.print(
             f"Signed intake: producer keys in {settings.signing_keys_path}"
@@ -67,21 +70,42 @@ def up(
         console.print(f"Metrics: {metrics}", soft_wrap=True, highlight=False)
         dashboard = Dashboard.start(settings.database_url, settings.dashboard_port)
         console.print(f"Dashboard: [bold]{dashboard.url}[/]", highlight=False)
-        console.print(f"Joined in {stack.wait_joined():.1f}s. Ctrl-C stops everything.")
-        while not stack.check_alive():
-            if not stack.broker_alive():
-                err.print("[yellow]The embedded broker died; restarting it…[/]")
-                n = stack.restart_broker()
-                console.print(f"Broker back on {stack.bootstrap}; re-drove {n} open request(s).")
-            time.sleep(0.5)
-        err.print(f"[red]{', '.join(stack.check_alive())} exited.[/]")
-        raise typer.Exit(1)
+        console.print(
+            f"Joined in {stack.wait_joined():.1f}s. A process that dies is restarted; "
+            "Ctrl-C or SIGTERM stops everything."
+        )
+        supervisor = Supervisor(stack)
+        while True:
+            supervisor.tick()
+            time.sleep(0.25)
     except KeyboardInterrupt:
         console.print("Stopping…")
     finally:
         if dashboard:
             dashboard.stop()
         stack.stop()
+
+
+@app.command()
+def ps() -> None:
+    """The processes `dsr up` supervises: running or not, restarts, crash loops."""
+    from services.supervisor import read_processes
+
+    body = read_processes(load_settings().home)
+    if body is None:
+        err.print("`dsr up` is not running here (no run/processes.json under DSR_HOME).")
+        raise typer.Exit(1)
+    table = Table("process", "pid", "running", "restarts", "last exit", "crash loop")
+    for name, p in body["processes"].items():
+        table.add_row(
+            name,
+            str(p["pid"] or ""),
+            "yes" if p["running"] else "[red]no[/]",
+            str(p["restarts"]),
+            "" if p["last_exit"] is None else str(p["last_exit"]),
+            "[red]yes[/]" if p["crash_loop"] else "no",
+        )
+    console.print(table)
 
 
 @app.command()

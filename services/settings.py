@@ -132,6 +132,13 @@ class Settings:
         return self.database_url_override or f"sqlite:///{self.home / 'ledger.db'}"
 
     @property
+    def database_url_masked(self) -> str:
+        """The ledger's URL with any password hidden, for printing and logs."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+    @property
     def datamap_path(self) -> Path:
         return Path(self.datamap_override) if self.datamap_override else self.home / "datamap.yaml"
 

@@ -175,6 +175,20 @@ class Stack:
             if c.process is not None and c.process.poll() is not None
         ]
 
+    def exit_code(self, name: str) -> int | None:
+        process = self.components[name].process
+        return process.poll() if process is not None else None
+
+    def broker_exit_code(self) -> int | None:
+        return self.broker.process.poll() if self.broker is not None else None
+
+    def pid(self, name: str) -> int | None:
+        """The process id of a component, or of the embedded broker (``broker``)."""
+        if name == "broker":
+            return self.broker.process.pid if self.broker is not None else None
+        process = self.components[name].process
+        return process.pid if process is not None else None
+
     def ready_file(self, name: str) -> Path:
         return self.settings.home / "run" / f"{name}.ready"
 

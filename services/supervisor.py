@@ -1,0 +1,131 @@
+"""Keep the stack running: restart whatever dies, with backoff; report crash loops.
+
+``dsr up`` calls ``Supervisor.tick`` a few times a second. A worker or runner that exits
+is started again after a delay that doubles with each recent restart (0.5 s, 1 s, 2 s …
+up to 30 s); the embedded broker is started again at once, on the same port, and every
+open request is re-driven from the ledger. A process restarted ``loop_restarts`` times
+within ``loop_window_s`` is in a crash loop: that is logged once, written to
+``<DSR_HOME>/run/processes.json`` (``dsr status`` shows it), and it is still restarted,
+at the longest delay, while the rest of the stack keeps going.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from services.stack import Stack
+
+log = logging.getLogger("dsr.supervisor")
+
+BROKER = "broker"
+
+
+@dataclass
+class Health:
+    """One process's restarts, as the supervisor saw them."""
+
+    restarts: deque[float] = field(default_factory=deque)
+    total: int = 0
+    #: When a dead process is due to be started again; None while it runs.
+    due: float | None = None
+    crash_loop: bool = False
+    last_exit: int | None = None
+
+
+@dataclass
+class Supervisor:
+    stack: Stack
+    backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    loop_restarts: int = 5
+    loop_window_s: float = 120.0
+    clock: Callable[[], float] = time.monotonic
+    health: dict[str, Health] = field(default_factory=dict)
+
+    def tick(self) -> None:
+        """Restart the broker if it died, and every process that is due."""
+        now = self.clock()
+        if not self.stack.broker_alive():
+            self._restarted(BROKER, now, self.stack.broker_exit_code())
+            n = self.stack.restart_broker()
+            log.warning("broker restarted; re-drove %d open request(s)", n)
+        for name in self.stack.check_alive():
+            h = self.health.setdefault(name, Health())
+            if h.due is None:
+                h.last_exit = self.stack.exit_code(name)
+                h.due = now + self._delay(h, now)
+                log.warning(
+                    "%s exited with %s; restarting in %.1fs", name, h.last_exit, h.due - now
+                )
+            elif now >= h.due:
+                self._restarted(name, now, h.last_exit)
+                h.due = None
+                self.stack.spawn(name)
+        self._write()
+
+    def _delay(self, h: Health, now: float) -> float:
+        recent = sum(1 for t in h.restarts if now - t < self.loop_window_s)
+        return min(self.max_backoff_s, self.backoff_s * 2**recent)
+
+    def _restarted(self, name: str, now: float, exit_code: int | None) -> None:
+        h = self.health.setdefault(name, Health())
+        h.restarts.append(now)
+        while h.restarts and now - h.restarts[0] >= self.loop_window_s:
+            h.restarts.popleft()
+        h.total += 1
+        h.last_exit = exit_code
+        looping = len(h.restarts) >= self.loop_restarts
+        if looping and not h.crash_loop:
+            log.error(
+                "%s is in a crash loop: %d restarts in %.0fs; see its log",
+                name,
+                len(h.restarts),
+                self.loop_window_s,
+            )
+        elif h.crash_loop and not looping:
+            log.warning("%s is no longer in a crash loop", name)
+        h.crash_loop = looping
+
+    def report(self) -> dict[str, Any]:
+        """Every supervised process: whether it runs, its restarts, and crash loops."""
+        names = [BROKER, *self.stack.components] if self.stack.broker else [*self.stack.components]
+        dead = set(self.stack.check_alive())
+        out: dict[str, Any] = {}
+        for name in names:
+            h = self.health.get(name, Health())
+            running = self.stack.broker_alive() if name == BROKER else name not in dead
+            out[name] = {
+                "running": running,
+                "pid": self.stack.pid(name),
+                "restarts": h.total,
+                "crash_loop": h.crash_loop,
+                "last_exit": h.last_exit,
+            }
+        return out
+
+    def _write(self) -> None:
+        path = processes_file(self.stack.settings.home)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"at": time.time(), "processes": self.report()}, indent=1))
+        tmp.replace(path)
+
+
+def processes_file(home: Path) -> Path:
+    return home / "run" / "processes.json"
+
+
+def read_processes(home: Path) -> dict[str, Any] | None:
+    """What ``dsr up``'s supervisor last wrote, or None when it is not running."""
+    try:
+        body: dict[str, Any] = json.loads(processes_file(home).read_text())
+    except (OSError, ValueError):
+        return None
+    return body
