@@ -56,6 +56,12 @@ _BY_STATUS = {
 }
 
 
+#: Kinds a system holding the principal's data must itself answer. Provision records and
+#: stops concern the systems that provide data to third parties, and a correction is
+#: judged field by field, so for those a system that cannot do the kind is not applicable.
+HOLDING_MEANS_ACTING = frozenset({Kind.DISCLOSURE, Kind.SUSPENSION, Kind.ERASURE})
+
+
 @dataclass(frozen=True)
 class TaskOutcome:
     """What the ledger knows of one task: its status, and its result if any.
@@ -203,7 +209,8 @@ def system_outcome(
 
 def _outcome(kind: Kind, o: TaskOutcome, fields: dict[str, Outcome]) -> Outcome:
     if o.status is TaskStatus.NOT_APPLICABLE:
-        return Outcome.NOT_SUPPORTED if o.looked_up else Outcome.NOT_APPLICABLE
+        held = o.looked_up and kind in HOLDING_MEANS_ACTING
+        return Outcome.NOT_SUPPORTED if held else Outcome.NOT_APPLICABLE
     if o.status is not TaskStatus.OK:
         return _BY_STATUS[o.status]
     r = o.result

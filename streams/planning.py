@@ -60,8 +60,13 @@ def identity_graph(event: RequestEvent, found: Sequence[Unit]) -> list[dict[str,
 
 def units_for(spec: SystemSpec, graph: Sequence[Unit]) -> list[dict[str, str]]:
     """The units of ``graph`` that supply one of the system's keys, as it may receive
-    them: a system not cleared for My Number never receives one."""
-    return [u for u in (_shared(spec, unit) for unit in graph) if spec.key_for(u) is not None]
+    them: only the identifiers its keys use (a system keyed by customer id is not sent
+    the email), each unit once and none inside another, and never a My Number to a
+    system not cleared for it."""
+    names = spec.identifier_names
+    used = ({k: v for k, v in _shared(spec, u).items() if k in names} for u in graph)
+    units = merge_units([], used)
+    return [u for u in units if spec.key_for(u) is not None]
 
 
 def _shared(spec: SystemSpec, unit: Unit) -> dict[str, str]:

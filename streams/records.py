@@ -324,7 +324,10 @@ class Outcome(StrEnum):
     - ``not_applicable``: the system was not asked: it does not do this kind, it is out
       of scope, or no identifier it looks people up by was known.
     - ``not_supported``: the identity lookup found the principal there, but the system
-      cannot do this kind: it holds the data and did not do what was asked.
+      cannot do this kind: it holds the data and did not do what was asked (for a
+      disclosure, suspension or erasure; for the other kinds such a system is
+      ``not_applicable``: provision records and stops concern the systems that provide
+      data, and a correction is judged field by field).
     - ``field_not_found``: (correction) the system holds no such field.
     - ``field_not_correctable``: (correction) the system holds the field but may not
       correct it.
