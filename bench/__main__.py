@@ -37,6 +37,8 @@ def scenarios(quick: bool) -> tuple[list[Scenario], list[Scenario]]:
         Scenario(n // 4, 5, rate=25, sweeps=("rate",)),
         Scenario(n // 2, 5, rate=50, sweeps=("rate",)),
         Scenario(n // 2, 5, connector="sql", sweeps=("sql",)),
+        # the identity lookup phase: one directory resolves the key the other four use
+        Scenario(n, 5, connector="resolve", sweeps=("resolve",)),
     ]
     base = [
         Scenario(n, 1),

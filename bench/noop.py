@@ -31,3 +31,16 @@ class NoopConnector(Connector[NoopConfig]):
         self, identifiers: Identifiers, *, grounds: Sequence[str], dry_run: bool = False
     ) -> OperationResult:
         return OperationResult(dry_run=dry_run)
+
+
+class DirectoryConnector(NoopConnector):
+    """A no-op directory that finds a customer id for an email, as a CRM would, so that
+    the identity lookup phase has something to resolve."""
+
+    name = "noop-directory"
+
+    def disclose(self, identifiers: Identifiers) -> OperationResult:
+        email = identifiers.get("email")
+        if not email:
+            return OperationResult()
+        return OperationResult(identities=[{"email": email, "customer_id": f"C-{email}"}])

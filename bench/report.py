@@ -58,6 +58,38 @@ def baseline_ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def lookup_phase(results: dict[str, Any]) -> dict[str, Any] | None:
+    """What resolving the identity graph first costs a request: the ``resolve`` run (one
+    lookup in a directory, then five actions) against the no-op run of the same size
+    (five actions, nothing to resolve), from the same session."""
+    runs = sweep(results, "resolve", "requests")
+    if not runs:
+        return None
+    resolve = runs[0]
+    plain = next(
+        (
+            r
+            for r in results["pipeline"]
+            if r["connector"] == "noop"
+            and (r["requests"], r["systems"], r["workers"]) == (resolve["requests"], 5, 1)
+            and r["rate"] is None
+        ),
+        None,
+    )
+    if plain is None:
+        return None
+    return {
+        "runs": [plain["scenario"], resolve["scenario"]],
+        "cpu_s_per_request": [plain["cpu_s_per_request_total"], resolve["cpu_s_per_request_total"]],
+        "cpu_s_per_request_added": round(
+            resolve["cpu_s_per_request_total"] - plain["cpu_s_per_request_total"], 5
+        ),
+        "p50_ms": [plain["latency_ms"]["p50"], resolve["latency_ms"]["p50"]],
+        "p99_ms": [plain["latency_ms"]["p99"], resolve["latency_ms"]["p99"]],
+        "throughput_rps": [plain["throughput_rps"], resolve["throughput_rps"]],
+    }
+
+
 def summary(results: dict[str, Any]) -> dict[str, Any]:
     load = sweep(results, "load", "requests")
     largest = load[-1]
@@ -92,6 +124,7 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
             r["workers"]: r["throughput_rps"] for r in sweep(results, "workers", "workers")
         },
         "baseline": baseline_ratios(results),
+        "lookup_phase": lookup_phase(results),
         "capacity": capacity.model(results),
         "lost": sum(r["lost"] for r in results["pipeline"]),
     }

@@ -11,13 +11,25 @@ from services.demo.seed import seed
 from services.settings import Settings
 
 NOOP = "bench.noop:NoopConnector"
+DIRECTORY = "bench.noop:DirectoryConnector"
 
 
 def datamap(systems: int, connector: str) -> str:
-    """``systems`` systems of one connector; each finds the subject by email."""
+    """``systems`` systems of one connector; each finds the subject by email.
+
+    ``resolve``: no-op systems too, but only the first finds the subject by email; it
+    discovers a customer id, which the others are keyed by, so every request first
+    resolves its identity graph with one lookup (the cost of that phase)."""
     # Longer than the 10,000-request burst takes to drain: the benchmark measures the
     # pipeline's speed, not its time-out policy (a request still queued is not silent).
     lines = ["request_timeout_seconds: 3600", "systems:"]
+    if connector == "resolve":
+        lines += ["  sys00:", f'    connector: "{DIRECTORY}"', "    identifiers: [email]"]
+        lines += ["    discovers: [customer_id]"]
+        for i in range(1, systems):
+            lines += [f"  sys{i:02d}:", f'    connector: "{NOOP}"']
+            lines += ["    identifiers: [customer_id]"]
+        return "\n".join(lines) + "\n"
     for i in range(systems):
         lines += [f"  sys{i:02d}:", f'    connector: "{connector}"', "    identifiers: [email]"]
         if connector == "sql":
