@@ -215,6 +215,7 @@ def status(
             f"at {why['where']} (was {why['was']}); `dsr park release {request_id}` "
             "once the cause is fixed",
             highlight=False,
+            soft_wrap=True,
         )
     errors = [t for t in report["tasks"] if t["error"] and t["status"] != "not_applicable"]
     for t in errors:
