@@ -131,14 +131,15 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                     result = _transient_db(handler)(ctx(), event)
                     outgoing = await result if inspect.isawaitable(result) else result
                 except Exception as exc:  # noqa: BLE001 - the worker must keep running
-                    park(stage, _request_id(stage, event), exc)
+                    if parking.parks(exc):
+                        park(stage, _request_id(stage, event), exc)
                     outgoing = _dead_letters(stage, [event], exc)
             await send(outgoing)
 
     def park(stage: str, request_id: str | None, exc: Exception) -> None:
-        """Set aside the request whose handling raised ``exc``, unless the fault is the
-        infrastructure's (retried) or the event's own (``PoisonEvent``: dead-lettered)."""
-        if request_id is None or parking.is_transient(exc) or isinstance(exc, PoisonEvent):
+        """Set aside the request whose handling raised ``exc``; the agents first ask
+        ``parking.parks`` (not the infrastructure's fault, nor the event's own)."""
+        if request_id is None:
             return
         try:
             if parking.park(ctx(), stage, request_id, exc):
@@ -155,7 +156,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         stage: str, request_id: str, step: Callable[[Pipeline, str], list[Outgoing]]
     ) -> list[Outgoing]:
         """``step`` for one request of a sweep: if it raises (not transiently), the
-        request is parked and the sweep goes on with the others."""
+        request is parked, whatever the error (there is no event to dead-letter and the
+        next sweep would only raise again), and the sweep goes on with the others."""
         try:
             return step(ctx(), request_id)
         except Exception as exc:
@@ -182,14 +184,15 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         except Exception as exc:  # noqa: BLE001
             if len(kept) > 1 and not parking.is_transient(exc):  # find whose it is
                 return outgoing + [o for e in kept for o in aggregate_batch([e])]
-            for p in parsed:
+            for p in parsed if parking.parks(exc) else []:
                 park("aggregate", p.result.request_id, exc)
             return outgoing + _dead_letters("aggregate", kept, exc)
         for step in progress:
             try:
                 outgoing += _transient_db(step.advance)(ctx())
             except Exception as exc:  # noqa: BLE001
-                park("aggregate", step.request_id, exc)
+                if parking.parks(exc):
+                    park("aggregate", step.request_id, exc)
                 outgoing += _dead_letters("aggregate", [kept[i] for i in step.sources], exc)
         return outgoing
 

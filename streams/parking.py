@@ -7,7 +7,11 @@ Errors split in two::
      │    ├── sqlalchemy OperationalError, InterfaceError   the ledger locked or unreachable
      │    └── KafkaError (aiokafka, kafka-python), ConnectionError, TimeoutError   the broker
      │        retried as before (``streams.app``), never parked
-     └── anything else: the request's own, so the request is parked
+     ├── the event's own, dead-lettered as before, the request left as it is
+     │    ├── PoisonEvent      a result that does not validate or open
+     │    └── NotifyError      the mail server refused or is down: the notice is
+     │                         re-sent by ``dsr dlq redrive``, the request goes on
+     └── anything else: the request's own, so the request is parked (``parks``)
 
 A parked request is set aside in the ledger (``Ledger.park``: status ``parked``, the
 exception type as its hold reason) and audited with where it raised; the sweeper and
@@ -25,6 +29,8 @@ from aiokafka.errors import KafkaError as AsyncKafkaError
 from kafka.errors import KafkaError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from services.notify.errors import NotifyError
+from streams.agents.aggregate import PoisonEvent
 from streams.context import Pipeline
 
 log = logging.getLogger("dsr.parking")
@@ -43,6 +49,11 @@ _ROOT = Path(__file__).resolve().parents[1]
 def is_transient(exc: BaseException) -> bool:
     """The database or the broker, not the request: retry, do not park."""
     return isinstance(exc, TRANSIENT)
+
+
+def parks(exc: BaseException) -> bool:
+    """Whether ``exc`` is the request's own fault, so that the request is parked."""
+    return not is_transient(exc) and not isinstance(exc, PoisonEvent | NotifyError)
 
 
 def where(exc: BaseException) -> str:

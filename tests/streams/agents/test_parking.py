@@ -113,12 +113,20 @@ def test_status_and_dashboard_show_a_parked_request(pipeline: Pipeline, tmp_path
     assert row["waiting_on"].startswith(f"parked: {type(exc).__name__}")
 
 
-def test_database_and_broker_errors_are_transient_not_parked() -> None:
+def test_only_the_requests_own_errors_park_it() -> None:
     from aiokafka.errors import KafkaConnectionError
 
-    assert parking.is_transient(OperationalError("SELECT 1", {}, Exception("locked")))
-    assert parking.is_transient(KafkaConnectionError())
-    assert not parking.is_transient(KeyError("failed"))
+    from services.notify.errors import NotifyFatal, NotifyRetriable
+    from streams.agents.aggregate import PoisonEvent
+
+    locked = OperationalError("SELECT 1", {}, Exception("database is locked"))
+    assert parking.is_transient(locked) and parking.is_transient(KafkaConnectionError())
+    # retried (transient), or dead-lettered as the event's own fault: never parked
+    for exc in (locked, KafkaConnectionError(), PoisonEvent("bad", ""), NotifyRetriable("421")):
+        assert not parking.parks(exc), exc
+    assert not parking.parks(NotifyFatal("550"))
+    for exc in (KeyError("failed"), NotADirectoryError(20, "x"), RecursionError()):
+        assert parking.parks(exc) and not parking.is_transient(exc), exc
 
 
 def test_where_names_the_raising_line_of_our_code() -> None:
