@@ -561,13 +561,17 @@ def park_release(
 ) -> None:
     """Put a parked request back as it was and send it on again; it is parked again if
     it still raises. Fix the cause first (`dsr status` shows where it raised)."""
+    from datetime import timedelta
+
     from services import parked
+    from services.datamap import load as load_datamap
     from services.ledger import Ledger
 
     settings = load_settings()
+    timeout = timedelta(seconds=load_datamap(settings.datamap_path).request_timeout_seconds)
     ledger = Ledger(settings.database_url)
     try:
-        done = parked.release(ledger, _bootstrap(settings), request_id, by)
+        done = parked.release(ledger, _bootstrap(settings), request_id, by, timeout)
     finally:
         ledger.close()
     if done.outcome != "released":

@@ -15,6 +15,7 @@ If it raises again, it is parked again, with the new reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from kafka import KafkaProducer
@@ -49,9 +50,12 @@ def listed(ledger: Ledger, limit: int = 200) -> list[dict[str, Any]]:
     ]
 
 
-def release(ledger: Ledger, bootstrap: str, request_id: str, by: str) -> Released:
-    """Un-park ``request_id`` (audited as ``operator:<by>``) and send it on again."""
-    outcome, status = ledger.release_parked(request_id, by)
+def release(
+    ledger: Ledger, bootstrap: str, request_id: str, by: str, timeout: timedelta
+) -> Released:
+    """Un-park ``request_id`` (audited as ``operator:<by>``) and send it on again; a
+    fanned-out one has ``timeout`` (the data map's request timeout) again to finish."""
+    outcome, status = ledger.release_parked(request_id, by, timeout)
     if outcome != "released" or status not in TO_FAN_OUT:
         return Released(outcome, status)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")

@@ -618,9 +618,12 @@ class Ledger:
             )
             return True
 
-    def release_parked(self, request_id: str, by: str) -> tuple[str, str | None]:
+    def release_parked(
+        self, request_id: str, by: str, timeout: timedelta | None = None
+    ) -> tuple[str, str | None]:
         """Put a parked request back as it was when parked; the outcome (``released``,
-        ``unknown_request`` or ``not_parked``) and the status it is back in."""
+        ``unknown_request`` or ``not_parked``) and the status it is back in. A fanned-out
+        request gets ``timeout`` again for the systems it still waits on."""
         now = utcnow()
         with self.session() as s:
             row = s.get(Request, request_id, with_for_update=True)
@@ -637,6 +640,8 @@ class Ledger:
             row.status = parked.detail["was"]
             row.hold_reason = parked.detail.get("was_reason")
             row.updated_at = now
+            if timeout is not None and row.status == RequestStatus.FANNED_OUT:
+                row.timeout_at = now + timeout
             self._audit(s, request_id, f"operator:{by}", "unparked", status=row.status)
             return "released", row.status
 

@@ -4,18 +4,22 @@ released by an operator; nothing else moves it meanwhile."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
 from services.demo.scenario import HANAKO, TARO, event
 from services.ledger import RequestStatus
+from services.ledger.models import Request
 from services.monitoring.overview import overview
 from services.status import status_from
 from streams import parking, topics
 from streams.agents import aggregate, fanout, intake
 from streams.context import Pipeline
+from streams.records import utcnow
 from tests.streams.agents.fixtures import body, run_tasks, to
 
 
@@ -83,7 +87,12 @@ def test_a_released_request_completes_once_its_cause_is_fixed(
     parking.park(pipeline, "aggregate", "park-2", results_until_raise(pipeline, "park-2"))
 
     stray.unlink()  # the operator fixes the cause
-    assert pipeline.ledger.release_parked("park-2", "ops") == ("released", "fanned_out")
+    with pipeline.ledger.session() as s:  # parked for long: its timeout has passed
+        past = utcnow() - timedelta(hours=1)
+        s.execute(update(Request).where(Request.request_id == "park-2").values(timeout_at=past))
+    released = pipeline.ledger.release_parked("park-2", "ops", timedelta(seconds=60))
+    assert released == ("released", "fanned_out")
+    assert "park-2" not in pipeline.ledger.overdue_fan_outs()  # the sweeper gives it time
     assert pipeline.ledger.release_parked("park-2", "ops") == ("not_parked", "fanned_out")
     assert pipeline.ledger.release_parked("nobody", "ops") == ("unknown_request", None)
     # what `dsr park release` sends on: the request id, to fan-out
