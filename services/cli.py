@@ -208,6 +208,15 @@ def status(
             " ".join(f"{k}={v}" for k, v in extra.items()),
         )
     console.print(stages)
+    if report.get("parked"):
+        why = report["parked"]
+        console.print(
+            f"[red]parked[/] by the {why['stage']} at {why['at']}: {why['error_code']} "
+            f"at {why['where']} (was {why['was']}); `dsr park release {request_id}` "
+            "once the cause is fixed",
+            highlight=False,
+            soft_wrap=True,
+        )
     errors = [t for t in report["tasks"] if t["error"] and t["status"] != "not_applicable"]
     for t in errors:
         console.print(f"[red]{t['system']}:[/] {t['error']}", highlight=False)
@@ -514,6 +523,62 @@ def dlq_redrive(
     sent = sum(r.topic is not None for r in done)
     verb = "would be redriven" if dry_run else "redriven"
     console.print(f"{sent} of {len(done)} dead letter(s) {verb}.")
+
+
+park_app = typer.Typer(
+    no_args_is_help=True,
+    help="Parked requests: set aside because handling them raised; released by an operator.",
+)
+app.add_typer(park_app, name="park")
+
+
+@park_app.command("list")
+def park_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """List parked requests, soonest deadline first, with the exception type that parked each."""
+    from services import parked
+    from services.ledger import Ledger
+
+    ledger = Ledger(load_settings().database_url)
+    try:
+        rows = parked.listed(ledger)
+    finally:
+        ledger.close()
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(*(rows[0] if rows else ["request_id"]), title=f"{len(rows)} parked request(s)")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+
+
+@park_app.command("release")
+def park_release(
+    request_id: str,
+    by: Annotated[str, typer.Option(help="Who releases it (audited).")] = "operator",
+) -> None:
+    """Put a parked request back as it was and send it on again; it is parked again if
+    it still raises. Fix the cause first (`dsr status` shows where it raised)."""
+    from datetime import timedelta
+
+    from services import parked
+    from services.datamap import load as load_datamap
+    from services.ledger import Ledger
+
+    settings = load_settings()
+    timeout = timedelta(seconds=load_datamap(settings.datamap_path).request_timeout_seconds)
+    ledger = Ledger(settings.database_url)
+    try:
+        done = parked.release(ledger, _bootstrap(settings), request_id, by, timeout)
+    finally:
+        ledger.close()
+    if done.outcome != "released":
+        err.print(f"{request_id}: {done.outcome.replace('_', ' ')} (status {done.status})")
+        raise typer.Exit(1)
+    where = f", sent to {done.sent_to}" if done.sent_to else ""
+    console.print(f"{request_id} released: back to {done.status}{where}.", highlight=False)
 
 
 provisions_app = typer.Typer(

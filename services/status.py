@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from services.ledger import Ledger, as_utc
+from services.ledger import Ledger, RequestStatus, as_utc
 from services.ledger.models import AuditEntry, Request, Task
 from services.settings import Settings
 from streams.records import utcnow
@@ -72,10 +72,22 @@ def status_from(
             for e in timeline
         ],
     }
+    if row.status == RequestStatus.PARKED:
+        report["parked"] = parked_reason(timeline)
     if with_response:
         response = ledger.response(request_id)
         report["response"] = response.body if response else None
     return report
+
+
+def parked_reason(timeline: list[AuditEntry]) -> dict[str, Any] | None:
+    """Why a parked request was set aside: its latest ``parked`` audit row (the stage,
+    the exception type, where it was raised, the status it was in)."""
+    entry = next((e for e in reversed(timeline) if e.action == "parked"), None)
+    if entry is None:
+        return None
+    keep = ("stage", "error_code", "where", "was")
+    return {"at": as_utc(entry.at).isoformat(), **{k: entry.detail.get(k) for k in keep}}
 
 
 def stages(row: Request, timeline: list[AuditEntry], tasks: list[Task]) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from services.provisions.store import ProvisionStore
 from services.settings import Settings, mark_ready
 from services.settings import load as load_settings
 from services.signing import Keyring, KeyringError
-from streams import outbox, topics
+from streams import outbox, parking, topics
 from streams.agents import aggregate, decisions, fanout, intake, notices, provisions
 from streams.agents.aggregate import PoisonEvent
 from streams.context import Outgoing, Pipeline
@@ -131,8 +131,40 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                     result = _transient_db(handler)(ctx(), event)
                     outgoing = await result if inspect.isawaitable(result) else result
                 except Exception as exc:  # noqa: BLE001 - the worker must keep running
+                    if parking.parks(exc):
+                        park(stage, _request_id(stage, event), exc)
                     outgoing = _dead_letters(stage, [event], exc)
             await send(outgoing)
+
+    def park(stage: str, request_id: str | None, exc: Exception) -> None:
+        """Set aside the request whose handling raised ``exc``; the agents first ask
+        ``parking.parks`` (not the infrastructure's fault, nor the event's own)."""
+        if request_id is None:
+            return
+        try:
+            if parking.park(ctx(), stage, request_id, exc):
+                monitoring.record_parked(stage, type(exc).__name__)
+            else:  # answered already, or not in the ledger: nothing to set aside
+                log.error(
+                    "handling failed",
+                    extra={"stage": stage, "request_id": request_id, **parking.reason(exc)},
+                )
+        except Exception:  # noqa: BLE001 - the ledger is failing too: the dead letter stays
+            log.exception("request not parked", extra={"stage": stage, "request_id": request_id})
+
+    def guarded(
+        stage: str, request_id: str, step: Callable[[Pipeline, str], list[Outgoing]]
+    ) -> list[Outgoing]:
+        """``step`` for one request of a sweep: if it raises (not transiently), the
+        request is parked, whatever the error (there is no event to dead-letter and the
+        next sweep would only raise again), and the sweep goes on with the others."""
+        try:
+            return step(ctx(), request_id)
+        except Exception as exc:
+            if parking.is_transient(exc):
+                raise
+            park(stage, request_id, exc)
+            return []
 
     def aggregate_batch(events: Sequence[Any]) -> list[Outgoing]:
         """A batch of results: each checked, all recorded in one ledger transaction, each
@@ -150,11 +182,17 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         try:
             progress = _transient_db(aggregate.record)(ctx(), parsed)
         except Exception as exc:  # noqa: BLE001
+            if len(kept) > 1 and not parking.is_transient(exc):  # find whose it is
+                return outgoing + [o for e in kept for o in aggregate_batch([e])]
+            for p in parsed if parking.parks(exc) else []:
+                park("aggregate", p.result.request_id, exc)
             return outgoing + _dead_letters("aggregate", kept, exc)
         for step in progress:
             try:
                 outgoing += _transient_db(step.advance)(ctx())
             except Exception as exc:  # noqa: BLE001
+                if parking.parks(exc):
+                    park("aggregate", step.request_id, exc)
                 outgoing += _dead_letters("aggregate", [kept[i] for i in step.sources], exc)
         return outgoing
 
@@ -259,14 +297,15 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
 
     @app.timer(SWEEP_INTERVAL_S, on_leader=True)
     async def sweep() -> None:
-        """Time out overdue requests and re-send what a crash left unsent."""
+        """Time out overdue requests and re-send what a crash left unsent; a request that
+        raises is parked, and the sweep goes on."""
         p = ctx()
         try:
             outgoing: list[Outgoing] = []
             for rid in p.ledger.overdue_fan_outs():
-                outgoing += aggregate.time_out(p, rid)
+                outgoing += guarded("sweeper", rid, aggregate.time_out)
             for rid in p.ledger.stalled_refusals():
-                outgoing += aggregate.finish(p, rid)
+                outgoing += guarded("sweeper", rid, aggregate.finish)
             # A request accepted long ago but never fanned out lost its message in a crash,
             # unless it is still queued: never re-send while fan-out has a backlog.
             backlog = lag.refresh()
@@ -275,12 +314,26 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                     outgoing.append(Outgoing(topics.ACCEPTED, rid.encode(), rid.encode()))
             for resp in p.ledger.unpublished_responses():
                 if as_utc(resp.created_at) < utcnow() - REPUBLISH_AFTER:
-                    outgoing += aggregate.finish(p, resp.request_id)
+                    outgoing += guarded("outbox", resp.request_id, aggregate.finish)
             await send(outgoing)
         except OperationalError:
             log.warning("sweep skipped: ledger busy", extra={"stage": "sweep"})
 
     return app
+
+
+def _request_id(stage: str, event: Any) -> str | None:
+    """The request an event is about: its key, or for fan-out its value, or the
+    ``request_id`` in its JSON body; None if it names none."""
+    raw: bytes = event.value
+    found: Any = event.key or (raw if stage == "fanout" else None)
+    if found:
+        return bytes(found).decode("utf-8", "replace")[:128]
+    try:
+        found = json.loads(raw).get("request_id")
+    except Exception:  # noqa: BLE001 - not JSON, or not an object: it names no request
+        return None
+    return found[:128] if isinstance(found, str) else None
 
 
 def _dead_letters(stage: str, events: Sequence[Any], exc: Exception) -> list[Outgoing]:

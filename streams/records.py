@@ -485,6 +485,7 @@ class RejectedEvent(_Strict):
         "invalid_encoding",
         "schema_violation",
         "too_large",
+        "too_deep",
         "unsigned",
         "unknown_key",
         "bad_signature",

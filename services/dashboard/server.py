@@ -50,9 +50,12 @@ SAFE_DETAIL = frozenset(
         "reason_codes",
         "refused",
         "regulation",
+        "stage",
         "status",
         "systems",
+        "was",
         "wave",
+        "where",
     }
 )
 HEADERS = {

@@ -33,9 +33,17 @@ class RequestStatus(StrEnum):
     PARTIALLY_COMPLETED = "partially_completed"
     FAILED = "failed"
     REFUSED = "refused"
+    #: Handling it raised: set aside, unanswered, until an operator releases it.
+    PARKED = "parked"
 
 
-OPEN_STATUSES = (RequestStatus.HELD, RequestStatus.ACCEPTED, RequestStatus.FANNED_OUT)
+#: Unanswered: a parked request is open too (its deadline runs), but nothing moves it.
+OPEN_STATUSES = (
+    RequestStatus.HELD,
+    RequestStatus.ACCEPTED,
+    RequestStatus.FANNED_OUT,
+    RequestStatus.PARKED,
+)
 FINAL_STATUSES = tuple(s for s in RequestStatus if s not in OPEN_STATUSES)
 
 

@@ -572,6 +572,7 @@ class Ledger:
                     Request.request_id == request_id,
                     Request.status.not_in(
                         [st.value for st in FINAL_STATUSES if st != RequestStatus.REFUSED]
+                        + [RequestStatus.PARKED.value]
                     ),
                     Request.completed_at.is_(None),
                 )
@@ -590,6 +591,59 @@ class Ledger:
                 latency_ms=latency_ms,
             )
             return True
+
+    # -- parking ---------------------------------------------------------------
+    def park(self, request_id: str, stage: str, error: str, where: str) -> bool:
+        """Set an unanswered request aside after handling it raised ``error`` (an exception
+        type) at ``where`` (a code location): nothing moves it until ``release_parked``.
+        Its status and hold reason before are kept in the ``parked`` audit row. False if
+        there is no such request, it is answered, or it is parked already."""
+        now = utcnow()
+        with self.session() as s:
+            row = s.get(Request, request_id, with_for_update=True)
+            if row is None or row.completed_at is not None or row.status == RequestStatus.PARKED:
+                return False
+            was, was_reason = row.status, row.hold_reason
+            row.status, row.hold_reason, row.updated_at = RequestStatus.PARKED, error[:64], now
+            self._audit(
+                s,
+                request_id,
+                "worker",
+                "parked",
+                stage=stage,
+                error_code=error[:64],
+                where=where[:200],
+                was=was,
+                was_reason=was_reason,
+            )
+            return True
+
+    def release_parked(
+        self, request_id: str, by: str, timeout: timedelta | None = None
+    ) -> tuple[str, str | None]:
+        """Put a parked request back as it was when parked; the outcome (``released``,
+        ``unknown_request`` or ``not_parked``) and the status it is back in. A fanned-out
+        request gets ``timeout`` again for the systems it still waits on."""
+        now = utcnow()
+        with self.session() as s:
+            row = s.get(Request, request_id, with_for_update=True)
+            if row is None:
+                return "unknown_request", None
+            if row.status != RequestStatus.PARKED:
+                return "not_parked", row.status
+            parked = s.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.request_id == request_id, AuditEntry.action == "parked")
+                .order_by(AuditEntry.id.desc())
+                .limit(1)
+            ).one()
+            row.status = parked.detail["was"]
+            row.hold_reason = parked.detail.get("was_reason")
+            row.updated_at = now
+            if timeout is not None and row.status == RequestStatus.FANNED_OUT:
+                row.timeout_at = now + timeout
+            self._audit(s, request_id, f"operator:{by}", "unparked", status=row.status)
+            return "released", row.status
 
     # -- decisions ------------------------------------------------------------
     def extend(
@@ -992,9 +1046,12 @@ class Ledger:
                 for system, status, made, done, started in rows
             ]
 
-    def open_requests(self, limit: int = 200) -> list[OpenRequest]:
-        """Open requests, soonest deadline first, each with the systems it waits on."""
-        open_ = [st.value for st in OPEN_STATUSES]
+    def open_requests(
+        self, limit: int = 200, statuses: Sequence[str] = OPEN_STATUSES
+    ) -> list[OpenRequest]:
+        """Open requests (or only those in ``statuses``), soonest deadline first, each
+        with the systems it waits on."""
+        open_ = [str(st) for st in statuses]
         with self.session() as s:
             rows = list(
                 s.execute(

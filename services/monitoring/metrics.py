@@ -20,6 +20,7 @@ identifier or any other value taken from a subject never becomes a label.
 | dsr_deadline_at_risk | gauge | regulation, window (from the ledger, at scrape time) |
 | dsr_litigation_risk | gauge | regulation (APPI Art. 39; from the ledger, at scrape time) |
 | dsr_dead_letters_total | counter | source |
+| dsr_requests_parked_total | counter | stage, error: requests set aside because handling raised |
 | dsr_rejected_events_total | counter | reason_code |
 | dsr_provisions_refused_total | counter | reason_code: provision records the ledger refused |
 | dsr_consumer_lag | gauge | topic, group |
@@ -106,6 +107,12 @@ DEAD_LETTERS = Counter(
     ["source"],
     registry=REGISTRY,
 )
+REQUESTS_PARKED = Counter(
+    "dsr_requests_parked",
+    "Requests set aside (parked) because handling them raised, by stage and exception type.",
+    ["stage", "error"],
+    registry=REGISTRY,
+)
 REJECTED_EVENTS = Counter(
     "dsr_rejected_events",
     "Malformed request events sent to the rejected topic.",
@@ -147,7 +154,14 @@ CONNECTOR_OUTCOMES = Counter(
 # -- ledger-backed gauges (computed at scrape time by LedgerCollector) ------------
 IN_FLIGHT = "dsr_requests_in_flight"
 IN_FLIGHT_HELP = "Open requests in the ledger, by status (held ones by why they are held)."
-IN_FLIGHT_STATUSES = ("held_verification", "held_fee", "held_other", "accepted", "fanned_out")
+IN_FLIGHT_STATUSES = (
+    "held_verification",
+    "held_fee",
+    "held_other",
+    "accepted",
+    "fanned_out",
+    "parked",
+)
 TASKS_WAITING = "dsr_tasks_waiting"
 TASKS_WAITING_HELP = "Tasks waiting for a connector result, by system."
 DEADLINE_AT_RISK = "dsr_deadline_at_risk"
@@ -185,6 +199,11 @@ def observe_connector_call(system: str, kind: str) -> Iterator[None]:
 
 def record_retry(system: str) -> None:
     CONNECTOR_OUTCOMES.labels(system, "retried").inc()
+
+
+def record_parked(stage: str, error: str) -> None:
+    """A request parked: ``error`` is the exception's type name (a code's, not a subject's)."""
+    REQUESTS_PARKED.labels(stage, error[:64]).inc()
 
 
 def record_task_result(result: TaskResult) -> None:

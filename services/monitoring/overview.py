@@ -110,6 +110,7 @@ def overview(
             "tasks": sum(failures.values()) / len(tasks) if tasks else 0.0,
         },
         "in_flight": _in_flight(open_requests, now),
+        "parked": _parked(ledger),
         "deadlines": _deadlines(open_requests, now),
     }
 
@@ -160,10 +161,31 @@ def _in_flight(open_requests: Sequence[OpenRequest], now: datetime) -> dict[str,
     return {"total": len(open_requests), "by_status": dict(by_status), "requests": rows[:50]}
 
 
+def _parked(ledger: Ledger, shown: int = 20) -> dict[str, Any]:
+    """Parked requests: how many, and the first ``shown`` by deadline with the
+    exception type that parked each (``dsr park list`` has them all)."""
+    total = sum(n for (status, _), n in ledger.open_request_counts().items() if status == "parked")
+    rows = ledger.open_requests(shown, statuses=["parked"])
+    return {
+        "total": total,
+        "requests": [
+            {
+                "request_id": o.request_id,
+                "kind": o.kind,
+                "error_code": o.hold_reason,
+                "deadline": as_utc(o.deadline_at).isoformat(),
+            }
+            for o in rows
+        ],
+    }
+
+
 def waiting_label(o: OpenRequest) -> str:
     """Where an open request waits: its hold reason, the systems it waits on, or a stage."""
     if o.status == "held":
         return f"held: {o.hold_reason or 'unknown'}"
+    if o.status == "parked":
+        return f"parked: {o.hold_reason or 'unknown'} (dsr park release)"
     if o.waiting_on:
         return ", ".join(o.waiting_on)
     return "fan-out" if o.status == "accepted" else "aggregation"

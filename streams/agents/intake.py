@@ -25,6 +25,8 @@ log = logging.getLogger("dsr.intake")
 M = TypeVar("M", bound=BaseModel)
 
 MAX_EVENT_BYTES = 256 * 1024
+#: Deepest nesting of objects and arrays accepted; the schema itself needs under ten.
+MAX_DEPTH = 64
 RAW_KEEP_CHARS = 2048
 
 
@@ -71,8 +73,12 @@ def parse_signed(
         raise Rejection("invalid_encoding", [{"msg": f"not UTF-8 at byte {exc.start}"}]) from None
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except RecursionError:
+        raise Rejection("too_deep", [{"msg": f"nested over {MAX_DEPTH} levels"}]) from None
+    except json.JSONDecodeError as exc:
         raise Rejection("invalid_json", [{"msg": str(exc)[:200]}]) from None
+    if _deeper_than(obj, MAX_DEPTH):
+        raise Rejection("too_deep", [{"msg": f"nested over {MAX_DEPTH} levels"}])
     if keyring is not None:
         try:
             key_id = keyring.verify(obj, headers)
@@ -96,6 +102,23 @@ def parse_signed(
         raise Rejection("schema_violation", errors) from None
     except RecursionError:
         raise Rejection("schema_violation", [{"msg": "event is nested too deeply"}]) from None
+
+
+def _deeper_than(obj: Any, limit: int) -> bool:
+    """Whether objects and arrays nest in ``obj`` more than ``limit`` deep (no recursion)."""
+    level = [obj] if isinstance(obj, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+    return False
 
 
 def _request_id_of(raw: bytes) -> str | None:

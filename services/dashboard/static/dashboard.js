@@ -99,6 +99,7 @@ function renderKpis(o) {
     kpi(pct(o.failure_rate.requests), "requests not fully completed", o.failure_rate.requests > 0),
     kpi(pct(o.failure_rate.tasks), "task failure rate", o.failure_rate.tasks > 0),
     kpi(String(overdue), "overdue", overdue > 0),
+    kpi(String(o.parked.total), "parked", o.parked.total > 0),
   );
 }
 
@@ -116,6 +117,15 @@ function renderTables(o) {
     el("tr", { class: Date.parse(r.deadline) < now ? "bad" : "" },
       el("td", {}, reqLink(r.request_id)), td(r.kind), td(r.regulation), td(r.waiting_on),
       td(ms(r.age_ms), "num"), td(r.deadline.slice(0, 16).replace("T", " ")))));
+}
+
+function renderParked(o) {
+  const host = document.getElementById("parked");
+  host.replaceChildren();
+  if (o.parked.total) {
+    host.append(el("b", { text: `${o.parked.total} parked: ` }),
+      ...o.parked.requests.flatMap((r) => [reqLink(r.request_id), ` ${r.kind}, ${r.error_code}   `]));
+  }
 }
 
 function renderDeadlines(o) {
@@ -163,6 +173,7 @@ function render() {
   drawChart(document.getElementById("chart-kind"), last.series.kind, "kind");
   drawChart(document.getElementById("chart-system"), last.series.system, "system");
   renderTables(last);
+  renderParked(last);
   renderDeadlines(last);
 }
 

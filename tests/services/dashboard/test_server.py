@@ -104,3 +104,38 @@ def test_a_taken_port_falls_back_to_a_free_one(ledger_url: str) -> None:
             assert get(d, "/healthz")[0] == 200
         finally:
             d.stop()
+
+
+def test_a_parked_request_is_counted_listed_and_explained(ledger_url: str) -> None:
+    ledger = Ledger(ledger_url)
+    ledger.admit(event("r-3"), "proceed", None, datetime.now(UTC) + timedelta(days=3))
+    where = "services/delivery/package.py:12 in build_package"
+    assert ledger.park("r-3", "sweeper", "KeyError", where)
+    ledger.close()
+    d = Dashboard.start(ledger_url)
+    try:
+        parked = get_json(d, "/api/overview")["parked"]
+        view = get_json(d, "/api/requests/r-3")
+        _, _, page = get(d, "/")
+    finally:
+        d.stop()
+    assert parked == {
+        "total": 1,
+        "requests": [
+            {
+                "request_id": "r-3",
+                "kind": "disclosure",
+                "error_code": "KeyError",
+                "deadline": parked["requests"][0]["deadline"],
+            }
+        ],
+    }
+    assert view["status"] == "parked" and view["hold_reason"] == "KeyError"
+    [entry] = [e for e in view["timeline"] if e["action"] == "parked"]
+    assert entry["detail"] == {
+        "stage": "sweeper",
+        "error_code": "KeyError",
+        "where": where,
+        "was": "accepted",
+    }
+    assert b'id="parked"' in page
