@@ -92,7 +92,17 @@ class _Assignment(ConsumerRebalanceListener):
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         log.info("partitions revoked", extra={"partitions": len(revoked)})
-        self.on_revoked()
+        try:
+            self.on_revoked()
+        except KafkaError as exc:
+            # kafka-python turns an exception raised here into "User rebalance callback
+            # throws an error" and the runner stops. After a broker restart the commit
+            # (or a lane's flush) fails because the group and its offsets are gone; the
+            # uncommitted tasks simply run again (task_id is the idempotency key).
+            log.warning(
+                "could not commit before a rebalance; those tasks may run again",
+                extra={"error_type": type(exc).__name__},
+            )
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions assigned", extra={"partitions": len(assigned)})
@@ -161,7 +171,7 @@ class ConnectorRunner:
         self._consumer.subscribe(topics, listener=_Assignment(self._drain, on_assigned))
         self._lag = monitoring.RunnerLag(self._consumer, group_id)
         try:
-            self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+            self._producer = KafkaProducer(**producer_config(bootstrap))
         except BaseException:
             self._consumer.close(autocommit=False)
             raise
@@ -211,8 +221,10 @@ class ConnectorRunner:
     def _drain(self) -> None:
         """Wait for every batch in flight and commit it (on stop, and before a rebalance)."""
         wait([f for batches in self._in_flight.values() for f in batches])
-        self._reap()
-        self._in_flight.clear()
+        try:
+            self._reap()
+        finally:
+            self._in_flight.clear()
 
     def handle(self, message: Any) -> None:
         """Process one consumed message and flush what it produced."""
@@ -426,6 +438,17 @@ class ConnectorRunner:
             )
 
 
+def producer_config(bootstrap: str) -> dict[str, Any]:
+    """The runner's producer settings.
+
+    Idempotence is off (kafka-python 3 turns it on by default). An idempotent producer
+    holds a producer id that the broker issued; an in-memory broker (Tansu) that restarts
+    forgets it, and the producer then fails with ``InitProducerIdResponse UnknownError``
+    or ``UnknownProducerId`` instead of sending. Nothing here needs it: a duplicated
+    result is harmless, since a task's first ``ok`` result wins in the ledger."""
+    return {"bootstrap_servers": bootstrap, "acks": "all", "enable_idempotence": False}
+
+
 def _failed(
     task: Task, started: datetime, error: str, code: str, attempts: int, *, retriable: bool = False
 ) -> TaskResult:
@@ -527,7 +550,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             runner.run(stop)
         except KafkaError as exc:
-            log.error("stopping on a Kafka error: %s", exc)
+            # A result that could not be sent (the broker was gone for longer than the
+            # producer's delivery timeout) leaves this process unsure what it delivered:
+            # stop, uncommitted, and let `dsr up` start a fresh runner.
+            log.error("stopping on a Kafka error, to be restarted: %s", exc)
             return 1
     return 0
 
