@@ -35,6 +35,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -74,6 +75,8 @@ DEFAULT_CALL_TIMEOUT_S = 60.0
 #: A connector's retry_after is honoured up to this; a longer wait is better spent
 #: failing the task and letting the request complete without that system.
 MAX_RETRY_AFTER_S = 60.0
+#: Times a message the broker refused is sent, in all, before the runner gives up.
+SEND_ATTEMPTS = 6
 
 
 class _Stopping(Exception):
@@ -82,32 +85,47 @@ class _Stopping(Exception):
 
 class _Assignment(ConsumerRebalanceListener):
     """Finish and commit in-flight batches before partitions go, log assignments, and
-    tell ``on_assigned`` (e.g. a supervisor's readiness)."""
+    tell ``on_assigned`` (e.g. a supervisor's readiness).
+
+    Nothing here may raise: kafka-python turns an exception in a rebalance callback into
+    "User rebalance callback throws an error" from ``poll`` and the runner stopped. After
+    a broker restart the group and its offsets are gone and a commit fails; the tasks
+    not committed then simply run again (``task_id`` is the idempotency key)."""
 
     def __init__(
-        self, on_revoked: Callable[[], None], on_assigned: Callable[[], None] | None
+        self,
+        on_revoked: Callable[[], None],
+        on_lost: Callable[[], None],
+        on_assigned: Callable[[], None] | None,
     ) -> None:
         self.on_revoked = on_revoked
+        self.on_lost = on_lost
         self.on_assigned = on_assigned
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         log.info("partitions revoked", extra={"partitions": len(revoked)})
-        try:
-            self.on_revoked()
-        except KafkaError as exc:
-            # kafka-python turns an exception raised here into "User rebalance callback
-            # throws an error" and the runner stops. After a broker restart the commit
-            # (or a lane's flush) fails because the group and its offsets are gone; the
-            # uncommitted tasks simply run again (task_id is the idempotency key).
-            log.warning(
-                "could not commit before a rebalance; those tasks may run again",
-                extra={"error_type": type(exc).__name__},
-            )
+        _quietly(self.on_revoked, "could not commit before a rebalance")
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        # Evicted from the group (e.g. the broker restarted): a commit cannot succeed.
+        log.warning("partitions lost", extra={"partitions": len(lost)})
+        _quietly(self.on_lost, "could not finish the batches in flight")
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions assigned", extra={"partitions": len(assigned)})
         if self.on_assigned is not None:
-            self.on_assigned()
+            _quietly(self.on_assigned, "could not report readiness")
+
+
+def _quietly(callback: Callable[[], None], what: str) -> None:
+    try:
+        callback()
+    except Exception as exc:
+        log.warning(
+            "%s; tasks not committed may run again",
+            what,
+            extra={"error_type": type(exc).__name__},
+        )
 
 
 class ConnectorRunner:
@@ -168,7 +186,9 @@ class ConnectorRunner:
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         topics = sorted(tasks_topic(s) for s in self.connectors)
-        self._consumer.subscribe(topics, listener=_Assignment(self._drain, on_assigned))
+        self._consumer.subscribe(
+            topics, listener=_Assignment(self._drain, self._forget, on_assigned)
+        )
         self._lag = monitoring.RunnerLag(self._consumer, group_id)
         try:
             self._producer = KafkaProducer(**producer_config(bootstrap))
@@ -217,6 +237,11 @@ class ConnectorRunner:
                 offset = batches.popleft().result() or offset
             if offset is not None:
                 self._commit(partition, offset)
+
+    def _forget(self) -> None:
+        """Let the batches in flight finish (their results are sent), commit nothing."""
+        wait([f for batches in self._in_flight.values() for f in batches])
+        self._in_flight.clear()
 
     def _drain(self) -> None:
         """Wait for every batch in flight and commit it (on stop, and before a rebalance)."""
@@ -414,19 +439,34 @@ class ConnectorRunner:
         if self._stop.wait(seconds):
             raise _Stopping
 
-    def _send(self, topic: str, key: bytes | None, value: bytes | dict[str, Any]) -> Any:
-        """Send (thread-safe); returns the send's future."""
+    def _send(self, topic: str, key: bytes | None, value: bytes | dict[str, Any]) -> _Sent:
+        """Send (thread-safe); returns what was sent, with the send's future."""
         if isinstance(value, dict):
             value = json.dumps(value).encode()
         future = self._producer.send(topic, key=key, value=value)
         monitoring.record_sent(topic, value)
-        return future
+        return _Sent(topic, key, value, future)
 
-    def _flush(self, sent: Sequence[Any]) -> None:
-        """Wait until ``sent`` is acknowledged; raise if any of it was not."""
-        self._producer.flush()
-        for future in sent:
-            future.get(timeout=0)
+    def _flush(self, sent: Sequence[_Sent]) -> None:
+        """Wait until ``sent`` is acknowledged, sending again what a broker refused (an
+        in-memory broker that has just restarted answers ``UnknownError`` for a while,
+        which the producer does not retry); raise if it still is not."""
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            self._producer.flush()
+            failed = [s for s in sent if s.future.failed()]
+            if not failed:
+                return
+            if attempt == SEND_ATTEMPTS:
+                failed[0].future.get(timeout=0)  # raises the broker's error
+            log.warning(
+                "sending again after a broker error",
+                extra={
+                    "attempts": attempt,
+                    "error_type": type(failed[0].future.exception).__name__,
+                },
+            )
+            self._sleep(min(0.5 * 2 ** (attempt - 1), MAX_RETRY_AFTER_S))
+            sent = [self._send(s.topic, s.key, s.value) for s in failed]
 
     def _commit(self, partition: TopicPartition, offset: int) -> None:
         try:
@@ -436,6 +476,16 @@ class ConnectorRunner:
                 "commit failed after a rebalance; the task may run again",
                 extra={"topic": partition.topic, "partition": partition.partition},
             )
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """One message sent, and the send's future."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    future: Any
 
 
 def producer_config(bootstrap: str) -> dict[str, Any]:
