@@ -56,6 +56,7 @@ class Supervisor:
             self._restarted(BROKER, now, self.stack.broker_exit_code())
             n = self.stack.restart_broker()
             log.warning("broker restarted; re-drove %d open request(s)", n)
+            self._renew_workers()
         for name in self.stack.check_alive():
             h = self.health.setdefault(name, Health())
             if h.due is None:
@@ -69,6 +70,23 @@ class Supervisor:
                 h.due = None
                 self.stack.spawn(name)
         self._write()
+
+    def _renew_workers(self) -> None:
+        """Start every worker afresh after the embedded broker restarted empty.
+
+        A Faust consumer remembers, per partition, the last offset it read, and silently
+        drops every message below it (``DROPPED MESSAGE ROFF`` in faust's consumer). The
+        restarted broker numbers its logs from 0 again, so a worker that lived through
+        the restart would drop the re-driven work until the new logs grew past the old
+        offsets, and Tansu answers a fetch beyond a log's end with nothing rather than
+        ``OFFSET_OUT_OF_RANGE``. Nothing in faust resets that state short of a new
+        process; every stage is idempotent and the ledger holds what is in flight, so a
+        SIGKILL loses nothing. Not counted as a crash. Runners need nothing: losing the
+        group makes kafka-python start again from the new logs' beginning."""
+        for name in self.stack.components:
+            if name.startswith("worker-") and name not in self.stack.check_alive():
+                log.warning("%s restarted: its offsets belonged to the lost broker", name)
+                self.stack.restart(name)
 
     def _delay(self, h: Health, now: float) -> float:
         recent = sum(1 for t in h.restarts if now - t < self.loop_window_s)
