@@ -49,6 +49,7 @@ from services.ledger.models import (
 )
 from services.rules.policy import add_months
 from streams.records import RequestEvent, TaskResult, TaskStatus, merge_units, utcnow
+from streams.records import Task as TaskMessage
 from streams.sealing import Sealer, is_sealed_field
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -550,12 +551,19 @@ class Ledger:
 
     def _supersede(self, s: Session, result: TaskResult) -> bool:
         """Record a late ``ok`` result over a failed or timed-out task; reopen its request
-        if that had completed, so that its next completion sends the next revision."""
+        if that had completed, so that its next completion sends the next revision.
+
+        A late lookup of a request that completed is left alone: acting on what it found
+        would be a new request's work, not a correction of this one's answer."""
+        request = s.get(Request, result.request_id)
+        final = request is not None and request.status not in OPEN_STATUSES
+        lookup = TaskMessage.is_lookup_id(result.task_id)
+        if final and request is not None and (request.status == RequestStatus.REFUSED or lookup):
+            return False
         if not s.connection().execute(_SUPERSEDE_RESULT, _result_row(result)).rowcount:
             return False
-        request = s.get(Request, result.request_id)
         detail: dict[str, Any] = {"task_id": result.task_id, "system": result.system}
-        if request is not None and request.status not in (*OPEN_STATUSES, RequestStatus.REFUSED):
+        if final and request is not None:
             response = s.get(Response, request.request_id)
             detail["superseded"] = {"status": request.status, "revision": request.revision}
             if response is not None:

@@ -104,3 +104,18 @@ def test_an_ok_result_wins_over_an_earlier_failure_of_the_same_task(pipeline: Pi
     assert all(o.resend and body(o)["revision"] == 2 for o in again)
     assert pipeline.ledger.response("late-2").body["status"] == "completed"
     assert [t.status for t in pipeline.ledger.tasks("late-2") if t.system == LAST] == ["ok"]
+
+
+def test_a_late_lookup_does_not_reopen_a_completed_request(pipeline: Pipeline) -> None:
+    raw = event("late-3", "erasure", TARO, grounds=["no_longer_needed"])
+    intake.handle_request(pipeline, json.dumps(raw).encode())
+    out = fanout.handle_accepted(pipeline, "late-3")
+    out = [o for r in run_tasks(pipeline, out) for o in aggregate.handle_result(pipeline, r)]
+    [late] = run_tasks(pipeline, out)  # the orders lookup answers only after the timeout
+    assert _response(aggregate.time_out(pipeline, "late-3")).status == "failed"
+    again = to(topics.RESPONSES, aggregate.handle_result(pipeline, late))
+    assert all(o.resend and body(o)["revision"] == 1 for o in again)  # the unpublished one
+    assert pipeline.ledger.response("late-3").body["revision"] == 1
+    tasks = pipeline.ledger.tasks("late-3")
+    lookups = [t.status for t in tasks if t.system == "orders" and Task.is_lookup_id(t.task_id)]
+    assert lookups == ["timed_out"]
