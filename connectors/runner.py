@@ -40,7 +40,7 @@ from datetime import datetime
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
-from kafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
+from kafka.errors import KafkaError, MessageSizeTooLargeError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
@@ -471,10 +471,17 @@ class ConnectorRunner:
     def _commit(self, partition: TopicPartition, offset: int) -> None:
         try:
             self._consumer.commit({partition: _offset(offset)})
-        except CommitFailedError:
+        except KafkaError as exc:
+            # After a rebalance (CommitFailedError), or with the broker gone for a moment
+            # (a connection refused while it restarts): never a reason to stop, since a
+            # task not committed only runs again.
             log.warning(
-                "commit failed after a rebalance; the task may run again",
-                extra={"topic": partition.topic, "partition": partition.partition},
+                "commit failed; the task may run again",
+                extra={
+                    "topic": partition.topic,
+                    "partition": partition.partition,
+                    "error_type": type(exc).__name__,
+                },
             )
 
 

@@ -116,8 +116,8 @@ def test_kill_everything_repeatedly_and_every_admitted_request_comes_true(
             admitted += ids
             chaos.kill("broker")
             wait_for("a completion after the broker's restart", lambda i=ids: chaos.completed(i))
-        # ... and nothing crashed: the runner rode it out, reconnecting by itself, and the
-        # worker was renewed by the supervisor (services/supervisor.py, _renew_workers)
+        # ... and nothing crashed: the supervisor started the worker and the runner afresh
+        # with the empty broker (services/supervisor.py, _stop_clients)
         restarts = {n: p["restarts"] for n, p in processes(home).items()}
         assert restarts == {"broker": BROKER_KILLS, "worker-0": 0, "runner-0": 0}, restarts
         # Then the worker and the runner, in turn, each with a wave in flight.
