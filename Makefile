@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration schema browser postgres mariadb pdf-libs bench clean
+.PHONY: demo test lint unit integration chaos schema browser postgres mariadb pdf-libs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,12 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/pytest -q -m integration
+
+# A longer soak of the chaos test (part of `make test` with one round): the worker and
+# the runner are killed CHAOS_ROUNDS times each, after three broker kills.
+CHAOS_ROUNDS ?= 10
+chaos: $(STAMP)
+	CHAOS_ROUNDS=$(CHAOS_ROUNDS) $(BIN)/pytest -q -x tests/integration/test_chaos.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check streams connectors services tests bench

@@ -35,11 +35,12 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
-from kafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
+from kafka.errors import KafkaError, MessageSizeTooLargeError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
@@ -74,6 +75,8 @@ DEFAULT_CALL_TIMEOUT_S = 60.0
 #: A connector's retry_after is honoured up to this; a longer wait is better spent
 #: failing the task and letting the request complete without that system.
 MAX_RETRY_AFTER_S = 60.0
+#: Times a message the broker refused is sent, in all, before the runner gives up.
+SEND_ATTEMPTS = 6
 
 
 class _Stopping(Exception):
@@ -82,22 +85,47 @@ class _Stopping(Exception):
 
 class _Assignment(ConsumerRebalanceListener):
     """Finish and commit in-flight batches before partitions go, log assignments, and
-    tell ``on_assigned`` (e.g. a supervisor's readiness)."""
+    tell ``on_assigned`` (e.g. a supervisor's readiness).
+
+    Nothing here may raise: kafka-python turns an exception in a rebalance callback into
+    "User rebalance callback throws an error" from ``poll`` and the runner stopped. After
+    a broker restart the group and its offsets are gone and a commit fails; the tasks
+    not committed then simply run again (``task_id`` is the idempotency key)."""
 
     def __init__(
-        self, on_revoked: Callable[[], None], on_assigned: Callable[[], None] | None
+        self,
+        on_revoked: Callable[[], None],
+        on_lost: Callable[[], None],
+        on_assigned: Callable[[], None] | None,
     ) -> None:
         self.on_revoked = on_revoked
+        self.on_lost = on_lost
         self.on_assigned = on_assigned
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         log.info("partitions revoked", extra={"partitions": len(revoked)})
-        self.on_revoked()
+        _quietly(self.on_revoked, "could not commit before a rebalance")
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        # Evicted from the group (e.g. the broker restarted): a commit cannot succeed.
+        log.warning("partitions lost", extra={"partitions": len(lost)})
+        _quietly(self.on_lost, "could not finish the batches in flight")
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions assigned", extra={"partitions": len(assigned)})
         if self.on_assigned is not None:
-            self.on_assigned()
+            _quietly(self.on_assigned, "could not report readiness")
+
+
+def _quietly(callback: Callable[[], None], what: str) -> None:
+    try:
+        callback()
+    except Exception as exc:
+        log.warning(
+            "%s; tasks not committed may run again",
+            what,
+            extra={"error_type": type(exc).__name__},
+        )
 
 
 class ConnectorRunner:
@@ -158,10 +186,12 @@ class ConnectorRunner:
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         topics = sorted(tasks_topic(s) for s in self.connectors)
-        self._consumer.subscribe(topics, listener=_Assignment(self._drain, on_assigned))
+        self._consumer.subscribe(
+            topics, listener=_Assignment(self._drain, self._forget, on_assigned)
+        )
         self._lag = monitoring.RunnerLag(self._consumer, group_id)
         try:
-            self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+            self._producer = KafkaProducer(**producer_config(bootstrap))
         except BaseException:
             self._consumer.close(autocommit=False)
             raise
@@ -208,11 +238,18 @@ class ConnectorRunner:
             if offset is not None:
                 self._commit(partition, offset)
 
+    def _forget(self) -> None:
+        """Let the batches in flight finish (their results are sent), commit nothing."""
+        wait([f for batches in self._in_flight.values() for f in batches])
+        self._in_flight.clear()
+
     def _drain(self) -> None:
         """Wait for every batch in flight and commit it (on stop, and before a rebalance)."""
         wait([f for batches in self._in_flight.values() for f in batches])
-        self._reap()
-        self._in_flight.clear()
+        try:
+            self._reap()
+        finally:
+            self._in_flight.clear()
 
     def handle(self, message: Any) -> None:
         """Process one consumed message and flush what it produced."""
@@ -402,28 +439,71 @@ class ConnectorRunner:
         if self._stop.wait(seconds):
             raise _Stopping
 
-    def _send(self, topic: str, key: bytes | None, value: bytes | dict[str, Any]) -> Any:
-        """Send (thread-safe); returns the send's future."""
+    def _send(self, topic: str, key: bytes | None, value: bytes | dict[str, Any]) -> _Sent:
+        """Send (thread-safe); returns what was sent, with the send's future."""
         if isinstance(value, dict):
             value = json.dumps(value).encode()
         future = self._producer.send(topic, key=key, value=value)
         monitoring.record_sent(topic, value)
-        return future
+        return _Sent(topic, key, value, future)
 
-    def _flush(self, sent: Sequence[Any]) -> None:
-        """Wait until ``sent`` is acknowledged; raise if any of it was not."""
-        self._producer.flush()
-        for future in sent:
-            future.get(timeout=0)
+    def _flush(self, sent: Sequence[_Sent]) -> None:
+        """Wait until ``sent`` is acknowledged, sending again what a broker refused (an
+        in-memory broker that has just restarted answers ``UnknownError`` for a while,
+        which the producer does not retry); raise if it still is not."""
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            self._producer.flush()
+            failed = [s for s in sent if s.future.failed()]
+            if not failed:
+                return
+            if attempt == SEND_ATTEMPTS:
+                failed[0].future.get(timeout=0)  # raises the broker's error
+            log.warning(
+                "sending again after a broker error",
+                extra={
+                    "attempts": attempt,
+                    "error_type": type(failed[0].future.exception).__name__,
+                },
+            )
+            self._sleep(min(0.5 * 2 ** (attempt - 1), MAX_RETRY_AFTER_S))
+            sent = [self._send(s.topic, s.key, s.value) for s in failed]
 
     def _commit(self, partition: TopicPartition, offset: int) -> None:
         try:
             self._consumer.commit({partition: _offset(offset)})
-        except CommitFailedError:
+        except KafkaError as exc:
+            # After a rebalance (CommitFailedError), or with the broker gone for a moment
+            # (a connection refused while it restarts): never a reason to stop, since a
+            # task not committed only runs again.
             log.warning(
-                "commit failed after a rebalance; the task may run again",
-                extra={"topic": partition.topic, "partition": partition.partition},
+                "commit failed; the task may run again",
+                extra={
+                    "topic": partition.topic,
+                    "partition": partition.partition,
+                    "error_type": type(exc).__name__,
+                },
             )
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """One message sent, and the send's future."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    future: Any
+
+
+def producer_config(bootstrap: str) -> dict[str, Any]:
+    """The runner's producer settings.
+
+    Idempotence is off (kafka-python 3 turns it on by default). An idempotent producer
+    holds a producer id that the broker issued; an in-memory broker (Tansu) that restarts
+    forgets it, and the producer then fails with ``InitProducerIdResponse UnknownError``
+    or ``UnknownProducerId`` instead of sending. Nothing here needs it: a duplicated
+    result is harmless, since a task's first ``ok`` result wins in the ledger."""
+    return {"bootstrap_servers": bootstrap, "acks": "all", "enable_idempotence": False}
 
 
 def _failed(
@@ -527,7 +607,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             runner.run(stop)
         except KafkaError as exc:
-            log.error("stopping on a Kafka error: %s", exc)
+            # A result that could not be sent (the broker was gone for longer than the
+            # producer's delivery timeout) leaves this process unsure what it delivered:
+            # stop, uncommitted, and let `dsr up` start a fresh runner.
+            log.error("stopping on a Kafka error, to be restarted: %s", exc)
             return 1
     return 0
 

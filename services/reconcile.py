@@ -26,7 +26,9 @@ def reconcile(bootstrap: str, ledger: Ledger, datamap: DataMap) -> int:
     """Create any missing topics, then re-drive every open request; return how many."""
     create_topics(bootstrap, topics.all_topics(sorted(datamap.systems)))
     open_ids = ledger.open_fan_outs()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    # Not idempotent: the broker has just restarted and lost its producer ids
+    # (connectors/runner.py, producer_config).
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
     try:
         for rid in open_ids:
             producer.send(topics.ACCEPTED, key=rid.encode(), value=rid.encode())

@@ -5,16 +5,29 @@ sent before data arrived can then hold a fresh message for up to 1.5 s per hop,
 and a request crosses three hops inside the worker. The broker answers a fetch
 as soon as data arrives once it is polling, so a short wait costs only a few
 idle fetches a second. Registered as the ``dsrkafka://`` broker scheme.
+
+Its producer also sends again what a broker refused with ``UnknownError``: an
+in-memory broker that has just restarted answers that for a few seconds, and aiokafka
+does not retry it (it is not a retriable error), so the worker crashed. The pipeline's
+stages are idempotent, so a message sent twice changes nothing twice.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+from collections.abc import Awaitable
 from typing import Any
 
+from aiokafka.errors import UnknownError
 from faust.transport.drivers import aiokafka as driver
 
+log = logging.getLogger("dsr.transport")
+
 FETCH_MAX_WAIT_MS = int(os.environ.get("DSR_FETCH_MAX_WAIT_MS", "50"))
+#: Times a message the broker refused is sent, in all.
+SEND_ATTEMPTS = 6
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -30,5 +43,40 @@ class Consumer(driver.Consumer):
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+class Producer(driver.Producer):
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Awaitable[Any]:
+        args = (topic, key, value, partition, timestamp, headers)
+        sent = await super().send(*args, transactional_id=transactional_id)
+        if transactional_id:  # a transaction is retried as a whole, not a message
+            return sent
+        return asyncio.ensure_future(self._delivered(sent, args))
+
+    async def _delivered(self, sent: Awaitable[Any], args: tuple[Any, ...]) -> Any:
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                return await sent
+            except UnknownError:
+                if attempt == SEND_ATTEMPTS:
+                    raise
+                log.warning(
+                    "sending again after a broker error",
+                    extra={"topic": args[0], "attempts": attempt, "error_type": "UnknownError"},
+                )
+                await asyncio.sleep(0.5 * 2 ** (attempt - 1))
+                sent = await super().send(*args)
+        raise AssertionError("unreachable")
+
+
 class Transport(driver.Transport):
     Consumer = Consumer
+    Producer = Producer

@@ -49,6 +49,7 @@ from services.ledger.models import (
 )
 from services.rules.policy import add_months
 from streams.records import RequestEvent, TaskResult, TaskStatus, merge_units, utcnow
+from streams.records import Task as TaskMessage
 from streams.sealing import Sealer, is_sealed_field
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -99,18 +100,30 @@ def _rowcount(s: Session, statement: Executable) -> int:
 _TASK_TABLE = cast(Table, Task.__table__)
 _TASKS = _TASK_TABLE.c
 _INSERT_AUDIT = insert(cast(Table, AuditEntry.__table__))
+#: What recording a task's result sets (``_result_row``'s parameters).
+_RESULT_VALUES: dict[Any, Any] = {
+    _TASKS.status: bindparam("status"),
+    _TASKS.attempts: bindparam("attempts"),
+    _TASKS.error: bindparam("error"),
+    _TASKS.result: bindparam("result"),
+    _TASKS.finished_at: bindparam("finished_at"),
+}
 _RECORD_RESULT = (
     update(_TASK_TABLE)
     .where(_TASKS.task_id == bindparam("id"), _TASKS.status == TaskStatus.PENDING.value)
-    .values(
-        {
-            _TASKS.status: bindparam("status"),
-            _TASKS.attempts: bindparam("attempts"),
-            _TASKS.error: bindparam("error"),
-            _TASKS.result: bindparam("result"),
-            _TASKS.finished_at: bindparam("finished_at"),
-        }
+    .values(_RESULT_VALUES)
+)
+
+#: A late ``ok`` result supersedes a failure or a time-out: the effect is in place, whatever
+#: the task's earlier attempts reported (a runner restarted with the broker, a system that
+#: answered after the request's timeout).
+_SUPERSEDE_RESULT = (
+    update(_TASK_TABLE)
+    .where(
+        _TASKS.task_id == bindparam("id"),
+        _TASKS.status.in_([TaskStatus.FAILED.value, TaskStatus.TIMED_OUT.value]),
     )
+    .values(_RESULT_VALUES)
 )
 
 
@@ -518,6 +531,9 @@ class Ledger:
         with self.session() as s:
             conn = s.connection()
             firsts = [bool(conn.execute(_RECORD_RESULT, _result_row(r)).rowcount) for r in results]
+            for i, r in enumerate(results):
+                if not firsts[i] and r.status == TaskStatus.OK:
+                    firsts[i] = self._supersede(s, r)
             audits = [_result_audit(r) for r, first in zip(results, firsts, strict=True) if first]
             if audits:
                 conn.execute(_INSERT_AUDIT, audits)
@@ -532,6 +548,33 @@ class Ledger:
                 Recorded(first, rows.get(r.request_id), tasks.get(r.request_id, []))
                 for r, first in zip(results, firsts, strict=True)
             ]
+
+    def _supersede(self, s: Session, result: TaskResult) -> bool:
+        """Record a late ``ok`` result over a failed or timed-out task; reopen its request
+        if that had completed, so that its next completion sends the next revision.
+
+        A late lookup of a request that completed is left alone: acting on what it found
+        would be a new request's work, not a correction of this one's answer."""
+        request = s.get(Request, result.request_id)
+        final = request is not None and request.status not in OPEN_STATUSES
+        lookup = TaskMessage.is_lookup_id(result.task_id)
+        if final and request is not None and (request.status == RequestStatus.REFUSED or lookup):
+            return False
+        if not s.connection().execute(_SUPERSEDE_RESULT, _result_row(result)).rowcount:
+            return False
+        detail: dict[str, Any] = {"task_id": result.task_id, "system": result.system}
+        if final and request is not None:
+            response = s.get(Response, request.request_id)
+            detail["superseded"] = {"status": request.status, "revision": request.revision}
+            if response is not None:
+                s.delete(response)
+            request.status = RequestStatus.FANNED_OUT
+            request.completed_at = None
+            request.latency_ms = None
+            request.revision += 1
+            request.updated_at = utcnow()
+        self._audit(s, result.request_id, f"connector:{result.system}", "late_result", **detail)
+        return True
 
     def open_task_count(self, request_id: str) -> int:
         with self.session() as s:

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Iterator
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from services.demo.seed import seed
 from services.settings import Settings
 from services.stack import Stack
+from services.supervisor import read_processes
 
 DEMO_DATAMAP = Path(__file__).parents[2] / "services" / "demo" / "datamap.yaml"
 
@@ -40,3 +49,149 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     with Stack(settings_for(tmp_path), log_dir=tmp_path / "logs") as s:
         s.wait_joined()
         yield s
+
+
+# -- `dsr up` as a subprocess, killed from outside -------------------------------
+
+
+def wait_for(what: str, ready: Callable[[], Any], timeout: float = 120) -> Any:
+    """Poll ``ready`` until it returns something true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := ready()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+@contextmanager
+def dsr_up_process(home: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``dsr up`` on the data map and systems already under ``home``; killed at the end."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DSR_")}
+    env.update(DSR_HOME=str(home), DSR_DASHBOARD_PORT="0")
+    log = (home / "dsr-up.log").open("wb")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "up"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield up
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait()
+        log.close()
+
+
+def processes(home: Path) -> dict[str, Any]:
+    """What ``dsr up``'s supervisor last reported of each process."""
+    body = read_processes(home)
+    return body["processes"] if body else {}
+
+
+def running(home: Path, name: str, not_pid: int | None = None) -> int | None:
+    """The pid of ``name`` once it runs (and, for a worker or runner, has joined)."""
+    p = processes(home).get(name)
+    if not p or not p["running"] or p["pid"] in (None, not_pid):
+        return None
+    if name != "broker" and not (home / "run" / f"{name}.ready").exists():
+        return None
+    pid: int = p["pid"]
+    return pid
+
+
+# -- principals with look-alikes, and what is left of them ------------------------
+
+
+def principal(i: int) -> dict[str, str]:
+    return {"email": f"p{i}@example.jp"}
+
+
+def seed_lookalikes(home: Path, n: int) -> None:
+    """``n`` principals and ``n`` look-alikes (same name, phone and address under another
+    email and customer id), each with two orders, each order shipped."""
+    crm, orders, shipping, search = (
+        sqlite3.connect(home / f"{db}.db") for db in ("crm", "orders", "shipping", "search")
+    )
+    for i in range(n):
+        for who, email in (("p", f"p{i}@example.jp"), ("l", f"p{i}@example.com")):
+            cid = f"C-{who}{i}"
+            name, phone, address = f"山田 {i}", f"090-0000-{i:04d}", f"東京都{i}"
+            crm.execute(
+                "INSERT INTO customers (customer_id, name, email, phone, address) "
+                "VALUES (?,?,?,?,?)",
+                (cid, name, email, phone, address),
+            )
+            search.execute("INSERT INTO profile_index VALUES (?,?)", (email, name))
+            for k in (1, 2):
+                oid = f"O-{who}{i}-{k}"
+                orders.execute(
+                    "INSERT INTO orders VALUES (?,?,?,?,?,0)", (oid, cid, "tea", 1000, address)
+                )
+                shipping.execute(
+                    "INSERT INTO shipments VALUES (?,?,?,?,?,0)",
+                    (oid, "Yamato", f"YT-{who}{i}{k}", name, address),
+                )
+    for db in (crm, orders, shipping, search):
+        db.commit()
+        db.close()
+
+
+def rows(home: Path, db: str, sql: str, *args: object) -> list[tuple[object, ...]]:
+    with sqlite3.connect(home / f"{db}.db") as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def assert_erased(home: Path, i: int) -> None:
+    """Principal ``i``'s data is gone from every system; the look-alike's is all there."""
+    email, cid, address = f"p{i}@example.jp", f"C-p{i}", f"東京都{i}"
+    assert rows(home, "crm", "SELECT 1 FROM customers WHERE email = ?", email) == []
+    assert rows(home, "crm", "SELECT 1 FROM customers WHERE customer_id = ?", cid) == []
+    assert rows(home, "search", "SELECT 1 FROM profile_index WHERE email = ?", email) == []
+    kept = rows(
+        home,
+        "orders",
+        "SELECT customer_id, shipping_address FROM orders WHERE order_id LIKE ?",
+        f"O-p{i}-%",
+    )
+    assert len(kept) == 2, f"p{i}: orders are kept for accounting, anonymised"
+    for customer_id, shipping_address in kept:
+        assert customer_id != cid, f"p{i}: an order still names the customer"
+        assert shipping_address != address, f"p{i}: an order still holds the address"
+    for name, addr in rows(
+        home,
+        "shipping",
+        "SELECT recipient_name, delivery_address FROM shipments WHERE order_id LIKE ?",
+        f"O-p{i}-%",
+    ):
+        assert name != f"山田 {i}", f"p{i}: a shipment still names them"
+        assert addr != address, f"p{i}: a shipment still holds the address"
+    assert_untouched(home, i, "l")
+
+
+def assert_untouched(home: Path, i: int, who: str) -> None:
+    """The principal (``who="p"``) or look-alike (``"l"``) ``i`` still has all their data."""
+    email = f"p{i}@example.jp" if who == "p" else f"p{i}@example.com"
+    cid, address = f"C-{who}{i}", f"東京都{i}"
+    assert rows(home, "crm", "SELECT customer_id FROM customers WHERE email = ?", email) == [(cid,)]
+    assert len(rows(home, "search", "SELECT 1 FROM profile_index WHERE email = ?", email)) == 1
+    assert (
+        rows(
+            home,
+            "orders",
+            "SELECT customer_id, shipping_address FROM orders WHERE order_id LIKE ?",
+            f"O-{who}{i}-%",
+        )
+        == [(cid, address)] * 2
+    )
+    assert (
+        rows(
+            home,
+            "shipping",
+            "SELECT recipient_name, delivery_address FROM shipments WHERE order_id LIKE ?",
+            f"O-{who}{i}-%",
+        )
+        == [(f"山田 {i}", address)] * 2
+    )

@@ -7,12 +7,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,58 +17,24 @@ from services.client import Submitter
 from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.ledger import Ledger
 from services.settings import Settings
-from services.supervisor import read_processes
-from tests.integration.fixtures import settings_for
+from tests.integration.fixtures import (
+    dsr_up_process,
+    processes,
+    running,
+    settings_for,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
 BURST = 15
 
 
-def _wait(what: str, ready: Callable[[], Any], timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := ready()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return value
-
-
 @pytest.fixture
 def dsr_up(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     settings_for(tmp_path)  # seeds the demo's systems and data map under tmp_path
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DSR_")}
-    env.update(DSR_HOME=str(tmp_path), DSR_DASHBOARD_PORT="0")
-    log = (tmp_path / "dsr-up.log").open("wb")
-    up = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    with dsr_up_process(tmp_path) as up:
         yield up
-    finally:
-        if up.poll() is None:
-            os.killpg(up.pid, signal.SIGKILL)
-            up.wait()
-        log.close()
-
-
-def _processes(home: Path) -> dict[str, Any]:
-    body = read_processes(home)
-    return body["processes"] if body else {}
-
-
-def _running(home: Path, name: str, not_pid: int | None = None) -> int | None:
-    """The pid of ``name`` once it runs (and, for a worker or runner, has joined)."""
-    p = _processes(home).get(name)
-    if not p or not p["running"] or p["pid"] in (None, not_pid):
-        return None
-    if name != "broker" and not (home / "run" / f"{name}.ready").exists():
-        return None
-    pid: int = p["pid"]
-    return pid
 
 
 def _burst(home: Path, prefix: str) -> list[str]:
@@ -98,38 +61,40 @@ def _completed(ledger: Ledger, ids: list[str]) -> bool:
 def test_dsr_up_restarts_what_is_killed(tmp_path: Path, dsr_up: subprocess.Popen[bytes]) -> None:
     home = tmp_path
     for name in ("broker", "worker-0", "runner-0"):
-        _wait(f"{name} to run", lambda n=name: _running(home, n), timeout=90)
+        wait_for(f"{name} to run", lambda n=name: running(home, n), timeout=90)
     ledger = Ledger(f"sqlite:///{home / 'ledger.db'}")
     done: list[str] = []
     for victim, prefix in (("worker-0", "w"), ("runner-0", "r"), ("broker", "b")):
-        pid = _running(home, victim)
+        pid = running(home, victim)
         assert pid is not None
         ids = _burst(home, prefix)
         if victim == "broker":
             # an in-memory broker loses what it holds: kill it once the ledger has every request
-            _wait("admission", lambda ids=ids: all(ledger.request(i) for i in ids))
+            wait_for("admission", lambda ids=ids: all(ledger.request(i) for i in ids))
         else:
-            _wait(
+            wait_for(
                 "a first response",
                 lambda ids=ids: any(
                     (r := ledger.request(i)) is not None and r.status == "completed" for i in ids
                 ),
             )
         os.kill(pid, signal.SIGKILL)
-        new = _wait(f"{victim} to come back", lambda v=victim, p=pid: _running(home, v, p))
+        new = wait_for(f"{victim} to come back", lambda v=victim, p=pid: running(home, v, p))
         assert new != pid
-        _wait(f"burst {prefix} to complete", lambda ids=ids: _completed(ledger, ids), timeout=180)
+        wait_for(
+            f"burst {prefix} to complete", lambda ids=ids: _completed(ledger, ids), timeout=180
+        )
         done += ids
         assert dsr_up.poll() is None, "dsr up exited"
 
     # and after all that, new work still flows
     ids = _burst(home, "after")
-    _wait("the last burst to complete", lambda: _completed(ledger, ids), timeout=180)
+    wait_for("the last burst to complete", lambda: _completed(ledger, ids), timeout=180)
     done += ids
     for request_id in done:
         actions = [e.action for e in ledger.timeline(request_id)]
         assert actions.count("completed") == 1, (request_id, actions)
-    restarts = {n: p["restarts"] for n, p in _processes(home).items()}
+    restarts = {n: p["restarts"] for n, p in processes(home).items()}
     assert restarts["worker-0"] >= 1 and restarts["runner-0"] >= 1 and restarts["broker"] == 1
     ledger.close()
 

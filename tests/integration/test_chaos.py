@@ -1,0 +1,184 @@
+"""Chaos through `dsr up`: the broker, the worker and the runner are killed with SIGKILL,
+repeatedly, while erasures and disclosures of principals with look-alikes are in flight;
+`dsr up` alone brings each back.
+
+Only requests the ledger admitted are counted (an in-memory broker loses what intake has
+not yet read: the broker is killed once the ledger has the burst in flight). Each must
+complete exactly once (a late answer may add a revision, never a second answer to the
+same revision), its response must agree with every system's own rows, and a disclosure's
+package must hold the principal's records only.
+
+``CHAOS_ROUNDS`` repeats the worker and runner kills (``make chaos`` soaks with more).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from services.client import Submitter, Watcher
+from services.delivery.encrypted import open_package_storage
+from services.delivery.package import read_package
+from services.demo.scenario import event
+from services.ledger import Ledger
+from services.settings import Settings
+from streams import topics
+from tests.integration.fixtures import (
+    DEMO_DATAMAP,
+    assert_erased,
+    assert_untouched,
+    dsr_up_process,
+    principal,
+    processes,
+    running,
+    seed_lookalikes,
+    settings_for,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "1"))
+#: Requests submitted before each kill.
+WAVE = 6
+BROKER_KILLS = 3
+VICTIMS = ("worker-0", "runner-0") * 2 * ROUNDS
+PEOPLE = WAVE * (BROKER_KILLS + len(VICTIMS))
+FINAL = ("completed", "partially_completed", "failed", "refused")
+
+
+def _request(i: int) -> bytes:
+    """Principal ``i``'s request: an erasure for even ``i``, a disclosure for odd."""
+    rid = f"chaos-{i}"
+    if i % 2 == 0:
+        body = event(rid, "erasure", principal(i), grounds=["no_longer_needed"])
+    else:
+        delivery = {"method": "electronic", "address": principal(i)["email"]}
+        body = event(rid, "disclosure", principal(i), delivery=delivery)
+    return json.dumps(body).encode()
+
+
+class Chaos:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.ledger = Ledger(f"sqlite:///{home / 'ledger.db'}")
+        self.next = 0
+
+    def wave(self) -> list[str]:
+        """Submit the next ``WAVE`` requests, acknowledged; wait until the ledger has them."""
+        people = range(self.next, self.next + WAVE)
+        self.next += WAVE
+        bootstrap = (self.home / "broker.addr").read_text().strip()
+        submitter = Submitter.from_settings(replace(Settings(), home=self.home), bootstrap)
+        try:
+            submitter.submit_all([_request(i) for i in people])
+        finally:
+            submitter.close()
+        ids = [f"chaos-{i}" for i in people]
+        wait_for("admission", lambda: all(self.ledger.request(r) for r in ids))
+        return ids
+
+    def completed(self, ids: list[str]) -> int:
+        return sum(1 for r in ids if (row := self.ledger.request(r)) and row.status in FINAL)
+
+    def kill(self, name: str) -> None:
+        pid = wait_for(f"{name} to run", lambda: running(self.home, name), timeout=180)
+        os.kill(pid, signal.SIGKILL)
+        wait_for(f"{name} to come back", lambda: running(self.home, name, pid), timeout=180)
+
+
+def test_kill_everything_repeatedly_and_every_admitted_request_comes_true(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path
+    datamap = DEMO_DATAMAP.read_text().replace(
+        "request_timeout_seconds: 60", "request_timeout_seconds: 900"
+    )
+    assert "request_timeout_seconds: 900" in datamap
+    settings = settings_for(home, datamap)
+    seed_lookalikes(home, PEOPLE)
+    with dsr_up_process(home) as up:
+        for name in ("broker", "worker-0", "runner-0"):
+            wait_for(f"{name} to run", lambda n=name: running(home, n), timeout=120)
+        chaos = Chaos(home)
+        admitted: list[str] = []
+
+        # The broker, three times in a row, each time with a wave in flight; after each
+        # kill, the stack recovers by itself: a request of that wave completes.
+        for _ in range(BROKER_KILLS):
+            ids = chaos.wave()
+            admitted += ids
+            chaos.kill("broker")
+            wait_for("a completion after the broker's restart", lambda i=ids: chaos.completed(i))
+        # ... and nothing crashed: the supervisor started the worker and the runner afresh
+        # with the empty broker (services/supervisor.py, _stop_clients)
+        restarts = {n: p["restarts"] for n, p in processes(home).items()}
+        assert restarts == {"broker": BROKER_KILLS, "worker-0": 0, "runner-0": 0}, restarts
+        # Then the worker and the runner, in turn, each with a wave in flight.
+        after_broker: list[str] = []
+        for victim in VICTIMS:
+            ids = chaos.wave()
+            admitted += ids
+            after_broker += ids
+            chaos.kill(victim)
+        wait_for(
+            "every admitted request to complete",
+            lambda: chaos.completed(admitted) == len(admitted),
+            timeout=300,
+        )
+        assert up.poll() is None, "dsr up exited"
+        restarts = {n: p["restarts"] for n, p in processes(home).items()}
+        assert restarts["broker"] == BROKER_KILLS
+        assert restarts == {"broker": BROKER_KILLS, "worker-0": 2 * ROUNDS, "runner-0": 2 * ROUNDS}
+
+        # Every admitted request completed exactly once a revision; none is lost.
+        revisions = {}
+        for rid in admitted:
+            response = chaos.ledger.response(rid)
+            assert response is not None, rid
+            assert response.published_at is not None, rid
+            actions = [e.action for e in chaos.ledger.timeline(rid)]
+            revision = response.body["revision"]
+            assert actions.count("completed") == revision, (rid, actions)
+            assert revision == 1 + actions.count("late_result") + actions.count("redriven")
+            revisions[rid] = revision
+        # The responses topic, read back (it holds what was sent since the broker's last
+        # restart): one message per request and revision, and the ledger's last revision.
+        watcher = Watcher((home / "broker.addr").read_text().strip(), [topics.RESPONSES])
+        try:
+            seen = watcher.collect(
+                lambda s: {b["request_id"] for _, b in s} >= set(after_broker), timeout_s=60
+            )
+        finally:
+            watcher.consumer.close()
+        sent = Counter((b["request_id"], b["revision"]) for _, b in seen)
+        assert [key for key, n in sent.items() if n > 1] == []
+        for rid in after_broker:
+            assert (rid, revisions[rid]) in sent, rid
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=60) == 0
+
+    # No response contradicts the systems' data.
+    storage = open_package_storage(settings)
+    for i in range(PEOPLE):
+        rid = f"chaos-{i}"
+        response = chaos.ledger.response(rid)
+        assert response is not None
+        assert response.body["status"] == "completed", (rid, response.body["reasons"])
+        if i % 2 == 0:
+            assert_erased(home, i)
+            continue
+        assert_untouched(home, i, "p")
+        assert_untouched(home, i, "l")
+        text = json.dumps(json.loads(read_package(storage, rid)["data.json"]), ensure_ascii=False)
+        assert principal(i)["email"] in text and f"C-p{i}" in text
+        assert f"p{i}@example.com" not in text and f"C-l{i}" not in text, rid
+        others = [f'C-p{j}"' for j in range(PEOPLE) if j != i]
+        assert not [o for o in others if o in text], rid
+    chaos.ledger.close()

@@ -1,0 +1,121 @@
+"""Truth under faults: a system whose effect is in place counts as done, whatever its
+earlier attempts reported, and a late answer sends the request's next revision."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connectors import pseudonyms
+from connectors.base import task_result
+from services.demo.scenario import TARO, event
+from streams import topics
+from streams.agents import aggregate, fanout, intake
+from streams.context import Outgoing, Pipeline
+from streams.records import ResponseEvent, Task, dump, utcnow
+from tests.streams.agents.fixtures import body, run_tasks, to
+
+#: The last system an erasure reaches (``erase_after: [crm]``): nothing waits on it.
+LAST = "search_index"
+
+
+@pytest.fixture(autouse=True)
+def _erasure_key() -> Iterator[None]:
+    pseudonyms.configure(b"k" * 32)  # the orders' ``hash`` erasure needs it
+    yield
+    pseudonyms.configure(None)
+
+
+def _erase_all_but_last(p: Pipeline, request_id: str) -> tuple[Task, bytes]:
+    """Submit an erasure of Taro and run every task (every effect takes place); record
+    every result but the last system's. That task and its result, as it came."""
+    raw = event(request_id, "erasure", TARO, grounds=["no_longer_needed"])
+    intake.handle_request(p, json.dumps(raw).encode())
+    out = fanout.handle_accepted(p, request_id)
+    held: tuple[Task, bytes] | None = None
+    while results := run_tasks(p, out):
+        tasks = [Task.model_validate_json(o.value) for o in out if _is_task(o)]
+        out = []
+        for task, result in zip(tasks, results, strict=True):
+            if task.system == LAST and not Task.is_lookup_id(task.task_id):
+                held = (task, result)
+            else:
+                out += aggregate.handle_result(p, result)
+    assert held is not None
+    return held
+
+
+def _is_task(o: Outgoing) -> bool:
+    return o.topic.startswith(topics.TASKS_PREFIX)
+
+
+def _rows(home: Path, db: str, sql: str) -> int:
+    with sqlite3.connect(home / f"{db}.db") as conn:
+        return len(conn.execute(sql, (TARO["email"],)).fetchall())
+
+
+def _response(out: list[Outgoing]) -> ResponseEvent:
+    [response] = to(topics.RESPONSES, out)
+    return ResponseEvent.model_validate(body(response))
+
+
+def test_a_system_that_answers_after_the_timeout_sends_the_next_revision(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    _, late = _erase_all_but_last(pipeline, "late-1")
+    assert _rows(tmp_path, "search", "SELECT 1 FROM profile_index WHERE email = ?") == 0
+    assert _rows(tmp_path, "crm", "SELECT 1 FROM customers WHERE email = ?") == 0
+    first = _response(aggregate.time_out(pipeline, "late-1"))  # its answer comes too late
+    assert first.revision == 1 and first.status == "partially_completed"
+    assert [(r.code, r.system) for r in first.reasons] == [("system_timed_out", LAST)]
+
+    second = _response(aggregate.handle_result(pipeline, late))
+    assert second.revision == 2
+    assert second.status == "completed" and second.reasons == []
+    assert {s.system: s.status for s in second.systems}[LAST] == "ok"
+    assert pipeline.ledger.response("late-1").body["revision"] == 2
+    actions = [e.action for e in pipeline.ledger.timeline("late-1")]
+    assert actions.count("completed") == 2 and actions.count("late_result") == 1
+    # a redelivery of the late answer makes no third revision (at most the unpublished
+    # second one is sent again, which the outbox matches on its revision)
+    again = to(topics.RESPONSES, aggregate.handle_result(pipeline, late))
+    assert all(o.resend and body(o)["revision"] == 2 for o in again)
+    assert [e.action for e in pipeline.ledger.timeline("late-1")].count("completed") == 2
+
+
+def test_an_ok_result_wins_over_an_earlier_failure_of_the_same_task(pipeline: Pipeline) -> None:
+    sealed, ok = _erase_all_but_last(pipeline, "late-2")
+    task = pipeline.sealer.open(sealed) if pipeline.sealer else sealed
+    failed = dump(
+        task_result(
+            task, utcnow(), 5, status="failed", error="timed out", error_code="retries_exhausted"
+        )
+    )
+    assert _response(aggregate.handle_result(pipeline, failed)).status == "partially_completed"
+    # the runner restarted with the broker; the redriven task finds its effect in place
+    fixed = _response(aggregate.handle_result(pipeline, ok))
+    assert (fixed.revision, fixed.status) == (2, "completed")
+    # the older failure, redelivered afterwards, does not undo it
+    again = to(topics.RESPONSES, aggregate.handle_result(pipeline, failed))
+    assert all(o.resend and body(o)["revision"] == 2 for o in again)
+    assert pipeline.ledger.response("late-2").body["status"] == "completed"
+    assert [t.status for t in pipeline.ledger.tasks("late-2") if t.system == LAST] == ["ok"]
+
+
+def test_a_late_lookup_does_not_reopen_a_completed_request(pipeline: Pipeline) -> None:
+    raw = event("late-3", "erasure", TARO, grounds=["no_longer_needed"])
+    intake.handle_request(pipeline, json.dumps(raw).encode())
+    out = fanout.handle_accepted(pipeline, "late-3")
+    out = [o for r in run_tasks(pipeline, out) for o in aggregate.handle_result(pipeline, r)]
+    [late] = run_tasks(pipeline, out)  # the orders lookup answers only after the timeout
+    assert _response(aggregate.time_out(pipeline, "late-3")).status == "failed"
+    again = to(topics.RESPONSES, aggregate.handle_result(pipeline, late))
+    assert all(o.resend and body(o)["revision"] == 1 for o in again)  # the unpublished one
+    assert pipeline.ledger.response("late-3").body["revision"] == 1
+    tasks = pipeline.ledger.tasks("late-3")
+    lookups = [t.status for t in tasks if t.system == "orders" and Task.is_lookup_id(t.task_id)]
+    assert lookups == ["timed_out"]
