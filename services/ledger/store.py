@@ -155,7 +155,7 @@ def _result_audit(result: TaskResult) -> dict[str, Any]:
 class Admission:
     """What intake should do after recording an event."""
 
-    outcome: str  # new | released | still_held | duplicate | resend | conflict
+    outcome: str  # new | released | still_held | duplicate | conflict | not_permitted
     status: str
     hold_reason: str | None = None
     #: For a ``conflict``: the fields the re-send would change, by name only.
@@ -257,6 +257,7 @@ class Ledger:
         deadline: datetime,
         clock_pauses: bool = False,
         key_id: str | None = None,
+        may_release: bool = True,
     ) -> Admission:
         """Record a valid event. ``action`` is the rules' decision: proceed, hold or refuse.
 
@@ -267,7 +268,10 @@ class Ledger:
         With ``clock_pauses`` (the regulation stops the clock while identity is verified),
         a request leaving a verification hold has its deadline moved by the time it waited.
         ``key_id``, the producer key that signed the event, goes into the audit trail
-        with the evidence the admission or release rests on.
+        with the evidence the admission or release rests on. Without ``may_release`` a
+        re-send that changes a held request's evidence is ``not_permitted``, and changes
+        nothing. A duplicate is audited and does nothing else, whatever the request's
+        status: the sweeper re-sends an accepted request that fan-out never received.
         """
         now = utcnow()
         status = {
@@ -315,10 +319,12 @@ class Ledger:
             if conflicting:
                 return Admission("conflict", row.status, row.hold_reason, tuple(conflicting))
             if not held:
-                waiting = row.status == RequestStatus.ACCEPTED  # fan-out may have missed it
-                action = "resent" if waiting else "duplicate_ignored"
-                self._audit(s, event.request_id, "intake", action, status=row.status, **signed)
-                return Admission("resend" if waiting else "duplicate", row.status)
+                self._audit(
+                    s, event.request_id, "intake", "duplicate_ignored", status=row.status, **signed
+                )
+                return Admission("duplicate", row.status)
+            if changed and not may_release:
+                return Admission("not_permitted", row.status, row.hold_reason)
             previous = row.hold_reason
             row.event, row.status, row.hold_reason, row.updated_at = body, status, reason, now
             if clock_pauses and previous == VERIFICATION_HOLD and reason != previous:
@@ -598,9 +604,11 @@ class Ledger:
         reason: str,
         decided_by: str,
         extension: Callable[[datetime], datetime] | None,
+        key_id: str | None = None,
     ) -> tuple[str, datetime | None]:
         """Move an open request's deadline by ``extension``, once; return the outcome
-        (``extended`` or why not) and the deadline."""
+        (``extended`` or why not) and the deadline. ``key_id`` (the decision's signing
+        key) goes into the audit row."""
         now = utcnow()
         with self.session() as s:
             row = s.get(Request, request_id)
@@ -623,10 +631,19 @@ class Ledger:
             row.extensions = [entry]
             row.deadline_at = new
             row.updated_at = now
-            self._audit(s, request_id, f"operator:{decided_by}", "extended", **entry)
+            self._audit(
+                s, request_id, f"operator:{decided_by}", "extended", key_id=key_id, **entry
+            )
             return "extended", new
 
-    def refuse(self, request_id: str, ground: str, reason: str, decided_by: str) -> str:
+    def refuse(
+        self,
+        request_id: str,
+        ground: str,
+        reason: str,
+        decided_by: str,
+        key_id: str | None = None,
+    ) -> str:
         """Refuse a request not yet fanned out on ``ground``; the outcome (``refused``,
         or why not). Its response is then built as for a refusal at intake."""
         now = utcnow()
@@ -648,6 +665,7 @@ class Ledger:
                 ground=ground,
                 reason=reason,
                 was=previous,
+                key_id=key_id,
             )
             return "refused"
 
