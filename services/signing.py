@@ -167,8 +167,7 @@ class Keyring:
             ) from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise KeyringError(
-                f'{path} is not a keyring {{"keys": {{"<id>": {{"secret": "<hex>", ...}}}}}}: '
-                f"{exc}"
+                f'{path} is not a keyring {{"keys": {{"<id>": {{"secret": "<hex>", ...}}}}}}: {exc}'
             ) from None
         if not keys or any(len(s) < 16 for s in keys.values()):
             raise KeyringError(f"{path}: every key needs at least 16 bytes (32 hex digits)")

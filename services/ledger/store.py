@@ -631,9 +631,7 @@ class Ledger:
             row.extensions = [entry]
             row.deadline_at = new
             row.updated_at = now
-            self._audit(
-                s, request_id, f"operator:{decided_by}", "extended", key_id=key_id, **entry
-            )
+            self._audit(s, request_id, f"operator:{decided_by}", "extended", key_id=key_id, **entry)
             return "extended", new
 
     def refuse(

@@ -36,7 +36,7 @@ def handle_decision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[
     may = permissions(ctx, key_id)
     if may is not None and not may.decisions:
         refused = not_permitted(key_id, "decisions")
-        return reject(ctx, raw, refused, "decisions", decision.request_id, key_id=key_id)
+        return reject(ctx, raw, refused, "decisions", decision.request_id, False, key_id=key_id)
     decided_by = may.owner if may is not None else decision.decided_by
     row = ctx.ledger.request(decision.request_id)
     if row is None:
