@@ -710,9 +710,38 @@ def package_open(
 
 
 keys_app = typer.Typer(
-    no_args_is_help=True, help="Package data keys: destroy them when retention ends."
+    no_args_is_help=True,
+    help="Package data keys (destroy them when retention ends) and producer signing keys.",
 )
 app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("producers")
+def keys_producers() -> None:
+    """Show each producer signing key's owner and what it may send (never its secret).
+    Permissions are set in the keyring file (DSR_SIGNING_KEYS); see the README."""
+    from rich.markup import escape
+
+    from services.signing import Keyring, KeyringError
+
+    settings = load_settings()
+    try:
+        keyring = Keyring.load(settings.signing_keys_path)
+    except KeyringError as exc:
+        console.print(escape(str(exc)), highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    for key_id in sorted(keyring.keys):
+        may = keyring.permissions(key_id)
+        console.print(
+            f"{escape(key_id)}  owner={escape(may.owner)}  "
+            f"requests={','.join(sorted(may.requests)) or '-'}  "
+            f"releases={'yes' if may.releases else 'no'}  "
+            f"decisions={'yes' if may.decisions else 'no'}  "
+            f"provisions={escape(','.join(sorted(may.provisions)) or '-')}"
+            + ("" if key_id in keyring.grants else "  (bare secret: the default)"),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @keys_app.command("shred")

@@ -171,3 +171,27 @@ def test_permissions_come_from_the_keyring_and_old_keys_may_only_request(
     assert crm.may_provision("crm") and not crm.may_provision("billing")
     assert alice.decisions and not alice.may_request("disclosure") and not alice.releases
     assert "cd" * 32 not in repr(ring)
+
+
+def test_dsr_keys_producers_shows_permissions_and_never_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    monkeypatch.setenv("DSR_HOME", str(tmp_path))
+    monkeypatch.delenv("DSR_SIGNING_KEYS", raising=False)
+    Keyring.ensure(tmp_path / "signing-keys.json")
+    body = json.loads((tmp_path / "signing-keys.json").read_text())
+    body["keys"]["legacy"] = "ab" * 32
+    (tmp_path / "signing-keys.json").write_text(json.dumps(body))
+    shown = CliRunner().invoke(app, ["keys", "producers"])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines == [
+        "legacy  owner=legacy  requests=*  releases=yes  decisions=no  provisions=-"
+        "  (bare secret: the default)",
+        "ops  owner=operator  requests=*  releases=yes  decisions=yes  provisions=*",
+    ]
+    assert body["keys"]["ops"]["secret"] not in shown.output and "ab" * 32 not in shown.output
