@@ -495,16 +495,23 @@ def dlq_redrive(
     from services import deadletters
     from services.datamap import load as load_datamap
     from services.ledger import Ledger
+    from services.signing import Keyring
     from streams.sealing import Sealer
 
     settings = load_settings()
     bootstrap = _bootstrap(settings)
     timeout = timedelta(seconds=load_datamap(settings.datamap_path).request_timeout_seconds)
+    # a signed event is signed again, by the operator's key: its own signature may be stale
+    signer = (
+        Keyring.load(settings.signing_keys_path).signer(settings.producer_key_id)
+        if settings.require_signatures
+        else None
+    )
     ledger = Ledger(settings.database_url, Sealer.from_settings(settings))
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
         letters = deadletters.listed(ledger, system, request)
-        done = deadletters.redrive(letters, ledger, producer, timeout, dry_run=dry_run)
+        done = deadletters.redrive(letters, ledger, producer, timeout, dry_run, signer)
     finally:
         producer.close()
         ledger.close()

@@ -59,6 +59,7 @@ from typing import Any
 KEY_ID_HEADER = "dsr-key-id"
 SIGNED_AT_HEADER = "dsr-signed-at"
 SIGNATURE_HEADER = "dsr-signature"
+SIGNING_HEADERS = frozenset({KEY_ID_HEADER, SIGNED_AT_HEADER, SIGNATURE_HEADER})
 SCHEME = "hmac-sha256="
 DEFAULT_KEY_ID = "ops"
 #: How far from intake's clock a signature's time may be (``DSR_SIGNATURE_MAX_AGE_S``).
