@@ -270,7 +270,8 @@ class Ledger:
         ``key_id``, the producer key that signed the event, goes into the audit trail
         with the evidence the admission or release rests on. Without ``may_release`` a
         re-send that changes a held request's evidence is ``not_permitted``, and changes
-        nothing. A duplicate is audited and does nothing else, whatever the request's
+        nothing, and an identical one is a duplicate (the rules do not decide again). A
+        duplicate is audited and does nothing else, whatever the request's
         status: the sweeper re-sends an accepted request that fan-out never received.
         """
         now = utcnow()
@@ -318,13 +319,13 @@ class Ledger:
             conflicting = resends.conflicts(changed, held)
             if conflicting:
                 return Admission("conflict", row.status, row.hold_reason, tuple(conflicting))
-            if not held:
+            if held and changed and not may_release:
+                return Admission("not_permitted", row.status, row.hold_reason)
+            if not held or not may_release:  # nothing to decide again
                 self._audit(
                     s, event.request_id, "intake", "duplicate_ignored", status=row.status, **signed
                 )
                 return Admission("duplicate", row.status)
-            if changed and not may_release:
-                return Admission("not_permitted", row.status, row.hold_reason)
             previous = row.hold_reason
             row.event, row.status, row.hold_reason, row.updated_at = body, status, reason, now
             if clock_pauses and previous == VERIFICATION_HOLD and reason != previous:

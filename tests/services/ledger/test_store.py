@@ -82,7 +82,14 @@ def test_a_key_without_release_permission_changes_nothing_in_a_held_request(
     row = ledger.request("r-1")
     assert row is not None and (row.status, row.hold_reason) == ("held", "fee_unpaid")
     assert not ledger.request_event(row).fee.paid
-    assert [e.action for e in ledger.timeline("r-1")] == ["received", "hold"]
+    # the same event again from that key: a duplicate, the rules do not decide again
+    again = ledger.admit(event(), "proceed", None, DEADLINE, key_id="crm", may_release=False)
+    assert (again.outcome, again.status) == ("duplicate", RequestStatus.HELD)
+    assert [(e.action, e.detail.get("key_id")) for e in ledger.timeline("r-1")] == [
+        ("received", "ops"),
+        ("hold", None),
+        ("duplicate_ignored", "crm"),
+    ]
 
 
 def test_release_with_another_kind_is_a_conflict(ledger: Ledger) -> None:
