@@ -312,7 +312,9 @@ class Ledger:
                     **signed,
                 )
                 if action != "proceed":
-                    self._audit(s, event.request_id, "rules", action, reason_code=reason)
+                    self._audit(
+                        s, event.request_id, "rules", action, reason_code=reason, key_id=key_id
+                    )
                 return Admission("new", status, reason)
             held = row.status == RequestStatus.HELD
             changed = self._changed(row, event)
@@ -339,6 +341,7 @@ class Ledger:
                     "clock_resumed",
                     paused_ms=int(paused.total_seconds() * 1000),
                     deadline=row.deadline_at.isoformat(),
+                    key_id=key_id,
                 )
             if action == "hold":
                 self._audit(

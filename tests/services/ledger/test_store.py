@@ -87,7 +87,7 @@ def test_a_key_without_release_permission_changes_nothing_in_a_held_request(
     assert (again.outcome, again.status) == ("duplicate", RequestStatus.HELD)
     assert [(e.action, e.detail.get("key_id")) for e in ledger.timeline("r-1")] == [
         ("received", "ops"),
-        ("hold", None),
+        ("hold", "ops"),
         ("duplicate_ignored", "crm"),
     ]
 
