@@ -504,16 +504,23 @@ def dlq_redrive(
     from services import deadletters
     from services.datamap import load as load_datamap
     from services.ledger import Ledger
+    from services.signing import Keyring
     from streams.sealing import Sealer
 
     settings = load_settings()
     bootstrap = _bootstrap(settings)
     timeout = timedelta(seconds=load_datamap(settings.datamap_path).request_timeout_seconds)
+    # a signed event is signed again, by the operator's key: its own signature may be stale
+    signer = (
+        Keyring.load(settings.signing_keys_path).signer(settings.producer_key_id)
+        if settings.require_signatures
+        else None
+    )
     ledger = Ledger(settings.database_url, Sealer.from_settings(settings))
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
         letters = deadletters.listed(ledger, system, request)
-        done = deadletters.redrive(letters, ledger, producer, timeout, dry_run=dry_run)
+        done = deadletters.redrive(letters, ledger, producer, timeout, dry_run, signer)
     finally:
         producer.close()
         ledger.close()
@@ -775,9 +782,38 @@ def package_open(
 
 
 keys_app = typer.Typer(
-    no_args_is_help=True, help="Package data keys: destroy them when retention ends."
+    no_args_is_help=True,
+    help="Package data keys (destroy them when retention ends) and producer signing keys.",
 )
 app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("producers")
+def keys_producers() -> None:
+    """Show each producer signing key's owner and what it may send (never its secret).
+    Permissions are set in the keyring file (DSR_SIGNING_KEYS); see the README."""
+    from rich.markup import escape
+
+    from services.signing import Keyring, KeyringError
+
+    settings = load_settings()
+    try:
+        keyring = Keyring.load(settings.signing_keys_path)
+    except KeyringError as exc:
+        console.print(escape(str(exc)), highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    for key_id in sorted(keyring.keys):
+        may = keyring.permissions(key_id)
+        console.print(
+            f"{escape(key_id)}  owner={escape(may.owner)}  "
+            f"requests={','.join(sorted(may.requests)) or '-'}  "
+            f"releases={'yes' if may.releases else 'no'}  "
+            f"decisions={'yes' if may.decisions else 'no'}  "
+            f"provisions={escape(','.join(sorted(may.provisions)) or '-')}"
+            + ("" if key_id in keyring.grants else "  (bare secret: the default)"),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @keys_app.command("shred")

@@ -8,7 +8,10 @@ Two kinds of event end up on ``dsr.deadletter``:
   sends the request back to fan-out, which sends its pending tasks again; the request
   then completes with the next response revision.
 - an **event a worker could not handle** (from intake, fan-out or aggregation): it goes
-  back to the topic it came from, with its original headers (a request's signature).
+  back to the topic it came from, with its original headers. A signed event (a request,
+  a decision, a provision record) is signed again by the operator's key when one is
+  given, since its own signature may be older than the freshness window
+  (``services.signing``); the operator's key then answers for it in the audit trail.
 
 The topic is only the way in: a worker records each letter in the ledger as it
 arrives (``record``), so restarting the broker, which keeps nothing on disk, or ``dsr
@@ -36,6 +39,7 @@ from services.client import request_key
 from services.crypto import CryptoError
 from services.ledger import Ledger
 from services.ledger.models import DeadLetter
+from services.signing import SIGNATURE_HEADER, SIGNING_HEADERS, Signer
 from streams import topics
 
 #: Where a worker stage's dead letters go back to.
@@ -185,8 +189,10 @@ def redrive(
     producer: KafkaProducer,
     request_timeout: timedelta,
     dry_run: bool = False,
+    signer: Signer | None = None,
 ) -> list[Redriven]:
-    """Send each letter back where it came from, once; say what happened to each."""
+    """Send each letter back where it came from, once; say what happened to each. A
+    signed original is signed again by ``signer``, if given."""
     done = []
     for row in letters:
         target, why_not = _target(row)
@@ -202,7 +208,7 @@ def redrive(
             done.append(Redriven(row, None, why_not))
             continue
         if not dry_run:
-            _send(row, target, kept, producer)
+            _send(row, target, kept, producer, signer)
         done.append(Redriven(row, target))
     producer.flush()
     return done
@@ -229,14 +235,30 @@ def _claim(row: DeadLetter, ledger: Ledger, request_timeout: timedelta) -> str:
     return ledger.claim_redrive(row.id, row.request_id, row.source) or ""
 
 
-def _send(row: DeadLetter, target: str, kept: dict[str, Any], producer: KafkaProducer) -> None:
+def _send(
+    row: DeadLetter,
+    target: str,
+    kept: dict[str, Any],
+    producer: KafkaProducer,
+    signer: Signer | None,
+) -> None:
     if row.source.startswith(topics.TASKS_PREFIX):
         assert row.request_id is not None
         producer.send(target, key=row.request_id.encode(), value=row.request_id.encode())
         return
     key = row.request_id.encode() if row.request_id else None
-    headers = [(k, str(v).encode()) for k, v in (kept.get("headers") or {}).items()]
-    producer.send(target, key=key, value=str(kept.get("original", "")).encode(), headers=headers)
+    original = str(kept.get("original", "")).encode()
+    producer.send(target, key=key, value=original, headers=resent_headers(kept, signer))
+
+
+def resent_headers(kept: dict[str, Any], signer: Signer | None) -> list[tuple[str, bytes]]:
+    """The headers a redriven event goes back with: its own, but a signed one signed
+    again, now, by ``signer`` when given."""
+    headers = {str(k): str(v).encode() for k, v in (kept.get("headers") or {}).items()}
+    if signer is not None and SIGNATURE_HEADER in headers:
+        fresh = dict(signer.headers(str(kept.get("original", "")).encode()))
+        headers = {k: v for k, v in headers.items() if k not in SIGNING_HEADERS} | fresh
+    return list(headers.items())
 
 
 def _iso(at: datetime) -> str:

@@ -18,6 +18,7 @@
 | DSR_SIGNING_KEYS | <DSR_HOME>/signing-keys.json | the producers' HMAC keys |
 | DSR_REQUIRE_SIGNATURES | true | reject request events not signed by a key in the keyring |
 | DSR_PRODUCER_KEY_ID | ops, or the keyring's first key | the key ``dsr submit`` signs with |
+| DSR_SIGNATURE_MAX_AGE_S | 600 | how far (s) a ``dsr-signed-at`` may be from intake's clock |
 | DSR_PROVISION_PURGE_INTERVAL_S | 3600 | seconds between purges of expired provision records |
 | DSR_ENCRYPT_PACKAGES | true | seal local packages (AES-256-GCM, a data key per request) |
 | DSR_SEAL_EVENTS | true | seal identifiers and records in task and result events (same keys) |
@@ -96,6 +97,9 @@ class Settings:
     require_signatures: bool = field(default_factory=lambda: _on("DSR_REQUIRE_SIGNATURES"))
     producer_key_id: str | None = field(
         default_factory=lambda: os.environ.get("DSR_PRODUCER_KEY_ID") or None
+    )
+    signature_max_age_s: float = field(
+        default_factory=lambda: float(_env("DSR_SIGNATURE_MAX_AGE_S", "600"))
     )
     provision_purge_interval_s: float = field(
         default_factory=lambda: float(_env("DSR_PROVISION_PURGE_INTERVAL_S", "3600"))

@@ -1,22 +1,46 @@
-"""Signed intake: an HMAC-SHA256 over the canonical event, with a key per producer.
+"""Signed intake: an HMAC-SHA256 over the signing time and the canonical event, with a
+key per producer, and what each key may send.
 
-A producer sends two Kafka headers with each request event:
+A producer sends three Kafka headers with each event (requests, decisions, provision
+records):
 
 - ``dsr-key-id``: which of the keyring's keys signed it;
-- ``dsr-signature``: ``hmac-sha256=<hex>`` over the *canonical* event, its JSON with
-  keys sorted, no insignificant whitespace and UTF-8 text
+- ``dsr-signed-at``: when, in whole seconds since the Unix epoch (``1764752910``);
+- ``dsr-signature``: ``hmac-sha256=<hex>`` over ``<dsr-signed-at>.<canonical event>``:
+  the signed-at header's ASCII text, a full stop, then the event's JSON with keys
+  sorted, no insignificant whitespace and UTF-8 text
   (``json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``).
 
 So any producer, in any language, can sign an event however its JSON library lays it
 out. Intake checks the signature before it reads anything else; an unsigned or
-mis-signed event is rejected and audited, and never executed. ``Keyring.verify``
-returns the signing key's id, which the ledger's audit rows of admissions, releases
-and rejected re-sends name. A key signs events, not requests: what a re-send under a
-known ``request_id`` may change is the ledger's rule (``services.ledger.resends``).
+mis-signed event is rejected and audited, and never executed. A signature is fresh for
+``DSR_SIGNATURE_MAX_AGE_S`` (600 s) either side of intake's clock: one older or
+missing its signed-at is rejected ``stale_signature``, so a captured event cannot be
+replayed later. (Within the window a replay is an identical re-send, which changes
+nothing: ``services.ledger.resends``.) Keep the window longer than intake may lag
+behind the topic: an event that waited longer is rejected ``stale_signature``, named
+by request id on ``dsr.requests.rejected``, for its producer to sign and send again.
 
-The keyring is a JSON file, ``{"keys": {"<key id>": "<hex secret>", ...}}``, readable
-only by its owner (``DSR_SIGNING_KEYS``). ``dsr up`` creates one with a single key,
-``ops``, the first time it starts; production mounts it from a secret store.
+``Keyring.verify`` returns the signing key's id, which every audit row of the event
+names, and ``Keyring.permissions`` what that key may send (``Permissions``): requests
+(of which kinds), releases of held requests, operators' decisions, provision records
+(for which systems). An event its key may not send is rejected ``not_permitted``. An
+operator's decision is the key owner's: ``decided_by`` is the key's ``owner``.
+
+The keyring is a JSON file, readable only by its owner (``DSR_SIGNING_KEYS``)::
+
+    {"keys": {
+      "ops": {"secret": "<hex>", "owner": "operator", "requests": ["*"],
+              "releases": true, "decisions": true, "provisions": ["*"]},
+      "crm-export": {"secret": "<hex>", "owner": "CRM export job",
+                     "requests": ["disclosure"], "provisions": ["crm"]},
+      "legacy": "<hex>"}}
+
+A permission left out is not granted. A key given as a bare hex secret (the keyring
+format before permissions) may send requests of every kind and releases, and nothing
+else: no decisions, no provision records. ``dsr up`` creates a keyring with one key,
+``ops``, allowed everything, the first time it starts; production mounts it from a
+secret store. ``dsr keys producers`` shows each key's owner and permissions.
 """
 
 from __future__ import annotations
@@ -26,37 +50,77 @@ import hmac
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 KEY_ID_HEADER = "dsr-key-id"
+SIGNED_AT_HEADER = "dsr-signed-at"
 SIGNATURE_HEADER = "dsr-signature"
+SIGNING_HEADERS = frozenset({KEY_ID_HEADER, SIGNED_AT_HEADER, SIGNATURE_HEADER})
 SCHEME = "hmac-sha256="
 DEFAULT_KEY_ID = "ops"
+#: How far from intake's clock a signature's time may be (``DSR_SIGNATURE_MAX_AGE_S``).
+DEFAULT_MAX_AGE_S = 600.0
+ANY = "*"
 
 Headers = Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None
 
 
 class SignatureError(Exception):
-    """The event is not signed by a known key; ``reason_code`` says how."""
+    """The event is not signed by a known key; ``reason_code`` says how. ``key_id`` is
+    the key that did sign it, when the signature holds but is stale."""
 
-    def __init__(self, reason_code: str, message: str) -> None:
+    def __init__(self, reason_code: str, message: str, key_id: str | None = None) -> None:
         super().__init__(message)
         self.reason_code = reason_code
+        self.key_id = key_id
 
 
 class KeyringError(Exception):
     """The keyring file is missing or malformed."""
 
 
+@dataclass(frozen=True)
+class Permissions:
+    """What one key may send. ``requests`` and ``provisions`` hold request kinds and
+    system names, or ``"*"`` for all."""
+
+    owner: str
+    requests: frozenset[str] = frozenset({ANY})
+    releases: bool = True
+    decisions: bool = False
+    provisions: frozenset[str] = frozenset()
+
+    @classmethod
+    def everything(cls, owner: str) -> Permissions:
+        return cls(owner, frozenset({ANY}), True, True, frozenset({ANY}))
+
+    def may_request(self, kind: str) -> bool:
+        return ANY in self.requests or kind in self.requests
+
+    def may_provision(self, system: str) -> bool:
+        return ANY in self.provisions or system in self.provisions
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "owner": self.owner,
+            "requests": sorted(self.requests),
+            "releases": self.releases,
+            "decisions": self.decisions,
+            "provisions": sorted(self.provisions),
+        }
+
+
 def canonical(event: Any) -> bytes:
     return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _mac(secret: bytes, event: Any) -> str:
-    return hmac.new(secret, canonical(event), hashlib.sha256).hexdigest()
+def _mac(secret: bytes, signed_at: str, event: Any) -> str:
+    message = signed_at.encode("ascii") + b"." + canonical(event)
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -67,30 +131,36 @@ class Signer:
     def __repr__(self) -> str:  # never show the secret
         return f"Signer(key_id={self.key_id!r})"
 
-    def headers(self, raw: bytes) -> list[tuple[str, bytes]]:
-        """The headers that sign ``raw``; none if it is not JSON (intake rejects it anyway)."""
+    def headers(self, raw: bytes, signed_at: float | None = None) -> list[tuple[str, bytes]]:
+        """The headers that sign ``raw`` now (or at ``signed_at``, epoch seconds); none
+        if it is not JSON (intake rejects it anyway)."""
         try:
             event = json.loads(raw)
         except ValueError:
             return []
+        at = str(int(time.time() if signed_at is None else signed_at))
         return [
             (KEY_ID_HEADER, self.key_id.encode()),
-            (SIGNATURE_HEADER, (SCHEME + _mac(self.secret, event)).encode()),
+            (SIGNED_AT_HEADER, at.encode()),
+            (SIGNATURE_HEADER, (SCHEME + _mac(self.secret, at, event)).encode()),
         ]
 
 
 @dataclass(frozen=True)
 class Keyring:
     keys: Mapping[str, bytes]
+    #: Per key; a key without an entry has ``Permissions(owner=<key id>)``.
+    grants: Mapping[str, Permissions] = field(default_factory=dict)
+    max_age_s: float = DEFAULT_MAX_AGE_S
 
     def __repr__(self) -> str:
         return f"Keyring(key_ids={sorted(self.keys)!r})"
 
     @classmethod
-    def load(cls, path: Path) -> Keyring:
+    def load(cls, path: Path, max_age_s: float = DEFAULT_MAX_AGE_S) -> Keyring:
         try:
             body = json.loads(path.read_text())
-            keys = {str(k): bytes.fromhex(v) for k, v in body["keys"].items()}
+            keys, grants = _entries(body["keys"])
         except FileNotFoundError:
             raise KeyringError(
                 f"no signing keyring at {path}: `dsr up` creates one, or set "
@@ -98,19 +168,21 @@ class Keyring:
             ) from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise KeyringError(
-                f'{path} is not a keyring {{"keys": {{"<id>": "<hex>"}}}}: {exc}'
+                f'{path} is not a keyring {{"keys": {{"<id>": {{"secret": "<hex>", ...}}}}}}: {exc}'
             ) from None
         if not keys or any(len(s) < 16 for s in keys.values()):
             raise KeyringError(f"{path}: every key needs at least 16 bytes (32 hex digits)")
-        return cls(keys)
+        return cls(keys, grants, max_age_s)
 
     @classmethod
     def ensure(cls, path: Path, key_id: str = DEFAULT_KEY_ID) -> Keyring:
-        """Load the keyring, or create it, owner-readable only, with one new key."""
+        """Load the keyring, or create it, owner-readable only, with one new key that
+        may send everything."""
         if path.exists():
             return cls.load(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"keys": {key_id: secrets.token_hex(32)}}, indent=2) + "\n"
+        entry = {"secret": secrets.token_hex(32), **Permissions.everything("operator").as_json()}
+        body = json.dumps({"keys": {key_id: entry}}, indent=2) + "\n"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(body)
@@ -122,7 +194,10 @@ class Keyring:
             raise KeyringError(f"no key {chosen!r} in the keyring (it has {sorted(self.keys)})")
         return Signer(chosen, self.keys[chosen])
 
-    def verify(self, event: Any, headers: Headers) -> str:
+    def permissions(self, key_id: str) -> Permissions:
+        return self.grants.get(key_id) or Permissions(owner=key_id)
+
+    def verify(self, event: Any, headers: Headers, now: float | None = None) -> str:
         """Return the signing key's id, or raise ``SignatureError``."""
         found = dict(headers.items() if isinstance(headers, Mapping) else (headers or ()))
         key_id = _text(found.get(KEY_ID_HEADER))
@@ -132,11 +207,42 @@ class Keyring:
         secret = self.keys.get(key_id)
         if secret is None:
             raise SignatureError("unknown_key", f"no producer key {key_id[:64]!r}")
+        signed_at = _text(found.get(SIGNED_AT_HEADER)) or ""
+        if not signed_at.isascii() or not signed_at.isdigit():
+            raise SignatureError(
+                "stale_signature", "the event has no dsr-signed-at (epoch seconds) header"
+            )
         if not signature.startswith(SCHEME) or not hmac.compare_digest(
-            signature[len(SCHEME) :], _mac(secret, event)
+            signature[len(SCHEME) :], _mac(secret, signed_at, event)
         ):
             raise SignatureError("bad_signature", f"the signature does not match key {key_id!r}")
+        age = (time.time() if now is None else now) - int(signed_at)
+        if abs(age) > self.max_age_s:
+            raise SignatureError(
+                "stale_signature",
+                f"signed {int(age)} s from intake's clock; at most {int(self.max_age_s)} s",
+                key_id,
+            )
         return key_id
+
+
+def _entries(body: Mapping[str, Any]) -> tuple[dict[str, bytes], dict[str, Permissions]]:
+    """A keyring file's keys and grants; a bare hex secret is a key with no grants."""
+    keys: dict[str, bytes] = {}
+    grants: dict[str, Permissions] = {}
+    for key_id, entry in body.items():
+        if isinstance(entry, str):
+            keys[str(key_id)] = bytes.fromhex(entry)
+            continue
+        keys[str(key_id)] = bytes.fromhex(entry["secret"])
+        grants[str(key_id)] = Permissions(
+            owner=str(entry.get("owner") or key_id),
+            requests=frozenset(map(str, entry.get("requests", ()))),
+            releases=bool(entry.get("releases", False)),
+            decisions=bool(entry.get("decisions", False)),
+            provisions=frozenset(map(str, entry.get("provisions", ()))),
+        )
+    return keys, grants
 
 
 def _text(value: bytes | str | None) -> str | None:

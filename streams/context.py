@@ -79,7 +79,7 @@ class Pipeline:
             datamap=datamap,
             storage=open_package_storage(settings),  # sealed when local, see encrypted.py
             connectors=connectors,
-            keyring=Keyring.load(settings.signing_keys_path)
+            keyring=Keyring.load(settings.signing_keys_path, settings.signature_max_age_s)
             if settings.require_signatures
             else None,
             complaints_contact=settings.complaints_contact,

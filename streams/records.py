@@ -464,7 +464,12 @@ class DecisionEvent(_Strict):
         default=None, description="For a refusal: a refusal code of the request's regulation."
     )
     reason: str = Field(min_length=1, max_length=2000, description="Told to the principal.")
-    decided_by: str = Field(min_length=1, max_length=128, description="Who decided.")
+    decided_by: str = Field(
+        min_length=1,
+        max_length=128,
+        description="Kept for compatibility and ignored when signatures are required: the "
+        "decision is recorded as the signing key's owner (its keyring entry).",
+    )
 
     @model_validator(mode="after")
     def _refusal_has_a_ground(self) -> DecisionEvent:
@@ -478,7 +483,10 @@ class RejectedEvent(_Strict):
 
     Provision records refused by the provision ledger come here too, with
     ``provision_stopped`` or ``record_id_conflict``. A request event that would change a
-    request already recorded under its ``request_id`` comes with ``request_id_conflict``."""
+    request already recorded under its ``request_id`` comes with ``request_id_conflict``.
+    An event whose key may not send it (``services.signing.Permissions``) comes with
+    ``not_permitted``; one signed too long ago, or without ``dsr-signed-at``, with
+    ``stale_signature``."""
 
     reason_code: Literal[
         "invalid_json",
@@ -499,6 +507,8 @@ class RejectedEvent(_Strict):
         "record_id_conflict",
         "cannot_open",
         "request_id_conflict",
+        "not_permitted",
+        "stale_signature",
     ]
     errors: list[dict[str, Any]] = Field(
         default=[],

@@ -168,7 +168,7 @@ def _result_audit(result: TaskResult) -> dict[str, Any]:
 class Admission:
     """What intake should do after recording an event."""
 
-    outcome: str  # new | released | still_held | duplicate | resend | conflict
+    outcome: str  # new | released | still_held | duplicate | conflict | not_permitted
     status: str
     hold_reason: str | None = None
     #: For a ``conflict``: the fields the re-send would change, by name only.
@@ -270,6 +270,7 @@ class Ledger:
         deadline: datetime,
         clock_pauses: bool = False,
         key_id: str | None = None,
+        may_release: bool = True,
     ) -> Admission:
         """Record a valid event. ``action`` is the rules' decision: proceed, hold or refuse.
 
@@ -280,7 +281,11 @@ class Ledger:
         With ``clock_pauses`` (the regulation stops the clock while identity is verified),
         a request leaving a verification hold has its deadline moved by the time it waited.
         ``key_id``, the producer key that signed the event, goes into the audit trail
-        with the evidence the admission or release rests on.
+        with the evidence the admission or release rests on. Without ``may_release`` a
+        re-send that changes a held request's evidence is ``not_permitted``, and changes
+        nothing, and an identical one is a duplicate (the rules do not decide again). A
+        duplicate is audited and does nothing else, whatever the request's
+        status: the sweeper re-sends an accepted request that fan-out never received.
         """
         now = utcnow()
         status = {
@@ -320,18 +325,22 @@ class Ledger:
                     **signed,
                 )
                 if action != "proceed":
-                    self._audit(s, event.request_id, "rules", action, reason_code=reason)
+                    self._audit(
+                        s, event.request_id, "rules", action, reason_code=reason, key_id=key_id
+                    )
                 return Admission("new", status, reason)
             held = row.status == RequestStatus.HELD
             changed = self._changed(row, event)
             conflicting = resends.conflicts(changed, held)
             if conflicting:
                 return Admission("conflict", row.status, row.hold_reason, tuple(conflicting))
-            if not held:
-                waiting = row.status == RequestStatus.ACCEPTED  # fan-out may have missed it
-                action = "resent" if waiting else "duplicate_ignored"
-                self._audit(s, event.request_id, "intake", action, status=row.status, **signed)
-                return Admission("resend" if waiting else "duplicate", row.status)
+            if held and changed and not may_release:
+                return Admission("not_permitted", row.status, row.hold_reason)
+            if not held or not may_release:  # nothing to decide again
+                self._audit(
+                    s, event.request_id, "intake", "duplicate_ignored", status=row.status, **signed
+                )
+                return Admission("duplicate", row.status)
             previous = row.hold_reason
             row.event, row.status, row.hold_reason, row.updated_at = body, status, reason, now
             if clock_pauses and previous == VERIFICATION_HOLD and reason != previous:
@@ -345,6 +354,7 @@ class Ledger:
                     "clock_resumed",
                     paused_ms=int(paused.total_seconds() * 1000),
                     deadline=row.deadline_at.isoformat(),
+                    key_id=key_id,
                 )
             if action == "hold":
                 self._audit(
@@ -695,9 +705,11 @@ class Ledger:
         reason: str,
         decided_by: str,
         extension: Callable[[datetime], datetime] | None,
+        key_id: str | None = None,
     ) -> tuple[str, datetime | None]:
         """Move an open request's deadline by ``extension``, once; return the outcome
-        (``extended`` or why not) and the deadline."""
+        (``extended`` or why not) and the deadline. ``key_id`` (the decision's signing
+        key) goes into the audit row."""
         now = utcnow()
         with self.session() as s:
             row = s.get(Request, request_id)
@@ -720,10 +732,17 @@ class Ledger:
             row.extensions = [entry]
             row.deadline_at = new
             row.updated_at = now
-            self._audit(s, request_id, f"operator:{decided_by}", "extended", **entry)
+            self._audit(s, request_id, f"operator:{decided_by}", "extended", key_id=key_id, **entry)
             return "extended", new
 
-    def refuse(self, request_id: str, ground: str, reason: str, decided_by: str) -> str:
+    def refuse(
+        self,
+        request_id: str,
+        ground: str,
+        reason: str,
+        decided_by: str,
+        key_id: str | None = None,
+    ) -> str:
         """Refuse a request not yet fanned out on ``ground``; the outcome (``refused``,
         or why not). Its response is then built as for a refusal at intake."""
         now = utcnow()
@@ -745,6 +764,7 @@ class Ledger:
                 ground=ground,
                 reason=reason,
                 was=previous,
+                key_id=key_id,
             )
             return "refused"
 

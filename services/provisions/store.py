@@ -73,19 +73,19 @@ class ProvisionStore:
             yield s
 
     # -- in -------------------------------------------------------------------
-    def record(self, event: ProvisionEvent, *, via: str) -> Outcome:
+    def record(self, event: ProvisionEvent, *, via: str, key_id: str | None = None) -> Outcome:
         """Store ``event`` once. A re-send of the same record is a duplicate (whether its
         subject comes as identifiers or as digests); another record under a known
         ``record_id`` is refused, and so is a provision to a recipient the principal has
-        stopped."""
+        stopped. ``key_id``, the key that signed the event, goes into its audit rows."""
         try:
             with self.session() as s:
-                return self._record(s, event, via)
+                return self._record(s, event, via, key_id)
         except IntegrityError:  # a concurrent insert of the same record_id won
             with self.session() as s:
-                return self._record(s, event, via)
+                return self._record(s, event, via, key_id)
 
-    def _record(self, s: Session, event: ProvisionEvent, via: str) -> Outcome:
+    def _record(self, s: Session, event: ProvisionEvent, via: str, key_id: str | None) -> Outcome:
         content = _content_digest(event)
         actor = f"provisions:{via}"
         known = s.scalar(
@@ -97,7 +97,7 @@ class ProvisionStore:
             return Outcome("duplicate")
         if known is not None:
             return self._refuse(
-                s, event, actor, "record_id_conflict", "another record has this record_id"
+                s, event, actor, key_id, "record_id_conflict", "another record has this record_id"
             )
         digests = event.subject.digest_set()
         if _stoppable(event) and self._stopped(s, digests, event.counterparty.name):
@@ -105,6 +105,7 @@ class ProvisionStore:
                 s,
                 event,
                 actor,
+                key_id,
                 "provision_stopped",
                 "the principal asked to stop provision to this recipient",
             )
@@ -145,11 +146,18 @@ class ProvisionStore:
             system=event.system,
             direction=event.direction,
             flow=event.flow,
+            key_id=key_id,
         )
         return Outcome("recorded")
 
     def _refuse(
-        self, s: Session, event: ProvisionEvent, actor: str, code: str, message: str
+        self,
+        s: Session,
+        event: ProvisionEvent,
+        actor: str,
+        key_id: str | None,
+        code: str,
+        message: str,
     ) -> Outcome:
         _audit(
             s,
@@ -160,6 +168,7 @@ class ProvisionStore:
             record_id=event.record_id,
             system=event.system,
             counterparty=event.counterparty.name,
+            key_id=key_id,
         )
         return Outcome("rejected", code, message)
 

@@ -1,4 +1,8 @@
-"""Decisions: an operator's decision on an open request (an extension, a refusal)."""
+"""Decisions: an operator's decision on an open request (an extension, a refusal).
+
+With signatures required, only a key allowed decisions may send one, and the decision is
+recorded as that key's owner's (``services.signing``): the event's ``decided_by`` is
+ignored. Every audit row of a decision, applied or rejected, names its key id."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from services import rules
 from services.signing import Headers
 from streams.agents import notices
 from streams.agents.aggregate import finish
-from streams.agents.intake import Rejection, parse, reject
+from streams.agents.intake import Rejection, not_permitted, parse_signed, permissions, reject
 from streams.context import Outgoing, Pipeline
 from streams.records import DecisionEvent
 
@@ -26,22 +30,30 @@ WHY_NOT = {
 
 def handle_decision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[Outgoing]:
     try:
-        decision = parse(raw, ctx.keyring, headers, DecisionEvent)
+        decision, key_id = parse_signed(raw, ctx.keyring, headers, DecisionEvent)
     except Rejection as rej:
-        return reject(ctx, raw, rej, stage="decisions")
+        return reject(ctx, raw, rej, stage="decisions", key_id=rej.key_id)
+    may = permissions(ctx, key_id)
+    if may is not None and not may.decisions:
+        refused = not_permitted(key_id, "decisions")
+        return reject(ctx, raw, refused, "decisions", decision.request_id, False, key_id=key_id)
+    decided_by = may.owner if may is not None else decision.decided_by
     row = ctx.ledger.request(decision.request_id)
     if row is None:
-        return _cannot(ctx, raw, "unknown_request")
+        return _cannot(ctx, raw, "unknown_request", key_id)
     policy = rules.policy_for(row.regulation)
     if decision.decision == "refusal":
-        return _refuse(ctx, raw, decision, policy.refusal_codes)
+        return _refuse(ctx, raw, decision, policy.refusal_codes, decided_by, key_id)
     outcome, deadline = ctx.ledger.extend(
-        decision.request_id, decision.reason, decision.decided_by, policy.extension
+        decision.request_id, decision.reason, decided_by, policy.extension, key_id
     )
     if outcome == "already_extended":  # perhaps this very decision, before a crash
-        return [*_cannot(ctx, raw, outcome), notices.due(decision.request_id, "extension")]
+        return [
+            *_cannot(ctx, raw, outcome, key_id),
+            notices.due(decision.request_id, "extension"),
+        ]
     if outcome != "extended":
-        return _cannot(ctx, raw, outcome)
+        return _cannot(ctx, raw, outcome, key_id)
     log.info(
         "deadline extended",
         extra={
@@ -54,14 +66,19 @@ def handle_decision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[
 
 
 def _refuse(
-    ctx: Pipeline, raw: bytes, decision: DecisionEvent, codes: dict[str, str]
+    ctx: Pipeline,
+    raw: bytes,
+    decision: DecisionEvent,
+    codes: dict[str, str],
+    decided_by: str,
+    key_id: str | None,
 ) -> list[Outgoing]:
     ground = decision.ground or ""
     if ground not in codes:
-        return _cannot(ctx, raw, "unknown_ground")
-    outcome = ctx.ledger.refuse(decision.request_id, ground, decision.reason, decision.decided_by)
+        return _cannot(ctx, raw, "unknown_ground", key_id)
+    outcome = ctx.ledger.refuse(decision.request_id, ground, decision.reason, decided_by, key_id)
     if outcome != "refused":
-        return _cannot(ctx, raw, outcome)
+        return _cannot(ctx, raw, outcome, key_id)
     log.info(
         "request refused",
         extra={"request_id": decision.request_id, "stage": "decisions", "reason_code": ground},
@@ -69,6 +86,7 @@ def _refuse(
     return finish(ctx, decision.request_id)
 
 
-def _cannot(ctx: Pipeline, raw: bytes, outcome: str) -> list[Outgoing]:
-    """The decision cannot apply: rejected, with why, and audited."""
-    return reject(ctx, raw, Rejection(outcome, [{"msg": WHY_NOT[outcome]}]), "decisions")
+def _cannot(ctx: Pipeline, raw: bytes, outcome: str, key_id: str | None) -> list[Outgoing]:
+    """The decision cannot apply: rejected, with why, and audited with its key."""
+    rej = Rejection(outcome, [{"msg": WHY_NOT[outcome]}])
+    return reject(ctx, raw, rej, "decisions", key_id=key_id)

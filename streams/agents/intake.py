@@ -12,7 +12,7 @@ from services import rules
 from services.crypto import CryptoError
 from services.faults import crash_point
 from services.ledger import RequestStatus
-from services.signing import Headers, Keyring, SignatureError
+from services.signing import Headers, Keyring, Permissions, SignatureError
 from streams import topics
 from streams.agents import notices
 from streams.agents.aggregate import finish
@@ -31,10 +31,26 @@ RAW_KEEP_CHARS = 2048
 
 
 class Rejection(Exception):
-    def __init__(self, reason_code: str, errors: list[dict[str, Any]]) -> None:
+    """An event refused at the door; ``key_id`` is the key that signed it, if known."""
+
+    def __init__(
+        self, reason_code: str, errors: list[dict[str, Any]], key_id: str | None = None
+    ) -> None:
         super().__init__(reason_code)
         self.reason_code = reason_code
         self.errors = errors
+        self.key_id = key_id
+
+
+def permissions(ctx: Pipeline, key_id: str | None) -> Permissions | None:
+    """What ``key_id`` may send; None when signatures are off (anything goes)."""
+    if ctx.keyring is None or key_id is None:
+        return None
+    return ctx.keyring.permissions(key_id)
+
+
+def not_permitted(key_id: str | None, what: str) -> Rejection:
+    return Rejection("not_permitted", [{"msg": f"key {key_id!r} may not send {what}"}], key_id)
 
 
 def parse(
@@ -83,7 +99,7 @@ def parse_signed(
         try:
             key_id = keyring.verify(obj, headers)
         except SignatureError as exc:
-            raise Rejection(exc.reason_code, [{"msg": str(exc)}]) from None
+            raise Rejection(exc.reason_code, [{"msg": str(exc)}], exc.key_id) from None
     if isinstance(obj, dict) and SEALED_REQUEST in obj:
         if sealer is None:
             raise Rejection("cannot_open", [{"msg": "sealed, and this worker has no keys"}])
@@ -161,14 +177,19 @@ def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[O
     try:
         event, key_id = parse_signed(raw, ctx.keyring, headers, RequestEvent, ctx.sealer)
     except Rejection as rej:
-        return reject(ctx, raw, rej)
+        return reject(ctx, raw, rej, key_id=rej.key_id)
+    may = permissions(ctx, key_id)
+    if may is not None and not may.may_request(event.kind):
+        denied = not_permitted(key_id, f"{event.kind} requests")
+        return reject(ctx, raw, denied, request_id=event.request_id, echo=False, key_id=key_id)
     unknown = [code for code, basis in rules.grounds_invoked(event).items() if basis is None]
     if unknown:
         msg = (
             f"not a ground for {event.kind} under {event.regulation.upper()}: "
             f"{', '.join(unknown)}; accepted: {', '.join(rules.accepted_grounds(event))}"
         )
-        return reject(ctx, raw, Rejection("unknown_ground", [{"loc": "grounds", "msg": msg}]))
+        unknown_ground = Rejection("unknown_ground", [{"loc": "grounds", "msg": msg}])
+        return reject(ctx, raw, unknown_ground, key_id=key_id)
 
     decision = rules.decide(event)
     admission = ctx.ledger.admit(
@@ -178,7 +199,11 @@ def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[O
         rules.deadline(event),
         clock_pauses=rules.policy_for(event.regulation).clock_pauses_for_verification,
         key_id=key_id,
+        may_release=may is None or may.releases,
     )
+    if admission.outcome == "not_permitted":
+        denied = not_permitted(key_id, "releases of held requests")
+        return reject(ctx, raw, denied, request_id=event.request_id, echo=False, key_id=key_id)
     if admission.outcome == "conflict":
         return _conflict(ctx, raw, event.request_id, admission.conflicts, key_id)
     crash_point("intake.recorded")
@@ -196,11 +221,10 @@ def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[O
     key = event.request_id.encode()
     # Notices are produced again on a redelivery; the notices agent sends each once.
     told = notices.on_admission(event, held=admission.status == RequestStatus.HELD)
-    if admission.status == RequestStatus.ACCEPTED and admission.outcome in (
-        "new",
-        "released",
-        "resend",
-    ):
+    # Only the admission that accepts a request sends it to fan-out. A duplicate never
+    # does: one that found the request accepted but not fanned out (a crash between the
+    # ledger and the send) leaves it to the sweeper (``Ledger.claim_stalled_accepted``).
+    if admission.status == RequestStatus.ACCEPTED and admission.outcome in ("new", "released"):
         return [*told, Outgoing(topics.ACCEPTED, key, key)]
     if admission.status == RequestStatus.REFUSED and admission.outcome == "new":
         return [*told, *finish(ctx, event.request_id)]

@@ -4,7 +4,9 @@ A malformed record, one whose ``record_id`` is taken by another record, and a
 provision to a recipient the principal has stopped all go to
 ``dsr.requests.rejected`` with their reason; the worker carries on. A record refused
 after parsing goes there in its digest form (``ProvisionEvent.digested``), never with
-the identifiers a system may have sent in clear. The store audits its own refusals in
+the identifiers a system may have sent in clear. A record for a system its signing key
+may not record (``services.signing.Permissions.provisions``) is rejected
+``not_permitted`` and stored nowhere. The store audits its own refusals in
 the transaction that decides them; a malformed event is traced like a malformed
 request (``rejected_events`` and the audit trail, a hash of it and never its content).
 """
@@ -17,7 +19,14 @@ from services.provisions.records import ProvisionEvent
 from services.provisions.store import ProvisionStore
 from services.signing import Headers
 from streams import topics
-from streams.agents.intake import RAW_KEEP_CHARS, Rejection, parse, reject
+from streams.agents.intake import (
+    RAW_KEEP_CHARS,
+    Rejection,
+    not_permitted,
+    parse_signed,
+    permissions,
+    reject,
+)
 from streams.context import Outgoing, Pipeline
 from streams.records import RejectedEvent, dump
 
@@ -26,10 +35,14 @@ log = logging.getLogger("dsr.provisions")
 
 def handle_provision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[Outgoing]:
     try:
-        event = parse(raw, ctx.keyring, headers, ProvisionEvent)
+        event, key_id = parse_signed(raw, ctx.keyring, headers, ProvisionEvent)
     except Rejection as rej:
-        return reject(ctx, raw, rej, stage="provisions")
-    outcome = ProvisionStore(ctx.ledger.engine).record(event, via="topic")
+        return reject(ctx, raw, rej, stage="provisions", key_id=rej.key_id)
+    may = permissions(ctx, key_id)
+    if may is not None and not may.may_provision(event.system):
+        denied = not_permitted(key_id, f"provision records of {event.system!r}")
+        return reject(ctx, raw, denied, "provisions", echo=False, key_id=key_id)
+    outcome = ProvisionStore(ctx.ledger.engine).record(event, via="topic", key_id=key_id)
     log.info(
         "provision record %s",
         outcome.status,

@@ -1,4 +1,5 @@
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -6,8 +7,9 @@ import pytest
 from sqlalchemy import text
 
 from services.crypto import LocalKeyProvider
-from services.deadletters import Letter, _target, listed, record, summary
+from services.deadletters import Letter, _target, listed, record, resent_headers, summary
 from services.ledger import Ledger
+from services.signing import Keyring, SignatureError
 from streams import topics
 from streams.sealing import Sealer
 
@@ -161,3 +163,24 @@ def test_a_letter_is_claimed_for_redrive_once(sealed: Ledger) -> None:
     assert again.redriven_at is not None
     assert _target(again) == (None, "already redriven")
     assert summary(again)["redriven_at"] is not None
+
+
+def test_a_redriven_signed_event_is_signed_again_by_the_operators_key() -> None:
+    """An intake letter redriven after the freshness window would be stale with its own
+    signature: it goes back signed now, by the operator's key, and verifies."""
+    ring = Keyring({"ops": b"o" * 32, "crm-export": b"c" * 32})
+    original = json.dumps({"request_id": "r-9", "kind": "erasure"})
+    an_hour_ago = time.time() - 3600
+    old = ring.signer("crm-export").headers(original.encode(), an_hour_ago)
+    kept = {"original": original, "headers": {k: v.decode() for k, v in old}, "error": "x"}
+    kept["headers"]["traceparent"] = "00-abc-01"
+    with pytest.raises(SignatureError):
+        ring.verify(json.loads(original), old)
+    again = resent_headers(kept, ring.signer("ops"))
+    assert ring.verify(json.loads(original), again) == "ops"
+    assert ("traceparent", b"00-abc-01") in again
+    assert [k for k, _ in again].count("dsr-signature") == 1
+    # without an operator's key, or unsigned, the headers go back as they were
+    assert resent_headers(kept, None) == [(k, v.encode()) for k, v in kept["headers"].items()]
+    unsigned = {"original": original, "headers": {"traceparent": "00-abc-01"}}
+    assert resent_headers(unsigned, ring.signer("ops")) == [("traceparent", b"00-abc-01")]

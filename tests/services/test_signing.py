@@ -1,3 +1,5 @@
+import hashlib
+import hmac
 import json
 import stat
 from pathlib import Path
@@ -7,8 +9,10 @@ import pytest
 from services.signing import (
     KEY_ID_HEADER,
     SIGNATURE_HEADER,
+    SIGNED_AT_HEADER,
     Keyring,
     KeyringError,
+    Permissions,
     SignatureError,
     Signer,
     canonical,
@@ -19,9 +23,9 @@ KEYRING = Keyring({"ops": SECRET, "crm-export": b"k" * 32})
 EVENT = {"request_id": "r-1", "kind": "erasure", "subject": {"identifiers": {"email": "a@x.jp"}}}
 
 
-def _reason(event: object, headers: object) -> str:
+def _reason(event: object, headers: object, now: float | None = None) -> str:
     with pytest.raises(SignatureError) as caught:
-        KEYRING.verify(event, headers)  # type: ignore[arg-type]
+        KEYRING.verify(event, headers, now)  # type: ignore[arg-type]
     return caught.value.reason_code
 
 
@@ -35,7 +39,8 @@ def test_the_signature_covers_the_canonical_form_not_the_bytes() -> None:
     spaced = json.dumps(EVENT, indent=4).encode()
     reordered = json.dumps(dict(reversed(list(EVENT.items())))).encode()
     assert canonical(json.loads(spaced)) == canonical(json.loads(reordered))
-    assert Signer("ops", SECRET).headers(spaced) == Signer("ops", SECRET).headers(reordered)
+    signer = Signer("ops", SECRET)
+    assert signer.headers(spaced, 1_700_000_000) == signer.headers(reordered, 1_700_000_000)
 
 
 def test_canonical_form_is_sorted_compact_utf8() -> None:
@@ -56,9 +61,8 @@ def test_missing_unknown_and_wrong_keys_are_told_apart() -> None:
     assert _reason(EVENT, [(KEY_ID_HEADER, b"ops")]) == "unsigned"
     assert _reason(EVENT, Signer("intruder", SECRET).headers(raw)) == "unknown_key"
     assert _reason(EVENT, Signer("ops", b"x" * 32).headers(raw)) == "bad_signature"
-    assert _reason(EVENT, [(KEY_ID_HEADER, b"ops"), (SIGNATURE_HEADER, b"md5=00")]) == (
-        "bad_signature"
-    )
+    md5 = [(KEY_ID_HEADER, b"ops"), (SIGNED_AT_HEADER, b"1"), (SIGNATURE_HEADER, b"md5=00")]
+    assert _reason(EVENT, md5) == "bad_signature"
 
 
 def test_an_event_that_is_not_json_gets_no_signature() -> None:
@@ -70,6 +74,7 @@ def test_ensure_creates_an_owner_only_keyring_once(tmp_path: Path) -> None:
     first = Keyring.ensure(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert list(first.keys) == ["ops"] and len(first.keys["ops"]) == 32
+    assert first.permissions("ops") == Permissions.everything("operator")
     assert Keyring.ensure(path) == first  # not replaced
 
 
@@ -104,3 +109,89 @@ def test_the_signer_defaults_to_ops_and_refuses_unknown_ids() -> None:
     assert Keyring({"b": SECRET, "a": SECRET}).signer().key_id == "a"
     with pytest.raises(KeyringError, match="no key 'x'"):
         KEYRING.signer("x")
+
+
+def test_the_signature_is_the_documented_hmac_over_signed_at_and_canonical_json() -> None:
+    """What the README tells a foreign producer to compute, byte for byte."""
+    raw = json.dumps(EVENT).encode()
+    headers = dict(Signer("ops", SECRET).headers(raw, signed_at=1_764_752_910))
+    assert headers[SIGNED_AT_HEADER] == b"1764752910"
+    body = json.dumps(EVENT, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    expected = hmac.new(SECRET, b"1764752910." + body.encode(), hashlib.sha256).hexdigest()
+    assert headers[SIGNATURE_HEADER] == f"hmac-sha256={expected}".encode()
+    assert KEYRING.verify(EVENT, headers, now=1_764_752_910 + 599) == "ops"
+
+
+def test_a_stale_or_undated_signature_is_rejected_and_the_date_is_covered() -> None:
+    raw = json.dumps(EVENT).encode()
+    at = 1_764_752_910
+    headers = Signer("crm-export", b"k" * 32).headers(raw, signed_at=at)
+    assert _reason(EVENT, headers, now=at + 601) == "stale_signature"
+    assert _reason(EVENT, headers, now=at - 601) == "stale_signature"  # from the future
+    with pytest.raises(SignatureError) as caught:
+        KEYRING.verify(EVENT, headers, at + 3600)
+    assert caught.value.key_id == "crm-export"  # it did sign: the audit names it
+    undated = [(k, v) for k, v in headers if k != SIGNED_AT_HEADER]
+    assert _reason(EVENT, undated, now=at) == "stale_signature"
+    # moving the date forward to look fresh breaks the signature
+    redated = [(k, b"%d" % (at + 3600) if k == SIGNED_AT_HEADER else v) for k, v in headers]
+    assert _reason(EVENT, redated, now=at + 3600) == "bad_signature"
+    short = Keyring(KEYRING.keys, max_age_s=10)
+    with pytest.raises(SignatureError):
+        short.verify(EVENT, headers, at + 11)
+
+
+def test_permissions_come_from_the_keyring_and_old_keys_may_only_request(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "signing-keys.json"
+    path.write_text(
+        json.dumps(
+            {
+                "keys": {
+                    "legacy": "ab" * 32,
+                    "crm-export": {
+                        "secret": "cd" * 32,
+                        "owner": "CRM export job",
+                        "requests": ["disclosure"],
+                        "provisions": ["crm"],
+                    },
+                    "alice": {"secret": "ef" * 32, "owner": "Alice Sato", "decisions": True},
+                }
+            }
+        )
+    )
+    ring = Keyring.load(path, max_age_s=60)
+    assert ring.max_age_s == 60
+    legacy, crm, alice = (ring.permissions(k) for k in ("legacy", "crm-export", "alice"))
+    assert (legacy.owner, legacy.releases, legacy.decisions) == ("legacy", True, False)
+    assert legacy.may_request("erasure") and not legacy.may_provision("crm")
+    assert crm.owner == "CRM export job" and crm.may_request("disclosure")
+    assert not crm.may_request("erasure") and not crm.releases and not crm.decisions
+    assert crm.may_provision("crm") and not crm.may_provision("billing")
+    assert alice.decisions and not alice.may_request("disclosure") and not alice.releases
+    assert "cd" * 32 not in repr(ring)
+
+
+def test_dsr_keys_producers_shows_permissions_and_never_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    monkeypatch.setenv("DSR_HOME", str(tmp_path))
+    monkeypatch.delenv("DSR_SIGNING_KEYS", raising=False)
+    Keyring.ensure(tmp_path / "signing-keys.json")
+    body = json.loads((tmp_path / "signing-keys.json").read_text())
+    body["keys"]["legacy"] = "ab" * 32
+    (tmp_path / "signing-keys.json").write_text(json.dumps(body))
+    shown = CliRunner().invoke(app, ["keys", "producers"])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines == [
+        "legacy  owner=legacy  requests=*  releases=yes  decisions=no  provisions=-"
+        "  (bare secret: the default)",
+        "ops  owner=operator  requests=*  releases=yes  decisions=yes  provisions=*",
+    ]
+    assert body["keys"]["ops"]["secret"] not in shown.output and "ab" * 32 not in shown.output

@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 from services.ledger import Ledger, RequestStatus, TaskPlan, as_utc
 from services.ledger.models import DeadLetter
 from services.rules.policy import after_months
-from streams.records import TaskResult, TaskStatus
+from streams.records import Fee, TaskResult, TaskStatus
 from tests.fixtures.ledger_rows import DEADLINE, event, finish
 
 
@@ -38,7 +38,9 @@ def test_received_at_is_stored_as_utc(ledger: Ledger) -> None:
 def test_duplicate_request_is_recorded_once(ledger: Ledger) -> None:
     first = ledger.admit(event(), "proceed", None, DEADLINE)
     again = ledger.admit(event(), "proceed", None, DEADLINE)
-    assert (first.outcome, again.outcome) == ("new", "resend")
+    # accepted and not yet fanned out, a duplicate still does nothing: the sweeper, not a
+    # re-send, re-drives a request whose fan-out message a crash lost
+    assert (first.outcome, again.outcome) == ("new", "duplicate")
     ledger.plan_tasks("r-1", [], timedelta(seconds=60))
     third = ledger.admit(event(), "proceed", None, DEADLINE)
     assert third.outcome == "duplicate"
@@ -47,13 +49,13 @@ def test_duplicate_request_is_recorded_once(ledger: Ledger) -> None:
 
 def test_every_re_send_is_audited_with_the_key_that_signed_it(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE, key_id="ops")
-    assert ledger.admit(event(), "proceed", None, DEADLINE, key_id="crm").outcome == "resend"
+    assert ledger.admit(event(), "proceed", None, DEADLINE, key_id="crm").outcome == "duplicate"
     ledger.plan_tasks("r-1", [], timedelta(seconds=60))
     assert ledger.admit(event(), "proceed", None, DEADLINE, key_id="crm").outcome == "duplicate"
     trail = [(e.action, e.detail.get("key_id")) for e in ledger.timeline("r-1")]
     assert trail == [
         ("received", "ops"),
-        ("resent", "crm"),
+        ("duplicate_ignored", "crm"),
         ("fanned_out", None),
         ("duplicate_ignored", "crm"),
     ]
@@ -68,6 +70,26 @@ def test_held_request_is_released_by_a_later_event(ledger: Ledger) -> None:
     assert (released.outcome, released.status) == ("released", RequestStatus.ACCEPTED)
     actions = [e.action for e in ledger.timeline("r-1")]
     assert actions == ["received", "hold", "still_held", "released"]
+
+
+def test_a_key_without_release_permission_changes_nothing_in_a_held_request(
+    ledger: Ledger,
+) -> None:
+    ledger.admit(event(), "hold", "fee_unpaid", DEADLINE, key_id="ops")
+    paid = event().model_copy(update={"fee": Fee(paid=True, payment_reference="PAY-1")})
+    denied = ledger.admit(paid, "proceed", None, DEADLINE, key_id="crm", may_release=False)
+    assert (denied.outcome, denied.status) == ("not_permitted", RequestStatus.HELD)
+    row = ledger.request("r-1")
+    assert row is not None and (row.status, row.hold_reason) == ("held", "fee_unpaid")
+    assert not ledger.request_event(row).fee.paid
+    # the same event again from that key: a duplicate, the rules do not decide again
+    again = ledger.admit(event(), "proceed", None, DEADLINE, key_id="crm", may_release=False)
+    assert (again.outcome, again.status) == ("duplicate", RequestStatus.HELD)
+    assert [(e.action, e.detail.get("key_id")) for e in ledger.timeline("r-1")] == [
+        ("received", "ops"),
+        ("hold", "ops"),
+        ("duplicate_ignored", "crm"),
+    ]
 
 
 def test_release_with_another_kind_is_a_conflict(ledger: Ledger) -> None:
