@@ -76,18 +76,37 @@ class Stack:
         return self.broker is None or self.broker.process.poll() is None
 
     def restart_broker(self) -> int:
-        """Start the embedded broker again, empty, on the same port, and re-drive every
-        open request from the ledger (``services/reconcile.py``); return how many."""
+        """Start the embedded broker again, empty, on the same port, re-drive every open
+        request from the ledger (``services/reconcile.py``) and return how many; the
+        workers and runners that were running are started afresh around it.
+
+        An in-memory broker forgets its logs and its groups' offsets, and no client
+        recovers from that in process. A Faust consumer remembers, per partition, the
+        last offset it read and silently drops every message below it (``DROPPED MESSAGE
+        ROFF`` in faust's consumer), while the new logs start at 0 again. A client that
+        survives can also commit its old offsets into the new broker's group, and Tansu
+        answers a fetch beyond a log's end with nothing rather than
+        ``OFFSET_OUT_OF_RANGE``, so whoever reads that partition next waits there. Every
+        stage is idempotent and the ledger holds what is in flight, so stopping them
+        loses nothing. (On Apache Kafka, logs and offsets survive a broker restart, and
+        workers and runners reconnect by themselves.)"""
         if self.broker is None:
             raise RuntimeError("only the embedded broker can be restarted")
+        dead = set(self.check_alive())
+        running = [name for name in self.components if name not in dead]
+        for name in running:
+            self.kill(name)
         port = self.broker.port
         self.broker.stop()
         self.broker = EmbeddedBroker.start(self._log_path("broker"), port=port)
         ledger = Ledger(self.settings.database_url)
         try:
-            return reconcile(self.bootstrap, ledger, load_datamap(self.settings.datamap_path))
+            n = reconcile(self.bootstrap, ledger, load_datamap(self.settings.datamap_path))
         finally:
             ledger.close()
+        for name in running:
+            self.spawn(name)
+        return n
 
     def submitter(self) -> Submitter:
         """A producer of request events, signed with the stack's producer key."""

@@ -54,11 +54,8 @@ class Supervisor:
         now = self.clock()
         if not self.stack.broker_alive():
             self._restarted(BROKER, now, self.stack.broker_exit_code())
-            running = self._stop_clients()
             n = self.stack.restart_broker()
             log.warning("broker restarted; re-drove %d open request(s)", n)
-            for name in running:
-                self.stack.spawn(name)
         for name in self.stack.check_alive():
             h = self.health.setdefault(name, Health())
             if h.due is None:
@@ -72,27 +69,6 @@ class Supervisor:
                 h.due = None
                 self.stack.spawn(name)
         self._write()
-
-    def _stop_clients(self) -> list[str]:
-        """Stop every worker and runner before the embedded broker starts again, empty;
-        return those that were running, to start afresh once it has.
-
-        An in-memory broker forgets its logs and its groups' offsets, and no client
-        recovers from that in process. A Faust consumer remembers, per partition, the
-        last offset it read and silently drops every message below it (``DROPPED MESSAGE
-        ROFF`` in faust's consumer), while the new logs start at 0 again. A client that
-        survives can also commit its old offsets into the new broker's group, and Tansu
-        answers a fetch beyond a log's end with nothing rather than
-        ``OFFSET_OUT_OF_RANGE``, so whoever reads that partition next waits there. Every
-        stage is idempotent and the ledger holds what is in flight, so a SIGKILL loses
-        nothing. Not counted as a crash. (On Apache Kafka, logs and offsets survive a
-        broker restart, and workers and runners reconnect by themselves.)"""
-        dead = set(self.stack.check_alive())
-        running = [n for n in self.stack.components if n not in dead]
-        for name in running:
-            log.warning("%s restarted with the broker: its offsets belonged to the lost one", name)
-            self.stack.kill(name)
-        return running
 
     def _delay(self, h: Health, now: float) -> float:
         recent = sum(1 for t in h.restarts if now - t < self.loop_window_s)
