@@ -108,6 +108,9 @@ class Settings:
     keys_dir_override: str | None = field(
         default_factory=lambda: os.environ.get("DSR_KEYS_DIR") or None
     )
+    pipeline_public_key_override: str | None = field(
+        default_factory=lambda: os.environ.get("DSR_PIPELINE_PUBLIC_KEY") or None
+    )
     master_key_override: str | None = field(
         default_factory=lambda: os.environ.get("DSR_MASTER_KEY_FILE") or None
     )
@@ -151,6 +154,13 @@ class Settings:
     @property
     def keys_dir(self) -> Path:
         return Path(self.keys_dir_override) if self.keys_dir_override else self.home / "keys"
+
+    @property
+    def pipeline_public_key_path(self) -> Path:
+        """Where a producer reads the pipeline's public key (``dsr keys public``)."""
+        if self.pipeline_public_key_override:
+            return Path(self.pipeline_public_key_override)
+        return self.keys_dir / "pipeline.pub"
 
     @property
     def master_key_path(self) -> Path:
