@@ -61,12 +61,13 @@ class Settings:
     kafka_bootstrap: str | None = field(
         default_factory=lambda: os.environ.get("DSR_KAFKA_BOOTSTRAP") or None
     )
+    #: May hold a password: never printed (``database_url_masked``).
     database_url_override: str | None = field(
-        default_factory=lambda: os.environ.get("DSR_DATABASE_URL") or None
+        default_factory=lambda: os.environ.get("DSR_DATABASE_URL") or None, repr=False
     )
     datamap_override: str | None = field(default_factory=lambda: os.environ.get("DSR_DATAMAP"))
     storage_url_override: str | None = field(
-        default_factory=lambda: os.environ.get("DSR_STORAGE_URL")
+        default_factory=lambda: os.environ.get("DSR_STORAGE_URL"), repr=False
     )
     s3_endpoint_url: str | None = field(
         default_factory=lambda: os.environ.get("DSR_S3_ENDPOINT_URL") or None
@@ -137,9 +138,9 @@ class Settings:
     @property
     def database_url_masked(self) -> str:
         """The ledger's URL with any password hidden, for printing and logs."""
-        from sqlalchemy.engine import make_url
+        from services.masking import mask_url
 
-        return make_url(self.database_url).render_as_string(hide_password=True)
+        return mask_url(self.database_url)
 
     @property
     def datamap_path(self) -> Path:
