@@ -122,3 +122,27 @@ def test_a_public_key_file_is_checked() -> None:
         PublicKey.parse(
             json.dumps({"format": "dsr-pipeline-public-key/1", "key_id": "k", "public_key": "AA=="})
         )
+
+
+def test_dsr_keys_public_prints_rotates_and_retires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    monkeypatch.setenv("DSR_HOME", str(tmp_path))
+    monkeypatch.delenv("DSR_KEYS_DIR", raising=False)
+    monkeypatch.delenv("DSR_PIPELINE_PUBLIC_KEY", raising=False)
+    runner = CliRunner()
+    first = runner.invoke(app, ["keys", "public"])
+    assert first.exit_code == 0, first.output
+    old = PublicKey.parse(first.stdout)
+    assert PublicKey.load(tmp_path / "keys" / "pipeline.pub") == old
+    assert runner.invoke(app, ["keys", "public"]).stdout == first.stdout  # stable
+    rotated = runner.invoke(app, ["keys", "public", "--new", "--retire", old.key_id])
+    assert rotated.exit_code == 0, rotated.output
+    new = PublicKey.parse(rotated.stdout)
+    assert new.key_id != old.key_id and PublicKey.load(tmp_path / "keys" / "pipeline.pub") == new
+    assert not (tmp_path / "keys" / "pipeline" / f"{old.key_id}.key").exists()
+    assert runner.invoke(app, ["keys", "public", "--retire", old.key_id]).exit_code == 1
