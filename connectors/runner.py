@@ -15,7 +15,7 @@ commits a partition's batches in order as they finish. A system more than
 ``MAX_QUEUED_BATCHES`` behind makes the main thread wait for it.
 
 A message that is not a valid task, and a task that used up its attempts, also
-go to ``dsr.deadletter`` with the error and the original bytes.
+go to ``dsr.deadletter`` with the error and the original bytes sealed to the pipeline.
 
 A call that takes longer than its system's ``call_timeout_seconds`` is abandoned
 (``connectors/calls.py``) and retried like any transient failure, so a hung system
@@ -53,7 +53,7 @@ from connectors.base import check as run_check
 from connectors.calls import CallThread, Stopped
 from connectors.errors import ConfigError, ConnectorError, RetriableError
 from connectors.registry import build_all
-from services import datamap, monitoring, settings
+from services import datamap, deadletters, monitoring, settings
 from services.crypto import CryptoError, LocalKeyProvider
 from services.faults import crash_point
 from services.logs import configure_logging
@@ -266,15 +266,20 @@ class ConnectorRunner:
                 },
             )
             error = _summary(exc) if isinstance(exc, ValidationError) else str(exc)[:500]
-            self._flush([self._send(DEAD_LETTER, message.key, _dead_letter(message, error, 0))])
+            body = self._dead_letter(message, error, 0)
+            self._flush([self._send(DEAD_LETTER, message.key, body)])
             return
         result = self.execute(task)
         crash_point("runner.effect_done")
         sent = []
         if result.error_code == "retries_exhausted":
-            body = _dead_letter(message, result.error or "", result.attempts)
-            body.update(
-                request_id=task.request_id, task_id=task.task_id, error_code=result.error_code
+            body = self._dead_letter(
+                message,
+                result.error or "",
+                result.attempts,
+                request_id=task.request_id,
+                task_id=task.task_id,
+                error_code=result.error_code,
             )
             sent.append(self._send(DEAD_LETTER, task.request_id.encode(), body))
         key = task.request_id.encode()
@@ -314,6 +319,18 @@ class ConnectorRunner:
         if self._sealer is None:
             raise ValueError("the task is sealed and this runner has no keys (DSR_SEAL_EVENTS)")
         return self._sealer.open(task)
+
+    def _dead_letter(self, message: Any, error: str, attempts: int, **ids: Any) -> dict[str, Any]:
+        """A dead letter of ``message``: its digest, and the task itself only sealed."""
+        key = message.key.decode("utf-8", "replace") if message.key else None
+        return deadletters.letter(
+            message.topic,
+            error,
+            message.value or b"",
+            sealer=self._sealer,
+            attempts=attempts,
+            **{"request_id": key, **ids},
+        )
 
     def _result(self, result: TaskResult, task: Task) -> bytes:
         """The result as sent: sealed when its task came sealed, by claim check if large."""
@@ -518,16 +535,6 @@ def _failed(
         error_code=code,
         retriable=retriable,
     )
-
-
-def _dead_letter(message: Any, error: str, attempts: int) -> dict[str, Any]:
-    raw = message.value or b""
-    return {
-        "source": message.topic,
-        "error": error,
-        "original": raw.decode("utf-8", errors="replace"),
-        "attempts": attempts,
-    }
 
 
 def _summary(exc: ValidationError) -> str:

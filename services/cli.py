@@ -783,7 +783,8 @@ def package_open(
 
 keys_app = typer.Typer(
     no_args_is_help=True,
-    help="Package data keys (destroy them when retention ends) and producer signing keys.",
+    help="Package data keys (destroyed when retention ends), producer signing keys and "
+    "the pipeline's key pair.",
 )
 app.add_typer(keys_app, name="keys")
 
@@ -814,6 +815,31 @@ def keys_producers() -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+@keys_app.command("public")
+def keys_public(
+    new: Annotated[
+        bool, typer.Option("--new", help="Make a new key pair first (rotation).")
+    ] = False,
+    retire: Annotated[
+        str | None,
+        typer.Option(help="Destroy this old key id's private key; nothing sealed to it opens."),
+    ] = None,
+) -> None:
+    """Print the pipeline's newest public key for producers (also written to
+    DSR_PIPELINE_PUBLIC_KEY, default DSR_KEYS_DIR/pipeline.pub). See docs/operations.md."""
+    from services.crypto import LocalKeyProvider
+    from services.crypto.public import PipelineKeys, export_for_producers
+
+    settings = load_settings()
+    keys = PipelineKeys(LocalKeyProvider.from_settings(settings))
+    if new:
+        keys.create()
+    if retire is not None and not keys.retire(retire):
+        err.print(f"No pipeline key {retire!r}.", markup=False, highlight=False)
+        raise typer.Exit(1)
+    print(export_for_producers(settings).export())
 
 
 @keys_app.command("shred")

@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from services.settings import Settings
 from services.signing import Keyring, Signer
 from streams import topics
-from streams.sealing import Sealer
+from streams.sealing import RequestSealer
 
 
 def request_key(raw: bytes) -> bytes | None:
@@ -72,7 +72,7 @@ class Submitter:
     """Send request events, signed with ``signer`` (see ``services/signing.py``)."""
 
     def __init__(
-        self, bootstrap: str, signer: Signer | None = None, sealer: Sealer | None = None
+        self, bootstrap: str, signer: Signer | None = None, sealer: RequestSealer | None = None
     ) -> None:
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
         self.signer = signer
@@ -81,8 +81,9 @@ class Submitter:
     @classmethod
     def from_settings(cls, settings: Settings, bootstrap: str) -> Submitter:
         """Signed with the configured producer key when intake requires signatures, and
-        requests sealed when the pipeline seals (``DSR_SEAL_EVENTS``)."""
-        sealer = Sealer.from_settings(settings)
+        requests sealed to the pipeline's public key when the pipeline seals
+        (``DSR_SEAL_EVENTS``): a producer holds no key that opens anything."""
+        sealer = RequestSealer.from_settings(settings)
         if not settings.require_signatures:
             return cls(bootstrap, sealer=sealer)
         keyring = Keyring.load(settings.signing_keys_path)

@@ -16,8 +16,10 @@ Two kinds of event end up on ``dsr.deadletter``:
 The topic is only the way in: a worker records each letter in the ledger as it
 arrives (``record``), so restarting the broker, which keeps nothing on disk, or ``dsr
 up`` loses none. What may name someone (the original event, its headers, the error's
-detail) is kept sealed under the request's data key, or not at all; what the listing
-shows (ids, source, reason) names nobody.
+detail) never crosses the topic in clear: a letter (``letter``) carries the original's
+SHA-256 and the rest sealed to the pipeline's public key (``sealed``), or not at all.
+The ledger keeps it sealed under the request's data key, or not at all; what the
+listing shows (ids, source, reason) names nobody.
 
 Redrive is idempotent: each dead letter is redriven at most once (its ledger row is
 marked, atomically), and the pipeline's own dedupe makes a re-sent event harmless.
@@ -35,12 +37,12 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from services.client import request_key
 from services.crypto import CryptoError
 from services.ledger import Ledger
 from services.ledger.models import DeadLetter
 from services.signing import SIGNATURE_HEADER, SIGNING_HEADERS, Signer
 from streams import topics
+from streams.sealing import Sealer
 
 #: Where a worker stage's dead letters go back to.
 STAGE_TOPICS = {
@@ -52,6 +54,41 @@ STAGE_TOPICS = {
     "notices": topics.NOTICES,
 }
 _CODE = re.compile(r"[^a-z0-9]+")
+#: The name a letter's ``sealed`` value is sealed under (authenticated with it).
+SEALED_NAME = "DeadLetter"
+
+
+def letter(
+    source: str,
+    error: str,
+    original: bytes,
+    *,
+    sealer: Sealer | None,
+    attempts: int,
+    headers: dict[str, str] | None = None,
+    detail: str = "",
+    request_id: str | None = None,
+    **ids: Any,
+) -> dict[str, Any]:
+    """A dead letter's body: what went wrong, ``original``'s digest, and the original
+    with its headers and the error's detail sealed to the pipeline's public key (not
+    kept without pipeline keys). ``ids``: ``task_id``, ``error_code``."""
+    body: dict[str, Any] = {
+        "source": source,
+        "error": error,
+        "attempts": attempts,
+        "request_id": request_id,
+        "digest": hashlib.sha256(original).hexdigest(),
+        **ids,
+    }
+    if sealer is not None and sealer.pipeline is not None:
+        kept = {
+            "original": original.decode("utf-8", "replace"),
+            "headers": headers or {},
+            "detail": detail,
+        }
+        body["sealed"] = sealer.seal_to_pipeline(SEALED_NAME, json.dumps(kept).encode())
+    return body
 
 
 @dataclass(frozen=True)
@@ -89,18 +126,9 @@ class Letter:
         return None
 
     @property
-    def original(self) -> bytes:
-        return str(self.body.get("original", "")).encode()
-
-    @property
     def request_id(self) -> str | None:
         rid = self.body.get("request_id")
-        if isinstance(rid, str):
-            return rid
-        if self.source == "fanout":
-            return self.original.decode() or None
-        key = request_key(self.original)
-        return key.decode() if key else None
+        return rid if isinstance(rid, str) else None
 
     @property
     def task_id(self) -> str | None:
@@ -138,19 +166,23 @@ class Letter:
             at=self.at,
         )
 
-    def kept(self) -> dict[str, Any]:
-        """What the ledger keeps sealed: everything needed to send the event back."""
-        return {
-            "original": self.body.get("original", ""),
-            "headers": self.body.get("headers") or {},
-            "detail": self.body.get("detail", ""),
-        }
+    def kept(self, sealer: Sealer | None) -> dict[str, Any] | None:
+        """What the ledger keeps sealed, opened from ``sealed`` with the pipeline's key:
+        everything needed to send the event back; None if the letter kept nothing."""
+        if sealer is None or sealer.pipeline is None or "sealed" not in self.body:
+            return None
+        where = f"dead letter {self.letter_id}"
+        try:
+            kept = json.loads(sealer.open_from_pipeline(SEALED_NAME, self.body["sealed"], where))
+        except (CryptoError, ValueError):
+            return None
+        return kept if isinstance(kept, dict) else None
 
 
 def record(ledger: Ledger, value: bytes, timestamp_ms: int, key: bytes | None = None) -> bool:
     """Keep the dead letter ``value`` in the ledger; False if it was there already."""
-    letter = Letter.parse(value, timestamp_ms, key)
-    return ledger.record_dead_letter(letter.row(), letter.kept())
+    parsed = Letter.parse(value, timestamp_ms, key)
+    return ledger.record_dead_letter(parsed.row(), parsed.kept(ledger.sealer))
 
 
 def listed(

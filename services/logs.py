@@ -1,7 +1,9 @@
 """Structured JSON logs. Lines about a request carry ``request_id`` and ``stage``.
 
 Subject identifiers and record values are never passed to a logger; only the
-fields named in ``extra=`` by the pipeline's own code reach the output.
+fields named in ``extra=`` by the pipeline's own code reach the output. Secrets (URL
+passwords, authorization headers, credentials) are masked in every line
+(``services.masking``), including those of libraries that log through ``logging``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import logging
 import os
 import sys
 from datetime import UTC, datetime
+from typing import Any
+
+from services.masking import mask
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -26,7 +31,27 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return mask(json.dumps(line, default=str, ensure_ascii=False))
+
+
+_factory = logging.getLogRecordFactory()
+
+
+def _masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """A log record whose message has its secrets masked, whichever handler prints it."""
+    record = _factory(*args, **kwargs)
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a bad format is logging's to report, when emitted
+        return record
+    if mask(message) != message:
+        record.msg, record.args = mask(message), None
+    if record.exc_info and record.exc_info[0] is not None:
+        record.exc_text = mask(_plain.formatException(record.exc_info))
+    return record
+
+
+_plain = logging.Formatter()
 
 
 def configure_logging(level: str | None = None) -> None:
@@ -36,3 +61,5 @@ def configure_logging(level: str | None = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel((level or os.environ.get("DSR_LOG_LEVEL", "INFO")).upper())
     root.propagate = False
+    if logging.getLogRecordFactory() is not _masked_record:
+        logging.setLogRecordFactory(_masked_record)

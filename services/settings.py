@@ -62,12 +62,13 @@ class Settings:
     kafka_bootstrap: str | None = field(
         default_factory=lambda: os.environ.get("DSR_KAFKA_BOOTSTRAP") or None
     )
+    #: May hold a password: never printed (``database_url_masked``).
     database_url_override: str | None = field(
-        default_factory=lambda: os.environ.get("DSR_DATABASE_URL") or None
+        default_factory=lambda: os.environ.get("DSR_DATABASE_URL") or None, repr=False
     )
     datamap_override: str | None = field(default_factory=lambda: os.environ.get("DSR_DATAMAP"))
     storage_url_override: str | None = field(
-        default_factory=lambda: os.environ.get("DSR_STORAGE_URL")
+        default_factory=lambda: os.environ.get("DSR_STORAGE_URL"), repr=False
     )
     s3_endpoint_url: str | None = field(
         default_factory=lambda: os.environ.get("DSR_S3_ENDPOINT_URL") or None
@@ -112,6 +113,9 @@ class Settings:
     keys_dir_override: str | None = field(
         default_factory=lambda: os.environ.get("DSR_KEYS_DIR") or None
     )
+    pipeline_public_key_override: str | None = field(
+        default_factory=lambda: os.environ.get("DSR_PIPELINE_PUBLIC_KEY") or None
+    )
     master_key_override: str | None = field(
         default_factory=lambda: os.environ.get("DSR_MASTER_KEY_FILE") or None
     )
@@ -138,9 +142,9 @@ class Settings:
     @property
     def database_url_masked(self) -> str:
         """The ledger's URL with any password hidden, for printing and logs."""
-        from sqlalchemy.engine import make_url
+        from services.masking import mask_url
 
-        return make_url(self.database_url).render_as_string(hide_password=True)
+        return mask_url(self.database_url)
 
     @property
     def datamap_path(self) -> Path:
@@ -155,6 +159,13 @@ class Settings:
     @property
     def keys_dir(self) -> Path:
         return Path(self.keys_dir_override) if self.keys_dir_override else self.home / "keys"
+
+    @property
+    def pipeline_public_key_path(self) -> Path:
+        """Where a producer reads the pipeline's public key (``dsr keys public``)."""
+        if self.pipeline_public_key_override:
+            return Path(self.pipeline_public_key_override)
+        return self.keys_dir / "pipeline.pub"
 
     @property
     def master_key_path(self) -> Path:

@@ -17,6 +17,7 @@ from typing import IO
 
 from services.broker import EmbeddedBroker, create_topics, free_port
 from services.client import Submitter
+from services.crypto.public import export_for_producers
 from services.datamap import load as load_datamap
 from services.ledger import Ledger
 from services.processes import die_with_parent
@@ -62,6 +63,8 @@ class Stack:
         (home / "broker.addr").write_text(self.bootstrap)
         if self.settings.require_signatures:
             Keyring.ensure(self.settings.signing_keys_path)
+        if self.settings.seal_events:
+            export_for_producers(self.settings)
         datamap = load_datamap(self.settings.datamap_path)
         create_topics(self.bootstrap, all_topics(sorted(datamap.systems)))
         Ledger(self.settings.database_url).migrate()

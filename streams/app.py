@@ -9,6 +9,7 @@ Handlers do the work; this module only moves bytes between topics and them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
@@ -36,6 +37,7 @@ from streams.agents import aggregate, decisions, fanout, intake, notices, provis
 from streams.agents.aggregate import PoisonEvent
 from streams.context import Outgoing, Pipeline
 from streams.records import utcnow
+from streams.sealing import Sealer
 
 log = logging.getLogger("dsr.worker")
 
@@ -345,19 +347,28 @@ def _dead_letters(stage: str, events: Sequence[Any], exc: Exception) -> list[Out
 
 
 def _dead_letter(stage: str, error: str, detail: str, event: Any) -> Outgoing:
-    """The original event, its headers (a request's signature) and what went wrong;
-    ``dsr dlq redrive`` sends it back to ``stage``."""
-    raw: bytes = event.value
-    headers = dict(event.headers or {})
-    body = {
-        "source": stage,
-        "error": error,
-        "detail": detail,
-        "attempts": 1,
-        "original": raw[:65536].decode("utf-8", "replace"),
-        "headers": {k: bytes(v).decode("utf-8", "replace") for k, v in headers.items()},
-    }
-    return Outgoing(topics.DEAD_LETTER, None, json.dumps(body).encode())
+    """What went wrong, and the original event with its headers (a request's signature)
+    sealed to the pipeline (``deadletters.letter``); ``dsr dlq redrive`` sends it back to
+    ``stage``."""
+    raw: bytes = event.value or b""
+    headers = {k: bytes(v).decode("utf-8", "replace") for k, v in dict(event.headers or {}).items()}
+    key = event.key.decode("utf-8", "replace") if event.key else None
+    body = deadletters.letter(
+        stage,
+        error,
+        raw,
+        sealer=_sealer(),
+        attempts=1,
+        headers=headers,
+        detail=detail,
+        request_id=key,
+    )
+    return Outgoing(topics.DEAD_LETTER, event.key, json.dumps(body).encode())
+
+
+@functools.cache
+def _sealer() -> Sealer | None:
+    return Sealer.from_settings(load_settings())
 
 
 def main() -> None:

@@ -516,9 +516,18 @@ class RejectedEvent(_Strict):
         "would change ({loc, msg}), named but never shown.",
     )
     request_id: str | None = None
-    raw: str = Field(
-        description="The original bytes, decoded leniently and truncated; empty for "
-        "request_id_conflict, whose event is not echoed."
+    digest: str = Field(
+        description="SHA-256 (hex) of the event's bytes as received: finds the event on "
+        "dsr.requests without copying it."
+    )
+    sealed_raw: str | None = Field(
+        default=None,
+        description="The event's bytes sealed to the pipeline's public key (base64, "
+        "services/crypto/public.py, name RejectedEvent), or None: not kept, as for "
+        "request_id_conflict or a worker without keys. Never in clear.",
+    )
+    key_id: str | None = Field(
+        default=None, description="The producer key that signed the event, when known."
     )
     rejected_at: datetime = Field(default_factory=utcnow)
 

@@ -8,8 +8,10 @@ an AES-256-GCM blob (``services.crypto.envelope``) under the request's data key,
 with the record type as authenticated data. Everything the pipeline routes and
 counts by (ids, system, kind, status, error codes, field names) stays readable.
 
-``dsr submit`` seals a request event whole (``seal_request``); intake checks its
-signature over the sealed form, then opens it. The ledger keeps the request event
+``dsr submit`` seals a request event whole to the pipeline's public key
+(``RequestSealer``, ``services.crypto.public``): a producer holds only that key and
+can open nothing. Intake checks its signature over the sealed form, then opens it
+with the pipeline's private key (``Sealer.open_request``). The ledger keeps the request event
 and its identity graph sealed the same way (``seal_field``).
 
 Keys come from the same ``KeyProvider`` as sealed packages, so crypto-shredding a
@@ -29,6 +31,7 @@ from pydantic import BaseModel
 from services.crypto.envelope import open_blob, seal
 from services.crypto.keys import KeyProvider, check_key_id
 from services.crypto.local import LocalKeyProvider
+from services.crypto.public import PipelineKeys, PublicKey, seal_to
 from services.settings import Settings
 from streams.records import Task, TaskResult
 
@@ -48,11 +51,39 @@ KEY_CACHE_S = 60.0
 M = TypeVar("M", Task, TaskResult)
 
 
-class Sealer:
-    """Seals and opens the personal fields of tasks and results."""
+class RequestSealer:
+    """What a producer holds: seals request events to the pipeline's public key."""
 
-    def __init__(self, keys: KeyProvider) -> None:
+    def __init__(self, public: PublicKey) -> None:
+        self.public = public
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RequestSealer | None:
+        """The sealer ``DSR_SEAL_EVENTS`` asks for, on ``DSR_PIPELINE_PUBLIC_KEY``."""
+        if not settings.seal_events:
+            return None
+        return cls(PublicKey.load(settings.pipeline_public_key_path))
+
+    def seal_request(self, raw: bytes) -> bytes:
+        """A request event as ``dsr submit`` sends it: the whole event sealed to the
+        pipeline. Bytes that are not a JSON object with a valid request id are returned
+        as they are, for intake to reject with its reason."""
+        try:
+            request_id = check_key_id(json.loads(raw)["request_id"])
+        except (ValueError, KeyError, TypeError):
+            return raw
+        sealed = base64.b64encode(seal_to(self.public, "RequestEvent", raw)).decode()
+        return json.dumps({"request_id": request_id, SEALED_REQUEST: sealed}).encode()
+
+
+class Sealer:
+    """Seals and opens the personal fields of tasks and results (workers and runners)."""
+
+    def __init__(self, keys: KeyProvider, pipeline: PipelineKeys | None = None) -> None:
         self.keys = keys
+        if pipeline is None and isinstance(keys, LocalKeyProvider):
+            pipeline = PipelineKeys(keys)
+        self.pipeline = pipeline
         self._cache: dict[str, tuple[float, bytes]] = {}
 
     @classmethod
@@ -85,23 +116,31 @@ class Sealer:
             {**record.model_dump(mode="json"), **json.loads(plain), "sealed": None}
         )
 
+    def producer(self) -> RequestSealer:
+        """A producer's sealer, on the pipeline's newest public key."""
+        return RequestSealer(self._pipeline().public())
+
     def seal_request(self, raw: bytes) -> bytes:
-        """A request event as ``dsr submit`` sends it: the whole event sealed under a new
-        data key for its request. Bytes that are not a JSON object with a valid request
-        id are returned as they are, for intake to reject with its reason."""
+        """``raw`` sealed as a producer seals it (``RequestSealer.seal_request``)."""
+        return self.producer().seal_request(raw)
+
+    def seal_to_pipeline(self, name: str, plain: bytes) -> str:
+        """``plain`` sealed to the pipeline's public key, base64 (``open_from_pipeline``)."""
+        return base64.b64encode(seal_to(self._pipeline().public(), name, plain)).decode()
+
+    def open_from_pipeline(self, name: str, sealed: object, where: str) -> bytes:
+        """A value sealed to the pipeline's public key, opened with its private key."""
         try:
-            request_id = check_key_id(json.loads(raw)["request_id"])
-        except (ValueError, KeyError, TypeError):
-            return raw
-        sealed = self._seal(request_id, "RequestEvent", raw, create=True)
-        return json.dumps({"request_id": request_id, SEALED_REQUEST: sealed}).encode()
+            blob = base64.b64decode(str(sealed), validate=True)
+        except ValueError as exc:
+            raise ValueError(f"{where}: sealed is not base64") from exc
+        return self._pipeline().open(name, blob, where=where)
 
     def open_request(self, envelope: dict[str, Any]) -> Any:
         """The request event inside ``envelope``, decoded from JSON."""
         request_id = str(envelope.get("request_id"))
-        plain = self._open(
-            request_id, "RequestEvent", envelope[SEALED_REQUEST], f"request event {request_id}"
-        )
+        where = f"request event {request_id}"
+        plain = self.open_from_pipeline("RequestEvent", envelope[SEALED_REQUEST], where)
         event = json.loads(plain)
         if not isinstance(event, dict) or event.get("request_id") != request_id:
             raise ValueError(f"the sealed request event is not request {request_id}'s")
@@ -115,6 +154,11 @@ class Sealer:
         """A value ``seal_field`` sealed."""
         where = f"{name} of request {request_id}"
         return json.loads(self._open(request_id, name, stored[SEALED_FIELD], where))
+
+    def _pipeline(self) -> PipelineKeys:
+        if self.pipeline is None:
+            raise TypeError(f"{self.keys!r} holds no pipeline key pair")
+        return self.pipeline
 
     def _seal(self, request_id: str, name: str, plain: bytes, *, create: bool) -> str:
         blob = seal(self._key(request_id, create=create), request_id, name, plain)

@@ -769,17 +769,18 @@ class Ledger:
             return "refused"
 
     # -- dead letters and redrive ----------------------------------------------
-    def record_dead_letter(self, row: DeadLetter, kept: dict[str, Any]) -> bool:
+    def record_dead_letter(self, row: DeadLetter, kept: dict[str, Any] | None) -> bool:
         """Keep a dead letter, once: a redelivered copy (same ``row.id``) changes nothing.
 
         ``kept`` (the original event, its headers, the error's detail: what may name
         someone) is sealed under the request's data key; without a sealer or a request
-        to key it by, it is not kept at all. True if the letter was new."""
+        to key it by (or with nothing ``kept``), it is not kept at all. True if the letter
+        was new."""
         with self.session() as s:
             if s.get(DeadLetter, row.id) is not None:
                 return False
         row.sealed = None
-        if self.sealer is not None and row.request_id is not None:
+        if self.sealer is not None and row.request_id is not None and kept is not None:
             # not a valid request id: there is no data key to seal it under
             with suppress(ValueError):
                 row.sealed = self.sealer.seal_field(row.request_id, DEAD_LETTER_FIELD, kept)

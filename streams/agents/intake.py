@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from typing import Any, TypeVar
@@ -27,7 +28,6 @@ M = TypeVar("M", bound=BaseModel)
 MAX_EVENT_BYTES = 256 * 1024
 #: Deepest nesting of objects and arrays accepted; the schema itself needs under ten.
 MAX_DEPTH = 64
-RAW_KEEP_CHARS = 2048
 
 
 class Rejection(Exception):
@@ -154,23 +154,47 @@ def reject(
     echo: bool = True,
     **audit: Any,
 ) -> list[Outgoing]:
-    """Record a rejected event in the ledger and send it, with its reason, to
-    ``dsr.requests.rejected``: its first bytes too unless ``echo`` is False. ``audit``
-    goes into the ledger's audit row."""
+    """Record a rejected event in the ledger and send its digest, with the reason, to
+    ``dsr.requests.rejected`` (``rejected_event``): the event sealed too unless ``echo``
+    is False. ``audit`` goes into the ledger's audit row."""
     request_id = request_id or _request_id_of(raw)
     ctx.ledger.record_rejected(rej.reason_code, rej.errors, raw, request_id, **audit)
     log.warning(
         "event rejected",
         extra={"request_id": request_id, "stage": stage, "reason_code": rej.reason_code},
     )
-    rejected = RejectedEvent(
-        reason_code=rej.reason_code,  # type: ignore[arg-type]
-        errors=rej.errors,
-        request_id=request_id,
-        raw=raw[:RAW_KEEP_CHARS].decode("utf-8", "replace") if echo else "",
+    rejected = rejected_event(
+        ctx, raw, rej.reason_code, rej.errors, request_id, audit.get("key_id"), keep=echo
     )
     key = request_id.encode() if request_id else None
     return [Outgoing(topics.REJECTED, key, dump(rejected))]
+
+
+def rejected_event(
+    ctx: Pipeline,
+    raw: bytes,
+    reason_code: str,
+    errors: list[dict[str, Any]],
+    request_id: str | None = None,
+    key_id: str | None = None,
+    *,
+    keep: bool = True,
+    kept: bytes | None = None,
+) -> RejectedEvent:
+    """What ``dsr.requests.rejected`` carries: the digest of ``raw``, the reason and the
+    failing fields, and ``kept`` (default ``raw``) only sealed to the pipeline's public
+    key, when ``keep`` and the worker holds the pipeline keys. Never the event in clear."""
+    sealed = None
+    if keep and ctx.sealer is not None and ctx.sealer.pipeline is not None:
+        sealed = ctx.sealer.seal_to_pipeline("RejectedEvent", raw if kept is None else kept)
+    return RejectedEvent(
+        reason_code=reason_code,  # type: ignore[arg-type]
+        errors=errors,
+        request_id=request_id,
+        digest=hashlib.sha256(raw).hexdigest(),
+        sealed_raw=sealed,
+        key_id=key_id,
+    )
 
 
 def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[Outgoing]:

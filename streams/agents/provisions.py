@@ -20,15 +20,15 @@ from services.provisions.store import ProvisionStore
 from services.signing import Headers
 from streams import topics
 from streams.agents.intake import (
-    RAW_KEEP_CHARS,
     Rejection,
     not_permitted,
     parse_signed,
     permissions,
     reject,
+    rejected_event,
 )
 from streams.context import Outgoing, Pipeline
-from streams.records import RejectedEvent, dump
+from streams.records import dump
 
 log = logging.getLogger("dsr.provisions")
 
@@ -50,9 +50,11 @@ def handle_provision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list
     )
     if outcome.status != "rejected":
         return []
-    refused = RejectedEvent(
-        reason_code=outcome.reason_code,  # type: ignore[arg-type]
-        errors=[{"loc": "record_id", "msg": outcome.message}],
-        raw=event.digested().model_dump_json(exclude_none=True)[:RAW_KEEP_CHARS],
+    refused = rejected_event(
+        ctx,
+        raw,
+        str(outcome.reason_code),
+        [{"loc": "record_id", "msg": outcome.message}],
+        kept=event.digested().model_dump_json(exclude_none=True).encode(),
     )
     return [Outgoing(topics.REJECTED, event.record_id.encode(), dump(refused))]

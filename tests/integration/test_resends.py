@@ -92,7 +92,7 @@ def test_a_held_disclosure_answers_its_own_principal_whatever_is_re_sent(
         watcher.close()
 
     assert conflict["reason_code"] == "request_id_conflict"
-    assert conflict["request_id"] == "hold-1" and conflict["raw"] == ""
+    assert conflict["request_id"] == "hold-1" and conflict["sealed_raw"] is None
     assert [e["loc"] for e in conflict["errors"]] == ["subject.identifiers"]
     assert "tar0@" not in json.dumps(conflict) and "taro@" not in json.dumps(conflict)
     assert response["status"] == "completed"

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -7,38 +8,78 @@ import pytest
 from sqlalchemy import text
 
 from services.crypto import LocalKeyProvider
-from services.deadletters import Letter, _target, listed, record, resent_headers, summary
+from services.deadletters import (
+    Letter,
+    _target,
+    letter,
+    listed,
+    record,
+    resent_headers,
+    summary,
+)
 from services.ledger import Ledger
 from services.signing import Keyring, SignatureError
 from streams import topics
 from streams.sealing import Sealer
 
 AT_MS = 1_795_000_000_000
-TASK = {
-    "source": topics.tasks_topic("crm"),
-    "request_id": "r-1",
-    "task_id": "r-1:crm:erasure:0",
-    "attempts": 5,
-    "error_code": "retries_exhausted",
-    "error": "system 'crm': database error: OperationalError",
-    "original": json.dumps({"request_id": "r-1", "identifiers": {"email": "a@x.jp"}}),
-}
-REQUEST = {
-    "source": "intake",
-    "error": "OperationalError",
-    "detail": "UNIQUE constraint failed: b@x.jp",
-    "original": json.dumps({"request_id": "r-2", "subject": {"identifiers": {"email": "b@x.jp"}}}),
-    "headers": {"dsr-key-id": "ops", "dsr-signature": "hmac-sha256=00"},
-}
-FANOUT = {"source": "fanout", "error": "KeyError", "original": "r-3"}
-POISON = {"source": "aggregate", "error": "invalid task result", "original": "{oops c@x.jp"}
-MALFORMED = {"source": topics.tasks_topic("crm"), "original": "{oops"}
-BODIES = [TASK, REQUEST, FANOUT, POISON, MALFORMED]
+REQUEST_ORIGINAL = json.dumps(
+    {"request_id": "r-2", "subject": {"identifiers": {"email": "b@x.jp"}}}
+)
+REQUEST_HEADERS = {"dsr-key-id": "ops", "dsr-signature": "hmac-sha256=00"}
+REQUEST_DETAIL = "UNIQUE constraint failed: b@x.jp"
 PERSONAL = ["a@x.jp", "b@x.jp", "c@x.jp"]
+
+
+def bodies(sealer: Sealer | None) -> list[dict[str, object]]:
+    """A task out of attempts, a request, a fan-out id, a poison result, a malformed task:
+    as the runner and the worker write them (``deadletters.letter``)."""
+    task = json.dumps({"request_id": "r-1", "identifiers": {"email": "a@x.jp"}}).encode()
+    return [
+        letter(
+            topics.tasks_topic("crm"),
+            "system 'crm': database error: OperationalError",
+            task,
+            sealer=sealer,
+            attempts=5,
+            request_id="r-1",
+            task_id="r-1:crm:erasure:0",
+            error_code="retries_exhausted",
+        ),
+        letter(
+            "intake",
+            "OperationalError",
+            REQUEST_ORIGINAL.encode(),
+            sealer=sealer,
+            attempts=1,
+            headers=REQUEST_HEADERS,
+            detail=REQUEST_DETAIL,
+            request_id="r-2",
+        ),
+        letter("fanout", "KeyError", b"r-3", sealer=sealer, attempts=1, request_id="r-3"),
+        letter("aggregate", "invalid task result", b"{oops c@x.jp", sealer=sealer, attempts=1),
+        letter(topics.tasks_topic("crm"), "", b"{oops", sealer=sealer, attempts=0),
+    ]
 
 
 def raw(body: dict[str, object]) -> bytes:
     return json.dumps(body).encode()
+
+
+def test_a_letter_carries_a_digest_and_nothing_personal_in_clear(tmp_path: Path) -> None:
+    sealer = Sealer(LocalKeyProvider(tmp_path / "keys"))
+    for body in [*bodies(sealer), *bodies(None)]:
+        assert not [p for p in PERSONAL if p in raw(body).decode()]
+    request = bodies(sealer)[1]
+    assert request["digest"] == hashlib.sha256(REQUEST_ORIGINAL.encode()).hexdigest()
+    assert Letter.parse(raw(request), AT_MS).kept(sealer) == {
+        "original": REQUEST_ORIGINAL,
+        "headers": REQUEST_HEADERS,
+        "detail": REQUEST_DETAIL,
+    }
+    # Only the pipeline's private key opens it.
+    other = Sealer(LocalKeyProvider(tmp_path / "other-keys"))
+    assert Letter.parse(raw(request), AT_MS).kept(other) is None
 
 
 @pytest.fixture
@@ -62,7 +103,7 @@ def plain(tmp_path: Path) -> Iterator[Ledger]:
 
 
 def test_each_letter_knows_its_system_request_and_reason() -> None:
-    letters = [Letter.parse(raw(b), AT_MS) for b in BODIES]
+    letters = [Letter.parse(raw(b), AT_MS) for b in bodies(None)]
     assert [(d.system, d.request_id, d.task_id) for d in letters] == [
         ("crm", "r-1", "r-1:crm:erasure:0"),
         (None, "r-2", None),
@@ -80,16 +121,18 @@ def test_each_letter_knows_its_system_request_and_reason() -> None:
 
 
 def test_a_redelivered_copy_is_the_same_letter_and_a_new_failure_is_another() -> None:
-    first = Letter.parse(raw(TASK), AT_MS)
-    assert Letter.parse(raw(TASK), AT_MS).letter_id == first.letter_id
-    assert Letter.parse(raw(TASK), AT_MS + 1).letter_id != first.letter_id  # failed again later
-    assert Letter.parse(raw(FANOUT), AT_MS).letter_id != first.letter_id
+    task, _, fanout, *_ = bodies(None)
+    first = Letter.parse(raw(task), AT_MS)
+    assert Letter.parse(raw(task), AT_MS).letter_id == first.letter_id
+    assert Letter.parse(raw(task), AT_MS + 1).letter_id != first.letter_id  # failed again later
+    assert Letter.parse(raw(fanout), AT_MS).letter_id != first.letter_id
 
 
 def test_letters_are_kept_once_and_listed_oldest_first(sealed: Ledger) -> None:
-    for i, body in enumerate(BODIES):
+    letters = bodies(sealed.sealer)
+    for i, body in enumerate(letters):
         assert record(sealed, raw(body), AT_MS + i, b"k") is True
-    assert record(sealed, raw(TASK), AT_MS) is False  # redelivered
+    assert record(sealed, raw(letters[0]), AT_MS) is False  # redelivered
 
     assert [d.request_id for d in listed(sealed)] == ["r-1", "r-2", "r-3", None, None]
     assert [d.task_id for d in listed(sealed, system="crm")] == ["r-1:crm:erasure:0", None]
@@ -110,7 +153,7 @@ def test_letters_are_kept_once_and_listed_oldest_first(sealed: Ledger) -> None:
 
 
 def test_nothing_personal_is_kept_in_clear_but_the_original_opens(sealed: Ledger) -> None:
-    for i, body in enumerate(BODIES):
+    for i, body in enumerate(bodies(sealed.sealer)):
         record(sealed, raw(body), AT_MS + i)
     with sealed.engine.connect() as conn:
         stored = repr(conn.execute(text("SELECT * FROM dead_letters")).all())
@@ -118,9 +161,9 @@ def test_nothing_personal_is_kept_in_clear_but_the_original_opens(sealed: Ledger
     assert not [p for p in PERSONAL if p in stored]
     [request] = listed(sealed, request_id="r-2")
     assert sealed.dead_letter_kept(request) == {
-        "original": REQUEST["original"],
-        "headers": REQUEST["headers"],
-        "detail": REQUEST["detail"],
+        "original": REQUEST_ORIGINAL,
+        "headers": REQUEST_HEADERS,
+        "detail": REQUEST_DETAIL,
     }
     # A letter with no request to key it by keeps nothing: it cannot be sealed.
     [poison] = [d for d in listed(sealed) if d.source == "aggregate"]
@@ -128,16 +171,17 @@ def test_nothing_personal_is_kept_in_clear_but_the_original_opens(sealed: Ledger
 
 
 def test_without_data_keys_the_original_is_not_kept(plain: Ledger) -> None:
-    for i, body in enumerate(BODIES):
+    for i, body in enumerate(bodies(None)):
         record(plain, raw(body), AT_MS + i)
-    assert [d.sealed for d in listed(plain)] == [None] * len(BODIES)
+    assert [d.sealed for d in listed(plain)] == [None] * 5
     with plain.engine.connect() as conn:
         stored = repr(conn.execute(text("SELECT * FROM dead_letters")).all())
     assert not [p for p in PERSONAL if p in stored]
 
 
 def test_a_letter_goes_back_where_it_came_from(sealed: Ledger, plain: Ledger) -> None:
-    for i, body in enumerate(BODIES):
+    assert sealed.sealer is not None
+    for i, body in enumerate(bodies(sealed.sealer)):
         record(sealed, raw(body), AT_MS + i)
         record(plain, raw(body), AT_MS + i)
     assert [_target(d) for d in listed(sealed)] == [
@@ -152,7 +196,7 @@ def test_a_letter_goes_back_where_it_came_from(sealed: Ledger, plain: Ledger) ->
 
 
 def test_a_letter_is_claimed_for_redrive_once(sealed: Ledger) -> None:
-    record(sealed, raw(REQUEST), AT_MS)
+    record(sealed, raw(bodies(sealed.sealer)[1]), AT_MS)
     [letter] = listed(sealed)
     assert sealed.claim_redrive(letter.id, "r-2", "intake") is None
     assert sealed.claim_redrive(letter.id, "r-2", "intake") == "already redriven"

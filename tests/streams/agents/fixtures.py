@@ -83,3 +83,9 @@ def drive(p: Pipeline, request_id: str) -> ResponseEvent:
 def body(out: Outgoing) -> dict[str, Any]:
     value: dict[str, Any] = json.loads(out.value)
     return value
+
+
+def opened(p: Pipeline, rejected: dict[str, Any]) -> bytes:
+    """What a rejected event kept, sealed to the pipeline, opened with the pipeline's key."""
+    assert p.sealer is not None and rejected["sealed_raw"] is not None
+    return p.sealer.open_from_pipeline("RejectedEvent", rejected["sealed_raw"], "rejected")

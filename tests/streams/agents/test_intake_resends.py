@@ -39,7 +39,7 @@ def _conflict(out: list[Outgoing]) -> dict[str, Any]:
     assert [o.topic for o in out] == [topics.REJECTED]  # no notice, no release
     reason = body(rejected)
     assert reason["reason_code"] == "request_id_conflict"
-    assert reason["raw"] == ""  # the event is not echoed
+    assert reason["sealed_raw"] is None  # the event is not kept, even sealed
     assert "example.jp" not in rejected.value.decode()  # nor any identifier
     return reason
 

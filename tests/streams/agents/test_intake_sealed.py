@@ -39,10 +39,13 @@ def test_a_sealed_request_a_worker_cannot_open_is_rejected_with_its_reason(
     wire = _sealed(pipeline, "sealed-2")
     [rejected] = to(topics.REJECTED, intake.handle_request(replace(pipeline, sealer=None), wire))
     assert body(rejected)["reason_code"] == "cannot_open"
-    assert pipeline.sealer is not None
-    assert pipeline.sealer.keys.destroy("sealed-2")
-    shredded = replace(pipeline, sealer=type(pipeline.sealer)(pipeline.sealer.keys))
-    [again] = to(topics.REJECTED, intake.handle_request(shredded, wire))
+    assert pipeline.sealer is not None and pipeline.sealer.pipeline is not None
+    # Sealed to a pipeline key since retired (rotation): no worker can open it.
+    old = pipeline.sealer.pipeline.public().key_id
+    pipeline.sealer.pipeline.create("pk-new")
+    assert pipeline.sealer.pipeline.retire(old)
+    retired = replace(pipeline, sealer=type(pipeline.sealer)(pipeline.sealer.keys))
+    [again] = to(topics.REJECTED, intake.handle_request(retired, wire))
     assert body(again)["reason_code"] == "cannot_open"
     assert pipeline.ledger.request("sealed-2") is None
 
@@ -50,7 +53,7 @@ def test_a_sealed_request_a_worker_cannot_open_is_rejected_with_its_reason(
 def test_an_envelope_that_hides_another_request_is_rejected(pipeline: Pipeline) -> None:
     inner = _sealed(pipeline, "sealed-3")
     moved = json.loads(inner)
-    moved["request_id"] = "sealed-4"  # the blob is bound to sealed-3
+    moved["request_id"] = "sealed-4"  # the sealed event is sealed-3's
     assert pipeline.sealer is not None
     pipeline.sealer.keys.data_key("sealed-4", create=True)
     out = intake.handle_request(pipeline, json.dumps(moved).encode())
