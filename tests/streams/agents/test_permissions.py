@@ -66,7 +66,7 @@ def _refused(out: list[Outgoing], code: str = "not_permitted") -> dict[str, Any]
     rejected = body(out[0])
     assert rejected["reason_code"] == code
     if code == "not_permitted":  # refused after reading it: the event is not echoed
-        assert rejected["raw"] == "" and "taro@example.jp" not in out[0].value.decode()
+        assert rejected["sealed_raw"] is None and "taro@example.jp" not in out[0].value.decode()
     return rejected
 
 
