@@ -68,7 +68,9 @@ def up(
         )
         metrics = "  ".join(f"{name} {url}" for name, url in stack.metrics_urls.items())
         console.print(f"Metrics: {metrics}", soft_wrap=True, highlight=False)
-        dashboard = Dashboard.start(settings.database_url, settings.dashboard_port)
+        dashboard = Dashboard.start(
+            settings.database_url, settings.dashboard_port, home=settings.home
+        )
         console.print(f"Dashboard: [bold]{dashboard.url}[/]", highlight=False)
         console.print(
             f"Joined in {stack.wait_joined():.1f}s. A process that dies is restarted; "
@@ -89,7 +91,7 @@ def up(
 @app.command()
 def ps() -> None:
     """The processes `dsr up` supervises: running or not, restarts, crash loops."""
-    from services.supervisor import read_processes
+    from services.processes import read_processes
 
     body = read_processes(load_settings().home)
     if body is None:

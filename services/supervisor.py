@@ -17,9 +17,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from services.processes import processes_file
 from services.stack import Stack
 
 log = logging.getLogger("dsr.supervisor")
@@ -116,16 +116,3 @@ class Supervisor:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"at": time.time(), "processes": self.report()}, indent=1))
         tmp.replace(path)
-
-
-def processes_file(home: Path) -> Path:
-    return home / "run" / "processes.json"
-
-
-def read_processes(home: Path) -> dict[str, Any] | None:
-    """What ``dsr up``'s supervisor last wrote, or None when it is not running."""
-    try:
-        body: dict[str, Any] = json.loads(processes_file(home).read_text())
-    except (OSError, ValueError):
-        return None
-    return body

@@ -4,7 +4,7 @@
 |---|---|
 | ``/`` | the dashboard page |
 | ``/static/<file>`` | its script and style sheet |
-| ``/api/overview`` | latency series, systems, requests in flight, deadlines |
+| ``/api/overview`` | latency series, systems, requests in flight, deadlines, processes |
 | ``/api/requests/<id>`` | one request's stages and timeline (ids and timings only) |
 | ``/healthz`` | ``ok`` |
 
@@ -21,11 +21,13 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from services.ledger import Ledger
 from services.monitoring.overview import overview
+from services.processes import read_processes
 from services.status import status_from
 
 log = logging.getLogger("dsr.dashboard")
@@ -77,6 +79,18 @@ def request_view(ledger: Ledger, request_id: str) -> dict[str, Any] | None:
     return report
 
 
+def processes(home: Path | None) -> list[dict[str, Any]]:
+    """The processes ``dsr up`` supervises, from its last report: name, running,
+    restarts and crash loop (none when no supervisor runs there)."""
+    body = read_processes(home) if home is not None else None
+    if body is None:
+        return []
+    return [
+        {k: p.get(k) for k in ("running", "restarts", "crash_loop")} | {"name": name}
+        for name, p in body["processes"].items()
+    ]
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
@@ -88,7 +102,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif path.startswith("/static/"):
                 self._static(path.removeprefix("/static/"))
             elif path == "/api/overview":
-                self._json(overview(self.server.ledger))
+                body = overview(self.server.ledger)
+                body["processes"] = processes(self.server.home)
+                self._json(body)
             elif path.startswith("/api/requests/"):
                 view = request_view(
                     self.server.ledger, unquote(path.removeprefix("/api/requests/"))
@@ -133,8 +149,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, addr: tuple[str, int], ledger: Ledger) -> None:
+    def __init__(self, addr: tuple[str, int], ledger: Ledger, home: Path | None) -> None:
         self.ledger = ledger
+        self.home = home
         super().__init__(addr, _Handler)
 
 
@@ -146,16 +163,19 @@ class Dashboard:
         self._thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
 
     @classmethod
-    def start(cls, database_url: str, port: int = 0, host: str = "127.0.0.1") -> Dashboard:
-        """Listen on ``host:port`` (0: any free port; a taken port falls back to any)."""
+    def start(
+        cls, database_url: str, port: int = 0, host: str = "127.0.0.1", home: Path | None = None
+    ) -> Dashboard:
+        """Listen on ``host:port`` (0: any free port; a taken port falls back to any).
+        ``home``: the ``DSR_HOME`` whose supervised processes are shown."""
         ledger = Ledger(database_url)
         try:
-            server = _Server((host, port), ledger)
+            server = _Server((host, port), ledger, home)
         except OSError as exc:
             if not port:
                 raise
             log.warning("dashboard port %d is taken (%s); using a free one", port, exc)
-            server = _Server((host, 0), ledger)
+            server = _Server((host, 0), ledger, home)
         dashboard = cls(server)
         dashboard._thread.start()
         return dashboard

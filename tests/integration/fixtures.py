@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from services.demo.seed import seed
+from services.processes import read_processes
 from services.settings import Settings
 from services.stack import Stack
-from services.supervisor import read_processes
 
 DEMO_DATAMAP = Path(__file__).parents[2] / "services" / "demo" / "datamap.yaml"
 

@@ -100,6 +100,7 @@ function renderKpis(o) {
     kpi(pct(o.failure_rate.tasks), "task failure rate", o.failure_rate.tasks > 0),
     kpi(String(overdue), "overdue", overdue > 0),
     kpi(String(o.parked.total), "parked", o.parked.total > 0),
+    kpi(String(troubled(o).length), "processes down or crash-looping", troubled(o).length > 0),
   );
 }
 
@@ -117,6 +118,20 @@ function renderTables(o) {
     el("tr", { class: Date.parse(r.deadline) < now ? "bad" : "" },
       el("td", {}, reqLink(r.request_id)), td(r.kind), td(r.regulation), td(r.waiting_on),
       td(ms(r.age_ms), "num"), td(r.deadline.slice(0, 16).replace("T", " ")))));
+}
+
+function troubled(o) {
+  return (o.processes || []).filter((p) => !p.running || p.crash_loop);
+}
+
+function renderProcesses(o) {
+  const host = document.getElementById("processes");
+  host.replaceChildren();
+  const bad = troubled(o);
+  if (bad.length) {
+    host.append(el("b", { text: "Processes: " }), bad.map((p) =>
+      `${p.name} ${p.crash_loop ? "crash loop" : "down"} (${p.restarts} restarts)`).join(" · "));
+  }
 }
 
 function renderParked(o) {
@@ -174,6 +189,7 @@ function render() {
   drawChart(document.getElementById("chart-system"), last.series.system, "system");
   renderTables(last);
   renderParked(last);
+  renderProcesses(last);
   renderDeadlines(last);
 }
 

@@ -139,3 +139,27 @@ def test_a_parked_request_is_counted_listed_and_explained(ledger_url: str) -> No
         "was": "accepted",
     }
     assert b'id="parked"' in page
+
+
+def test_the_processes_dsr_up_supervises_are_in_the_overview(
+    ledger_url: str, tmp_path: Path
+) -> None:
+    report = {
+        "broker": {"running": True, "pid": 10, "restarts": 0, "crash_loop": False},
+        "worker-0": {"running": False, "pid": 11, "restarts": 6, "crash_loop": True},
+    }
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "processes.json").write_text(json.dumps({"processes": report}))
+    d = Dashboard.start(ledger_url, home=tmp_path)
+    try:
+        shown = get_json(d, "/api/overview")["processes"]
+    finally:
+        d.stop()
+    assert shown == [
+        {"name": "broker", "running": True, "restarts": 0, "crash_loop": False},
+        {"name": "worker-0", "running": False, "restarts": 6, "crash_loop": True},
+    ]
+
+
+def test_without_a_supervisor_there_are_no_processes_to_show(dashboard: Dashboard) -> None:
+    assert get_json(dashboard, "/api/overview")["processes"] == []
