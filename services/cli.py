@@ -53,6 +53,9 @@ def up(
     configure_logging()
     stack = Stack(settings, workers=workers, runners=runners)
     dashboard: Dashboard | None = None
+    # SIGINT too: a shell starts a background job with SIGINT ignored, and Python keeps
+    # an ignored SIGINT ignored, so `dsr up &` would otherwise never stop on it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         stack.start()
