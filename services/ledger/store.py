@@ -574,14 +574,7 @@ class Ledger:
             return False
         detail: dict[str, Any] = {"task_id": result.task_id, "system": result.system}
         if final and request is not None:
-            response = s.get(Response, request.request_id)
-            detail["superseded"] = {"status": request.status, "revision": request.revision}
-            if response is not None:
-                s.delete(response)
-            request.status = RequestStatus.FANNED_OUT
-            request.completed_at = None
-            request.latency_ms = None
-            request.revision += 1
+            detail["superseded"] = _reopen(s, request)
             request.updated_at = utcnow()
         self._audit(s, result.request_id, f"connector:{result.system}", "late_result", **detail)
         return True
@@ -862,14 +855,7 @@ class Ledger:
             assert request is not None  # a task's request is never deleted
             detail: dict[str, Any] = {"letter": letter, "task_id": task_id, "system": task.system}
             if request.status != RequestStatus.FANNED_OUT:
-                response = s.get(Response, request.request_id)
-                detail["superseded"] = {"status": request.status, "revision": request.revision}
-                if response is not None:
-                    s.delete(response)
-                request.status = RequestStatus.FANNED_OUT
-                request.completed_at = None
-                request.latency_ms = None
-                request.revision += 1
+                detail["superseded"] = _reopen(s, request)
             request.timeout_at = now + timeout
             request.updated_at = now
             task.status = TaskStatus.PENDING
@@ -1215,3 +1201,17 @@ __all__ = [
     "TaskPlan",
     "as_utc",
 ]
+
+
+def _reopen(s: Session, request: Request) -> dict[str, Any]:
+    """Open a completed request again for its next revision: its response goes, and it
+    waits on its tasks as fanned out. Returns what was superseded, for the audit row."""
+    superseded = {"status": request.status, "revision": request.revision}
+    response = s.get(Response, request.request_id)
+    if response is not None:
+        s.delete(response)
+    request.status = RequestStatus.FANNED_OUT
+    request.completed_at = None
+    request.latency_ms = None
+    request.revision += 1
+    return superseded
