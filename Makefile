@@ -6,7 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration chaos schema browser postgres mariadb pdf-libs bench clean
+.PHONY: demo test lint unit integration chaos schema browser postgres mariadb pdf-libs bench clean \
+	kafka kafka-up kafka-down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) pdf-libs
 	$(BIN)/dsr demo
 
-test: $(STAMP) browser postgres mariadb pdf-libs lint
+test: $(STAMP) browser postgres mariadb pdf-libs kafka lint
 	$(BIN)/pytest -q
 
 # The dashboard's browser test drives Debian's chromium (it is skipped without one).
@@ -49,6 +50,19 @@ pdf-libs:
 	  || $(SUDO) apt-get install -y -qq $(PDF_LIBS) >/dev/null \
 	  || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(PDF_LIBS) >/dev/null) \
 	  || echo "could not install $(PDF_LIBS): written letters cannot be printed as PDF"
+
+# The Apache Kafka tests (-m kafka) run a 3-node KRaft cluster from the Apache jars, which
+# Maven fetches once into ~/.cache/dsr-pipeline/kafka; without Java or Maven they are skipped.
+kafka:
+	@bash infra/kafka-cluster.sh fetch \
+	  || echo "could not fetch Apache Kafka: the Apache Kafka tests will be skipped"
+
+# A cluster to try the pipeline on: export DSR_KAFKA_BOOTSTRAP=$$(make -s kafka-up)
+kafka-up:
+	@bash infra/kafka-cluster.sh up
+
+kafka-down:
+	@bash infra/kafka-cluster.sh down
 
 unit: $(STAMP)
 	$(BIN)/pytest -q -m 'not integration'

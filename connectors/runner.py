@@ -60,7 +60,7 @@ from services.logs import configure_logging
 from streams.claims import ClaimCheck
 from streams.records import Task, TaskResult, dump, utcnow
 from streams.sealing import Sealer
-from streams.topics import DEAD_LETTER, RESULTS, tasks_topic
+from streams.topics import CONNECTORS_GROUP, DEAD_LETTER, RESULTS, tasks_topic
 
 log = logging.getLogger("dsr.runner")
 
@@ -136,7 +136,7 @@ class ConnectorRunner:
         bootstrap: str,
         connectors: Mapping[str, ConnectorBase[Any]],
         *,
-        group_id: str = "dsr-connectors",
+        group_id: str = CONNECTORS_GROUP,
         max_attempts: int = 5,
         session_timeout_s: float = 6.0,
         backoff_initial_s: float = 0.5,
@@ -562,7 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("systems", nargs="*", help="systems to host; default: all in scope")
-    parser.add_argument("--group-id", default="dsr-connectors", help="consumer group")
+    parser.add_argument("--group-id", default=CONNECTORS_GROUP, help="consumer group")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     configure_logging(args.log_level)

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from services.processes import die_with_parent
@@ -100,29 +100,116 @@ class EmbeddedBroker:
                 self.process.wait()
 
 
-def create_topics(bootstrap: str, topics: Sequence[TopicSpec], timeout: float = 20.0) -> None:
-    """Create topics with explicit partition counts; existing ones are left alone."""
+@dataclass(frozen=True)
+class Durability:
+    """How many copies of each topic partition the brokers keep, and how many must have a
+    write before an ``acks=all`` produce succeeds."""
+
+    replication: int
+    min_isr: int
+
+    @classmethod
+    def for_cluster(
+        cls, brokers: int, replication: int | None = None, min_isr: int | None = None
+    ) -> Durability:
+        """min(3, brokers) copies and min(2, copies) in sync unless configured: 1 and 1 on
+        the embedded broker, 3 and 2 on a cluster of three or more."""
+        replication = replication or min(3, brokers)
+        min_isr = min_isr or min(2, replication)
+        if replication > brokers:
+            raise BrokerError(
+                f"DSR_TOPIC_REPLICATION={replication}, but the cluster has {brokers} broker(s)"
+            )
+        if min_isr > replication:
+            raise BrokerError(
+                f"DSR_TOPIC_MIN_ISR={min_isr} is more than the replication factor {replication}"
+            )
+        return cls(replication, min_isr)
+
+    def topic_configs(self) -> dict[str, str]:
+        return {"min.insync.replicas": str(self.min_isr)} if self.replication > 1 else {}
+
+
+def _admin(bootstrap: str, timeout: float) -> KafkaAdminClient:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="dsr-admin")
-            break
+            return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="dsr-admin")
         except KafkaError as exc:
             if time.monotonic() > deadline:
                 raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
             time.sleep(0.2)
+
+
+def _brokers(admin: KafkaAdminClient) -> int:
+    return len(admin.describe_cluster()["brokers"])
+
+
+def create_topics(
+    bootstrap: str,
+    topics: Sequence[TopicSpec],
+    timeout: float = 20.0,
+    *,
+    replication: int | None = None,
+    min_isr: int | None = None,
+) -> list[str]:
+    """Create the missing topics with their partition counts and durability (see
+    ``Durability.for_cluster``); existing ones are left alone, and every way in which one
+    differs from what is expected is returned, one sentence each, for the caller to report."""
+    admin = _admin(bootstrap, timeout)
     try:
+        durability = Durability.for_cluster(_brokers(admin), replication, min_isr)
         existing = set(admin.list_topics())
         new = [
-            NewTopic(name=t.name, num_partitions=t.partitions, replication_factor=1)
+            NewTopic(
+                name=t.name,
+                num_partitions=t.partitions,
+                replication_factor=durability.replication,
+                topic_configs=durability.topic_configs(),
+            )
             for t in topics
             if t.name not in existing
         ]
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new)
+        return check_topics(admin, [t for t in topics if t.name in existing], durability)
     finally:
         admin.close()
+
+
+def check_topics(
+    admin: KafkaAdminClient, topics: Sequence[TopicSpec], durability: Durability
+) -> list[str]:
+    """How existing topics differ from their specs: partitions, replication factor and
+    ``min.insync.replicas``. Kafka never shrinks a topic's partitions, and changing its
+    replication means a reassignment: that is the operator's decision, so only reported."""
+    if not topics:
+        return []
+    found: list[str] = []
+    for meta in admin.describe_topics([t.name for t in topics]):
+        spec = next(t for t in topics if t.name == meta["name"])
+        partitions = meta.get("partitions") or []
+        if len(partitions) != spec.partitions:
+            found.append(f"{spec.name}: {len(partitions)} partitions, expected {spec.partitions}")
+        replicas = min((len(p["replica_nodes"]) for p in partitions), default=0)
+        if partitions and replicas != durability.replication:
+            found.append(
+                f"{spec.name}: replication factor {replicas}, expected {durability.replication}"
+            )
+    if durability.replication > 1:
+        found += _check_min_isr(admin, [t.name for t in topics], durability.min_isr)
+    return found
+
+
+def _check_min_isr(admin: KafkaAdminClient, names: list[str], expected: int) -> list[str]:
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    found = []
+    for name, values in admin.describe_configs(resources).get("topic", {}).items():
+        actual = (values.get("min.insync.replicas") or {}).get("value")
+        if actual is not None and int(actual) != expected:
+            found.append(f"{name}: min.insync.replicas {actual}, expected {expected}")
+    return found
 
 
 @contextlib.contextmanager

@@ -69,6 +69,7 @@ def up(
             else "[yellow]Signed intake is off[/] (DSR_REQUIRE_SIGNATURES=false)",
             highlight=False,
         )
+        _print_topic_drift(stack.topic_drift)
         metrics = "  ".join(f"{name} {url}" for name, url in stack.metrics_urls.items())
         console.print(f"Metrics: {metrics}", soft_wrap=True, highlight=False)
         dashboard = Dashboard.start(
@@ -274,10 +275,22 @@ def reconcile() -> None:
     settings = load_settings()
     ledger = Ledger(settings.database_url)
     try:
-        n = run_reconcile(_bootstrap(settings), ledger, load_datamap(settings.datamap_path))
+        done = run_reconcile(
+            _bootstrap(settings),
+            ledger,
+            load_datamap(settings.datamap_path),
+            replication=settings.topic_replication,
+            min_isr=settings.topic_min_isr,
+        )
     finally:
         ledger.close()
-    console.print(f"Re-drove {n} open request(s) from the ledger.")
+    _print_topic_drift(done.drift)
+    console.print(f"Re-drove {done.redriven} open request(s) from the ledger.")
+
+
+def _print_topic_drift(drift: list[str]) -> None:
+    for line in drift:
+        err.print(f"[yellow]Topic differs from the expected settings:[/] {line}", highlight=False)
 
 
 @app.command()

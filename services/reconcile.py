@@ -14,6 +14,8 @@ broker but not intake are not in the ledger: their producers must submit them ag
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from kafka import KafkaProducer
 
 from services.broker import create_topics
@@ -22,9 +24,27 @@ from services.ledger import Ledger
 from streams import topics
 
 
-def reconcile(bootstrap: str, ledger: Ledger, datamap: DataMap) -> int:
-    """Create any missing topics, then re-drive every open request; return how many."""
-    create_topics(bootstrap, topics.all_topics(sorted(datamap.systems)))
+class Reconciled(NamedTuple):
+    redriven: int
+    #: How existing topics differ from what the pipeline expects (``create_topics``).
+    drift: list[str]
+
+
+def reconcile(
+    bootstrap: str,
+    ledger: Ledger,
+    datamap: DataMap,
+    *,
+    replication: int | None = None,
+    min_isr: int | None = None,
+) -> Reconciled:
+    """Create any missing topics, then re-drive every open request."""
+    drift = create_topics(
+        bootstrap,
+        topics.all_topics(sorted(datamap.systems)),
+        replication=replication,
+        min_isr=min_isr,
+    )
     open_ids = ledger.open_fan_outs()
     # Not idempotent: the broker has just restarted and lost its producer ids
     # (connectors/runner.py, producer_config).
@@ -37,4 +57,4 @@ def reconcile(bootstrap: str, ledger: Ledger, datamap: DataMap) -> int:
         producer.close()
     if open_ids:
         ledger.record_reconciled(len(open_ids))
-    return len(open_ids)
+    return Reconciled(len(open_ids), drift)

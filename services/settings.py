@@ -10,6 +10,8 @@
 | DSR_S3_ENDPOINT_URL | (unset) | S3-compatible endpoint (MinIO, moto) |
 | DSR_S3_KMS_KEY_ID | (unset: SSE-S3) | KMS key (id, ARN, alias/...) of S3 objects' SSE-KMS |
 | DSR_PACKAGE_LINK_TTL_S | 900 | seconds a ``dsr package link`` link lasts (at most 7 days) |
+| DSR_TOPIC_REPLICATION | min(3, brokers) | replication factor of the topics the pipeline creates |
+| DSR_TOPIC_MIN_ISR | min(2, replication) | their ``min.insync.replicas`` (produces use acks=all) |
 | DSR_SESSION_TIMEOUT_S | 6 (4 on the embedded broker) | consumer-group session timeout, seconds |
 | DSR_TASK_ATTEMPTS | 5 | connector attempts before a task is failed |
 | DSR_METRICS_PORT | 0 (off) | loopback port of this process's Prometheus ``/metrics`` |
@@ -51,6 +53,11 @@ def _env(name: str, default: str) -> str:
     return value if value else default
 
 
+def _optional_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
 def _on(name: str) -> bool:
     """A switch that is on unless set to 0, false, no or off."""
     return _env(name, "true").lower() not in ("0", "false", "no", "off")
@@ -87,6 +94,11 @@ class Settings:
             _env("DSR_SESSION_TIMEOUT_S", "6" if os.environ.get("DSR_KAFKA_BOOTSTRAP") else "4")
         )
     )
+    #: Unset: min(3, brokers) and min(2, replication), so 1 on the embedded broker.
+    topic_replication: int | None = field(
+        default_factory=lambda: _optional_int("DSR_TOPIC_REPLICATION")
+    )
+    topic_min_isr: int | None = field(default_factory=lambda: _optional_int("DSR_TOPIC_MIN_ISR"))
     task_attempts: int = field(default_factory=lambda: int(_env("DSR_TASK_ATTEMPTS", "5")))
     #: Where this process serves ``/metrics`` on 127.0.0.1; 0 means no metrics server.
     metrics_port: int = field(default_factory=lambda: int(_env("DSR_METRICS_PORT", "0")))

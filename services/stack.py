@@ -6,6 +6,7 @@ kill and restart single processes through it.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -26,6 +27,8 @@ from services.settings import Settings
 from services.signing import Keyring
 from streams.topics import all_topics
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Component:
@@ -44,6 +47,8 @@ class Stack:
     log_dir: Path | None = None
     broker: EmbeddedBroker | None = None
     components: dict[str, Component] = field(default_factory=dict)
+    #: How existing topics differ from the expected settings, found at start.
+    topic_drift: list[str] = field(default_factory=list)
     #: Give each process a loopback ``/metrics`` port (see ``metrics_urls``).
     metrics: bool = True
 
@@ -66,7 +71,14 @@ class Stack:
         if self.settings.seal_events:
             export_for_producers(self.settings)
         datamap = load_datamap(self.settings.datamap_path)
-        create_topics(self.bootstrap, all_topics(sorted(datamap.systems)))
+        self.topic_drift = create_topics(
+            self.bootstrap,
+            all_topics(sorted(datamap.systems)),
+            replication=self.settings.topic_replication,
+            min_isr=self.settings.topic_min_isr,
+        )
+        for line in self.topic_drift:
+            log.warning("topic differs from the expected settings: %s", line)
         Ledger(self.settings.database_url).migrate()
         for i in range(self.workers):
             self.add(f"worker-{i}", [sys.executable, "-m", "streams.app", "worker"])
@@ -104,7 +116,7 @@ class Stack:
         self.broker = EmbeddedBroker.start(self._log_path("broker"), port=port)
         ledger = Ledger(self.settings.database_url)
         try:
-            n = reconcile(self.bootstrap, ledger, load_datamap(self.settings.datamap_path))
+            n = reconcile(self.bootstrap, ledger, load_datamap(self.settings.datamap_path)).redriven
         finally:
             ledger.close()
         for name in running:

@@ -64,7 +64,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         raise SystemExit("DSR_KAFKA_BOOTSTRAP is not set: start workers with `dsr up`.")
     session = settings.session_timeout_s
     app = faust.App(
-        "dsr-pipeline",
+        # The topic prefix names a deployment: two on one cluster keep apart.
+        topics.PIPELINE_GROUP,
         broker=f"dsrkafka://{settings.kafka_bootstrap}",
         store="memory://",
         web_enabled=False,

@@ -35,6 +35,10 @@ DEAD_LETTER = _t("deadletter")
 PROVISIONS = _t("provisions")
 TASKS_PREFIX = _t("tasks.")
 
+#: The consumer groups: Faust workers (the app's id) and connector runners.
+PIPELINE_GROUP = f"{PREFIX}-pipeline"
+CONNECTORS_GROUP = f"{PREFIX}-connectors"
+
 
 def tasks_topic(system: str) -> str:
     """Each system has its own task topic, so its lag and its runner stand alone."""

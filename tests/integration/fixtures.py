@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -9,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,9 @@ from typing import Any
 
 import pytest
 
+from services.delivery.encrypted import open_package_storage
+from services.delivery.package import read_package
+from services.demo.scenario import event
 from services.demo.seed import seed
 from services.processes import read_processes
 from services.settings import Settings
@@ -64,14 +68,17 @@ def wait_for(what: str, ready: Callable[[], Any], timeout: float = 120) -> Any:
 
 
 @contextmanager
-def dsr_up_process(home: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``dsr up`` on the data map and systems already under ``home``; killed at the end."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DSR_")}
-    env.update(DSR_HOME=str(home), DSR_DASHBOARD_PORT="0")
-    log = (home / "dsr-up.log").open("wb")
+def dsr_up_process(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``dsr up [args]`` on the data map and systems already under ``home``, with ``env``
+    added to a clean environment; killed at the end."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DSR_")}
+    environ.update(DSR_HOME=str(home), DSR_DASHBOARD_PORT="0", **(env or {}))
+    log = (home / "dsr-up.log").open("ab")
     up = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up"],
-        env=env,
+        [sys.executable, "-m", "services.cli", "up", *args],
+        env=environ,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -107,6 +114,33 @@ def running(home: Path, name: str, not_pid: int | None = None) -> int | None:
 
 def principal(i: int) -> dict[str, str]:
     return {"email": f"p{i}@example.jp"}
+
+
+def request_for(i: int, prefix: str) -> bytes:
+    """Principal ``i``'s request ``<prefix>-<i>``: an erasure for even ``i``, a disclosure
+    for odd."""
+    rid = f"{prefix}-{i}"
+    if i % 2 == 0:
+        body = event(rid, "erasure", principal(i), grounds=["no_longer_needed"])
+    else:
+        delivery = {"method": "electronic", "address": principal(i)["email"]}
+        body = event(rid, "disclosure", principal(i), delivery=delivery)
+    return json.dumps(body).encode()
+
+
+def assert_package_holds_only(
+    settings: Settings, request_id: str, i: int, people: Iterable[int]
+) -> None:
+    """The disclosure package of principal ``i`` holds their records, not their
+    look-alike's, nor any other principal's."""
+    text = json.dumps(
+        json.loads(read_package(open_package_storage(settings), request_id)["data.json"]),
+        ensure_ascii=False,
+    )
+    assert principal(i)["email"] in text and f"C-p{i}" in text, request_id
+    assert f"p{i}@example.com" not in text and f"C-l{i}" not in text, request_id
+    others = [f'C-p{j}"' for j in people if j != i]
+    assert not [o for o in others if o in text], request_id
 
 
 def seed_lookalikes(home: Path, n: int) -> None:
