@@ -56,6 +56,7 @@ from connectors.registry import build_all
 from services import datamap, deadletters, monitoring, settings
 from services.crypto import CryptoError, LocalKeyProvider
 from services.faults import crash_point
+from services.heartbeat import Heart
 from services.logs import configure_logging
 from streams.claims import ClaimCheck
 from streams.records import Task, TaskResult, dump, utcnow
@@ -145,6 +146,7 @@ class ConnectorRunner:
         call_timeouts: Mapping[str, float] | None = None,
         sealer: Sealer | None = None,
         claims: ClaimCheck | None = None,
+        heart: Heart | None = None,
     ) -> None:
         if not connectors:
             raise ValueError("a runner needs at least one connector")
@@ -171,6 +173,8 @@ class ConnectorRunner:
         self._sealer = sealer
         #: Sends sealed results too large for a message by reference (``streams.claims``).
         self._claims = claims
+        #: Beats on every turn of the poll loop (``services/heartbeat.py``).
+        self.heart = heart
         self._in_flight: dict[TopicPartition, deque[Future[int | None]]] = {}
         session_ms = int(session_timeout_s * 1000)
         self._consumer = KafkaConsumer(
@@ -202,6 +206,8 @@ class ConnectorRunner:
         log.info("runner started", extra={"systems": ",".join(sorted(self.connectors))})
         try:
             while not stop.is_set():
+                if self.heart:
+                    self.heart.beat()
                 for partition, messages in self._consumer.poll(timeout_ms=200).items():
                     lane = self._lane_of[partition.topic]
                     batches = self._in_flight.setdefault(partition, deque())
@@ -604,6 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             call_timeouts={n: s.call_timeout_seconds for n, s in data_map.systems.items()},
             sealer=Sealer.from_settings(config),
             claims=ClaimCheck.from_settings(config),
+            heart=Heart.for_process(config.home, "runner"),
         )
     except KafkaError as exc:
         for connector in connectors.values():

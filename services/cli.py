@@ -95,23 +95,47 @@ def up(
 @app.command()
 def ps() -> None:
     """The processes `dsr up` supervises: running or not, restarts, crash loops."""
+    from services import heartbeat
     from services.processes import read_processes
 
-    body = read_processes(load_settings().home)
+    home = load_settings().home
+    body = read_processes(home)
     if body is None:
         err.print("`dsr up` is not running here (no run/processes.json under DSR_HOME).")
         raise typer.Exit(1)
-    table = Table("process", "pid", "running", "restarts", "last exit", "crash loop")
+    beats = heartbeat.read(home)
+    table = Table("process", "pid", "running", "heartbeat", "restarts", "last exit", "crash loop")
     for name, p in body["processes"].items():
+        beat = beats.get(name)
+        age = beat.age() if beat and beat.pid == p["pid"] else None
         table.add_row(
             name,
             str(p["pid"] or ""),
             "yes" if p["running"] else "[red]no[/]",
+            "" if name == "broker" else "-" if age is None else f"{age:.0f}s ago",
             str(p["restarts"]),
             "" if p["last_exit"] is None else str(p["last_exit"]),
             "[red]yes[/]" if p["crash_loop"] else "no",
         )
     console.print(table)
+
+
+@app.command()
+def health(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Processes to check; default: all that beat.")
+    ] = None,
+    max_age: Annotated[float, typer.Option(help="Seconds a heartbeat stays fresh.")] = 30.0,
+) -> None:
+    """Exit 0 when the processes' loops are beating (a readiness and liveness probe)."""
+    from services import heartbeat
+
+    found = heartbeat.problems(load_settings().home, names or [], max_age)
+    for line in found:
+        err.print(line, highlight=False)
+    if found:
+        raise typer.Exit(1)
+    console.print("healthy")
 
 
 @app.command()

@@ -26,6 +26,7 @@ from services import deadletters, monitoring, notify
 from services.crypto.local import LocalKeyProvider
 from services.crypto.shred import shred
 from services.faults import crash_point
+from services.heartbeat import Heart
 from services.ledger import as_utc
 from services.logs import configure_logging
 from services.provisions.store import ProvisionStore
@@ -261,6 +262,12 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         mark_ready(settings)
 
     lag = monitoring.WorkerLag(app)
+    heart = Heart.for_process(settings.home, "worker")
+
+    @app.timer(heart.interval)
+    async def beat() -> None:
+        """On the event loop itself: a loop that is stuck stops beating (``dsr health``)."""
+        heart.beat()
 
     @app.timer(monitoring.LAG_INTERVAL_S)
     async def report_lag() -> None:

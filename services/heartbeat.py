@@ -1,0 +1,91 @@
+"""Heartbeats: each worker and runner writes one from its own loop, so a process that is
+alive but stuck (an event loop that does not come back, a frozen runner) stops beating.
+
+``$DSR_HOME/run/heartbeats/<name>.json`` holds the process's name, kind, pid and the time
+of its last beat; ``dsr health`` reads them (a container's readiness and liveness probe),
+and so do the dashboard and ``dsr top``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Kind = Literal["worker", "runner"]
+
+#: Seconds between beats (``DSR_HEARTBEAT_INTERVAL_S``).
+INTERVAL_S = 2.0
+
+
+def directory(home: Path) -> Path:
+    return home / "run" / "heartbeats"
+
+
+@dataclass(frozen=True)
+class Beat:
+    name: str
+    kind: str
+    pid: int
+    at: float
+
+    def age(self, now: float | None = None) -> float:
+        return (time.time() if now is None else now) - self.at
+
+
+class Heart:
+    """Writes this process's beat at most every ``interval`` seconds; ``beat()`` is called
+    from the process's loop, on every turn."""
+
+    def __init__(self, home: Path, name: str, kind: Kind, interval: float = INTERVAL_S) -> None:
+        self.path = directory(home) / f"{name}.json"
+        self.name, self.kind, self.interval = name, kind, interval
+        self._last = 0.0
+
+    @classmethod
+    def for_process(cls, home: Path, kind: Kind) -> Heart:
+        """Named as ``dsr up`` names the process (``DSR_COMPONENT``), else by its kind
+        (one process of a kind a container, as in infra/k8s)."""
+        interval = float(os.environ.get("DSR_HEARTBEAT_INTERVAL_S") or INTERVAL_S)
+        return cls(home, os.environ.get("DSR_COMPONENT") or kind, kind, interval)
+
+    def beat(self) -> None:
+        now = time.time()
+        if now - self._last < self.interval / 2:  # a timer may fire a little early
+            return
+        self._last = now
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        body = {"name": self.name, "kind": self.kind, "pid": os.getpid(), "at": now}
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(body))
+        tmp.replace(self.path)
+
+
+def read(home: Path) -> dict[str, Beat]:
+    """Every process's last beat, by name."""
+    beats = {}
+    for path in sorted(directory(home).glob("*.json")):
+        try:
+            body = json.loads(path.read_text())
+            beats[body["name"]] = Beat(body["name"], body["kind"], int(body["pid"]), body["at"])
+        except (OSError, ValueError, KeyError):
+            continue  # being replaced, or not ours
+    return beats
+
+
+def problems(home: Path, names: list[str], max_age: float) -> list[str]:
+    """Why the named processes (all that beat, when none is named) are not healthy."""
+    beats = read(home)
+    if not names and not beats:
+        return [f"no heartbeat in {directory(home)}"]
+    found = []
+    for name in names or sorted(beats):
+        beat = beats.get(name)
+        if beat is None:
+            found.append(f"{name}: no heartbeat")
+        elif beat.age() > max_age:
+            found.append(f"{name}: last heartbeat {beat.age():.0f}s ago (pid {beat.pid})")
+    return found
