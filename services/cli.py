@@ -831,6 +831,26 @@ keys_app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 
 
+@keys_app.command("init")
+def keys_init() -> None:
+    """Make what a deployment's processes share, where absent: the master key, the
+    pipeline's key pair (its public key exported for producers) and a producers' keyring
+    with one key that may send everything. Safe to run again; `dsr up` does it itself."""
+    from services.crypto.public import export_for_producers
+    from services.signing import Keyring
+
+    settings = load_settings()
+    if settings.require_signatures:
+        Keyring.ensure(settings.signing_keys_path)
+    public = export_for_producers(settings)
+    console.print(
+        f"Pipeline public key {public.key_id} in {settings.pipeline_public_key_path}; "
+        f"keyring {settings.signing_keys_path}.",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @keys_app.command("producers")
 def keys_producers() -> None:
     """Show each producer signing key's owner and what it may send (never its secret).
