@@ -59,10 +59,12 @@ EOF
   touch "$CACHE/.complete"
 }
 
+# Replaces the calling shell: run it in a subshell (or in the background), so that a
+# node's pid file names the Java process itself and a signal reaches the broker.
 java_cmd() {
   local n=$1
   shift
-  java -Xms128m "-Xmx$HEAP" -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Xshare:auto \
+  exec java -Xms128m "-Xmx$HEAP" -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Xshare:auto \
     -Djava.awt.headless=true "-Dkafka.logs.dir=$DIR/node$n/logs" \
     -cp "$CACHE/*" "$@"
 }
@@ -129,11 +131,11 @@ up() {
   if [[ ! -f $DIR/cluster.id ]]; then
     rm -rf "$DIR"
     mkdir -p "$DIR"
-    java_cmd 1 kafka.tools.StorageTool random-uuid 2>/dev/null >"$DIR/cluster.id"
+    (java_cmd 1 kafka.tools.StorageTool random-uuid 2>/dev/null >"$DIR/cluster.id")
     for n in "${NODES[@]}"; do
       configure "$n"
-      java_cmd "$n" kafka.tools.StorageTool format --ignore-formatted \
-        -t "$(cat "$DIR/cluster.id")" -c "$DIR/node$n/server.properties" >/dev/null 2>&1
+      (java_cmd "$n" kafka.tools.StorageTool format --ignore-formatted \
+        -t "$(cat "$DIR/cluster.id")" -c "$DIR/node$n/server.properties" >/dev/null 2>&1)
     done
   fi
   for n in "${NODES[@]}"; do start_node "$n"; done

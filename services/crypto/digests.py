@@ -24,4 +24,3 @@ def subject_digests(identifiers: Mapping[str, str]) -> set[str]:
     return {
         hashlib.sha256(normalise(k, v).encode()).hexdigest() for k, v in identifiers.items() if v
     }
-

@@ -173,6 +173,7 @@ LOYALTY_SEED: dict[str, list[dict[str, Any]]] = {
     ],
 }
 
+
 def phone_key() -> list[dict[str, str]]:
     return [
         {"column": "country_code", "identifier": "country_code"},

@@ -79,15 +79,25 @@ class Cluster:
         path = self.directory / f"node{node}" / "pid"
         return int(path.read_text()) if path.exists() else None
 
+    def port(self, node: int) -> int:
+        return int(self.bootstrap.split(",")[node - 1].rsplit(":", 1)[1])
+
     def kill(self, node: int, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Signal a node and wait until its process is gone."""
+        """Signal a node and wait until its process is gone and its port is closed."""
         pid = self.pid(node)
-        assert pid is not None, f"node {node} is not running"
+        assert pid is not None and _alive(pid), f"node {node} is not running"
         os.kill(pid, sig)
         deadline = time.monotonic() + 60
-        while _alive(pid):
+        while _alive(pid) or _answers(self.port(node)):
             assert time.monotonic() < deadline, f"node {node} did not stop"
             time.sleep(0.1)
+
+    def revive(self) -> None:
+        """Start any node an earlier test left stopped."""
+        for node in NODES:
+            pid = self.pid(node)
+            if pid is None or not _alive(pid):
+                self.start(node)
 
     def start(self, node: int) -> None:
         self.run("start", str(node))
@@ -149,6 +159,14 @@ class Cluster:
                 time.sleep(0.2)
         finally:
             admin.close()
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def _alive(pid: int) -> bool:

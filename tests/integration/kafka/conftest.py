@@ -19,7 +19,8 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
 
 @pytest.fixture
 def cluster(kafka_cluster: Cluster) -> Cluster:
-    """The cluster, healthy, with no topics of an earlier test."""
+    """The cluster, every node running and healthy, with no topics of an earlier test."""
+    kafka_cluster.revive()
     kafka_cluster.wait_healthy()
     kafka_cluster.delete_all_topics()
     return kafka_cluster
