@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint unit integration chaos schema browser postgres mariadb pdf-libs bench clean \
-	kafka kafka-up kafka-down
+	kafka kafka-up kafka-down prometheus
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) pdf-libs
 	$(BIN)/dsr demo
 
-test: $(STAMP) browser postgres mariadb pdf-libs kafka lint
+test: $(STAMP) browser postgres mariadb pdf-libs kafka prometheus lint
 	$(BIN)/pytest -q
 
 # The dashboard's browser test drives Debian's chromium (it is skipped without one).
@@ -32,6 +32,15 @@ browser:
 # from Debian when missing, and started with its data under /var/tmp.
 postgres:
 	@bash infra/test-postgres.sh
+
+# The alert rules' tests run Debian's promtool (prometheus) and amtool
+# (prometheus-alertmanager); they are skipped without them. The packages' services are
+# not used.
+prometheus:
+	@command -v promtool >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 \
+	  || $(SUDO) apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null \
+	  || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null) \
+	  || echo "could not install prometheus: the alert rules' tests will be skipped"
 
 # The SQL connector's MariaDB tests start a private server from Debian's mariadb-server
 # (they are skipped without one); the package's own service is not used.

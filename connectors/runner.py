@@ -275,6 +275,9 @@ class ConnectorRunner:
             body = self._dead_letter(message, error, 0)
             self._flush([self._send(DEAD_LETTER, message.key, body)])
             return
+        if task.not_after is not None and utcnow() > task.not_after:
+            self._skip_stale(message, task)
+            return
         result = self.execute(task)
         crash_point("runner.effect_done")
         sent = []
@@ -318,6 +321,31 @@ class ConnectorRunner:
                 )
             )
         self._flush(sent)
+
+    def _skip_stale(self, message: Any, task: Task) -> None:
+        """A task that waited past its request's timeout: the request was answered
+        without this system, so running it now would do what the response did not say.
+        It is counted and dead-lettered unrun; ``dsr dlq redrive`` runs it."""
+        monitoring.record_stale(task.system)
+        log.warning(
+            "task skipped: its request timed out before the task ran",
+            extra={
+                "request_id": task.request_id,
+                "stage": "connector",
+                "system": task.system,
+                "kind": str(task.kind),
+                "not_after": task.not_after.isoformat() if task.not_after else None,
+            },
+        )
+        body = self._dead_letter(
+            message,
+            "the request timed out before the task ran; it was not run",
+            0,
+            request_id=task.request_id,
+            task_id=task.task_id,
+            error_code="request_timed_out",
+        )
+        self._flush([self._send(DEAD_LETTER, task.request_id.encode(), body)])
 
     def _open(self, task: Task) -> Task:
         if task.sealed is None:
@@ -590,7 +618,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not connectors:
         print("no systems to host", file=sys.stderr)
         return 2
-    monitoring.serve(config.metrics_port, config.metrics_addr)
+    monitoring.serve_process(config, "runner")
     for name, connector in connectors.items():
         status = run_check(connector)
         level = logging.INFO if status.ok else logging.WARNING

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Kind = Literal["worker", "runner"]
+Kind = Literal["worker", "runner", "exporter"]
 
 #: Seconds between beats (``DSR_HEARTBEAT_INTERVAL_S``).
 INTERVAL_S = 2.0

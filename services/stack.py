@@ -84,6 +84,8 @@ class Stack:
             self.add(f"worker-{i}", [sys.executable, "-m", "streams.app", "worker"])
         for i in range(self.runners):
             self.add(f"runner-{i}", [sys.executable, "-m", "connectors.runner"])
+        if self.metrics:  # the ledger's gauges and the groups' lag, whatever the workers do
+            self.add("exporter", [sys.executable, "-m", "services.monitoring.exporter"])
         for name in self.components:
             self.spawn(name)
 

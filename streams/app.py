@@ -390,7 +390,7 @@ def main() -> None:
     app = create_app(settings)
     argv = sys.argv[1:] or ["worker"]
     if argv[0] == "worker":
-        monitoring.serve_worker(settings)
+        monitoring.serve_process(settings, "worker")
         if not any(a.startswith(("-l", "--loglevel")) for a in argv):
             argv += ["--loglevel", "warn"]
         if not any(a.startswith(("--with-web", "--without-web", "-p", "--web-port")) for a in argv):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from services.datamap import MY_NUMBER, RefusalRule, SystemSpec, strongly_connected
 from services.ledger import TaskPlan
@@ -278,9 +279,11 @@ def task_messages(
     event: RequestEvent,
     graph: Sequence[Unit],
     pending: Sequence[TaskRow],
+    not_after: datetime | None = None,
 ) -> list[Outgoing]:
     """One message per pending task, with the units of ``graph`` its system is keyed by,
-    its personal data sealed when the pipeline seals."""
+    its personal data sealed when the pipeline seals; ``not_after`` is the request's
+    timeout, past which a runner skips the task."""
     key = event.request_id.encode()
 
     def sealed(task: Task) -> Task:
@@ -300,6 +303,7 @@ def task_messages(
             lookup=lookup,
             changes=list(event.correction.changes) if event.correction and not lookup else [],
             grounds=list(event.grounds or []),
+            not_after=not_after,
         )
         return Outgoing(topics.tasks_topic(row.system), key, dump(sealed(task)))
 

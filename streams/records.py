@@ -239,6 +239,13 @@ class Task(_Strict):
     dry_run: bool = False
     attempt: int = 1
     created_at: datetime = Field(default_factory=utcnow)
+    not_after: datetime | None = Field(
+        default=None,
+        description="The request's timeout when the task was sent: a task still queued "
+        "after it belongs to a request already answered without it, so the runner skips "
+        "it, counts it and dead-letters it unrun (``dsr dlq redrive`` runs it). None: "
+        "run whenever it arrives.",
+    )
     sealed: str | None = Field(
         default=None,
         description="identifiers, identities and changes, sealed under the request's data "

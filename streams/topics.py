@@ -45,6 +45,14 @@ def tasks_topic(system: str) -> str:
     return f"{TASKS_PREFIX}{system}"
 
 
+def consumed(systems: list[str]) -> dict[str, list[str]]:
+    """The topics each consumer group reads: where its lag is measured."""
+    return {
+        PIPELINE_GROUP: [REQUESTS, DECISIONS, ACCEPTED, RESULTS, PROVISIONS, NOTICES, DEAD_LETTER],
+        CONNECTORS_GROUP: [tasks_topic(s) for s in systems],
+    }
+
+
 def core_topics(partitions: int = PARTITIONS) -> list[TopicSpec]:
     return [
         TopicSpec(REQUESTS, partitions, "request events submitted by privacy operations"),

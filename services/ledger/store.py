@@ -1022,6 +1022,19 @@ class Ledger:
             )
             return {system: int(n) for system, n in rows}
 
+    def oldest_pending_tasks(self) -> dict[str, datetime]:
+        """When the oldest task still waiting for a connector result was created, by system
+        (open requests only)."""
+        open_ = [st.value for st in OPEN_STATUSES]
+        with self.session() as s:
+            rows = s.execute(
+                select(Task.system, func.min(Task.created_at))
+                .join(Request, Request.request_id == Task.request_id)
+                .where(Request.status.in_(open_), Task.status == TaskStatus.PENDING)
+                .group_by(Task.system)
+            )
+            return {system: as_utc(at) for system, at in rows if at is not None}
+
     def open_deadline_counts(self, before: Sequence[datetime]) -> dict[str, list[int]]:
         """For each regulation, how many open requests are due before each of ``before``."""
         open_ = [st.value for st in OPEN_STATUSES]

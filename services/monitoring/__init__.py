@@ -1,7 +1,9 @@
 """Monitoring: every Prometheus metric in one module, and the hooks that move them.
 
 ``metrics`` defines the series and the one-line hooks the wiring calls;
-``lag`` refreshes consumer lag; ``server`` serves ``/metrics`` on a loopback port.
+``lag`` refreshes a process's own consumer lag; ``server`` serves ``/metrics`` on a
+loopback port; ``exporter`` is the process that serves the ledger's gauges and each
+group's lag from the broker.
 """
 
 from services.monitoring.lag import LAG_INTERVAL_S, RunnerLag, WorkerLag
@@ -14,10 +16,10 @@ from services.monitoring.metrics import (
     record_parked,
     record_retry,
     record_sent,
+    record_stale,
     record_task_result,
-    watch_ledger,
 )
-from services.monitoring.server import serve, serve_worker
+from services.monitoring.server import serve, serve_process
 
 __all__ = [
     "LAG_INTERVAL_S",
@@ -31,8 +33,8 @@ __all__ = [
     "record_parked",
     "record_retry",
     "record_sent",
+    "record_stale",
     "record_task_result",
     "serve",
-    "serve_worker",
-    "watch_ledger",
+    "serve_process",
 ]

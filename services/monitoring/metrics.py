@@ -17,16 +17,24 @@ identifier or any other value taken from a subject never becomes a label.
 | dsr_requests_completed_total | counter | kind, regulation, status |
 | dsr_requests_in_flight | gauge | status (from the ledger, at scrape time) |
 | dsr_tasks_waiting | gauge | system (from the ledger, at scrape time) |
+| dsr_oldest_task_age_seconds | gauge | system: its oldest waiting task's age (from the ledger) |
 | dsr_deadline_at_risk | gauge | regulation, window (from the ledger, at scrape time) |
 | dsr_litigation_risk | gauge | regulation (APPI Art. 39; from the ledger, at scrape time) |
 | dsr_dead_letters_total | counter | source |
 | dsr_requests_parked_total | counter | stage, error: requests set aside because handling raised |
 | dsr_rejected_events_total | counter | reason_code |
 | dsr_provisions_refused_total | counter | reason_code: provision records the ledger refused |
-| dsr_consumer_lag | gauge | topic, group |
+| dsr_consumer_lag | gauge | topic, group: this process's own partitions, from its position |
+| dsr_consumer_group_lag | gauge | group, topic, partition: from the broker's committed offsets |
 
-``dsr_connector_outcomes_total`` outcomes: ``ok`` and ``failed`` once per task
-and ``retried`` once per retry, all counted by the runner; ``not_applicable``,
+The ledger-backed gauges and ``dsr_consumer_group_lag`` are served by the exporter
+(``services/monitoring/exporter.py``), never by a worker or a runner, so they stay up
+while workers are down. Counters exist at zero from a process's start for every label
+set known then (``zero``), so ``increase()`` sees the first event.
+
+``dsr_connector_outcomes_total`` outcomes: ``ok`` and ``failed`` once per task,
+``retried`` once per retry and ``skipped_stale`` once per task skipped because its request
+had timed out, all counted by the runner; ``not_applicable``,
 ``refused`` (withheld by a data-map rule) and ``timed_out`` (a system that never
 answered) once per request and system,
 counted when the response leaves the worker, from its per-system outcomes.
@@ -41,7 +49,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -54,7 +62,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from services import rules
 from services.ledger import Ledger, RequestStatus
 from streams import topics
-from streams.records import Kind, Regulation, ResponseStatus, TaskResult, utcnow
+from streams.records import Kind, Regulation, RejectedEvent, ResponseStatus, TaskResult, utcnow
 
 log = logging.getLogger("dsr.monitoring")
 
@@ -128,6 +136,11 @@ PROVISIONS_REFUSED = Counter(
 )
 #: Rejection reasons that only the provision ledger gives.
 PROVISION_REFUSALS = ("provision_stopped", "record_id_conflict")
+#: Every reason code a rejected event can carry.
+REJECTION_CODES: tuple[str, ...] = get_args(RejectedEvent.model_fields["reason_code"].annotation)
+#: The worker's stages that dead-letter what they cannot handle (a runner's letters name
+#: their task topic).
+DEAD_LETTER_SOURCES = ("intake", "decisions", "fanout", "aggregate", "provisions", "notices")
 CONSUMER_LAG = Gauge(
     "dsr_consumer_lag",
     "Messages not yet processed on this process's assigned partitions, summed per topic.",
@@ -150,6 +163,9 @@ CONNECTOR_OUTCOMES = Counter(
     ["system", "outcome"],
     registry=REGISTRY,
 )
+#: The outcomes a runner counts, and those the worker counts from each response.
+RUNNER_OUTCOMES = ("ok", "failed", "retried", "skipped_stale")
+WORKER_OUTCOMES = ("not_applicable", "refused", "timed_out")
 
 # -- ledger-backed gauges (computed at scrape time by LedgerCollector) ------------
 IN_FLIGHT = "dsr_requests_in_flight"
@@ -164,6 +180,11 @@ IN_FLIGHT_STATUSES = (
 )
 TASKS_WAITING = "dsr_tasks_waiting"
 TASKS_WAITING_HELP = "Tasks waiting for a connector result, by system."
+OLDEST_TASK_AGE = "dsr_oldest_task_age_seconds"
+OLDEST_TASK_AGE_HELP = (
+    "Seconds since the oldest task still waiting for a connector result was created, by "
+    "system; 0 when none waits."
+)
 DEADLINE_AT_RISK = "dsr_deadline_at_risk"
 DEADLINE_AT_RISK_HELP = (
     "Open requests by deadline: window=overdue is past its deadline; window=Nd is not "
@@ -199,6 +220,11 @@ def observe_connector_call(system: str, kind: str) -> Iterator[None]:
 
 def record_retry(system: str) -> None:
     CONNECTOR_OUTCOMES.labels(system, "retried").inc()
+
+
+def record_stale(system: str) -> None:
+    """A task skipped unrun: its request had timed out before it was taken."""
+    CONNECTOR_OUTCOMES.labels(system, "skipped_stale").inc()
 
 
 def record_parked(stage: str, error: str) -> None:
@@ -294,11 +320,11 @@ def _seconds_between(start: Any, end: Any) -> float | None:
 
 # -- ledger-backed gauges -----------------------------------------------------------
 class LedgerCollector(Collector):
-    """Requests in flight, tasks waiting and deadlines at risk, read from the ledger at
-    each scrape (three GROUP BY queries).
+    """Requests in flight, tasks waiting and the oldest one's age, deadlines at risk and
+    litigation risk, read from the ledger at each scrape (a GROUP BY query each).
 
-    The ledger is shared, so every worker reports the same values: aggregate them
-    across workers with ``max``, not ``sum``.
+    The exporter serves them; should several exporters run, each reports the same
+    values: aggregate them with ``max``, not ``sum``.
     """
 
     def __init__(self, ledger: Ledger, systems: Sequence[str] = ()) -> None:
@@ -309,6 +335,7 @@ class LedgerCollector(Collector):
         return [
             GaugeMetricFamily(IN_FLIGHT, IN_FLIGHT_HELP, labels=["status"]),
             GaugeMetricFamily(TASKS_WAITING, TASKS_WAITING_HELP, labels=["system"]),
+            GaugeMetricFamily(OLDEST_TASK_AGE, OLDEST_TASK_AGE_HELP, labels=["system"]),
             GaugeMetricFamily(
                 DEADLINE_AT_RISK, DEADLINE_AT_RISK_HELP, labels=["regulation", "window"]
             ),
@@ -321,6 +348,7 @@ class LedgerCollector(Collector):
         try:
             by_status = self.ledger.open_request_counts()
             waiting = self.ledger.pending_task_counts()
+            oldest = self.ledger.oldest_pending_tasks()
             due = self.ledger.open_deadline_counts([now] + [now + span for _, span in windows])
             suable = {
                 r.value: self.ledger.open_received_before(r.value, bound)
@@ -344,9 +372,13 @@ class LedgerCollector(Collector):
 
         tasks = GaugeMetricFamily(TASKS_WAITING, TASKS_WAITING_HELP, labels=["system"])
         self._systems |= set(waiting)
+        age = GaugeMetricFamily(OLDEST_TASK_AGE, OLDEST_TASK_AGE_HELP, labels=["system"])
         for system in sorted(self._systems):
             tasks.add_metric([system], waiting.get(system, 0))
+            since = oldest.get(system)
+            age.add_metric([system], max(0.0, (now - since).total_seconds()) if since else 0.0)
         yield tasks
+        yield age
 
         risk = GaugeMetricFamily(
             DEADLINE_AT_RISK, DEADLINE_AT_RISK_HELP, labels=["regulation", "window"]
@@ -364,17 +396,27 @@ class LedgerCollector(Collector):
         yield litigation
 
 
-_watching: list[LedgerCollector] = []
-
-
-def watch_ledger(ledger: Ledger, systems: Sequence[str] = ()) -> LedgerCollector:
-    """Report the ledger-backed gauges on ``/metrics`` (the worker does; runners do not).
-
-    Watching another ledger replaces the previous one.
-    """
-    while _watching:
-        REGISTRY.unregister(_watching.pop())
-    collector = LedgerCollector(ledger, systems)
-    REGISTRY.register(collector)
-    _watching.append(collector)
-    return collector
+def zero(systems: Sequence[str], process: str) -> None:
+    """Create at zero every counter series ``process`` (``worker`` or ``runner``) may move
+    whose labels are known at start: the data map's systems, the kinds, regulations and
+    statuses, the rejection reasons and the dead-letter sources. A counter that first
+    appears at 1 reads to ``increase()`` as no increase at all."""
+    if process == "runner":
+        for system in systems:
+            for outcome in RUNNER_OUTCOMES:
+                CONNECTOR_OUTCOMES.labels(system, outcome)
+            DEAD_LETTERS.labels(topics.tasks_topic(system))
+        return
+    for system in systems:
+        for outcome in WORKER_OUTCOMES:
+            CONNECTOR_OUTCOMES.labels(system, outcome)
+    for source in DEAD_LETTER_SOURCES:
+        DEAD_LETTERS.labels(source)
+    for code in REJECTION_CODES:
+        REJECTED_EVENTS.labels(code)
+    for code in PROVISION_REFUSALS:
+        PROVISIONS_REFUSED.labels(code)
+    for kind in Kind:
+        for regulation in Regulation:
+            for status in ResponseStatus:
+                REQUESTS_COMPLETED.labels(kind.value, regulation.value, status.value)

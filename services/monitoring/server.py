@@ -11,8 +11,7 @@ from prometheus_client import start_http_server
 
 from services.datamap import DataMapError
 from services.datamap import load as load_datamap
-from services.ledger import Ledger
-from services.monitoring.metrics import REGISTRY, watch_ledger
+from services.monitoring.metrics import REGISTRY, zero
 from services.settings import Settings
 
 log = logging.getLogger("dsr.monitoring")
@@ -33,13 +32,15 @@ def serve(port: int, addr: str = ADDR) -> tuple[WSGIServer, threading.Thread] | 
     return server
 
 
-def serve_worker(settings: Settings) -> tuple[WSGIServer, threading.Thread] | None:
-    """A stream worker's ``/metrics``: the process's own series and the ledger's gauges."""
+def serve_process(settings: Settings, process: str) -> tuple[WSGIServer, threading.Thread] | None:
+    """A worker's or a runner's ``/metrics``: its own series, every counter whose labels
+    are known from the data map created at zero. (The ledger's gauges are the
+    exporter's: ``services/monitoring/exporter.py``.)"""
     if not settings.metrics_port:
         return None
     try:
         systems = sorted(load_datamap(settings.datamap_path).systems)
     except (DataMapError, OSError):
-        systems = []  # the worker reports the data map's error itself
-    watch_ledger(Ledger(settings.database_url), systems)
+        systems = []  # the process reports the data map's error itself
+    zero(systems, process)
     return serve(settings.metrics_port, settings.metrics_addr)

@@ -143,7 +143,13 @@ def advance(
     pending = [t for t in tasks if t.status == TaskStatus.PENDING]
     if not pending:
         return finish(ctx, request_id, read=(row, tasks))
-    return task_messages(ctx, event, graph, [t for t in pending if resend or t.task_id in new])
+    return task_messages(
+        ctx,
+        event,
+        graph,
+        [t for t in pending if resend or t.task_id in new],
+        as_utc(row.timeout_at) if row.timeout_at else None,
+    )
 
 
 def time_out(ctx: Pipeline, request_id: str) -> list[Outgoing]:

@@ -10,7 +10,7 @@ from services.ledger import RequestStatus
 from streams.agents.aggregate import advance, finish
 from streams.context import Outgoing, Pipeline
 from streams.planning import identity_graph, next_step, task_messages
-from streams.records import TaskStatus
+from streams.records import TaskStatus, utcnow
 
 log = logging.getLogger("dsr.fanout")
 
@@ -39,4 +39,5 @@ def handle_accepted(ctx: Pipeline, request_id: str) -> list[Outgoing]:
     )
     if not pending:
         return finish(ctx, request_id)
-    return task_messages(ctx, event, graph, pending)
+    # at or after the timeout the ledger has just set: a runner never skips a task early
+    return task_messages(ctx, event, graph, pending, utcnow() + ctx.request_timeout)

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from services.broker import create_topics
 from services.crypto import LocalKeyProvider
 from services.delivery.storage import LocalStorage
 from streams.claims import ClaimCheck
-from streams.records import Kind, Task, TaskResult, dump
+from streams.records import Kind, Task, TaskResult, dump, utcnow
 from streams.sealing import Sealer
 from streams.topics import TopicSpec, tasks_topic
 from tests.connectors.fixtures import ALICE, SESSION_S, Database, Outbox, running
@@ -77,7 +78,12 @@ def new_system(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def send_task(producer: KafkaProducer, system: str, kind: Kind = Kind.DISCLOSURE) -> Task:
+def send_task(
+    producer: KafkaProducer,
+    system: str,
+    kind: Kind = Kind.DISCLOSURE,
+    not_after: datetime | None = None,
+) -> Task:
     request_id = f"req-{uuid.uuid4().hex[:12]}"
     task = Task(
         request_id=request_id,
@@ -86,6 +92,7 @@ def send_task(producer: KafkaProducer, system: str, kind: Kind = Kind.DISCLOSURE
         kind=kind,
         identifiers=ALICE,
         grounds=["g"] if kind is not Kind.DISCLOSURE else [],
+        not_after=not_after,
     )
     producer.send(tasks_topic(system), key=request_id.encode(), value=dump(task))
     producer.flush()
@@ -150,6 +157,25 @@ def test_exhausted_retries_fail_the_task_and_go_to_the_dead_letter_topic(
     # The task is named by its digest; without pipeline keys it is not kept at all.
     assert letter["digest"] == hashlib.sha256(dump(task)).hexdigest()
     assert "original" not in letter and "sealed" not in letter
+
+
+def test_a_task_whose_request_timed_out_is_skipped_unrun_and_dead_lettered(
+    bootstrap: str, producer: KafkaProducer, outbox: Outbox
+) -> None:
+    """Queued behind a slow system until its request was answered without it: running
+    it now would do what the response did not say. The next, live task still runs."""
+    system = new_system("late")
+    connector = Scripted(system, {"pages": {"alice@example.com": "hi"}})
+    with running(bootstrap, {system: connector}):
+        stale = send_task(producer, system, not_after=utcnow() - timedelta(seconds=1))
+        live = send_task(producer, system, not_after=utcnow() + timedelta(minutes=5))
+        result = outbox.result(live.request_id)
+        [letter] = outbox.dead_letters(tasks_topic(system))
+    assert result.status == "ok" and len(connector.calls) == 1
+    mine = {stale.request_id, live.request_id}
+    assert [r.request_id for r in outbox.results if r.request_id in mine] == [live.request_id]
+    assert letter["request_id"] == stale.request_id and letter["task_id"] == stale.task_id
+    assert letter["error_code"] == "request_timed_out" and letter["attempts"] == 0
 
 
 @pytest.mark.parametrize(("then", "code"), [("fatal", "fatal"), ("crash", "internal_error")])

@@ -92,7 +92,7 @@ def test_the_pipeline_services_start_after_their_topics_and_keep_their_keys() ->
     body = compose()
     services = body["services"]
     assert "reconcile" in " ".join(services["init"]["command"])
-    for name in ("worker", "runner"):
+    for name in ("worker", "runner", "exporter"):
         service = services[name]
         assert service["depends_on"]["init"] == {"condition": "service_completed_successfully"}
         assert service["healthcheck"]["test"][:3] == ["CMD", "dsr", "health"]
@@ -114,7 +114,7 @@ def test_prometheus_scrapes_the_services_by_their_compose_names() -> None:
     config = yaml.safe_load((INFRA / "prometheus" / Path(mounted).name).read_text())
     assert (INFRA / "prometheus" / config["rule_files"][0]).exists()
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == {"dsr-worker", "dsr-runner"}
+    assert set(jobs) == {"dsr-worker", "dsr-runner", "dsr-exporter"}
     for job in jobs.values():
         assert "static_configs" not in job, "127.0.0.1 inside a container is Prometheus itself"
         for sd in job["dns_sd_configs"]:
@@ -156,7 +156,8 @@ def test_keys_outlive_pods_and_probes_watch_the_event_loop() -> None:
         for d in docs
         if d["kind"] == "PodDisruptionBudget"
     }
-    for deployment in (d for d in docs if d["kind"] in ("Deployment", "Job")):
+    kinds = ("Deployment", "Job")
+    for deployment in (d for d in docs if d["kind"] in kinds and not _is_exporter(d)):
         pod = deployment["spec"]["template"]["spec"]
         volumes = {v["name"]: v for v in pod["volumes"]}
         mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
@@ -169,3 +170,13 @@ def test_keys_outlive_pods_and_probes_watch_the_event_loop() -> None:
             for probe in ("readinessProbe", "livenessProbe"):
                 assert container[probe]["exec"]["command"][:2] == ["dsr", "health"]
             assert deployment["metadata"]["labels"]["app"] in budgets
+    exporter = next(d for d in docs if _is_exporter(d))
+    container = exporter["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "services.monitoring.exporter"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["exec"]["command"][:3] == ["dsr", "health", "exporter"]
+
+
+def _is_exporter(doc: dict[str, Any]) -> bool:
+    """The exporter reads the ledger and the brokers; it holds no keys."""
+    return bool(doc["metadata"]["name"] == "dsr-exporter")

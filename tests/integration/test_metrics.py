@@ -41,8 +41,15 @@ def test_worker_and_runner_serve_what_they_did(tmp_path: Path) -> None:
     with Stack(settings, log_dir=tmp_path / "logs") as stack:
         stack.wait_joined()
         urls = stack.metrics_urls
-        assert set(urls) == {"worker-0", "runner-0"}
+        assert set(urls) == {"worker-0", "runner-0", "exporter"}
         assert stack.metrics_file("runner-0").read_text().strip() == urls["runner-0"]
+        # counters exist at zero from the start, so increase() sees the first event
+        before = scrape(urls["worker-0"])
+        assert value(before, "dsr_rejected_events_total", reason_code="schema_violation") == 0
+        assert value(before, "dsr_dead_letters_total", source="intake") == 0
+        assert value(before, "dsr_dead_letters_total", source=topics.tasks_topic("crm")) == 0
+        at_start = scrape(urls["runner-0"])
+        assert value(at_start, "dsr_connector_outcomes_total", system="crm", outcome="failed") == 0
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.REJECTED])
         submitter = stack.submitter()
         submitter.submit_all([json.dumps(e).encode() for e in REQUESTS] + [MALFORMED])
@@ -60,6 +67,7 @@ def test_worker_and_runner_serve_what_they_did(tmp_path: Path) -> None:
             lambda s: completed(s) >= len(REQUESTS) and "dsr-pipeline" in groups_with_lag(s),
         )
         runner = scrape_until(urls["runner-0"], lambda s: "dsr-connectors" in groups_with_lag(s))
+        ledger = scrape(urls["exporter"])
     responses: list[dict[str, Any]] = [b for t, b in seen if t == topics.RESPONSES]
     assert len(responses) == len(REQUESTS)
 
@@ -75,11 +83,12 @@ def test_worker_and_runner_serve_what_they_did(tmp_path: Path) -> None:
     assert value(worker, "dsr_stage_seconds_count", stage="fanout") >= 1
     assert value(worker, "dsr_stage_seconds_count", stage="aggregate") >= 1
     assert value(worker, "dsr_rejected_events_total", reason_code="schema_violation") == 1
-    assert value(worker, "dsr_requests_in_flight", status="fanned_out") == 0
-    assert ("dsr_tasks_waiting", frozenset({("system", "crm")})) in worker
-    assert ("dsr_deadline_at_risk", frozenset({("regulation", "appi"), ("window", "overdue")})) in (
-        worker
-    )
+    # the ledger's gauges are the exporter's alone
+    assert value(ledger, "dsr_requests_in_flight", status="fanned_out") == 0
+    assert value(ledger, "dsr_tasks_waiting", system="crm") == 0
+    assert value(ledger, "dsr_oldest_task_age_seconds", system="crm") == 0
+    assert value(ledger, "dsr_deadline_at_risk", regulation="appi", window="overdue") == 0
+    assert not [k for k in {**worker, **runner} if k[0].startswith("dsr_deadline_at_risk")]
 
     # per system: the runner timed and counted each task, the worker counted the rest
     ran = {(s["system"], r["kind"], s["status"]) for r in responses for s in r["systems"]}
@@ -152,3 +161,45 @@ def test_runner_counts_retries_failures_and_dead_letters(
     assert value(runner, "dsr_dead_letters_total", source=topics.tasks_topic("unreachable")) == 1
     partial = {"kind": "disclosure", "regulation": "appi", "status": "partially_completed"}
     assert value(worker, "dsr_requests_completed_total", **partial) == 1
+
+
+def test_the_exporter_reads_lag_from_the_broker_and_outlives_the_workers(tmp_path: Path) -> None:
+    """No runner: every task waits on its topic. The broker's committed offsets give the
+    connectors group's lag per partition, the ledger the oldest task's age; with the
+    worker killed, the exporter still reports the open requests."""
+    with Stack(settings_for(tmp_path), runners=0, log_dir=tmp_path / "logs") as stack:
+        stack.wait_joined()
+        url = stack.metrics_urls["exporter"]
+        submitter = stack.submitter()
+        submitter.submit_all([json.dumps(e).encode() for e in REQUESTS[:4]])
+        submitter.close()
+
+        def tasks_waiting(s: Series) -> float:
+            return sum(v for (name, _), v in s.items() if name == "dsr_tasks_waiting")
+
+        def task_lag(s: Series) -> float:
+            return sum(
+                v
+                for (name, labels), v in s.items()
+                if name == "dsr_consumer_group_lag" and dict(labels)["group"] == "dsr-connectors"
+            )
+
+        series = scrape_until(url, lambda s: tasks_waiting(s) > 0 and task_lag(s) > 0)
+        # every task the ledger waits on is a message on a task topic no one has taken
+        series = scrape_until(url, lambda s: task_lag(s) == tasks_waiting(s))
+        partitions = {
+            dict(labels)["partition"]
+            for name, labels in series
+            if name == "dsr_consumer_group_lag"
+            and dict(labels)["topic"] == topics.tasks_topic("crm")
+        }
+        assert partitions == {str(p) for p in range(topics.PARTITIONS)}
+        assert value(series, "dsr_oldest_task_age_seconds", system="crm") > 0
+
+        stack.kill("worker-0")
+        after = scrape_until(url, lambda s: tasks_waiting(s) > 0)
+        assert value(after, "dsr_requests_in_flight", status="fanned_out") == 4
+        assert (
+            "dsr_deadline_at_risk",
+            frozenset({("regulation", "appi"), ("window", "overdue")}),
+        ) in after

@@ -13,6 +13,7 @@ import pytest
 from connectors import pseudonyms
 from connectors.base import task_result
 from services.demo.scenario import TARO, event
+from services.ledger import as_utc
 from streams import topics
 from streams.agents import aggregate, fanout, intake
 from streams.context import Outgoing, Pipeline
@@ -119,3 +120,24 @@ def test_a_late_lookup_does_not_reopen_a_completed_request(pipeline: Pipeline) -
     tasks = pipeline.ledger.tasks("late-3")
     lookups = [t.status for t in tasks if t.system == "orders" and Task.is_lookup_id(t.task_id)]
     assert lookups == ["timed_out"]
+
+
+def test_every_task_carries_its_requests_timeout_so_a_runner_can_skip_it_once_stale(
+    pipeline: Pipeline,
+) -> None:
+    """First-wave and later-wave tasks alike: ``not_after`` is the ledger's timeout (a
+    first wave's is set a moment after the ledger's, never before it)."""
+    raw = event("stale-1", "erasure", TARO, grounds=["no_longer_needed"])
+    intake.handle_request(pipeline, json.dumps(raw).encode())
+    out = fanout.handle_accepted(pipeline, "stale-1")
+    timeout_at = pipeline.ledger.request("stale-1").timeout_at
+    assert timeout_at is not None
+    waves = 0
+    while tasks := [Task.model_validate_json(o.value) for o in out if _is_task(o)]:
+        waves += 1
+        for task in tasks:
+            assert task.not_after is not None
+            lag = (task.not_after - as_utc(timeout_at)).total_seconds()
+            assert 0 <= lag < 5 if waves == 1 else lag == 0, (task.task_id, lag)
+        out = [o for r in run_tasks(pipeline, out) for o in aggregate.handle_result(pipeline, r)]
+    assert waves >= 2, "an erasure of Taro reaches its systems in more than one wave"
