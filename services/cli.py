@@ -268,21 +268,28 @@ def top(
     once: Annotated[bool, typer.Option(help="Print one frame and exit.")] = False,
 ) -> None:
     """Live view of requests in flight, the slowest systems and the latencies (Ctrl-C quits)."""
+    from rich.console import Group
     from rich.live import Live
 
+    from services.heartbeat import supervised
     from services.ledger import Ledger
     from services.monitoring.overview import overview
     from services.top import render
 
-    ledger = Ledger(load_settings().database_url)
+    settings = load_settings()
+    ledger = Ledger(settings.database_url)
+
+    def frame() -> Group:
+        return render(overview(ledger) | {"processes": supervised(settings.home)})
+
     try:
         if once:
-            console.print(render(overview(ledger)))
+            console.print(frame())
             return
-        with Live(render(overview(ledger)), console=console, screen=True) as live:
+        with Live(frame(), console=console, screen=True) as live:
             while True:
                 time.sleep(interval)
-                live.update(render(overview(ledger)))
+                live.update(frame())
     except KeyboardInterrupt:
         pass
     finally:

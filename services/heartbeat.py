@@ -13,12 +13,16 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+from services.processes import read_processes
 
 Kind = Literal["worker", "runner", "exporter"]
 
 #: Seconds between beats (``DSR_HEARTBEAT_INTERVAL_S``).
 INTERVAL_S = 2.0
+#: A running process whose last beat is older than this is shown as frozen.
+FROZEN_AFTER_S = 15.0
 
 
 def directory(home: Path) -> Path:
@@ -89,3 +93,34 @@ def problems(home: Path, names: list[str], max_age: float) -> list[str]:
         elif beat.age() > max_age:
             found.append(f"{name}: last heartbeat {beat.age():.0f}s ago (pid {beat.pid})")
     return found
+
+
+def view(home: Path, supervised: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each process ``dsr up`` supervises, as the dashboard and ``dsr top`` show it: its
+    state (``running``, ``frozen``: alive but its loop has not beaten for
+    ``FROZEN_AFTER_S``, ``down`` or ``crash loop``), restarts and heartbeat age."""
+    beats = read(home)
+    now = time.time()
+    shown = []
+    for name, p in supervised.items():
+        beat = beats.get(name)
+        age = round(beat.age(now), 1) if beat is not None and beat.pid == p.get("pid") else None
+        if p.get("crash_loop"):
+            state = "crash loop"
+        elif not p.get("running"):
+            state = "down"
+        elif age is not None and age > FROZEN_AFTER_S:
+            state = "frozen"
+        else:
+            state = "running"
+        shown.append(
+            {k: p.get(k) for k in ("running", "restarts", "crash_loop")}
+            | {"name": name, "state": state, "heartbeat_age_s": age}
+        )
+    return shown
+
+
+def supervised(home: Path) -> list[dict[str, Any]]:
+    """``view`` of what ``dsr up``'s supervisor last reported; none when none runs."""
+    body = read_processes(home)
+    return view(home, body["processes"]) if body is not None else []

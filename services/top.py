@@ -22,7 +22,8 @@ def ms(value: float | None) -> str:
 
 
 def render(o: dict[str, Any], rows: int = 15) -> Group:
-    """One frame: headline figures, systems slowest first, kinds, and the oldest requests."""
+    """One frame: headline figures, systems slowest first, kinds, the oldest requests,
+    the overdue ones, and the supervised processes when ``o`` has them."""
     rate = o["failure_rate"]
     overdue = len(o["deadlines"]["overdue"])
     headline = Text.assemble(
@@ -67,4 +68,29 @@ def render(o: dict[str, Any], rows: int = 15) -> Group:
             r["deadline"][:16].replace("T", " "),
             style="red" if late else None,
         )
-    return Group(headline, systems, kinds, in_flight)
+    late = Table("request", "kind", "regulation", "deadline", "late by", title="Overdue")
+    for r in o["deadlines"]["overdue"][:rows]:
+        late.add_row(
+            r["request_id"],
+            r["kind"],
+            r["regulation"],
+            r["deadline"][:16].replace("T", " "),
+            ms(r["overdue_ms"]),
+            style="red",
+        )
+    frames: list[Any] = [headline, systems, kinds, in_flight]
+    if overdue:
+        frames.append(late)
+    if o.get("processes"):
+        procs = Table("process", "state", "heartbeat", "restarts", title="Processes")
+        for p in o["processes"]:
+            age = p["heartbeat_age_s"]
+            procs.add_row(
+                p["name"],
+                p["state"],
+                "-" if age is None else f"{age:.0f} s ago",
+                str(p["restarts"]),
+                style=None if p["state"] == "running" else "bold red",
+            )
+        frames.append(procs)
+    return Group(*frames)

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from services import heartbeat
 from services.ledger import Ledger
 from services.monitoring.overview import overview
-from services.processes import read_processes
 from services.status import status_from
 
 log = logging.getLogger("dsr.dashboard")
@@ -79,18 +79,6 @@ def request_view(ledger: Ledger, request_id: str) -> dict[str, Any] | None:
     return report
 
 
-def processes(home: Path | None) -> list[dict[str, Any]]:
-    """The processes ``dsr up`` supervises, from its last report: name, running,
-    restarts and crash loop (none when no supervisor runs there)."""
-    body = read_processes(home) if home is not None else None
-    if body is None:
-        return []
-    return [
-        {k: p.get(k) for k in ("running", "restarts", "crash_loop")} | {"name": name}
-        for name, p in body["processes"].items()
-    ]
-
-
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
@@ -103,7 +91,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._static(path.removeprefix("/static/"))
             elif path == "/api/overview":
                 body = overview(self.server.ledger)
-                body["processes"] = processes(self.server.home)
+                body["processes"] = (
+                    heartbeat.supervised(self.server.home) if self.server.home else []
+                )
                 self._json(body)
             elif path.startswith("/api/requests/"):
                 view = request_view(

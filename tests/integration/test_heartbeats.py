@@ -1,5 +1,5 @@
 """A stuck process is told from a live one: a runner frozen with SIGSTOP stops beating, so
-`dsr health` (a container's probe) and `dsr ps` say so; it beats again once thawed."""
+`dsr health` (a container's probe), `dsr ps` and `dsr top` say so; it beats again once thawed."""
 
 from __future__ import annotations
 
@@ -54,6 +54,14 @@ def test_a_frozen_runner_stops_beating_and_is_reported(tmp_path: Path) -> None:
             assert "runner-0: last heartbeat" in stale.stderr
             assert "worker-0" not in stale.stderr, "the worker still beats"
             assert dsr(tmp_path, "health", "worker-0", "--max-age", "3").returncode == 0
+            # dsr top tells a frozen runner from a slow system
+            top = wait_for(
+                "dsr top to show the runner frozen",
+                lambda: "frozen" in (out := dsr(tmp_path, "top", "--once").stdout) and out,
+                timeout=heartbeat.FROZEN_AFTER_S + 60,
+            )
+            [line] = [x for x in top.splitlines() if "runner-0" in x and "frozen" in x]
+            assert "worker-0" not in line
         finally:
             os.kill(runner, signal.SIGCONT)
         wait_for(

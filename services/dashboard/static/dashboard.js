@@ -100,7 +100,7 @@ function renderKpis(o) {
     kpi(pct(o.failure_rate.tasks), "task failure rate", o.failure_rate.tasks > 0),
     kpi(String(overdue), "overdue", overdue > 0),
     kpi(String(o.parked.total), "parked", o.parked.total > 0),
-    kpi(String(troubled(o).length), "processes down or crash-looping", troubled(o).length > 0),
+    kpi(String(troubled(o).length), "processes down, frozen or crash-looping", troubled(o).length > 0),
   );
 }
 
@@ -121,7 +121,7 @@ function renderTables(o) {
 }
 
 function troubled(o) {
-  return (o.processes || []).filter((p) => !p.running || p.crash_loop);
+  return (o.processes || []).filter((p) => p.state !== "running");
 }
 
 function renderProcesses(o) {
@@ -129,8 +129,9 @@ function renderProcesses(o) {
   host.replaceChildren();
   const bad = troubled(o);
   if (bad.length) {
-    host.append(el("b", { text: "Processes: " }), bad.map((p) =>
-      `${p.name} ${p.crash_loop ? "crash loop" : "down"} (${p.restarts} restarts)`).join(" · "));
+    host.append(el("b", { text: "Processes: " }), bad.map((p) => `${p.name} ${p.state}` +
+      (p.state === "frozen" ? `, no heartbeat for ${Math.round(p.heartbeat_age_s)} s` : "") +
+      ` (${p.restarts} restarts)`).join(" · "));
   }
 }
 

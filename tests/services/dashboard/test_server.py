@@ -156,8 +156,10 @@ def test_the_processes_dsr_up_supervises_are_in_the_overview(
     finally:
         d.stop()
     assert shown == [
-        {"name": "broker", "running": True, "restarts": 0, "crash_loop": False},
-        {"name": "worker-0", "running": False, "restarts": 6, "crash_loop": True},
+        {"name": "broker", "running": True, "restarts": 0, "crash_loop": False}
+        | {"state": "running", "heartbeat_age_s": None},
+        {"name": "worker-0", "running": False, "restarts": 6, "crash_loop": True}
+        | {"state": "crash loop", "heartbeat_age_s": None},
     ]
 
 
