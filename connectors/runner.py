@@ -405,12 +405,15 @@ class ConnectorRunner:
 
         def before_sleep(state: RetryCallState) -> None:
             monitoring.record_retry(task.system)
+            failed = state.outcome.exception() if state.outcome else None
             log.warning(
                 "retrying",
                 extra={
                     **ctx,
-                    "attempts": state.attempt_number,
+                    "attempt": state.attempt_number,
+                    "max_attempts": self.max_attempts,
                     "delay_s": round(state.upcoming_sleep, 3),
+                    "error": str(failed)[:500] if failed else None,
                 },
             )
 
@@ -440,13 +443,15 @@ class ConnectorRunner:
             except ValidationError:
                 error = "the connector returned a malformed OperationResult"
                 result = _failed(task, started, error, "internal_error", attempts)
-        log.info(
-            "task done",
+        log.log(
+            logging.INFO if result.status == "ok" else logging.WARNING,
+            "task done" if result.status == "ok" else "task failed",
             extra={
                 **ctx,
                 "status": result.status,
                 "error_code": result.error_code,
                 "attempts": attempts,
+                **({"error": result.error} if result.error else {}),
             },
         )
         monitoring.record_task_result(result)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import os
 import sys
 from datetime import UTC, datetime
@@ -54,7 +55,34 @@ def _masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
 _plain = logging.Formatter()
 
 
+#: Libraries' records (kafka-python, aiokafka, Faust, mode, warnings) from this level.
+LIBRARY_LEVEL = "WARNING"
+
+
+def library_config() -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` that prints every library's records as JSON on
+    stderr: the root logger's. Faust's worker applies it in place of its coloured
+    console handler (``faust.App(logging_config=...)``)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {
+            "json": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["json"], "level": LIBRARY_LEVEL},
+    }
+
+
 def configure_logging(level: str | None = None) -> None:
+    """The pipeline's loggers (``dsr.*``) at ``DSR_LOG_LEVEL``, every other logger's
+    records at WARNING and above, and Python's warnings: all one JSON object a line."""
+    logging.config.dictConfig(library_config())
+    logging.captureWarnings(True)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("dsr")

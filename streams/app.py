@@ -28,7 +28,7 @@ from services.crypto.shred import shred
 from services.faults import crash_point
 from services.heartbeat import Heart
 from services.ledger import as_utc
-from services.logs import configure_logging
+from services.logs import configure_logging, library_config
 from services.provisions.store import ProvisionStore
 from services.settings import Settings, mark_ready
 from services.settings import load as load_settings
@@ -60,6 +60,15 @@ _transient_db = retry(
 )
 
 
+class QuietWorker(faust.Worker):
+    """Faust's worker without its terminal spinner, whose cursor codes would land in
+    the JSON log."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spinner = None
+
+
 def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App:
     if not settings.kafka_bootstrap:
         raise SystemExit("DSR_KAFKA_BOOTSTRAP is not set: start workers with `dsr up`.")
@@ -78,6 +87,9 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         broker_rebalance_timeout=session * 2,
         broker_commit_interval=0.5,
         producer_linger=0.0,
+        # every line JSON: Faust's, mode's and aiokafka's records too, and no spinner
+        logging_config=library_config(),
+        Worker=QuietWorker,
     )
     state: dict[str, Pipeline] = {}
     notifier = notify.from_settings(settings)

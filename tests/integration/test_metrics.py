@@ -131,7 +131,7 @@ systems:
 """
 
 
-def test_runner_counts_retries_failures_and_dead_letters(
+def test_runner_counts_and_logs_retries_failures_and_dead_letters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DSR_TASK_ATTEMPTS", "2")
@@ -161,6 +161,25 @@ def test_runner_counts_retries_failures_and_dead_letters(
     assert value(runner, "dsr_dead_letters_total", source=topics.tasks_topic("unreachable")) == 1
     partial = {"kind": "disclosure", "regulation": "appi", "status": "partially_completed"}
     assert value(worker, "dsr_requests_completed_total", **partial) == 1
+
+    # every line of every process is one JSON object, with no terminal codes
+    lines = {
+        path.stem: [json.loads(line) for line in path.read_text().splitlines() if line]
+        for path in (tmp_path / "logs").glob("*.log")
+        if path.stem != "broker"  # Tansu's own
+    }
+    assert set(lines) == {"worker-0", "runner-0", "exporter"}
+    for name, records in lines.items():
+        assert records, name
+        for record in records:
+            assert isinstance(record, dict) and {"ts", "level", "logger", "msg"} <= set(record)
+            assert "\x1b" not in json.dumps(record, ensure_ascii=False), record
+    runner_log = lines["runner-0"]
+    [failed] = [r for r in runner_log if r["msg"] == "task failed"]
+    assert failed["level"] == "warning" and failed["system"] == "unreachable"
+    assert failed["error_code"] == "retries_exhausted" and failed["error"]
+    [retry] = [r for r in runner_log if r["msg"] == "retrying"]
+    assert retry["attempt"] == 1 and retry["max_attempts"] == 2 and retry["error"]
 
 
 def test_the_exporter_reads_lag_from_the_broker_and_outlives_the_workers(tmp_path: Path) -> None:
