@@ -105,7 +105,7 @@ def test_kill_everything_repeatedly_and_every_admitted_request_comes_true(
         # ... and nothing crashed: the supervisor started the worker and the runner afresh
         # with the empty broker (services/supervisor.py, _stop_clients)
         restarts = {n: p["restarts"] for n, p in processes(home).items()}
-        assert restarts == {"broker": BROKER_KILLS, "worker-0": 0, "runner-0": 0}, restarts
+        assert restarts == {"broker": BROKER_KILLS, "worker-0": 0, "runner-0": 0, "exporter": 0}
         # Then the worker and the runner, in turn, each with a wave in flight.
         after_broker: list[str] = []
         for victim in VICTIMS:
@@ -121,7 +121,12 @@ def test_kill_everything_repeatedly_and_every_admitted_request_comes_true(
         assert up.poll() is None, "dsr up exited"
         restarts = {n: p["restarts"] for n, p in processes(home).items()}
         assert restarts["broker"] == BROKER_KILLS
-        assert restarts == {"broker": BROKER_KILLS, "worker-0": 2 * ROUNDS, "runner-0": 2 * ROUNDS}
+        assert restarts == {
+            "broker": BROKER_KILLS,
+            "worker-0": 2 * ROUNDS,
+            "runner-0": 2 * ROUNDS,
+            "exporter": 0,
+        }
 
         # Every admitted request completed exactly once a revision; none is lost.
         revisions = {}
