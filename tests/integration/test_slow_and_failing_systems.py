@@ -173,7 +173,7 @@ def submit_old_request(run: Run, request_id: str) -> None:
 
 
 def test_the_deadline_gauge_moves_when_a_request_looks_old(run: Run) -> None:
-    url = run.stack.metrics_urls["worker-0"]
+    url = run.stack.metrics_urls["exporter"]  # the ledger's gauges are the exporter's
     gauges = [
         ("dsr_deadline_at_risk", {"regulation": "appi", "window": "overdue"}),
         ("dsr_requests_in_flight", {"status": "held_verification"}),
