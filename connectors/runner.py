@@ -173,7 +173,8 @@ class ConnectorRunner:
         self._sealer = sealer
         #: Sends sealed results too large for a message by reference (``streams.claims``).
         self._claims = claims
-        #: Beats on every turn of the poll loop (``services/heartbeat.py``).
+        #: Beats on every turn of the poll loop, and lists the tasks in hand
+        #: (``services/heartbeat.py``).
         self.heart = heart
         self._in_flight: dict[TopicPartition, deque[Future[int | None]]] = {}
         session_ms = int(session_timeout_s * 1000)
@@ -193,7 +194,6 @@ class ConnectorRunner:
         self._consumer.subscribe(
             topics, listener=_Assignment(self._drain, self._forget, on_assigned)
         )
-        self._lag = monitoring.RunnerLag(self._consumer, group_id)
         try:
             self._producer = KafkaProducer(**producer_config(bootstrap))
         except BaseException:
@@ -215,7 +215,6 @@ class ConnectorRunner:
                     if len(batches) >= MAX_QUEUED_BATCHES:
                         wait([batches[0]])  # this system is far behind: let it catch up
                 self._reap()
-                self._lag.maybe_refresh()
         finally:
             self._drain()
             log.info("runner stopped")
@@ -393,6 +392,8 @@ class ConnectorRunner:
         def attempt() -> OperationResult:
             nonlocal attempts
             attempts += 1
+            if self.heart:
+                self.heart.working(task.task_id, task.system, attempts)
             with monitoring.observe_connector_call(task.system, task.kind):
                 try:
                     return self._calls[task.system].call(
@@ -443,6 +444,9 @@ class ConnectorRunner:
             except ValidationError:
                 error = "the connector returned a malformed OperationResult"
                 result = _failed(task, started, error, "internal_error", attempts)
+        finally:
+            if self.heart:
+                self.heart.done(task.task_id)
         log.log(
             logging.INFO if result.status == "ok" else logging.WARNING,
             "task done" if result.status == "ok" else "task failed",

@@ -3,13 +3,15 @@ alive but stuck (an event loop that does not come back, a frozen runner) stops b
 
 ``$DSR_HOME/run/heartbeats/<name>.json`` holds the process's name, kind, pid and the time
 of its last beat; ``dsr health`` reads them (a container's readiness and liveness probe),
-and so do the dashboard and ``dsr top``.
+and so do the dashboard and ``dsr top``. A runner's beat also lists the tasks it has in
+hand, so ``dsr status`` tells a task a runner is running from one still queued.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,8 @@ Kind = Literal["worker", "runner", "exporter"]
 INTERVAL_S = 2.0
 #: A running process whose last beat is older than this is shown as frozen.
 FROZEN_AFTER_S = 15.0
+#: Seconds within which a task taken in hand shows in the beat's file.
+IN_HAND_EVERY_S = 0.25
 
 
 def directory(home: Path) -> Path:
@@ -35,6 +39,8 @@ class Beat:
     kind: str
     pid: int
     at: float
+    #: Tasks in hand, by task id: ``{"system", "since", "attempt"}`` (runners only).
+    tasks: dict[str, dict[str, Any]] | None = None
 
     def age(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.at
@@ -42,12 +48,21 @@ class Beat:
 
 class Heart:
     """Writes this process's beat at most every ``interval`` seconds; ``beat()`` is called
-    from the process's loop, on every turn."""
+    from the process's loop, on every turn.
+
+    A runner also says which tasks it holds (``working``/``done``, from its lanes). A
+    reporter thread writes a change of those within ``IN_HAND_EVERY_S``, keeping the time
+    of the loop's last beat, so a stuck loop still ages while its task in hand shows.
+    """
 
     def __init__(self, home: Path, name: str, kind: Kind, interval: float = INTERVAL_S) -> None:
         self.path = directory(home) / f"{name}.json"
         self.name, self.kind, self.interval = name, kind, interval
         self._last = 0.0
+        self._tasks: dict[str, dict[str, Any]] = {}
+        self._changed = threading.Event()
+        self._lock = threading.Lock()
+        self._reporter: threading.Thread | None = None
 
     @classmethod
     def for_process(cls, home: Path, kind: Kind) -> Heart:
@@ -61,11 +76,47 @@ class Heart:
         if now - self._last < self.interval / 2:  # a timer may fire a little early
             return
         self._last = now
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = {"name": self.name, "kind": self.kind, "pid": os.getpid(), "at": now}
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(body))
-        tmp.replace(self.path)
+        self._write()
+
+    def working(self, task_id: str, system: str, attempt: int) -> None:
+        """``task_id`` is in hand (its ``attempt``-th call); shown until ``done``."""
+        since = self._tasks.get(task_id, {}).get("since") or time.time()
+        self._tasks[task_id] = {"system": system, "since": since, "attempt": attempt}
+        self._report()
+
+    def done(self, task_id: str) -> None:
+        if self._tasks.pop(task_id, None) is not None:
+            self._report()
+
+    def _report(self) -> None:
+        self._changed.set()
+        if self._reporter is None:
+            self._reporter = threading.Thread(
+                target=self._write_changes, name="heartbeat-tasks", daemon=True
+            )
+            self._reporter.start()
+
+    def _write_changes(self) -> None:
+        while True:
+            self._changed.wait()
+            time.sleep(IN_HAND_EVERY_S)  # a batch of changes, one write
+            self._changed.clear()
+            self._write()
+
+    def _write(self) -> None:
+        with self._lock:
+            body: dict[str, Any] = {
+                "name": self.name,
+                "kind": self.kind,
+                "pid": os.getpid(),
+                "at": self._last,
+            }
+            if self.kind == "runner":
+                body["tasks"] = dict(self._tasks)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(body))
+            tmp.replace(self.path)
 
 
 def read(home: Path) -> dict[str, Beat]:
@@ -74,7 +125,9 @@ def read(home: Path) -> dict[str, Beat]:
     for path in sorted(directory(home).glob("*.json")):
         try:
             body = json.loads(path.read_text())
-            beats[body["name"]] = Beat(body["name"], body["kind"], int(body["pid"]), body["at"])
+            beats[body["name"]] = Beat(
+                body["name"], body["kind"], int(body["pid"]), body["at"], body.get("tasks")
+            )
         except (OSError, ValueError, KeyError):
             continue  # being replaced, or not ours
     return beats

@@ -2,19 +2,26 @@
 
 Stages are measured from the ledger's own timestamps: intake up to fan-out
 (or to a hold), each system's task from dispatch to result, and aggregation
-from the last result to the response. Nothing here carries personal data:
-the audit trail records names of identifiers and fields, never their values.
+from the last result to the response. A task sent but not answered is
+``running`` when a runner's heartbeat lists it in hand, ``queued`` when the runners'
+heartbeats are readable and none holds it, and ``in flight`` when they are not (a
+runner on another host). Nothing here carries personal data: the audit trail records
+names of identifiers and fields, never their values.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from services import heartbeat
 from services.ledger import Ledger, RequestStatus, as_utc
 from services.ledger.models import AuditEntry, Request, Task
 from services.settings import Settings
-from streams.records import utcnow
+from streams.records import TaskStatus, utcnow
 
 #: Timeline actions that end the intake stage.
 #: Task statuses decided when planning: the system was never asked.
@@ -27,20 +34,45 @@ def request_status(
 ) -> dict[str, Any] | None:
     ledger = Ledger(settings.database_url)
     try:
-        return status_from(ledger, request_id, with_response=with_response)
+        return status_from(
+            ledger, request_id, with_response=with_response, in_hand=in_hand(settings.home)
+        )
     finally:
         ledger.close()
 
 
+def in_hand(home: Path | None) -> dict[str, dict[str, Any]] | None:
+    """The tasks runners hold now, by task id, from their heartbeats: the runner's name,
+    since when (epoch seconds), the attempt, and whether the runner is frozen. None when
+    no runner's heartbeat is readable here."""
+    if home is None:
+        return None
+    runners = [b for b in heartbeat.read(home).values() if b.tasks is not None]
+    if not runners:
+        return None
+    now = time.time()
+    return {
+        task_id: {**held, "runner": b.name, "frozen": b.age(now) > heartbeat.FROZEN_AFTER_S}
+        for b in runners
+        for task_id, held in (b.tasks or {}).items()
+    }
+
+
 def status_from(
-    ledger: Ledger, request_id: str, *, with_response: bool = True
+    ledger: Ledger,
+    request_id: str,
+    *,
+    with_response: bool = True,
+    in_hand: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
+    """``in_hand``: what ``in_hand()`` read; tells queued tasks from running ones."""
     row = ledger.request(request_id)
     if row is None:
         return None
     timeline = ledger.timeline(request_id)
     tasks = ledger.tasks(request_id)
     start = as_utc(row.created_at)
+    states = {t.task_id: _state(t, in_hand) for t in tasks}
     report: dict[str, Any] = {
         "request_id": request_id,
         "kind": row.kind,
@@ -57,10 +89,11 @@ def status_from(
                 "status": t.status,
                 "attempts": t.attempts,
                 "error": t.error,
+                **states[t.task_id],
             }
             for t in tasks
         ],
-        "stages": stages(row, timeline, tasks),
+        "stages": stages(row, timeline, tasks, states),
         "timeline": [
             {
                 "at": as_utc(e.at).isoformat(timespec="milliseconds"),
@@ -90,22 +123,54 @@ def parked_reason(timeline: list[AuditEntry]) -> dict[str, Any] | None:
     return {"at": as_utc(entry.at).isoformat(), **{k: entry.detail.get(k) for k in keep}}
 
 
-def stages(row: Request, timeline: list[AuditEntry], tasks: list[Task]) -> list[dict[str, Any]]:
+def _state(task: Task, in_hand: Mapping[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """Where an unanswered task is: ``queued``, ``running`` (on which runner, since when,
+    which attempt) or ``in flight`` (the runners' heartbeats are not readable here)."""
+    if task.status != TaskStatus.PENDING:
+        return {}
+    if in_hand is None:
+        return {"state": "in flight"}
+    held = in_hand.get(task.task_id)
+    if held is None:
+        return {"state": "queued"}
+    since = datetime.fromtimestamp(held["since"], tz=UTC)
+    return {
+        "state": "running",
+        "runner": held["runner"] + (" (frozen)" if held["frozen"] else ""),
+        "queued_ms": max(0, _ms(task.created_at, since)),
+        "attempt": held["attempt"],
+    }
+
+
+def stages(
+    row: Request,
+    timeline: list[AuditEntry],
+    tasks: list[Task],
+    states: Mapping[str, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """The request's stages in order, each with its offset from intake and its duration.
 
-    An unfinished stage runs to now and is marked ``running``.
+    An unfinished stage runs to now; it is marked ``running``, or, for a task, with its
+    ``state`` (``queued``, ``running`` or ``in flight``).
     """
     start = as_utc(row.created_at)
     now = utcnow()
     out: list[dict[str, Any]] = []
 
-    def add(stage: str, began: datetime, ended: datetime | None, status: str, **extra: Any) -> None:
+    def add(
+        stage: str,
+        began: datetime,
+        ended: datetime | None,
+        status: str,
+        running: str = "running",
+        **extra: Any,
+    ) -> None:
         out.append(
             {
                 "stage": stage,
                 "start_ms": _ms(start, began),
                 "duration_ms": _ms(began, ended or now),
-                "status": status if ended else "running",
+                "status": status if ended else running,
                 **extra,
             }
         )
@@ -129,14 +194,17 @@ def stages(row: Request, timeline: list[AuditEntry], tasks: list[Task]) -> list[
                 datetime.fromisoformat(t.result["started_at"]),
                 datetime.fromisoformat(t.result["finished_at"]),
             )
+        state = dict((states or {}).get(t.task_id) or {"state": "running"})
         add(
             f"system:{t.system}",
             t.created_at,
             t.finished_at,
             t.status,
+            state.pop("state"),
             wave=t.wave,
             attempts=t.attempts,
             connector_ms=connector_ms,
+            **state,
         )
     finished = [
         as_utc(t.finished_at) for t in tasks if t.finished_at and t.status not in _NEVER_RAN

@@ -38,7 +38,15 @@ def render(o: dict[str, Any], rows: int = 15) -> Group:
         (str(overdue), "bold red" if overdue else ""),
     )
     systems = Table(
-        "system", "p50", "p95", "p99", "tasks", "failed", "waiting", title="Systems, slowest first"
+        "system",
+        "p50",
+        "p95",
+        "p99",
+        "tasks",
+        "failed",
+        "redriven",
+        "waiting",
+        title=f"Systems, slowest first ({o['task_time']})",
     )
     for s in o["systems"]:
         systems.add_row(
@@ -48,6 +56,7 @@ def render(o: dict[str, Any], rows: int = 15) -> Group:
             ms(s["p99"]),
             str(s["n"]),
             f"{s['failed']} ({s['failure_rate']:.0%})",
+            str(s["redriven"]),
             str(s["waiting"]),
             style="red" if s["failed"] else None,
         )

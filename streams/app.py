@@ -14,7 +14,8 @@ import inspect
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, cast
 
@@ -273,17 +274,12 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     def _ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         mark_ready(settings)
 
-    lag = monitoring.WorkerLag(app)
     heart = Heart.for_process(settings.home, "worker")
 
     @app.timer(heart.interval)
     async def beat() -> None:
         """On the event loop itself: a loop that is stuck stops beating (``dsr health``)."""
         heart.beat()
-
-    @app.timer(monitoring.LAG_INTERVAL_S)
-    async def report_lag() -> None:
-        lag.refresh()
 
     @app.timer(settings.provision_purge_interval_s, on_leader=True)
     async def purge_provisions() -> None:
@@ -330,7 +326,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                 outgoing += guarded("sweeper", rid, aggregate.finish)
             # A request accepted long ago but never fanned out lost its message in a crash,
             # unless it is still queued: never re-send while fan-out has a backlog.
-            backlog = lag.refresh()
+            backlog = _backlog(app)
             if backlog is not None and not backlog.get(topics.ACCEPTED):
                 for rid in p.ledger.claim_stalled_accepted(REFANOUT_AFTER):
                     outgoing.append(Outgoing(topics.ACCEPTED, rid.encode(), rid.encode()))
@@ -342,6 +338,22 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             log.warning("sweep skipped: ledger busy", extra={"stage": "sweep"})
 
     return app
+
+
+def _backlog(app: faust.App) -> dict[str, int] | None:
+    """This worker's messages not yet committed, per topic, from what its consumer already
+    knows (no broker round trip); None when it does not know yet (starting, rebalancing)."""
+    consumer = app.consumer
+    committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+    backlog: dict[str, int] = defaultdict(int)
+    try:
+        for tp in consumer.assignment():
+            highwater, done = consumer.highwater(tp), committed.get(tp)
+            if highwater is not None and done is not None:
+                backlog[tp.topic] += max(0, highwater - done)
+    except Exception:  # noqa: BLE001 - not started yet, or mid-rebalance
+        return None
+    return dict(backlog)
 
 
 def _request_id(stage: str, event: Any) -> str | None:

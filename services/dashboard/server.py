@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 from services import heartbeat
 from services.ledger import Ledger
 from services.monitoring.overview import overview
-from services.status import status_from
+from services.status import in_hand, status_from
 
 log = logging.getLogger("dsr.dashboard")
 
@@ -68,9 +68,12 @@ HEADERS = {
 }
 
 
-def request_view(ledger: Ledger, request_id: str) -> dict[str, Any] | None:
-    """One request for the drill-down: status, stages and timeline, details filtered."""
-    report = status_from(ledger, request_id, with_response=False)
+def request_view(
+    ledger: Ledger, request_id: str, home: Path | None = None
+) -> dict[str, Any] | None:
+    """One request for the drill-down: status, stages and timeline, details filtered;
+    ``home``: where the runners' heartbeats tell queued tasks from running ones."""
+    report = status_from(ledger, request_id, with_response=False, in_hand=in_hand(home))
     if report is None:
         return None
     for entry in report["timeline"]:
@@ -97,7 +100,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(body)
             elif path.startswith("/api/requests/"):
                 view = request_view(
-                    self.server.ledger, unquote(path.removeprefix("/api/requests/"))
+                    self.server.ledger,
+                    unquote(path.removeprefix("/api/requests/")),
+                    self.server.home,
                 )
                 if view is None:
                     self._json({"error": "no such request"}, HTTPStatus.NOT_FOUND)

@@ -853,7 +853,12 @@ class Ledger:
                 return why_not
             request = s.get(Request, task.request_id)
             assert request is not None  # a task's request is never deleted
-            detail: dict[str, Any] = {"letter": letter, "task_id": task_id, "system": task.system}
+            detail: dict[str, Any] = {
+                "letter": letter,
+                "task_id": task_id,
+                "system": task.system,
+                "was": task.status,
+            }
             if request.status != RequestStatus.FANNED_OUT:
                 detail["superseded"] = _reopen(s, request)
             request.timeout_at = now + timeout
@@ -1034,6 +1039,18 @@ class Ledger:
                 .group_by(Task.system)
             )
             return {system: as_utc(at) for system, at in rows if at is not None}
+
+    def redrives(self, since: datetime | None = None) -> dict[str, int]:
+        """Tasks redriven after they failed (``dsr dlq redrive``), by system, since
+        ``since`` (ever, when None): a failure a redrive fixed stays in the history."""
+        system = AuditEntry.detail["system"].as_string()
+        query = select(system, func.count()).where(
+            AuditEntry.action == "redriven", AuditEntry.actor == "operator", system.is_not(None)
+        )
+        if since is not None:
+            query = query.where(AuditEntry.at >= as_utc(since))
+        with self.session() as s:
+            return {name: int(n) for name, n in s.execute(query.group_by(system))}
 
     def open_deadline_counts(self, before: Sequence[datetime]) -> dict[str, list[int]]:
         """For each regulation, how many open requests are due before each of ``before``."""

@@ -1,12 +1,10 @@
 """Monitoring: every Prometheus metric in one module, and the hooks that move them.
 
-``metrics`` defines the series and the one-line hooks the wiring calls;
-``lag`` refreshes a process's own consumer lag; ``server`` serves ``/metrics`` on a
-loopback port; ``exporter`` is the process that serves the ledger's gauges and each
-group's lag from the broker.
+``metrics`` defines the series and the one-line hooks the wiring calls; ``server``
+serves ``/metrics`` on a loopback port; ``exporter`` is the process that serves the
+ledger's gauges and each group's lag from the broker.
 """
 
-from services.monitoring.lag import LAG_INTERVAL_S, RunnerLag, WorkerLag
 from services.monitoring.metrics import (
     REGISTRY,
     LedgerCollector,
@@ -22,11 +20,8 @@ from services.monitoring.metrics import (
 from services.monitoring.server import serve, serve_process
 
 __all__ = [
-    "LAG_INTERVAL_S",
     "REGISTRY",
     "LedgerCollector",
-    "RunnerLag",
-    "WorkerLag",
     "observe_connector_call",
     "observe_stage",
     "record_completion",

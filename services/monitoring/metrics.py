@@ -13,18 +13,19 @@ identifier or any other value taken from a subject never becomes a label.
 | dsr_request_processing_seconds | histogram | kind, regulation: intake → response |
 | dsr_stage_seconds | histogram | stage: a handler call (aggregate: one batch of results) |
 | dsr_connector_call_seconds | histogram | system, kind: one connector call (one attempt) |
+| dsr_task_seconds | histogram | system, outcome: a task, first call → result, retries included |
 | dsr_connector_outcomes_total | counter | system, outcome |
 | dsr_requests_completed_total | counter | kind, regulation, status |
 | dsr_requests_in_flight | gauge | status (from the ledger, at scrape time) |
 | dsr_tasks_waiting | gauge | system (from the ledger, at scrape time) |
 | dsr_oldest_task_age_seconds | gauge | system: its oldest waiting task's age (from the ledger) |
 | dsr_deadline_at_risk | gauge | regulation, window (from the ledger, at scrape time) |
+| dsr_redrives_total | counter | system: failed tasks redriven (from the ledger's audit) |
 | dsr_litigation_risk | gauge | regulation (APPI Art. 39; from the ledger, at scrape time) |
 | dsr_dead_letters_total | counter | source |
 | dsr_requests_parked_total | counter | stage, error: requests set aside because handling raised |
 | dsr_rejected_events_total | counter | reason_code |
 | dsr_provisions_refused_total | counter | reason_code: provision records the ledger refused |
-| dsr_consumer_lag | gauge | topic, group: this process's own partitions, from its position |
 | dsr_consumer_group_lag | gauge | group, topic, partition: from the broker's committed offsets |
 
 The ledger-backed gauges and ``dsr_consumer_group_lag`` are served by the exporter
@@ -51,8 +52,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, get_args
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -140,13 +141,9 @@ PROVISION_REFUSALS = ("provision_stopped", "record_id_conflict")
 REJECTION_CODES: tuple[str, ...] = get_args(RejectedEvent.model_fields["reason_code"].annotation)
 #: The worker's stages that dead-letter what they cannot handle (a runner's letters name
 #: their task topic).
-DEAD_LETTER_SOURCES = ("intake", "decisions", "fanout", "aggregate", "provisions", "notices")
-CONSUMER_LAG = Gauge(
-    "dsr_consumer_lag",
-    "Messages not yet processed on this process's assigned partitions, summed per topic.",
-    ["topic", "group"],
-    registry=REGISTRY,
-)
+#: The worker's stages: each one's handler time, and where its dead letters come from.
+STAGES = ("intake", "decisions", "fanout", "aggregate", "provisions", "notices")
+DEAD_LETTER_SOURCES = STAGES
 
 # -- connectors -------------------------------------------------------------------
 CONNECTOR_CALL = Histogram(
@@ -154,6 +151,14 @@ CONNECTOR_CALL = Histogram(
     "Duration of one connector call (one attempt) in the runner.",
     ["system", "kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+TASK_SECONDS = Histogram(
+    "dsr_task_seconds",
+    "A system's time on one task: from the runner's first call to its result, retries and "
+    "their backoff included (what the dashboard and dsr top rank systems by).",
+    ["system", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
     registry=REGISTRY,
 )
 CONNECTOR_OUTCOMES = Counter(
@@ -195,6 +200,11 @@ DEADLINE_WINDOWS: Mapping[str, timedelta] = {
     "3d": timedelta(days=3),
     "7d": timedelta(days=7),
 }
+REDRIVES = "dsr_redrives"
+REDRIVES_HELP = (
+    "Failed tasks redriven (dsr dlq redrive), by system, from the ledger's audit trail: "
+    "marks when an outage's work was run again."
+)
 LITIGATION_RISK = "dsr_litigation_risk"
 LITIGATION_RISK_HELP = (
     "Open requests old enough that the principal may sue (APPI Art. 39: two weeks after "
@@ -233,8 +243,10 @@ def record_parked(stage: str, error: str) -> None:
 
 
 def record_task_result(result: TaskResult) -> None:
-    """A task the runner finished: ``ok`` or ``failed``."""
+    """A task the runner finished: ``ok`` or ``failed``, and how long it took."""
     CONNECTOR_OUTCOMES.labels(result.system, result.status).inc()
+    took = (result.finished_at - result.started_at).total_seconds()
+    TASK_SECONDS.labels(result.system, result.status).observe(max(0.0, took))
 
 
 def record_sent(topic: str, value: bytes) -> None:
@@ -340,6 +352,7 @@ class LedgerCollector(Collector):
                 DEADLINE_AT_RISK, DEADLINE_AT_RISK_HELP, labels=["regulation", "window"]
             ),
             GaugeMetricFamily(LITIGATION_RISK, LITIGATION_RISK_HELP, labels=["regulation"]),
+            CounterMetricFamily(REDRIVES, REDRIVES_HELP, labels=["system"]),
         ]
 
     def collect(self) -> Iterator[Metric]:
@@ -349,6 +362,7 @@ class LedgerCollector(Collector):
             by_status = self.ledger.open_request_counts()
             waiting = self.ledger.pending_task_counts()
             oldest = self.ledger.oldest_pending_tasks()
+            redriven = self.ledger.redrives()
             due = self.ledger.open_deadline_counts([now] + [now + span for _, span in windows])
             suable = {
                 r.value: self.ledger.open_received_before(r.value, bound)
@@ -380,6 +394,11 @@ class LedgerCollector(Collector):
         yield tasks
         yield age
 
+        redrives = CounterMetricFamily(REDRIVES, REDRIVES_HELP, labels=["system"])
+        for system in sorted(self._systems | set(redriven)):
+            redrives.add_metric([system], redriven.get(system, 0))
+        yield redrives
+
         risk = GaugeMetricFamily(
             DEADLINE_AT_RISK, DEADLINE_AT_RISK_HELP, labels=["regulation", "window"]
         )
@@ -397,14 +416,19 @@ class LedgerCollector(Collector):
 
 
 def zero(systems: Sequence[str], process: str) -> None:
-    """Create at zero every counter series ``process`` (``worker`` or ``runner``) may move
-    whose labels are known at start: the data map's systems, the kinds, regulations and
-    statuses, the rejection reasons and the dead-letter sources. A counter that first
-    appears at 1 reads to ``increase()`` as no increase at all."""
+    """Create at zero every counter and histogram series ``process`` (``worker`` or
+    ``runner``) may move whose labels are known at start: the data map's systems, the
+    kinds, regulations and statuses, the stages, the rejection reasons and the dead-letter
+    sources. A series that first appears at 1 reads to ``increase()`` and ``rate()`` as no
+    increase at all."""
     if process == "runner":
         for system in systems:
             for outcome in RUNNER_OUTCOMES:
                 CONNECTOR_OUTCOMES.labels(system, outcome)
+            for outcome in ("ok", "failed"):
+                TASK_SECONDS.labels(system, outcome)
+            for kind in Kind:
+                CONNECTOR_CALL.labels(system, kind.value)
             DEAD_LETTERS.labels(topics.tasks_topic(system))
         return
     for system in systems:
@@ -416,7 +440,11 @@ def zero(systems: Sequence[str], process: str) -> None:
         REJECTED_EVENTS.labels(code)
     for code in PROVISION_REFUSALS:
         PROVISIONS_REFUSED.labels(code)
+    for stage in STAGES:
+        STAGE_SECONDS.labels(stage)
     for kind in Kind:
         for regulation in Regulation:
+            REQUEST_LATENCY.labels(kind.value, regulation.value)
+            REQUEST_PROCESSING.labels(kind.value, regulation.value)
             for status in ResponseStatus:
                 REQUESTS_COMPLETED.labels(kind.value, regulation.value, status.value)

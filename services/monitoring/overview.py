@@ -19,6 +19,9 @@ from services.ledger.store import OpenRequest
 from streams.records import utcnow
 
 QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
+#: What a system's time means, wherever it is shown (here, ``dsr top``, Grafana's
+#: "Slowest systems" from ``dsr_task_seconds``, the DSRSystemSlow alert).
+TASK_TIME = "task time: runner starts the task → result, retries and backoff included"
 
 
 @dataclass(frozen=True)
@@ -59,31 +62,42 @@ def overview(
     by_kind = _samples(
         (r.kind, as_utc(r.completed_at), _ms(r.created_at, r.completed_at)) for r in requests
     )
-    # A system's own time: from when a runner began its task (retries included) to its
-    # result; time queued behind other systems' tasks is not that system's fault.
+    # A system's time on a task (TASK_TIME): from when a runner began it to its result,
+    # retries and their waits included, as dsr_task_seconds in Prometheus. Time queued
+    # behind other tasks is not that system's fault; a task no runner answered is
+    # counted as timed out, not timed.
     by_system = _samples(
-        (t.system, as_utc(t.finished_at), _ms(t.started_at or t.created_at, t.finished_at))
+        (t.system, as_utc(t.finished_at), _ms(t.started_at, t.finished_at))
         for t in tasks
+        if t.started_at is not None
     )
+    answered: dict[str, int] = defaultdict(int)
     failures: dict[str, int] = defaultdict(int)
     for t in tasks:
+        answered[t.system] += 1
         if t.status != "ok":
             failures[t.system] += 1
+    # A redriven task's failure is history, not erased by the redrive's success.
+    redriven = ledger.redrives(since)
+    for system, n in redriven.items():
+        failures[system] += n
+        answered[system] += n
     waiting: dict[str, int] = defaultdict(int)
     for o in open_requests:
         for system in o.waiting_on:
             waiting[system] += 1
 
     systems = []
-    for system in sorted(set(by_system) | set(waiting)):
+    for system in sorted(set(answered) | set(waiting)):
         samples = [ms for _, ms in by_system.get(system, [])]
         systems.append(
             {
                 "system": system,
-                "n": len(samples),
+                "n": answered[system],
                 **quantiles(samples),
                 "failed": failures[system],
-                "failure_rate": failures[system] / len(samples) if samples else 0.0,
+                "failure_rate": failures[system] / answered[system] if answered[system] else 0.0,
+                "redriven": redriven.get(system, 0),
                 "waiting": waiting[system],
             }
         )
@@ -102,12 +116,13 @@ def overview(
             {"kind": kind, "n": len(s), **quantiles([ms for _, ms in s])}
             for kind, s in sorted(by_kind.items())
         ],
+        "task_time": TASK_TIME,
         "systems": systems,  # slowest (p95) first
         "failure_rate": {
             "requests": unsuccessful / finished if finished else 0.0,
             "completed": finished,
             "unsuccessful": unsuccessful,
-            "tasks": sum(failures.values()) / len(tasks) if tasks else 0.0,
+            "tasks": sum(failures.values()) / max(1, sum(answered.values())),
         },
         "in_flight": _in_flight(open_requests, now),
         "parked": _parked(ledger),

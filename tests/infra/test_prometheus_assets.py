@@ -122,11 +122,13 @@ def test_the_checker_finds_made_up_metrics_and_labels() -> None:
     assert check_expr("rate(dsr_made_up_total[5m]) > 0", known) == [
         "unknown metric dsr_made_up_total"
     ]
-    assert check_expr('dsr_consumer_lag{system="crm"}', known) == [
-        "unknown label system on dsr_consumer_lag"
+    assert check_expr('dsr_consumer_group_lag{system="crm"}', known) == [
+        "unknown label system on dsr_consumer_group_lag"
     ]
-    assert check_expr("sum by (colour) (dsr_consumer_lag)", known) == ["unknown label colour on by"]
-    assert check_expr('max by (topic) (dsr_consumer_lag{group="g"}) > 1e3', known) == []
+    assert check_expr("sum by (colour) (dsr_consumer_group_lag)", known) == [
+        "unknown label colour on by"
+    ]
+    assert check_expr('max by (topic) (dsr_consumer_group_lag{group="g"}) > 1e3', known) == []
 
 
 def test_every_alert_is_complete_and_reads_only_metrics_that_exist() -> None:

@@ -1,17 +1,27 @@
 """A stuck process is told from a live one: a runner frozen with SIGSTOP stops beating, so
-`dsr health` (a container's probe), `dsr ps` and `dsr top` say so; it beats again once thawed."""
+`dsr health` (a container's probe), `dsr ps` and `dsr top` say so; it beats again once thawed.
+And `dsr status` tells a task a runner holds from one still queued."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from services import heartbeat
+from services.client import Submitter
+from services.demo.scenario import TARO, event
+from services.settings import Settings
 from tests.integration.fixtures import dsr_up_process, running, settings_for, wait_for
 
 pytestmark = pytest.mark.integration
@@ -74,3 +84,105 @@ def test_health_fails_where_nothing_beats(tmp_path: Path) -> None:
     done = dsr(tmp_path, "health")
     assert done.returncode == 1 and "no heartbeat" in done.stderr
     assert dsr(tmp_path, "health", "worker-0").returncode == 1
+
+
+DATAMAP = """
+request_timeout_seconds: 300
+systems:
+  crm:
+    connector: sql
+    identifiers: [email]
+    config:
+      url: "sqlite:///${DSR_HOME}/crm.db"
+      tables:
+        - name: customers
+          key: {column: email, identifier: email}
+  gated:
+    connector: http
+    identifiers: [email]
+    config:
+      base_url: "GATED_URL"
+      timeout_s: 120
+      endpoints:
+        disclose: {path: "/users/{email}", records_path: items}
+"""
+
+
+@pytest.fixture
+def gate() -> Iterator[tuple[str, threading.Event]]:
+    """A system whose calls for people wait until the test opens its gate (its start-up
+    check, on the base URL, is answered at once)."""
+    opened = threading.Event()
+
+    class Gated(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path.startswith("/users/"):
+                opened.wait(120)
+            body = json.dumps({"items": []}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gated)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", opened
+    opened.set()
+    server.shutdown()
+
+
+def _status(home: Path, request_id: str) -> dict[str, Any] | None:
+    done = dsr(home, "status", request_id, "--json")
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+def _task_states(home: Path, request_id: str) -> dict[str, str]:
+    report = _status(home, request_id) or {"tasks": []}
+    return {t["system"]: t.get("state") or t["status"] for t in report["tasks"]}
+
+
+def test_dsr_status_tells_a_task_in_a_runners_hands_from_a_queued_one(
+    tmp_path: Path, gate: tuple[str, threading.Event]
+) -> None:
+    """The first request's call to the gated system hangs; the second request's task for
+    that system waits behind it. `dsr status` says which runner holds the first, and
+    that the second is queued, not running; both finish once the gate opens."""
+    url, opened = gate
+    settings_for(tmp_path, DATAMAP.replace("GATED_URL", url))
+    with dsr_up_process(tmp_path):
+        wait_for("the runner", lambda: running(tmp_path, "runner-0"))
+        wait_for("the worker", lambda: running(tmp_path, "worker-0"))
+        bootstrap = (tmp_path / "broker.addr").read_text().strip()
+        submitter = Submitter.from_settings(replace(Settings(), home=tmp_path), bootstrap)
+        try:
+            submitter.submit(json.dumps(event("held-1", "disclosure", TARO)).encode())
+            wait_for(
+                "the gated call to be in hand",
+                lambda: _task_states(tmp_path, "held-1") == {"crm": "ok", "gated": "running"},
+            )
+            submitter.submit(json.dumps(event("behind-1", "disclosure", TARO)).encode())
+            wait_for(
+                "the second request's crm part",
+                lambda: _task_states(tmp_path, "behind-1").get("crm") == "ok",
+            )
+        finally:
+            submitter.close()
+        assert _task_states(tmp_path, "behind-1")["gated"] == "queued"
+        report = _status(tmp_path, "held-1")
+        assert report is not None
+        [gated] = [s for s in report["stages"] if s["stage"] == "system:gated"]
+        assert gated["status"] == "running" and gated["runner"] == "runner-0"
+        assert gated["attempt"] == 1
+        shown = dsr(tmp_path, "status", "behind-1").stdout
+        assert "queued" in shown
+
+        opened.set()
+        for request_id in ("held-1", "behind-1"):
+            wait_for(
+                f"{request_id} to complete",
+                lambda r=request_id: (_status(tmp_path, r) or {}).get("status") == "completed",
+            )

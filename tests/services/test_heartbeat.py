@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from services import heartbeat
+from services.monitoring.overview import TASK_TIME
 from services.top import render
 
 
@@ -69,6 +70,7 @@ def test_dsr_top_lists_the_overdue_requests_and_a_frozen_runner() -> None:
     frame = {
         "failure_rate": {"completed": 3, "requests": 0.0, "tasks": 0.0},
         "window_s": 900,
+        "task_time": TASK_TIME,
         "systems": [],
         "kinds": [],
         "in_flight": {"total": 2, "by_status": {"fanned_out": 2}, "requests": []},

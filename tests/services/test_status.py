@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from services import heartbeat
 from services.cli import app
+from services.heartbeat import Heart
 from services.ledger import Ledger, TaskPlan
 from services.settings import Settings
 from services.status import request_status
@@ -59,8 +65,69 @@ def test_a_held_then_released_request_shows_the_hold_and_what_it_waits_on(
         ("intake", "ok"),
         ("held", "released"),
         ("fan-out", "ok"),
-        ("system:crm", "running"),
+        ("system:crm", "in flight"),  # no runner's heartbeat here to say which
     ]
+
+
+def _sent(settings: Settings, *systems: str) -> None:
+    ledger = Ledger(settings.database_url)
+    ledger.admit(event("r-1"), "proceed", None, datetime.now(UTC) + timedelta(days=14))
+    plans = [TaskPlan(f"r-1:{s}", s, "disclosure", 0, TaskStatus.PENDING) for s in systems]
+    ledger.plan_tasks("r-1", plans, timedelta(60))
+    ledger.close()
+
+
+def _tasks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["stage"]: s for s in report["stages"] if s["stage"].startswith("system:")}
+
+
+def test_a_task_no_runner_holds_is_queued_and_one_a_runner_holds_is_running(
+    settings: Settings,
+) -> None:
+    """What a runner's heartbeat says it holds, not the ledger's "sent", tells the two
+    apart: a task queued behind a stuck system must not read as running."""
+    _sent(settings, "crm", "erp")
+    heart = Heart(settings.home, "runner-0", "runner")
+    heart.beat()
+    heart.working("r-1:crm", "crm", 2)
+    _wait_for(lambda: (request_status(settings, "r-1") or {})["tasks"][0].get("runner"))
+    report = request_status(settings, "r-1")
+    assert report is not None
+    stages = _tasks(report)
+    assert stages["system:crm"]["status"] == "running"
+    assert stages["system:crm"]["runner"] == "runner-0"
+    assert stages["system:crm"]["attempt"] == 2
+    assert stages["system:erp"]["status"] == "queued"
+    assert {t["system"]: t["state"] for t in report["tasks"]} == {
+        "crm": "running",
+        "erp": "queued",
+    }
+    heart.done("r-1:crm")
+    _wait_for(
+        lambda: _tasks(request_status(settings, "r-1") or {})["system:crm"]["status"] == "queued"
+    )
+
+
+def test_a_task_held_by_a_frozen_runner_says_so(settings: Settings) -> None:
+    _sent(settings, "crm")
+    heart = Heart(settings.home, "runner-0", "runner")
+    heart.beat()
+    heart.working("r-1:crm", "crm", 1)
+    path = heartbeat.directory(settings.home) / "runner-0.json"
+    _wait_for(lambda: "r-1:crm" in path.read_text())
+    body = json.loads(path.read_text())
+    body["at"] -= heartbeat.FROZEN_AFTER_S + 1  # its loop stopped beating
+    path.write_text(json.dumps(body))
+    report = request_status(settings, "r-1")
+    assert report is not None
+    assert _tasks(report)["system:crm"]["runner"] == "runner-0 (frozen)"
+
+
+def _wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
 
 
 def test_dsr_status_prints_the_stages(settings: Settings) -> None:

@@ -108,7 +108,8 @@ function renderTables(o) {
   document.querySelector("#systems tbody").replaceChildren(...o.systems.map((x) =>
     el("tr", { class: x.failed ? "bad" : "", "data-system": x.system },
       td(x.system), td(ms(x.p50), "num"), td(ms(x.p95), "num"), td(ms(x.p99), "num"), td(String(x.n), "num"),
-      td(`${x.failed} (${pct(x.failure_rate)})`, "num"), td(String(x.waiting), "num"))));
+      td(`${x.failed} (${pct(x.failure_rate)})`, "num"), td(String(x.redriven), "num"), td(String(x.waiting), "num"))));
+  document.getElementById("systems-definition").textContent = o.task_time;
   document.querySelector("#kinds tbody").replaceChildren(...o.kinds.map((k) => el("tr", {},
     td(k.kind), td(ms(k.p50), "num"), td(ms(k.p95), "num"), td(ms(k.p99), "num"), td(String(k.n), "num"))));
   document.getElementById("inflight-by-status").textContent = Object.entries(o.in_flight.by_status)

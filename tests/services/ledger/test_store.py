@@ -8,10 +8,9 @@ import pytest
 from sqlalchemy import inspect
 
 from services.ledger import Ledger, RequestStatus, TaskPlan, as_utc
-from services.ledger.models import DeadLetter
 from services.rules.policy import after_months
 from streams.records import Fee, TaskResult, TaskStatus
-from tests.fixtures.ledger_rows import DEADLINE, event, finish
+from tests.fixtures.ledger_rows import DEADLINE, dead_letter, event, finish
 
 
 @pytest.fixture
@@ -177,7 +176,7 @@ def test_a_redriven_task_reopens_its_completed_request_once(ledger: Ledger) -> N
     ledger.record_result(_result("crm"))
     ledger.record_result(_result("orders", "failed"))
     assert ledger.complete("r-1", "partially_completed", {"reasons": []}, 12)
-    letter = _dead_letter(ledger, "r-1", "r-1:orders:disclosure:0")
+    letter = dead_letter(ledger, "r-1", "r-1:orders:disclosure:0")
 
     assert ledger.reopen_task("r-1:crm:disclosure:0", letter, timedelta(60)) == (
         "the task is ok, not failed"
@@ -196,32 +195,19 @@ def test_a_redriven_task_reopens_its_completed_request_once(ledger: Ledger) -> N
     assert ledger.complete("r-1", "completed", {"reasons": []}, 30) is False
     [redriven] = [e for e in ledger.timeline("r-1") if e.action == "redriven"]
     assert redriven.detail["superseded"] == {"status": "partially_completed", "revision": 1}
+    assert redriven.detail["was"] == "failed"
+    assert ledger.redrives() == {"orders": 1}
+    assert ledger.redrives(since=datetime.now(UTC) + timedelta(minutes=1)) == {}
 
 
 def test_an_event_is_claimed_for_redrive_once(ledger: Ledger) -> None:
-    first, second = _dead_letter(ledger, None, None, "a"), _dead_letter(ledger, None, None, "b")
+    first, second = dead_letter(ledger, None, None, "a"), dead_letter(ledger, None, None, "b")
     assert ledger.claim_redrive(first, None, "aggregate") is None
     assert ledger.claim_redrive(first, None, "aggregate") == "already redriven"
     assert ledger.claim_redrive(second, None, "aggregate") is None
     assert ledger.claim_redrive("dsr.deadletter:0:4", None, "aggregate") == (
         "the ledger has no such letter"
     )
-
-
-def _dead_letter(ledger: Ledger, request_id: str | None, task_id: str | None, tag: str = "") -> str:
-    """A dead letter in the ledger, as the worker records it; its id."""
-    row = DeadLetter(
-        id=f"letter-{task_id or tag}",
-        topic="dsr.tasks.orders" if task_id else "dsr.results",
-        source="dsr.tasks.orders" if task_id else "aggregate",
-        reason_code="retries_exhausted",
-        reason="system 'orders': database error",
-        request_id=request_id,
-        task_id=task_id,
-        at=datetime(2026, 11, 30, tzinfo=UTC),
-    )
-    assert ledger.record_dead_letter(row, {}) is True
-    return row.id
 
 
 def test_a_stalled_accepted_request_is_claimed_once_per_interval(ledger: Ledger) -> None:

@@ -11,14 +11,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import update
 
 from services import monitoring
 from services.demo.scenario import HANAKO, TARO, event
 from services.ledger.models import Request
-from services.monitoring.lag import LagReporter, RunnerLag
 from services.monitoring.metrics import REGISTRY, LedgerCollector
 from streams import topics
 from streams.agents import aggregate, fanout, intake
@@ -338,56 +336,6 @@ def test_rule_14_an_appi_request_open_two_weeks_after_arrival_raises_the_art_39_
     )  # answered: no risk any more
     assert read("dsr_litigation_risk", regulation="appi") == 1
     assert read("dsr_litigation_risk", regulation="gdpr") is None  # not reported at all
-
-
-# -- consumer lag -------------------------------------------------------------------------
-def test_lag_reporter_drops_topics_no_longer_held() -> None:
-    reporter = LagReporter("test-group")
-    reporter.report({"dsr.tasks.a": 3, "dsr.tasks.b": 1})
-    assert sample("dsr_consumer_lag", topic="dsr.tasks.a", group="test-group") == 3
-    reporter.report({"dsr.tasks.a": 0})
-    assert (
-        REGISTRY.get_sample_value(
-            "dsr_consumer_lag", {"topic": "dsr.tasks.b", "group": "test-group"}
-        )
-        is None
-    )
-
-
-class FakeConsumer:
-    """Offsets as a kafka-python consumer reports them."""
-
-    def __init__(self, ends: dict[TopicPartition, int], positions: dict[TopicPartition, int]):
-        self.ends, self.positions = ends, positions
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(self.positions)
-
-    def end_offsets(self, partitions: list[TopicPartition], timeout_ms: int) -> dict[Any, int]:
-        return {tp: self.ends[tp] for tp in partitions}
-
-    def position(self, tp: TopicPartition, timeout_ms: int) -> int:
-        return self.positions[tp]
-
-
-def test_runner_lag_is_end_offset_minus_position_per_topic() -> None:
-    a0, a1, b0 = (
-        TopicPartition("lag.a", 0),
-        TopicPartition("lag.a", 1),
-        TopicPartition("lag.b", 0),
-    )
-    consumer = FakeConsumer({a0: 10, a1: 5, b0: 7}, {a0: 4, a1: 5, b0: 7})
-    clock = [100.0]
-    lag = RunnerLag(consumer, "lag-group", interval_s=5, clock=lambda: clock[0])
-    lag.maybe_refresh()
-    assert sample("dsr_consumer_lag", topic="lag.a", group="lag-group") == 6
-    assert sample("dsr_consumer_lag", topic="lag.b", group="lag-group") == 0
-    consumer.positions[a0] = 10
-    lag.maybe_refresh()  # not due yet
-    assert sample("dsr_consumer_lag", topic="lag.a", group="lag-group") == 6
-    clock[0] += 5
-    lag.maybe_refresh()
-    assert sample("dsr_consumer_lag", topic="lag.a", group="lag-group") == 0
 
 
 # -- the /metrics endpoint ---------------------------------------------------------------

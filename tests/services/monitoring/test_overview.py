@@ -9,7 +9,7 @@ import pytest
 from services.ledger import Ledger, TaskPlan
 from services.monitoring.overview import Window, overview, quantiles
 from streams.records import TaskStatus
-from tests.fixtures.ledger_rows import event, finish
+from tests.fixtures.ledger_rows import dead_letter, event, finish
 
 
 def test_quantiles_by_nearest_rank() -> None:
@@ -45,6 +45,21 @@ def test_systems_are_ranked_slowest_first_with_their_failures(ledger: Ledger) ->
     }
     assert [k["kind"] for k in o["kinds"]] == ["disclosure"]
     assert o["kinds"][0]["n"] == 4
+
+
+def test_a_redrive_keeps_the_failure_in_the_history_and_is_marked(ledger: Ledger) -> None:
+    """Failed, dead-lettered, redriven, then ok: the outage stays visible."""
+    finish(ledger, "r-1", {"crm": "ok", "orders": "failed"}, took=0.01)
+    ledger.complete("r-1", "partially_completed", {"reasons": []}, latency_ms=1)
+    letter = dead_letter(ledger, "r-1", "r-1:orders")
+    assert ledger.reopen_task("r-1:orders", letter, timedelta(seconds=60)) is None
+    [task] = [t for t in ledger.tasks("r-1") if t.system == "orders"]
+    assert task.status == TaskStatus.PENDING  # the ledger's row no longer says failed
+
+    orders = {s["system"]: s for s in overview(ledger)["systems"]}["orders"]
+    assert (orders["failed"], orders["redriven"], orders["waiting"]) == (1, 1, 1)
+    crm = {s["system"]: s for s in overview(ledger)["systems"]}["crm"]
+    assert (crm["failed"], crm["redriven"]) == (0, 0)
 
 
 def test_series_has_one_point_per_step_and_gaps_where_nothing_finished(ledger: Ledger) -> None:
