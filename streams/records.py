@@ -493,7 +493,8 @@ class RejectedEvent(_Strict):
     request already recorded under its ``request_id`` comes with ``request_id_conflict``.
     An event whose key may not send it (``services.signing.Permissions``) comes with
     ``not_permitted``; one signed too long ago, or without ``dsr-signed-at``, with
-    ``stale_signature``."""
+    ``stale_signature``; a request holding a My Number, with ``my_number_not_accepted``
+    (and nothing of it kept, not even sealed)."""
 
     reason_code: Literal[
         "invalid_json",
@@ -516,6 +517,7 @@ class RejectedEvent(_Strict):
         "request_id_conflict",
         "not_permitted",
         "stale_signature",
+        "my_number_not_accepted",
     ]
     errors: list[dict[str, Any]] = Field(
         default=[],

@@ -36,7 +36,7 @@ def policy_for(regulation: str) -> Policy:
 
 
 def deadline(event: RequestEvent) -> datetime:
-    return policy_for(event.regulation).deadline(event.received_at)
+    return policy_for(event.regulation).deadline_for(event.kind, event.received_at)
 
 
 def grounds_invoked(event: RequestEvent) -> dict[str, str | None]:
@@ -60,11 +60,13 @@ def litigation_risk_from(regulation: str, now: datetime) -> datetime | None:
 def decide(event: RequestEvent) -> Decision:
     """Refuse, hold or let a request proceed, in the order the checks must run."""
     policy = policy_for(event.regulation)
-    if event.verification.status == "failed":
+    # A right that needs no verification (CCPA opt-out) is answered as made.
+    verifies = event.kind not in policy.unverified_kinds
+    if verifies and event.verification.status == "failed":
         return Decision(
             "refuse", "identity_not_verified", policy.refusal_codes["identity_not_verified"]
         )
-    if event.verification.status != "verified":
+    if verifies and event.verification.status != "verified":
         return _hold("verification_pending")
     if event.requester.type == "appointed_agent" and not event.requester.authority_reference:
         return _hold("agent_authority_missing")

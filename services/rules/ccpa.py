@@ -1,8 +1,13 @@
-"""California's CCPA as amended by the CPRA: 45 days, extendable once by 45 (§1798.130)."""
+"""California's CCPA as amended by the CPRA: 45 days, extendable once by 45 (§1798.130).
+
+Opting out of sale or sharing (§1798.120) and limiting the use of sensitive personal
+information (§1798.121) need no verification (regs §7026, §7027) and are due within 15
+business days of receipt.
+"""
 
 from __future__ import annotations
 
-from services.rules.policy import Policy, after_days
+from services.rules.policy import Policy, after_business_days, after_days
 from streams.records import Kind
 
 POLICY = Policy(
@@ -28,6 +33,11 @@ POLICY = Policy(
         Kind.THIRD_PARTY_STOP: {
             "opt_out_of_sale_or_sharing": "§1798.120: opt out of sale or sharing"
         },
+    },
+    unverified_kinds=frozenset({Kind.THIRD_PARTY_STOP, Kind.SUSPENSION}),
+    kind_deadlines={
+        Kind.THIRD_PARTY_STOP: after_business_days(15),
+        Kind.SUSPENSION: after_business_days(15),
     },
     remedy="カリフォルニア州プライバシー保護局に苦情を申し立てることができます。 / "
     "You may file a complaint with the California Privacy Protection Agency.",

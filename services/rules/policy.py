@@ -39,6 +39,10 @@ def after_days(days: int) -> Callable[[datetime], datetime]:
     return lambda start: start + timedelta(days=days)
 
 
+def after_business_days(days: int) -> Callable[[datetime], datetime]:
+    return lambda start: add_business_days(start, days)
+
+
 def after_months(months: int) -> Callable[[datetime], datetime]:
     return lambda start: add_months(start, months)
 
@@ -69,3 +73,11 @@ class Policy:
     litigation_risk_after: timedelta | None = None
     #: Where else the principal may turn, told in every notice and letter (ja / en).
     remedy: str = ""
+    #: Kinds answered without verifying identity (CCPA opt-out and limit-use): never held
+    #: for verification, whatever ``verification.status`` says.
+    unverified_kinds: frozenset[Kind] = frozenset()
+    #: Kinds with a deadline of their own, from receipt, instead of ``deadline``.
+    kind_deadlines: dict[Kind, Callable[[datetime], datetime]] = field(default_factory=dict)
+
+    def deadline_for(self, kind: Kind, received_at: datetime) -> datetime:
+        return self.kind_deadlines.get(kind, self.deadline)(received_at)

@@ -13,6 +13,7 @@ from services import rules
 from services.crypto import CryptoError
 from services.faults import crash_point
 from services.ledger import RequestStatus
+from services.rules import my_number
 from services.signing import Headers, Keyring, Permissions, SignatureError
 from streams import topics
 from streams.agents import notices
@@ -202,6 +203,11 @@ def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[O
         event, key_id = parse_signed(raw, ctx.keyring, headers, RequestEvent, ctx.sealer)
     except Rejection as rej:
         return reject(ctx, raw, rej, key_id=rej.key_id)
+    if found := my_number.found_in(event.model_dump(mode="json")):
+        # Neither kept nor echoed, sealed or not: only the event's digest is recorded.
+        msg = "a My Number (個人番号) may not be sent, as proof of identity or otherwise"
+        refused = Rejection("my_number_not_accepted", [{"loc": loc, "msg": msg} for loc in found])
+        return reject(ctx, raw, refused, request_id=event.request_id, echo=False, key_id=key_id)
     may = permissions(ctx, key_id)
     if may is not None and not may.may_request(event.kind):
         denied = not_permitted(key_id, f"{event.kind} requests")

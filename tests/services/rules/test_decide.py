@@ -40,6 +40,31 @@ def test_failed_verification_is_refused_with_a_reason() -> None:
     assert d.message
 
 
+@pytest.mark.parametrize(
+    ("kind", "ground"),
+    [("third_party_stop", "opt_out_of_sale_or_sharing"), ("suspension", "limit_sensitive_use")],
+)
+@pytest.mark.parametrize("status", ["pending", "failed", "verified"])
+def test_a_ccpa_opt_out_needs_no_verification_and_is_due_in_15_business_days(
+    kind: str, ground: str, status: str
+) -> None:
+    """Regs §7026/§7027: opting out of sale or sharing, and limiting sensitive use, are
+    honoured without verifying identity, within 15 business days."""
+    event = make(kind, "ccpa", grounds=[ground], verification={"status": status})
+    assert rules.decide(event).action == "proceed"
+    # received Saturday 31 Jan 2026: 15 business days later is Friday 20 Feb
+    assert rules.deadline(event) == datetime(2026, 2, 20, 9, tzinfo=UTC)
+
+
+def test_other_ccpa_rights_and_other_regulations_still_verify() -> None:
+    pending = {"status": "pending"}
+    delete = make("erasure", "ccpa", grounds=["consumer_request"], verification=pending)
+    assert rules.decide(delete).reason_code == "verification_pending"
+    assert rules.deadline(delete) == datetime(2026, 3, 17, 9, tzinfo=UTC)  # 45 days
+    appi_stop = make("third_party_stop", verification=pending)
+    assert rules.decide(appi_stop).reason_code == "verification_pending"
+
+
 def test_rule_2_appointed_agent_without_power_of_attorney_is_held() -> None:
     d = rules.decide(make(requester={"type": "appointed_agent"}))
     assert (d.action, d.reason_code) == ("hold", "agent_authority_missing")

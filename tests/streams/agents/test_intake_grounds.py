@@ -65,3 +65,22 @@ def test_rule_8_each_regulation_has_its_own_grounds(pipeline: Pipeline) -> None:
         topics.NOTICES,
         topics.ACCEPTED,
     ]
+
+
+def test_a_ccpa_opt_out_is_fanned_out_unverified_with_its_15_business_day_clock(
+    pipeline: Pipeline,
+) -> None:
+    raw = _raw(
+        "g-ccpa-opt-out",
+        "third_party_stop",
+        ["opt_out_of_sale_or_sharing"],
+        regulation="ccpa",
+        received_at="2026-12-04T09:00:00+00:00",  # a Friday
+        verification={"status": "pending", "method": "none"},
+    )
+    out = intake.handle_request(pipeline, raw)
+    assert [o.topic for o in out if o.topic != topics.NOTICES] == [topics.ACCEPTED]
+    row = pipeline.ledger.request("g-ccpa-opt-out")
+    assert row is not None and row.hold_reason is None
+    # 15 business days from Friday 4 December: Friday 25 December (holidays not counted out)
+    assert row.deadline_at.replace(tzinfo=None).isoformat() == "2026-12-25T09:00:00"
