@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -160,10 +161,12 @@ def extend(
     request_id: str,
     reason: Annotated[str, typer.Option(help="Why, in words the principal will read.")],
     by: Annotated[str, typer.Option(help="Who decides (an operator id).")],
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the outcome.")] = 60.0,
 ) -> None:
     """Extend an open request's deadline by its regulation's one extension (GDPR two
-    months, CCPA 45 days); the reason goes into the response to the principal."""
-    _decide(request_id, "extension", None, reason, by)
+    months, CCPA 45 days); the reason goes into the response to the principal. Waits
+    for the worker to record it; exits 1 if it was rejected, 2 if nothing recorded it."""
+    _decide(request_id, "extension", None, reason, by, wait)
 
 
 @app.command()
@@ -172,16 +175,23 @@ def refuse(
     ground: Annotated[str, typer.Option(help="A refusal code of the request's regulation.")],
     reason: Annotated[str, typer.Option(help="Why, for the audit trail.")],
     by: Annotated[str, typer.Option(help="Who decides (an operator id).")],
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the outcome.")] = 60.0,
 ) -> None:
     """Refuse a request not yet fanned out on one of its regulation's grounds (e.g. the
-    APPI's Art. 33(2) harm_to_principal_or_third_party); the response says so."""
-    _decide(request_id, "refusal", ground, reason, by)
+    APPI's Art. 33(2) harm_to_principal_or_third_party); the response says so. Waits
+    for the worker to record it; exits 1 if it was rejected (with the accepted grounds),
+    2 if nothing recorded it."""
+    _decide(request_id, "refusal", ground, reason, by, wait)
 
 
-def _decide(request_id: str, decision: str, ground: str | None, reason: str, by: str) -> None:
-    from services.client import Submitter
-    from streams.records import DecisionEvent, dump
-    from streams.topics import DECISIONS
+def _decide(
+    request_id: str, decision: str, ground: str | None, reason: str, by: str, wait: float
+) -> None:
+    """Send the decision and report what became of it: exit 1 when it was rejected, 2
+    when no worker recorded it in time."""
+    from services.decisions import decide
+    from services.ledger import as_utc
+    from streams.records import DecisionEvent
 
     settings = load_settings()
     event = DecisionEvent.model_validate(
@@ -193,15 +203,26 @@ def _decide(request_id: str, decision: str, ground: str | None, reason: str, by:
             "decided_by": by,
         }
     )
-    submitter = Submitter.from_settings(settings, _bootstrap(settings))
-    try:
-        submitter.submit(dump(event), DECISIONS)
-    finally:
-        submitter.close()
-    console.print(
-        f"The {decision} of {request_id} is sent; `dsr status {request_id}` shows it (one "
-        "that cannot apply goes to dsr.requests.rejected, with its reason)."
-    )
+    outcome = decide(settings, _bootstrap(settings), event, wait)
+    if outcome is None:
+        err.print(
+            f"The {decision} of {request_id} was sent, but no worker recorded it within "
+            f"{wait:g} s; `dsr status {request_id}` will show it once one does."
+        )
+        raise typer.Exit(2)
+    if not outcome.applied:
+        why = "; ".join(e.get("msg", "") for e in outcome.errors) or outcome.reason_code
+        err.print(f"[red]Rejected[/] ({outcome.reason_code}): {why}", highlight=False)
+        raise typer.Exit(1)
+    if decision == "extension":
+        row_deadline = outcome.detail.get("deadline")
+        shown = as_utc(datetime.fromisoformat(row_deadline)).isoformat() if row_deadline else "?"
+        console.print(f"Extended {request_id}: the deadline is now {shown}.", highlight=False)
+    else:
+        console.print(
+            f"Refused {request_id} ({ground}); the response goes to the principal.",
+            highlight=False,
+        )
 
 
 STAGE_COLUMNS = ("stage", "start_ms", "duration_ms", "status")

@@ -262,6 +262,18 @@ class Ledger:
                 **detail,
             )
 
+    def rejected_errors(self, raw_sha256: str) -> list[dict[str, Any]]:
+        """The failing fields and why, of the latest rejection of the event with this
+        digest (none if it was never rejected)."""
+        with self.session() as s:
+            row = s.scalars(
+                select(Rejected)
+                .where(Rejected.raw_sha256 == raw_sha256)
+                .order_by(Rejected.id.desc())
+                .limit(1)
+            ).first()
+            return list(row.errors) if row is not None else []
+
     def admit(
         self,
         event: RequestEvent,

@@ -75,7 +75,7 @@ def _refuse(
 ) -> list[Outgoing]:
     ground = decision.ground or ""
     if ground not in codes:
-        return _cannot(ctx, raw, "unknown_ground", key_id)
+        return _cannot(ctx, raw, "unknown_ground", key_id, accepted=sorted(codes))
     outcome = ctx.ledger.refuse(decision.request_id, ground, decision.reason, decided_by, key_id)
     if outcome != "refused":
         return _cannot(ctx, raw, outcome, key_id)
@@ -86,7 +86,13 @@ def _refuse(
     return finish(ctx, decision.request_id)
 
 
-def _cannot(ctx: Pipeline, raw: bytes, outcome: str, key_id: str | None) -> list[Outgoing]:
-    """The decision cannot apply: rejected, with why, and audited with its key."""
-    rej = Rejection(outcome, [{"msg": WHY_NOT[outcome]}])
+def _cannot(
+    ctx: Pipeline, raw: bytes, outcome: str, key_id: str | None, accepted: list[str] | None = None
+) -> list[Outgoing]:
+    """The decision cannot apply: rejected, with why (and the grounds that would be
+    accepted, for a ground that is not), and audited with its key."""
+    error = {"msg": WHY_NOT[outcome]}
+    if accepted:
+        error = {"loc": "ground", "msg": f"{error['msg']}; accepted: {', '.join(accepted)}"}
+    rej = Rejection(outcome, [error])
     return reject(ctx, raw, rej, "decisions", key_id=key_id)

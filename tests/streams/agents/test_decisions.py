@@ -133,7 +133,13 @@ def test_rule_5_an_appi_art_33_2_refusal_answers_the_held_request(pipeline: Pipe
 
 def test_a_refusal_needs_a_ground_of_the_requests_regulation(pipeline: Pipeline) -> None:
     _submit(pipeline, "rf-2", "appi")
-    assert _reason(_refuse(pipeline, "rf-2", "manifestly_unfounded")) == "unknown_ground"
+    wrong = _refuse(pipeline, "rf-2", "manifestly_unfounded")
+    assert _reason(wrong) == "unknown_ground"
+    # the rejection lists what would have been accepted
+    [error] = body(to(topics.REJECTED, wrong)[0])["errors"]
+    assert error["loc"] == "ground"
+    assert "harm_to_principal_or_third_party" in error["msg"]
+    assert "manifestly_unfounded" not in error["msg"].split("accepted:")[1]
     assert pipeline.ledger.request("rf-2").status == "held"
     _submit(pipeline, "rf-3", "gdpr")
     assert to(topics.RESPONSES, _refuse(pipeline, "rf-3", "manifestly_unfounded"))
