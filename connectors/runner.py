@@ -32,6 +32,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -41,7 +42,7 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, MessageSizeTooLargeError
-from kafka.structs import OffsetAndMetadata, TopicPartition
+from kafka.structs import MemberState, OffsetAndMetadata, TopicPartition
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
@@ -70,6 +71,10 @@ FETCH_MAX_WAIT_MS = 50
 MAX_POLL_RECORDS = 10
 #: Batches a partition may have waiting in its lane before polling waits for it.
 MAX_QUEUED_BATCHES = 50
+#: A group membership not stable for this long is given up: the runner stops, uncommitted,
+#: for its supervisor to start a fresh one (a rejoin was seen to hang for the group's whole
+#: rebalance timeout, 5 min, after every broker had restarted and the topics were made anew).
+REJOIN_STUCK_S = 90.0
 #: How long one connector call may take before it is abandoned and retried
 #: (``call_timeout_seconds`` per system in the data map).
 DEFAULT_CALL_TIMEOUT_S = 60.0
@@ -78,6 +83,12 @@ DEFAULT_CALL_TIMEOUT_S = 60.0
 MAX_RETRY_AFTER_S = 60.0
 #: Times a message the broker refused is sent, in all, before the runner gives up.
 SEND_ATTEMPTS = 6
+
+
+class RejoinStuck(KafkaError):
+    """The consumer has not had a stable group membership for ``REJOIN_STUCK_S``."""
+
+    retriable = False
 
 
 class _Stopping(Exception):
@@ -177,6 +188,8 @@ class ConnectorRunner:
         #: (``services/heartbeat.py``).
         self.heart = heart
         self._in_flight: dict[TopicPartition, deque[Future[int | None]]] = {}
+        #: Since when the group membership has not been stable (``_check_membership``).
+        self._unstable_since: float | None = None
         session_ms = int(session_timeout_s * 1000)
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -191,6 +204,10 @@ class ConnectorRunner:
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         topics = sorted(tasks_topic(s) for s in self.connectors)
+        # Know the topics' partitions before joining: a first assignment made from empty
+        # metadata (topics just created) hands out nothing and needs a second rebalance.
+        if missing := set(topics) - self._consumer.topics():
+            log.warning("task topics not found yet", extra={"topics": ",".join(sorted(missing))})
         self._consumer.subscribe(
             topics, listener=_Assignment(self._drain, self._forget, on_assigned)
         )
@@ -215,9 +232,20 @@ class ConnectorRunner:
                     if len(batches) >= MAX_QUEUED_BATCHES:
                         wait([batches[0]])  # this system is far behind: let it catch up
                 self._reap()
+                self._check_membership(time.monotonic())
         finally:
             self._drain()
             log.info("runner stopped")
+
+    def _check_membership(self, now: float) -> None:
+        """Raise ``RejoinStuck`` once the group membership has been unstable (joining or
+        rebalancing) for ``REJOIN_STUCK_S``; ``main`` then stops for a restart."""
+        if self._consumer.group_metadata().state == MemberState.STABLE:
+            self._unstable_since = None
+        elif self._unstable_since is None:
+            self._unstable_since = now
+        elif now - self._unstable_since > REJOIN_STUCK_S:
+            raise RejoinStuck(f"no stable group membership for {REJOIN_STUCK_S:g} s")
 
     def _run_batch(self, messages: Sequence[Any]) -> int | None:
         """Handle one partition's messages in order, in their system's lane; return the

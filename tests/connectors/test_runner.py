@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import MemberState
 from pydantic import BaseModel, ConfigDict
 
 from connectors import (
@@ -27,6 +28,7 @@ from connectors import (
     RetriableError,
 )
 from connectors.base import Identifiers
+from connectors.runner import REJOIN_STUCK_S, RejoinStuck
 from connectors.sql import SQLConnector
 from services.broker import create_topics
 from services.crypto import LocalKeyProvider
@@ -465,3 +467,23 @@ def test_a_large_sealed_result_is_sent_by_claim_check(
     assert wire.sealed is None and wire.claim is not None and claims.storage.exists(wire.claim)
     opened = worker_side.open(claims.redeem(wire))
     assert [r["_source"] for r in opened.records] == ["customers", "orders", "orders"]
+
+
+def test_a_membership_that_never_settles_stops_the_runner_for_a_restart(bootstrap: str) -> None:
+    """Stable resets the clock; joining or rebalancing for REJOIN_STUCK_S raises, which
+    ``main`` turns into an exit for ``dsr up`` to start a fresh runner."""
+    joined = threading.Event()
+    with running(bootstrap, {"notes": Scripted("notes", {})}, on_assigned=joined.set) as runner:
+        assert joined.wait(30), "the runner never joined"
+        deadline = time.monotonic() + 30
+        while runner._consumer.group_metadata().state != MemberState.STABLE:
+            assert time.monotonic() < deadline, "never stable"
+            time.sleep(0.05)
+        now = time.monotonic()
+        runner._check_membership(now + REJOIN_STUCK_S * 2)  # stable: nothing to count
+        assert runner._unstable_since is None
+    # a consumer that has left its group is not stable: the clock runs, then gives up
+    runner._check_membership(now)
+    runner._check_membership(now + REJOIN_STUCK_S / 2)
+    with pytest.raises(RejoinStuck):
+        runner._check_membership(now + REJOIN_STUCK_S + 1)
