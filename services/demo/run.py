@@ -210,12 +210,15 @@ def response_checks(settings: Settings, ledger: Ledger, rows: list[Row]) -> list
     pdf = package_prefix(letter.case.request_id if letter else "-") + "letter.pdf"
     answered = [r.case.request_id for r in rows if r.status != "missing"]
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not all(_told(home, rid) for rid in answered):
+    while time.monotonic() < deadline and not all(_told(home, ledger, r) for r in answered):
         time.sleep(0.2)
     return [
         ("held for the fee, then released: both audited", actions[:3] == _HELD_THEN_RELEASED),
         ("written letter: HTML and a PDF", _safe(lambda: storage.get(pdf).startswith(b"%PDF"))),
-        ("notices: every principal told (outbox)", all(_told(home, rid) for rid in answered)),
+        (
+            "notices: every principal told (outbox and audit trail)",
+            all(_told(home, ledger, rid) for rid in answered),
+        ),
     ]
 
 
@@ -251,8 +254,13 @@ def _files_of(ledger: Ledger) -> list[Path]:
     return [p for p in (database, Path(f"{database}-wal")) if p.is_file()]
 
 
-def _told(home: Path, request_id: str) -> bool:
-    return any((home / "outbox" / request_id).glob(f"{request_id}:response:*.eml"))
+def _told(home: Path, ledger: Ledger, request_id: str) -> bool:
+    """The response notice is in the outbox and recorded as sent (the file is written
+    first, then the audit row)."""
+    return any((home / "outbox" / request_id).glob(f"{request_id}:response:*.eml")) and any(
+        e.action == "notified" and e.detail.get("purpose") == "response"
+        for e in ledger.timeline(request_id)
+    )
 
 
 def metrics_checks(stack: Stack, kinds: set[str], systems: set[str]) -> list[tuple[str, bool]]:

@@ -29,6 +29,25 @@ from services.stack import Stack
 DEMO_DATAMAP = Path(__file__).parents[2] / "services" / "demo" / "datamap.yaml"
 
 
+#: The demo's CRM as a data-map entry: the healthy system most tests set beside the one
+#: they are about.
+CRM = """
+  crm:
+    connector: sql
+    identifiers: [email]
+    config:
+      url: "sqlite:///${DSR_HOME}/crm.db"
+      tables:
+        - name: customers
+          key: {column: email, identifier: email}
+"""
+
+
+def with_crm(systems: str, timeout_s: int = 60) -> str:
+    """A data map of the CRM and ``systems`` (YAML entries indented under ``systems:``)."""
+    return f"request_timeout_seconds: {timeout_s}\nsystems:{CRM}{systems}"
+
+
 def settings_for(
     home: Path, datamap_text: str | None = None, database_url: str | None = None
 ) -> Settings:

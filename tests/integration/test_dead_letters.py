@@ -25,22 +25,13 @@ from services.demo.scenario import TARO, event
 from services.ledger import Ledger
 from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for
+from tests.integration.fixtures import settings_for, with_crm
 
 pytestmark = pytest.mark.integration
 
 # The archive's database is not there yet: every call fails to connect (a transient error).
-DATAMAP = """
-request_timeout_seconds: 60
-systems:
-  crm:
-    connector: sql
-    identifiers: [email]
-    config:
-      url: "sqlite:///${DSR_HOME}/crm.db"
-      tables:
-        - name: customers
-          key: {column: email, identifier: email}
+DATAMAP = with_crm(
+    """
   archive:
     connector: sql
     identifiers: [email]
@@ -49,7 +40,9 @@ systems:
       tables:
         - name: customers
           key: {column: email, identifier: email}
-"""
+""",
+    timeout_s=60,
+)
 
 
 def test_a_redriven_task_completes_its_request_again_exactly_once(
@@ -102,17 +95,8 @@ def test_a_redriven_task_completes_its_request_again_exactly_once(
 
 
 # The archive keeps a copy of the CRM; until it is restored, every call fails.
-ERASURE_DATAMAP = """
-request_timeout_seconds: 60
-systems:
-  crm:
-    connector: sql
-    identifiers: [email]
-    config:
-      url: "sqlite:///${DSR_HOME}/crm.db"
-      tables:
-        - name: customers
-          key: {column: email, identifier: email}
+ERASURE_DATAMAP = with_crm(
+    """
           erasure: {strategy: delete}
   archive:
     connector: sql
@@ -123,7 +107,9 @@ systems:
         - name: customers
           key: {column: email, identifier: email}
           erasure: {columns: {email: hash, name: mask, phone: null, address: null}}
-"""
+""",
+    timeout_s=60,
+)
 
 
 class DsrUp:

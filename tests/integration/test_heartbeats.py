@@ -22,7 +22,7 @@ from services import heartbeat
 from services.client import Submitter
 from services.demo.scenario import TARO, event
 from services.settings import Settings
-from tests.integration.fixtures import dsr_up_process, running, settings_for, wait_for
+from tests.integration.fixtures import dsr_up_process, running, settings_for, wait_for, with_crm
 
 pytestmark = pytest.mark.integration
 
@@ -86,17 +86,8 @@ def test_health_fails_where_nothing_beats(tmp_path: Path) -> None:
     assert dsr(tmp_path, "health", "worker-0").returncode == 1
 
 
-DATAMAP = """
-request_timeout_seconds: 300
-systems:
-  crm:
-    connector: sql
-    identifiers: [email]
-    config:
-      url: "sqlite:///${DSR_HOME}/crm.db"
-      tables:
-        - name: customers
-          key: {column: email, identifier: email}
+DATAMAP = with_crm(
+    """
   gated:
     connector: http
     identifiers: [email]
@@ -105,7 +96,9 @@ systems:
       timeout_s: 120
       endpoints:
         disclose: {path: "/users/{email}", records_path: items}
-"""
+""",
+    timeout_s=300,
+)
 
 
 @pytest.fixture

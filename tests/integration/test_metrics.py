@@ -14,7 +14,7 @@ from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.monitoring.scrape import Series, scrape, scrape_until, value
 from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for
+from tests.integration.fixtures import settings_for, with_crm
 
 pytestmark = pytest.mark.integration
 
@@ -106,17 +106,8 @@ def test_worker_and_runner_serve_what_they_did(tmp_path: Path) -> None:
     assert all(v >= 0 for (name, _), v in ledger.items() if name == "dsr_consumer_group_lag")
 
 
-BROKEN_DATAMAP = """
-request_timeout_seconds: 60
-systems:
-  crm:
-    connector: sql
-    identifiers: [email]
-    config:
-      url: "sqlite:///${DSR_HOME}/crm.db"
-      tables:
-        - name: customers
-          key: {column: email, identifier: email}
+BROKEN_DATAMAP = with_crm(
+    """
   unreachable:
     connector: http
     identifiers: [email]
@@ -126,7 +117,9 @@ systems:
       endpoints:
         disclose:
           path: "/users/{email}"
-"""
+""",
+    timeout_s=60,
+)
 
 
 def test_runner_counts_and_logs_retries_failures_and_dead_letters(

@@ -21,7 +21,7 @@ from services.signing import Signer
 from services.stack import Stack
 from streams import topics
 from tests.fixtures.databases import make_url
-from tests.integration.fixtures import settings_for
+from tests.integration.fixtures import settings_for, with_crm
 
 pytestmark = pytest.mark.integration
 
@@ -99,17 +99,8 @@ def test_disclosure_package_holds_the_subjects_data_only(tmp_path: Path) -> None
     assert "hanako@example.jp" not in text and "Rice cooker" not in text
 
 
-FAILING_DATAMAP = """
-request_timeout_seconds: 60
-systems:
-  crm:
-    connector: sql
-    identifiers: [email]
-    config:
-      url: "sqlite:///${DSR_HOME}/crm.db"
-      tables:
-        - name: customers
-          key: {column: email, identifier: email}
+FAILING_DATAMAP = with_crm(
+    """
   broken:
     connector: sql
     identifiers: [email]
@@ -118,7 +109,9 @@ systems:
       tables:
         - name: no_such_table
           key: {column: email, identifier: email}
-"""
+""",
+    timeout_s=60,
+)
 
 
 def test_a_failing_system_gives_a_partial_response_naming_it(

@@ -24,23 +24,14 @@ from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.ledger import Ledger
 from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for
+from tests.integration.fixtures import settings_for, with_crm
 
 pytestmark = pytest.mark.integration
 
 # The archive is keyed by phone, and its database cannot be opened: every call fails
 # transiently, so its task is still being retried when the request times out.
-DATAMAP = """
-request_timeout_seconds: 20
-systems:
-  crm:
-    connector: sql
-    identifiers: [email]
-    config:
-      url: "sqlite:///${DSR_HOME}/crm.db"
-      tables:
-        - name: customers
-          key: {column: email, identifier: email}
+DATAMAP = with_crm(
+    """
   archive:
     connector: sql
     identifiers: [phone]
@@ -49,7 +40,9 @@ systems:
       tables:
         - name: customers
           key: {column: phone, identifier: phone}
-"""
+""",
+    timeout_s=20,
+)
 ALICE = {"email": "alice@example.eu"}
 BOB = {"email": "bob@example.com"}
 

@@ -23,7 +23,7 @@ from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.monitoring.scrape import Series, scrape, scrape_until, value
 from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for
+from tests.integration.fixtures import settings_for, with_crm
 
 pytestmark = pytest.mark.integration
 
@@ -54,17 +54,8 @@ def slow_server() -> Iterator[str]:
     server.shutdown()
 
 
-DATAMAP = """
-request_timeout_seconds: 60
-systems:
-  crm:
-    connector: sql
-    identifiers: [email]
-    config:
-      url: "sqlite:///${DSR_HOME}/crm.db"
-      tables:
-        - name: customers
-          key: {column: email, identifier: email}
+DATAMAP = with_crm(
+    """
   billing_saas:
     connector: http
     identifiers: [email]
@@ -81,7 +72,9 @@ systems:
       timeout_s: 1
       endpoints:
         disclose: {path: "/users/{email}"}
-"""
+""",
+    timeout_s=60,
+)
 
 
 def mean_call_seconds(runner: Series, system: str) -> float:
