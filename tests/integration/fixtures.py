@@ -9,10 +9,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,32 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     with Stack(settings_for(tmp_path), log_dir=tmp_path / "logs") as s:
         s.wait_joined()
         yield s
+
+
+@contextmanager
+def json_api(body: dict[str, Any], before: Callable[[str], None]) -> Iterator[str]:
+    """A system's HTTP API on loopback that answers every GET with ``body``, after
+    ``before(path)`` (a delay, a gate); its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            before(self.path)
+            raw = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
 
 
 # -- `dsr up` as a subprocess, killed from outside -------------------------------

@@ -12,7 +12,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,14 @@ from services import heartbeat
 from services.client import Submitter
 from services.demo.scenario import TARO, event
 from services.settings import Settings
-from tests.integration.fixtures import dsr_up_process, running, settings_for, wait_for, with_crm
+from tests.integration.fixtures import (
+    dsr_up_process,
+    json_api,
+    running,
+    settings_for,
+    wait_for,
+    with_crm,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -107,25 +113,13 @@ def gate() -> Iterator[tuple[str, threading.Event]]:
     check, on the base URL, is answered at once)."""
     opened = threading.Event()
 
-    class Gated(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            if self.path.startswith("/users/"):
-                opened.wait(120)
-            body = json.dumps({"items": []}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def gated(path: str) -> None:
+        if path.startswith("/users/"):
+            opened.wait(120)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Gated)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", opened
-    opened.set()
-    server.shutdown()
+    with json_api({"items": []}, gated) as url:
+        yield url, opened
+        opened.set()
 
 
 def _status(home: Path, request_id: str) -> dict[str, Any] | None:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,35 +21,18 @@ from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.monitoring.scrape import Series, scrape, scrape_until, value
 from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for, with_crm
+from tests.integration.fixtures import json_api, settings_for, with_crm
 
 pytestmark = pytest.mark.integration
 
 SLOW_S = 0.4
 
 
-class SlowCRM(BaseHTTPRequestHandler):
-    """A SaaS CRM that answers correctly, but slowly."""
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        time.sleep(SLOW_S)
-        body = json.dumps({"items": [{"plan": "gold"}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def slow_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowCRM)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    """A SaaS CRM that answers correctly, but slowly."""
+    with json_api({"items": [{"plan": "gold"}]}, lambda _: time.sleep(SLOW_S)) as url:
+        yield url
 
 
 DATAMAP = with_crm(
