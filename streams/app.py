@@ -79,6 +79,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         topics.PIPELINE_GROUP,
         broker=f"dsrkafka://{settings.kafka_bootstrap}",
         store="memory://",
+        # Faust's own files (its table state) under DSR_HOME, never the working directory.
+        datadir=str(settings.home / "run" / "faust"),
         web_enabled=False,
         topic_partitions=topics.PARTITIONS,
         topic_allow_declare=False,

@@ -27,12 +27,20 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_every_kind_reaches_its_expected_status(tmp_path: Path, backend: str) -> None:
+def test_every_kind_reaches_its_expected_status(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The demo scenario: all seven kinds, a held-and-released request, a refusal, a
-    malformed event; and the sample systems really changed."""
+    malformed event; and the sample systems really changed. Nothing is written outside
+    its home."""
+    elsewhere = tmp_path / "working-directory"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    home = tmp_path / "home"
     for url in make_url(backend, tmp_path):
-        settings = Settings(home=tmp_path, kafka_bootstrap=None, database_url_override=url)
+        settings = Settings(home=home, kafka_bootstrap=None, database_url_override=url)
         report = demo_run.run(settings, timeout_s=90)
+        assert list(elsewhere.iterdir()) == []
         result = report.as_dict()
         assert result["errors"] == []
         statuses = {
