@@ -59,6 +59,7 @@ from services.crypto import CryptoError, LocalKeyProvider
 from services.faults import crash_point
 from services.heartbeat import Heart
 from services.logs import configure_logging
+from services.processes import exit_after
 from streams.claims import ClaimCheck
 from streams.records import Task, TaskResult, dump, utcnow
 from streams.sealing import Sealer
@@ -662,8 +663,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.log(level, "check: %s", status.message, extra={"system": name})
 
     stop = threading.Event()
+
+    def stopping(*_: object) -> None:
+        if not stop.is_set():
+            exit_after()  # a drain that cannot finish (no broker) must not keep us alive
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, stopping)
     try:
         runner = ConnectorRunner(
             config.kafka_bootstrap,

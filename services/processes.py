@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
+#: Seconds a worker or runner has to stop after SIGTERM before it exits regardless.
+STOP_DEADLINE_S = 20.0
 
 
 def die_with_parent() -> None:
@@ -18,6 +23,22 @@ def die_with_parent() -> None:
     even by SIGKILL, so a crashed supervisor or test run leaves no broker or worker."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def exit_after(seconds: float = STOP_DEADLINE_S) -> None:
+    """Exit the process ``seconds`` from now unless it has exited by then: a graceful
+    stop that hangs (a broker that is gone, so no group can be left and no commit made)
+    must not leave a process behind, spinning, once its supervisor has died."""
+
+    def give_up() -> None:
+        logging.getLogger("dsr.process").error(
+            "still stopping after %g s; exiting without finishing", seconds
+        )
+        os._exit(1)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
 
 
 def processes_file(home: Path) -> Path:

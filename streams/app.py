@@ -30,6 +30,7 @@ from services.faults import crash_point
 from services.heartbeat import Heart
 from services.ledger import as_utc
 from services.logs import configure_logging, library_config
+from services.processes import exit_after
 from services.provisions.store import ProvisionStore
 from services.settings import Settings, mark_ready
 from services.settings import load as load_settings
@@ -68,6 +69,12 @@ class QuietWorker(faust.Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spinner = None
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        """On SIGTERM or SIGINT stop gracefully, but within ``STOP_DEADLINE_S``."""
+        if not self._signal_stop_time:
+            exit_after()
+        super()._schedule_shutdown(signal)
 
 
 def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App:
