@@ -370,6 +370,9 @@ def demo(
         console.print(f"Dashboard: [bold]{dashboard.url}[/]", highlight=False)
         for name, url in stack.metrics_urls.items():
             console.print(f"Metrics of {name}: {url}", highlight=False)
+        console.print("Client commands (dsr status, top, extend, refuse, submit) reach it with:")
+        for line in demo_environment(stack.settings):
+            print(line, flush=True)  # plain, to paste into a shell
         console.print("Ctrl-C stops the pipeline.")
         try:
             while not stack.check_alive():
@@ -385,6 +388,15 @@ def demo(
     if not serve:
         show(report)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def demo_environment(settings: Settings) -> list[str]:
+    """The ``export`` lines that point client commands at a running demo: its home (the
+    broker's address, the ledger and the keys live there) and any override it runs with."""
+    lines = [f"export DSR_HOME={settings.home}"]
+    if settings.database_url_override:
+        lines.append(f"export DSR_DATABASE_URL={settings.database_url_override}")
+    return lines
 
 
 SHORT = {
