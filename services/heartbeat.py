@@ -91,10 +91,12 @@ class Heart:
     def _report(self) -> None:
         self._changed.set()
         if self._reporter is None:
-            self._reporter = threading.Thread(
-                target=self._write_changes, name="heartbeat-tasks", daemon=True
-            )
-            self._reporter.start()
+            with self._lock:  # two lanes may report first at once: one reporter
+                if self._reporter is None:
+                    self._reporter = threading.Thread(
+                        target=self._write_changes, name="heartbeat-tasks", daemon=True
+                    )
+                    self._reporter.start()
 
     def _write_changes(self) -> None:
         while True:

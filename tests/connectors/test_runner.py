@@ -38,6 +38,7 @@ from streams.records import Kind, Task, TaskResult, dump, utcnow
 from streams.sealing import Sealer
 from streams.topics import TopicSpec, tasks_topic
 from tests.connectors.fixtures import ALICE, SESSION_S, Database, Outbox, running
+from tests.integration.fixtures import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -475,10 +476,11 @@ def test_a_membership_that_never_settles_stops_the_runner_for_a_restart(bootstra
     joined = threading.Event()
     with running(bootstrap, {"notes": Scripted("notes", {})}, on_assigned=joined.set) as runner:
         assert joined.wait(30), "the runner never joined"
-        deadline = time.monotonic() + 30
-        while runner._consumer.group_metadata().state != MemberState.STABLE:
-            assert time.monotonic() < deadline, "never stable"
-            time.sleep(0.05)
+        wait_for(
+            "a stable membership",
+            lambda: runner._consumer.group_metadata().state == MemberState.STABLE,
+            timeout=30,
+        )
         now = time.monotonic()
         runner._check_membership(now + REJOIN_STUCK_S * 2)  # stable: nothing to count
         assert runner._unstable_since is None

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +19,7 @@ from services.settings import Settings
 from services.status import request_status
 from streams.records import TaskStatus
 from tests.fixtures.ledger_rows import event, finish
+from tests.integration.fixtures import wait_for
 
 
 @pytest.fixture
@@ -90,7 +89,10 @@ def test_a_task_no_runner_holds_is_queued_and_one_a_runner_holds_is_running(
     heart = Heart(settings.home, "runner-0", "runner")
     heart.beat()
     heart.working("r-1:crm", "crm", 2)
-    _wait_for(lambda: (request_status(settings, "r-1") or {})["tasks"][0].get("runner"))
+    wait_for(
+        "the task in hand",
+        lambda: (request_status(settings, "r-1") or {})["tasks"][0].get("runner"),
+    )
     report = request_status(settings, "r-1")
     assert report is not None
     stages = _tasks(report)
@@ -103,8 +105,9 @@ def test_a_task_no_runner_holds_is_queued_and_one_a_runner_holds_is_running(
         "erp": "queued",
     }
     heart.done("r-1:crm")
-    _wait_for(
-        lambda: _tasks(request_status(settings, "r-1") or {})["system:crm"]["status"] == "queued"
+    wait_for(
+        "the task to show queued again",
+        lambda: _tasks(request_status(settings, "r-1") or {})["system:crm"]["status"] == "queued",
     )
 
 
@@ -114,20 +117,13 @@ def test_a_task_held_by_a_frozen_runner_says_so(settings: Settings) -> None:
     heart.beat()
     heart.working("r-1:crm", "crm", 1)
     path = heartbeat.directory(settings.home) / "runner-0.json"
-    _wait_for(lambda: "r-1:crm" in path.read_text())
+    wait_for("the heartbeat file", lambda: "r-1:crm" in path.read_text())
     body = json.loads(path.read_text())
     body["at"] -= heartbeat.FROZEN_AFTER_S + 1  # its loop stopped beating
     path.write_text(json.dumps(body))
     report = request_status(settings, "r-1")
     assert report is not None
     assert _tasks(report)["system:crm"]["runner"] == "runner-0 (frozen)"
-
-
-def _wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def test_dsr_status_prints_the_stages(settings: Settings) -> None:
