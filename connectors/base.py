@@ -191,7 +191,12 @@ def ok_result(
         details={**outcome.details, **({"dry_run": True} if outcome.dry_run else {})},
         identities=outcome.units(),
         refusal=(
-            Reason(code=withheld.code, message=withheld.reason, system=task.system)
+            Reason(
+                code=withheld.code,
+                message=withheld.reason,
+                message_ja=withheld.reason_ja,
+                system=task.system,
+            )
             if withheld
             else None
         ),

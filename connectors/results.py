@@ -11,11 +11,14 @@ class Withheld:
     """Part or all of what was asked is withheld, on a ground the principal is told.
 
     ``code`` is machine-readable (e.g. ``violation_of_other_laws`` for APPI Art.
-    33(2)(iii)); ``reason`` is the sentence the principal reads.
+    33(2)(iii)); ``reason`` is the sentence the principal reads, and ``reason_ja`` the
+    same in Japanese. A code that is a ground of refusal of the request's regulation is
+    also worded by the regulation's own text.
     """
 
     code: str
     reason: str
+    reason_ja: str | None = None
 
 
 @dataclass(frozen=True)

@@ -345,14 +345,40 @@ def _print_topic_drift(drift: list[str]) -> None:
         err.print(f"[yellow]Topic differs from the expected settings:[/] {line}", highlight=False)
 
 
-@app.command()
+demo_app = typer.Typer(
+    help="Seed sample systems, submit one request of every kind, and check every outcome.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.command("seed")
+def demo_seed(
+    force: Annotated[
+        bool, typer.Option(help="Replace an existing data map and letterhead too.")
+    ] = False,
+) -> None:
+    """Put the demo's sample systems, data map and letterhead in DSR_HOME, for `dsr up`."""
+    from services.demo.run import install
+
+    settings = load_settings()
+    for path in install(settings, replace_files=force):
+        console.print(f"wrote {path}", highlight=False)
+    console.print(f"Seeded {settings.home}; start the pipeline on it with `dsr up`.")
+
+
+@demo_app.callback()
 def demo(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
     serve: Annotated[
         bool, typer.Option(help="Keep the pipeline and its dashboard up afterwards (Ctrl-C stops).")
     ] = False,
 ) -> None:
     """Seed sample systems, submit one request of every kind, and check every outcome."""
+    if ctx.invoked_subcommand is not None:
+        return
     from services.demo.run import Report, run
     from services.stack import Stack
 

@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.rules.sentence import Sentence
 from streams.records import Kind, answered_by
 
 
@@ -67,6 +68,9 @@ class RefusalRule(BaseModel):
     kinds: list[Kind] = Field(min_length=1)
     code: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
     reason: str = Field(min_length=1, max_length=1000)
+    reason_ja: str | None = Field(
+        default=None, min_length=1, max_length=1000, description="The reason in Japanese."
+    )
 
 
 #: The identifier that carries an individual number (My Number Act): specific personal
@@ -78,6 +82,16 @@ class SystemSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     connector: str
     description: str = ""
+    label: Sentence | None = Field(
+        default=None,
+        description="The name the principal reads in letters and packages, "
+        "{ja: ..., en: ...}; without one the system's name is shown, marked as unlabelled.",
+    )
+    fields: dict[str, Sentence] = Field(
+        default={},
+        description="Display labels of the tables and fields this system returns, by name "
+        "(`email`) or by table and name (`customers.email`), each {ja: ..., en: ...}.",
+    )
     purposes: list[str] = []
     identifiers: list[str | list[str]] = Field(
         min_length=1,

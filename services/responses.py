@@ -292,12 +292,17 @@ def _field_reasons(corrections: Iterable[FieldOutcome]) -> list[Reason]:
     for name, got in by.items():
         if set(got) == {Outcome.FIELD_NOT_FOUND}:
             reasons.append(
-                Reason(code="field_not_found", message=f"No system holds the field {name!r}.")
+                Reason(
+                    code="field_not_found",
+                    field=name,
+                    message=f"No system holds the field {name!r}.",
+                )
             )
         if systems := got.get(Outcome.FIELD_NOT_CORRECTABLE):
             reasons.append(
                 Reason(
                     code="field_not_correctable",
+                    field=name,
                     message=f"The field {name!r} is held in {', '.join(systems)}, "
                     "where it may not be corrected.",
                 )

@@ -10,6 +10,7 @@
 | DSR_S3_ENDPOINT_URL | (unset) | S3-compatible endpoint (MinIO, moto) |
 | DSR_S3_KMS_KEY_ID | (unset: SSE-S3) | KMS key (id, ARN, alias/...) of S3 objects' SSE-KMS |
 | DSR_PACKAGE_LINK_TTL_S | 900 | seconds a ``dsr package link`` link lasts (at most 7 days) |
+| DSR_NOTICE_LINK_TTL_S | 604800 | seconds the link in a response notice lasts (at most 7 days) |
 | DSR_TOPIC_REPLICATION | min(3, brokers) | replication factor of the topics the pipeline creates |
 | DSR_TOPIC_MIN_ISR | min(2, replication) | their ``min.insync.replicas`` (produces use acks=all) |
 | DSR_SESSION_TIMEOUT_S | 6 (4 on the embedded broker) | consumer-group session timeout, seconds |
@@ -33,6 +34,7 @@
 | DSR_SMTP_URL | (unset) | smtp://, smtp+tls:// (STARTTLS) or smtps://[user:password@]host[:port] |
 | DSR_NOTICE_FROM | privacy@localhost | the From address of notices |
 | DSR_COMPLAINTS_CONTACT | (a generic desk) | whom the principal contacts with a complaint |
+| DSR_LETTERHEAD | <DSR_HOME>/letterhead.yaml | the business's name, address and desks on letters |
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ class Settings:
     )
     package_link_ttl_s: float = field(
         default_factory=lambda: float(_env("DSR_PACKAGE_LINK_TTL_S", "900"))
+    )
+    notice_link_ttl_s: float = field(
+        default_factory=lambda: float(_env("DSR_NOTICE_LINK_TTL_S", str(7 * 24 * 3600)))
     )
     # The embedded broker holds a new group's first JoinGroup for half the session
     # timeout, so a short session timeout is a short start-up (and a quick failover).
@@ -146,6 +151,16 @@ class Settings:
     complaints_contact: str = field(
         default_factory=lambda: _env("DSR_COMPLAINTS_CONTACT", DEFAULT_COMPLAINTS_CONTACT)
     )
+
+    letterhead_override: str | None = field(
+        default_factory=lambda: os.environ.get("DSR_LETTERHEAD") or None
+    )
+
+    @property
+    def letterhead_path(self) -> Path:
+        if self.letterhead_override:
+            return Path(self.letterhead_override)
+        return self.home / "letterhead.yaml"
 
     @property
     def database_url(self) -> str:

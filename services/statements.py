@@ -16,30 +16,26 @@ more than the response does:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from datetime import datetime
 
+from services import rules
 from services.responses import holds_nothing
+from services.rules import reasons
+from services.rules.sentence import Sentence
 from streams.records import (
     PACKAGE_KINDS,
     FieldOutcome,
     Kind,
     Outcome,
+    Reason,
     ResponseEvent,
     ResponseStatus,
     SystemOutcome,
 )
 
-
-@dataclass(frozen=True)
-class Sentence:
-    """One statement, in Japanese and in English; ``str()`` gives both, ``ja / en``."""
-
-    ja: str
-    en: str
-
-    def __str__(self) -> str:
-        return f"{self.ja} / {self.en}"
-
+#: A system's display label by its name.
+Labeller = Callable[[str], Sentence]
 
 STATUS_LABELS: dict[ResponseStatus, Sentence] = {
     ResponseStatus.COMPLETED: Sentence("全部対応", "Completed in full"),
@@ -188,8 +184,54 @@ def _done(kind: Kind, s: SystemOutcome) -> Sentence:
     return Sentence(ja.format(n=s.changed), en.format(n=s.changed))
 
 
-def field_statement(f: FieldOutcome) -> Sentence:
-    """What became of one field of a correction, and where (the field is not named)."""
+def field_statement(f: FieldOutcome, label: Labeller | None = None) -> Sentence:
+    """What became of one field of a correction, and where (the field is not named);
+    ``label`` names the systems."""
     ja, en = _FIELD[f.outcome]
-    where = ", ".join(f.systems)
-    return Sentence(ja.format(s=where), en.format(s=where))
+    names = [label(s) if label else Sentence(s, s) for s in f.systems]
+    return Sentence(
+        ja.format(s=", ".join(n.ja for n in names)), en.format(s=", ".join(n.en for n in names))
+    )
+
+
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+
+
+def when(value: datetime, regulation: str) -> Sentence:
+    """A moment in the regulation's time zone: 2026年12月3日 14時05分（JST）."""
+    local = value.astimezone(rules.policy_for(regulation).timezone)
+    zone = local.tzname() or "UTC"
+    return Sentence(
+        f"{local.year}年{local.month}月{local.day}日 {local.hour}時{local.minute:02d}分（{zone}）",
+        f"{local.day} {_MONTHS[local.month - 1]} {local.year}, {local:%H:%M} ({zone})",
+    )
+
+
+def day(value: datetime, regulation: str) -> Sentence:
+    """A date in the regulation's time zone: 2026年12月3日."""
+    local = value.astimezone(rules.policy_for(regulation).timezone)
+    return Sentence(
+        f"{local.year}年{local.month}月{local.day}日",
+        f"{local.day} {_MONTHS[local.month - 1]} {local.year}",
+    )
+
+
+def reason(r: Reason, response: ResponseEvent, label: Labeller | None = None) -> Sentence:
+    """A reason of ``response`` for the principal, from the reason catalogue."""
+    grounds = rules.policy_for(response.regulation).refusal_codes
+    if label is None:
+        return reasons.explain(r, response.kind.value, grounds)
+    return reasons.explain(r, response.kind.value, grounds, label)

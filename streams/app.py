@@ -262,7 +262,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
 
     @app.agent(raw_topic(topics.NOTICES), name="notices")
     async def notices_agent(stream: faust.StreamT[bytes]) -> None:
-        contact = settings.complaints_contact
+        contact = str(ctx().letterhead.complaints)
         await run(
             "notices",
             lambda c, e: notices.handle_notice(c, notifier, e.value, contact),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from connectors.base import ConnectorBase
@@ -15,6 +16,8 @@ from connectors.registry import build_all
 from services.datamap import DataMap, answers, unanswerable_kinds
 from services.datamap import load as load_datamap
 from services.delivery.encrypted import open_package_storage
+from services.delivery.labels import Labels
+from services.delivery.letterhead import Letterhead
 from services.delivery.storage import Storage
 from services.ledger import Ledger
 from services.settings import DEFAULT_COMPLAINTS_CONTACT, Settings
@@ -44,13 +47,21 @@ class Pipeline:
     connectors: dict[str, ConnectorBase[Any]] = field(default_factory=dict)
     #: The producers' keys; None accepts unsigned events (``DSR_REQUIRE_SIGNATURES=false``).
     keyring: Keyring | None = None
-    #: Whom the principal contacts with a complaint, printed on letters.
-    complaints_contact: str = DEFAULT_COMPLAINTS_CONTACT
+    #: Who writes to the principal, and whom they complain to (``DSR_LETTERHEAD``).
+    letterhead: Letterhead = field(
+        default_factory=lambda: Letterhead.default(DEFAULT_COMPLAINTS_CONTACT)
+    )
+    #: How long the link to a package that a response notice gives lasts.
+    notice_link_ttl: timedelta = timedelta(days=7)
     #: Seals personal data in task and result events; None sends it in the clear.
     #: (The ledger has its own, for what it keeps: ``Ledger.sealer``.)
     sealer: Sealer | None = None
     #: Reads back sealed results sent by claim check (``streams.claims``).
     claims: ClaimCheck | None = None
+
+    @cached_property
+    def labels(self) -> Labels:
+        return Labels.of(self.datamap)
 
     @property
     def request_timeout(self) -> timedelta:
@@ -82,7 +93,8 @@ class Pipeline:
             keyring=Keyring.load(settings.signing_keys_path, settings.signature_max_age_s)
             if settings.require_signatures
             else None,
-            complaints_contact=settings.complaints_contact,
+            letterhead=Letterhead.load(settings.letterhead_path, settings.complaints_contact),
+            notice_link_ttl=timedelta(seconds=settings.notice_link_ttl_s),
             sealer=sealer,
             claims=ClaimCheck.from_settings(settings),
         )

@@ -261,7 +261,12 @@ def _plan(
             system=system,
             kind=event.kind,
             status="ok",
-            refusal=Reason(code=refusal.code, message=refusal.reason, system=system),
+            refusal=Reason(
+                code=refusal.code,
+                message=refusal.reason,
+                message_ja=refusal.reason_ja,
+                system=system,
+            ),
             attempts=0,
             started_at=utcnow(),
         ).model_dump(mode="json")

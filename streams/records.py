@@ -93,6 +93,11 @@ class Subject(_Strict):
         max_length=32,
         description='How internal systems know the principal, e.g. {"email": "a@example.com"}.',
     )
+    name: Text | None = Field(
+        default=None,
+        description="The principal's name, for the letter's addressee. Personal data: "
+        "sealed with the request like the identifiers, never sent to connectors.",
+    )
 
 
 class Requester(_Strict):
@@ -211,6 +216,10 @@ class Reason(_Strict):
     code: str
     message: str
     system: str | None = None
+    field: str | None = Field(default=None, description="The field of a correction it concerns.")
+    message_ja: str | None = Field(
+        default=None, description="The message in Japanese, where its author gave one."
+    )
 
 
 class Task(_Strict):

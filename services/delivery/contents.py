@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.delivery.labels import Labels
+from services.delivery.letterhead import Letterhead
 from services.responses import TaskOutcome, system_outcome
 from services.settings import DEFAULT_COMPLAINTS_CONTACT
 from streams.records import Kind, ResponseEvent, SystemOutcome, TaskResult, TaskStatus
@@ -64,8 +66,14 @@ class Contents:
     response: ResponseEvent
     sections: list[Section]
     purposes: list[dict[str, Any]]
-    #: Whom the principal contacts with a complaint (``DSR_COMPLAINTS_CONTACT``).
-    contact: str = DEFAULT_COMPLAINTS_CONTACT
+    #: Who writes, and whom the principal contacts with a complaint.
+    letterhead: Letterhead = field(
+        default_factory=lambda: Letterhead.default(DEFAULT_COMPLAINTS_CONTACT)
+    )
+    #: What systems and fields are called in front of the principal.
+    labels: Labels = field(default_factory=Labels)
+    #: The principal's name (``subject.name``), when the request gave it.
+    addressee: str | None = None
 
     @property
     def title(self) -> tuple[str, str]:
@@ -76,7 +84,9 @@ def collect(
     response: ResponseEvent,
     results: list[TaskResult],
     purposes: list[dict[str, Any]] | None,
-    contact: str = DEFAULT_COMPLAINTS_CONTACT,
+    letterhead: Letterhead | None = None,
+    labels: Labels | None = None,
+    addressee: str | None = None,
 ) -> Contents:
     """Join a response with its task results, one section per system."""
     for result in results:
@@ -108,7 +118,14 @@ def collect(
             )
         )
     chosen = purposes if purposes is not None else (response.purposes or [])
-    return Contents(response=response, sections=sections, purposes=list(chosen), contact=contact)
+    return Contents(
+        response=response,
+        sections=sections,
+        purposes=list(chosen),
+        letterhead=letterhead or Letterhead.default(DEFAULT_COMPLAINTS_CONTACT),
+        labels=labels or Labels(),
+        addressee=addressee,
+    )
 
 
 def _outcome_of(kind: Kind, system: str, results: list[TaskResult]) -> SystemOutcome:

@@ -1,184 +1,208 @@
 """The written response: one self-contained, printable HTML letter.
 
-Headings are Japanese and English side by side. The letter lists the same data
-as the electronic package: per-system outcomes, the records as tables, the
-corrections made and each field's outcome, the purposes of use, and the reason
-for every refusal or partial outcome (APPI Art. 36). Every value is
-HTML-escaped, because the data comes from the principal and from internal
-systems. The CSS is inline and print-friendly (A4, repeated table headers).
+A letter as it is posted in Japan: the date and request number, the addressee (the
+principal's name when the request gives it), the business with its address and
+contact window (``letterhead.py``), then the answer. Dates are in Japanese form in the
+regulation's time zone (JST for the APPI). Systems, tables and fields are shown by their
+display labels (``labels.py``), never by internal names. A table of up to
+``GRID_COLUMNS`` columns is printed as a table; a wider one, and every provision or
+receipt record (with the Art. 29/30 item names), as one block of label and value per
+record, so no column is squeezed on A4. Every reason comes from the reason catalogue
+(``services.rules.reasons``), in Japanese and English.
+
+The HTML is rendered by Jinja2 with autoescape (``templates/letter.html.j2``): the data
+comes from the principal and from internal systems.
 """
 
 from __future__ import annotations
 
-import html
-from datetime import datetime
+from functools import cache
 from typing import Any
 
+import jinja2
+
 from services import rules, statements
-from services.delivery.contents import Contents, cell_text, columns
+from services.delivery.contents import Contents, Section, cell_text, columns
+from services.provisions.labels import PRINCIPAL, RECORD_TABLES
+from services.rules.sentence import Sentence
 from streams.records import PACKAGE_KINDS, Kind
+
+#: The most columns printed side by side; wider tables become per-record blocks.
+GRID_COLUMNS = 4
 
 STYLE = """
 body { font-family: "Hiragino Sans", "Noto Sans JP", "Yu Gothic", sans-serif;
-       font-size: 11pt; line-height: 1.5; color: #111; max-width: 60rem; margin: 2rem auto; }
-h1 { font-size: 16pt; border-bottom: 2px solid #111; padding-bottom: .3rem; }
-h2 { font-size: 13pt; margin-top: 1.6rem; border-bottom: 1px solid #999; }
-h3 { font-size: 12pt; margin-bottom: .3rem; }
-h4 { font-size: 11pt; margin: .8rem 0 .2rem; }
-table { border-collapse: collapse; width: 100%; margin: .3rem 0 1rem; font-size: 10pt; }
-th, td { border: 1px solid #999; padding: .2rem .4rem; text-align: left;
-         vertical-align: top; overflow-wrap: anywhere; }
-th { background: #eee; }
-table.meta th { width: 14rem; }
+       font-size: 10.5pt; line-height: 1.55; color: #111; max-width: 44rem; margin: 2rem auto; }
+header { display: flow-root; margin-bottom: 1.2rem; }
+.dated { text-align: right; margin: 0 0 1rem; }
+.addressee { font-size: 12pt; margin: 0 0 1rem; }
+.sender { text-align: right; font-size: 9.5pt; }
+.sender p { margin: 0 0 .3rem; }
+.business { font-weight: bold; }
+h1 { font-size: 15pt; text-align: center; margin: 1.4rem 0 1rem; }
+h2 { font-size: 12.5pt; margin-top: 1.5rem; border-bottom: 1px solid #999; }
+h3 { font-size: 11.5pt; margin-bottom: .3rem; }
+h4 { font-size: 10.5pt; margin: .8rem 0 .2rem; }
+table { border-collapse: collapse; width: 100%; margin: .3rem 0 .8rem; font-size: 9.5pt; }
+th, td { border: 1px solid #999; padding: .2rem .4rem; text-align: left; vertical-align: top;
+         overflow-wrap: break-word; }
+th { background: #eee; font-weight: normal; }
+table.meta th, table.record th { width: 40%; }
+.reason { margin: 0 0 .6rem; }
+.reason p { margin: 0; }
+.code { color: #555; font-size: 8.5pt; }
 .note { font-weight: bold; }
+.closing { text-align: right; margin-top: 1.5rem; }
 @page { size: A4; margin: 18mm; }
 @media print {
   body { margin: 0; max-width: none; }
   h2, h3, h4 { break-after: avoid; }
   thead { display: table-header-group; }
-  tr { break-inside: avoid; }
+  tr, table.record { break-inside: avoid; }
   th { background: none; }
 }
 """.strip()
 
+OPENING = Sentence(
+    "ご請求いただいた件について、次のとおり回答いたします。", "We answer your request as follows."
+)
 
-def e(value: Any) -> str:
-    """Any value as escaped HTML text."""
-    return html.escape(cell_text(value), quote=True)
+Row = list[tuple[str, str]]
+
+
+@cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("services.delivery", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("letter.html.j2")
 
 
 def render_letter(contents: Contents) -> str:
     """The whole letter as an HTML document."""
+    return _template().render(**view(contents))
+
+
+def view(contents: Contents) -> dict[str, Any]:
+    """What the letter shows, as text: the template only lays it out."""
     r = contents.response
+    regulation = r.regulation.value
     ja, en = contents.title
-    title = f"{ja} / {en}"
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="ja">',
-        "<head>",
-        '<meta charset="utf-8">',
-        f"<title>{e(title)}</title>",
-        f"<style>\n{STYLE}\n</style>",
-        "</head>",
-        "<body>",
-        f'<h1><span lang="ja">{e(ja)}</span> / <span lang="en">{e(en)}</span></h1>',
-        _facts(
+    labels = contents.labels
+    return {
+        "title": f"{ja} / {en}",
+        "style": STYLE,
+        "heading": Sentence(ja, en),
+        "request_id": f"受付番号 / Request {r.request_id}",
+        "dated": statements.day(r.completed_at, regulation),
+        "addressee": _addressee(contents.addressee),
+        "head": contents.letterhead,
+        "opening": OPENING,
+        "meta": [
+            ("受付番号 / Request ID", r.request_id),
+            ("適用法令 / Regulation", r.regulation.value.upper()),
+            ("受付日時 / Received", str(statements.when(r.received_at, regulation))),
+            ("回答日 / Answered", str(statements.day(r.completed_at, regulation))),
+            ("回答期限 / Deadline", str(statements.day(r.deadline, regulation))),
+            ("結果 / Outcome", str(statements.status_label(r.status))),
+        ],
+        "extensions": [
             [
-                ("受付番号 / Request ID", r.request_id),
-                ("適用法令 / Regulation", r.regulation.value.upper()),
-                ("受付日時 / Received", _when(r.received_at)),
-                ("回答日時 / Answered", _when(r.completed_at)),
-                ("回答期限 / Deadline", _when(r.deadline)),
-                ("結果 / Outcome", str(statements.status_label(r.status))),
+                x.reason,
+                str(statements.day(x.previous_deadline, regulation)),
+                str(statements.day(x.deadline, regulation)),
             ]
-        ),
-    ]
-    if r.extensions:
-        parts.append("<h2>回答期限の延長 / Extension of the deadline</h2>")
-        parts.append(
-            _table(
-                ["理由 / Reason", "当初の期限 / Was due", "延長後の期限 / Now due"],
-                [[x.reason, _when(x.previous_deadline), _when(x.deadline)] for x in r.extensions],
-            )
-        )
-    if nothing := statements.nothing_held(r):
-        parts.append(f'<p class="note">{e(nothing)}</p>')
-    if contents.sections:
-        parts.append("<h2>システム別の結果 / Outcome per system</h2>")
-        parts.append(
-            _table(
-                ["システム / System", "結果 / Outcome"],
-                [
-                    [s.system, statements.system_statement(r.kind, s.outcome)]
-                    for s in contents.sections
-                ],
-            )
-        )
-    if r.reasons:
-        parts.append("<h2>理由 / Reasons</h2>")
-        parts.append(
-            _table(
-                ["コード / Code", "システム / System", "説明 / Explanation"],
-                [[reason.code, reason.system or "", reason.message] for reason in r.reasons],
-            )
-        )
-    if r.kind in PACKAGE_KINDS:
-        parts += _data_sections(contents)
-    if r.kind is Kind.CORRECTION:
-        parts += _correction_sections(contents)
-    if contents.purposes:
-        parts.append("<h2>利用目的 / Purposes of use</h2>")
-        keys = columns(contents.purposes)
-        parts.append(_table(keys, [[p.get(k) for k in keys] for p in contents.purposes]))
-    parts.append("<h2>苦情・お問い合わせ / Complaints and questions</h2>")
-    parts.append(f"<p>{e(contents.contact)}</p>")
-    if remedy := rules.policy_for(r.regulation).remedy:
-        parts.append(f"<p>{e(remedy)}</p>")
-    parts += ["</body>", "</html>", ""]
-    return "\n".join(parts)
+            for x in r.extensions
+        ],
+        "nothing": statements.nothing_held(r),
+        "outcomes": [
+            [str(labels.system(s.system)), str(statements.system_statement(r.kind, s.outcome))]
+            for s in contents.sections
+        ],
+        "reasons": [
+            {"code": reason.code, "text": statements.reason(reason, r, labels.system)}
+            for reason in r.reasons
+        ],
+        "data": _data(contents) if r.kind in PACKAGE_KINDS else None,
+        "changes": _changes(contents) if r.kind is Kind.CORRECTION else None,
+        "nothing_changed": str(statements.NOTHING_CHANGED),
+        "fields": [
+            [f.field, str(statements.field_statement(f, labels.system))] for f in r.corrections
+        ],
+        "purposes": [_purpose(p) for p in contents.purposes],
+        "remedy": rules.policy_for(r.regulation).remedy,
+    }
 
 
-def _data_sections(contents: Contents) -> list[str]:
+def _addressee(name: str | None) -> Sentence:
+    if name:
+        return Sentence(f"{name} 様", f"Dear {name}")
+    return Sentence("ご請求者 様", "Dear requester")
+
+
+def _data(contents: Contents) -> dict[str, Any]:
+    kind = contents.response.kind
     heading = (
         "第三者提供記録 / Third-party provision records"
-        if contents.response.kind is Kind.THIRD_PARTY_RECORDS
+        if kind is Kind.THIRD_PARTY_RECORDS
         else "保有個人データ / Your personal data"
     )
-    parts = [f"<h2>{e(heading)}</h2>"]
-    for section in contents.sections:
-        parts.append(f"<h3>{e(section.system)}</h3>")
-        if not section.tables:
-            said = statements.system_statement(contents.response.kind, section.outcome)
-            parts.append(f"<p>{e(said)}</p>")
-        for table, rows in section.tables.items():
-            keys = columns(rows)
-            parts.append(f"<h4>{e(table)}</h4>")
-            parts.append(_table(keys, [[row.get(k) for k in keys] for row in rows]))
-    return parts
+    return {"heading": heading, "systems": [_system(contents, s) for s in contents.sections]}
 
 
-def _correction_sections(contents: Contents) -> list[str]:
-    changes = [
-        [s.system, c.get("table"), c.get("field"), c.get("old"), c.get("new")]
+def _system(contents: Contents, section: Section) -> dict[str, Any]:
+    labels = contents.labels
+    said = ""
+    if not section.tables:
+        said = str(statements.system_statement(contents.response.kind, section.outcome))
+    tables = []
+    for table, rows in section.tables.items():
+        keys = columns(rows)
+        names = [str(labels.field(section.system, k, table)) for k in keys]
+        entry: dict[str, Any] = {
+            "label": str(labels.table(section.system, table)),
+            "blocks": [],
+            "header": [],
+            "rows": [],
+        }
+        if table in RECORD_TABLES or len(keys) > GRID_COLUMNS:
+            who = _principal(contents) if table in RECORD_TABLES else []
+            entry["blocks"] = [
+                who + [(n, cell_text(row.get(k))) for n, k in zip(names, keys, strict=True)]
+                for row in rows
+            ]
+        else:
+            entry["header"] = names
+            entry["rows"] = [[cell_text(row.get(k)) for k in keys] for row in rows]
+        tables.append(entry)
+    return {"label": str(labels.system(section.system)), "said": said, "tables": tables}
+
+
+def _principal(contents: Contents) -> Row:
+    """The record's 本人の氏名等: the records name nobody, so the addressee stands in."""
+    return [(str(PRINCIPAL), contents.addressee or "ご本人 / You")]
+
+
+def _changes(contents: Contents) -> list[Row]:
+    labels = contents.labels
+    return [
+        [
+            ("システム / System", str(labels.system(s.system))),
+            (
+                "項目 / Field",
+                str(labels.field(s.system, cell_text(c.get("field")), c.get("table"))),
+            ),
+            ("訂正前 / Before", cell_text(c.get("old"))),
+            ("訂正後 / After", cell_text(c.get("new"))),
+        ]
         for s in contents.sections
         for c in s.changes
     ]
-    parts = ["<h2>訂正内容 / Changes made</h2>"]
-    if changes:
-        head = [
-            "システム / System",
-            "表 / Table",
-            "項目 / Field",
-            "訂正前 / Before",
-            "訂正後 / After",
-        ]
-        parts.append(_table(head, changes))
-    else:
-        parts.append(f"<p>{e(statements.NOTHING_CHANGED)}</p>")
-    fields = contents.response.corrections
-    if fields:
-        parts.append("<h2>項目ごとの結果 / Outcome per field</h2>")
-        parts.append(
-            _table(
-                ["項目 / Field", "結果 / Outcome"],
-                [[f.field, statements.field_statement(f)] for f in fields],
-            )
-        )
-    return parts
 
 
-def _facts(rows: list[tuple[str, str]]) -> str:
-    body = "\n".join(f'<tr><th scope="row">{e(k)}</th><td>{e(v)}</td></tr>' for k, v in rows)
-    return f'<table class="meta">\n<tbody>\n{body}\n</tbody>\n</table>'
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{e(h)}</th>" for h in header)
-    body = "\n".join("<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
-
-
-def _when(value: datetime) -> str:
-    offset = value.strftime("%z")
-    zone = f" (UTC{offset[:3]}:{offset[3:]})" if offset else ""
-    return value.strftime("%Y-%m-%d %H:%M") + zone
+def _purpose(purpose: dict[str, Any]) -> str:
+    return cell_text(purpose.get("description") or purpose.get("id") or purpose)

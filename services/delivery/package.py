@@ -37,10 +37,11 @@ from services.delivery.contents import (
     columns,
     safe_name,
 )
+from services.delivery.labels import Labels
 from services.delivery.letter import render_letter
+from services.delivery.letterhead import Letterhead
 from services.delivery.pdf import render_pdf
 from services.delivery.storage import Storage
-from services.settings import DEFAULT_COMPLAINTS_CONTACT
 from streams.records import PACKAGE_KINDS, Kind, ResponseEvent, TaskResult
 
 DeliveryMethod = Literal["electronic", "written"]
@@ -92,15 +93,18 @@ def build_package(
     results: list[TaskResult],
     method: DeliveryMethod,
     purposes: list[dict[str, Any]] | None = None,
-    contact: str = DEFAULT_COMPLAINTS_CONTACT,
+    letterhead: Letterhead | None = None,
+    labels: Labels | None = None,
+    addressee: str | None = None,
 ) -> PackageInfo:
     """Render the response as a package (electronic) or a letter (written) and store it.
 
-    ``purposes`` defaults to ``response.purposes``; ``contact`` is whom the principal
-    complains to. Building twice with the same inputs overwrites the package with
-    identical bytes.
+    ``purposes`` defaults to ``response.purposes``; ``letterhead`` says who writes and
+    whom the principal complains to; ``labels`` name systems and fields; ``addressee``
+    is the principal's name. Building twice with the same inputs overwrites the package
+    with identical bytes.
     """
-    contents = collect(response, results, purposes, contact)
+    contents = collect(response, results, purposes, letterhead, labels, addressee)
     if method == "electronic":
         files, main = electronic_files(contents), "data.json"
     elif method == "written":
@@ -213,16 +217,20 @@ def summary(contents: Contents) -> str:
     """A short plain-text summary for a person."""
     r = contents.response
     ja, en = contents.title
+    labels, regulation = contents.labels, r.regulation.value
+    head = contents.letterhead
     lines = [
         f"{ja} / {en}",
+        str(head.business),
         "",
         f"Request / 受付番号:   {r.request_id}",
         f"Regulation / 法令:    {r.regulation.value.upper()}",
         f"Outcome / 結果:       {statements.status_label(r.status)}",
-        f"Received / 受付日時:  {r.received_at.isoformat()}",
-        f"Deadline / 回答期限:  {r.deadline.isoformat()}",
+        f"Received / 受付日時:  {statements.when(r.received_at, regulation)}",
+        f"Deadline / 回答期限:  {statements.day(r.deadline, regulation)}",
         *(
-            f"Extended / 延長:      from {x.previous_deadline.isoformat()}: {x.reason}"
+            f"Extended / 延長:      {statements.day(x.previous_deadline, regulation)} -> "
+            f"{statements.day(x.deadline, regulation)}: {x.reason}"
             for x in r.extensions
         ),
         "",
@@ -233,16 +241,20 @@ def summary(contents: Contents) -> str:
         lines.append("Per system / システム別:")
         for section in contents.sections:
             said = statements.system_statement(r.kind, section.outcome)
-            lines.append(f"- {section.system}: {said}")
+            lines.append(f"- {labels.system(section.system)}: {said}")
             for table, rows in section.tables.items():
-                lines.append(f"    {table}: {len(rows)}")
+                lines.append(f"    {labels.table(section.system, table)}: {len(rows)}")
             for change in section.changes:
                 old, new = _quote(change.get("old")), _quote(change.get("new"))
-                lines.append(f"    {_where(change)}: {old} -> {new}")
+                name = cell_text(change.get("field"))
+                where = labels.field(section.system, name, change.get("table"))
+                lines.append(f"    {where}: {old} -> {new}")
         lines.append("")
     if r.corrections:
         lines.append("Per field / 項目別:")
-        lines += [f"- {f.field}: {statements.field_statement(f)}" for f in r.corrections]
+        lines += [
+            f"- {f.field}: {statements.field_statement(f, labels.system)}" for f in r.corrections
+        ]
         lines.append("")
     if contents.purposes:
         lines.append("Purposes of use / 利用目的:")
@@ -252,15 +264,10 @@ def summary(contents: Contents) -> str:
     if r.reasons:
         lines.append("Reasons / 理由:")
         for reason in r.reasons:
-            where = f" ({reason.system})" if reason.system else ""
-            lines.append(f"- [{reason.code}]{where} {reason.message}")
+            lines.append(f"- [{reason.code}] {statements.reason(reason, r, labels.system)}")
         lines.append("")
+    lines += ["Complaints / 苦情・お問い合わせ:", str(head.complaints), ""]
     return "\n".join(lines)
-
-
-def _where(change: dict[str, Any]) -> str:
-    name = cell_text(change.get("field"))
-    return f"{cell_text(change['table'])}.{name}" if change.get("table") else name
 
 
 def _quote(value: Any) -> str:

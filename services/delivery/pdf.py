@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 FONT_PACKAGE = "matplotlib_fontja"
 FONT_FAMILY = "DSR Letter"
@@ -51,8 +52,8 @@ def font_css(font: Path) -> str:
     )
 
 
-def render_pdf(letter_html: str, *, dated: datetime, font: Path | None = None) -> bytes:
-    """The letter's HTML as an A4 PDF, with its font embedded and dated ``dated``."""
+def layout(letter_html: str, font: Path | None = None) -> Any:
+    """The letter laid out on A4 pages in ``font``: a WeasyPrint ``Document``."""
     try:
         from weasyprint import CSS, HTML
         from weasyprint.text.fonts import FontConfiguration
@@ -61,7 +62,12 @@ def render_pdf(letter_html: str, *, dated: datetime, font: Path | None = None) -
 
     fonts = FontConfiguration()
     sheet = CSS(string=font_css(font or bundled_font()), font_config=fonts)
-    document = HTML(string=letter_html).render(stylesheets=[sheet], font_config=fonts)
+    return HTML(string=letter_html).render(stylesheets=[sheet], font_config=fonts)
+
+
+def render_pdf(letter_html: str, *, dated: datetime, font: Path | None = None) -> bytes:
+    """The letter's HTML as an A4 PDF, with its font embedded and dated ``dated``."""
+    document = layout(letter_html, font)
     document.metadata.created = document.metadata.modified = dated.isoformat()
     pdf: bytes = document.write_pdf()
     return pdf

@@ -28,7 +28,7 @@ from services.demo.scenario import (
     data_checks,
     encode,
 )
-from services.demo.seed import seed, seed_provisions
+from services.demo.seed import SAMPLE_DATABASES, seed, seed_provisions
 from services.ledger import Ledger
 from services.monitoring.scrape import Series, scrape, scrape_until, total_by
 from services.provisions.store import ProvisionStore
@@ -37,6 +37,7 @@ from services.stack import Stack
 from streams import topics
 
 DATAMAP = Path(__file__).with_name("datamap.yaml")
+LETTERHEAD = Path(__file__).with_name("letterhead.yaml")
 
 
 @dataclass
@@ -101,21 +102,37 @@ class Report:
 
 
 def prepare(settings: Settings) -> Settings:
-    """A fresh demo home: sample databases, provision records and the demo data map."""
+    """A fresh demo home: sample databases, provision records, the demo data map and
+    its letterhead."""
     home = settings.home / "demo"
     shutil.rmtree(home, ignore_errors=True)
-    seed(home)
-    datamap = home / "datamap.yaml"
-    shutil.copyfile(DATAMAP, datamap)
     prepared = replace(
         settings,
         home=home,
-        datamap_override=str(datamap),
-        database_url_override=settings.database_url_override,
-        storage_url_override=settings.storage_url_override,
+        datamap_override=str(home / "datamap.yaml"),
+        letterhead_override=str(home / "letterhead.yaml"),
     )
-    seed_provisions(prepared.database_url)
+    install(prepared)
     return prepared
+
+
+def install(settings: Settings, *, replace_files: bool = True) -> list[Path]:
+    """The demo's sample systems in ``settings.home``, its data map and letterhead where
+    ``settings`` looks for them, and its provision records in the ledger, for ``dsr up``.
+    Without ``replace_files`` an existing data map or letterhead is kept. Returns the
+    files written."""
+    seed(settings.home)
+    written = [settings.home / name for name in SAMPLE_DATABASES]
+    for source, target in (
+        (DATAMAP, settings.datamap_path),
+        (LETTERHEAD, settings.letterhead_path),
+    ):
+        if replace_files or not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            written.append(target)
+    seed_provisions(settings.database_url)
+    return written
 
 
 def run(

@@ -36,6 +36,10 @@ PROVISIONS = [
 ]
 
 
+#: The sample systems' database files, in the home ``seed`` writes to.
+SAMPLE_DATABASES = ("crm.db", "orders.db", "shipping.db", "search.db", "partners.db")
+
+
 def seed(home: Path) -> None:
     home.mkdir(parents=True, exist_ok=True)
     _write(

@@ -12,58 +12,58 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from services import rules, statements
 from services.delivery.contents import TITLES
+from services.delivery.labels import Labels
 from services.notify.notice import Notice, Purpose, email_address
+from services.rules import reasons
 from services.rules.policy import add_business_days
+from services.rules.sentence import Sentence
 from streams.records import Extension, RequestEvent, ResponseEvent
 
-#: What a held request needs from the principal, per hold reason.
-NEEDED = {
-    "verification_pending": "ご本人であることの確認が完了していません。"
-    "ご案内した本人確認書類をご提出ください。 / "
-    "We could not yet confirm your identity: please send the identity document we asked for.",
-    "agent_authority_missing": "代理人による請求には委任状が必要です。 / "
-    "A request made by an appointed agent needs a power of attorney.",
-    "representation_proof_missing": "法定代理人による請求には"
-    "法定代理権を確認できる書類が必要です。 / "
-    "A request made by a statutory agent needs proof of legal representation.",
-    "fee_unpaid": "手数料のお支払いが確認できていません。 / "
-    "The fee for this request has not been paid.",
-}
 
-
-def for_response(event: RequestEvent, response: ResponseEvent, contact: str) -> Notice:
+def for_response(
+    event: RequestEvent,
+    response: ResponseEvent,
+    contact: str,
+    labels: Labels | None = None,
+    handover: Sentence | None = None,
+) -> Notice:
+    """The response notice. ``labels`` name the systems; ``handover`` says how the
+    package or letter reaches the principal (never where it is stored)."""
     ja, en = TITLES[response.kind]
+    labels = labels or Labels()
     lines = [ja, en, "", *_header(event)]
-    lines.append(f"回答日 / Answered: {_when(response.completed_at)}")
+    lines.append(f"回答日 / Answered: {_when(response.completed_at, event)}")
     lines.append(f"結果 / Outcome: {statements.status_label(response.status)}")
-    lines += _deadline(response.deadline, response.extensions)
+    lines += _deadline(response.deadline, response.extensions, event)
     if response.systems:
         lines += ["", "システムごとの対応 / What each system did:"]
         lines += [
-            f"- {s.system}: {statements.system_statement(response.kind, s)}"
+            f"- {labels.system(s.system)}: {statements.system_statement(response.kind, s)}"
             for s in response.systems
         ]
     if response.corrections:
         lines += ["", "項目ごとの結果 / Each field:"]
-        lines += [f"- {f.field}: {statements.field_statement(f)}" for f in response.corrections]
+        lines += [
+            f"- {f.field}: {statements.field_statement(f, labels.system)}"
+            for f in response.corrections
+        ]
     if nothing := statements.nothing_held(response):
         lines += ["", str(nothing)]
     if response.reasons:
         lines += ["", "理由 / Reasons:"]
-        lines += [f"- [{r.code}] {r.message}" for r in response.reasons]
+        lines += [
+            f"- {statements.reason(r, response, labels.system)} [{r.code}]"
+            for r in response.reasons
+        ]
     if response.purposes:
         lines += ["", "利用目的 / Purposes of use:"]
         lines += [f"- {p.get('description') or p.get('id')}" for p in response.purposes]
-    if response.package or response.letter:
-        lines.append("")
-    if response.package:
-        lines.append(f"開示データ / Your data: {response.package}")
-    if response.letter:
-        lines.append(f"書面 / Your letter: {response.letter}")
+    if (response.package or response.letter) and handover is not None:
+        lines += ["", "お渡しの方法 / How you receive it:", handover.ja, handover.en]
     return _notice(
         event,
         "response",
@@ -82,8 +82,8 @@ def for_extension(event: RequestEvent, extension: Extension, revision: int, cont
         "Your request's deadline has been extended",
         "",
         *_header(event),
-        f"延長前の期限 / Previous deadline: {_day(extension.previous_deadline)}",
-        f"新しい期限 / New deadline: {_day(extension.deadline)}",
+        f"延長前の期限 / Previous deadline: {_day(extension.previous_deadline, event)}",
+        f"新しい期限 / New deadline: {_day(extension.deadline, event)}",
         "",
         "延長の理由 / Why:",
         extension.reason,
@@ -103,7 +103,7 @@ def for_extension(event: RequestEvent, extension: Extension, revision: int, cont
 def for_hold(
     event: RequestEvent, reason_code: str, revision: int, at: datetime, contact: str
 ) -> Notice:
-    needed = NEEDED.get(reason_code, rules.HOLD_MESSAGES.get(reason_code, reason_code))
+    needed = str(reasons.hold(reason_code))
     lines = ["ご請求の手続きについて", "What we need to proceed with your request", ""]
     lines += _header(event)
     lines += ["", f"必要なもの / What is needed [{reason_code}]:", needed]
@@ -141,7 +141,7 @@ def for_acknowledgement(
         return None
     lines = ["ご請求を受け付けました", "We have received your request", ""]
     lines += _header(event)
-    lines.append(f"回答期限 / We will answer by: {_day(deadline)}")
+    lines.append(f"回答期限 / We will answer by: {_day(deadline, event)}")
     lines += [
         "",
         "本人確認の結果によっては、追加の書類をお願いすることがあります。 / "
@@ -189,23 +189,21 @@ def _header(event: RequestEvent) -> list[str]:
     return [
         f"受付番号 / Request: {event.request_id}",
         f"請求の種類 / Request kind: {event.kind.value} ({event.regulation.value.upper()})",
-        f"受付日 / Received: {_when(event.received_at)}",
+        f"受付日 / Received: {_when(event.received_at, event)}",
     ]
 
 
-def _deadline(deadline: datetime, extensions: list[Extension]) -> list[str]:
-    lines = [f"回答期限 / Deadline: {_day(deadline)}"]
+def _deadline(deadline: datetime, extensions: list[Extension], event: RequestEvent) -> list[str]:
+    lines = [f"回答期限 / Deadline: {_day(deadline, event)}"]
     for e in extensions:
-        lines.append(
-            f"期限の延長 / Extended from {_day(e.previous_deadline)} to {_day(e.deadline)}: "
-            f"{e.reason}"
-        )
+        was, now = _day(e.previous_deadline, event), _day(e.deadline, event)
+        lines.append(f"期限の延長 / Extended from {was} to {now}: {e.reason}")
     return lines
 
 
-def _when(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _when(value: datetime, event: RequestEvent) -> str:
+    return str(statements.when(value, event.regulation.value))
 
 
-def _day(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d")
+def _day(value: datetime, event: RequestEvent) -> str:
+    return str(statements.day(value, event.regulation.value))

@@ -10,18 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from services.rules import appi, ccpa, gdpr
+from services.rules import appi, ccpa, gdpr, reasons
 from services.rules.policy import Policy
 from streams.records import RequestEvent
 
 POLICIES: dict[str, Policy] = {p.regulation: p for p in (appi.POLICY, gdpr.POLICY, ccpa.POLICY)}
-
-HOLD_MESSAGES = {
-    "verification_pending": "Identity verification is not complete.",
-    "agent_authority_missing": "An appointed agent must provide a power of attorney.",
-    "representation_proof_missing": "A statutory agent must provide proof of legal representation.",
-    "fee_unpaid": "The fee for this request has not been paid.",
-}
 
 
 @dataclass(frozen=True)
@@ -64,7 +57,7 @@ def decide(event: RequestEvent) -> Decision:
     verifies = event.kind not in policy.unverified_kinds
     if verifies and event.verification.status == "failed":
         return Decision(
-            "refuse", "identity_not_verified", policy.refusal_codes["identity_not_verified"]
+            "refuse", "identity_not_verified", policy.refusal_codes["identity_not_verified"].en
         )
     if verifies and event.verification.status != "verified":
         return _hold("verification_pending")
@@ -78,4 +71,4 @@ def decide(event: RequestEvent) -> Decision:
 
 
 def _hold(code: str) -> Decision:
-    return Decision("hold", code, HOLD_MESSAGES[code])
+    return Decision("hold", code, reasons.hold(code).en)

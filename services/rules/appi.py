@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 from services.rules.policy import Policy, after_days
+from services.rules.sentence import Sentence
 from streams.records import Kind
 
 #: "Without delay" has no statutory number of days: an internal SLA, configurable.
 SLA_DAYS = int(os.environ.get("DSR_APPI_SLA_DAYS", "14"))
+#: Japan Standard Time: Japan keeps no daylight saving time.
+JST = timezone(timedelta(hours=9), "JST")
 #: Art. 39: a principal may sue two weeks after the request reached the business.
 LITIGATION_RISK_DAYS = 14
 
@@ -46,15 +49,34 @@ POLICY = Policy(
     extension=None,  # "without delay": the APPI has no extension
     clock_pauses_for_verification=False,
     refusal_codes={
-        "harm_to_principal_or_third_party": "Art. 33(2)(i): risk of harm to the life, body, "
-        "property or other rights and interests of the principal or a third party",
-        "serious_interference_with_business": "Art. 33(2)(ii): serious interference with the "
-        "proper conduct of the business",
-        "violation_of_other_laws": "Art. 33(2)(iii): disclosure would violate other laws",
-        "identity_not_verified": "The requester's identity could not be verified (Art. 37)",
-        "no_grounds": "Art. 35: none of the grounds invoked applies to the data held",
-        "costly_with_alternative": "Art. 35(2), (4), (6): complying would be very costly or "
-        "difficult, and an alternative measure protects the principal's rights",
+        "harm_to_principal_or_third_party": Sentence(
+            "法第33条第2項第1号：本人又は第三者の生命、身体、財産その他の権利利益を"
+            "害するおそれがあるため",
+            "Art. 33(2)(i): risk of harm to the life, body, property or other rights and "
+            "interests of the principal or a third party",
+        ),
+        "serious_interference_with_business": Sentence(
+            "法第33条第2項第2号：当社の業務の適正な実施に著しい支障を及ぼすおそれがあるため",
+            "Art. 33(2)(ii): serious interference with the proper conduct of the business",
+        ),
+        "violation_of_other_laws": Sentence(
+            "法第33条第2項第3号：他の法令に違反することとなるため",
+            "Art. 33(2)(iii): disclosure would violate other laws",
+        ),
+        "identity_not_verified": Sentence(
+            "ご本人であることを確認できなかったため（法第37条）",
+            "The requester's identity could not be verified (Art. 37)",
+        ),
+        "no_grounds": Sentence(
+            "法第35条：ご請求の理由のいずれも、当社が保有する個人データに当たらないため",
+            "Art. 35: none of the grounds invoked applies to the data held",
+        ),
+        "costly_with_alternative": Sentence(
+            "法第35条第2項、第4項、第6項：多額の費用を要するなど対応が困難であり、"
+            "ご本人の権利利益を保護するために必要な代わりの措置をとるため",
+            "Art. 35(2), (4), (6): complying would be very costly or difficult, and an "
+            "alternative measure protects the principal's rights",
+        ),
     },
     grounds={
         Kind.SUSPENSION: _USE_GROUNDS,
@@ -62,6 +84,7 @@ POLICY = Policy(
         Kind.THIRD_PARTY_STOP: _STOP_GROUNDS,
     },
     litigation_risk_after=timedelta(days=LITIGATION_RISK_DAYS),
+    timezone=JST,
     remedy="個人情報保護委員会にご相談いただくこともできます。 / "
     "You may also consult the Personal Information Protection Commission.",
 )

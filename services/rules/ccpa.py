@@ -7,7 +7,10 @@ business days of receipt.
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from services.rules.policy import Policy, after_business_days, after_days
+from services.rules.sentence import Sentence
 from streams.records import Kind
 
 POLICY = Policy(
@@ -21,8 +24,10 @@ POLICY = Policy(
     # Regs §7021(a): confirm receipt within 10 business days.
     acknowledge_within_business_days=10,
     refusal_codes={
-        "identity_not_verified": "§7060: the request could not be verified",
-        "exempt": "§1798.145: an exemption applies",
+        "identity_not_verified": Sentence(
+            "§7060：ご請求を検証できなかったため", "§7060: the request could not be verified"
+        ),
+        "exempt": Sentence("§1798.145：適用除外に当たるため", "§1798.145: an exemption applies"),
     },
     # A consumer needs no reason: each right is its own ground.
     grounds={
@@ -39,6 +44,7 @@ POLICY = Policy(
         Kind.THIRD_PARTY_STOP: after_business_days(15),
         Kind.SUSPENSION: after_business_days(15),
     },
+    timezone=ZoneInfo("America/Los_Angeles"),
     remedy="カリフォルニア州プライバシー保護局に苦情を申し立てることができます。 / "
     "You may file a complaint with the California Privacy Protection Agency.",
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.rules.policy import Policy, after_months
+from services.rules.sentence import Sentence
 from streams.records import Kind
 
 #: Art. 17(1)(a)-(f).
@@ -39,9 +40,18 @@ POLICY = Policy(
     extension=after_months(2),
     clock_pauses_for_verification=True,
     refusal_codes={
-        "manifestly_unfounded": "Art. 12(5): the request is manifestly unfounded",
-        "excessive": "Art. 12(5): the request is excessive, in particular by repetition",
-        "identity_not_verified": "Art. 12(6): the requester's identity could not be confirmed",
+        "manifestly_unfounded": Sentence(
+            "GDPR第12条第5項：ご請求が明らかに根拠を欠くため",
+            "Art. 12(5): the request is manifestly unfounded",
+        ),
+        "excessive": Sentence(
+            "GDPR第12条第5項：ご請求が過剰である（特に繰り返しである）ため",
+            "Art. 12(5): the request is excessive, in particular by repetition",
+        ),
+        "identity_not_verified": Sentence(
+            "GDPR第12条第6項：ご本人であることを確認できなかったため",
+            "Art. 12(6): the requester's identity could not be confirmed",
+        ),
     },
     grounds={
         Kind.SUSPENSION: _RESTRICTION_GROUNDS,

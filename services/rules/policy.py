@@ -9,8 +9,9 @@ from __future__ import annotations
 import calendar
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
+from services.rules.sentence import Sentence
 from streams.records import Kind
 
 
@@ -60,7 +61,8 @@ class Policy:
     extension: Callable[[datetime], datetime] | None
     #: Whether the clock stops while identity verification is pending.
     clock_pauses_for_verification: bool
-    refusal_codes: dict[str, str] = field(default_factory=dict)
+    #: The grounds on which the business may refuse: code -> its legal text (ja / en).
+    refusal_codes: dict[str, Sentence] = field(default_factory=dict)
     #: Business days within which receipt of a request must be acknowledged; None where
     #: the regulation asks for no acknowledgement.
     acknowledge_within_business_days: int | None = None
@@ -76,6 +78,8 @@ class Policy:
     #: Kinds answered without verifying identity (CCPA opt-out and limit-use): never held
     #: for verification, whatever ``verification.status`` says.
     unverified_kinds: frozenset[Kind] = frozenset()
+    #: The time zone of the dates the principal is told (JST for the APPI).
+    timezone: tzinfo = UTC
     #: Kinds with a deadline of their own, from receipt, instead of ``deadline``.
     kind_deadlines: dict[Kind, Callable[[datetime], datetime]] = field(default_factory=dict)
 

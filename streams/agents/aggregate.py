@@ -207,7 +207,7 @@ def finish(
         extensions=row.extensions or [],
         revision=row.revision,
     )
-    if status is not ResponseStatus.REFUSED:
+    if status is not ResponseStatus.REFUSED or event.delivery.method == "written":
         response = _with_package(ctx, event, response, outcomes)
     body = response.model_dump(mode="json")
     if not ctx.ledger.complete(request_id, status, body, response.latency_ms):
@@ -246,7 +246,9 @@ def _with_package(
         results=[o.result for o in outcomes if o.result is not None],
         purposes=response.purposes,
         method=method,
-        contact=ctx.complaints_contact,
+        letterhead=ctx.letterhead,
+        labels=ctx.labels,
+        addressee=event.subject.name,
     )
     if written:
         return response.model_copy(update={"letter": info.uri, "package": info.prefix_uri})
@@ -325,7 +327,8 @@ def _fallback_message(event: RequestEvent, systems: list[str]) -> str:
 
 def _refusal_message(row: Request) -> str:
     code = row.hold_reason or ""
-    return rules.policy_for(row.regulation).refusal_codes.get(code, code)
+    ground = rules.policy_for(row.regulation).refusal_codes.get(code)
+    return ground.en if ground else code
 
 
 def _response_message(request_id: str, body: dict[str, Any], resend: bool = False) -> Outgoing:

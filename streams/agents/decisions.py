@@ -7,6 +7,7 @@ ignored. Every audit row of a decision, applied or rejected, names its key id.""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from services import rules
 from services.signing import Headers
@@ -69,7 +70,7 @@ def _refuse(
     ctx: Pipeline,
     raw: bytes,
     decision: DecisionEvent,
-    codes: dict[str, str],
+    codes: Mapping[str, object],
     decided_by: str,
     key_id: str | None,
 ) -> list[Outgoing]:

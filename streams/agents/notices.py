@@ -35,6 +35,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from services import rules
+from services.delivery.handover import handover
 from services.ledger import as_utc
 from services.ledger.models import AuditEntry, Request, RequestStatus
 from services.notify import PURPOSES, Notice, Notifier, Purpose, compose
@@ -123,7 +124,9 @@ def build(ctx: Pipeline, row: Request, purpose: Purpose, contact: str) -> Notice
         stored = ctx.ledger.response(row.request_id)
         if stored is None:  # reopened by a redrive: the next revision will be told
             return None
-        return compose.for_response(event, ResponseEvent.model_validate(stored.body), contact)
+        response = ResponseEvent.model_validate(stored.body)
+        given = handover(ctx.ledger, ctx.storage, response, ctx.notice_link_ttl)
+        return compose.for_response(event, response, contact, ctx.labels, given)
     if purpose == "extension":
         if not row.extensions:
             return None

@@ -18,10 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.delivery.contents import collect
+from services.delivery.labels import Labels
 from services.delivery.letter import render_letter
 from services.delivery.package import summary as package_summary
 from services.notify.compose import for_response
 from services.responses import HOLDING_MEANS_ACTING, TaskOutcome, summarise
+from services.rules.sentence import Sentence
 from streams.records import (
     HOLDS_DATA,
     Kind,
@@ -192,8 +194,14 @@ def rendered(
         letter=where if method == "written" else None,
         package=where if method == "electronic" else None,
     )
-    contents = collect(response, [r for r in results.values() if r is not None], None)
-    texts = {"notice": for_response(request(kind, method, requested), response, "desk").body}
+    # each system labelled by its own name, so that the checks below find what is said
+    # of it in every rendering
+    labels = Labels({f.system: Sentence(f.system, f.system) for f in facts_})
+    contents = collect(
+        response, [r for r in results.values() if r is not None], None, labels=labels
+    )
+    event = request(kind, method, requested)
+    texts = {"notice": for_response(event, response, "desk", labels).body}
     if method == "written":
         texts["letter"] = render_letter(contents)
     else:

@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 
+from services.delivery.labels import Labels
+from services.delivery.letterhead import Letterhead
 from services.delivery.package import PackageInfo, build_package
 from services.delivery.storage import LocalStorage, S3Storage, Storage
+from services.rules.sentence import Sentence
 from services.statements import NO_DATA, STATUS_LABELS
 from streams.records import Kind, Reason, ResponseStatus, TaskStatus
 from tests.services.delivery.fixtures import make_response, make_result
@@ -30,6 +33,12 @@ BILLING = [
 ]
 
 
+LABELS = Labels(
+    {"crm": Sentence("顧客情報", "Customer records")},
+    {"crm": {"customers": Sentence("会員情報", "Members")}},
+)
+
+
 def disclosure(**extra: Any) -> dict[str, Any]:
     results = [
         make_result("crm", records=CRM),
@@ -44,6 +53,7 @@ def disclosure(**extra: Any) -> dict[str, Any]:
             **extra,
         ),
         "results": results,
+        "labels": LABELS,
     }
 
 
@@ -133,8 +143,10 @@ def test_rule_4_electronic_disclosure_for_two_systems_is_json_and_csv(tmp_path: 
     }
 
     summary = store.get(PREFIX + "summary.txt").decode()
-    assert "crm: 4件 / 4 record(s)" in summary
-    assert f"ads: {NO_DATA}" in summary
+    assert "- 顧客情報 / Customer records: 4件 / 4 record(s)" in summary
+    assert "    会員情報 / Members: 2" in summary  # a table by its label
+    # no label: the internal name, marked so that the gap is seen
+    assert f"- ads（表示名未登録） / ads (no display name): {NO_DATA}" in summary
 
 
 def test_no_data_found_is_an_outcome(tmp_path: Path) -> None:
@@ -149,7 +161,8 @@ def test_no_data_found_is_an_outcome(tmp_path: Path) -> None:
     assert f"Outcome / 結果:       {STATUS_LABELS[ResponseStatus.COMPLETED]}" in summary
     assert "お客様に関する保有個人データは存在しませんでした。" in summary
     assert "We hold no personal data about you" in summary
-    assert f"crm: {NO_DATA}" in summary and f"billing: {NO_DATA}" in summary
+    assert f"crm（表示名未登録） / crm (no display name): {NO_DATA}" in summary
+    assert f"billing（表示名未登録） / billing (no display name): {NO_DATA}" in summary
     data = json.loads(store.get(PREFIX + "data.json"))
     assert data["data_found"] is False
     check_manifest(store, info)
@@ -181,7 +194,20 @@ def test_rule_4_written_letter_lists_the_data_and_reasons_escaped(tmp_path: Path
         make_result("legacy", status="failed"),
     ]
     desk = "Privacy desk, 1-1 Chiyoda, Tokyo <privacy@example.jp>"
-    info = build_package(store, response=response, results=results, method="written", contact=desk)
+    head = Letterhead(
+        business=Sentence("株式会社サンプル", "Sample K.K."),
+        address=Sentence("〒100-0001 東京都千代田区千代田1-1", "1-1 Chiyoda, Tokyo 100-0001"),
+        complaints=Sentence(desk, desk),
+    )
+    info = build_package(
+        store,
+        response=response,
+        results=results,
+        method="written",
+        letterhead=head,
+        labels=LABELS,
+        addressee="山田 太郎",
+    )
 
     assert sorted(info.files) == ["letter.html", "letter.pdf", "manifest.json"]
     assert info.uri == store.uri(PREFIX + "letter.html")
@@ -189,14 +215,19 @@ def test_rule_4_written_letter_lists_the_data_and_reasons_escaped(tmp_path: Path
     letter = store.get(PREFIX + "letter.html").decode()
     assert letter.startswith("<!DOCTYPE html>")
     assert "開示請求に対する回答" in letter and "Response to your disclosure request" in letter
-    assert "taro@example.jp" in letter and "<h4>customers</h4>" in letter
+    assert "taro@example.jp" in letter and "<h4>会員情報 / Members</h4>" in letter
+    assert "<h3>顧客情報 / Customer records</h3>" in letter
+    # a letter: addressee, the business and its address
+    assert "山田 太郎 様" in letter and "株式会社サンプル" in letter and "〒100-0001" in letter
     assert "Interview notes would seriously interfere with our business." in letter
     assert "serious_interference" in letter and "system_unavailable" in letter
-    assert "2025-04-15 09:00 (UTC+00:00)" in letter  # the deadline
+    assert "2025年4月15日 / 15 April 2025" in letter  # the deadline, in Japanese form
+    # a failed system's reason, from the catalogue, by its label, in both languages
+    assert "legacy（表示名未登録）での処理が完了しなかったため" in letter
     assert "一部対応 / Completed in part" in letter
     assert "処理できませんでした / Could not be processed" in letter
     assert "<script" not in letter
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in letter
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in letter
     # whom to complain to, and where else to turn under the request's regulation
     assert "Privacy desk, 1-1 Chiyoda, Tokyo &lt;privacy@example.jp&gt;" in letter
     assert "Personal Information Protection Commission" in letter
@@ -232,7 +263,7 @@ def test_correction_lists_old_and_new_values_and_each_fields_outcome(tmp_path: P
     # a field held but not correctable, and one held nowhere: corrected in part only
     assert response.status is ResponseStatus.PARTIALLY_COMPLETED
 
-    build_package(store, response=response, results=results, method="electronic")
+    build_package(store, response=response, results=results, method="electronic", labels=LABELS)
     data = json.loads(store.get(PREFIX + "data.json"))
     crm = next(s for s in data["systems"] if s["system"] == "crm")
     assert crm["changes"] == details["changes"] and crm["not_found"] == ["fax"]
@@ -240,10 +271,16 @@ def test_correction_lists_old_and_new_values_and_each_fields_outcome(tmp_path: P
         data["corrections"]
     )
     summary = store.get(PREFIX + "summary.txt").decode()
-    assert 'customers.email: "old@example.jp" -> "new@example.jp"' in summary
-    assert "- fax: この項目を保有していません（ads, crm） / Not held by ads, crm" in summary
-    assert "- email: 訂正しました（crm） / Corrected in crm" in summary
-    assert "Held in crm, but may not be corrected there" in summary
+    assert (
+        'email（表示名未登録） / email (no display name): "old@example.jp" -> "new@example.jp"'
+        in (summary)
+    )
+    assert (
+        "- fax: この項目を保有していません（ads（表示名未登録）, 顧客情報） / "
+        "Not held by ads (no display name), Customer records" in summary
+    )
+    assert "- email: 訂正しました（顧客情報） / Corrected in Customer records" in summary
+    assert "Held in Customer records, but may not be corrected there" in summary
     assert STATUS_LABELS[ResponseStatus.COMPLETED].en not in summary
     assert "We hold no personal data" not in summary
 
@@ -251,10 +288,11 @@ def test_correction_lists_old_and_new_values_and_each_fields_outcome(tmp_path: P
     assert sorted(info.files) == ["letter.html", "letter.pdf", "manifest.json"]
     letter = store.get(PREFIX + "letter.html").decode()
     assert "訂正等請求に対する回答" in letter
-    assert "<td>old@example.jp</td><td>new@example.jp</td>" in letter
-    assert "<td>山田 太朗</td><td>山田 太郎</td>" in letter
+    assert '<th scope="row">訂正前 / Before</th><td>old@example.jp</td>' in letter
+    assert '<th scope="row">訂正後 / After</th><td>new@example.jp</td>' in letter
+    assert '<th scope="row">訂正前 / Before</th><td>山田 太朗</td>' in letter
     assert "Outcome per field" in letter
-    assert "<td>birthday</td><td>保有していますが訂正できません（crm） / " in letter
+    assert "<td>birthday</td><td>保有していますが訂正できません（crm（表示名未登録）） / " in letter
     assert "一部対応 / Completed in part" in letter and "Completed in full" not in letter
     assert "We hold no personal data" not in letter
 

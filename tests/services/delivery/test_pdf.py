@@ -27,6 +27,7 @@ from pypdf import PdfReader
 from services.delivery.package import build_package
 from services.delivery.pdf import bundled_font, render_pdf
 from services.delivery.storage import LocalStorage
+from services.rules import appi
 from streams.records import Kind, Reason, ResponseStatus, TaskStatus
 from tests.services.delivery.fixtures import COMPLETED, make_response, make_result
 
@@ -43,11 +44,9 @@ CRM = [
     },
     {"_source": "orders", "order_id": "A-1", "item": "緑茶 / Green tea", "total": 1200.5},
 ]
-REFUSED = (
-    "面談記録の開示は業務の適正な実施に著しい支障を及ぼすおそれがあります。"
-    " / Disclosing interview notes would seriously interfere with our business."
-)
-UNAVAILABLE = "旧システムが停止中です。 / The archive is offline."
+REFUSED_JA = "面談記録の開示は業務の適正な実施に著しい支障を及ぼすおそれがあります。"
+REFUSED = "Disclosing interview notes would seriously interfere with our business."
+UNAVAILABLE = "The archive is offline."
 
 
 def written_disclosure() -> dict[str, Any]:
@@ -58,7 +57,12 @@ def written_disclosure() -> dict[str, Any]:
             status=ResponseStatus.PARTIALLY_COMPLETED,
             systems={"crm": TaskStatus.OK, "hr": TaskStatus.OK, "legacy": TaskStatus.FAILED},
             reasons=[
-                Reason(code="serious_interference", message=REFUSED, system="hr"),
+                Reason(
+                    code="serious_interference_with_business",
+                    message=REFUSED,
+                    message_ja=REFUSED_JA,
+                    system="hr",
+                ),
                 Reason(code="system_unavailable", message=UNAVAILABLE, system="legacy"),
             ],
         ),
@@ -164,7 +168,7 @@ def test_written_disclosure_pdf_has_the_data_the_reasons_and_japanese(tmp_path: 
 
     text = pdf_text(pdf)
     for heading in [
-        "開示請求に対する回答/Responsetoyourdisclosurerequest",
+        "開示請求に対する回答Responsetoyourdisclosurerequest",
         "システム別の結果/Outcomepersystem",
         "理由/Reasons",
         "保有個人データ/Yourpersonaldata",
@@ -175,8 +179,14 @@ def test_written_disclosure_pdf_has_the_data_the_reasons_and_japanese(tmp_path: 
         for key, value in row.items():
             if key != "_source":
                 assert squeeze(str(value)) in text, value
-    assert squeeze(REFUSED) in text and squeeze(UNAVAILABLE) in text
-    assert "serious_interference" in text and "system_unavailable" in text
+    # a ground of refusal in the regulation's words, with the reason given, in both
+    # languages; a failed system by the catalogue's words, not its internal error
+    ground = appi.POLICY.refusal_codes["serious_interference_with_business"]
+    assert squeeze(f"{ground.ja}（{REFUSED_JA}）") in text
+    assert squeeze(f"{ground.en} ({REFUSED})") in text
+    assert squeeze("legacy（表示名未登録）での処理が完了しなかったため") in text
+    assert squeeze(UNAVAILABLE) not in text
+    assert "serious_interference_with_business" in text and "system_unavailable" in text
     assert "一部対応/Completedinpart" in text
 
     letter = store.get(PREFIX + "letter.html").decode()
@@ -215,10 +225,13 @@ def test_correction_pdf_lists_before_and_after(tmp_path: Path) -> None:
     pdf = store.get(PREFIX + "letter.pdf")
     text = pdf_text(pdf)
     assert "訂正等請求に対する回答" in text and "訂正内容/Changesmade" in text
-    assert "山田太朗山田太郎" in text
-    assert "old@example.jptaro@example.jp" in text
+    assert "訂正前/Before山田太朗訂正後/After山田太郎" in text
+    assert "訂正前/Beforeold@example.jp訂正後/Aftertaro@example.jp" in text
     assert "項目ごとの結果/Outcomeperfield" in text
-    assert "fax" + "この項目を保有していません（crm）/Notheldbycrm" in text
+    assert (
+        "fax" + "この項目を保有していません（crm（表示名未登録））/Notheldbycrm(nodisplayname)"
+        in text
+    )
     letter = store.get(PREFIX + "letter.html").decode()
     assert without_real_glyph(pdf, wide_characters(letter)) == set()
 

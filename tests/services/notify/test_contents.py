@@ -9,11 +9,14 @@ from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
+from services import statements
 from services.delivery.contents import TITLES
+from services.delivery.handover import ARRANGED
 from services.demo.scenario import TARO, event
 from services.ledger import as_utc
 from services.notify import Notice, OutboxNotifier
-from services.rules import ccpa
+from services.rules import appi, ccpa, reasons
+from services.rules.appi import JST
 from services.rules.policy import add_business_days
 from services.statements import STATUS_LABELS
 from streams import topics
@@ -56,12 +59,27 @@ def test_a_completed_disclosure_tells_what_each_system_found(pipeline: Pipeline)
     assert notice.subject == f"{ja} / {en} (c-1)"
     lines = notice.body.splitlines()
     assert f"結果 / Outcome: {STATUS_LABELS[ResponseStatus.COMPLETED]}" in lines
-    assert {"- crm: 1件 / 1 record(s)", "- orders: 2件 / 2 record(s)"} <= set(lines)
-    assert "- partners: 対象外 / Not applicable [not_applicable]" in lines
+    # systems by their display labels, never their internal names
+    assert {
+        "- 顧客情報 / Customer records: 1件 / 1 record(s)",
+        "- ご注文履歴 / Order history: 2件 / 2 record(s)",
+    } <= set(lines)
+    assert (
+        "- 提携先への提供記録 / Provision to partners: 対象外 / Not applicable [not_applicable]"
+        in lines
+    )
+    assert not any(line.startswith(("- crm", "- orders", "- partners")) for line in lines)
     assert NO_DATA_ANYWHERE not in notice.body
-    deadline = pipeline.ledger.request("c-1").deadline_at
-    assert f"回答期限 / Deadline: {deadline:%Y-%m-%d}" in lines
-    assert any(line.startswith("開示データ / Your data: file://") for line in lines)
+    # dates in Japanese form, in JST for the APPI
+    deadline = as_utc(pipeline.ledger.request("c-1").deadline_at).astimezone(JST)
+    assert (
+        f"回答期限 / Deadline: {deadline.year}年{deadline.month}月{deadline.day}日 / "
+        f"{deadline.day} {deadline:%B} {deadline.year}" in lines
+    )
+    # how the package reaches the principal: local storage cannot link, so the desk
+    # arranges it; a server path is never given
+    assert "お渡しの方法 / How you receive it:" in lines and ARRANGED.ja in lines
+    assert "file://" not in notice.body and "responses/c-1" not in notice.body
     assert CONTACT in lines
     assert "taro@example.jp" not in notice.body  # the identifiers are not repeated
 
@@ -71,7 +89,7 @@ def test_rule_6_a_disclosure_of_data_that_does_not_exist_says_so(pipeline: Pipel
     complete(pipeline, "n-1")
     notice = notice_of(pipeline, "n-1", "response")
     assert NO_DATA_ANYWHERE in notice.body.splitlines()
-    assert any(line.startswith("- [no_data] ") for line in notice.body.splitlines())
+    assert f"- {reasons.RESPONSE['no_data']} [no_data]" in notice.body.splitlines()
     assert notice.recipient is None  # no address: kept in the outbox, addressed to nobody
 
 
@@ -89,9 +107,10 @@ def test_rule_5_a_refusal_tells_the_principal_its_reason_code(pipeline: Pipeline
     notice = notice_of(pipeline, "x-1", "response")
     lines = notice.body.splitlines()
     assert f"結果 / Outcome: {STATUS_LABELS[ResponseStatus.REFUSED]}" in lines
-    assert any(
-        line.startswith("- [harm_to_principal_or_third_party] Art. 33(2)(i)") for line in lines
-    )
+    # the reason in Japanese and English, from the regulation's own text
+    ground = appi.POLICY.refusal_codes["harm_to_principal_or_third_party"]
+    assert f"- {ground} [harm_to_principal_or_third_party]" in lines
+    assert "法第33条第2項第1号" in ground.ja
     assert CONTACT in lines and "Personal Information Protection Commission" in notice.body
 
 
@@ -135,6 +154,7 @@ def test_an_extension_tells_why_and_the_new_deadline(pipeline: Pipeline) -> None
     assert decisions.handle_decision(pipeline, dump(extension)) == [notices.due("e-1", "extension")]
     notice = notice_of(pipeline, "e-1", "extension")
     new = pipeline.ledger.request("e-1").deadline_at
-    assert f"新しい期限 / New deadline: {new:%Y-%m-%d}" in notice.body.splitlines()
+    said = statements.day(as_utc(new), "gdpr")
+    assert f"新しい期限 / New deadline: {said}" in notice.body.splitlines()
     assert "Many systems to search." in notice.body.splitlines()
     assert "supervisory authority" in notice.body

@@ -188,7 +188,7 @@ def finished(
     assert response.request_id == request_id and response.systems is not None
     if ground is not None:
         assert response.status is ResponseStatus.REFUSED
-    if response.status is not ResponseStatus.REFUSED and (response.package or response.letter):
+    if response.package or response.letter:
         files = read_package(p.storage, request_id)
         main = "letter.html" if response.letter else "data.json"
         assert files[main].strip(), f"{main} is empty"
@@ -196,8 +196,11 @@ def finished(
             assert files["letter.pdf"].startswith(b"%PDF-")
         else:
             assert json.loads(files["data.json"])["request_id"] == request_id
-    if method == "written" and response.status is not ResponseStatus.REFUSED:
+    if method == "written":  # a letter whatever the outcome, a refusal's with its ground
         assert response.letter is not None
+        if ground is not None:
+            letter = read_package(p.storage, request_id)["letter.html"].decode()
+            assert policy.refusal_codes[ground].ja in letter
     row = p.ledger.request(request_id)
     assert row is not None and row.completed_at is not None
     notice = notices.build(p, row, "response", "the enquiries desk")

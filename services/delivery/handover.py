@@ -1,0 +1,48 @@
+"""How the principal receives a package or letter, as the response notice says it.
+
+Never a server path: a letter goes by post; an electronic package by a presigned
+link that expires, where the package store can make one (S3); otherwise the
+enquiries desk arranges the hand-over.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from services import statements
+from services.delivery.links import NoPackage, package_link
+from services.delivery.storage import LinkUnsupported, Storage
+from services.rules.sentence import Sentence
+from streams.records import ResponseEvent
+
+if TYPE_CHECKING:
+    from services.ledger import Ledger
+
+BY_POST = Sentence(
+    "回答書面をご指定の送付先へ郵送いたします。", "We send the letter to you by post."
+)
+ARRANGED = Sentence(
+    "開示データは、お問い合わせ窓口から安全な方法でお渡しします。お渡しの方法は別途ご連絡いたします。",
+    "Our enquiries desk will hand your data over to you securely, and will contact you "
+    "to arrange it.",
+)
+
+
+def handover(
+    ledger: Ledger, storage: Storage, response: ResponseEvent, expires: timedelta
+) -> Sentence | None:
+    """How ``response``'s package or letter reaches the principal; None if it has none."""
+    if response.letter:
+        return BY_POST
+    if not response.package:
+        return None
+    try:
+        url = package_link(ledger, storage, response.request_id, expires=expires)
+    except (LinkUnsupported, NoPackage):
+        return ARRANGED
+    until = statements.when(datetime.now(UTC) + expires, response.regulation.value)
+    return Sentence(
+        f"次のリンクからダウンロードできます（{until.ja}まで有効）。\n{url}",
+        f"Download it from this link, valid until {until.en}:\n{url}",
+    )
