@@ -219,7 +219,7 @@ def dispatch(connector: ConnectorBase[Any], task: Task) -> OperationResult:
     An async connector's coroutines run on the event loop of ``connectors.loop``,
     in a thread of its own; the caller's thread waits for the result.
     """
-    asked = _operation(task)
+    asked = _operation(task, connector)
     if not connector.supports(asked):
         raise connector._not_supported(asked)
     token = _current_task.set(task)
@@ -240,9 +240,12 @@ def dispatch(connector: ConnectorBase[Any], task: Task) -> OperationResult:
     return result
 
 
-def _operation(task: Task) -> Kind:
-    """The kind of operation ``task`` asks for: a lookup is a read."""
-    return Kind.DISCLOSURE if task.lookup else answered_by(task.kind)
+def _operation(task: Task, connector: ConnectorBase[Any]) -> Kind:
+    """The kind of operation ``task`` asks of ``connector``: a lookup is a read."""
+    if task.lookup:
+        return Kind.DISCLOSURE
+    asked = answered_by(task.kind)
+    return next((k for k in asked if connector.supports(k)), asked[0])
 
 
 def check(connector: ConnectorBase[Any]) -> CheckResult:
@@ -259,7 +262,7 @@ async def _awaited(value: Awaitable[CheckResult]) -> CheckResult:
 
 def call(connector: ConnectorBase[Any], task: Task, ids: Identifiers) -> Any:
     """Call the operation for ``task.kind``: a result, or a coroutine for an async one."""
-    kind = _operation(task)
+    kind = _operation(task, connector)
     method = getattr(connector, METHODS[kind])
     if kind is Kind.CORRECTION:
         return method(ids, task.changes, dry_run=task.dry_run)

@@ -298,9 +298,9 @@ def answers(spec: SystemSpec, does: Callable[[Kind], bool], kind: Kind) -> bool:
     if spec.excluded is not None:
         return False
     asked = answered_by(kind)
-    if spec.kinds is not None and not {kind, asked} & set(spec.kinds):
+    if spec.kinds is not None and not {kind, *asked} & set(spec.kinds):
         return False
-    return does(asked)
+    return any(does(k) for k in asked)
 
 
 def unanswerable_kinds(datamap: DataMap, does: Mapping[str, Callable[[Kind], bool]]) -> list[Kind]:

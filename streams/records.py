@@ -66,9 +66,14 @@ HOLDS_DATA = "holds_data"
 LOOKUP = "lookup"
 
 
-def answered_by(kind: Kind) -> Kind:
-    """The connector operation that answers a task of ``kind``."""
-    return Kind.DISCLOSURE if kind is Kind.PURPOSE_NOTIFICATION else kind
+def answered_by(kind: Kind) -> tuple[Kind, ...]:
+    """The connector operations that can answer a task of ``kind``, the first a connector
+    supports doing it. A purpose notification asks whether a system holds data about the
+    principal: its records, or failing those its provision and receipt records, whose
+    purposes (partner sharing) the principal is told too."""
+    if kind is Kind.PURPOSE_NOTIFICATION:
+        return (Kind.DISCLOSURE, Kind.THIRD_PARTY_RECORDS)
+    return (kind,)
 
 
 #: Kinds whose response carries a package of the principal's data.

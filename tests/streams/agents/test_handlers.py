@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from services.datamap import RefusalRule
 from services.delivery.storage import LocalStorage
-from services.demo.scenario import HANAKO, TARO, event
+from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.ledger import as_utc
 from services.ledger.models import Request
 from streams import topics
@@ -164,13 +164,19 @@ def test_purpose_notification_lists_the_purposes_of_the_systems_holding_data(
     assert to(topics.ACCEPTED, out)
     response = drive(pipeline, "pn-1")
     assert response.status == "completed"
-    # crm, orders, shipping and the search index hold Taro's data; the partner log does not
-    # disclose, so its partner_sharing purpose is not claimed
+    # crm, orders, shipping and the search index hold Taro's data, and the partner log
+    # holds records of providing it to partners: their purpose is his too
     assert [p["id"] for p in response.purposes or []] == [
         "customer_account",
         "order_fulfilment",
         "marketing",
+        "partner_sharing",
     ]
+    # Jiro is a customer too, but nothing of his was provided to a partner
+    submit(pipeline, request_id="pn-3", kind="purpose_notification", identifiers=JIRO)
+    jiro = drive(pipeline, "pn-3")
+    assert "partner_sharing" not in [p["id"] for p in jiro.purposes or []]
+    assert "customer_account" in [p["id"] for p in jiro.purposes or []]
     assert pipeline.sealer is not None
     answers = [
         TaskResult.model_validate(t.result) for t in pipeline.ledger.tasks("pn-1") if t.result
