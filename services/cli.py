@@ -157,6 +157,61 @@ def submit(file: Annotated[str, typer.Argument(help="JSON lines file, or - for s
 
 
 @app.command()
+def responses(
+    request: Annotated[
+        str | None, typer.Option("--request", help="Only this request's responses.")
+    ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", help="Keep printing responses as they come (with --request: wait for it)."
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Print the responses on dsr.responses: status, outcome per system, reasons and where
+    the package or letter is."""
+    from services import client
+
+    settings = load_settings()
+    found = 0
+    try:
+        for body in client.responses(_bootstrap(settings), request, follow=follow):
+            found += 1
+            if as_json:
+                print(json.dumps(body, ensure_ascii=False), flush=True)
+            else:
+                _print_response(body)
+    except KeyboardInterrupt:
+        return
+    if request is not None and not found:
+        err.print(f"No response to {request!r} on the topic (yet).")
+        raise typer.Exit(1)
+
+
+def _print_response(body: dict[str, Any]) -> None:
+    status = body.get("status")
+    colour = {"completed": "green", "partially_completed": "yellow"}.get(str(status), "red")
+    console.print(
+        f"[bold]{body.get('request_id')}[/] r{body.get('revision', 1)}  {body.get('kind')} "
+        f"({str(body.get('regulation', '')).upper()})  [{colour}]{status}[/]  "
+        f"completed {body.get('completed_at')}  deadline {body.get('deadline')}",
+        highlight=False,
+    )
+    for s in body.get("systems") or []:
+        said = s.get("outcome") or s.get("status")
+        extra = f" records={s['records']}" if s.get("records") else ""
+        extra += f" changed={s['changed']}" if s.get("changed") else ""
+        console.print(f"  {s.get('system')}: {said}{extra}", markup=False, highlight=False)
+    for r in body.get("reasons") or []:
+        where = f" ({r['system']})" if r.get("system") else ""
+        console.print(f"  [{r.get('code')}]{where} {r.get('message')}", markup=False)
+    for name in ("package", "letter"):
+        if body.get(name):
+            console.print(f"  {name}: {body[name]}", markup=False, highlight=False)
+
+
+@app.command()
 def extend(
     request_id: str,
     reason: Annotated[str, typer.Option(help="Why, in words the principal will read.")],

@@ -31,7 +31,12 @@ def request_key(raw: bytes) -> bytes | None:
 def read_all(bootstrap: str, names: Iterable[str], since: datetime | None = None) -> list[Any]:
     """Every record now on the ``names`` topics (appended at or after ``since``, when
     given), in offset order per partition (no consumer group, nothing committed)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+    )
     try:
         partitions = [
             TopicPartition(name, p)
@@ -110,6 +115,11 @@ class Submitter:
         self.producer.close()
 
 
+#: How long a fetch waits on the broker for more data: short, so that a response is seen
+#: as soon as it is on the topic (kafka-python's default, 500 ms, would add to latency).
+FETCH_MAX_WAIT_MS = 20
+
+
 class Watcher:
     """Read one or more topics from the beginning, without joining a group."""
 
@@ -119,6 +129,7 @@ class Watcher:
             enable_auto_commit=False,
             group_id=None,
             consumer_timeout_ms=200,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         parts = [
             TopicPartition(t, p)
@@ -144,3 +155,38 @@ class Watcher:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def responses(
+    bootstrap: str, request_id: str | None = None, *, follow: bool = False
+) -> Iterator[dict[str, Any]]:
+    """The response events on ``dsr.responses`` (of ``request_id`` only, when given), in
+    the order they were sent per partition. With ``follow``, keep waiting for new ones;
+    for one request, stop at its first response. Re-sends of a response carry the same
+    ``(request_id, revision)``: each is given once."""
+    seen: set[tuple[str, int]] = set()
+
+    def fresh(body: dict[str, Any]) -> bool:
+        if request_id is not None and body.get("request_id") != request_id:
+            return False
+        key = (str(body.get("request_id")), int(body.get("revision") or 1))
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    if not follow:
+        for record in read_all(bootstrap, [topics.RESPONSES]):
+            if fresh(body := _decode(record.value)):
+                yield body
+        return
+    watcher = Watcher(bootstrap, [topics.RESPONSES])
+    try:
+        while True:
+            for _, body in watcher.poll(timeout_s=1.0):
+                if fresh(body):
+                    yield body
+                    if request_id is not None:
+                        return
+    finally:
+        watcher.close()

@@ -62,6 +62,31 @@ def test_a_seeded_home_answers_a_written_disclosure_with_a_letter(tmp_path: Path
         outbox = home / "outbox" / "seeded-1"
         notice = wait_for("the response notice", lambda: list(outbox.glob("*response*.eml")))
 
+        # dsr responses reads them back: every response, or one request's
+        listed = dsr("responses", "--request", "seeded-1", "--json")
+        assert listed.returncode == 0, listed.stderr
+        [response] = [json.loads(line) for line in listed.stdout.splitlines()]
+        assert response["status"] == "completed" and response["letter"]
+        shown = dsr("responses")
+        assert "seeded-1" in shown.stdout and "completed" in shown.stdout
+        assert dsr("responses", "--request", "nobody").returncode == 1
+        # --follow --request waits for a response still to come, then stops
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "responses", "--follow"]
+            + ["--request", "seeded-2", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        later = event("seeded-2", "erasure", {"email": "nobody@example.jp"})
+        later["grounds"] = ["no_longer_needed"]
+        request.write_text(json.dumps(later) + "\n", encoding="utf-8")
+        assert dsr("submit", str(request)).returncode == 0
+        out, _ = follower.communicate(timeout=120)
+        assert follower.returncode == 0
+        [followed] = [json.loads(line) for line in out.splitlines()]
+        assert followed["request_id"] == "seeded-2" and followed["kind"] == "erasure"
+
     settings = Settings(home=home)
     letter = read_package(open_package_storage(settings), "seeded-1")["letter.html"].decode()
     assert "株式会社サンプル商事" in letter and "〒100-0001" in letter  # the letterhead
