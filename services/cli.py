@@ -231,16 +231,31 @@ def refuse(
     reason: Annotated[str, typer.Option(help="Why, for the audit trail.")],
     by: Annotated[str, typer.Option(help="Who decides (an operator id).")],
     wait: Annotated[float, typer.Option(help="Seconds to wait for the outcome.")] = 60.0,
+    system: Annotated[
+        str | None, typer.Option(help="Refuse only this system's part of the request.")
+    ] = None,
+    field: Annotated[
+        list[str] | None,
+        typer.Option("--field", help="Refuse only this field of a disclosure (repeatable)."),
+    ] = None,
 ) -> None:
     """Refuse a request not yet fanned out on one of its regulation's grounds (e.g. the
-    APPI's Art. 33(2) harm_to_principal_or_third_party); the response says so. Waits
-    for the worker to record it; exits 1 if it was rejected (with the accepted grounds),
-    2 if nothing recorded it."""
-    _decide(request_id, "refusal", ground, reason, by, wait)
+    APPI's Art. 33(2) harm_to_principal_or_third_party); the response says so. With
+    --system or --field, refuse that part only: the response is partially completed,
+    with the reason. Waits for the worker to record it; exits 1 if it was rejected (with
+    the accepted grounds), 2 if nothing recorded it."""
+    _decide(request_id, "refusal", ground, reason, by, wait, system, field or [])
 
 
 def _decide(
-    request_id: str, decision: str, ground: str | None, reason: str, by: str, wait: float
+    request_id: str,
+    decision: str,
+    ground: str | None,
+    reason: str,
+    by: str,
+    wait: float,
+    system: str | None = None,
+    fields: list[str] | None = None,
 ) -> None:
     """Send the decision and report what became of it: exit 1 when it was rejected, 2
     when no worker recorded it in time."""
@@ -256,6 +271,8 @@ def _decide(
             "ground": ground,
             "reason": reason,
             "decided_by": by,
+            "system": system,
+            "fields": fields or [],
         }
     )
     outcome = decide(settings, _bootstrap(settings), event, wait)
@@ -273,6 +290,11 @@ def _decide(
         row_deadline = outcome.detail.get("deadline")
         shown = as_utc(datetime.fromisoformat(row_deadline)).isoformat() if row_deadline else "?"
         console.print(f"Extended {request_id}: the deadline is now {shown}.", highlight=False)
+    elif event.in_part:
+        part = " ".join([*([f"system {system}"] if system else []), *(fields or [])])
+        console.print(
+            f"Refused {part} of {request_id} ({ground}); the rest goes on.", highlight=False
+        )
     else:
         console.print(
             f"Refused {request_id} ({ground}); the response goes to the principal.",

@@ -23,6 +23,10 @@ from streams.topics import DECISIONS
 APPLIED = {"extension": "extended", "refusal": "refused"}
 
 
+def _applied(event: DecisionEvent) -> str:
+    return "refused_in_part" if event.in_part else APPLIED[event.decision]
+
+
 @dataclass(frozen=True)
 class Outcome:
     """``applied``: the decision took effect. Else ``reason_code`` and ``errors`` say why
@@ -54,7 +58,7 @@ def decide(
             for entry in ledger.timeline(event.request_id):
                 if entry.id <= seen:
                     continue
-                if entry.action == APPLIED[event.decision]:
+                if entry.action == _applied(event):
                     return Outcome(True, detail=dict(entry.detail))
                 if entry.action == "rejected" and entry.detail.get("raw_sha256") == digest:
                     code = entry.detail.get("reason_code")

@@ -26,7 +26,7 @@ principal is told about (Arts. 32(3), 33(3)).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from streams.records import (
     HOLDS_DATA,
@@ -35,6 +35,7 @@ from streams.records import (
     Kind,
     Outcome,
     Reason,
+    RefusedPart,
     ResponseStatus,
     SystemOutcome,
     TaskResult,
@@ -75,6 +76,41 @@ class TaskOutcome:
     error: str | None
     result: TaskResult | None
     looked_up: bool = False
+
+
+def withhold(outcomes: Sequence[TaskOutcome], refused: Sequence[RefusedPart]) -> list[TaskOutcome]:
+    """A disclosure's outcomes with the parts an operator refused taken out: a system's
+    records, or the refused fields of every record. The withheld part carries its
+    refusal (the first, when several apply), so the system's outcome is ``refused``,
+    with the records still disclosed counted."""
+    out = []
+    for o in outcomes:
+        r = o.result
+        parts = [p for p in refused if p.covers(o.system)]
+        if not parts or r is None or r.refusal is not None or o.status is not TaskStatus.OK:
+            out.append(o)
+            continue
+        if whole := next((p for p in parts if not p.fields), None):
+            r = r.model_copy(
+                update={"records": [], "fields": [], "refusal": whole.as_reason(o.system)}
+            )
+            out.append(replace(o, result=r))
+            continue
+        drop = {f for p in parts for f in p.fields}
+        held = sorted({f for rec in r.records for f in rec if f in drop})
+        if held:
+            first = next(p for p in parts if set(p.fields) & set(held))
+            r = r.model_copy(
+                update={
+                    "records": [
+                        {k: v for k, v in rec.items() if k not in drop} for rec in r.records
+                    ],
+                    "fields": [f for f in r.fields if f not in drop],
+                    "refusal": first.as_reason(o.system, ", ".join(held)),
+                }
+            )
+        out.append(replace(o, result=r))
+    return out
 
 
 @dataclass(frozen=True)

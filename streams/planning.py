@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.datamap import MY_NUMBER, RefusalRule, SystemSpec, strongly_connected
+from services.datamap import MY_NUMBER, SystemSpec, strongly_connected
 from services.ledger import TaskPlan
 from services.ledger.models import Task as TaskRow
 from streams import topics
@@ -30,6 +30,7 @@ from streams.records import (
     DESTRUCTIVE_KINDS,
     Kind,
     Reason,
+    RefusedPart,
     RequestEvent,
     Task,
     TaskResult,
@@ -81,10 +82,12 @@ def next_step(
     planned: Sequence[Planned],
     *,
     closing: bool = False,
+    refused: Sequence[RefusedPart] = (),
 ) -> list[TaskPlan]:
     """The tasks to plan now: the next lookup wave while the graph is not closed, then
     the actions ``next_wave`` allows. ``closing`` (the request timed out): no more
-    lookups, and every action not planned yet is recorded as timed out."""
+    lookups, and every action not planned yet is recorded as timed out. A system whose
+    whole part an operator ``refused`` is still looked up, but never asked to act."""
     lookups = [p for p in planned if p.lookup]
     actions = [p for p in planned if not p.lookup]
     if not actions and not closing:
@@ -93,7 +96,7 @@ def next_step(
         plans = _lookup_wave(ctx, event, graph, lookups)
         if plans:
             return plans
-    return next_wave(ctx, event, graph, actions, lookups, closing=closing)
+    return next_wave(ctx, event, graph, actions, lookups, closing=closing, refused=refused)
 
 
 def resolves(ctx: Pipeline, system: str) -> bool:
@@ -133,11 +136,19 @@ def next_wave(
     lookups: Sequence[Planned] = (),
     *,
     closing: bool = False,
+    refused: Sequence[RefusedPart] = (),
 ) -> list[TaskPlan]:
     """Action plans for the systems not planned yet: those that can run now, and those
     the closed graph never reaches. ``closing``: none can run now."""
     state = {p.system: p.status for p in planned}
     wave = max((p.wave for p in planned), default=-1) + 1
+    withheld = {
+        s: p.as_reason(s)
+        for p in refused
+        if not p.fields
+        for s in ctx.datamap.systems
+        if p.covers(s)
+    }
     in_flight = any(p.status is TaskStatus.PENDING for p in [*planned, *lookups])
     unresolved = {p.system for p in lookups if p.status in _UNFINISHED}
     order = (
@@ -152,7 +163,7 @@ def next_wave(
         for system, spec in sorted(ctx.datamap.systems.items()):
             if system in state:
                 continue
-            status, reason = _decide(ctx, system, spec, event.kind, graph)
+            status, reason = _decide(ctx, system, spec, event.kind, graph, withheld.get(system))
             if status is None:
                 # The graph is closed: nothing will unlock it. Record why, then look again,
                 # since an erase_after on a system that never runs holds no one back.
@@ -166,7 +177,8 @@ def next_wave(
                     continue
                 status, reason = after
             state[system], progressed = status, True
-            refusal = spec.refusal_for(event.kind) if status is TaskStatus.REFUSED else None
+            refusal = _refusal(system, spec, event.kind, withheld.get(system))
+            refusal = refusal if status is TaskStatus.REFUSED else None
             plans.append(_plan(event, system, wave, status, reason, refusal))
         if progressed and waiting:
             continue  # a system decided this pass may release one that waits on it
@@ -190,15 +202,29 @@ def _untied(order: Mapping[str, set[str]], waiting: Sequence[str]) -> dict[str, 
     return untied if untied != order else {}
 
 
+def _refusal(system: str, spec: SystemSpec, kind: Kind, operator: Reason | None) -> Reason | None:
+    """Why the system's part is refused: by an operator, or by the data map's rule."""
+    if operator is not None:
+        return operator
+    if (rule := spec.refusal_for(kind)) is None:
+        return None
+    return Reason(code=rule.code, message=rule.reason, message_ja=rule.reason_ja, system=system)
+
+
 def _decide(
-    ctx: Pipeline, system: str, spec: SystemSpec, kind: Kind, graph: Sequence[Unit]
+    ctx: Pipeline,
+    system: str,
+    spec: SystemSpec,
+    kind: Kind,
+    graph: Sequence[Unit],
+    operator: Reason | None = None,
 ) -> tuple[TaskStatus | None, str]:
     """The system's status if it is decided without waiting on another; None if no key
-    of it is known."""
+    of it is known. ``operator``: an operator refused the system's part."""
     if spec.excluded:
         return TaskStatus.NOT_APPLICABLE, f"excluded: {spec.excluded} store"
-    if (rule := spec.refusal_for(kind)) is not None:
-        return TaskStatus.REFUSED, rule.reason
+    if (refusal := _refusal(system, spec, kind, operator)) is not None:
+        return TaskStatus.REFUSED, refusal.message
     if not ctx.supports(system, kind):
         return TaskStatus.NOT_APPLICABLE, f"{system} does not support {kind}"
     if not units_for(spec, graph):
@@ -250,7 +276,7 @@ def _plan(
     wave: int,
     status: TaskStatus,
     reason: str,
-    refusal: RefusalRule | None = None,
+    refusal: Reason | None = None,
 ) -> TaskPlan:
     task_id = Task.make_id(event.request_id, system, event.kind, wave)
     result = None
@@ -261,12 +287,7 @@ def _plan(
             system=system,
             kind=event.kind,
             status="ok",
-            refusal=Reason(
-                code=refusal.code,
-                message=refusal.reason,
-                message_ja=refusal.reason_ja,
-                system=system,
-            ),
+            refusal=refusal,
             attempts=0,
             started_at=utcnow(),
         ).model_dump(mode="json")

@@ -476,6 +476,9 @@ class DecisionEvent(_Strict):
     - ``refusal`` refuses a request not yet fanned out (held, or waiting for fan-out) on
       one of its regulation's grounds, e.g. the APPI's Art. 33(2) grounds; the response
       says so, with the ground's text.
+    - a ``refusal`` naming a ``system`` or ``fields`` refuses that part only
+      (``RefusedPart``): any time before the response for a disclosure, before fan-out
+      for other kinds. The response is then ``partially_completed`` with that reason.
     """
 
     schema_version: Literal["1.0"] = "1.0"
@@ -492,11 +495,48 @@ class DecisionEvent(_Strict):
         "decision is recorded as the signing key's owner (its keyring entry).",
     )
 
+    system: str | None = Field(
+        default=None,
+        max_length=64,
+        description="For a refusal in part: the system whose part is refused (withheld, "
+        "or never asked); the rest of the request goes on.",
+    )
+    fields: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] = Field(
+        default=[],
+        max_length=64,
+        description="For a refusal in part of a disclosure: the fields withheld, in "
+        "``system`` or in every system.",
+    )
+
     @model_validator(mode="after")
     def _refusal_has_a_ground(self) -> DecisionEvent:
         if (self.decision == "refusal") != (self.ground is not None):
             raise ValueError("a refusal, and only a refusal, names its ground")
+        if self.decision != "refusal" and (self.system or self.fields):
+            raise ValueError("only a refusal may name a system or fields")
         return self
+
+    @property
+    def in_part(self) -> bool:
+        return bool(self.system or self.fields)
+
+
+class RefusedPart(_Strict):
+    """A part of a request an operator refused (``DecisionEvent`` with a system or
+    fields), kept on the request: the system is not asked, or what it found is withheld
+    (those fields only, with ``fields``), with the ground and the reason told."""
+
+    system: str | None = None
+    fields: list[str] = []
+    ground: str
+    reason: str
+    decided_by: str
+
+    def covers(self, system: str) -> bool:
+        return self.system is None or self.system == system
+
+    def as_reason(self, system: str, field: str | None = None) -> Reason:
+        return Reason(code=self.ground, message=self.reason, system=system, field=field)
 
 
 class RejectedEvent(_Strict):
@@ -532,6 +572,8 @@ class RejectedEvent(_Strict):
         "not_permitted",
         "stale_signature",
         "my_number_not_accepted",
+        "unknown_system",
+        "fields_not_refusable",
     ]
     errors: list[dict[str, Any]] = Field(
         default=[],

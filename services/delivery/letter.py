@@ -11,7 +11,7 @@ record, so no column is squeezed on A4. Every reason comes from the reason catal
 (``services.rules.reasons``), in Japanese and English.
 
 The HTML is rendered by Jinja2 with autoescape (``templates/letter.html.j2``): the data
-comes from the principal and from internal systems.
+comes from the principal and from internal systems; the style sheet is ``templates/letter.css``.
 """
 
 from __future__ import annotations
@@ -29,39 +29,6 @@ from streams.records import PACKAGE_KINDS, Kind
 
 #: The most columns printed side by side; wider tables become per-record blocks.
 GRID_COLUMNS = 4
-
-STYLE = """
-body { font-family: "Hiragino Sans", "Noto Sans JP", "Yu Gothic", sans-serif;
-       font-size: 10.5pt; line-height: 1.55; color: #111; max-width: 44rem; margin: 2rem auto; }
-header { display: flow-root; margin-bottom: 1.2rem; }
-.dated { text-align: right; margin: 0 0 1rem; }
-.addressee { font-size: 12pt; margin: 0 0 1rem; }
-.sender { text-align: right; font-size: 9.5pt; }
-.sender p { margin: 0 0 .3rem; }
-.business { font-weight: bold; }
-h1 { font-size: 15pt; text-align: center; margin: 1.4rem 0 1rem; }
-h2 { font-size: 12.5pt; margin-top: 1.5rem; border-bottom: 1px solid #999; }
-h3 { font-size: 11.5pt; margin-bottom: .3rem; }
-h4 { font-size: 10.5pt; margin: .8rem 0 .2rem; }
-table { border-collapse: collapse; width: 100%; margin: .3rem 0 .8rem; font-size: 9.5pt; }
-th, td { border: 1px solid #999; padding: .2rem .4rem; text-align: left; vertical-align: top;
-         overflow-wrap: break-word; }
-th { background: #eee; font-weight: normal; }
-table.meta th, table.record th { width: 40%; }
-.reason { margin: 0 0 .6rem; }
-.reason p { margin: 0; }
-.code { color: #555; font-size: 8.5pt; }
-.note { font-weight: bold; }
-.closing { text-align: right; margin-top: 1.5rem; }
-@page { size: A4; margin: 18mm; }
-@media print {
-  body { margin: 0; max-width: none; }
-  h2, h3, h4 { break-after: avoid; }
-  thead { display: table-header-group; }
-  tr, table.record { break-inside: avoid; }
-  th { background: none; }
-}
-""".strip()
 
 OPENING = Sentence(
     "ご請求いただいた件について、次のとおり回答いたします。", "We answer your request as follows."
@@ -95,7 +62,6 @@ def view(contents: Contents) -> dict[str, Any]:
     labels = contents.labels
     return {
         "title": f"{ja} / {en}",
-        "style": STYLE,
         "heading": Sentence(ja, en),
         "request_id": f"受付番号 / Request {r.request_id}",
         "dated": statements.day(r.completed_at, regulation),

@@ -79,6 +79,8 @@ class Request(Base):
     revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     #: Deadline extensions: [{reason, previous_deadline, deadline, at}], oldest first.
     extensions: Mapped[list[Any] | None] = mapped_column(JSON)
+    #: Parts an operator refused (``streams.records.RefusedPart``), oldest first.
+    refused_parts: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class Task(Base):

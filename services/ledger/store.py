@@ -48,7 +48,16 @@ from services.ledger.models import (
     Task,
 )
 from services.rules.policy import add_months
-from streams.records import RequestEvent, TaskResult, TaskStatus, merge_units, utcnow
+from streams.records import (
+    PACKAGE_KINDS,
+    Kind,
+    RefusedPart,
+    RequestEvent,
+    TaskResult,
+    TaskStatus,
+    merge_units,
+    utcnow,
+)
 from streams.records import Task as TaskMessage
 from streams.sealing import Sealer, is_sealed_field
 
@@ -772,6 +781,42 @@ class Ledger:
                 key_id=key_id,
             )
             return "refused"
+
+    def refuse_part(self, request_id: str, part: RefusedPart, key_id: str | None = None) -> str:
+        """Refuse ``part`` of a request; the outcome (``refused_in_part``, or why not).
+
+        A disclosure's part may be refused until its response is built (what was found
+        is then withheld); another kind's only before fan-out (the system is never
+        asked), since its effect cannot be undone."""
+        now = utcnow()
+        with self.session() as s:
+            row = s.get(Request, request_id)
+            if row is None:
+                return "unknown_request"
+            if row.status in FINAL_STATUSES or row.completed_at is not None:
+                return "request_closed"
+            if part.fields and Kind(row.kind) not in PACKAGE_KINDS:
+                return "fields_not_refusable"
+            if row.status == RequestStatus.FANNED_OUT and Kind(row.kind) not in PACKAGE_KINDS:
+                return "already_fanned_out"
+            row.refused_parts = [*(row.refused_parts or []), part.model_dump(mode="json")]
+            row.updated_at = now
+            self._audit(
+                s,
+                request_id,
+                f"operator:{part.decided_by}",
+                "refused_in_part",
+                ground=part.ground,
+                reason=part.reason,
+                system=part.system,
+                fields=part.fields,
+                key_id=key_id,
+            )
+            return "refused_in_part"
+
+    @staticmethod
+    def refused_parts(row: Request) -> list[RefusedPart]:
+        return [RefusedPart.model_validate(p) for p in row.refused_parts or []]
 
     # -- dead letters and redrive ----------------------------------------------
     def record_dead_letter(self, row: DeadLetter, kept: dict[str, Any] | None) -> bool:

@@ -18,7 +18,7 @@ from services.faults import crash_point
 from services.ledger import as_utc
 from services.ledger.models import Request
 from services.ledger.models import Task as TaskRow
-from services.responses import TaskOutcome, summarise
+from services.responses import TaskOutcome, summarise, withhold
 from streams import topics
 from streams.agents import notices
 from streams.context import Outgoing, Pipeline
@@ -136,7 +136,8 @@ def advance(
     kept = ctx.ledger.merge_identities(request_id, found) if found else ctx.ledger.identities(row)
     event = ctx.ledger.request_event(row)
     graph = identity_graph(event, kept)
-    plans = next_step(ctx, event, graph, planned(tasks), closing=closing)
+    refused = ctx.ledger.refused_parts(row)
+    plans = next_step(ctx, event, graph, planned(tasks), closing=closing, refused=refused)
     if plans:
         tasks = ctx.ledger.plan_tasks(request_id, plans)
     new = {p.task_id for p in plans if p.status is TaskStatus.PENDING}
@@ -179,6 +180,8 @@ def finish(
         return []
     event = ctx.ledger.request_event(row)
     outcomes = task_outcomes(ctx, tasks)
+    if event.kind in PACKAGE_KINDS:
+        outcomes = withhold(outcomes, ctx.ledger.refused_parts(row))
     requested = [c.field for c in event.correction.changes] if event.correction else []
     summary = summarise(event.kind, outcomes, requested)
     status, reasons = summary.status, summary.reasons

@@ -15,7 +15,7 @@ from streams.agents import notices
 from streams.agents.aggregate import finish
 from streams.agents.intake import Rejection, not_permitted, parse_signed, permissions, reject
 from streams.context import Outgoing, Pipeline
-from streams.records import DecisionEvent
+from streams.records import DecisionEvent, RefusedPart
 
 log = logging.getLogger("dsr.decisions")
 
@@ -26,6 +26,8 @@ WHY_NOT = {
     "already_extended": "the request's one extension has been used",
     "unknown_ground": "the ground is not a refusal code of the request's regulation",
     "already_fanned_out": "the request is being carried out; refuse before fan-out",
+    "unknown_system": "the data map has no such system",
+    "fields_not_refusable": "fields may be refused only in a disclosure of data or records",
 }
 
 
@@ -43,6 +45,8 @@ def handle_decision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[
     if row is None:
         return _cannot(ctx, raw, "unknown_request", key_id)
     policy = rules.policy_for(row.regulation)
+    if decision.decision == "refusal" and decision.in_part:
+        return _refuse_part(ctx, raw, decision, policy.refusal_codes, decided_by, key_id)
     if decision.decision == "refusal":
         return _refuse(ctx, raw, decision, policy.refusal_codes, decided_by, key_id)
     outcome, deadline = ctx.ledger.extend(
@@ -87,6 +91,36 @@ def _refuse(
     return finish(ctx, decision.request_id)
 
 
+def _refuse_part(
+    ctx: Pipeline,
+    raw: bytes,
+    decision: DecisionEvent,
+    codes: Mapping[str, object],
+    decided_by: str,
+    key_id: str | None,
+) -> list[Outgoing]:
+    ground = decision.ground or ""
+    if ground not in codes:
+        return _cannot(ctx, raw, "unknown_ground", key_id, accepted=sorted(codes))
+    if decision.system is not None and decision.system not in ctx.datamap.systems:
+        return _cannot(ctx, raw, "unknown_system", key_id, accepted=sorted(ctx.datamap.systems))
+    part = RefusedPart(
+        system=decision.system,
+        fields=decision.fields,
+        ground=ground,
+        reason=decision.reason,
+        decided_by=decided_by,
+    )
+    outcome = ctx.ledger.refuse_part(decision.request_id, part, key_id)
+    if outcome != "refused_in_part":
+        return _cannot(ctx, raw, outcome, key_id)
+    log.info(
+        "request refused in part",
+        extra={"request_id": decision.request_id, "stage": "decisions", "reason_code": ground},
+    )
+    return []
+
+
 def _cannot(
     ctx: Pipeline, raw: bytes, outcome: str, key_id: str | None, accepted: list[str] | None = None
 ) -> list[Outgoing]:
@@ -94,6 +128,7 @@ def _cannot(
     accepted, for a ground that is not), and audited with its key."""
     error = {"msg": WHY_NOT[outcome]}
     if accepted:
-        error = {"loc": "ground", "msg": f"{error['msg']}; accepted: {', '.join(accepted)}"}
+        where = "system" if outcome == "unknown_system" else "ground"
+        error = {"loc": where, "msg": f"{error['msg']}; accepted: {', '.join(accepted)}"}
     rej = Rejection(outcome, [error])
     return reject(ctx, raw, rej, "decisions", key_id=key_id)

@@ -231,7 +231,7 @@ def test_rule_4_written_letter_lists_the_data_and_reasons_escaped(tmp_path: Path
     # whom to complain to, and where else to turn under the request's regulation
     assert "Privacy desk, 1-1 Chiyoda, Tokyo &lt;privacy@example.jp&gt;" in letter
     assert "Personal Information Protection Commission" in letter
-    assert "@media print" in letter
+    assert "@media print" in letter and '"Hiragino Sans"' in letter  # CSS, not escaped
     assert "<link" not in letter and "src=" not in letter  # self-contained
 
 

@@ -24,10 +24,13 @@ from fontTools.pens.boundsPen import BoundsPen
 from fontTools.ttLib import TTFont
 from pypdf import PdfReader
 
+from services.delivery.labels import Labels
+from services.delivery.letterhead import Letterhead
 from services.delivery.package import build_package
 from services.delivery.pdf import bundled_font, render_pdf
 from services.delivery.storage import LocalStorage
 from services.rules import appi
+from services.rules.sentence import Sentence
 from streams.records import Kind, Reason, ResponseStatus, TaskStatus
 from tests.services.delivery.fixtures import COMPLETED, make_response, make_result
 
@@ -50,11 +53,37 @@ UNAVAILABLE = "The archive is offline."
 
 
 def written_disclosure() -> dict[str, Any]:
-    """A partial disclosure: Japanese and English data, one refusal, one failed system."""
+    """A partial disclosure: Japanese and English data, one refusal, one failed system,
+    on a business's letterhead, to a named principal, with the systems labelled."""
+    results = [
+        make_result("crm", records=CRM),
+        make_result("hr"),
+        make_result("legacy", status="failed"),
+    ]
     return {
+        "letterhead": Letterhead(
+            business=Sentence("株式会社サンプル商事", "Sample Trading K.K."),
+            address=Sentence(
+                "〒100-0001 東京都千代田区千代田1-1", "1-1 Chiyoda, Chiyoda-ku, Tokyo 100-0001"
+            ),
+            contact=Sentence(
+                "個人情報お問い合わせ窓口　03-0000-0000（平日9時～17時）",
+                "Personal information enquiries: +81 3-0000-0000 (weekdays 9:00-17:00)",
+            ),
+            complaints=Sentence("上記の窓口で承ります。", "The enquiries desk above."),
+        ),
+        "labels": Labels(
+            {
+                "crm": Sentence("顧客情報", "Customer records"),
+                "hr": Sentence("人事記録", "Personnel records"),
+                "legacy": Sentence("旧顧客台帳", "Former customer register"),
+            },
+        ),
+        "addressee": "山田 太郎",
         "response": make_response(
             Kind.DISCLOSURE,
             status=ResponseStatus.PARTIALLY_COMPLETED,
+            results=results,
             systems={"crm": TaskStatus.OK, "hr": TaskStatus.OK, "legacy": TaskStatus.FAILED},
             reasons=[
                 Reason(
@@ -66,11 +95,7 @@ def written_disclosure() -> dict[str, Any]:
                 Reason(code="system_unavailable", message=UNAVAILABLE, system="legacy"),
             ],
         ),
-        "results": [
-            make_result("crm", records=CRM),
-            make_result("hr"),
-            make_result("legacy", status="failed"),
-        ],
+        "results": results,
     }
 
 
@@ -102,10 +127,12 @@ class _Text(HTMLParser):
 
 
 def wide_characters(letter_html: str) -> set[str]:
-    """The Japanese (full-width) characters a reader sees in the letter."""
+    """The Japanese (full-width) characters a reader sees in the letter; the ideographic
+    space draws nothing by design."""
     parser = _Text()
     parser.feed(letter_html)
-    return {c for c in "".join(parser.chunks) if unicodedata.east_asian_width(c) in "WF"}
+    text = "".join(parser.chunks)
+    return {c for c in text if unicodedata.east_asian_width(c) in "WF" and not c.isspace()}
 
 
 def _to_unicode(cmap: bytes) -> dict[int, str]:
@@ -184,7 +211,7 @@ def test_written_disclosure_pdf_has_the_data_the_reasons_and_japanese(tmp_path: 
     ground = appi.POLICY.refusal_codes["serious_interference_with_business"]
     assert squeeze(f"{ground.ja}（{REFUSED_JA}）") in text
     assert squeeze(f"{ground.en} ({REFUSED})") in text
-    assert squeeze("legacy（表示名未登録）での処理が完了しなかったため") in text
+    assert squeeze("旧顧客台帳での処理が完了しなかったため") in text
     assert squeeze(UNAVAILABLE) not in text
     assert "serious_interference_with_business" in text and "system_unavailable" in text
     assert "一部対応/Completedinpart" in text

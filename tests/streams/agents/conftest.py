@@ -1,1 +1,1 @@
-from tests.streams.agents.fixtures import pipeline  # noqa: F401
+from tests.streams.agents.fixtures import erasure_key, pipeline  # noqa: F401

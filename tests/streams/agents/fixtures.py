@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from connectors import pseudonyms
 from connectors.base import dispatch, ok_result
 from connectors.registry import build_all
 from services.crypto import LocalKeyProvider
@@ -43,6 +44,14 @@ def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeli
     )
     yield p
     p.close()
+
+
+@pytest.fixture
+def erasure_key() -> Iterator[None]:
+    """The deployment's erasure key, which a ``hash`` erasure (the orders') needs."""
+    pseudonyms.configure(b"k" * 32)
+    yield
+    pseudonyms.configure(None)
 
 
 def to(topic: str, out: list[Outgoing]) -> list[Outgoing]:

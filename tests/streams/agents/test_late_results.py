@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from connectors import pseudonyms
 from connectors.base import task_result
 from services.demo.scenario import TARO, event
 from services.ledger import as_utc
@@ -24,11 +22,7 @@ from tests.streams.agents.fixtures import body, run_tasks, to
 LAST = "search_index"
 
 
-@pytest.fixture(autouse=True)
-def _erasure_key() -> Iterator[None]:
-    pseudonyms.configure(b"k" * 32)  # the orders' ``hash`` erasure needs it
-    yield
-    pseudonyms.configure(None)
+pytestmark = pytest.mark.usefixtures("erasure_key")
 
 
 def _erase_all_but_last(p: Pipeline, request_id: str) -> tuple[Task, bytes]:
