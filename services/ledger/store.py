@@ -628,10 +628,23 @@ class Ledger:
                 self._audit(s, request_id, "aggregate", "tasks_timed_out", count=moved)
             return int(moved)
 
-    def complete(self, request_id: str, status: str, body: dict[str, Any], latency_ms: int) -> bool:
-        """Move an open request to its final status and queue its response, exactly once."""
+    def complete(
+        self,
+        request_id: str,
+        status: str,
+        body: dict[str, Any],
+        latency_ms: int,
+        refused_parts: int | None = None,
+    ) -> bool:
+        """Move an open request to its final status and queue its response, exactly once.
+        With ``refused_parts``, only if the request still has that many refused parts:
+        a part refused while the response was built makes it be built again."""
         now = utcnow()
         with self.session() as s:
+            if refused_parts is not None:
+                row = s.get(Request, request_id, with_for_update=True)
+                if row is None or len(row.refused_parts or []) != refused_parts:
+                    return False
             moved = _rowcount(
                 s,
                 update(Request)

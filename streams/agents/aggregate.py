@@ -213,8 +213,14 @@ def finish(
     if status is not ResponseStatus.REFUSED or event.delivery.method == "written":
         response = _with_package(ctx, event, response, outcomes)
     body = response.model_dump(mode="json")
-    if not ctx.ledger.complete(request_id, status, body, response.latency_ms):
-        return finish(ctx, request_id) if ctx.ledger.response(request_id) else []
+    seen = len(row.refused_parts or [])
+    if not ctx.ledger.complete(request_id, status, body, response.latency_ms, seen):
+        if ctx.ledger.response(request_id):
+            return finish(ctx, request_id)
+        now_row = ctx.ledger.request(request_id)
+        if now_row and not now_row.completed_at and len(now_row.refused_parts or []) != seen:
+            return finish(ctx, request_id)  # refused in part meanwhile: build it again
+        return []
     crash_point("aggregate.completed")
     log.info(
         "request completed",

@@ -142,3 +142,18 @@ def test_a_held_erasure_refused_for_one_system_leaves_its_data(pipeline: Pipelin
     assert index.disclose(TARO).records  # kept, as refused
     assert not pipeline.connectors["crm"].disclose(TARO).records  # erased
     assert pipeline.connectors["crm"].disclose(HANAKO).records  # nobody else touched
+
+
+def test_a_part_refused_while_the_response_is_built_makes_it_be_built_again(
+    pipeline: Pipeline,
+) -> None:
+    submit(pipeline, "pc-1")
+    assert refuse(pipeline, "pc-1", fields=["phone"]) == []
+    ledger = pipeline.ledger
+    # built before the refusal was seen: not recorded
+    assert not ledger.complete("pc-1", "completed", {"reasons": []}, 0, refused_parts=0)
+    assert ledger.response("pc-1") is None and ledger.request("pc-1").completed_at is None
+    # built with it: recorded
+    response = drive(pipeline, "pc-1")
+    assert response.status is ResponseStatus.PARTIALLY_COMPLETED
+    assert [r.field for r in response.reasons if r.code == GROUND] == ["phone"]
