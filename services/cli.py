@@ -42,6 +42,7 @@ def up(
     runners: Annotated[int, typer.Option(help="Connector runner processes.")] = 1,
 ) -> None:
     """Start the broker (if embedded), the workers, the connector runners and the dashboard."""
+    from services.console import ConsoleServer
     from services.dashboard import Dashboard
     from services.logs import configure_logging
     from services.stack import Stack
@@ -54,6 +55,7 @@ def up(
     configure_logging()
     stack = Stack(settings, workers=workers, runners=runners)
     dashboard: Dashboard | None = None
+    ops: ConsoleServer | None = None
     # SIGINT too: a shell starts a background job with SIGINT ignored, and Python keeps
     # an ignored SIGINT ignored, so `dsr up &` would otherwise never stop on it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -77,6 +79,11 @@ def up(
             settings.database_url, settings.dashboard_port, home=settings.home
         )
         console.print(f"Dashboard: [bold]{dashboard.url}[/]", highlight=False)
+        ops = ConsoleServer.start(settings, stack.bootstrap, settings.console_port)
+        console.print(
+            f"Privacy-ops console: [bold]{ops.url}[/] (users: `dsr console add-user`)",
+            highlight=False,
+        )
         console.print(
             f"Joined in {stack.wait_joined():.1f}s. A process that dies is restarted; "
             "Ctrl-C or SIGTERM stops everything."
@@ -90,6 +97,8 @@ def up(
     finally:
         if dashboard:
             dashboard.stop()
+        if ops:
+            ops.stop()
         stack.stop()
 
 
@@ -590,6 +599,37 @@ connector_app = typer.Typer(
     no_args_is_help=True, help="Write a connector, and check the data map's connectors."
 )
 app.add_typer(connector_app, name="connector")
+console_app = typer.Typer(help="The privacy-ops console's users.", no_args_is_help=True)
+app.add_typer(console_app, name="console")
+
+
+@console_app.command("add-user")
+def console_add_user(
+    name: str,
+    key_id: Annotated[str, typer.Option(help="The signing key the user's decisions use.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Add a console user (or replace their key and password); one user per operator key."""
+    from services.console.users import UserError, add_user
+    from services.signing import Keyring
+
+    settings = load_settings()
+    keyring = Keyring.load(settings.signing_keys_path)
+    if key_id not in keyring.keys:
+        err.print(f"[red]No key {key_id!r}[/] in {settings.signing_keys_path}.", highlight=False)
+        raise typer.Exit(2)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = add_user(settings.home / "console-users.json", name, key_id, password)
+    except UserError as exc:
+        err.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"Console user {user.name} signs with key {user.key_id}.", highlight=False)
 
 
 @connector_app.command("new")

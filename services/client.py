@@ -84,15 +84,17 @@ class Submitter:
         self.sealer = sealer
 
     @classmethod
-    def from_settings(cls, settings: Settings, bootstrap: str) -> Submitter:
-        """Signed with the configured producer key when intake requires signatures, and
-        requests sealed to the pipeline's public key when the pipeline seals
-        (``DSR_SEAL_EVENTS``): a producer holds no key that opens anything."""
+    def from_settings(
+        cls, settings: Settings, bootstrap: str, key_id: str | None = None
+    ) -> Submitter:
+        """Signed with ``key_id``, or the configured producer key, when intake requires
+        signatures, and requests sealed to the pipeline's public key when the pipeline
+        seals (``DSR_SEAL_EVENTS``): a producer holds no key that opens anything."""
         sealer = RequestSealer.from_settings(settings)
         if not settings.require_signatures:
             return cls(bootstrap, sealer=sealer)
         keyring = Keyring.load(settings.signing_keys_path)
-        return cls(bootstrap, keyring.signer(settings.producer_key_id), sealer)
+        return cls(bootstrap, keyring.signer(key_id or settings.producer_key_id), sealer)
 
     def submit(self, raw: bytes, topic: str = topics.REQUESTS) -> None:
         """Send one event (a request, or a decision to ``topics.DECISIONS``), a request

@@ -39,16 +39,21 @@ class Outcome:
 
 
 def decide(
-    settings: Settings, bootstrap: str, event: DecisionEvent, timeout_s: float = 60.0
+    settings: Settings,
+    bootstrap: str,
+    event: DecisionEvent,
+    timeout_s: float = 60.0,
+    key_id: str | None = None,
 ) -> Outcome | None:
-    """Send ``event`` and wait for the worker to record its outcome; None if it has not
-    within ``timeout_s`` (no worker running, or one far behind)."""
+    """Send ``event``, signed with ``key_id`` (default: the producer key), and wait for
+    the worker to record its outcome; None if it has not within ``timeout_s`` (no worker
+    running, or one far behind)."""
     raw = dump(event)
     digest = hashlib.sha256(raw).hexdigest()
     ledger = Ledger(settings.database_url)
     try:
         seen = max((e.id for e in ledger.timeline(event.request_id)), default=0)
-        submitter = Submitter.from_settings(settings, bootstrap)
+        submitter = Submitter.from_settings(settings, bootstrap, key_id)
         try:
             submitter.submit(raw, DECISIONS)
         finally:

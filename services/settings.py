@@ -18,6 +18,7 @@
 | DSR_METRICS_PORT | 0 (off) | loopback port of this process's Prometheus ``/metrics`` |
 | DSR_METRICS_ADDR | 127.0.0.1 | the address ``/metrics`` listens on (``0.0.0.0`` in a container) |
 | DSR_DASHBOARD_PORT | 8700 | ``dsr up``'s dashboard port on 127.0.0.1 (0: any free one) |
+| DSR_CONSOLE_PORT | 8701 | ``dsr up``'s privacy-ops console port on 127.0.0.1 (0: any free one) |
 | DSR_SIGNING_KEYS | <DSR_HOME>/signing-keys.json | the producers' HMAC keys |
 | DSR_REQUIRE_SIGNATURES | true | reject request events not signed by a key in the keyring |
 | DSR_PRODUCER_KEY_ID | ops, or the keyring's first key | the key ``dsr submit`` signs with |
@@ -109,6 +110,7 @@ class Settings:
     metrics_port: int = field(default_factory=lambda: int(_env("DSR_METRICS_PORT", "0")))
     metrics_addr: str = field(default_factory=lambda: _env("DSR_METRICS_ADDR", "127.0.0.1"))
     dashboard_port: int = field(default_factory=lambda: int(_env("DSR_DASHBOARD_PORT", "8700")))
+    console_port: int = field(default_factory=lambda: int(_env("DSR_CONSOLE_PORT", "8701")))
     signing_keys_override: str | None = field(
         default_factory=lambda: os.environ.get("DSR_SIGNING_KEYS") or None
     )

@@ -102,6 +102,15 @@ def json_api(body: dict[str, Any], before: Callable[[str], None]) -> Iterator[st
         server.shutdown()
 
 
+#: Where tests leave what a person looks at afterwards: screenshots, page images.
+ARTIFACTS = Path(os.environ.get("DSR_TEST_ARTIFACTS") or Path(__file__).parents[1] / "artifacts")
+
+
+def chromium() -> str | None:
+    """Debian's chromium, which ``make test`` installs; None where it is missing."""
+    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
+
+
 # -- `dsr up` as a subprocess, killed from outside -------------------------------
 
 

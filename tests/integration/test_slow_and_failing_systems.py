@@ -4,13 +4,11 @@ the dashboard's figures, and the dashboard page itself in a headless Chromium.""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +19,7 @@ from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.monitoring.scrape import Series, scrape, scrape_until, value
 from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import json_api, settings_for, with_crm
+from tests.integration.fixtures import ARTIFACTS, chromium, json_api, settings_for, with_crm
 
 pytestmark = pytest.mark.integration
 
@@ -191,10 +189,6 @@ def test_the_deadline_gauge_moves_when_a_request_looks_old(run: Run) -> None:
         assert value(after, name, **labels) == value(before, name, **labels) + 1, name
 
 
-def chromium() -> str | None:
-    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
-
-
 @pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium (make test installs it)")
 def test_the_dashboard_page_in_chromium(run: Run) -> None:
     from playwright.sync_api import expect, sync_playwright
@@ -264,6 +258,3 @@ def test_the_dashboard_page_in_chromium(run: Run) -> None:
     assert not problems, problems
     for subject in (TARO, HANAKO, JIRO):
         assert subject["email"] not in html
-
-
-ARTIFACTS = Path(__file__).parents[1] / "artifacts"
