@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 BY_POST = Sentence(
     "回答書面をご指定の送付先へ郵送いたします。", "We send the letter to you by post."
 )
+HOLD_BY_POST = Sentence(
+    "このお知らせと同じ内容の書面を、ご指定の送付先へ郵送いたします。",
+    "We also send this to you by post.",
+)
 ARRANGED = Sentence(
     "開示データは、お問い合わせ窓口から安全な方法でお渡しします。お渡しの方法は別途ご連絡いたします。",
     "Our enquiries desk will hand your data over to you securely, and will contact you "

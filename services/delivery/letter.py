@@ -16,6 +16,7 @@ comes from the principal and from internal systems; the style sheet is ``templat
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -23,9 +24,11 @@ import jinja2
 
 from services import rules, statements
 from services.delivery.contents import Contents, Section, cell_text, columns
+from services.delivery.letterhead import Letterhead
 from services.provisions.labels import PRINCIPAL, RECORD_TABLES
+from services.rules import reasons
 from services.rules.sentence import Sentence
-from streams.records import PACKAGE_KINDS, Kind
+from streams.records import PACKAGE_KINDS, Kind, RequestEvent
 
 #: The most columns printed side by side; wider tables become per-record blocks.
 GRID_COLUMNS = 4
@@ -37,21 +40,75 @@ OPENING = Sentence(
 Row = list[tuple[str, str]]
 
 
+HOLD_TITLE = Sentence("ご請求の手続きについて", "What we need to proceed with your request")
+HOLD_OPENING = Sentence(
+    "ご請求を受け付けましたが、次のものが揃うまで手続きを進めることができません。",
+    "We have received your request, but cannot proceed with it until we have the following.",
+)
+
+
 @cache
-def _template() -> jinja2.Template:
-    env = jinja2.Environment(
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
         loader=jinja2.PackageLoader("services.delivery", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return env.get_template("letter.html.j2")
 
 
 def render_letter(contents: Contents) -> str:
     """The whole letter as an HTML document."""
-    return _template().render(**view(contents))
+    return _templates().get_template("letter.html.j2").render(**view(contents))
+
+
+def render_hold_letter(
+    event: RequestEvent, reason_code: str, at: datetime, letterhead: Letterhead
+) -> str:
+    """The letter to a principal who asked for a written answer, while their request is
+    held: what is needed (identity, the fee and its amount, an agent's authority)."""
+    regulation = event.regulation.value
+    policy = rules.policy_for(regulation)
+    fee = event.fee.amount_jpy if reason_code == "fee_unpaid" else None
+    paused = reason_code == "verification_pending" and policy.clock_pauses_for_verification
+    return (
+        _templates()
+        .get_template("hold_letter.html.j2")
+        .render(
+            **_frame(event.request_id, regulation, HOLD_TITLE, at, event.subject.name, letterhead),
+            opening=HOLD_OPENING,
+            meta=[
+                ("受付番号 / Request ID", event.request_id),
+                ("適用法令 / Regulation", regulation.upper()),
+                ("受付日時 / Received", str(statements.when(event.received_at, regulation))),
+            ],
+            needed=reasons.hold(reason_code),
+            code=reason_code,
+            fee=f"手数料 / Fee: {fee:,}円 (JPY)" if fee is not None else "",
+            paused=reasons.PAUSED if paused else None,
+        )
+    )
+
+
+def _frame(
+    request_id: str,
+    regulation: str,
+    title: Sentence,
+    dated: datetime,
+    addressee: str | None,
+    letterhead: Letterhead,
+) -> dict[str, Any]:
+    """What every letter has: the title, date, request number, addressee and sender."""
+    return {
+        "title": str(title),
+        "heading": title,
+        "request_id": f"受付番号 / Request {request_id}",
+        "dated": statements.day(dated, regulation),
+        "addressee": _addressee(addressee),
+        "head": letterhead,
+        "remedy": rules.policy_for(regulation).remedy,
+    }
 
 
 def view(contents: Contents) -> dict[str, Any]:
@@ -61,12 +118,14 @@ def view(contents: Contents) -> dict[str, Any]:
     ja, en = contents.title
     labels = contents.labels
     return {
-        "title": f"{ja} / {en}",
-        "heading": Sentence(ja, en),
-        "request_id": f"受付番号 / Request {r.request_id}",
-        "dated": statements.day(r.completed_at, regulation),
-        "addressee": _addressee(contents.addressee),
-        "head": contents.letterhead,
+        **_frame(
+            r.request_id,
+            regulation,
+            Sentence(ja, en),
+            r.completed_at,
+            contents.addressee,
+            contents.letterhead,
+        ),
         "opening": OPENING,
         "meta": [
             ("受付番号 / Request ID", r.request_id),
@@ -100,7 +159,6 @@ def view(contents: Contents) -> dict[str, Any]:
             [f.field, str(statements.field_statement(f, labels.system))] for f in r.corrections
         ],
         "purposes": [_purpose(p) for p in contents.purposes],
-        "remedy": rules.policy_for(r.regulation).remedy,
     }
 
 

@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from services import statements
@@ -38,11 +39,11 @@ from services.delivery.contents import (
     safe_name,
 )
 from services.delivery.labels import Labels
-from services.delivery.letter import render_letter
+from services.delivery.letter import render_hold_letter, render_letter
 from services.delivery.letterhead import Letterhead
 from services.delivery.pdf import render_pdf
 from services.delivery.storage import Storage
-from streams.records import PACKAGE_KINDS, Kind, ResponseEvent, TaskResult
+from streams.records import PACKAGE_KINDS, Kind, RequestEvent, ResponseEvent, TaskResult
 
 DeliveryMethod = Literal["electronic", "written"]
 
@@ -124,6 +125,29 @@ def build_package(
         prefix_uri=storage.uri(prefix.rstrip("/")) + "/",
         files={name: sha256(files[name]) for name in sorted(files)},
     )
+
+
+def hold_letter_prefix(request_id: str, revision: int) -> str:
+    """Where a hold letter goes: in the request's package prefix (sealed under its key),
+    which the response's package replaces once the request is answered."""
+    return f"{package_prefix(request_id)}hold-{revision}/"
+
+
+def build_hold_letter(
+    storage: Storage,
+    event: RequestEvent,
+    reason_code: str,
+    revision: int,
+    at: datetime,
+    letterhead: Letterhead,
+) -> str:
+    """The letter telling a principal who asked for a written answer what their held
+    request needs, stored as ``letter.html`` and ``letter.pdf`` under
+    ``hold_letter_prefix``; the PDF's URI."""
+    html = render_hold_letter(event, reason_code, at, letterhead)
+    prefix = hold_letter_prefix(event.request_id, revision)
+    storage.put(prefix + "letter.html", html.encode(), CONTENT_TYPES[".html"])
+    return storage.put(prefix + "letter.pdf", render_pdf(html, dated=at), CONTENT_TYPES[".pdf"])
 
 
 def letter_files(contents: Contents) -> dict[str, bytes]:

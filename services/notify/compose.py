@@ -101,8 +101,15 @@ def for_extension(event: RequestEvent, extension: Extension, revision: int, cont
 
 
 def for_hold(
-    event: RequestEvent, reason_code: str, revision: int, at: datetime, contact: str
+    event: RequestEvent,
+    reason_code: str,
+    revision: int,
+    at: datetime,
+    contact: str,
+    handover: Sentence | None = None,
 ) -> Notice:
+    """The hold notice; ``handover`` says how the same is sent in writing, when the
+    principal asked for a written answer."""
     needed = str(reasons.hold(reason_code))
     lines = ["ご請求の手続きについて", "What we need to proceed with your request", ""]
     lines += _header(event)
@@ -111,10 +118,9 @@ def for_hold(
         lines.append(f"手数料 / Fee: {event.fee.amount_jpy:,}円 (JPY)")
     policy = rules.policy_for(event.regulation)
     if reason_code == "verification_pending" and policy.clock_pauses_for_verification:
-        lines.append(
-            "確認が完了するまで回答期限は停止します。 / "
-            "The deadline is paused until your identity is confirmed."
-        )
+        lines.append(str(reasons.PAUSED))
+    if handover is not None:
+        lines += ["", "書面 / In writing:", handover.ja, handover.en]
     return _notice(
         event,
         "hold",

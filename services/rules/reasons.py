@@ -35,6 +35,12 @@ HOLDS: dict[str, Sentence] = {
     ),
 }
 
+#: Told with a verification hold where the regulation stops the clock meanwhile.
+PAUSED = Sentence(
+    "確認が完了するまで回答期限は停止します。",
+    "The deadline is paused until your identity is confirmed.",
+)
+
 #: The reasons the pipeline gives in a response. ``{system}`` is the system's display
 #: label, ``{field}`` the field's.
 RESPONSE: dict[str, Sentence] = {

@@ -35,7 +35,8 @@ from datetime import datetime
 from sqlalchemy import select
 
 from services import rules
-from services.delivery.handover import handover
+from services.delivery.handover import HOLD_BY_POST, handover
+from services.delivery.package import build_hold_letter
 from services.ledger import as_utc
 from services.ledger.models import AuditEntry, Request, RequestStatus
 from services.notify import PURPOSES, Notice, Notifier, Purpose, compose
@@ -138,7 +139,11 @@ def build(ctx: Pipeline, row: Request, purpose: Purpose, contact: str) -> Notice
         holds = _holds(ctx, row.request_id)
         revision = max(1, len(holds))
         at = holds[-1] if holds else as_utc(row.updated_at)
-        return compose.for_hold(event, row.hold_reason, revision, at, contact)
+        written = None
+        if event.delivery.method == "written":  # the same, by post
+            build_hold_letter(ctx.storage, event, row.hold_reason, revision, at, ctx.letterhead)
+            written = HOLD_BY_POST
+        return compose.for_hold(event, row.hold_reason, revision, at, contact, written)
     return compose.for_acknowledgement(
         event, as_utc(row.deadline_at), as_utc(row.created_at), contact
     )

@@ -11,7 +11,8 @@ from typing import Any
 
 from services import statements
 from services.delivery.contents import TITLES
-from services.delivery.handover import ARRANGED
+from services.delivery.handover import ARRANGED, HOLD_BY_POST
+from services.delivery.package import hold_letter_prefix
 from services.demo.scenario import TARO, event
 from services.ledger import as_utc
 from services.notify import Notice, OutboxNotifier
@@ -144,6 +145,21 @@ def test_a_hold_says_what_is_needed(pipeline: Pipeline) -> None:
     notice = notice_of(pipeline, "h-1", "hold")
     assert notice.id == "h-1:hold:1"
     assert "[fee_unpaid]" in notice.body and "1,000円 (JPY)" in notice.body
+
+
+def test_a_written_request_held_for_its_fee_gets_a_letter_too(pipeline: Pipeline) -> None:
+    fee = {"required": True, "paid": False, "amount_jpy": 1000}
+    written = {"method": "written", "address": "東京都千代田区1-1"}
+    raw = event("hw-1", "disclosure", TARO, fee=fee, delivery=written)
+    raw["subject"]["name"] = "山田 太郎"
+    intake.handle_request(pipeline, json.dumps(raw).encode())
+    notice = notice_of(pipeline, "hw-1", "hold")
+    assert HOLD_BY_POST.ja in notice.body.splitlines()
+    letter = pipeline.storage.get(hold_letter_prefix("hw-1", 1) + "letter.html").decode()
+    assert "山田 太郎 様" in letter and "1,000円 (JPY)" in letter
+    assert reasons.hold("fee_unpaid").ja in letter and "fee_unpaid" in letter
+    pdf = pipeline.storage.get(hold_letter_prefix("hw-1", 1) + "letter.pdf")
+    assert pdf.startswith(b"%PDF-")
 
 
 def test_an_extension_tells_why_and_the_new_deadline(pipeline: Pipeline) -> None:
