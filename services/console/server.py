@@ -16,17 +16,13 @@ binds to 127.0.0.1 by default, as the dashboard does.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
-from functools import cache
 from http import HTTPStatus
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
-
-import jinja2
 
 from services import rules, statements
 from services.console import actions
@@ -42,7 +38,9 @@ from services.ledger import Ledger, RequestStatus, as_utc
 from services.notify import compose
 from services.notify.notice import Notice
 from services.rules import reasons
+from services.serving import Background, bind
 from services.settings import Settings
+from services.templating import templates
 from streams.records import DecisionEvent, ResponseEvent
 from streams.sealing import Sealer
 
@@ -57,17 +55,6 @@ HEADERS = {
 #: The letter carries its own inline style sheet, and nothing else.
 LETTER_CSP = "default-src 'none'; style-src 'unsafe-inline'; font-src 'self'"
 MAX_FORM = 64 * 1024
-
-
-@cache
-def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("services.console", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 class Console:
@@ -286,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
         query = query or {}
         token = self._token() or ""
         html = (
-            _templates()
+            templates("services.console")
             .get_template(name)
             .render(
                 user=user,
@@ -340,12 +327,8 @@ class _Server(ThreadingHTTPServer):
         super().__init__(addr, _Handler)
 
 
-class ConsoleServer:
+class ConsoleServer(Background):
     """The console, served from a daemon thread: ``ConsoleServer.start(settings, ...)``."""
-
-    def __init__(self, server: _Server) -> None:
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="console", daemon=True)
 
     @classmethod
     def start(
@@ -354,26 +337,9 @@ class ConsoleServer:
         """Listen on ``host:port`` (0, or a taken port: any free one) and write the URL to
         ``<DSR_HOME>/run/console.url``."""
         console = Console(settings, bootstrap)
-        try:
-            server = _Server((host, port), console)
-        except OSError as exc:
-            if not port:
-                raise
-            log.warning("console port %d is taken (%s); using a free one", port, exc)
-            server = _Server((host, 0), console)
-        started = cls(server)
-        started._thread.start()
+        server = bind(lambda addr: _Server(addr, console), host, port, "console")
+        started = cls(server, "console", console.ledger.close)
         run = settings.home / "run"
         run.mkdir(parents=True, exist_ok=True)
         (run / "console.url").write_text(started.url + "\n")
         return started
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._server.console.ledger.close()

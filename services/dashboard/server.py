@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
@@ -28,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 from services import heartbeat
 from services.ledger import Ledger
 from services.monitoring.overview import overview
+from services.serving import Background, bind
 from services.status import in_hand, status_from
 
 log = logging.getLogger("dsr.dashboard")
@@ -150,12 +150,8 @@ class _Server(ThreadingHTTPServer):
         super().__init__(addr, _Handler)
 
 
-class Dashboard:
+class Dashboard(Background):
     """The dashboard, served from a daemon thread: ``Dashboard.start(ledger_url, port)``."""
-
-    def __init__(self, server: _Server) -> None:
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
 
     @classmethod
     def start(
@@ -164,23 +160,5 @@ class Dashboard:
         """Listen on ``host:port`` (0: any free port; a taken port falls back to any).
         ``home``: the ``DSR_HOME`` whose supervised processes are shown."""
         ledger = Ledger(database_url)
-        try:
-            server = _Server((host, port), ledger, home)
-        except OSError as exc:
-            if not port:
-                raise
-            log.warning("dashboard port %d is taken (%s); using a free one", port, exc)
-            server = _Server((host, 0), ledger, home)
-        dashboard = cls(server)
-        dashboard._thread.start()
-        return dashboard
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._server.ledger.close()
+        server = bind(lambda addr: _Server(addr, ledger, home), host, port, "dashboard")
+        return cls(server, "dashboard", ledger.close)

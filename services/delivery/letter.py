@@ -17,7 +17,6 @@ comes from the principal and from internal systems; the style sheet is ``templat
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 import jinja2
@@ -28,6 +27,7 @@ from services.delivery.letterhead import Letterhead
 from services.provisions.labels import PRINCIPAL, RECORD_TABLES
 from services.rules import reasons
 from services.rules.sentence import Sentence
+from services.templating import templates
 from streams.records import PACKAGE_KINDS, Kind, RequestEvent
 
 #: The most columns printed side by side; wider tables become per-record blocks.
@@ -47,15 +47,8 @@ HOLD_OPENING = Sentence(
 )
 
 
-@cache
 def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("services.delivery", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    return templates("services.delivery")
 
 
 def render_letter(contents: Contents) -> str:

@@ -45,8 +45,6 @@ def handle_decision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[
     if row is None:
         return _cannot(ctx, raw, "unknown_request", key_id)
     policy = rules.policy_for(row.regulation)
-    if decision.decision == "refusal" and decision.in_part:
-        return _refuse_part(ctx, raw, decision, policy.refusal_codes, decided_by, key_id)
     if decision.decision == "refusal":
         return _refuse(ctx, raw, decision, policy.refusal_codes, decided_by, key_id)
     outcome, deadline = ctx.ledger.extend(
@@ -78,47 +76,34 @@ def _refuse(
     decided_by: str,
     key_id: str | None,
 ) -> list[Outgoing]:
-    ground = decision.ground or ""
-    if ground not in codes:
-        return _cannot(ctx, raw, "unknown_ground", key_id, accepted=sorted(codes))
-    outcome = ctx.ledger.refuse(decision.request_id, ground, decision.reason, decided_by, key_id)
-    if outcome != "refused":
-        return _cannot(ctx, raw, outcome, key_id)
-    log.info(
-        "request refused",
-        extra={"request_id": decision.request_id, "stage": "decisions", "reason_code": ground},
-    )
-    return finish(ctx, decision.request_id)
-
-
-def _refuse_part(
-    ctx: Pipeline,
-    raw: bytes,
-    decision: DecisionEvent,
-    codes: Mapping[str, object],
-    decided_by: str,
-    key_id: str | None,
-) -> list[Outgoing]:
+    """Refuse the request on its ground, or only the part it names (a system, fields)."""
     ground = decision.ground or ""
     if ground not in codes:
         return _cannot(ctx, raw, "unknown_ground", key_id, accepted=sorted(codes))
     if decision.system is not None and decision.system not in ctx.datamap.systems:
         return _cannot(ctx, raw, "unknown_system", key_id, accepted=sorted(ctx.datamap.systems))
-    part = RefusedPart(
-        system=decision.system,
-        fields=decision.fields,
-        ground=ground,
-        reason=decision.reason,
-        decided_by=decided_by,
-    )
-    outcome = ctx.ledger.refuse_part(decision.request_id, part, key_id)
-    if outcome != "refused_in_part":
+    if decision.in_part:
+        part = RefusedPart(
+            system=decision.system,
+            fields=decision.fields,
+            ground=ground,
+            reason=decision.reason,
+            decided_by=decided_by,
+        )
+        outcome, done = ctx.ledger.refuse_part(decision.request_id, part, key_id), "refused_in_part"
+    else:
+        outcome = ctx.ledger.refuse(
+            decision.request_id, ground, decision.reason, decided_by, key_id
+        )
+        done = "refused"
+    if outcome != done:
         return _cannot(ctx, raw, outcome, key_id)
     log.info(
-        "request refused in part",
+        "request refused in part" if decision.in_part else "request refused",
         extra={"request_id": decision.request_id, "stage": "decisions", "reason_code": ground},
     )
-    return []
+    # a part refused leaves the rest going on; a whole refusal is answered now
+    return [] if decision.in_part else finish(ctx, decision.request_id)
 
 
 def _cannot(

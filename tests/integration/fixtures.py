@@ -114,6 +114,31 @@ def chromium() -> str | None:
 # -- `dsr up` as a subprocess, killed from outside -------------------------------
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any DSR_ variable, plus ``extra``."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("DSR_")} | extra
+
+
+def dsr_cli(
+    env: dict[str, str], cwd: Path | None = None
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``dsr(*args, stdin=None)``: the CLI in a subprocess with ``env``, its output kept."""
+
+    def dsr(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli", *args],
+            env=env,
+            cwd=cwd,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    return dsr
+
+
 def wait_for(what: str, ready: Callable[[], Any], timeout: float = 120) -> Any:
     """Poll ``ready`` until it returns something true; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -129,8 +154,7 @@ def dsr_up_process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``dsr up [args]`` on the data map and systems already under ``home``, with ``env``
     added to a clean environment; killed at the end."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("DSR_")}
-    environ.update(DSR_HOME=str(home), DSR_DASHBOARD_PORT="0", **(env or {}))
+    environ = clean_env(DSR_HOME=str(home), DSR_DASHBOARD_PORT="0", **(env or {}))
     log = (home / "dsr-up.log").open("ab")
     up = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "up", *args],

@@ -6,9 +6,6 @@ Screenshots go to the test artifacts."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +16,14 @@ from services.delivery.package import read_package
 from services.demo.scenario import TARO, event
 from services.ledger import Ledger
 from services.settings import Settings
-from tests.integration.fixtures import ARTIFACTS, chromium, dsr_up_process, wait_for
+from tests.integration.fixtures import (
+    ARTIFACTS,
+    chromium,
+    clean_env,
+    dsr_cli,
+    dsr_up_process,
+    wait_for,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -37,19 +41,7 @@ def test_an_operator_releases_and_refuses_in_part_from_the_console(tmp_path: Pat
     from playwright.sync_api import expect, sync_playwright
 
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DSR_")}
-    env |= {"DSR_HOME": str(home)}
-
-    def dsr(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "services.cli", *args],
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+    dsr = dsr_cli(clean_env(DSR_HOME=str(home)))
 
     def status(request_id: str) -> dict[str, Any]:
         found: dict[str, Any] = json.loads(dsr("status", request_id, "--json").stdout or "{}")

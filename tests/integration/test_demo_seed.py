@@ -5,7 +5,6 @@ Japanese form, only the principal's data, and a notice that says it comes by pos
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from email import message_from_bytes, policy
@@ -18,25 +17,15 @@ from services.delivery.handover import BY_POST
 from services.delivery.package import read_package
 from services.demo.scenario import TARO, event
 from services.settings import Settings
-from tests.integration.fixtures import dsr_up_process, wait_for
+from tests.integration.fixtures import clean_env, dsr_cli, dsr_up_process, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_seeded_home_answers_a_written_disclosure_with_a_letter(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DSR_")}
-    env |= {"DSR_HOME": str(home)}
-
-    def dsr(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "services.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+    env = clean_env(DSR_HOME=str(home))
+    dsr = dsr_cli(env)
 
     seeded = dsr("demo", "seed")
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr

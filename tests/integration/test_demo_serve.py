@@ -13,14 +13,9 @@ from pathlib import Path
 import pytest
 
 from services.demo.scenario import TARO, event
-from tests.integration.fixtures import wait_for
+from tests.integration.fixtures import clean_env, dsr_cli, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DSR_")}
-    return env | extra
 
 
 def test_client_commands_reach_a_served_demo_with_the_printed_environment(
@@ -28,7 +23,7 @@ def test_client_commands_reach_a_served_demo_with_the_printed_environment(
 ) -> None:
     demo = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "demo", "--serve"],
-        env=_clean_env(DSR_HOME=str(tmp_path / "home"), DSR_DASHBOARD_PORT="0"),
+        env=clean_env(DSR_HOME=str(tmp_path / "home"), DSR_DASHBOARD_PORT="0"),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -46,21 +41,11 @@ def test_client_commands_reach_a_served_demo_with_the_printed_environment(
                 break
         assert "DSR_HOME" in exports, "the served demo printed no environment"
 
-        env = _clean_env(**exports)
+        env = clean_env(**exports)
         request = tmp_path / "request.jsonl"
         request.write_text(json.dumps(event("client-1", "disclosure", TARO)) + "\n")
 
-        def dsr(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "services.cli", *args],
-                env=env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-
+        dsr = dsr_cli(env, tmp_path)
         sent = dsr("submit", str(request))
         assert sent.returncode == 0, sent.stdout + sent.stderr
         wait_for(

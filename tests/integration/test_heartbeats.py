@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,6 +21,8 @@ from services.client import Submitter
 from services.demo.scenario import TARO, event
 from services.settings import Settings
 from tests.integration.fixtures import (
+    clean_env,
+    dsr_cli,
     dsr_up_process,
     json_api,
     running,
@@ -34,16 +35,7 @@ pytestmark = pytest.mark.integration
 
 
 def dsr(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DSR_")}
-    env["DSR_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return dsr_cli(clean_env(DSR_HOME=str(home)))(*args)
 
 
 def test_a_frozen_runner_stops_beating_and_is_reported(tmp_path: Path) -> None:
