@@ -221,6 +221,46 @@ def _print_response(body: dict[str, Any]) -> None:
 
 
 @app.command()
+def release(
+    request_id: str,
+    method: Annotated[str | None, typer.Option(help="How the identity was checked.")] = None,
+    reference: Annotated[str | None, typer.Option(help="The identity check's reference.")] = None,
+    payment_reference: Annotated[
+        str | None, typer.Option(help="The fee payment's reference.")
+    ] = None,
+    authority_reference: Annotated[
+        str | None, typer.Option(help="The agent's power of attorney or proof, as a reference.")
+    ] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the outcome.")] = 30.0,
+) -> None:
+    """Release a held request with the evidence it waits for (identity verified, fee paid,
+    an agent's authority), sent again as intake allows. Waits for the worker to record it;
+    exits 1 if it was not released, 2 if nothing recorded it."""
+    from services.decisions import release as release_request
+    from services.ledger import Ledger
+    from streams.sealing import Sealer
+
+    settings = load_settings()
+    evidence = {
+        "method": method or "",
+        "reference": reference or "",
+        "payment_reference": payment_reference or "",
+        "authority_reference": authority_reference or "",
+    }
+    ledger = Ledger(settings.database_url, sealer=Sealer.from_settings(settings))
+    try:
+        outcome = release_request(
+            settings, _bootstrap(settings), ledger, request_id, evidence, None, wait
+        )
+    finally:
+        ledger.close()
+    if not outcome.applied:
+        err.print(outcome.message, highlight=False)
+        raise typer.Exit(1 if outcome.reason_code else 2)
+    console.print(outcome.message, highlight=False)
+
+
+@app.command()
 def extend(
     request_id: str,
     reason: Annotated[str, typer.Option(help="Why, in words the principal will read.")],

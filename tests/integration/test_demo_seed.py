@@ -76,6 +76,30 @@ def test_a_seeded_home_answers_a_written_disclosure_with_a_letter(tmp_path: Path
         [followed] = [json.loads(line) for line in out.splitlines()]
         assert followed["request_id"] == "seeded-2" and followed["kind"] == "erasure"
 
+        # dsr release: a held request goes on once its evidence is confirmed
+        pending = {"status": "pending", "method": "mail", "reference": "pending"}
+        held = event("seeded-3", "disclosure", TARO, verification=pending)
+        request.write_text(json.dumps(held) + "\n", encoding="utf-8")
+        assert dsr("submit", str(request)).returncode == 0
+        wait_for(
+            "seeded-3 to be held",
+            lambda: (
+                json.loads(dsr("status", "seeded-3", "--json").stdout or "{}").get("status")
+                == "held"
+            ),
+        )
+        released = dsr("release", "seeded-3", "--method", "in_person", "--reference", "KYC-9")
+        assert released.returncode == 0 and "released" in released.stdout, released.stderr
+        wait_for(
+            "seeded-3 to complete",
+            lambda: (
+                json.loads(dsr("status", "seeded-3", "--json").stdout or "{}").get("status")
+                == "completed"
+            ),
+        )
+        again = dsr("release", "seeded-3", "--reference", "KYC-9")
+        assert again.returncode == 1 and "is not held" in again.stderr
+
     settings = Settings(home=home)
     letter = read_package(open_package_storage(settings), "seeded-1")["letter.html"].decode()
     assert "株式会社サンプル商事" in letter and "〒100-0001" in letter  # the letterhead
