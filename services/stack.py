@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -275,7 +275,3 @@ class Stack:
 
 def _metrics_url(port: int) -> str:
     return f"http://127.0.0.1:{port}/metrics"
-
-
-def with_home(settings: Settings, home: Path) -> Settings:
-    return replace(settings, home=home.resolve())

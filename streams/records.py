@@ -12,7 +12,6 @@ written by other teams.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -599,11 +598,6 @@ class RejectedEvent(_Strict):
 
 def dump(record: BaseModel) -> bytes:
     return record.model_dump_json(exclude_none=False).encode()
-
-
-def to_jsonable(record: BaseModel) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(record.model_dump_json())
-    return out
 
 
 PUBLISHED_SCHEMAS: dict[str, type[BaseModel]] = {

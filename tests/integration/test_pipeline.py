@@ -88,7 +88,9 @@ def test_disclosure_package_holds_the_subjects_data_only(tmp_path: Path) -> None
             assert time.monotonic() < deadline, "no notice was sent"
             time.sleep(0.1)
         submitter.submit_all([raw])  # a redelivered request changes nothing
-        time.sleep(2)
+        while not any(e.action == "duplicate_ignored" for e in ledger.timeline("pkg-1")):
+            assert time.monotonic() < deadline + 30, "the redelivery was never seen"
+            time.sleep(0.1)
         submitter.close()
         watcher.close()
     assert [p.name for p in outbox.iterdir()] == ["pkg-1:response:1.eml"]

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from connectors import ConfigError, FatalError, NotSupported, OperationResult, RetriableError
+from connectors import (
+    ConfigError,
+    ConnectorError,
+    FatalError,
+    NotSupported,
+    OperationResult,
+    RetriableError,
+)
 from connectors.http import HTTPConnector
 from services.broker import free_port
 from streams.records import Change, Kind
@@ -315,7 +322,7 @@ def test_the_auth_header_is_sent_but_never_shown(
     result = conn.disclose(ALICE)
     errors = []
     for mode in ("teapot", "garbage", "503"):
-        with saas.misbehaving(mode), pytest.raises(Exception) as err:
+        with saas.misbehaving(mode), pytest.raises(ConnectorError) as err:
             conn.disclose(ALICE)
         errors.append(str(err.value))
 
