@@ -80,7 +80,7 @@ MY_NUMBER = "my_number"
 
 class SystemSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    connector: str
+    connector: str = Field(min_length=1)
     description: str = ""
     label: Sentence | None = Field(
         default=None,

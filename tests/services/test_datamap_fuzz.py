@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from services.datamap import MAX_DEPTH, DataMap, DataMapError, load, parse
@@ -32,7 +32,6 @@ pytestmark = pytest.mark.timeout(60)
 
 def check(text: str, source: str = SOURCE) -> DataMap | DataMapError:
     """Parse ``text``; any outcome but a DataMap or a clear DataMapError fails the test."""
-    started = time.monotonic()
     try:
         result: DataMap | DataMapError = parse(text, source)
     except DataMapError as exc:
@@ -40,7 +39,6 @@ def check(text: str, source: str = SOURCE) -> DataMap | DataMapError:
         assert message.startswith(f"{source}: ") or f"data map {source}" in message
         assert len(message.strip()) > len(source) + 2, "the message must say why"
         result = exc
-    assert time.monotonic() - started < 5
     return result
 
 
@@ -124,8 +122,11 @@ def data_maps(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
-def broken_data_maps(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """A plausible data map, a copy with one thing wrong, and the words its error may name."""
+def broken_data_maps(
+    draw: st.DrawFn,
+) -> tuple[dict[str, Any], dict[str, Any], list[str], bool]:
+    """A plausible data map, a copy with one thing changed, the words its error may name,
+    and whether the change is certainly wrong (a value drawn at random may be valid)."""
     base = draw(data_maps())
     raw = copy.deepcopy(base)
     system = draw(st.sampled_from(sorted(raw["systems"])))
@@ -140,30 +141,30 @@ def broken_data_maps(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], l
         spec[field] = draw(json_values)
         # Fewer identifiers found, or more, can strand or entangle another system.
         knock_on = ["needs", "cycle"] if field in ("discovers", "identifiers") else []
-        return base, raw, [field, system, *knock_on]
+        return base, raw, [field, system, *knock_on], False
     if how == "unknown key":
         key = draw(st.text(min_size=1, max_size=10).filter(lambda k: k not in FIELDS))
         spec[key] = draw(json_values)
-        return base, raw, [key, system]
+        return base, raw, [key, system], True
     if how == "missing":
         field = draw(st.sampled_from(["connector", "identifiers"]))
         spec.pop(field)
-        return base, raw, [field, system]
+        return base, raw, [field, system], True
     if how == "bad name":
         name = draw(bad_names)
         raw["systems"][name] = raw["systems"].pop(system)
-        return base, raw, [f"system name {name!r}"]
+        return base, raw, [f"system name {name!r}"], True
     if how == "cycle":
         other = draw(st.sampled_from(sorted(raw["systems"])))
         spec["erase_after"] = [other]
         raw["systems"][other]["erase_after"] = [system]
-        return base, raw, ["cycle", system]
+        return base, raw, ["cycle", system], True
     if how == "undeclared":
         spec["purposes"] = ["never_declared"]
-        return base, raw, ["never_declared", system]
+        return base, raw, ["never_declared", system], True
     key = draw(st.sampled_from(["purposes", "systems", "request_timeout_seconds", "extra"]))
     raw[key] = draw(json_values)
-    return base, raw, [key]
+    return base, raw, [key], False
 
 
 def dump(raw: Any, style: str) -> str:
@@ -190,16 +191,20 @@ def test_plausible_data_maps_load_or_say_why(raw: dict[str, Any], style: str) ->
 @settings(max_examples=300, deadline=None)
 @given(broken=broken_data_maps(), style=st.sampled_from(["block", "flow", "json"]))
 def test_a_broken_data_map_names_what_is_wrong(
-    broken: tuple[dict[str, Any], dict[str, Any], list[str]], style: str
+    broken: tuple[dict[str, Any], dict[str, Any], list[str], bool], style: str
 ) -> None:
-    base, raw, words = broken
+    base, raw, words, certain = broken
+    assume(isinstance(check(dump(base, style)), DataMap))  # the break is the only fault
     outcome = check(dump(raw, style))
-    if isinstance(outcome, DataMapError) and isinstance(check(dump(base, style)), DataMap):
-        message = str(outcome)
-        if "not valid YAML" in message:  # e.g. a control character: refused where it stands
-            assert f'in "{SOURCE}", ' in message, message
-        else:
-            assert any(w in message for w in words), (words, message)
+    if certain:  # an unknown key, a missing field, a bad name, a cycle, an undeclared purpose
+        assert isinstance(outcome, DataMapError), ("accepted", words)
+    if not isinstance(outcome, DataMapError):
+        return  # another value that happens to be valid
+    message = str(outcome)
+    if "not valid YAML" in message:  # e.g. a control character: refused where it stands
+        assert f'in "{SOURCE}", ' in message, message
+    else:
+        assert any(w in message for w in words), (words, message)
 
 
 @FUZZ
