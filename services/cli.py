@@ -870,7 +870,6 @@ def provisions_import(
     """Import provision records, validated and deduplicated as on the dsr.provisions topic."""
     from services.ledger import Ledger
     from services.provisions.importer import import_file
-    from services.provisions.store import ProvisionStore
 
     if fmt not in ("auto", "jsonl", "csv"):
         err.print(f"[red]Unknown format {fmt!r}[/]: use jsonl, csv or auto.")
@@ -878,7 +877,7 @@ def provisions_import(
     ledger = Ledger(load_settings().database_url)
     try:
         ledger.migrate()
-        report = import_file(ProvisionStore(ledger.engine), file, fmt)
+        report = import_file(ledger.provisions, file, fmt)
     finally:
         ledger.close()
     for r in report.rejected:
@@ -902,11 +901,10 @@ def provisions_purge(
     The records of a principal with a pending third_party_records or third_party_stop
     request are kept until it closes. One audit row records how many went."""
     from services.ledger import Ledger
-    from services.provisions.store import ProvisionStore
 
     ledger = Ledger(load_settings().database_url)
     try:
-        done = ProvisionStore(ledger.engine).purge(dry_run=dry_run)
+        done = ledger.provisions.purge(dry_run=dry_run)
     finally:
         ledger.close()
     verb = "would be purged" if dry_run else "purged"

@@ -31,7 +31,6 @@ from services.heartbeat import Heart
 from services.ledger import as_utc
 from services.logs import configure_logging, library_config
 from services.processes import exit_after
-from services.provisions.store import ProvisionStore
 from services.settings import Settings, mark_ready
 from services.settings import load as load_settings
 from services.signing import Keyring, KeyringError
@@ -295,7 +294,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         """Remove provision records past retention, keeping those of principals with a
         pending request about them (the store audits what it removed)."""
         try:
-            done = ProvisionStore(ctx().ledger.engine).purge()
+            done = ctx().ledger.provisions.purge()
         except OperationalError:
             log.warning("provision purge skipped: ledger busy", extra={"stage": "purge"})
             return

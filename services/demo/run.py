@@ -31,7 +31,6 @@ from services.demo.scenario import (
 from services.demo.seed import SAMPLE_DATABASES, seed, seed_provisions
 from services.ledger import Ledger
 from services.monitoring.scrape import Series, scrape, scrape_until, total_by
-from services.provisions.store import ProvisionStore
 from services.settings import Settings
 from services.stack import Stack
 from streams import topics
@@ -185,7 +184,7 @@ def run(
         checks.append(
             (
                 "third-party stop: Taro's recipients stopped in the provision ledger",
-                _safe(lambda: ProvisionStore(ledger.engine).stopped(TARO)),
+                _safe(lambda: ledger.provisions.stopped(TARO)),
             )
         )
         systems = set(load_datamap(settings.datamap_path).systems)

@@ -181,12 +181,11 @@ def seed_provisions(database_url: str) -> int:
     first); seeding again adds nothing. Returns how many were new."""
     from services.ledger import Ledger
     from services.provisions.records import ProvisionEvent
-    from services.provisions.store import ProvisionStore
 
     ledger = Ledger(database_url)
     try:
         ledger.migrate()
-        store = ProvisionStore(ledger.engine)
+        store = ledger.provisions
         outcomes = [
             store.record(ProvisionEvent.model_validate(r), via="demo") for r in LEDGER_RECORDS
         ]

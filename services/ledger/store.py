@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from alembic import command
 from alembic.config import Config
@@ -60,6 +61,9 @@ from streams.records import (
 )
 from streams.records import Task as TaskMessage
 from streams.sealing import Sealer, is_sealed_field
+
+if TYPE_CHECKING:
+    from services.provisions.store import ProvisionStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The audit trail is kept at least 24 months; no purge reaches younger entries.
@@ -1039,7 +1043,40 @@ class Ledger:
                 )
             )
 
+    @cached_property
+    def provisions(self) -> ProvisionStore:
+        """The provision and receipt records (Arts. 29, 30) kept in this database."""
+        from services.provisions.store import ProvisionStore
+
+        return ProvisionStore(self.engine)
+
     # -- reading --------------------------------------------------------------
+    def notified(self, request_id: str, notice_id: str) -> bool:
+        """Whether the notice ``notice_id`` was recorded as sent."""
+        with self.session() as s:
+            found = s.scalar(
+                select(AuditEntry.id)
+                .where(
+                    AuditEntry.request_id == request_id,
+                    AuditEntry.action == "notified",
+                    AuditEntry.detail["notice_id"].as_string() == notice_id,
+                )
+                .limit(1)
+            )
+        return found is not None
+
+    def audited_at(self, request_id: str, action: str) -> list[datetime]:
+        """When each ``action`` on the request was audited, oldest first."""
+        with self.session() as s:
+            return [
+                as_utc(at)
+                for at in s.scalars(
+                    select(AuditEntry.at)
+                    .where(AuditEntry.request_id == request_id, AuditEntry.action == action)
+                    .order_by(AuditEntry.id)
+                )
+            ]
+
     def timeline(self, request_id: str) -> list[AuditEntry]:
         with self.session() as s:
             return list(

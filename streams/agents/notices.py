@@ -30,15 +30,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import datetime
-
-from sqlalchemy import select
 
 from services import rules
 from services.delivery.handover import HOLD_BY_POST, handover
 from services.delivery.package import build_hold_letter
 from services.ledger import as_utc
-from services.ledger.models import AuditEntry, Request, RequestStatus
+from services.ledger.models import Request, RequestStatus
 from services.notify import PURPOSES, Notice, Notifier, Purpose, compose
 from streams import topics
 from streams.context import Outgoing, Pipeline
@@ -136,7 +133,7 @@ def build(ctx: Pipeline, row: Request, purpose: Purpose, contact: str) -> Notice
     if purpose == "hold":
         if row.status != RequestStatus.HELD or not row.hold_reason:
             return None  # released or answered since: nothing is needed any more
-        holds = _holds(ctx, row.request_id)
+        holds = ctx.ledger.audited_at(row.request_id, "hold")
         revision = max(1, len(holds))
         at = holds[-1] if holds else as_utc(row.updated_at)
         written = None
@@ -150,27 +147,4 @@ def build(ctx: Pipeline, row: Request, purpose: Purpose, contact: str) -> Notice
 
 
 def already_notified(ctx: Pipeline, notice: Notice) -> bool:
-    with ctx.ledger.session() as s:
-        found = s.scalar(
-            select(AuditEntry.id)
-            .where(
-                AuditEntry.request_id == notice.request_id,
-                AuditEntry.action == "notified",
-                AuditEntry.detail["notice_id"].as_string() == notice.id,
-            )
-            .limit(1)
-        )
-    return found is not None
-
-
-def _holds(ctx: Pipeline, request_id: str) -> list[datetime]:
-    """When each hold of the request was recorded, oldest first."""
-    with ctx.ledger.session() as s:
-        return [
-            as_utc(at)
-            for at in s.scalars(
-                select(AuditEntry.at)
-                .where(AuditEntry.request_id == request_id, AuditEntry.action == "hold")
-                .order_by(AuditEntry.id)
-            )
-        ]
+    return ctx.ledger.notified(notice.request_id, notice.id)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 
 from services.provisions.records import ProvisionEvent
-from services.provisions.store import ProvisionStore
 from services.signing import Headers
 from streams import topics
 from streams.agents.intake import (
@@ -42,7 +41,7 @@ def handle_provision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list
     if may is not None and not may.may_provision(event.system):
         denied = not_permitted(key_id, f"provision records of {event.system!r}")
         return reject(ctx, raw, denied, "provisions", echo=False, key_id=key_id)
-    outcome = ProvisionStore(ctx.ledger.engine).record(event, via="topic", key_id=key_id)
+    outcome = ctx.ledger.provisions.record(event, via="topic", key_id=key_id)
     log.info(
         "provision record %s",
         outcome.status,
