@@ -88,6 +88,7 @@ chaos: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check streams connectors services tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy --strict -p connectors
 	$(BIN)/dsr schema --check
 
 # The benchmark: the real pipeline against a synchronous baseline; writes bench/results/.

@@ -5,7 +5,8 @@ entry-point group. The runner (``python -m connectors.runner``) consumes a
 system's task topic and calls its connector.
 """
 
-from connectors.base import Connector, dispatch
+from connectors.aio import AsyncConnector
+from connectors.base import Connector, Identifiers, dispatch
 from connectors.errors import (
     ConfigError,
     ConnectorError,
@@ -14,13 +15,18 @@ from connectors.errors import (
     RetriableError,
 )
 from connectors.results import CheckResult, OperationResult, Withheld
+from streams.records import Change, Kind
 
 __all__ = [
+    "AsyncConnector",
+    "Change",
     "CheckResult",
     "ConfigError",
     "Connector",
     "ConnectorError",
     "FatalError",
+    "Identifiers",
+    "Kind",
     "NotSupported",
     "OperationResult",
     "RetriableError",

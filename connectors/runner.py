@@ -49,11 +49,17 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from tenacity.wait import wait_exponential, wait_random
 
 from connectors import pseudonyms
-from connectors.base import ConnectorBase, OperationResult, dispatch, ok_result, task_result
+from connectors.base import (
+    ConnectorBase,
+    dispatch,
+    ok_result,
+    task_result,
+)
 from connectors.base import check as run_check
 from connectors.calls import CallThread, Stopped
 from connectors.errors import ConfigError, ConnectorError, RetriableError
 from connectors.registry import build_all
+from connectors.results import OperationResult
 from services import datamap, deadletters, monitoring, settings
 from services.crypto import CryptoError, LocalKeyProvider
 from services.faults import crash_point
@@ -86,7 +92,7 @@ MAX_RETRY_AFTER_S = 60.0
 SEND_ATTEMPTS = 6
 
 
-class RejoinStuck(KafkaError):
+class RejoinStuck(KafkaError):  # type: ignore[misc]  # kafka-python ships no types
     """The consumer has not had a stable group membership for ``REJOIN_STUCK_S``."""
 
     retriable = False
@@ -96,7 +102,7 @@ class _Stopping(Exception):
     """The runner was told to stop while waiting to retry; the task will run again."""
 
 
-class _Assignment(ConsumerRebalanceListener):
+class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
     """Finish and commit in-flight batches before partitions go, log assignments, and
     tell ``on_assigned`` (e.g. a supervisor's readiness).
 
@@ -522,7 +528,7 @@ class ConnectorRunner:
         if retry_after is None:
             return delay
         # Honour the system's Retry-After, up to a cap (see MAX_RETRY_AFTER_S).
-        return max(delay, min(retry_after, MAX_RETRY_AFTER_S))
+        return max(delay, min(float(retry_after), MAX_RETRY_AFTER_S))
 
     def _sleep(self, seconds: float) -> None:
         if self._stop.wait(seconds):

@@ -23,12 +23,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from connectors.base import METHODS, CheckResult, Connector, Identifiers, OperationResult
+from connectors.base import (
+    METHODS,
+    Connector,
+    Identifiers,
+)
 from connectors.errors import ConnectorError, FatalError
 from connectors.http import templates
 from connectors.http.api import API, redact_httpx_logs
 from connectors.http.config import Endpoint, HTTPConfig
 from connectors.http.pages import Record, dig, fetch_records
+from connectors.results import CheckResult, OperationResult
 from streams.records import FAN_OUT_KINDS, Change, Kind
 
 KINDS = {method: kind for kind, method in METHODS.items()}

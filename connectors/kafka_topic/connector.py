@@ -31,10 +31,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors.base import CheckResult, Connector, Identifiers, OperationResult
+from connectors.base import Connector, Identifiers
 from connectors.errors import ConnectorError, FatalError
 from connectors.kafka_topic.client import Latest, Topic, Write
 from connectors.kafka_topic.config import KafkaTopicConfig
+from connectors.results import CheckResult, OperationResult
 from streams.records import Change, Kind
 
 

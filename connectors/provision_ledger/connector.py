@@ -16,15 +16,14 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy import exc as sa_exc
 
 from connectors.base import (
-    CheckResult,
     Connector,
     Identifiers,
-    OperationResult,
     current_request_id,
 )
 from connectors.errors import ConfigError, ConnectorError
 from connectors.provision_ledger.config import ProvisionLedgerConfig
 from connectors.provision_ledger.rows import present
+from connectors.results import CheckResult, OperationResult
 from connectors.sql.engine import classify
 from services.provisions.store import ProvisionStore
 from streams.records import Kind

@@ -24,8 +24,9 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from connectors.base import CheckResult, Connector, Identifiers, OperationResult
+from connectors.base import Connector, Identifiers
 from connectors.errors import ConnectorError, FatalError
+from connectors.results import CheckResult, OperationResult
 from connectors.s3.bucket import Bucket, ObjectInfo, tagging
 from connectors.s3.config import S3Config
 from connectors.s3.content import content, kind_of, load_json

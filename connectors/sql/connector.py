@@ -27,8 +27,9 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 
-from connectors.base import CheckResult, Connector, Identifiers, OperationResult
+from connectors.base import Connector, Identifiers
 from connectors.errors import ConnectorError
+from connectors.results import CheckResult, OperationResult
 from connectors.sql.config import KeySpec, SQLConfig, Strategy
 from connectors.sql.engine import classify, make_engine
 from connectors.sql.schema import Schema, reflect

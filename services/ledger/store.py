@@ -567,7 +567,7 @@ class Ledger:
             conn = s.connection()
             firsts = [bool(conn.execute(_RECORD_RESULT, _result_row(r)).rowcount) for r in results]
             for i, r in enumerate(results):
-                if not firsts[i] and r.status == TaskStatus.OK:
+                if not firsts[i] and r.status == "ok":
                     firsts[i] = self._supersede(s, r)
             audits = [_result_audit(r) for r, first in zip(results, firsts, strict=True) if first]
             if audits:

@@ -6,6 +6,7 @@ answers ``third_party_records`` and ``third_party_stop`` from them; records past
 retention are purged by the worker's timer and by ``dsr provisions purge``.
 """
 
+from services.crypto.digests import subject_digests
 from services.provisions.records import (
     Basis,
     Counterparty,
@@ -14,7 +15,6 @@ from services.provisions.records import (
     Flow,
     ProvisionEvent,
     RecordForm,
-    subject_digests,
 )
 from services.provisions.retention import retain_until
 from services.provisions.store import Outcome, ProvisionStore, Purge

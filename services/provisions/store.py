@@ -20,6 +20,7 @@ from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.crypto.digests import subject_digests
 from services.ledger.models import (
     OPEN_STATUSES,
     AuditEntry,
@@ -33,7 +34,6 @@ from services.provisions.records import (
     Flow,
     ProvisionEvent,
     counterparty_key,
-    subject_digests,
 )
 from services.provisions.retention import retain_until
 from streams.records import Kind, utcnow
