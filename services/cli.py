@@ -247,13 +247,10 @@ def release(
         "payment_reference": payment_reference or "",
         "authority_reference": authority_reference or "",
     }
-    ledger = Ledger(settings.database_url, sealer=Sealer.from_settings(settings))
-    try:
+    with Ledger(settings.database_url, sealer=Sealer.from_settings(settings)) as ledger:
         outcome = release_request(
             settings, _bootstrap(settings), ledger, request_id, evidence, None, wait
         )
-    finally:
-        ledger.close()
     if not outcome.applied:
         err.print(outcome.message, highlight=False)
         raise typer.Exit(1 if outcome.reason_code else 2)
@@ -451,8 +448,7 @@ def reconcile() -> None:
     from services.reconcile import reconcile as run_reconcile
 
     settings = load_settings()
-    ledger = Ledger(settings.database_url)
-    try:
+    with Ledger(settings.database_url) as ledger:
         done = run_reconcile(
             _bootstrap(settings),
             ledger,
@@ -460,8 +456,6 @@ def reconcile() -> None:
             replication=settings.topic_replication,
             min_isr=settings.topic_min_isr,
         )
-    finally:
-        ledger.close()
     _print_topic_drift(done.drift)
     console.print(f"Re-drove {done.redriven} open request(s) from the ledger.")
 
@@ -736,11 +730,8 @@ def dlq_list(
     from services import deadletters
     from services.ledger import Ledger
 
-    ledger = Ledger(load_settings().database_url)
-    try:
+    with Ledger(load_settings().database_url) as ledger:
         rows = [deadletters.summary(d) for d in deadletters.listed(ledger, system, request)]
-    finally:
-        ledger.close()
     if as_json:
         console.print_json(json.dumps(rows))
         return
@@ -812,11 +803,8 @@ def park_list(
     from services import parked
     from services.ledger import Ledger
 
-    ledger = Ledger(load_settings().database_url)
-    try:
+    with Ledger(load_settings().database_url) as ledger:
         rows = parked.listed(ledger)
-    finally:
-        ledger.close()
     if as_json:
         console.print_json(json.dumps(rows))
         return
@@ -841,11 +829,8 @@ def park_release(
 
     settings = load_settings()
     timeout = timedelta(seconds=load_datamap(settings.datamap_path).request_timeout_seconds)
-    ledger = Ledger(settings.database_url)
-    try:
+    with Ledger(settings.database_url) as ledger:
         done = parked.release(ledger, _bootstrap(settings), request_id, by, timeout)
-    finally:
-        ledger.close()
     if done.outcome != "released":
         err.print(f"{request_id}: {done.outcome.replace('_', ' ')} (status {done.status})")
         raise typer.Exit(1)
@@ -874,12 +859,9 @@ def provisions_import(
     if fmt not in ("auto", "jsonl", "csv"):
         err.print(f"[red]Unknown format {fmt!r}[/]: use jsonl, csv or auto.")
         raise typer.Exit(2)
-    ledger = Ledger(load_settings().database_url)
-    try:
+    with Ledger(load_settings().database_url) as ledger:
         ledger.migrate()
         report = import_file(ledger.provisions, file, fmt)
-    finally:
-        ledger.close()
     for r in report.rejected:
         why = "; ".join(": ".join(filter(None, [e.get("loc"), e.get("msg")])) for e in r.errors)
         err.print(f"line {r.line}: [bold]{r.reason_code}[/] {why}", highlight=False)
@@ -902,11 +884,8 @@ def provisions_purge(
     request are kept until it closes. One audit row records how many went."""
     from services.ledger import Ledger
 
-    ledger = Ledger(load_settings().database_url)
-    try:
+    with Ledger(load_settings().database_url) as ledger:
         done = ledger.provisions.purge(dry_run=dry_run)
-    finally:
-        ledger.close()
     verb = "would be purged" if dry_run else "purged"
     console.print(
         f"{done.purged} record(s) past retention {verb}; {done.held} kept while a request "
@@ -1140,8 +1119,7 @@ def keys_shred(
     from services.ledger import Ledger
 
     settings = load_settings()
-    ledger = Ledger(settings.database_url)
-    try:
+    with Ledger(settings.database_url) as ledger:
         ledger.migrate()
         done = shred(
             ledger,
@@ -1149,8 +1127,6 @@ def keys_shred(
             timedelta(days=settings.package_retention_days),
             dry_run=dry_run,
         )
-    finally:
-        ledger.close()
     count = len(done.expired) if dry_run else done.destroyed
     console.print(
         f"{count} data key(s) of requests completed before {done.cutoff:%Y-%m-%d %H:%M} UTC "

@@ -53,8 +53,7 @@ def decide(
     running, or one far behind)."""
     raw = dump(event)
     digest = hashlib.sha256(raw).hexdigest()
-    ledger = Ledger(settings.database_url)
-    try:
+    with Ledger(settings.database_url) as ledger:
         seen = max((e.id for e in ledger.timeline(event.request_id)), default=0)
         submitter = Submitter.from_settings(settings, bootstrap, key_id)
         try:
@@ -73,8 +72,6 @@ def decide(
                     return Outcome(False, code, ledger.rejected_errors(digest))
             time.sleep(0.2)
         return None
-    finally:
-        ledger.close()
 
 
 def release(

@@ -116,11 +116,8 @@ class Stack:
         port = self.broker.port
         self.broker.stop()
         self.broker = EmbeddedBroker.start(self._log_path("broker"), port=port)
-        ledger = Ledger(self.settings.database_url)
-        try:
+        with Ledger(self.settings.database_url) as ledger:
             n = reconcile(self.bootstrap, ledger, load_datamap(self.settings.datamap_path)).redriven
-        finally:
-            ledger.close()
         for name in running:
             self.spawn(name)
         return n

@@ -32,13 +32,10 @@ _INTAKE_ENDS = ("fanned_out", "hold", "refuse", "completed")
 def request_status(
     settings: Settings, request_id: str, *, with_response: bool = True
 ) -> dict[str, Any] | None:
-    ledger = Ledger(settings.database_url)
-    try:
+    with Ledger(settings.database_url) as ledger:
         return status_from(
             ledger, request_id, with_response=with_response, in_hand=in_hand(settings.home)
         )
-    finally:
-        ledger.close()
 
 
 def in_hand(home: Path | None) -> dict[str, dict[str, Any]] | None:

@@ -182,13 +182,10 @@ def seed_provisions(database_url: str) -> int:
     from services.ledger import Ledger
     from services.provisions.records import ProvisionEvent
 
-    ledger = Ledger(database_url)
-    try:
+    with Ledger(database_url) as ledger:
         ledger.migrate()
         store = ledger.provisions
         outcomes = [
             store.record(ProvisionEvent.model_validate(r), via="demo") for r in LEDGER_RECORDS
         ]
-    finally:
-        ledger.close()
     return sum(o.status == "recorded" for o in outcomes)

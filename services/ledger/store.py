@@ -228,6 +228,12 @@ class Ledger:
     def close(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         with self._sessions.begin() as s:
@@ -417,56 +423,12 @@ class Ledger:
         with self.session() as s:
             return s.get(Request, request_id)
 
-    def plan_tasks(
-        self, request_id: str, plans: Sequence[TaskPlan], timeout: timedelta | None = None
-    ) -> list[Task]:
-        """Record tasks a request expects, once each. The first wave (``timeout`` given)
-        also marks the request fanned out; later waves add the systems they unlock.
-        Returns all the request's tasks as they now are."""
+    def fan_out(self, request_id: str, plans: Sequence[TaskPlan], timeout: timedelta) -> list[Task]:
+        """Record the first wave of a request's tasks, once each, and mark it fanned out,
+        timing out ``timeout`` from now. Returns all its tasks as they now are."""
         now = utcnow()
         with self.session() as s:
-            existing = set(s.scalars(select(Task.task_id).where(Task.request_id == request_id)))
-            new = [p for p in plans if p.task_id not in existing]
-            for p in new:
-                final = p.status is not TaskStatus.PENDING
-                s.add(
-                    Task(
-                        task_id=p.task_id,
-                        request_id=request_id,
-                        system=p.system,
-                        kind=p.kind,
-                        wave=p.wave,
-                        status=p.status,
-                        attempts=0,
-                        created_at=now,
-                        error=p.reason,
-                        result=p.result,
-                        finished_at=now if final else None,
-                    )
-                )
-            detail = {
-                "systems": sorted(p.system for p in new if p.status is TaskStatus.PENDING),
-                "not_applicable": sorted(
-                    p.system for p in new if p.status is TaskStatus.NOT_APPLICABLE
-                ),
-                **(
-                    {"refused": refused}
-                    if (refused := sorted(p.system for p in new if p.status is TaskStatus.REFUSED))
-                    else {}
-                ),
-            }
-            if timeout is None:
-                if new:
-                    self._audit(
-                        s,
-                        request_id,
-                        "fanout",
-                        "wave_planned",
-                        wave=max(p.wave for p in new),
-                        **detail,
-                    )
-                s.flush()
-                return self._tasks(s, request_id)
+            detail = self._plan(s, request_id, plans, now)[1]
             moved = _rowcount(
                 s,
                 update(Request)
@@ -477,6 +439,52 @@ class Ledger:
                 self._audit(s, request_id, "fanout", "fanned_out", **detail)
             s.flush()
             return self._tasks(s, request_id)
+
+    def add_wave(self, request_id: str, plans: Sequence[TaskPlan]) -> list[Task]:
+        """Record the tasks a later wave adds (the systems the graph now unlocks), once
+        each. Returns all the request's tasks as they now are."""
+        with self.session() as s:
+            new, detail = self._plan(s, request_id, plans, utcnow())
+            if new:
+                wave = max(p.wave for p in new)
+                self._audit(s, request_id, "fanout", "wave_planned", wave=wave, **detail)
+            s.flush()
+            return self._tasks(s, request_id)
+
+    def _plan(
+        self, s: Session, request_id: str, plans: Sequence[TaskPlan], now: datetime
+    ) -> tuple[list[TaskPlan], dict[str, Any]]:
+        """Add the plans not recorded yet; the new ones, and what to audit of them."""
+        existing = set(s.scalars(select(Task.task_id).where(Task.request_id == request_id)))
+        new = [p for p in plans if p.task_id not in existing]
+        for p in new:
+            final = p.status is not TaskStatus.PENDING
+            s.add(
+                Task(
+                    task_id=p.task_id,
+                    request_id=request_id,
+                    system=p.system,
+                    kind=p.kind,
+                    wave=p.wave,
+                    status=p.status,
+                    attempts=0,
+                    created_at=now,
+                    error=p.reason,
+                    result=p.result,
+                    finished_at=now if final else None,
+                )
+            )
+
+        def named(status: TaskStatus) -> list[str]:
+            return sorted(p.system for p in new if p.status is status)
+
+        detail: dict[str, Any] = {
+            "systems": named(TaskStatus.PENDING),
+            "not_applicable": named(TaskStatus.NOT_APPLICABLE),
+        }
+        if refused := named(TaskStatus.REFUSED):
+            detail["refused"] = refused
+        return new, detail
 
     def merge_identities(
         self, request_id: str, found: Sequence[Mapping[str, str]]

@@ -139,7 +139,7 @@ def advance(
     refused = ctx.ledger.refused_parts(row)
     plans = next_step(ctx, event, graph, planned(tasks), closing=closing, refused=refused)
     if plans:
-        tasks = ctx.ledger.plan_tasks(request_id, plans)
+        tasks = ctx.ledger.add_wave(request_id, plans)
     new = {p.task_id for p in plans if p.status is TaskStatus.PENDING}
     pending = [t for t in tasks if t.status == TaskStatus.PENDING]
     if not pending:

@@ -25,7 +25,7 @@ def handle_accepted(ctx: Pipeline, request_id: str) -> list[Outgoing]:
     event = ctx.ledger.request_event(row)
     graph = identity_graph(event, [])  # nothing found yet: the request's own identifiers
     plans = next_step(ctx, event, graph, [], refused=ctx.ledger.refused_parts(row))
-    tasks = ctx.ledger.plan_tasks(request_id, plans, ctx.request_timeout)
+    tasks = ctx.ledger.fan_out(request_id, plans, ctx.request_timeout)
     crash_point("fanout.planned")
     pending = [t for t in tasks if t.status == TaskStatus.PENDING]
     log.info(

@@ -55,7 +55,7 @@ def test_a_held_then_released_request_shows_the_hold_and_what_it_waits_on(
     deadline = datetime.now(UTC) + timedelta(days=14)
     ledger.admit(event("r-1", verification={"status": "pending"}), "hold", "fee_unpaid", deadline)
     ledger.admit(event("r-1"), "proceed", None, deadline)
-    ledger.plan_tasks(
+    ledger.fan_out(
         "r-1", [TaskPlan("r-1:crm", "crm", "disclosure", 0, TaskStatus.PENDING)], timedelta(60)
     )
     report = request_status(settings, "r-1")
@@ -72,7 +72,7 @@ def _sent(settings: Settings, *systems: str) -> None:
     ledger = Ledger(settings.database_url)
     ledger.admit(event("r-1"), "proceed", None, datetime.now(UTC) + timedelta(days=14))
     plans = [TaskPlan(f"r-1:{s}", s, "disclosure", 0, TaskStatus.PENDING) for s in systems]
-    ledger.plan_tasks("r-1", plans, timedelta(60))
+    ledger.fan_out("r-1", plans, timedelta(60))
     ledger.close()
 
 

@@ -40,7 +40,7 @@ def test_duplicate_request_is_recorded_once(ledger: Ledger) -> None:
     # accepted and not yet fanned out, a duplicate still does nothing: the sweeper, not a
     # re-send, re-drives a request whose fan-out message a crash lost
     assert (first.outcome, again.outcome) == ("new", "duplicate")
-    ledger.plan_tasks("r-1", [], timedelta(seconds=60))
+    ledger.fan_out("r-1", [], timedelta(seconds=60))
     third = ledger.admit(event(), "proceed", None, DEADLINE)
     assert third.outcome == "duplicate"
     assert ledger.count_by_status() == {"fanned_out": 1}
@@ -49,7 +49,7 @@ def test_duplicate_request_is_recorded_once(ledger: Ledger) -> None:
 def test_every_re_send_is_audited_with_the_key_that_signed_it(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE, key_id="ops")
     assert ledger.admit(event(), "proceed", None, DEADLINE, key_id="crm").outcome == "duplicate"
-    ledger.plan_tasks("r-1", [], timedelta(seconds=60))
+    ledger.fan_out("r-1", [], timedelta(seconds=60))
     assert ledger.admit(event(), "proceed", None, DEADLINE, key_id="crm").outcome == "duplicate"
     trail = [(e.action, e.detail.get("key_id")) for e in ledger.timeline("r-1")]
     assert trail == [
@@ -129,8 +129,8 @@ def _result(system: str, status: str = "ok") -> TaskResult:
 
 def test_tasks_are_planned_once_and_results_counted_once(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
-    ledger.plan_tasks("r-1", _plans(), timedelta(seconds=60))
-    ledger.plan_tasks("r-1", _plans(), timedelta(seconds=60))
+    ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
+    ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
     assert len(ledger.tasks("r-1")) == 3
     assert ledger.open_task_count("r-1") == 2
     first = ledger.record_result(_result("crm"))
@@ -144,7 +144,7 @@ def test_tasks_are_planned_once_and_results_counted_once(ledger: Ledger) -> None
 
 def test_a_batch_of_results_is_recorded_once_each_in_one_read(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
-    ledger.plan_tasks("r-1", _plans(), timedelta(seconds=60))
+    ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
     batch = [_result("crm"), _result("orders", "failed"), _result("crm")]  # crm delivered twice
     recorded = ledger.record_results(batch)
     assert [r.first for r in recorded] == [True, True, False]
@@ -160,7 +160,7 @@ def test_a_batch_of_results_is_recorded_once_each_in_one_read(ledger: Ledger) ->
 
 def test_completion_happens_exactly_once(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
-    ledger.plan_tasks("r-1", _plans(), timedelta(seconds=60))
+    ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
     body = {"status": "completed", "reasons": []}
     assert ledger.complete("r-1", "completed", body, 12) is True
     assert ledger.complete("r-1", "completed", body, 12) is False
@@ -172,7 +172,7 @@ def test_completion_happens_exactly_once(ledger: Ledger) -> None:
 
 def test_a_redriven_task_reopens_its_completed_request_once(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
-    ledger.plan_tasks("r-1", _plans(), timedelta(seconds=60))
+    ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
     ledger.record_result(_result("crm"))
     ledger.record_result(_result("orders", "failed"))
     assert ledger.complete("r-1", "partially_completed", {"reasons": []}, 12)
@@ -213,7 +213,7 @@ def test_an_event_is_claimed_for_redrive_once(ledger: Ledger) -> None:
 def test_a_stalled_accepted_request_is_claimed_once_per_interval(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
     ledger.admit(event("r-2"), "proceed", None, DEADLINE)
-    ledger.plan_tasks("r-2", [], timedelta(seconds=60))  # fanned out: not stalled
+    ledger.fan_out("r-2", [], timedelta(seconds=60))  # fanned out: not stalled
     assert ledger.claim_stalled_accepted(timedelta(seconds=30)) == []  # too recent
     assert ledger.claim_stalled_accepted(timedelta(seconds=-1)) == ["r-1"]
     # claimed just now: not again until the interval has passed since the claim
@@ -236,14 +236,14 @@ def test_an_open_request_is_extended_once_and_a_closed_one_never(ledger: Ledger)
         "2026-12-08"
     )
     ledger.admit(event("r-2"), "proceed", None, DEADLINE)
-    ledger.plan_tasks("r-2", [], timedelta(seconds=60))
+    ledger.fan_out("r-2", [], timedelta(seconds=60))
     ledger.complete("r-2", "completed", {"reasons": []}, 5)
     assert ledger.extend("r-2", "late", "op", two_months)[0] == "request_closed"
 
 
 def test_overdue_requests_time_out_their_pending_tasks(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
-    ledger.plan_tasks("r-1", _plans(), timedelta(seconds=-1))
+    ledger.fan_out("r-1", _plans(), timedelta(seconds=-1))
     assert ledger.overdue_fan_outs() == ["r-1"]
     assert ledger.time_out_tasks("r-1") == 2
     assert {t.status for t in ledger.tasks("r-1")} == {"timed_out", "not_applicable"}
@@ -281,7 +281,7 @@ def test_dashboard_reads_return_recent_work_with_its_timings(ledger: Ledger) -> 
 def test_open_requests_name_the_systems_they_wait_on(ledger: Ledger) -> None:
     ledger.admit(event("r-1"), "proceed", None, DEADLINE + timedelta(days=1))
     plans = [TaskPlan(f"r-1:{s}", s, "disclosure", 0, TaskStatus.PENDING) for s in ("b", "a")]
-    ledger.plan_tasks("r-1", plans, timedelta(seconds=60))
+    ledger.fan_out("r-1", plans, timedelta(seconds=60))
     ledger.admit(event("r-2"), "proceed", None, DEADLINE)
     rows = ledger.open_requests()
     assert [(r.request_id, r.waiting_on) for r in rows] == [("r-2", []), ("r-1", ["a", "b"])]

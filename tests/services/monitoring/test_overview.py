@@ -80,7 +80,7 @@ def test_in_flight_says_where_each_request_waits(ledger: Ledger) -> None:
     now = datetime.now(UTC).replace(hour=12)  # the two due in 3 days fall on one date
     ledger.admit(event("held"), "hold", "verification_pending", now + timedelta(days=3))
     ledger.admit(event("fanned"), "proceed", None, now - timedelta(hours=1))
-    ledger.plan_tasks(
+    ledger.fan_out(
         "fanned",
         [TaskPlan(f"fanned:{s}", s, "disclosure", 0, TaskStatus.PENDING) for s in ("erp", "crm")],
         timedelta(seconds=60),

@@ -86,7 +86,7 @@ def record(p: Pipeline, request_id: str, kind: Kind, fact: Fact) -> TaskResult |
         TaskStatus.REFUSED: TaskStatus.REFUSED,
     }.get(fact.status, TaskStatus.PENDING)
     kept = result.model_dump(mode="json") if planned is TaskStatus.REFUSED and result else None
-    p.ledger.plan_tasks(request_id, [TaskPlan(task_id, system, kind, 0, planned, None, kept)])
+    p.ledger.add_wave(request_id, [TaskPlan(task_id, system, kind, 0, planned, None, kept)])
     if fact.status is TaskStatus.OK and result is not None:
         p.ledger.record_result(result)
     elif fact.status is TaskStatus.FAILED:
@@ -176,7 +176,7 @@ def finished(
     admitted = p.ledger.admit(event, "refuse" if ground else "proceed", ground, DEADLINE)
     assert admitted.outcome == "new"
     if ground is None:
-        p.ledger.plan_tasks(request_id, [], timedelta(seconds=60))  # fanned out
+        p.ledger.fan_out(request_id, [], timedelta(seconds=60))  # fanned out
         for fact in systems:
             record(p, request_id, kind, fact)
         p.ledger.time_out_tasks(request_id)  # the sweeper: the rest never answered
