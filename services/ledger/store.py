@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -177,11 +178,36 @@ def _result_audit(result: TaskResult) -> dict[str, Any]:
     )
 
 
+class Admitted(StrEnum):
+    """What became of a request event at intake."""
+
+    NEW = "new"
+    RELEASED = "released"  # a held request's re-send with the evidence it waited for
+    STILL_HELD = "still_held"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"  # a re-send that would change more than release evidence
+    NOT_PERMITTED = "not_permitted"  # a release by a key that may not release
+
+
+class Decided(StrEnum):
+    """What became of an operator's decision: applied, or why not."""
+
+    EXTENDED = "extended"
+    REFUSED = "refused"
+    REFUSED_IN_PART = "refused_in_part"
+    UNKNOWN_REQUEST = "unknown_request"
+    REQUEST_CLOSED = "request_closed"
+    EXTENSION_NOT_AVAILABLE = "extension_not_available"
+    ALREADY_EXTENDED = "already_extended"
+    ALREADY_FANNED_OUT = "already_fanned_out"
+    FIELDS_NOT_REFUSABLE = "fields_not_refusable"
+
+
 @dataclass(frozen=True)
 class Admission:
     """What intake should do after recording an event."""
 
-    outcome: str  # new | released | still_held | duplicate | conflict | not_permitted
+    outcome: Admitted
     status: str
     hold_reason: str | None = None
     #: For a ``conflict``: the fields the re-send would change, by name only.
@@ -359,19 +385,19 @@ class Ledger:
                     self._audit(
                         s, event.request_id, "rules", action, reason_code=reason, key_id=key_id
                     )
-                return Admission("new", status, reason)
+                return Admission(Admitted.NEW, status, reason)
             held = row.status == RequestStatus.HELD
             changed = self._changed(row, event)
             conflicting = resends.conflicts(changed, held)
             if conflicting:
-                return Admission("conflict", row.status, row.hold_reason, tuple(conflicting))
+                return Admission(Admitted.CONFLICT, row.status, row.hold_reason, tuple(conflicting))
             if held and changed and not may_release:
-                return Admission("not_permitted", row.status, row.hold_reason)
+                return Admission(Admitted.NOT_PERMITTED, row.status, row.hold_reason)
             if not held or not may_release:  # nothing to decide again
                 self._audit(
                     s, event.request_id, "intake", "duplicate_ignored", status=row.status, **signed
                 )
-                return Admission("duplicate", row.status)
+                return Admission(Admitted.DUPLICATE, row.status)
             previous = row.hold_reason
             row.event, row.status, row.hold_reason, row.updated_at = body, status, reason, now
             if clock_pauses and previous == VERIFICATION_HOLD and reason != previous:
@@ -396,7 +422,7 @@ class Ledger:
                     reason_code=reason,
                     **signed,
                 )
-                return Admission("still_held", status, reason)
+                return Admission(Admitted.STILL_HELD, status, reason)
             self._audit(
                 s,
                 event.request_id,
@@ -406,7 +432,8 @@ class Ledger:
                 reason_code=reason,
                 **signed,
             )
-            return Admission("released" if action == "proceed" else "new", status, reason)
+            released = Admitted.RELEASED if action == "proceed" else Admitted.NEW
+            return Admission(released, status, reason)
 
     def _changed(self, row: Request, event: RequestEvent) -> list[str]:
         """The fields ``event`` changes in the request ``row`` records."""
@@ -745,7 +772,7 @@ class Ledger:
         decided_by: str,
         extension: Callable[[datetime], datetime] | None,
         key_id: str | None = None,
-    ) -> tuple[str, datetime | None]:
+    ) -> tuple[Decided, datetime | None]:
         """Move an open request's deadline by ``extension``, once; return the outcome
         (``extended`` or why not) and the deadline. ``key_id`` (the decision's signing
         key) goes into the audit row."""
@@ -753,14 +780,14 @@ class Ledger:
         with self.session() as s:
             row = s.get(Request, request_id)
             if row is None:
-                return "unknown_request", None
+                return Decided.UNKNOWN_REQUEST, None
             deadline = as_utc(row.deadline_at)
             if row.status in FINAL_STATUSES:
-                return "request_closed", deadline
+                return Decided.REQUEST_CLOSED, deadline
             if extension is None:
-                return "extension_not_available", deadline
+                return Decided.EXTENSION_NOT_AVAILABLE, deadline
             if row.extensions:
-                return "already_extended", deadline
+                return Decided.ALREADY_EXTENDED, deadline
             new = extension(deadline)
             entry = {
                 "reason": reason,
@@ -772,7 +799,7 @@ class Ledger:
             row.deadline_at = new
             row.updated_at = now
             self._audit(s, request_id, f"operator:{decided_by}", "extended", key_id=key_id, **entry)
-            return "extended", new
+            return Decided.EXTENDED, new
 
     def refuse(
         self,
@@ -781,18 +808,18 @@ class Ledger:
         reason: str,
         decided_by: str,
         key_id: str | None = None,
-    ) -> str:
+    ) -> Decided:
         """Refuse a request not yet fanned out on ``ground``; the outcome (``refused``,
         or why not). Its response is then built as for a refusal at intake."""
         now = utcnow()
         with self.session() as s:
             row = s.get(Request, request_id)
             if row is None:
-                return "unknown_request"
+                return Decided.UNKNOWN_REQUEST
             if row.status in FINAL_STATUSES:
-                return "request_closed"
+                return Decided.REQUEST_CLOSED
             if row.status == RequestStatus.FANNED_OUT:
-                return "already_fanned_out"
+                return Decided.ALREADY_FANNED_OUT
             previous = row.status
             row.status, row.hold_reason, row.updated_at = RequestStatus.REFUSED, ground, now
             self._audit(
@@ -805,9 +832,9 @@ class Ledger:
                 was=previous,
                 key_id=key_id,
             )
-            return "refused"
+            return Decided.REFUSED
 
-    def refuse_part(self, request_id: str, part: RefusedPart, key_id: str | None = None) -> str:
+    def refuse_part(self, request_id: str, part: RefusedPart, key_id: str | None = None) -> Decided:
         """Refuse ``part`` of a request; the outcome (``refused_in_part``, or why not).
 
         A disclosure's part may be refused until its response is built (what was found
@@ -817,13 +844,13 @@ class Ledger:
         with self.session() as s:
             row = s.get(Request, request_id)
             if row is None:
-                return "unknown_request"
+                return Decided.UNKNOWN_REQUEST
             if row.status in FINAL_STATUSES or row.completed_at is not None:
-                return "request_closed"
+                return Decided.REQUEST_CLOSED
             if part.fields and Kind(row.kind) not in PACKAGE_KINDS:
-                return "fields_not_refusable"
+                return Decided.FIELDS_NOT_REFUSABLE
             if row.status == RequestStatus.FANNED_OUT and Kind(row.kind) not in PACKAGE_KINDS:
-                return "already_fanned_out"
+                return Decided.ALREADY_FANNED_OUT
             row.refused_parts = [*(row.refused_parts or []), part.model_dump(mode="json")]
             row.updated_at = now
             self._audit(
@@ -837,7 +864,7 @@ class Ledger:
                 fields=part.fields,
                 key_id=key_id,
             )
-            return "refused_in_part"
+            return Decided.REFUSED_IN_PART
 
     @staticmethod
     def refused_parts(row: Request) -> list[RefusedPart]:

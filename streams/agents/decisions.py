@@ -10,6 +10,7 @@ import logging
 from collections.abc import Mapping
 
 from services import rules
+from services.ledger import Decided
 from services.signing import Headers
 from streams.agents import notices
 from streams.agents.aggregate import finish
@@ -19,15 +20,17 @@ from streams.records import DecisionEvent, RefusedPart
 
 log = logging.getLogger("dsr.decisions")
 
+#: Why a decision cannot apply: what the ledger said (``Decided``), or what this agent
+#: checks first (the ground, the system).
 WHY_NOT = {
-    "unknown_request": "the ledger has no such request",
-    "request_closed": "the request has already been answered",
-    "extension_not_available": "the regulation allows no extension",
-    "already_extended": "the request's one extension has been used",
+    Decided.UNKNOWN_REQUEST: "the ledger has no such request",
+    Decided.REQUEST_CLOSED: "the request has already been answered",
+    Decided.EXTENSION_NOT_AVAILABLE: "the regulation allows no extension",
+    Decided.ALREADY_EXTENDED: "the request's one extension has been used",
+    Decided.ALREADY_FANNED_OUT: "the request is being carried out; refuse before fan-out",
+    Decided.FIELDS_NOT_REFUSABLE: "fields may be refused only in a disclosure of data or records",
     "unknown_ground": "the ground is not a refusal code of the request's regulation",
-    "already_fanned_out": "the request is being carried out; refuse before fan-out",
     "unknown_system": "the data map has no such system",
-    "fields_not_refusable": "fields may be refused only in a disclosure of data or records",
 }
 
 
@@ -43,19 +46,19 @@ def handle_decision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[
     decided_by = may.owner if may is not None else decision.decided_by
     row = ctx.ledger.request(decision.request_id)
     if row is None:
-        return _cannot(ctx, raw, "unknown_request", key_id)
+        return _cannot(ctx, raw, Decided.UNKNOWN_REQUEST, key_id)
     policy = rules.policy_for(row.regulation)
     if decision.decision == "refusal":
         return _refuse(ctx, raw, decision, policy.refusal_codes, decided_by, key_id)
     outcome, deadline = ctx.ledger.extend(
         decision.request_id, decision.reason, decided_by, policy.extension, key_id
     )
-    if outcome == "already_extended":  # perhaps this very decision, before a crash
+    if outcome is Decided.ALREADY_EXTENDED:  # perhaps this very decision, before a crash
         return [
             *_cannot(ctx, raw, outcome, key_id),
             notices.due(decision.request_id, "extension"),
         ]
-    if outcome != "extended":
+    if outcome is not Decided.EXTENDED:
         return _cannot(ctx, raw, outcome, key_id)
     log.info(
         "deadline extended",
@@ -90,13 +93,16 @@ def _refuse(
             reason=decision.reason,
             decided_by=decided_by,
         )
-        outcome, done = ctx.ledger.refuse_part(decision.request_id, part, key_id), "refused_in_part"
+        outcome, done = (
+            ctx.ledger.refuse_part(decision.request_id, part, key_id),
+            Decided.REFUSED_IN_PART,
+        )
     else:
         outcome = ctx.ledger.refuse(
             decision.request_id, ground, decision.reason, decided_by, key_id
         )
-        done = "refused"
-    if outcome != done:
+        done = Decided.REFUSED
+    if outcome is not done:
         return _cannot(ctx, raw, outcome, key_id)
     log.info(
         "request refused in part" if decision.in_part else "request refused",

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from services import rules
 from services.crypto import CryptoError
 from services.faults import crash_point
-from services.ledger import RequestStatus
+from services.ledger import Admitted, RequestStatus
 from services.rules import my_number
 from services.signing import Headers, Keyring, Permissions, SignatureError
 from streams import topics
@@ -231,10 +231,10 @@ def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[O
         key_id=key_id,
         may_release=may is None or may.releases,
     )
-    if admission.outcome == "not_permitted":
+    if admission.outcome is Admitted.NOT_PERMITTED:
         denied = not_permitted(key_id, "releases of held requests")
         return reject(ctx, raw, denied, request_id=event.request_id, echo=False, key_id=key_id)
-    if admission.outcome == "conflict":
+    if admission.outcome is Admitted.CONFLICT:
         return _conflict(ctx, raw, event.request_id, admission.conflicts, key_id)
     crash_point("intake.recorded")
     log.info(
@@ -254,9 +254,12 @@ def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[O
     # Only the admission that accepts a request sends it to fan-out. A duplicate never
     # does: one that found the request accepted but not fanned out (a crash between the
     # ledger and the send) leaves it to the sweeper (``Ledger.claim_stalled_accepted``).
-    if admission.status == RequestStatus.ACCEPTED and admission.outcome in ("new", "released"):
+    if admission.status == RequestStatus.ACCEPTED and admission.outcome in (
+        Admitted.NEW,
+        Admitted.RELEASED,
+    ):
         return [*told, Outgoing(topics.ACCEPTED, key, key)]
-    if admission.status == RequestStatus.REFUSED and admission.outcome == "new":
+    if admission.status == RequestStatus.REFUSED and admission.outcome is Admitted.NEW:
         return [*told, *finish(ctx, event.request_id)]
     return told
 
