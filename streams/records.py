@@ -600,6 +600,18 @@ def dump(record: BaseModel) -> bytes:
     return record.model_dump_json(exclude_none=False).encode()
 
 
+#: What a notice tells the principal of.
+NoticePurpose = Literal["response", "extension", "hold", "acknowledgement"]
+
+
+class NoticeDue(_Strict):
+    """On ``dsr.notices``: the principal is owed a notice of ``purpose`` about the request.
+    The notices agent builds it from the ledger, so the message carries no personal data."""
+
+    request_id: RequestId
+    purpose: NoticePurpose
+
+
 PUBLISHED_SCHEMAS: dict[str, type[BaseModel]] = {
     "request-event.v1.json": RequestEvent,
     "task.v1.json": Task,
@@ -607,6 +619,7 @@ PUBLISHED_SCHEMAS: dict[str, type[BaseModel]] = {
     "response-event.v1.json": ResponseEvent,
     "rejected-event.v1.json": RejectedEvent,
     "decision-event.v1.json": DecisionEvent,
+    "notice-due.v1.json": NoticeDue,
 }
 
 

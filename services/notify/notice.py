@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address
 from email.utils import parseaddr
-from typing import Literal, get_args
+from typing import get_args
 
-Purpose = Literal["response", "extension", "hold", "acknowledgement"]
+from streams.records import NoticePurpose
+
+Purpose = NoticePurpose
 PURPOSES: tuple[Purpose, ...] = get_args(Purpose)
 
 

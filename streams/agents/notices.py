@@ -28,18 +28,19 @@ sends it in a thread, and audits it. Why nothing is lost or sent twice:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+
+from pydantic import ValidationError
 
 from services import rules
 from services.delivery.handover import HOLD_BY_POST, handover
 from services.delivery.package import build_hold_letter
 from services.ledger import as_utc
 from services.ledger.models import Request, RequestStatus
-from services.notify import PURPOSES, Notice, Notifier, Purpose, compose
+from services.notify import Notice, Notifier, Purpose, compose
 from streams import topics
 from streams.context import Outgoing, Pipeline
-from streams.records import Extension, RequestEvent, ResponseEvent
+from streams.records import Extension, NoticeDue, RequestEvent, ResponseEvent, dump
 
 log = logging.getLogger("dsr.notices")
 
@@ -52,8 +53,8 @@ class InvalidNotice(ValueError):
 
 def due(request_id: str, purpose: Purpose) -> Outgoing:
     """The message that asks the notices agent to send a notice of ``purpose``."""
-    body = {"request_id": request_id, "purpose": purpose}
-    return Outgoing(topics.NOTICES, request_id.encode(), json.dumps(body).encode())
+    due = NoticeDue(request_id=request_id, purpose=purpose)
+    return Outgoing(topics.NOTICES, request_id.encode(), dump(due))
 
 
 def on_admission(event: RequestEvent, held: bool) -> list[Outgoing]:
@@ -101,16 +102,15 @@ def prepare(ctx: Pipeline, raw: bytes, contact: str) -> Notice | None:
     """The notice ``raw`` asks for, built from the ledger; None when there is nothing
     (left) to send."""
     try:
-        ref = json.loads(raw)
-        request_id, purpose = str(ref["request_id"]), ref["purpose"]
-    except (ValueError, KeyError, TypeError):
-        raise InvalidNotice("not a notice message") from None
-    if purpose not in PURPOSES:
-        raise InvalidNotice(f"unknown notice purpose {str(purpose)[:64]!r}")
-    row = ctx.ledger.request(request_id)
+        due = NoticeDue.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False, include_url=False)
+        why = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+        raise InvalidNotice(f"not a notice message: {why}"[:500]) from None
+    row = ctx.ledger.request(due.request_id)
     if row is None:
         return None
-    notice = build(ctx, row, purpose, contact)
+    notice = build(ctx, row, due.purpose, contact)
     if notice is None or already_notified(ctx, notice):
         return None
     return notice
