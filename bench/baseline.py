@@ -11,12 +11,14 @@ import os
 import statistics
 import time
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from bench import procstats, workload
 from bench.pipeline import Scenario
-from connectors.base import dispatch, ok_result
+from connectors.base import ConnectorBase, dispatch, ok_result
+from connectors.registry import build_all
 from services.monitoring.overview import quantiles
 from services.signing import Headers, Keyring
 from streams import topics
@@ -31,6 +33,7 @@ def run(scenario: Scenario, home: Path) -> dict[str, Any]:
     signer = Keyring.ensure(settings.signing_keys_path).signer()
     p = Pipeline.from_settings(settings)
     p.ledger.migrate()
+    connectors = build_all(p.datamap)  # the runner's part, in the same loop
     # Signed as a producer would sign them, before the clock starts; intake verifies.
     events = [
         (raw, signer.headers(raw))
@@ -43,11 +46,13 @@ def run(scenario: Scenario, home: Path) -> dict[str, Any]:
     try:
         for raw, headers in events:
             began = time.perf_counter()
-            answered += _one(p, raw, headers)
+            answered += _one(p, connectors, raw, headers)
             latencies.append((time.perf_counter() - began) * 1000)
     finally:
         elapsed = time.perf_counter() - start
         p.close()
+        for c in connectors.values():
+            c.close()
     cpu = (procstats.cpu_seconds(_self()) or 0.0) - cpu0
     return {
         "scenario": "baseline-" + scenario.name,
@@ -64,7 +69,9 @@ def run(scenario: Scenario, home: Path) -> dict[str, Any]:
     }
 
 
-def _one(p: Pipeline, raw: bytes, headers: Headers) -> bool:
+def _one(
+    p: Pipeline, connectors: Mapping[str, ConnectorBase[Any]], raw: bytes, headers: Headers
+) -> bool:
     """One request, start to response: every message goes straight to its handler.
     True if it ended in a response."""
     queue: deque[Outgoing] = deque(intake.handle_request(p, raw, headers))
@@ -74,20 +81,18 @@ def _one(p: Pipeline, raw: bytes, headers: Headers) -> bool:
         if o.topic == topics.ACCEPTED:
             queue.extend(fanout.handle_accepted(p, o.value.decode()))
         elif o.topic.startswith(topics.TASKS_PREFIX):
-            queue.extend(aggregate.handle_result(p, _execute(p, o.value)))
+            queue.extend(aggregate.handle_result(p, _execute(connectors, o.value)))
         elif o.topic == topics.RESPONSES:
             p.ledger.mark_published([o.key.decode()] if o.key else [])
             answered = True
     return answered
 
 
-def _execute(p: Pipeline, value: bytes) -> bytes:
+def _execute(connectors: Mapping[str, ConnectorBase[Any]], value: bytes) -> bytes:
     task = Task.model_validate_json(value)
     started = utcnow()
     return (
-        ok_result(task, dispatch(p.connectors[task.system], task), started)
-        .model_dump_json()
-        .encode()
+        ok_result(task, dispatch(connectors[task.system], task), started).model_dump_json().encode()
     )
 
 

@@ -90,10 +90,18 @@ class ConnectorBase(ABC, Generic[ConfigT]):
                 f"system {system!r}: invalid {cls.name} connector config\n" + "\n".join(lines)
             ) from None
 
+    @classmethod
+    def kinds_for(cls, config: ConfigT) -> frozenset[Kind]:
+        """The kinds a system with ``config`` answers: override to narrow ``capabilities``
+        by config. Asked of the class, so the pipeline learns what each system does from
+        the data map without opening a connection or holding its secrets."""
+        return cls.capabilities
+
     @property
     def supported_kinds(self) -> frozenset[Kind]:
-        """The kinds this instance can answer; override to narrow by config."""
-        return self.capabilities
+        """The kinds this instance answers: ``kinds_for`` its config, never more than
+        ``capabilities``."""
+        return type(self).kinds_for(self.config) & self.capabilities
 
     def supports(self, kind: Kind) -> bool:
         return kind in self.supported_kinds

@@ -19,6 +19,7 @@ from typing import Any
 from connectors.base import ConnectorBase
 from connectors.errors import ConfigError
 from services.datamap import DataMap, SystemSpec
+from streams.records import Kind
 
 GROUP = "dsr.connectors"
 
@@ -61,6 +62,22 @@ def build(system_name: str, spec: SystemSpec) -> ConnectorBase[Any]:
     except ConfigError as exc:
         raise ConfigError(f"system {system_name!r}: {exc}") from None
     return cls(system_name, spec.config)
+
+
+def capabilities(datamap: DataMap) -> dict[str, frozenset[Kind]]:
+    """What each system in scope answers, from its connector class and its validated
+    config: no connector is built, no connection opened. A ``ConfigError`` says which
+    system's config is wrong."""
+    out = {}
+    for name, spec in datamap.systems.items():
+        if spec.excluded is not None:
+            continue
+        try:
+            cls = load_connector_class(spec.connector)
+        except ConfigError as exc:
+            raise ConfigError(f"system {name!r}: {exc}") from None
+        out[name] = cls.kinds_for(cls.validate_config(name, spec.config)) & cls.capabilities
+    return out
 
 
 def build_all(

@@ -6,13 +6,12 @@ messages to send, so they can be tested without a broker.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
 
-from connectors.base import ConnectorBase
-from connectors.registry import build_all
+from connectors.registry import capabilities
 from services.datamap import DataMap, answers, unanswerable_kinds
 from services.datamap import load as load_datamap
 from services.delivery.encrypted import open_package_storage
@@ -44,7 +43,9 @@ class Pipeline:
     ledger: Ledger
     datamap: DataMap
     storage: Storage
-    connectors: dict[str, ConnectorBase[Any]] = field(default_factory=dict)
+    #: What each system's connector answers (``connectors.registry.capabilities``): the
+    #: worker never builds a connector nor holds a system's secrets.
+    capabilities: Mapping[str, frozenset[Kind]] = field(default_factory=dict)
     #: The producers' keys; None accepts unsigned events (``DSR_REQUIRE_SIGNATURES=false``).
     keyring: Keyring | None = None
     #: Who writes to the principal, and whom they complain to (``DSR_LETTERHEAD``).
@@ -67,17 +68,21 @@ class Pipeline:
     def request_timeout(self) -> timedelta:
         return timedelta(seconds=self.datamap.request_timeout_seconds)
 
+    def does(self, system: str, operation: Kind) -> bool:
+        """Whether the system's connector does ``operation``."""
+        return operation in self.capabilities.get(system, frozenset())
+
     def supports(self, system: str, kind: Kind) -> bool:
+        """Whether the system answers requests of ``kind``."""
         spec = self.datamap.systems[system]
-        connector = self.connectors.get(system)
-        return connector is not None and answers(spec, connector.supports, kind)
+        return answers(spec, lambda op: self.does(system, op), kind)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pipeline:
         datamap = load_datamap(settings.datamap_path)
         sealer = Sealer.from_settings(settings)
-        connectors = build_all(datamap)
-        does = {name: c.supports for name, c in connectors.items()}
+        kinds = capabilities(datamap)
+        does = {name: kinds[name].__contains__ for name in kinds}
         for kind in unanswerable_kinds(datamap, does):
             log.warning(
                 "no system in the data map answers %s requests: they will be answered "
@@ -89,7 +94,7 @@ class Pipeline:
             ledger=Ledger(settings.database_url, sealer=sealer),
             datamap=datamap,
             storage=open_package_storage(settings),  # sealed when local, see encrypted.py
-            connectors=connectors,
+            capabilities=kinds,
             keyring=Keyring.load(settings.signing_keys_path, settings.signature_max_age_s)
             if settings.require_signatures
             else None,
@@ -100,6 +105,4 @@ class Pipeline:
         )
 
     def close(self) -> None:
-        for c in self.connectors.values():
-            c.close()
         self.ledger.close()

@@ -102,11 +102,7 @@ def next_step(
 def resolves(ctx: Pipeline, system: str) -> bool:
     """Whether the resolve phase looks the principal up in ``system``."""
     spec = ctx.datamap.systems[system]
-    return (
-        bool(spec.discovers)
-        and not spec.excluded
-        and ctx.connectors[system].supports(Kind.DISCLOSURE)
-    )
+    return bool(spec.discovers) and not spec.excluded and ctx.does(system, Kind.DISCLOSURE)
 
 
 def _lookup_wave(

@@ -54,9 +54,9 @@ class HTTPConnector(Connector[HTTPConfig]):
     def __repr__(self) -> str:
         return f"<HTTPConnector system={self.system!r} base_url={self.config.base_url!r}>"
 
-    @property
-    def supported_kinds(self) -> frozenset[Kind]:
-        return frozenset(KINDS[op] for op, spec in self.config.endpoints if spec and op in KINDS)
+    @classmethod
+    def kinds_for(cls, config: HTTPConfig) -> frozenset[Kind]:
+        return frozenset(KINDS[op] for op, spec in config.endpoints if spec and op in KINDS)
 
     def check(self) -> CheckResult:
         """Call the ``check`` endpoint; without one, any answer but 401, 403 or 5xx

@@ -54,12 +54,12 @@ class KafkaTopicConnector(Connector[KafkaTopicConfig]):
     def __repr__(self) -> str:
         return f"<KafkaTopicConnector system={self.system!r} topic={self.config.topic!r}>"
 
-    @property
-    def supported_kinds(self) -> frozenset[Kind]:
+    @classmethod
+    def kinds_for(cls, config: KafkaTopicConfig) -> frozenset[Kind]:
         kinds = {Kind.DISCLOSURE, Kind.ERASURE}
-        if self.config.correctable:
+        if config.correctable:
             kinds.add(Kind.CORRECTION)
-        if self.config.suspension is not None:
+        if config.suspension is not None:
             kinds.add(Kind.SUSPENSION)
         return frozenset(kinds)
 

@@ -58,17 +58,17 @@ class S3Connector(Connector[S3Config]):
     def __repr__(self) -> str:
         return f"<S3Connector system={self.system!r} bucket={self.config.bucket!r}>"
 
-    @property
-    def supported_kinds(self) -> frozenset[Kind]:
+    @classmethod
+    def kinds_for(cls, config: S3Config) -> frozenset[Kind]:
         kinds = {Kind.DISCLOSURE, Kind.ERASURE}
-        if self.config.suspension:
+        if config.suspension:
             kinds.add(Kind.SUSPENSION)
-        if self.config.correction:
+        if config.correction:
             kinds.add(Kind.CORRECTION)
-        if self._log:
+        if log := config.provision_log:
             kinds.add(Kind.THIRD_PARTY_RECORDS)
-        if self._marker:
-            kinds.add(Kind.THIRD_PARTY_STOP)
+            if log.stop_marker:
+                kinds.add(Kind.THIRD_PARTY_STOP)
         return frozenset(kinds)
 
     def check(self) -> CheckResult:

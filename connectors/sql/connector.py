@@ -55,9 +55,9 @@ class SQLConnector(Connector[SQLConfig]):
     def __repr__(self) -> str:
         return f"<SQLConnector system={self.system!r} url={self.config.masked_url()!r}>"
 
-    @property
-    def supported_kinds(self) -> frozenset[Kind]:
-        cfg = self.config
+    @classmethod
+    def kinds_for(cls, config: SQLConfig) -> frozenset[Kind]:
+        cfg = config
         kinds = {Kind.DISCLOSURE} if cfg.tables else set()
         if any(t.correctable for t in cfg.tables):
             kinds.add(Kind.CORRECTION)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -38,9 +39,9 @@ class Notebook(Connector[NotebookConfig]):
         super().__init__(system, config)  # type: ignore[arg-type]
         self.pages = dict(self.config.pages)
 
-    @property
-    def supported_kinds(self) -> frozenset[Kind]:
-        return frozenset({Kind.DISCLOSURE}) if self.config.read_only else self.capabilities
+    @classmethod
+    def kinds_for(cls, config: Any) -> frozenset[Kind]:
+        return frozenset({Kind.DISCLOSURE}) if config.read_only else cls.capabilities
 
     def check(self) -> CheckResult:
         return CheckResult(True, f"{len(self.pages)} pages")

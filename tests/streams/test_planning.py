@@ -30,19 +30,6 @@ systems:
 """
 
 
-class Capable:
-    """A connector stand-in that answers ``supports``: planning needs nothing else."""
-
-    def __init__(self, kinds: frozenset[Kind]) -> None:
-        self.kinds = kinds
-
-    def supports(self, kind: Kind) -> bool:
-        return kind in self.kinds
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
 def ctx(tmp_path: Path) -> Pipeline:
     return pipeline_for(tmp_path, DATAMAP)
@@ -61,9 +48,11 @@ def stores(tmp_path: Path) -> Pipeline:
 def pipeline_for(tmp_path: Path, text: str) -> Pipeline:
     datamap = parse(text)
     every = frozenset(Kind)
-    connectors: dict[str, Any] = {name: Capable(every) for name in datamap.systems}
     return Pipeline(
-        Ledger(f"sqlite:///{tmp_path}/l.db"), datamap, LocalStorage(tmp_path), connectors
+        Ledger(f"sqlite:///{tmp_path}/l.db"),
+        datamap,
+        LocalStorage(tmp_path),
+        capabilities=dict.fromkeys(datamap.systems, every),
     )
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connectors import pseudonyms
-from connectors.base import dispatch, ok_result
-from connectors.registry import build_all
+from connectors.base import ConnectorBase, dispatch, ok_result
+from connectors.registry import build_all, capabilities
 from services.crypto import LocalKeyProvider
 from services.datamap import parse
 from services.delivery.encrypted import EncryptedStorage
@@ -27,6 +28,13 @@ from streams.sealing import Sealer
 DEMO_DATAMAP = Path(__file__).parents[3] / "services" / "demo" / "datamap.yaml"
 
 
+@dataclass
+class Harness(Pipeline):
+    """The worker's context, and the connectors a runner would call (``run_tasks``)."""
+
+    connectors: dict[str, ConnectorBase[Any]] = field(default_factory=dict)
+
+
 @pytest.fixture
 def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
     monkeypatch.setenv("DSR_HOME", str(tmp_path))
@@ -35,15 +43,18 @@ def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeli
     keys = LocalKeyProvider(tmp_path / "keys")
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", sealer=Sealer(keys))
     ledger.migrate()
-    p = Pipeline(
+    p = Harness(
         ledger=ledger,
         datamap=datamap,
         storage=EncryptedStorage(LocalStorage(tmp_path / "packages"), keys),
-        connectors=build_all(datamap),
+        capabilities=capabilities(datamap),
         sealer=Sealer(keys),  # as in production: tasks and results cross sealed
+        connectors=build_all(datamap),
     )
     yield p
     p.close()
+    for c in p.connectors.values():
+        c.close()
 
 
 @pytest.fixture
@@ -58,7 +69,7 @@ def to(topic: str, out: list[Outgoing]) -> list[Outgoing]:
     return [o for o in out if o.topic == topic]
 
 
-def run_tasks(p: Pipeline, out: list[Outgoing]) -> list[bytes]:
+def run_tasks(p: Harness, out: list[Outgoing]) -> list[bytes]:
     """Play the connector runner for the tasks in ``out``: the real connectors, no retries,
     tasks opened and results sealed with the pipeline's keys (and claim-checked)."""
     results = []
@@ -78,7 +89,7 @@ def run_tasks(p: Pipeline, out: list[Outgoing]) -> list[bytes]:
     return results
 
 
-def drive(p: Pipeline, request_id: str) -> ResponseEvent:
+def drive(p: Harness, request_id: str) -> ResponseEvent:
     """Fan out, run every task, aggregate; return the one response."""
     out = fanout.handle_accepted(p, request_id)
     responses = to(topics.RESPONSES, out)
