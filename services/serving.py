@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from http.server import ThreadingHTTPServer
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TypeVar
 
 log = logging.getLogger("dsr.serving")
 
 S = TypeVar("S", bound=ThreadingHTTPServer)
+
+
+def send(
+    handler: BaseHTTPRequestHandler,
+    status: HTTPStatus,
+    body: bytes,
+    content_type: str,
+    headers: Mapping[str, str],
+) -> None:
+    """One whole response: status, content type and length, ``headers``, body."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 def bind(make: Callable[[tuple[str, int]], S], host: str, port: int, what: str) -> S:

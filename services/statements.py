@@ -232,6 +232,4 @@ def day(value: datetime, regulation: str) -> Sentence:
 def reason(r: Reason, response: ResponseEvent, label: Labeller | None = None) -> Sentence:
     """A reason of ``response`` for the principal, from the reason catalogue."""
     grounds = rules.policy_for(response.regulation).refusal_codes
-    if label is None:
-        return reasons.explain(r, response.kind.value, grounds)
     return reasons.explain(r, response.kind.value, grounds, label)

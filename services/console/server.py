@@ -38,7 +38,7 @@ from services.ledger import Ledger, RequestStatus, as_utc
 from services.notify import compose
 from services.notify.notice import Notice
 from services.rules import reasons
-from services.serving import Background, bind
+from services.serving import Background, bind, send
 from services.settings import Settings
 from services.templating import templates
 from streams.records import DecisionEvent, ResponseEvent
@@ -67,8 +67,9 @@ class Console:
         self.ledger = Ledger(settings.database_url, sealer=Sealer.from_settings(settings))
         self.users = settings.home / "console-users.json"
         self.sessions = Sessions.at(settings.home / "console-secret")
-        self.labels = Labels.of(load_datamap(settings.datamap_path))
-        self.systems = sorted(load_datamap(settings.datamap_path).systems)
+        datamap = load_datamap(settings.datamap_path)
+        self.labels = Labels.of(datamap)
+        self.systems = sorted(datamap.systems)
         self.letterhead = Letterhead.load(settings.letterhead_path, settings.complaints_contact)
 
     def user(self, token: str | None) -> User | None:
@@ -306,14 +307,8 @@ class _Handler(BaseHTTPRequestHandler):
         csp: str | None = None,
         cache: str | None = None,
     ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
         given = {"Content-Security-Policy": csp, "Cache-Control": cache}
-        for name, value in HEADERS.items():
-            self.send_header(name, given.get(name) or value)
-        self.end_headers()
-        self.wfile.write(body)
+        send(self, status, body, content_type, {k: given.get(k) or v for k, v in HEADERS.items()})
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         log.debug("console: " + format, *args)

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 from services import heartbeat
 from services.ledger import Ledger
 from services.monitoring.overview import overview
-from services.serving import Background, bind
+from services.serving import Background, bind, send
 from services.status import in_hand, status_from
 
 log = logging.getLogger("dsr.dashboard")
@@ -129,13 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(body, default=str).encode(), "application/json")
 
     def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in HEADERS.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        send(self, status, body, content_type, HEADERS)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         log.debug("dashboard: " + format, *args)

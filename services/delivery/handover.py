@@ -8,16 +8,12 @@ enquiries desk arranges the hand-over.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from services import statements
-from services.delivery.links import NoPackage, package_link
+from services.delivery.links import NoPackage, link_to
 from services.delivery.storage import LinkUnsupported, Storage
 from services.rules.sentence import Sentence
 from streams.records import ResponseEvent
-
-if TYPE_CHECKING:
-    from services.ledger import Ledger
 
 BY_POST = Sentence(
     "回答書面をご指定の送付先へ郵送いたします。", "We send the letter to you by post."
@@ -33,16 +29,15 @@ ARRANGED = Sentence(
 )
 
 
-def handover(
-    ledger: Ledger, storage: Storage, response: ResponseEvent, expires: timedelta
-) -> Sentence | None:
+def handover(storage: Storage, response: ResponseEvent, expires: timedelta) -> Sentence | None:
     """How ``response``'s package or letter reaches the principal; None if it has none."""
     if response.letter:
         return BY_POST
     if not response.package:
         return None
+    body = response.model_dump(mode="json")
     try:
-        url = package_link(ledger, storage, response.request_id, expires=expires)
+        url = link_to(storage, response.request_id, body, expires)
     except (LinkUnsupported, NoPackage):
         return ARRANGED
     until = statements.when(datetime.now(UTC) + expires, response.regulation.value)

@@ -9,8 +9,9 @@ every file's SHA-256.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from services.delivery.package import MANIFEST, package_prefix
 from services.delivery.storage import ObjectNotFound, Storage, check_key
@@ -18,14 +19,14 @@ from services.delivery.storage import ObjectNotFound, Storage, check_key
 if TYPE_CHECKING:
     from services.ledger import Ledger
 
-__all__ = ["NoPackage", "main_file", "package_link"]
+__all__ = ["NoPackage", "link_to", "main_file", "package_link"]
 
 
 class NoPackage(LookupError):
     """The request is unknown, has no response yet, or its response has no package."""
 
 
-def main_file(body: dict[str, object]) -> str:
+def main_file(body: Mapping[str, object]) -> str:
     """The file a principal most wants: the PDF letter if there is one, else data.json."""
     return "letter.pdf" if body.get("letter") else "data.json"
 
@@ -43,11 +44,21 @@ def package_link(
     response = ledger.response(request_id)
     if response is None:
         raise NoPackage(f"no response to request {request_id!r} in the ledger (yet)")
-    body = response.body
+    return link_to(storage, request_id, response.body, expires, file)
+
+
+def link_to(
+    storage: Storage,
+    request_id: str,
+    body: Mapping[str, Any],
+    expires: timedelta,
+    file: str | None = None,
+) -> str:
+    """A link to ``file`` of the package the response ``body`` names."""
     stored = body.get("package") or body.get("letter")
     if not stored:
         raise NoPackage(
-            f"the {response.status} response to {request_id!r} ({body.get('kind')}) "
+            f"the {body.get('status')} response to {request_id!r} ({body.get('kind')}) "
             "has no stored package"
         )
     prefix = package_prefix(request_id)

@@ -109,7 +109,7 @@ def explain(
     reason: Reason,
     kind: str,
     grounds: dict[str, Sentence],
-    label: Callable[[str], Sentence] = lambda name: Sentence(name, name),
+    label: Callable[[str], Sentence] | None = None,
 ) -> Sentence:
     """``reason`` for the principal: from the regulation's ``grounds`` of refusal, the
     catalogue, or the reason's own texts, in that order. ``label`` names a system."""
@@ -123,7 +123,8 @@ def explain(
     if known is None and reason.code.startswith(SYSTEM_PREFIX):
         known = RESPONSE["system_failed"]
     if known is not None:
-        where = label(reason.system or "")
+        system = reason.system or ""
+        where = label(system) if label else Sentence(system, system)
         field = reason.field or ""
         return Sentence(
             known.ja.format(system=where.ja, field=field),

@@ -123,7 +123,7 @@ def build(ctx: Pipeline, row: Request, purpose: Purpose, contact: str) -> Notice
         if stored is None:  # reopened by a redrive: the next revision will be told
             return None
         response = ResponseEvent.model_validate(stored.body)
-        given = handover(ctx.ledger, ctx.storage, response, ctx.notice_link_ttl)
+        given = handover(ctx.storage, response, ctx.notice_link_ttl)
         return compose.for_response(event, response, contact, ctx.labels, given)
     if purpose == "extension":
         if not row.extensions:

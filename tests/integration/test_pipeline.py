@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
@@ -21,7 +20,7 @@ from services.signing import Signer
 from services.stack import Stack
 from streams import topics
 from tests.fixtures.databases import make_url
-from tests.integration.fixtures import settings_for, with_crm
+from tests.integration.fixtures import settings_for, wait_for, with_crm
 
 pytestmark = pytest.mark.integration
 
@@ -83,14 +82,13 @@ def test_disclosure_package_holds_the_subjects_data_only(tmp_path: Path) -> None
         # the notices agent tells the principal, once (Arts. 32(3), 33(3))
         outbox = tmp_path / "outbox" / "pkg-1"
         ledger = Ledger(settings.database_url)
-        deadline = time.monotonic() + 30
-        while not any(e.action == "notified" for e in ledger.timeline("pkg-1")):
-            assert time.monotonic() < deadline, "no notice was sent"
-            time.sleep(0.1)
+
+        def audited(action: str) -> bool:
+            return any(e.action == action for e in ledger.timeline("pkg-1"))
+
+        wait_for("the notice", lambda: audited("notified"), timeout=30)
         submitter.submit_all([raw])  # a redelivered request changes nothing
-        while not any(e.action == "duplicate_ignored" for e in ledger.timeline("pkg-1")):
-            assert time.monotonic() < deadline + 30, "the redelivery was never seen"
-            time.sleep(0.1)
+        wait_for("the redelivery to be seen", lambda: audited("duplicate_ignored"), timeout=30)
         submitter.close()
         watcher.close()
     assert [p.name for p in outbox.iterdir()] == ["pkg-1:response:1.eml"]

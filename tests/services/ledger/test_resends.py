@@ -39,6 +39,10 @@ def _resent(**over: Any) -> RequestEvent:
             {"subject": {"identifiers": {"email": "a@example.jp", "customer_id": "C-2"}}},
             ["subject.identifiers"],
         ),
+        (  # the addressee's name is who the letter is to: never changed by a re-send
+            {"subject": {"identifiers": {"email": "a@example.jp"}, "name": "Someone Else"}},
+            ["subject.name"],
+        ),
         ({"kind": "third_party_records"}, ["kind"]),
         ({"regulation": "gdpr"}, ["regulation"]),
         ({"requester": {"type": "statutory_agent", "name": "Agent K"}}, ["requester.type"]),
