@@ -14,6 +14,7 @@
 | DSR_TOPIC_REPLICATION | min(3, brokers) | replication factor of the topics the pipeline creates |
 | DSR_TOPIC_MIN_ISR | min(2, replication) | their ``min.insync.replicas`` (produces use acks=all) |
 | DSR_SESSION_TIMEOUT_S | 6 (4 on the embedded broker) | consumer-group session timeout, seconds |
+| DSR_IDEMPOTENT_PRODUCER | true (false embedded) | the workers' producers are idempotent |
 | DSR_TASK_ATTEMPTS | 5 | connector attempts before a task is failed |
 | DSR_METRICS_PORT | 0 (off) | loopback port of this process's Prometheus ``/metrics`` |
 | DSR_METRICS_ADDR | 127.0.0.1 | the address ``/metrics`` listens on (``0.0.0.0`` in a container) |
@@ -100,6 +101,10 @@ class Settings:
             _env("DSR_SESSION_TIMEOUT_S", "6" if os.environ.get("DSR_KAFKA_BOOTSTRAP") else "4")
         )
     )
+    #: A broker killed after writing a batch but before acknowledging it makes the
+    #: producer send it again: idempotence keeps it from being appended twice. The
+    #: embedded broker has no idempotent producers (``dsr up`` turns it off there).
+    idempotent_producer: bool = field(default_factory=lambda: _on("DSR_IDEMPOTENT_PRODUCER"))
     #: Unset: min(3, brokers) and min(2, replication), so 1 on the embedded broker.
     topic_replication: int | None = field(
         default_factory=lambda: _optional_int("DSR_TOPIC_REPLICATION")

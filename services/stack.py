@@ -162,6 +162,8 @@ class Stack:
             DSR_REQUIRE_SIGNATURES=str(self.settings.require_signatures).lower(),
             PYTHONUNBUFFERED="1",
         )
+        if self.broker is not None:  # the embedded broker has no idempotent producers
+            env["DSR_IDEMPOTENT_PRODUCER"] = "false"
         if self.settings.s3_endpoint_url:
             env["DSR_S3_ENDPOINT_URL"] = self.settings.s3_endpoint_url
         if self.settings.s3_kms_key_id:

@@ -8,7 +8,6 @@ Handlers do the work; this module only moves bytes between topics and them.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import json
@@ -28,7 +27,6 @@ from services.crypto.local import LocalKeyProvider
 from services.crypto.shred import shred
 from services.faults import crash_point
 from services.heartbeat import Heart
-from services.ledger import as_utc
 from services.logs import configure_logging, library_config
 from services.processes import exit_after
 from services.settings import Settings, mark_ready
@@ -38,14 +36,14 @@ from streams import outbox, parking, topics
 from streams.agents import aggregate, decisions, fanout, intake, notices, provisions
 from streams.agents.aggregate import PoisonEvent
 from streams.context import Outgoing, Pipeline
-from streams.records import utcnow
 from streams.sealing import Sealer
 
 log = logging.getLogger("dsr.worker")
 
 SWEEP_INTERVAL_S = 1.0
-#: A response the aggregator completed but did not publish within this time is re-sent.
-REPUBLISH_AFTER = timedelta(seconds=5)
+#: How often a worker renews the leases of the responses it is sending
+#: (``services.ledger.store.SEND_LEASE`` is 30 s).
+LEASE_RENEWAL_S = 5.0
 #: An accepted request not fanned out within this time is re-sent to fan-out (outbox).
 REFANOUT_AFTER = timedelta(seconds=30)
 
@@ -113,35 +111,37 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         )
 
+    sending = outbox.Outbox(str(settings.kafka_bootstrap))
+
     async def send(outgoing: list[Outgoing]) -> None:
-        resends = [o for o in outgoing if o.resend]
-        if resends:  # after a crash: the topic may have them already (streams/outbox.py)
-            loop = asyncio.get_running_loop()
-            bootstrap = str(settings.kafka_bootstrap)
-            sent = await loop.run_in_executor(None, outbox.already_sent, bootstrap, resends)
-            if sent:
-                ctx().ledger.mark_published(sorted(sent))
-                log.info("response already sent", extra={"stage": "outbox", "count": len(sent)})
-                outgoing = [
-                    o for o in outgoing if not (o.resend and (o.key or b"").decode() in sent)
-                ]
+        outgoing = await sending.admit(ctx().ledger, outgoing)
         published = []
-        for o in outgoing:
-            # Responses and notices are acknowledged before a response is marked published.
-            if o.topic in (topics.RESPONSES, topics.NOTICES):
-                await app.producer.send_and_wait(
-                    o.topic, o.key, o.value, partition=None, timestamp=None, headers=None
-                )
-                if o.topic == topics.RESPONSES:
-                    published.append(o.key.decode() if o.key else "")
-            else:
-                await app.producer.send(
-                    o.topic, o.key, o.value, partition=None, timestamp=None, headers=None
-                )
-            monitoring.record_sent(o.topic, o.value)
-        if published:
-            crash_point("responses.published")
-            ctx().ledger.mark_published(published)
+        with sending.holding(outgoing):
+            for o in outgoing:
+                # Responses and notices are acknowledged before a response is marked published.
+                if o.topic in (topics.RESPONSES, topics.NOTICES):
+                    await app.producer.send_and_wait(
+                        o.topic, o.key, o.value, partition=None, timestamp=None, headers=None
+                    )
+                    if o.topic == topics.RESPONSES:
+                        published.append(o.key.decode() if o.key else "")
+                else:
+                    await app.producer.send(
+                        o.topic, o.key, o.value, partition=None, timestamp=None, headers=None
+                    )
+                monitoring.record_sent(o.topic, o.value)
+            if published:
+                crash_point("responses.published")
+                ctx().ledger.mark_published(published)
+
+    @app.timer(LEASE_RENEWAL_S)
+    async def renew_leases() -> None:
+        """Keep the leases of the responses this worker is still sending (a broker may
+        hold a send for seconds while its partitions move)."""
+        try:
+            sending.renew(ctx().ledger)
+        except OperationalError:
+            log.warning("leases not renewed: ledger busy", extra={"stage": "outbox"})
 
     async def run(
         stage: str,
@@ -338,9 +338,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             if backlog is not None and not backlog.get(topics.ACCEPTED):
                 for rid in p.ledger.claim_stalled_accepted(REFANOUT_AFTER):
                     outgoing.append(Outgoing(topics.ACCEPTED, rid.encode(), rid.encode()))
-            for resp in p.ledger.unpublished_responses():
-                if as_utc(resp.created_at) < utcnow() - REPUBLISH_AFTER:
-                    outgoing += guarded("outbox", resp.request_id, aggregate.finish)
+            for resp in p.ledger.unpublished_responses(unleased=True):
+                outgoing += guarded("outbox", resp.request_id, aggregate.finish)
             await send(outgoing)
         except OperationalError:
             log.warning("sweep skipped: ledger busy", extra={"stage": "sweep"})

@@ -6,7 +6,11 @@ and a request crosses three hops inside the worker. The broker answers a fetch
 as soon as data arrives once it is polling, so a short wait costs only a few
 idle fetches a second. Registered as the ``dsrkafka://`` broker scheme.
 
-Its producer also sends again what a broker refused with ``UnknownError``: an
+Its producer is idempotent (``DSR_IDEMPOTENT_PRODUCER``): when a broker dies after
+writing a batch but before acknowledging it, the producer's retry to the partition's
+next leader is recognised by its sequence number and not appended twice.
+
+It also sends again what a broker refused with ``UnknownError``: an
 in-memory broker that has just restarted answers that for a few seconds, and aiokafka
 does not retry it (it is not a retriable error), so the worker crashed. The pipeline's
 stages are idempotent, so a message sent twice changes nothing twice.
@@ -17,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from aiokafka.errors import UnknownError
 from faust.transport.drivers import aiokafka as driver
+
+from services.settings import load as load_settings
 
 log = logging.getLogger("dsr.transport")
 
@@ -44,6 +50,12 @@ class Consumer(driver.Consumer):
 
 
 class Producer(driver.Producer):
+    def _settings_extra(self) -> Mapping[str, Any]:
+        extra = dict(super()._settings_extra())
+        if load_settings().idempotent_producer:
+            extra.update(acks="all", enable_idempotence=True)
+        return extra
+
     async def send(
         self,
         topic: str,

@@ -101,7 +101,8 @@ class Task(Base):
 
 
 class Response(Base):
-    """Completed responses; ``published_at`` makes this table the outbox."""
+    """Completed responses; ``published_at`` makes this table the outbox, and
+    ``lease_until`` says until when the worker sending one may still be sending it."""
 
     __tablename__ = "responses"
 
@@ -110,6 +111,7 @@ class Response(Base):
     body: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     published_at: Mapped[datetime | None] = mapped_column(index=True)
+    lease_until: Mapped[datetime | None]
 
 
 class Rejected(Base):

@@ -75,6 +75,9 @@ DISCOVERED_FIELD = "requests.discovered"
 DEAD_LETTER_FIELD = "dead_letters.sealed"
 #: The hold reason while identity verification is pending (``services.rules``).
 VERIFICATION_HOLD = "verification_pending"
+#: How long a response's sender holds it (``Ledger.claim_responses``); a live sender
+#: renews the lease for as long as its send is unanswered, however long a broker takes.
+SEND_LEASE = timedelta(seconds=30)
 
 
 def make_engine(url: str) -> Engine:
@@ -98,6 +101,11 @@ def as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def _lease_free(now: datetime) -> Any:
+    """No one holds the response's lease: it ran out, or was never taken."""
+    return Response.lease_until.is_(None) | (Response.lease_until < now)
 
 
 def _rowcount(s: Session, statement: Executable) -> int:
@@ -699,7 +707,16 @@ class Ledger:
             )
             if not moved:
                 return False
-            s.add(Response(request_id=request_id, status=status, body=body, created_at=now))
+            lease = now + SEND_LEASE  # the completing worker sends it
+            s.add(
+                Response(
+                    request_id=request_id,
+                    status=status,
+                    body=body,
+                    created_at=now,
+                    lease_until=lease,
+                )
+            )
             self._audit(
                 s,
                 request_id,
@@ -977,15 +994,44 @@ class Ledger:
             self._audit(s, request.request_id, "operator", "redriven", **detail)
             return None
 
-    def unpublished_responses(self, limit: int = 100) -> list[Response]:
+    def unpublished_responses(self, limit: int = 100, *, unleased: bool = False) -> list[Response]:
+        """Responses not yet sent, oldest first; with ``unleased``, only those no live
+        sender holds (its lease has run out): a crash left them unsent, or unmarked."""
+        query = select(Response).where(Response.published_at.is_(None))
+        if unleased:
+            query = query.where(_lease_free(utcnow()))
         with self.session() as s:
-            return list(
-                s.scalars(
-                    select(Response)
-                    .where(Response.published_at.is_(None))
-                    .order_by(Response.created_at)
-                    .limit(limit)
+            return list(s.scalars(query.order_by(Response.created_at).limit(limit)))
+
+    def claim_responses(self, request_ids: Sequence[str]) -> list[str]:
+        """Take the lease of each of these unpublished responses whose lease has run out;
+        the ids taken. Whoever takes one is the only one to send it until the lease ends
+        (``renew_leases`` keeps it while a send is unanswered)."""
+        now = utcnow()
+        taken = []
+        with self.session() as s:
+            for request_id in request_ids:
+                statement = (
+                    update(Response)
+                    .where(
+                        Response.request_id == request_id,
+                        Response.published_at.is_(None),
+                        _lease_free(now),
+                    )
+                    .values(lease_until=now + SEND_LEASE)
                 )
+                if _rowcount(s, statement):
+                    taken.append(request_id)
+        return taken
+
+    def renew_leases(self, request_ids: Sequence[str]) -> int:
+        """Extend the leases of these responses, still being sent; how many."""
+        with self.session() as s:
+            return _rowcount(
+                s,
+                update(Response)
+                .where(Response.request_id.in_(list(request_ids)), Response.published_at.is_(None))
+                .values(lease_until=utcnow() + SEND_LEASE),
             )
 
     def mark_published(self, request_ids: Sequence[str]) -> None:

@@ -1,18 +1,23 @@
-"""A response the ledger thinks unsent is looked for on ``dsr.responses`` before it is
-sent again: on the embedded broker."""
+"""A response the ledger thinks unsent is sent again only by whoever takes its lease,
+and only when ``dsr.responses`` does not have it already: on the embedded broker."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kafka import KafkaProducer
+from sqlalchemy import update
 
+from services.ledger import Ledger
+from services.ledger.models import Response
 from streams import topics
 from streams.context import Outgoing
-from streams.outbox import already_sent
+from streams.outbox import Outbox, already_sent
 from tests.connectors.fixtures import bootstrap  # noqa: F401
+from tests.fixtures.ledger_rows import finish, ledger  # noqa: F401
 
 
 def _response(request_id: str, revision: int = 1, **over: Any) -> Outgoing:
@@ -51,3 +56,58 @@ def test_a_response_made_long_ago_is_found_by_its_completion_time(
     producer.close()
     assert already_sent(bootstrap, [old]) == {"ob-late"}
     assert already_sent(bootstrap, []) == set()
+
+
+def admit(outbox: Outbox, ledger: Ledger, outgoing: list[Outgoing]) -> list[Outgoing]:  # noqa: F811
+    return asyncio.run(outbox.admit(ledger, outgoing))
+
+
+def _completed(ledger: Ledger, request_id: str) -> Outgoing:  # noqa: F811
+    """A completed request whose response the ledger holds unsent, leased to its sender."""
+    finish(ledger, request_id, {"crm": "ok"}, 0.01)
+    response = _response(request_id)
+    assert ledger.complete(request_id, "completed", json.loads(response.value), 12)
+    return response
+
+
+def _lease_ends(ledger: Ledger, request_id: str) -> None:  # noqa: F811
+    with ledger.session() as s:
+        s.execute(
+            update(Response)
+            .where(Response.request_id == request_id)
+            .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+
+
+def test_a_response_its_sender_holds_is_not_sent_again(
+    bootstrap: str,  # noqa: F811
+    ledger: Ledger,  # noqa: F811
+) -> None:
+    held, notice = _completed(ledger, "ob-held"), Outgoing(topics.NOTICES, b"ob-held", b"{}")
+    sender, other = Outbox(bootstrap), Outbox(bootstrap)
+    # a redelivered result elsewhere, while the completing worker is still sending it
+    assert admit(other, ledger, [held, notice]) == [notice]
+    with sender.holding([held, notice]):
+        _lease_ends(ledger, "ob-held")  # however long the broker holds the send...
+        assert sender.renew(ledger) == 1  # ...its sender keeps the lease
+        assert admit(other, ledger, [held]) == []
+    assert sender.renew(ledger) == 0  # the send is over: nothing left to keep
+    assert ledger.unpublished_responses(unleased=True) == []
+
+
+def test_a_dead_senders_response_is_sent_once_by_whoever_takes_it(
+    bootstrap: str,  # noqa: F811
+    ledger: Ledger,  # noqa: F811
+) -> None:
+    lost, landed = _completed(ledger, "ob-lost"), _completed(ledger, "ob-landed")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer.send(landed.topic, key=landed.key, value=landed.value)  # sent, never marked
+    producer.flush()
+    producer.close()
+    for request_id in ("ob-lost", "ob-landed"):
+        _lease_ends(ledger, request_id)  # the sender died
+    sweeper, redelivery = Outbox(bootstrap), Outbox(bootstrap)
+    assert admit(sweeper, ledger, [lost, landed]) == [lost]
+    assert admit(redelivery, ledger, [lost]) == []  # the sweeper holds it now
+    landed_row = ledger.response("ob-landed")
+    assert landed_row is not None and landed_row.published_at is not None

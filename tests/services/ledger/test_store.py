@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, update
 
 from services.ledger import Ledger, RequestStatus, TaskPlan, as_utc
+from services.ledger.models import Response
 from services.rules.policy import after_months
 from streams.records import Fee, TaskResult, TaskStatus
 from tests.fixtures.ledger_rows import DEADLINE, dead_letter, event, finish
@@ -168,6 +169,36 @@ def test_completion_happens_exactly_once(ledger: Ledger) -> None:
     ledger.mark_published(["r-1"])
     assert ledger.unpublished_responses() == []
     assert ledger.request("r-1").status == "completed"
+
+
+def _expire_lease(ledger: Ledger, request_id: str) -> None:
+    """The lease's end passes, as when its holder died and no longer renews it."""
+    with ledger.session() as s:
+        s.execute(
+            update(Response)
+            .where(Response.request_id == request_id)
+            .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+
+
+def test_a_response_is_sent_again_only_once_its_senders_lease_runs_out(ledger: Ledger) -> None:
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
+    ledger.complete("r-1", "completed", {"status": "completed", "reasons": []}, 12)
+    # the completing worker holds it: no one else may send it, however long its send takes
+    assert ledger.claim_responses(["r-1"]) == []
+    assert ledger.unpublished_responses(unleased=True) == []
+    _expire_lease(ledger, "r-1")
+    assert ledger.renew_leases(["r-1"]) == 1  # the holder still sending keeps it
+    assert ledger.claim_responses(["r-1"]) == []
+    _expire_lease(ledger, "r-1")  # it died
+    assert [r.request_id for r in ledger.unpublished_responses(unleased=True)] == ["r-1"]
+    assert ledger.claim_responses(["r-1", "r-1"]) == ["r-1"]  # taken once
+    assert ledger.claim_responses(["r-1"]) == []
+    ledger.mark_published(["r-1"])
+    _expire_lease(ledger, "r-1")
+    assert ledger.claim_responses(["r-1"]) == []  # sent: nothing to take
+    assert ledger.renew_leases(["r-1"]) == 0
 
 
 def test_a_redriven_task_reopens_its_completed_request_once(ledger: Ledger) -> None:
