@@ -89,6 +89,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check streams connectors services tests bench
 	$(BIN)/mypy
 	$(BIN)/mypy --strict -p connectors
+	$(BIN)/lint-imports
 	$(BIN)/dsr schema --check
 
 # The benchmark: the real pipeline against a synchronous baseline; writes bench/results/.

@@ -19,6 +19,21 @@ import time
 from email.utils import parsedate_to_datetime
 from typing import ClassVar
 
+#: S3 error codes worth another attempt: throttling and the service's own failures
+#: (the S3 connector, and the pipeline's S3 package store).
+S3_TRANSIENT_CODES = frozenset(
+    {
+        "InternalError",
+        "RequestLimitExceeded",
+        "RequestTimeout",
+        "ServiceUnavailable",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+    }
+)
+
 
 class ConnectorError(Exception):
     """Base class of every connector error."""

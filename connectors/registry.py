@@ -11,17 +11,36 @@ for a connector that is importable but not packaged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, Protocol
 
 from connectors.base import ConnectorBase
 from connectors.errors import ConfigError
-from services.datamap import DataMap, SystemSpec
 from streams.records import Kind
 
 GROUP = "dsr.connectors"
+
+
+class SystemSpec(Protocol):
+    """What the registry reads of a data map's system (``services.datamap.SystemSpec``)."""
+
+    @property
+    def connector(self) -> str: ...
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+
+    @property
+    def excluded(self) -> str | None: ...
+
+
+class DataMap(Protocol):
+    """What the registry reads of a data map: its systems."""
+
+    @property
+    def systems(self) -> Mapping[str, SystemSpec]: ...
 
 
 def installed() -> dict[str, EntryPoint]:

@@ -62,13 +62,13 @@ from connectors.registry import build_all
 from connectors.results import OperationResult
 from services import datamap, deadletters, monitoring, settings
 from services.crypto import CryptoError, LocalKeyProvider
+from services.crypto.sealing import Sealer
+from services.delivery.claims import ClaimCheck
 from services.faults import crash_point
 from services.heartbeat import Heart
 from services.logs import configure_logging
 from services.processes import exit_after
-from streams.claims import ClaimCheck
 from streams.records import Task, TaskResult, dump, utcnow
-from streams.sealing import Sealer
 from streams.topics import CONNECTORS_GROUP, DEAD_LETTER, RESULTS, tasks_topic
 
 log = logging.getLogger("dsr.runner")
@@ -187,9 +187,11 @@ class ConnectorRunner:
         self._calls = {system: CallThread(f"call-{system}") for system in self.connectors}
         #: Seconds one call of a system may take (``call_timeout_seconds`` in the data map).
         self._call_timeouts = dict(call_timeouts or {})
-        #: Opens sealed tasks and seals results (``streams.sealing``); None: all in the clear.
+        #: Opens sealed tasks and seals results (``services.crypto.sealing``); None: all in
+        #: the clear.
         self._sealer = sealer
-        #: Sends sealed results too large for a message by reference (``streams.claims``).
+        #: Sends sealed results too large for a message by reference
+        #: (``services.delivery.claims``).
         self._claims = claims
         #: Beats on every turn of the poll loop, and lists the tasks in hand
         #: (``services/heartbeat.py``).

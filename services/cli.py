@@ -236,9 +236,9 @@ def release(
     """Release a held request with the evidence it waits for (identity verified, fee paid,
     an agent's authority), sent again as intake allows. Waits for the worker to record it;
     exits 1 if it was not released, 2 if nothing recorded it."""
+    from services.crypto.sealing import Sealer
     from services.decisions import release as release_request
     from services.ledger import Ledger
-    from streams.sealing import Sealer
 
     settings = load_settings()
     evidence = {
@@ -758,10 +758,10 @@ def dlq_redrive(
     from kafka import KafkaProducer
 
     from services import deadletters
+    from services.crypto.sealing import Sealer
     from services.datamap import load as load_datamap
     from services.ledger import Ledger
     from services.signing import Keyring
-    from streams.sealing import Sealer
 
     settings = load_settings()
     bootstrap = _bootstrap(settings)

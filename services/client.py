@@ -14,10 +14,10 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from services.crypto.sealing import RequestSealer
 from services.settings import Settings
 from services.signing import Keyring, Signer
 from streams import topics
-from streams.sealing import RequestSealer
 
 
 def request_key(raw: bytes) -> bytes | None:

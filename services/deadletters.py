@@ -38,11 +38,11 @@ from typing import Any
 from kafka import KafkaProducer
 
 from services.crypto import CryptoError
+from services.crypto.sealing import Sealer
 from services.ledger import Ledger
 from services.ledger.models import DeadLetter
 from services.signing import SIGNATURE_HEADER, SIGNING_HEADERS, Signer
 from streams import topics
-from streams.sealing import Sealer
 
 #: Where a worker stage's dead letters go back to.
 STAGE_TOPICS = {

@@ -24,6 +24,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ra
 
 from services import deadletters, monitoring, notify
 from services.crypto.local import LocalKeyProvider
+from services.crypto.sealing import Sealer
 from services.crypto.shred import shred
 from services.faults import crash_point
 from services.heartbeat import Heart
@@ -36,7 +37,6 @@ from streams import outbox, parking, topics
 from streams.agents import aggregate, decisions, fanout, intake, notices, provisions
 from streams.agents.aggregate import PoisonEvent
 from streams.context import Outgoing, Pipeline
-from streams.sealing import Sealer
 
 log = logging.getLogger("dsr.worker")
 

@@ -12,8 +12,10 @@ from datetime import timedelta
 from functools import cached_property
 
 from connectors.registry import capabilities
+from services.crypto.sealing import Sealer
 from services.datamap import DataMap, answers, unanswerable_kinds
 from services.datamap import load as load_datamap
+from services.delivery.claims import ClaimCheck
 from services.delivery.encrypted import open_package_storage
 from services.delivery.labels import Labels
 from services.delivery.letterhead import Letterhead
@@ -21,9 +23,7 @@ from services.delivery.storage import Storage
 from services.ledger import Ledger
 from services.settings import DEFAULT_COMPLAINTS_CONTACT, Settings
 from services.signing import Keyring
-from streams.claims import ClaimCheck
 from streams.records import Kind
-from streams.sealing import Sealer
 
 log = logging.getLogger("dsr.pipeline")
 
@@ -57,7 +57,7 @@ class Pipeline:
     #: Seals personal data in task and result events; None sends it in the clear.
     #: (The ledger has its own, for what it keeps: ``Ledger.sealer``.)
     sealer: Sealer | None = None
-    #: Reads back sealed results sent by claim check (``streams.claims``).
+    #: Reads back sealed results sent by claim check (``services.delivery.claims``).
     claims: ClaimCheck | None = None
 
     @cached_property

@@ -33,6 +33,7 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from connectors.errors import (
+    S3_TRANSIENT_CODES,
     ConfigError,
     ConnectorError,
     FatalError,
@@ -46,18 +47,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-TRANSIENT_CODES = frozenset(
-    {
-        "InternalError",
-        "RequestLimitExceeded",
-        "RequestTimeout",
-        "ServiceUnavailable",
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "TooManyRequestsException",
-    }
-)
 #: A conditional write lost to a concurrent one: read again and retry.
 CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 CONFIG_CODES = frozenset(
@@ -230,7 +219,7 @@ class Bucket:
                     f"system {self.system!r}: S3 DeleteObjects could not delete "
                     f"{len(errors)} of {len(batch)} objects ({', '.join(codes)})"
                 )
-                if set(codes) <= TRANSIENT_CODES:
+                if set(codes) <= S3_TRANSIENT_CODES:
                     raise RetriableError(message)
                 raise FatalError(message)
 
@@ -261,7 +250,7 @@ def classify(system: str, operation: str, exc: ClientError | BotoCoreError) -> C
     message = f"{prefix} failed: {code or 'error'} (HTTP {status})"
     if code in CONFLICT_CODES:
         return RetriableError(f"{prefix}: the object changed meanwhile ({code})")
-    if code in TRANSIENT_CODES or status == 429 or status >= 500:
+    if code in S3_TRANSIENT_CODES or status == 429 or status >= 500:
         headers = meta.get("HTTPHeaders") or {}
         return RetriableError(message, retry_after=parse_retry_after(headers.get("retry-after")))
     if code in CONFIG_CODES:

@@ -28,6 +28,7 @@ from services import rules, statements
 from services.console import actions
 from services.console.sessions import COOKIE, LIFETIME_S, Sessions
 from services.console.users import User, authenticate, find
+from services.crypto.sealing import Sealer
 from services.datamap import load as load_datamap
 from services.delivery.encrypted import open_package_storage
 from services.delivery.labels import Labels
@@ -42,7 +43,6 @@ from services.serving import Background, bind, send
 from services.settings import Settings
 from services.templating import templates
 from streams.records import DecisionEvent, ResponseEvent
-from streams.sealing import Sealer
 
 log = logging.getLogger("dsr.console")
 

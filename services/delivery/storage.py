@@ -49,7 +49,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from connectors.s3.bucket import TRANSIENT_CODES  # S3 error codes worth another attempt
+from connectors.errors import S3_TRANSIENT_CODES
 from services.files import write_atomic
 
 if TYPE_CHECKING:
@@ -220,7 +220,7 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return code in TRANSIENT_CODES or status == 429 or status >= 500
+        return code in S3_TRANSIENT_CODES or status == 429 or status >= 500
     return False
 
 

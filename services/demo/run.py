@@ -245,7 +245,7 @@ def _in_clear(
     bootstrap: str, systems: set[str], subjects: list[dict[str, str]], files: list[Path]
 ) -> list[str]:
     """Every topic and file (logs, the ledger's) that holds a subject's identifier in clear
-    (none should: ``streams.sealing``). The forged event is left out: its sender had no
+    (none should: ``services.crypto.sealing``). The forged event is left out: its sender had no
     key, so it sits on ``dsr.requests`` as sent, and its rejection quotes it."""
     names = [t.name for t in topics.all_topics(sorted(systems))]
     values = [v.encode() for subject in subjects for v in subject.values()]

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.crypto.digests import subject_digests
 from services.crypto.errors import CryptoError
+from services.crypto.sealing import Sealer, is_sealed_field
 from services.ledger import resends
 from services.ledger.models import (
     FINAL_STATUSES,
@@ -61,7 +62,6 @@ from streams.records import (
     utcnow,
 )
 from streams.records import Task as TaskMessage
-from streams.sealing import Sealer, is_sealed_field
 
 if TYPE_CHECKING:
     from services.provisions.store import ProvisionStore
@@ -240,7 +240,7 @@ class Ledger:
     With a ``sealer``, the personal data it keeps (the request event, the identifiers
     identity graph) is sealed under the request's data key, so it is shredded with it;
     the principal is found by ``requests.subject_digests`` only. Task results are
-    kept as they arrive, sealed by the runner (``streams.sealing``).
+    kept as they arrive, sealed by the runner (``services.crypto.sealing``).
     """
 
     def __init__(self, url: str, sealer: Sealer | None = None) -> None:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.parsing import Rejection, parse
 from services.provisions.records import ProvisionEvent
 from services.provisions.store import ProvisionStore
-from streams.agents.intake import Rejection, parse
 
 #: Headers whose cell is a list, separated by ``;``.
 LIST_HEADERS = frozenset({"items", "subject.digests"})

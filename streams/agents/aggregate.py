@@ -295,8 +295,8 @@ def _looked_up(ctx: Pipeline, tasks: list[TaskRow]) -> set[str]:
 
 
 def _opened(ctx: Pipeline, result: TaskResult) -> TaskResult:
-    """``result`` with its personal fields opened (``streams.sealing``), read back from
-    the store first if it came by claim check (``streams.claims``)."""
+    """``result`` with its personal fields opened (``services.crypto.sealing``), read back from
+    the store first if it came by claim check (``services.delivery.claims``)."""
     if result.claim is not None:
         if ctx.claims is None:
             raise PoisonEvent("claimed task result", "this worker has no claim check store")

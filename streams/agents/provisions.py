@@ -15,17 +15,11 @@ from __future__ import annotations
 
 import logging
 
+from services.parsing import Rejection, not_permitted, parse_signed
 from services.provisions.records import ProvisionEvent
 from services.signing import Headers
 from streams import topics
-from streams.agents.intake import (
-    Rejection,
-    not_permitted,
-    parse_signed,
-    permissions,
-    reject,
-    rejected_event,
-)
+from streams.agents.intake import permissions, reject, rejected_event
 from streams.context import Outgoing, Pipeline
 from streams.records import dump
 

@@ -32,10 +32,10 @@ from connectors.runner import REJOIN_STUCK_S, RejoinStuck
 from connectors.sql import SQLConnector
 from services.broker import create_topics
 from services.crypto import LocalKeyProvider
+from services.crypto.sealing import Sealer
+from services.delivery.claims import ClaimCheck
 from services.delivery.storage import LocalStorage
-from streams.claims import ClaimCheck
 from streams.records import Kind, Task, TaskResult, dump, utcnow
-from streams.sealing import Sealer
 from streams.topics import TopicSpec, tasks_topic
 from tests.connectors.fixtures import ALICE, SESSION_S, Database, Outbox, running
 from tests.integration.fixtures import wait_for

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from services.client import Submitter, Watcher
+from services.crypto.sealing import Sealer
 from services.delivery.encrypted import open_package_storage
 from services.delivery.package import read_package
 from services.demo.scenario import TARO, event
@@ -21,7 +22,6 @@ from services.ledger import Ledger
 from services.signing import Keyring
 from services.stack import Stack
 from streams import topics
-from streams.sealing import Sealer
 from tests.integration.fixtures import settings_for
 
 pytestmark = pytest.mark.integration

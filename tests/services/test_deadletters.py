@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from services.crypto import LocalKeyProvider
+from services.crypto.sealing import Sealer
 from services.deadletters import (
     Letter,
     _target,
@@ -20,7 +21,6 @@ from services.deadletters import (
 from services.ledger import Ledger
 from services.signing import Keyring, SignatureError
 from streams import topics
-from streams.sealing import Sealer
 
 AT_MS = 1_795_000_000_000
 REQUEST_ORIGINAL = json.dumps(

@@ -12,9 +12,9 @@ import pytest
 
 from services.crypto import BlobError, CryptoError, LocalKeyProvider
 from services.crypto.public import PublicKey, export_for_producers, seal_to
+from services.crypto.sealing import SEALED_REQUEST, RequestSealer, Sealer
 from services.settings import Settings
 from streams.records import Kind, Task, TaskResult, utcnow
-from streams.sealing import SEALED_REQUEST, RequestSealer, Sealer
 
 EMAIL = "hanako@example.jp"
 EVENT = json.dumps({"request_id": "r-1", "kind": "access", "identifiers": {"email": EMAIL}})

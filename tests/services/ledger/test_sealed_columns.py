@@ -14,9 +14,9 @@ from sqlalchemy import text
 
 from services.crypto import KeyDestroyed, LocalKeyProvider
 from services.crypto.digests import subject_digests
+from services.crypto.sealing import Sealer, is_sealed_field
 from services.ledger import Ledger
 from services.ledger.store import DISCOVERED_FIELD, MIGRATIONS
-from streams.sealing import Sealer, is_sealed_field
 from tests.fixtures.ledger_rows import DEADLINE, event
 
 EMAIL, FOUND = "a@example.jp", "C-0042"

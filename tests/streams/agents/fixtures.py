@@ -14,6 +14,7 @@ from connectors import pseudonyms
 from connectors.base import ConnectorBase, dispatch, ok_result
 from connectors.registry import build_all, capabilities
 from services.crypto import LocalKeyProvider
+from services.crypto.sealing import Sealer
 from services.datamap import parse
 from services.delivery.encrypted import EncryptedStorage
 from services.delivery.storage import LocalStorage
@@ -23,7 +24,6 @@ from streams import topics
 from streams.agents import aggregate, fanout
 from streams.context import Outgoing, Pipeline
 from streams.records import ResponseEvent, Task, dump, utcnow
-from streams.sealing import Sealer
 
 DEMO_DATAMAP = Path(__file__).parents[3] / "services" / "demo" / "datamap.yaml"
 

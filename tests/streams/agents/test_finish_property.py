@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from services import rules
 from services.crypto import LocalKeyProvider
+from services.crypto.sealing import Sealer
 from services.datamap import parse
 from services.delivery.encrypted import EncryptedStorage
 from services.delivery.package import read_package
@@ -39,7 +40,6 @@ from streams.records import (
     TaskResult,
     TaskStatus,
 )
-from streams.sealing import Sealer
 from tests.services.test_statements_property import (
     Fact,
     FieldFate,

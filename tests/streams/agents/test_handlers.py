@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from services.datamap import RefusalRule
+from services.delivery.claims import ClaimCheck
 from services.delivery.storage import LocalStorage
 from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.ledger import as_utc
@@ -19,7 +20,6 @@ from services.ledger.models import Request
 from streams import topics
 from streams.agents import aggregate, fanout, intake
 from streams.agents.aggregate import PoisonEvent
-from streams.claims import ClaimCheck
 from streams.context import Pipeline
 from streams.records import Outcome, ResponseEvent, Task, TaskResult
 from tests.streams.agents.fixtures import body, drive, run_tasks, to

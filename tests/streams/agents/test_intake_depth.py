@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+from services import parsing
 from services.demo.scenario import TARO, event
 from services.signing import Keyring
 from streams import topics
@@ -30,8 +31,8 @@ def test_an_event_nested_a_thousand_deep_is_rejected_too_deep(pipeline: Pipeline
 
 
 def test_the_limit_is_exact(pipeline: Pipeline) -> None:
-    at_limit = json.dumps(nested(intake.MAX_DEPTH)).encode()
-    over = json.dumps(nested(intake.MAX_DEPTH + 1)).encode()
+    at_limit = json.dumps(nested(parsing.MAX_DEPTH)).encode()
+    over = json.dumps(nested(parsing.MAX_DEPTH + 1)).encode()
     # at the limit the depth check passes: the schema then refuses the extra field
     [first] = to(topics.REJECTED, intake.handle_request(pipeline, at_limit))
     assert body(first)["reason_code"] == "schema_violation"

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from services.crypto.sealing import Sealer
 from services.delivery.package import read_package
 from services.demo.scenario import HANAKO, TARO, event
 from services.ledger import Ledger
@@ -17,7 +18,6 @@ from streams import topics
 from streams.agents import fanout, intake
 from streams.context import Outgoing, Pipeline
 from streams.records import Task
-from streams.sealing import Sealer
 from tests.streams.agents.fixtures import body, drive, to
 
 #: Two producers: any key in the keyring signs validly, none may rewrite a request.

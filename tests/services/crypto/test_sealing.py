@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from services.crypto import BlobError, KeyDestroyed, LocalKeyProvider
+from services.crypto.sealing import Sealer
 from streams.records import Change, Kind, Task, TaskResult, dump, utcnow
-from streams.sealing import Sealer
 
 EMAIL = "taro@example.jp"
 

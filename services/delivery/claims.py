@@ -5,7 +5,7 @@ A disclosure can find megabytes of records, more than a broker takes in one mess
 ``DSR_CLAIM_CHECK_BYTES`` puts the sealed value in the package store under
 ``claims/<request_id>/<sha256 of the value>`` and sends the result with ``claim``
 naming it and ``sealed`` empty; the aggregator reads it back before it opens the
-result. The value stays sealed under the request's data key (``streams.sealing``),
+result. The value stays sealed under the request's data key (``services.crypto.sealing``),
 so the store holds ciphertext only (and S3 encrypts it again server-side), and
 shredding the key leaves it unreadable with the rest. A claim is named by its
 content, so a redelivered result writes the same object again and a redriven task

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from services.crypto import LocalKeyProvider
+from services.crypto.sealing import Sealer
+from services.delivery.claims import ClaimCheck
 from services.delivery.storage import LocalStorage, ObjectNotFound, S3Storage, Storage
-from streams.claims import ClaimCheck
 from streams.records import Kind, Task, TaskResult, TaskStatus
-from streams.sealing import Sealer
 from tests.fixtures.moto_server import moto_server, s3_client  # noqa: F401
 
 LIMIT = 1024
