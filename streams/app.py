@@ -34,8 +34,17 @@ from services.settings import Settings, mark_ready
 from services.settings import load as load_settings
 from services.signing import Keyring, KeyringError
 from streams import outbox, parking, topics
-from streams.agents import aggregate, decisions, fanout, intake, notices, provisions
-from streams.agents.aggregate import PoisonEvent
+from streams.agents import (
+    aggregate,
+    decisions,
+    decode,
+    fanout,
+    intake,
+    notices,
+    provisions,
+    respond,
+)
+from streams.agents.decode import PoisonEvent
 from streams.context import Outgoing, Pipeline
 
 log = logging.getLogger("dsr.worker")
@@ -198,7 +207,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         kept, parsed = [], []
         for event in events:
             try:
-                parsed.append(aggregate.parse_result(ctx(), event.value))
+                parsed.append(decode.parse_result(ctx(), event.value))
                 kept.append(event)
             except Exception as exc:  # noqa: BLE001 - the worker must keep running
                 outgoing += _dead_letters("aggregate", [event], exc)
@@ -331,7 +340,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             for rid in p.ledger.overdue_fan_outs():
                 outgoing += guarded("sweeper", rid, aggregate.time_out)
             for rid in p.ledger.stalled_refusals():
-                outgoing += guarded("sweeper", rid, aggregate.finish)
+                outgoing += guarded("sweeper", rid, respond.finish)
             # A request accepted long ago but never fanned out lost its message in a crash,
             # unless it is still queued: never re-send while fan-out has a backlog.
             backlog = _backlog(app)
@@ -339,7 +348,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                 for rid in p.ledger.claim_stalled_accepted(REFANOUT_AFTER):
                     outgoing.append(Outgoing(topics.ACCEPTED, rid.encode(), rid.encode()))
             for resp in p.ledger.unpublished_responses(unleased=True):
-                outgoing += guarded("outbox", resp.request_id, aggregate.finish)
+                outgoing += guarded("outbox", resp.request_id, respond.finish)
             await send(outgoing)
         except OperationalError:
             log.warning("sweep skipped: ledger busy", extra={"stage": "sweep"})

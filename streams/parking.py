@@ -30,7 +30,7 @@ from kafka.errors import KafkaError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.notify.errors import NotifyError
-from streams.agents.aggregate import PoisonEvent
+from streams.agents.decode import PoisonEvent
 from streams.context import Pipeline
 
 log = logging.getLogger("dsr.parking")

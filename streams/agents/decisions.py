@@ -14,8 +14,8 @@ from services.ledger import Decided
 from services.parsing import Rejection, not_permitted, parse_signed
 from services.signing import Headers
 from streams.agents import notices
-from streams.agents.aggregate import finish
 from streams.agents.intake import permissions, reject
+from streams.agents.respond import finish
 from streams.context import Outgoing, Pipeline
 from streams.records import DecisionEvent, RefusedPart
 

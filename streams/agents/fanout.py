@@ -7,7 +7,8 @@ import logging
 
 from services.faults import crash_point
 from services.ledger import RequestStatus
-from streams.agents.aggregate import advance, finish
+from streams.agents.aggregate import advance
+from streams.agents.respond import finish
 from streams.context import Outgoing, Pipeline
 from streams.planning import identity_graph, next_step, task_messages
 from streams.records import TaskStatus, utcnow

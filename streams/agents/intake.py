@@ -15,7 +15,7 @@ from services.rules import my_number
 from services.signing import Headers, Permissions
 from streams import topics
 from streams.agents import notices
-from streams.agents.aggregate import finish
+from streams.agents.respond import finish
 from streams.context import Outgoing, Pipeline
 from streams.records import RejectedEvent, RequestEvent, dump
 

@@ -1,4 +1,4 @@
-"""No combination the contract allows makes a response raise: ``aggregate.finish`` on a
+"""No combination the contract allows makes a response raise: ``respond.finish`` on a
 real ledger and package store, then the stored package or letter, then the notice.
 
 Hypothesis draws the kind, the regulation, the delivery method, whether the request
@@ -29,7 +29,7 @@ from services.delivery.package import read_package
 from services.delivery.storage import LocalStorage
 from services.ledger import Ledger, TaskPlan
 from streams import topics
-from streams.agents import aggregate, notices
+from streams.agents import notices, respond
 from streams.context import Pipeline
 from streams.records import (
     Kind,
@@ -181,7 +181,7 @@ def finished(
             record(p, request_id, kind, fact)
         p.ledger.time_out_tasks(request_id)  # the sweeper: the rest never answered
 
-    out = aggregate.finish(p, request_id)
+    out = respond.finish(p, request_id)
 
     [message] = [o for o in out if o.topic == topics.RESPONSES]
     response = ResponseEvent.model_validate_json(message.value)
@@ -205,5 +205,5 @@ def finished(
     assert row is not None and row.completed_at is not None
     notice = notices.build(p, row, "response", "the enquiries desk")
     assert notice is not None and notice.body.strip()
-    assert aggregate.finish(p, request_id)  # re-sent while unpublished, never raises
+    assert respond.finish(p, request_id)  # re-sent while unpublished, never raises
     return response

@@ -16,7 +16,7 @@ from services.demo.scenario import TARO, event
 from services.signing import Keyring
 from streams import topics
 from streams.agents import aggregate, intake
-from streams.agents.aggregate import PoisonEvent
+from streams.agents.decode import PoisonEvent
 from streams.context import Pipeline
 from streams.records import RejectedEvent
 from tests.streams.agents.fixtures import body, to

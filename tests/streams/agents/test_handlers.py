@@ -18,8 +18,8 @@ from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.ledger import as_utc
 from services.ledger.models import Request
 from streams import topics
-from streams.agents import aggregate, fanout, intake
-from streams.agents.aggregate import PoisonEvent
+from streams.agents import aggregate, fanout, intake, respond
+from streams.agents.decode import PoisonEvent
 from streams.context import Pipeline
 from streams.records import Outcome, ResponseEvent, Task, TaskResult
 from tests.streams.agents.fixtures import body, drive, run_tasks, to
@@ -230,9 +230,7 @@ def test_rule_7_correction_reports_old_new_and_missing_fields(pipeline: Pipeline
 def test_outcomes_say_where_the_resolve_phase_found_the_principal(pipeline: Pipeline) -> None:
     submit(pipeline, request_id="lu-1", kind="disclosure", identifiers=TARO)
     response = drive(pipeline, "lu-1")
-    outcomes = {
-        o.system: o for o in aggregate.task_outcomes(pipeline, pipeline.ledger.tasks("lu-1"))
-    }
+    outcomes = {o.system: o for o in respond.task_outcomes(pipeline, pipeline.ledger.tasks("lu-1"))}
     assert sorted(outcomes) == sorted(s.system for s in response.systems)  # actions only
     assert {s for s, o in outcomes.items() if o.looked_up} == {"crm", "orders"}
     lookups = [t for t in pipeline.ledger.tasks("lu-1") if Task.is_lookup_id(t.task_id)]
@@ -241,7 +239,7 @@ def test_outcomes_say_where_the_resolve_phase_found_the_principal(pipeline: Pipe
     submit(pipeline, request_id="lu-2", kind="disclosure", identifiers={"email": "nobody@x.jp"})
     drive(pipeline, "lu-2")
     tasks = pipeline.ledger.tasks("lu-2")
-    assert not any(o.looked_up for o in aggregate.task_outcomes(pipeline, tasks))
+    assert not any(o.looked_up for o in respond.task_outcomes(pipeline, tasks))
 
 
 def test_timed_out_request_is_partial_and_names_the_silent_system(pipeline: Pipeline) -> None:

@@ -11,7 +11,7 @@ import pytest
 from services.demo.scenario import TARO, event
 from services.notify import OutboxNotifier
 from streams import topics
-from streams.agents import aggregate, fanout, intake, notices
+from streams.agents import aggregate, fanout, intake, notices, respond
 from streams.context import Outgoing, Pipeline
 from tests.streams.agents.fixtures import run_tasks, to
 
@@ -44,7 +44,7 @@ def test_a_response_notice_is_sent_once_however_often_it_is_due(
         sent += out
     assert to(topics.NOTICES, sent) == [notices.due("o-1", "response")]
     # the response is re-sent before it is marked published: so is its notice
-    again = aggregate.finish(pipeline, "o-1")
+    again = respond.finish(pipeline, "o-1")
     assert to(topics.NOTICES, again) == [notices.due("o-1", "response")]
     deliver(pipeline, outbox, sent + again)
     assert notified(pipeline, "o-1") == ["o-1:response:1"]

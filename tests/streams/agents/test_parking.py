@@ -126,7 +126,7 @@ def test_only_the_requests_own_errors_park_it() -> None:
     from aiokafka.errors import KafkaConnectionError
 
     from services.notify.errors import NotifyFatal, NotifyRetriable
-    from streams.agents.aggregate import PoisonEvent
+    from streams.agents.decode import PoisonEvent
 
     locked = OperationalError("SELECT 1", {}, Exception("database is locked"))
     assert parking.is_transient(locked) and parking.is_transient(KafkaConnectionError())
