@@ -85,32 +85,32 @@ def withhold(outcomes: Sequence[TaskOutcome], refused: Sequence[RefusedPart]) ->
     with the records still disclosed counted."""
     out = []
     for o in outcomes:
-        r = o.result
         parts = [p for p in refused if p.covers(o.system)]
+        r = o.result
         if not parts or r is None or r.refusal is not None or o.status is not TaskStatus.OK:
             out.append(o)
-            continue
-        if whole := next((p for p in parts if not p.fields), None):
-            r = r.model_copy(
-                update={"records": [], "fields": [], "refusal": whole.as_reason(o.system)}
-            )
-            out.append(replace(o, result=r))
-            continue
-        drop = {f for p in parts for f in p.fields}
-        held = sorted({f for rec in r.records for f in rec if f in drop})
-        if held:
-            first = next(p for p in parts if set(p.fields) & set(held))
-            r = r.model_copy(
-                update={
-                    "records": [
-                        {k: v for k, v in rec.items() if k not in drop} for rec in r.records
-                    ],
-                    "fields": [f for f in r.fields if f not in drop],
-                    "refusal": first.as_reason(o.system, ", ".join(held)),
-                }
-            )
-        out.append(replace(o, result=r))
+        else:
+            out.append(replace(o, result=_withheld(o.system, r, parts)))
     return out
+
+
+def _withheld(system: str, r: TaskResult, parts: Sequence[RefusedPart]) -> TaskResult:
+    """``r`` without what ``parts`` refuse: everything, if one refuses the whole system."""
+    if whole := next((p for p in parts if not p.fields), None):
+        refusal = whole.as_reason(system)
+        return r.model_copy(update={"records": [], "fields": [], "refusal": refusal})
+    drop = {f for p in parts for f in p.fields}
+    held = sorted({f for rec in r.records for f in rec if f in drop})
+    if not held:
+        return r
+    first = next(p for p in parts if set(p.fields) & set(held))
+    return r.model_copy(
+        update={
+            "records": [{k: v for k, v in rec.items() if k not in drop} for rec in r.records],
+            "fields": [f for f in r.fields if f not in drop],
+            "refusal": first.as_reason(system, ", ".join(held)),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -186,18 +186,10 @@ def response_status(
     did_something = bool(outcomes & DONE) or any(
         s.outcome is Outcome.REFUSED and (s.records or s.changed) for s in answering
     )
+    complete = not blocked
     if kind is Kind.CORRECTION:
-        fields: dict[str, set[Outcome]] = {}
-        for f in corrections:
-            fields.setdefault(f.field, set()).add(f.outcome)
-        complete = bool(fields) and all(
-            got & DONE and not got & NOT_DONE for got in fields.values()
-        )
-        if not fields:  # nothing known per field: every answering system must have done it
-            complete = outcomes <= DONE
+        complete = _corrected(outcomes, corrections)
         did_something = did_something or any(f.outcome is Outcome.DONE for f in corrections)
-    else:
-        complete = not blocked
     if complete and not blocked:
         return ResponseStatus.COMPLETED
     if did_something:
@@ -205,6 +197,17 @@ def response_status(
     if blocked == {Outcome.REFUSED}:
         return ResponseStatus.REFUSED
     return ResponseStatus.FAILED
+
+
+def _corrected(outcomes: set[Outcome], corrections: Sequence[FieldOutcome]) -> bool:
+    """Whether a correction is complete: every field done somewhere and blocked nowhere;
+    with nothing known per field, done by every answering system."""
+    fields: dict[str, set[Outcome]] = {}
+    for f in corrections:
+        fields.setdefault(f.field, set()).add(f.outcome)
+    if not fields:
+        return outcomes <= DONE
+    return all(got & DONE and not got & NOT_DONE for got in fields.values())
 
 
 def holds_nothing(kind: Kind, systems: Sequence[SystemOutcome]) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -150,11 +151,29 @@ def stages(
     An unfinished stage runs to now; it is marked ``running``, or, for a task, with its
     ``state`` (``queued``, ``running`` or ``in flight``).
     """
-    start = as_utc(row.created_at)
-    now = utcnow()
-    out: list[dict[str, Any]] = []
+    line = _Stages(as_utc(row.created_at), utcnow())
+    line.before_tasks(row, timeline)
+    ran = [t for t in tasks if t.status not in _NEVER_RAN]
+    for t in sorted(ran, key=lambda t: (t.wave, as_utc(t.created_at), t.system)):
+        line.task(t, (states or {}).get(t.task_id))
+    finished = [as_utc(t.finished_at) for t in ran if t.finished_at]
+    if finished and len(finished) == len(ran) and (row.completed_at or row.status == "fanned_out"):
+        line.add("aggregation", max(finished), row.completed_at, "ok")
+    if row.completed_at:
+        line.add("total", line.start, row.completed_at, row.status)
+    return line.out
+
+
+@dataclass
+class _Stages:
+    """Stages timed from ``start``; an unfinished one runs to ``now``."""
+
+    start: datetime
+    now: datetime
+    out: list[dict[str, Any]] = field(default_factory=list)
 
     def add(
+        self,
         stage: str,
         began: datetime,
         ended: datetime | None,
@@ -162,57 +181,54 @@ def stages(
         running: str = "running",
         **extra: Any,
     ) -> None:
-        out.append(
+        self.out.append(
             {
                 "stage": stage,
-                "start_ms": _ms(start, began),
-                "duration_ms": _ms(began, ended or now),
+                "start_ms": _ms(self.start, began),
+                "duration_ms": _ms(began, ended or self.now),
                 "status": status if ended else running,
                 **extra,
             }
         )
 
-    holds = [e for e in timeline if e.action == "hold"]
-    releases = [e for e in timeline if e.action in ("released", "refuse")]
-    intake_end = next((e for e in timeline if e.action in _INTAKE_ENDS), None)
-    add("intake", start, intake_end.at if intake_end else None, "ok")
-    if holds:
+    def before_tasks(self, row: Request, timeline: list[AuditEntry]) -> None:
+        """Intake; and a hold, and the fan-out after its release, if it was held."""
+        intake_end = next((e for e in timeline if e.action in _INTAKE_ENDS), None)
+        self.add("intake", self.start, intake_end.at if intake_end else None, "ok")
+        holds = [e for e in timeline if e.action == "hold"]
+        if not holds:
+            return
+        releases = [e for e in timeline if e.action in ("released", "refuse")]
         held_until = releases[-1].at if releases else None
-        add("held", holds[0].at, held_until, "released", reason=row.hold_reason or "")
-        fanned = next((e for e in timeline if e.action == "fanned_out"), None)
+        self.add("held", holds[0].at, held_until, "released", reason=row.hold_reason or "")
         if releases and releases[-1].action == "released":
-            add("fan-out", releases[-1].at, fanned.at if fanned else None, "ok")
-    for t in sorted(tasks, key=lambda t: (t.wave, as_utc(t.created_at), t.system)):
-        if t.status in _NEVER_RAN:
-            continue
-        connector_ms = None
-        if t.result and t.result.get("started_at") and t.result.get("finished_at"):
-            connector_ms = _ms(
-                datetime.fromisoformat(t.result["started_at"]),
-                datetime.fromisoformat(t.result["finished_at"]),
-            )
-        state = dict((states or {}).get(t.task_id) or {"state": "running"})
-        add(
+            fanned = next((e for e in timeline if e.action == "fanned_out"), None)
+            self.add("fan-out", releases[-1].at, fanned.at if fanned else None, "ok")
+
+    def task(self, t: Task, state: dict[str, Any] | None) -> None:
+        """A task's stage, with its state while unanswered and its connector's time."""
+        where = dict(state or {"state": "running"})
+        self.add(
             f"system:{t.system}",
             t.created_at,
             t.finished_at,
             t.status,
-            state.pop("state"),
+            where.pop("state"),
             wave=t.wave,
             attempts=t.attempts,
-            connector_ms=connector_ms,
-            **state,
+            connector_ms=_connector_ms(t),
+            **where,
         )
-    finished = [
-        as_utc(t.finished_at) for t in tasks if t.finished_at and t.status not in _NEVER_RAN
-    ]
-    if finished and (row.completed_at or row.status == "fanned_out"):
-        last = max(finished)
-        if len(finished) == len([t for t in tasks if t.status not in _NEVER_RAN]):
-            add("aggregation", last, row.completed_at, "ok")
-    if row.completed_at:
-        add("total", start, row.completed_at, row.status)
-    return out
+
+
+def _connector_ms(t: Task) -> int | None:
+    """How long the connector took, from the result's own times."""
+    if not (t.result and t.result.get("started_at") and t.result.get("finished_at")):
+        return None
+    return _ms(
+        datetime.fromisoformat(t.result["started_at"]),
+        datetime.fromisoformat(t.result["finished_at"]),
+    )
 
 
 def _ms(start: datetime, end: datetime) -> int:

@@ -136,55 +136,102 @@ def next_wave(
 ) -> list[TaskPlan]:
     """Action plans for the systems not planned yet: those that can run now, and those
     the closed graph never reaches. ``closing``: none can run now."""
-    state = {p.system: p.status for p in planned}
-    wave = max((p.wave for p in planned), default=-1) + 1
-    withheld = {
-        s: p.as_reason(s)
-        for p in refused
-        if not p.fields
-        for s in ctx.datamap.systems
-        if p.covers(s)
-    }
+    wave = _Wave.of(ctx, event, graph, planned, lookups, closing, refused)
+    number = max((p.wave for p in planned), default=-1) + 1
     in_flight = any(p.status is TaskStatus.PENDING for p in [*planned, *lookups])
-    unresolved = {p.system for p in lookups if p.status in _UNFINISHED}
-    order = (
-        ctx.datamap.discovery_order(event.subject.identifiers)
-        if event.kind in DESTRUCTIVE_KINDS
-        else {}
-    )
     plans: list[TaskPlan] = []
     while True:
-        waiting: list[str] = []
-        progressed = False
-        for system, spec in sorted(ctx.datamap.systems.items()):
-            if system in state:
-                continue
-            status, reason = _decide(ctx, system, spec, event.kind, graph, withheld.get(system))
-            if status is None:
-                # The graph is closed: nothing will unlock it. Record why, then look again,
-                # since an erase_after on a system that never runs holds no one back.
-                status, reason = _unreached(ctx, system, reason, unresolved)
-            if status is TaskStatus.PENDING and closing:
-                status, reason = TaskStatus.TIMED_OUT, "not asked before the request timeout"
-            if status is TaskStatus.PENDING:
-                after = _after(system, spec, event.kind, state, order)
-                if after is None:
-                    waiting.append(system)
-                    continue
-                status, reason = after
-            state[system], progressed = status, True
-            refusal = _refusal(system, spec, event.kind, withheld.get(system))
-            refusal = refusal if status is TaskStatus.REFUSED else None
-            plans.append(_plan(event, system, wave, status, reason, refusal))
-        if progressed and waiting:
+        decided, waiting = wave.decide()
+        for system, (status, reason) in decided.items():
+            refusal = wave.refusal(system) if status is TaskStatus.REFUSED else None
+            plans.append(_plan(event, system, number, status, reason, refusal))
+        if decided and waiting:
             continue  # a system decided this pass may release one that waits on it
         if not waiting or in_flight or any(p.status is TaskStatus.PENDING for p in plans):
             return plans
         # Stuck: systems that supplied each other's keys wait on each other. The graph is
         # kept, so they stop waiting on each other (erase_after cycles are refused at load).
-        if not order:
+        if not wave.order:
             raise RuntimeError(f"erase_after holds {waiting} back in a cycle")
-        order = _untied(order, waiting)
+        wave.order = _untied(wave.order, waiting)
+
+
+@dataclass
+class _Wave:
+    """What one wave's planning knows: each system's status so far (``state``), the
+    systems an operator refused whole (``withheld``), the lookups not finished
+    (``unresolved``) and which systems' identifiers lead to which (``order``)."""
+
+    ctx: Pipeline
+    event: RequestEvent
+    graph: Sequence[Unit]
+    closing: bool
+    state: dict[str, TaskStatus]
+    withheld: dict[str, Reason]
+    unresolved: set[str]
+    order: dict[str, set[str]]
+
+    @classmethod
+    def of(
+        cls,
+        ctx: Pipeline,
+        event: RequestEvent,
+        graph: Sequence[Unit],
+        planned: Sequence[Planned],
+        lookups: Sequence[Planned],
+        closing: bool,
+        refused: Sequence[RefusedPart],
+    ) -> _Wave:
+        systems = ctx.datamap.systems
+        destructive = event.kind in DESTRUCTIVE_KINDS
+        return cls(
+            ctx,
+            event,
+            graph,
+            closing=closing,
+            state={p.system: p.status for p in planned},
+            withheld={
+                s: p.as_reason(s) for p in refused if not p.fields for s in systems if p.covers(s)
+            },
+            unresolved={p.system for p in lookups if p.status in _UNFINISHED},
+            order=ctx.datamap.discovery_order(event.subject.identifiers) if destructive else {},
+        )
+
+    def decide(self) -> tuple[dict[str, tuple[TaskStatus, str]], list[str]]:
+        """One pass over the systems not yet decided: those decided now (recorded in
+        ``state``), and those still waiting on another."""
+        decided: dict[str, tuple[TaskStatus, str]] = {}
+        waiting: list[str] = []
+        for system, spec in sorted(self.ctx.datamap.systems.items()):
+            if system in self.state:
+                continue
+            now = self.status(system, spec)
+            if now is None:
+                waiting.append(system)
+                continue
+            self.state[system] = now[0]
+            decided[system] = now
+        return decided, waiting
+
+    def status(self, system: str, spec: SystemSpec) -> tuple[TaskStatus, str] | None:
+        """The system's status in this wave, and why; None while it waits on another."""
+        kind = self.event.kind
+        status, reason = _decide(
+            self.ctx, system, spec, kind, self.graph, self.withheld.get(system)
+        )
+        if status is None:
+            # The graph is closed: nothing will unlock it. Record why, then look again,
+            # since an erase_after on a system that never runs holds no one back.
+            status, reason = _unreached(self.ctx, system, reason, self.unresolved)
+        if status is TaskStatus.PENDING and self.closing:
+            return TaskStatus.TIMED_OUT, "not asked before the request timeout"
+        if status is TaskStatus.PENDING:
+            return _after(system, spec, kind, self.state, self.order)
+        return status, reason
+
+    def refusal(self, system: str) -> Reason | None:
+        spec = self.ctx.datamap.systems[system]
+        return _refusal(system, spec, self.event.kind, self.withheld.get(system))
 
 
 def _untied(order: Mapping[str, set[str]], waiting: Sequence[str]) -> dict[str, set[str]]:
