@@ -555,41 +555,8 @@ SHORT = {
 
 
 def _print_report(r: dict[str, Any]) -> None:
-    table = Table("request", "status", "systems", "ms")
-    for q in r["requests"]:
-        mark = "green" if q["status"] == q["expected"] else "red"
-        status = (
-            q["status"]
-            if q["status"] == q["expected"]
-            else (f"{q['status']} (expected {q['expected']})")
-        )
-        systems = ", ".join(
-            f"{name} {SHORT.get(st, st)}"
-            for name, st in (s.split(":") for s in q["systems"].split(", ") if s)
-        )
-        table.add_row(
-            q["kind"] + (f"\n[dim]{q['note']}[/]" if q["note"] else ""),
-            f"[{mark}]{status}[/]",
-            systems or "—",
-            f"{q['latency_ms'] or '—'}",
-        )
-    console.print(table)
-    home = r["home"]
-    for q in r["requests"]:
-        if q["output"].startswith("file://"):
-            where = q["output"].removeprefix("file://" + home + "/")
-            if where.endswith("letter.html"):
-                where += ", " + where.removesuffix(".html") + ".pdf"
-            console.print(f"[dim]{q['kind']}:[/] {where}")
-        elif q["output"]:
-            console.print(f"[dim]{q['kind']} reasons:[/] {q['output']}")
-    if any(q["output"].startswith("file://") for q in r["requests"]):
-        console.print(
-            f"[dim]Read a package with[/] DSR_HOME={home} dsr package open REQUEST_ID "
-            "[dim](local packages are sealed at rest unless DSR_ENCRYPT_PACKAGES=false)[/]",
-            highlight=False,
-            soft_wrap=True,
-        )
+    console.print(_requests_table(r["requests"]))
+    _print_outputs(r["requests"], r["home"])
     for rej in r["rejected"]:
         console.print(
             f"rejected ([bold]{rej['reason_code']}[/]): "
@@ -602,9 +569,47 @@ def _print_report(r: dict[str, Any]) -> None:
     lat = r["latency_ms"]
     console.print(
         f"workers joined in {r['worker_join_s']} s · submit → response: "
-        f"p50 {lat['p50']} ms, max {lat['max']} ms · files under {home}"
+        f"p50 {lat['p50']} ms, max {lat['max']} ms · files under {r['home']}"
     )
     console.print("[green bold]demo passed[/]" if r["ok"] else "[red bold]demo FAILED[/]")
+
+
+def _requests_table(requests: list[dict[str, Any]]) -> Table:
+    """The demo's requests: each one's status (against the expected), systems and time."""
+    table = Table("request", "status", "systems", "ms")
+    for q in requests:
+        expected = q["status"] == q["expected"]
+        status = q["status"] if expected else f"{q['status']} (expected {q['expected']})"
+        systems = ", ".join(
+            f"{name} {SHORT.get(st, st)}"
+            for name, st in (s.split(":") for s in q["systems"].split(", ") if s)
+        )
+        table.add_row(
+            q["kind"] + (f"\n[dim]{q['note']}[/]" if q["note"] else ""),
+            f"[{'green' if expected else 'red'}]{status}[/]",
+            systems or "—",
+            f"{q['latency_ms'] or '—'}",
+        )
+    return table
+
+
+def _print_outputs(requests: list[dict[str, Any]], home: str) -> None:
+    """Where each request's package or letter is, or its reasons."""
+    for q in requests:
+        if q["output"].startswith("file://"):
+            where = q["output"].removeprefix("file://" + home + "/")
+            if where.endswith("letter.html"):
+                where += ", " + where.removesuffix(".html") + ".pdf"
+            console.print(f"[dim]{q['kind']}:[/] {where}")
+        elif q["output"]:
+            console.print(f"[dim]{q['kind']} reasons:[/] {q['output']}")
+    if any(q["output"].startswith("file://") for q in requests):
+        console.print(
+            f"[dim]Read a package with[/] DSR_HOME={home} dsr package open REQUEST_ID "
+            "[dim](local packages are sealed at rest unless DSR_ENCRYPT_PACKAGES=false)[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

@@ -135,18 +135,8 @@ def render(report: Report) -> Iterator[str]:
     count = len(report.systems)
     yield escape(f"data map {report.datamap}: {count} system{'' if count == 1 else 's'}")
     for s in report.systems:
-        status = "[yellow]skipped[/]" if s.skipped else "[green]ok[/]" if s.ok else "[red]FAILED[/]"
-        found = f"; discovers {', '.join(s.discovers)}" if s.discovers else ""
-        lines = s.message.splitlines() or [""]
         yield ""
-        yield f"{escape(f'{s.system} ({s.connector})')}  {status}"
-        yield escape(f"  identifiers: {', '.join(s.identifiers)}{found}")
-        if s.built:
-            yield escape(f"  kinds:       {', '.join(s.kinds) or 'none'}")
-        label = "check:  " if s.built else "skipped:" if s.skipped else "config: "
-        yield escape(f"  {label}     {lines[0]}")
-        yield from (escape(f"               {line}") for line in lines[1:])
-        yield from (escape(f"  note:        {n}") for n in s.notes)
+        yield from _system_lines(s)
     unbuilt = [s.system for s in report.systems if not (s.built or s.skipped)]
     for kind in report.unanswerable:
         yield ""
@@ -162,3 +152,18 @@ def render(report: Report) -> Iterator[str]:
         yield f"[red]{len(failed)} of {len(report.systems)} systems failed: {names}[/]"
     else:
         yield "[green]every system is ready[/]"
+
+
+def _system_lines(s: SystemReport) -> Iterator[str]:
+    """One system's part of the report."""
+    status = "[yellow]skipped[/]" if s.skipped else "[green]ok[/]" if s.ok else "[red]FAILED[/]"
+    found = f"; discovers {', '.join(s.discovers)}" if s.discovers else ""
+    lines = s.message.splitlines() or [""]
+    yield f"{escape(f'{s.system} ({s.connector})')}  {status}"
+    yield escape(f"  identifiers: {', '.join(s.identifiers)}{found}")
+    if s.built:
+        yield escape(f"  kinds:       {', '.join(s.kinds) or 'none'}")
+    label = "check:  " if s.built else "skipped:" if s.skipped else "config: "
+    yield escape(f"  {label}     {lines[0]}")
+    yield from (escape(f"               {line}") for line in lines[1:])
+    yield from (escape(f"  note:        {n}") for n in s.notes)

@@ -133,23 +133,10 @@ class SQLConnector(Connector[SQLConfig]):
                     continue
                 for t in m.physical:
                     where = key_clause(t, m.spec.key, reach)
-                    if where is None:
-                        continue
-                    new = {f: coerce(t.c[f], wanted[f], t.name) for f in fields}
-                    rows = conn.execute(select(*(t.c[f] for f in fields)).where(where)).all()
-                    for i, f in enumerate(fields):
-                        for old, n in _tally(row[i] for row in rows if row[i] != new[f]):
-                            entries.append(
-                                {
-                                    "table": t.name,
-                                    "field": f,
-                                    "old": jsonable(old),
-                                    "new": jsonable(new[f]),
-                                    "rows": n,
-                                }
-                            )
-                    differs = or_(*(t.c[f].is_distinct_from(new[f]) for f in fields))
-                    changed += conn.execute(update(t).where(where, differs).values(new)).rowcount
+                    if where is not None:
+                        n, replaced = _correct_rows(conn, t, where, {f: wanted[f] for f in fields})
+                        changed += n
+                        entries += replaced
             present = {c.name for m in schema.tables for c in m.table.columns}
         correctable = {f for m in schema.tables for f in m.spec.correctable}
         return OperationResult(
@@ -342,6 +329,23 @@ def _anonymise(
         changed += conn.execute(update(table).where(same).values(diff)).rowcount
         touched.update(diff)
     return changed, touched
+
+
+def _correct_rows(
+    conn: Connection, t: Table, where: ColumnElement[bool], wanted: Mapping[str, Any]
+) -> tuple[int, list[dict[str, Any]]]:
+    """Set the ``wanted`` fields of the rows of ``t`` that ``where`` selects: how many rows
+    changed, and each old value replaced, with how many rows held it."""
+    fields = list(wanted)
+    new = {f: coerce(t.c[f], wanted[f], t.name) for f in fields}
+    rows = conn.execute(select(*(t.c[f] for f in fields)).where(where)).all()
+    entries = [
+        {"table": t.name, "field": f, "old": jsonable(old), "new": jsonable(new[f]), "rows": n}
+        for i, f in enumerate(fields)
+        for old, n in _tally(row[i] for row in rows if row[i] != new[f])
+    ]
+    differs = or_(*(t.c[f].is_distinct_from(new[f]) for f in fields))
+    return conn.execute(update(t).where(where, differs).values(new)).rowcount, entries
 
 
 def _tally(values: Any) -> list[tuple[Any, int]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Column, Connection, MetaData, Table
@@ -36,54 +36,70 @@ class Schema:
 
 def reflect(system: str, cfg: SQLConfig, conn: Connection) -> Schema:
     """Reflect every configured table and check the config against it."""
-    problems: list[str] = []
-    meta = MetaData(schema=cfg.schema_name)
-
-    def load(name: str) -> Table | None:
-        try:
-            return Table(name, meta, autoload_with=conn)
-        except sa_exc.NoSuchTableError:
-            problems.append(f"table {name!r} does not exist")
-            return None
-
-    def need(table: Table, columns: Sequence[str], role: str) -> None:
-        missing = [c for c in columns if c not in table.c]
-        if missing:
-            problems.append(f"{table.name}: no {role} column(s) {missing}")
-
+    found = _Reflection(MetaData(schema=cfg.schema_name), conn)
     mapped: list[Mapped] = []
     for spec in cfg.tables:
-        table = load(spec.name)
+        table = found.load(spec.name)
         suspension = spec.suspension or cfg.suspension
-        shadow = load(suspension.move_to) if suspension and suspension.move_to else None
-        if table is None:
-            continue
-        need(table, [p.column for p in spec.key], "key")
-        need(table, spec.columns or [], "disclosed")
-        need(table, list(spec.identifiers.values()), "identifier")
-        need(table, spec.correctable, "correctable")
-        if spec.erasure is not None:
-            need(table, list(spec.erasure.columns), "erasure")
-            for col, strategy in spec.erasure.columns.items():
-                if col in table.c and (why := cannot(table.c[col], strategy)):
-                    problems.append(f"{table.name}.{col}: cannot {strategy} it: {why}")
-        if suspension is not None and suspension.flag_column is not None:
-            need(table, [suspension.flag_column], "suspension flag")
-        if shadow is not None:
-            need(shadow, [c.name for c in table.columns], "suppression")
-        mapped.append(Mapped(spec, table, shadow, suspension))
-
+        shadow = found.load(suspension.move_to) if suspension and suspension.move_to else None
+        if table is not None:
+            found.check_table(table, spec, suspension, shadow)
+            mapped.append(Mapped(spec, table, shadow, suspension))
     log = None
-    if (pl := cfg.provision_log) is not None and (log := load(pl.table)) is not None:
-        need(log, [p.column for p in pl.key], "key")
-        need(log, pl.columns or [], "provision log")
-        need(log, [pl.stopped_column] if pl.stopped_column else [], "stopped")
-    if problems:
+    if (pl := cfg.provision_log) is not None and (log := found.load(pl.table)) is not None:
+        found.need(log, [p.column for p in pl.key], "key")
+        found.need(log, pl.columns or [], "provision log")
+        found.need(log, [pl.stopped_column] if pl.stopped_column else [], "stopped")
+    if found.problems:
         raise ConfigError(
             f"system {system!r}: the database does not match the config:\n"
-            + "\n".join(f"  - {p}" for p in problems)
+            + "\n".join(f"  - {p}" for p in found.problems)
         )
     return Schema(mapped, log)
+
+
+@dataclass
+class _Reflection:
+    """Tables reflected from the database, and what does not match the config."""
+
+    meta: MetaData
+    conn: Connection
+    problems: list[str] = field(default_factory=list)
+
+    def load(self, name: str) -> Table | None:
+        try:
+            return Table(name, self.meta, autoload_with=self.conn)
+        except sa_exc.NoSuchTableError:
+            self.problems.append(f"table {name!r} does not exist")
+            return None
+
+    def need(self, table: Table, columns: Sequence[str], role: str) -> None:
+        missing = [c for c in columns if c not in table.c]
+        if missing:
+            self.problems.append(f"{table.name}: no {role} column(s) {missing}")
+
+    def check_table(
+        self,
+        table: Table,
+        spec: TableSpec,
+        suspension: SuspensionSpec | None,
+        shadow: Table | None,
+    ) -> None:
+        """Every column the table's config names exists, and each erasure strategy fits
+        its column's type."""
+        self.need(table, [p.column for p in spec.key], "key")
+        self.need(table, spec.columns or [], "disclosed")
+        self.need(table, list(spec.identifiers.values()), "identifier")
+        self.need(table, spec.correctable, "correctable")
+        if spec.erasure is not None:
+            self.need(table, list(spec.erasure.columns), "erasure")
+            for col, strategy in spec.erasure.columns.items():
+                if col in table.c and (why := cannot(table.c[col], strategy)):
+                    self.problems.append(f"{table.name}.{col}: cannot {strategy} it: {why}")
+        if suspension is not None and suspension.flag_column is not None:
+            self.need(table, [suspension.flag_column], "suspension flag")
+        if shadow is not None:
+            self.need(shadow, [c.name for c in table.columns], "suppression")
 
 
 def cannot(column: Column[Any], strategy: Strategy) -> str | None:
