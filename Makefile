@@ -6,7 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration chaos schema browser postgres mariadb pdf-libs bench clean \
+.PHONY: demo test test-stress lint unit integration chaos schema browser postgres mariadb pdf-libs bench clean \
+	stress-ng \
 	kafka kafka-up kafka-down prometheus
 
 $(STAMP): pyproject.toml
@@ -78,6 +79,18 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/pytest -q -m integration
+
+# The integration tests while stress-ng keeps every core busy: they wait on conditions,
+# never on time, so a loaded machine makes them slower, never red.
+test-stress: $(STAMP) browser postgres mariadb pdf-libs kafka prometheus stress-ng
+	@stress-ng --cpu $$(nproc) --cpu-load 100 --timeout 0 --quiet & load=$$!; \
+	  start=$$(date +%s); $(BIN)/pytest -q -m integration; rc=$$?; \
+	  kill $$load; wait $$load 2>/dev/null; \
+	  echo "integration tests under stress-ng: $$(( $$(date +%s) - start )) s, exit $$rc"; exit $$rc
+
+stress-ng:
+	@command -v stress-ng >/dev/null 2>&1 || $(SUDO) apt-get install -y -qq stress-ng >/dev/null \
+	  || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq stress-ng >/dev/null)
 
 # A longer soak of the chaos test (part of `make test` with one round): the worker and
 # the runner are killed CHAOS_ROUNDS times each, after three broker kills.
