@@ -51,7 +51,7 @@ log = logging.getLogger("dsr.worker")
 
 SWEEP_INTERVAL_S = 1.0
 #: How often a worker renews the leases of the responses it is sending
-#: (``services.ledger.store.SEND_LEASE`` is 30 s).
+#: (``services.ledger.base.SEND_LEASE`` is 30 s).
 LEASE_RENEWAL_S = 5.0
 #: An accepted request not fanned out within this time is re-sent to fan-out (outbox).
 REFANOUT_AFTER = timedelta(seconds=30)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.ledger import Ledger, as_utc
-from services.ledger.store import OpenRequest
+from services.ledger.queries import OpenRequest
 from streams.records import utcnow
 
 QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}

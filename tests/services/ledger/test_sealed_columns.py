@@ -16,7 +16,7 @@ from services.crypto import KeyDestroyed, LocalKeyProvider
 from services.crypto.digests import subject_digests
 from services.crypto.sealing import Sealer, is_sealed_field
 from services.ledger import Ledger
-from services.ledger.store import DISCOVERED_FIELD, MIGRATIONS
+from services.ledger.base import DISCOVERED_FIELD, MIGRATIONS
 from tests.fixtures.ledger_rows import DEADLINE, event
 
 EMAIL, FOUND = "a@example.jp", "C-0042"

@@ -1,0 +1,70 @@
+"""The append-only audit trail: a request's timeline, and purging past retention."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select
+
+from services.ledger.base import AUDIT_MIN_RETENTION_MONTHS, LedgerBase, _rowcount, as_utc
+from services.ledger.models import AuditEntry, Rejected
+from services.rules.policy import add_months
+from streams.records import utcnow
+
+
+class Audit(LedgerBase):
+    """Reading and purging the audit trail."""
+
+    def notified(self, request_id: str, notice_id: str) -> bool:
+        """Whether the notice ``notice_id`` was recorded as sent."""
+        with self.session() as s:
+            found = s.scalar(
+                select(AuditEntry.id)
+                .where(
+                    AuditEntry.request_id == request_id,
+                    AuditEntry.action == "notified",
+                    AuditEntry.detail["notice_id"].as_string() == notice_id,
+                )
+                .limit(1)
+            )
+        return found is not None
+
+    def audited_at(self, request_id: str, action: str) -> list[datetime]:
+        """When each ``action`` on the request was audited, oldest first."""
+        with self.session() as s:
+            return [
+                as_utc(at)
+                for at in s.scalars(
+                    select(AuditEntry.at)
+                    .where(AuditEntry.request_id == request_id, AuditEntry.action == action)
+                    .order_by(AuditEntry.id)
+                )
+            ]
+
+    def timeline(self, request_id: str) -> list[AuditEntry]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(AuditEntry)
+                    .where(AuditEntry.request_id == request_id)
+                    .order_by(AuditEntry.id)
+                )
+            )
+
+    def purge_audit(self, before: datetime, by: str, now: datetime | None = None) -> int:
+        """Delete audit entries older than ``before``, never younger than
+        ``AUDIT_MIN_RETENTION_MONTHS``; the purge itself is audited."""
+        floor = add_months(now or utcnow(), -AUDIT_MIN_RETENTION_MONTHS)
+        if as_utc(before) > floor:
+            raise ValueError(
+                f"audit entries are kept at least {AUDIT_MIN_RETENTION_MONTHS} months: "
+                f"purge before {floor.date().isoformat()} or earlier"
+            )
+        with self.session() as s:
+            count = _rowcount(s, delete(AuditEntry).where(AuditEntry.at < as_utc(before)))
+            self._audit(s, None, by, "audit_purged", before=before.isoformat(), count=count)
+        return count
+
+    def rejected(self) -> list[Rejected]:
+        with self.session() as s:
+            return list(s.scalars(select(Rejected).order_by(Rejected.id)))

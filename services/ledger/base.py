@@ -1,0 +1,253 @@
+"""The ledger's foundation: the engine, sessions, helpers and constants its parts share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self, cast
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    CursorResult,
+    Engine,
+    Executable,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.crypto.sealing import Sealer, is_sealed_field
+from services.ledger.models import AuditEntry, Request, RequestStatus, Response, Task
+from streams.records import RequestEvent, TaskResult, TaskStatus, utcnow
+
+if TYPE_CHECKING:
+    from services.provisions.store import ProvisionStore
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+#: The audit trail is kept at least 24 months; no purge reaches younger entries.
+AUDIT_MIN_RETENTION_MONTHS = 24
+#: Names the ledger's sealed columns are sealed under (authenticated with the blob).
+EVENT_FIELD = "requests.event"
+DISCOVERED_FIELD = "requests.discovered"
+DEAD_LETTER_FIELD = "dead_letters.sealed"
+#: The hold reason while identity verification is pending (``services.rules``).
+VERIFICATION_HOLD = "verification_pending"
+#: How long a response's sender holds it (``Ledger.claim_responses``); a live sender
+#: renews the lease for as long as its send is unanswered, however long a broker takes.
+SEND_LEASE = timedelta(seconds=30)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Datetimes are stored as UTC; SQLite hands them back naive."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _lease_free(now: datetime) -> Any:
+    """No one holds the response's lease: it ran out, or was never taken."""
+    return Response.lease_until.is_(None) | (Response.lease_until < now)
+
+
+def _rowcount(s: Session, statement: Executable) -> int:
+    """How many rows an UPDATE moved: the guard that makes each transition happen once.
+
+    Sessions are short and read after they write, so nothing loaded needs syncing.
+    """
+    options = {"synchronize_session": False}
+    result = cast(CursorResult[Any], s.execute(statement, execution_options=options))
+    return int(result.rowcount)
+
+
+# The hot path's writes, built once: Core statements skip the ORM's per-call work.
+_TASK_TABLE = cast(Table, Task.__table__)
+_TASKS = _TASK_TABLE.c
+_INSERT_AUDIT = insert(cast(Table, AuditEntry.__table__))
+#: What recording a task's result sets (``_result_row``'s parameters).
+_RESULT_VALUES: dict[Any, Any] = {
+    _TASKS.status: bindparam("status"),
+    _TASKS.attempts: bindparam("attempts"),
+    _TASKS.error: bindparam("error"),
+    _TASKS.result: bindparam("result"),
+    _TASKS.finished_at: bindparam("finished_at"),
+}
+_RECORD_RESULT = (
+    update(_TASK_TABLE)
+    .where(_TASKS.task_id == bindparam("id"), _TASKS.status == TaskStatus.PENDING.value)
+    .values(_RESULT_VALUES)
+)
+
+#: A late ``ok`` result supersedes a failure or a time-out: the effect is in place, whatever
+#: the task's earlier attempts reported (a runner restarted with the broker, a system that
+#: answered after the request's timeout).
+_SUPERSEDE_RESULT = (
+    update(_TASK_TABLE)
+    .where(
+        _TASKS.task_id == bindparam("id"),
+        _TASKS.status.in_([TaskStatus.FAILED.value, TaskStatus.TIMED_OUT.value]),
+    )
+    .values(_RESULT_VALUES)
+)
+
+
+def _audit_row(request_id: str | None, actor: str, action: str, **detail: Any) -> dict[str, Any]:
+    return {
+        "at": utcnow(),
+        "request_id": request_id,
+        "actor": actor,
+        "action": action,
+        "detail": detail,
+    }
+
+
+def _result_row(result: TaskResult) -> dict[str, Any]:
+    """``_RECORD_RESULT``'s parameters for ``result``."""
+    return {
+        "id": result.task_id,
+        "status": result.status,
+        "attempts": result.attempts,
+        "error": result.error,
+        "result": result.model_dump(mode="json"),
+        "finished_at": result.finished_at,
+    }
+
+
+def _result_audit(result: TaskResult) -> dict[str, Any]:
+    """The audit row of a task's first result: what was done, never the data."""
+    return _audit_row(
+        result.request_id,
+        f"connector:{result.system}",
+        f"task_{result.status}",
+        task_id=result.task_id,
+        changed=result.changed,
+        fields=result.fields,
+        error_code=result.error_code,
+        attempts=result.attempts,
+        duration_ms=int((result.finished_at - result.started_at).total_seconds() * 1000),
+    )
+
+
+def _reopen(s: Session, request: Request) -> dict[str, Any]:
+    """Open a completed request again for its next revision: its response goes, and it
+    waits on its tasks as fanned out. Returns what was superseded, for the audit row."""
+    superseded = {"status": request.status, "revision": request.revision}
+    response = s.get(Response, request.request_id)
+    if response is not None:
+        s.delete(response)
+    request.status = RequestStatus.FANNED_OUT
+    request.completed_at = None
+    request.latency_ms = None
+    request.revision += 1
+    return superseded
+
+
+class LedgerBase:
+    """The ledger's engine and sessions, the audit row every change writes, and the
+    sealed columns' opening: what every part of the ledger uses."""
+
+    def __init__(self, url: str, sealer: Sealer | None = None) -> None:
+        self.url = url
+        self.sealer = sealer
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as s:
+            yield s
+
+    @staticmethod
+    def _audit(s: Session, request_id: str | None, actor: str, action: str, **detail: Any) -> None:
+        # a plain Core INSERT: the audit trail is append-only, nothing for the ORM to track
+        s.connection().execute(_INSERT_AUDIT, _audit_row(request_id, actor, action, **detail))
+
+    def audit(self, request_id: str | None, actor: str, action: str, **detail: Any) -> None:
+        with self.session() as s:
+            self._audit(s, request_id, actor, action, **detail)
+
+    def request(self, request_id: str) -> Request | None:
+        with self.session() as s:
+            return s.get(Request, request_id)
+
+    def request_event(self, row: Request) -> RequestEvent:
+        """The event ``row`` was admitted with, opened if the ledger keeps it sealed."""
+        return RequestEvent.model_validate(self._opened(row.request_id, EVENT_FIELD, row.event))
+
+    def identities(self, row: Request) -> list[dict[str, str]]:
+        """The identity units connectors have found for ``row`` so far, in the order
+        found. A graph kept as ``{name: [values]}`` (before units) reads as one unit per
+        value."""
+        found = self._opened(row.request_id, DISCOVERED_FIELD, row.discovered) or []
+        if isinstance(found, dict):
+            return [{name: value} for name, values in found.items() for value in values]
+        return cast(list[dict[str, str]], found)
+
+    def _kept(self, request_id: str, name: str, value: Any) -> Any:
+        """A personal column's value as stored: sealed when the ledger has a sealer."""
+        return value if self.sealer is None else self.sealer.seal_field(request_id, name, value)
+
+    def _opened(self, request_id: str, name: str, stored: Any) -> Any:
+        if not is_sealed_field(stored):
+            return stored
+        if self.sealer is None:
+            raise LookupError(
+                f"{name} of request {request_id} is sealed in the ledger, and this process "
+                "has no data keys (DSR_SEAL_EVENTS, DSR_KEYS_DIR)"
+            )
+        return self.sealer.open_field(request_id, name, stored)
+
+    @staticmethod
+    def _tasks(s: Session, request_id: str) -> list[Task]:
+        return list(
+            s.scalars(select(Task).where(Task.request_id == request_id).order_by(Task.system))
+        )
+
+    @cached_property
+    def provisions(self) -> ProvisionStore:
+        """The provision and receipt records (Arts. 29, 30) kept in this database."""
+        from services.provisions.store import ProvisionStore
+
+        return ProvisionStore(self.engine)

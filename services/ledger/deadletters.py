@@ -1,0 +1,124 @@
+"""Dead letters, kept sealed, and their redrive: a task opened again, exactly once."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from services.ledger.base import DEAD_LETTER_FIELD, LedgerBase, _reopen, _rowcount
+from services.ledger.models import DeadLetter, Request, RequestStatus, Task
+from streams.records import TaskStatus, utcnow
+
+
+class DeadLetters(LedgerBase):
+    """Dead letters and their redrive."""
+
+    def record_dead_letter(self, row: DeadLetter, kept: dict[str, Any] | None) -> bool:
+        """Keep a dead letter, once: a redelivered copy (same ``row.id``) changes nothing.
+
+        ``kept`` (the original event, its headers, the error's detail: what may name
+        someone) is sealed under the request's data key; without a sealer or a request
+        to key it by (or with nothing ``kept``), it is not kept at all. True if the letter
+        was new."""
+        with self.session() as s:
+            if s.get(DeadLetter, row.id) is not None:
+                return False
+        row.sealed = None
+        if self.sealer is not None and row.request_id is not None and kept is not None:
+            # not a valid request id: there is no data key to seal it under
+            with suppress(ValueError):
+                row.sealed = self.sealer.seal_field(row.request_id, DEAD_LETTER_FIELD, kept)
+        with self.session() as s:
+            if s.get(DeadLetter, row.id) is not None:
+                return False
+            s.add(row)
+            self._audit(
+                s,
+                row.request_id,
+                "worker",
+                "dead_lettered",
+                letter=row.id,
+                source=row.source,
+                reason_code=row.reason_code,
+            )
+        return True
+
+    def dead_letters(
+        self, topic: str | None = None, request_id: str | None = None
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first; only those going back to ``topic``, or of ``request_id``."""
+        query = select(DeadLetter).order_by(DeadLetter.at, DeadLetter.id)
+        if topic is not None:
+            query = query.where(DeadLetter.topic == topic)
+        if request_id is not None:
+            query = query.where(DeadLetter.request_id == request_id)
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def dead_letter_kept(self, row: DeadLetter) -> dict[str, Any] | None:
+        """What ``record_dead_letter`` sealed of ``row``, opened; None if nothing was kept.
+
+        Raises ``KeyDestroyed`` once the request's key is shredded."""
+        if row.sealed is None or row.request_id is None:
+            return None
+        return cast(dict[str, Any], self._opened(row.request_id, DEAD_LETTER_FIELD, row.sealed))
+
+    @staticmethod
+    def _claim_letter(s: Session, letter: str, now: datetime) -> str | None:
+        """Mark dead letter ``letter`` redriven, atomically; why not, if it cannot be."""
+        claimed = _rowcount(
+            s,
+            update(DeadLetter)
+            .where(DeadLetter.id == letter, DeadLetter.redriven_at.is_(None))
+            .values(redriven_at=now),
+        )
+        if claimed:
+            return None
+        return "already redriven" if s.get(DeadLetter, letter) else "the ledger has no such letter"
+
+    def claim_redrive(self, letter: str, request_id: str | None, source: str) -> str | None:
+        """Mark dead letter ``letter`` redriven and audit it; why not, if it already was."""
+        with self.session() as s:
+            why_not = self._claim_letter(s, letter, utcnow())
+            if why_not is None:
+                self._audit(s, request_id, "operator", "redriven", letter=letter, source=source)
+            return why_not
+
+    def reopen_task(self, task_id: str, letter: str, timeout: timedelta) -> str | None:
+        """Make a failed task pending again for a redrive of dead letter ``letter`` (marked
+        redriven), and reopen its request if that had completed; None when done, else why not.
+
+        The request's next completion sends the next response revision."""
+        now = utcnow()
+        with self.session() as s:
+            task = s.get(Task, task_id)
+            if task is None:
+                return "the ledger has no such task"
+            if task.status not in (TaskStatus.FAILED, TaskStatus.TIMED_OUT):
+                row = s.get(DeadLetter, letter)
+                if row is not None and row.redriven_at is not None:
+                    return "already redriven"
+                return f"the task is {task.status}, not failed"
+            why_not = self._claim_letter(s, letter, now)
+            if why_not is not None:
+                return why_not
+            request = s.get(Request, task.request_id)
+            assert request is not None  # a task's request is never deleted
+            detail: dict[str, Any] = {
+                "letter": letter,
+                "task_id": task_id,
+                "system": task.system,
+                "was": task.status,
+            }
+            if request.status != RequestStatus.FANNED_OUT:
+                detail["superseded"] = _reopen(s, request)
+            request.timeout_at = now + timeout
+            request.updated_at = now
+            task.status = TaskStatus.PENDING
+            task.result = task.error = task.finished_at = None
+            self._audit(s, request.request_id, "operator", "redriven", **detail)
+            return None

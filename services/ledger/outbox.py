@@ -1,0 +1,146 @@
+"""The responses' outbox (leases, published marks), and the sweeps that repair what a
+crash left."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from services.ledger.base import SEND_LEASE, LedgerBase, _lease_free, _rowcount, as_utc
+from services.ledger.models import Request, RequestStatus, Response
+from streams.records import utcnow
+
+
+class Outbox(LedgerBase):
+    """The responses' outbox and the sweeps."""
+
+    def unpublished_responses(self, limit: int = 100, *, unleased: bool = False) -> list[Response]:
+        """Responses not yet sent, oldest first; with ``unleased``, only those no live
+        sender holds (its lease has run out): a crash left them unsent, or unmarked."""
+        query = select(Response).where(Response.published_at.is_(None))
+        if unleased:
+            query = query.where(_lease_free(utcnow()))
+        with self.session() as s:
+            return list(s.scalars(query.order_by(Response.created_at).limit(limit)))
+
+    def claim_responses(self, request_ids: Sequence[str]) -> list[str]:
+        """Take the lease of each of these unpublished responses whose lease has run out;
+        the ids taken. Whoever takes one is the only one to send it until the lease ends
+        (``renew_leases`` keeps it while a send is unanswered)."""
+        now = utcnow()
+        taken = []
+        with self.session() as s:
+            for request_id in request_ids:
+                statement = (
+                    update(Response)
+                    .where(
+                        Response.request_id == request_id,
+                        Response.published_at.is_(None),
+                        _lease_free(now),
+                    )
+                    .values(lease_until=now + SEND_LEASE)
+                )
+                if _rowcount(s, statement):
+                    taken.append(request_id)
+        return taken
+
+    def renew_leases(self, request_ids: Sequence[str]) -> int:
+        """Extend the leases of these responses, still being sent; how many."""
+        with self.session() as s:
+            return _rowcount(
+                s,
+                update(Response)
+                .where(Response.request_id.in_(list(request_ids)), Response.published_at.is_(None))
+                .values(lease_until=utcnow() + SEND_LEASE),
+            )
+
+    def mark_published(self, request_ids: Sequence[str]) -> None:
+        with self.session() as s:
+            _rowcount(
+                s,
+                update(Response)
+                .where(Response.request_id.in_(list(request_ids)), Response.published_at.is_(None))
+                .values(published_at=utcnow()),
+            )
+
+    def response(self, request_id: str) -> Response | None:
+        with self.session() as s:
+            return s.get(Response, request_id)
+
+    def completion_times(self, request_ids: Sequence[str]) -> dict[str, datetime | None]:
+        """When each of these requests completed (None while open); ids not in the
+        ledger are left out."""
+        found: dict[str, datetime | None] = {}
+        ids = list(request_ids)
+        with self.session() as s:
+            for i in range(0, len(ids), 500):
+                rows = s.execute(
+                    select(Request.request_id, Request.completed_at).where(
+                        Request.request_id.in_(ids[i : i + 500])
+                    )
+                )
+                found.update({rid: as_utc(done) if done else None for rid, done in rows})
+        return found
+
+    def open_fan_outs(self) -> list[str]:
+        """Requests accepted or fanned out and not yet complete, oldest first."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Request.request_id)
+                    .where(Request.status.in_([RequestStatus.ACCEPTED, RequestStatus.FANNED_OUT]))
+                    .order_by(Request.received_at)
+                )
+            )
+
+    def record_reconciled(self, count: int) -> None:
+        with self.session() as s:
+            self._audit(s, None, "operator", "reconciled", requests=count)
+
+    def overdue_fan_outs(self, now: datetime | None = None) -> list[str]:
+        now = now or utcnow()
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Request.request_id).where(
+                        Request.status == RequestStatus.FANNED_OUT, Request.timeout_at < now
+                    )
+                )
+            )
+
+    def claim_stalled_accepted(self, older_than: timedelta, limit: int = 500) -> list[str]:
+        """Requests accepted over ``older_than`` ago and not fanned out since; each is
+        claimed (its clock restarts), so it is re-sent at most once per ``older_than``."""
+        now = utcnow()
+        with self.session() as s:
+            ids = list(
+                s.scalars(
+                    select(Request.request_id)
+                    .where(
+                        Request.status == RequestStatus.ACCEPTED,
+                        Request.updated_at < now - older_than,
+                    )
+                    .limit(limit)
+                )
+            )
+            if ids:
+                _rowcount(
+                    s,
+                    update(Request)
+                    .where(Request.request_id.in_(ids), Request.status == RequestStatus.ACCEPTED)
+                    .values(updated_at=now),
+                )
+            return ids
+
+    def stalled_refusals(self) -> list[str]:
+        """Requests refused at intake whose response was never built."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Request.request_id).where(
+                        Request.status == RequestStatus.REFUSED, Request.completed_at.is_(None)
+                    )
+                )
+            )

@@ -1,0 +1,276 @@
+"""Tasks: a request fanned out in waves, its results recorded, and the request completed
+once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from services.crypto.digests import subject_digests
+from services.ledger.base import (
+    _INSERT_AUDIT,
+    _RECORD_RESULT,
+    _SUPERSEDE_RESULT,
+    DISCOVERED_FIELD,
+    SEND_LEASE,
+    LedgerBase,
+    _reopen,
+    _result_audit,
+    _result_row,
+    _rowcount,
+)
+from services.ledger.models import (
+    FINAL_STATUSES,
+    OPEN_STATUSES,
+    Request,
+    RequestStatus,
+    Response,
+    Task,
+)
+from services.ledger.types import Recorded, TaskPlan
+from streams.records import Task as TaskMessage
+from streams.records import TaskResult, TaskStatus, merge_units, utcnow
+
+
+class Tasks(LedgerBase):
+    """Fanning out, recording results, completing once."""
+
+    def fan_out(self, request_id: str, plans: Sequence[TaskPlan], timeout: timedelta) -> list[Task]:
+        """Record the first wave of a request's tasks, once each, and mark it fanned out,
+        timing out ``timeout`` from now. Returns all its tasks as they now are."""
+        now = utcnow()
+        with self.session() as s:
+            detail = self._plan(s, request_id, plans, now)[1]
+            moved = _rowcount(
+                s,
+                update(Request)
+                .where(Request.request_id == request_id, Request.status == RequestStatus.ACCEPTED)
+                .values(status=RequestStatus.FANNED_OUT, timeout_at=now + timeout, updated_at=now),
+            )
+            if moved:
+                self._audit(s, request_id, "fanout", "fanned_out", **detail)
+            s.flush()
+            return self._tasks(s, request_id)
+
+    def add_wave(self, request_id: str, plans: Sequence[TaskPlan]) -> list[Task]:
+        """Record the tasks a later wave adds (the systems the graph now unlocks), once
+        each. Returns all the request's tasks as they now are."""
+        with self.session() as s:
+            new, detail = self._plan(s, request_id, plans, utcnow())
+            if new:
+                wave = max(p.wave for p in new)
+                self._audit(s, request_id, "fanout", "wave_planned", wave=wave, **detail)
+            s.flush()
+            return self._tasks(s, request_id)
+
+    def _plan(
+        self, s: Session, request_id: str, plans: Sequence[TaskPlan], now: datetime
+    ) -> tuple[list[TaskPlan], dict[str, Any]]:
+        """Add the plans not recorded yet; the new ones, and what to audit of them."""
+        existing = set(s.scalars(select(Task.task_id).where(Task.request_id == request_id)))
+        new = [p for p in plans if p.task_id not in existing]
+        for p in new:
+            final = p.status is not TaskStatus.PENDING
+            s.add(
+                Task(
+                    task_id=p.task_id,
+                    request_id=request_id,
+                    system=p.system,
+                    kind=p.kind,
+                    wave=p.wave,
+                    status=p.status,
+                    attempts=0,
+                    created_at=now,
+                    error=p.reason,
+                    result=p.result,
+                    finished_at=now if final else None,
+                )
+            )
+
+        def named(status: TaskStatus) -> list[str]:
+            return sorted(p.system for p in new if p.status is status)
+
+        detail: dict[str, Any] = {
+            "systems": named(TaskStatus.PENDING),
+            "not_applicable": named(TaskStatus.NOT_APPLICABLE),
+        }
+        if refused := named(TaskStatus.REFUSED):
+            detail["refused"] = refused
+        return new, detail
+
+    def merge_identities(
+        self, request_id: str, found: Sequence[Mapping[str, str]]
+    ) -> list[dict[str, str]]:
+        """Add identity units a connector found to the request's graph; return every unit
+        found so far (the request's own identifiers are not among them)."""
+        with self.session() as s:
+            row = s.get(Request, request_id, with_for_update=True)
+            if row is None:
+                return []
+            known = self.identities(row)
+            merged = merge_units(known, found)
+            if len(merged) > len(known):
+                added = merged[len(known) :]
+                row.discovered = self._kept(request_id, DISCOVERED_FIELD, merged)
+                digests = set().union(*(subject_digests(u) for u in added))
+                row.subject_digests = sorted(set(row.subject_digests or []) | digests)
+                names = sorted({name for unit in added for name in unit})
+                self._audit(
+                    s, request_id, "fanout", "identifiers_discovered", identifiers=names
+                )  # names only, never values
+            return merged
+
+    def progress(self, request_id: str) -> tuple[Request | None, list[Task]]:
+        """A request and all its tasks, in one read."""
+        with self.session() as s:
+            row = s.get(Request, request_id)
+            return row, self._tasks(s, request_id) if row is not None else []
+
+    def pending_tasks(self, request_id: str) -> list[Task]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Task).where(
+                        Task.request_id == request_id, Task.status == TaskStatus.PENDING
+                    )
+                )
+            )
+
+    def tasks(self, request_id: str) -> list[Task]:
+        with self.session() as s:
+            return self._tasks(s, request_id)
+
+    def record_result(self, result: TaskResult) -> Recorded:
+        """Store a task's first result (``first`` is False for a redelivered one), and read
+        the request and its tasks as they now are, in the same transaction."""
+        return self.record_results([result])[0]
+
+    def record_results(self, results: Sequence[TaskResult]) -> list[Recorded]:
+        """``record_result`` for a batch, in one transaction: each task's first result is
+        stored (a later one in the batch, or a redelivery, is not ``first``), then each
+        request of the batch is read once with its tasks."""
+        with self.session() as s:
+            conn = s.connection()
+            firsts = [bool(conn.execute(_RECORD_RESULT, _result_row(r)).rowcount) for r in results]
+            for i, r in enumerate(results):
+                if not firsts[i] and r.status == "ok":
+                    firsts[i] = self._supersede(s, r)
+            audits = [_result_audit(r) for r, first in zip(results, firsts, strict=True) if first]
+            if audits:
+                conn.execute(_INSERT_AUDIT, audits)
+            ids = sorted({r.request_id for r in results})
+            requests = s.scalars(select(Request).where(Request.request_id.in_(ids)))
+            rows = {row.request_id: row for row in requests}
+            tasks: dict[str, list[Task]] = {}
+            query = select(Task).where(Task.request_id.in_(ids)).order_by(Task.system)
+            for task in s.scalars(query):
+                tasks.setdefault(task.request_id, []).append(task)
+            return [
+                Recorded(first, rows.get(r.request_id), tasks.get(r.request_id, []))
+                for r, first in zip(results, firsts, strict=True)
+            ]
+
+    def _supersede(self, s: Session, result: TaskResult) -> bool:
+        """Record a late ``ok`` result over a failed or timed-out task; reopen its request
+        if that had completed, so that its next completion sends the next revision.
+
+        A late lookup of a request that completed is left alone: acting on what it found
+        would be a new request's work, not a correction of this one's answer."""
+        request = s.get(Request, result.request_id)
+        final = request is not None and request.status not in OPEN_STATUSES
+        lookup = TaskMessage.is_lookup_id(result.task_id)
+        if final and request is not None and (request.status == RequestStatus.REFUSED or lookup):
+            return False
+        if not s.connection().execute(_SUPERSEDE_RESULT, _result_row(result)).rowcount:
+            return False
+        detail: dict[str, Any] = {"task_id": result.task_id, "system": result.system}
+        if final and request is not None:
+            detail["superseded"] = _reopen(s, request)
+            request.updated_at = utcnow()
+        self._audit(s, result.request_id, f"connector:{result.system}", "late_result", **detail)
+        return True
+
+    def open_task_count(self, request_id: str) -> int:
+        with self.session() as s:
+            return int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(Task)
+                    .where(Task.request_id == request_id, Task.status == TaskStatus.PENDING)
+                )
+                or 0
+            )
+
+    def time_out_tasks(self, request_id: str) -> int:
+        now = utcnow()
+        with self.session() as s:
+            moved = _rowcount(
+                s,
+                update(Task)
+                .where(Task.request_id == request_id, Task.status == TaskStatus.PENDING)
+                .values(
+                    status=TaskStatus.TIMED_OUT,
+                    finished_at=now,
+                    error="no result before the request timeout",
+                ),
+            )
+            if moved:
+                self._audit(s, request_id, "aggregate", "tasks_timed_out", count=moved)
+            return int(moved)
+
+    def complete(
+        self,
+        request_id: str,
+        status: str,
+        body: dict[str, Any],
+        latency_ms: int,
+        refused_parts: int | None = None,
+    ) -> bool:
+        """Move an open request to its final status and queue its response, exactly once.
+        With ``refused_parts``, only if the request still has that many refused parts:
+        a part refused while the response was built makes it be built again."""
+        now = utcnow()
+        with self.session() as s:
+            if refused_parts is not None:
+                row = s.get(Request, request_id, with_for_update=True)
+                if row is None or len(row.refused_parts or []) != refused_parts:
+                    return False
+            moved = _rowcount(
+                s,
+                update(Request)
+                .where(
+                    Request.request_id == request_id,
+                    Request.status.not_in(
+                        [st.value for st in FINAL_STATUSES if st != RequestStatus.REFUSED]
+                        + [RequestStatus.PARKED.value]
+                    ),
+                    Request.completed_at.is_(None),
+                )
+                .values(status=status, completed_at=now, updated_at=now, latency_ms=latency_ms),
+            )
+            if not moved:
+                return False
+            lease = now + SEND_LEASE  # the completing worker sends it
+            s.add(
+                Response(
+                    request_id=request_id,
+                    status=status,
+                    body=body,
+                    created_at=now,
+                    lease_until=lease,
+                )
+            )
+            self._audit(
+                s,
+                request_id,
+                "aggregate",
+                "completed",
+                status=status,
+                reason_codes=[r["code"] for r in body.get("reasons", [])],
+                latency_ms=latency_ms,
+            )
+            return True

@@ -1,0 +1,67 @@
+"""What the ledger's operations return: typed outcomes and plans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from services.ledger.models import Request, Task
+from streams.records import TaskStatus
+
+
+class Admitted(StrEnum):
+    """What became of a request event at intake."""
+
+    NEW = "new"
+    RELEASED = "released"  # a held request's re-send with the evidence it waited for
+    STILL_HELD = "still_held"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"  # a re-send that would change more than release evidence
+    NOT_PERMITTED = "not_permitted"  # a release by a key that may not release
+
+
+class Decided(StrEnum):
+    """What became of an operator's decision: applied, or why not."""
+
+    EXTENDED = "extended"
+    REFUSED = "refused"
+    REFUSED_IN_PART = "refused_in_part"
+    UNKNOWN_REQUEST = "unknown_request"
+    REQUEST_CLOSED = "request_closed"
+    EXTENSION_NOT_AVAILABLE = "extension_not_available"
+    ALREADY_EXTENDED = "already_extended"
+    ALREADY_FANNED_OUT = "already_fanned_out"
+    FIELDS_NOT_REFUSABLE = "fields_not_refusable"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What intake should do after recording an event."""
+
+    outcome: Admitted
+    status: str
+    hold_reason: str | None = None
+    #: For a ``conflict``: the fields the re-send would change, by name only.
+    conflicts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    task_id: str
+    system: str
+    kind: str
+    wave: int
+    status: TaskStatus
+    reason: str | None = None
+    #: A result known when planning (a refused system is never asked).
+    result: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A result just recorded: whether it was the task's first, and the request now."""
+
+    first: bool
+    request: Request | None
+    tasks: list[Task]
