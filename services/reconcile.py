@@ -47,7 +47,7 @@ def reconcile(
     )
     open_ids = ledger.open_fan_outs()
     # Not idempotent: the broker has just restarted and lost its producer ids
-    # (connectors/runner.py, producer_config).
+    # (connectors/runner/loop.py, producer_config).
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
     try:
         for rid in open_ids:

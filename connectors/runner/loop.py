@@ -21,23 +21,18 @@ A call that takes longer than its system's ``call_timeout_seconds`` is abandoned
 (``connectors/calls.py``) and retried like any transient failure, so a hung system
 fails its tasks, and its requests complete without it, instead of waiting forever.
 
-Log lines carry request_id, system and kind; never identifiers or record values.
-"""
+Log lines carry request_id, system and kind; never identifiers or record values."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import signal
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
@@ -45,29 +40,15 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError
 from kafka.structs import MemberState, OffsetAndMetadata, TopicPartition
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_exponential, wait_random
 
-from connectors import pseudonyms
-from connectors.base import (
-    ConnectorBase,
-    dispatch,
-    ok_result,
-    task_result,
-)
-from connectors.base import check as run_check
-from connectors.calls import CallThread, Stopped
-from connectors.errors import ConfigError, ConnectorError, RetriableError
-from connectors.registry import build_all
-from connectors.results import OperationResult
-from services import datamap, deadletters, monitoring, settings
-from services.crypto import CryptoError, LocalKeyProvider
+from connectors.base import ConnectorBase
+from connectors.runner.execution import MAX_RETRY_AFTER_S, Executor, _failed, _Stopping
+from services import deadletters, monitoring
+from services.crypto import CryptoError
 from services.crypto.sealing import Sealer
 from services.delivery.claims import ClaimCheck
 from services.faults import crash_point
 from services.heartbeat import Heart
-from services.logs import configure_logging
-from services.processes import exit_after
 from streams.records import Task, TaskResult, dump, utcnow
 from streams.topics import CONNECTORS_GROUP, DEAD_LETTER, RESULTS, tasks_topic
 
@@ -82,12 +63,6 @@ MAX_QUEUED_BATCHES = 50
 #: for its supervisor to start a fresh one (a rejoin was seen to hang for the group's whole
 #: rebalance timeout, 5 min, after every broker had restarted and the topics were made anew).
 REJOIN_STUCK_S = 90.0
-#: How long one connector call may take before it is abandoned and retried
-#: (``call_timeout_seconds`` per system in the data map).
-DEFAULT_CALL_TIMEOUT_S = 60.0
-#: A connector's retry_after is honoured up to this; a longer wait is better spent
-#: failing the task and letting the request complete without that system.
-MAX_RETRY_AFTER_S = 60.0
 #: Times a message the broker refused is sent, in all, before the runner gives up.
 SEND_ATTEMPTS = 6
 
@@ -96,10 +71,6 @@ class RejoinStuck(KafkaError):  # type: ignore[misc]  # kafka-python ships no ty
     """The consumer has not had a stable group membership for ``REJOIN_STUCK_S``."""
 
     retriable = False
-
-
-class _Stopping(Exception):
-    """The runner was told to stop while waiting to retry; the task will run again."""
 
 
 class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
@@ -172,21 +143,22 @@ class ConnectorRunner:
             raise ValueError("max_attempts must be at least 1")
         self.connectors = dict(connectors)
         self.group_id = group_id
-        self.max_attempts = max_attempts
-        # Exponential backoff (initial, 2x, 4x ... up to the max), plus up to `initial` of jitter.
-        self._backoff = wait_exponential(multiplier=backoff_initial_s, max=backoff_max_s) + (
-            wait_random(0, backoff_initial_s)
+        #: Carries out each task on its connector (``connectors.runner.execution``).
+        self.executor = Executor(
+            self.connectors,
+            max_attempts=max_attempts,
+            backoff_initial_s=backoff_initial_s,
+            backoff_max_s=backoff_max_s,
+            call_timeouts=call_timeouts,
+            heart=heart,
         )
-        self._stop = threading.Event()
+        self._stop = self.executor.stop
         self._closed = False
         self._lanes = {
             system: ThreadPoolExecutor(1, thread_name_prefix=f"lane-{system}")
             for system in self.connectors
         }
         self._lane_of = {tasks_topic(system): lane for system, lane in self._lanes.items()}
-        self._calls = {system: CallThread(f"call-{system}") for system in self.connectors}
-        #: Seconds one call of a system may take (``call_timeout_seconds`` in the data map).
-        self._call_timeouts = dict(call_timeouts or {})
         #: Opens sealed tasks and seals results (``services.crypto.sealing``); None: all in
         #: the clear.
         self._sealer = sealer
@@ -228,7 +200,7 @@ class ConnectorRunner:
 
     def run(self, stop: threading.Event) -> None:
         """Process tasks until ``stop`` is set. Tasks not yet committed run again later."""
-        self._stop = stop
+        self._stop = self.executor.stop = stop
         log.info("runner started", extra={"systems": ",".join(sorted(self.connectors))})
         try:
             while not stop.is_set():
@@ -314,7 +286,7 @@ class ConnectorRunner:
         if task.not_after is not None and utcnow() > task.not_after:
             self._skip_stale(message, task)
             return
-        result = self.execute(task)
+        result = self.executor.execute(task)
         crash_point("runner.effect_done")
         sent = []
         if result.error_code == "retries_exhausted":
@@ -410,94 +382,6 @@ class ConnectorRunner:
                 result = self._claims.check_in(result)
         return dump(result)
 
-    def execute(self, task: Task) -> TaskResult:
-        """Run ``task`` on its connector, with retries; never raises for a connector failure."""
-        started = utcnow()
-        ctx = {
-            "request_id": task.request_id,
-            "stage": "connector",
-            "system": task.system,
-            "kind": str(task.kind),
-        }
-        connector = self.connectors.get(task.system)
-        if connector is None:
-            log.error("task for a system this runner does not host", extra=ctx)
-            error = f"this runner does not host system {task.system!r}"
-            return _failed(task, started, error, "unknown_system", 0)
-        attempts = 0
-
-        def attempt() -> OperationResult:
-            nonlocal attempts
-            attempts += 1
-            if self.heart:
-                self.heart.working(task.task_id, task.system, attempts)
-            with monitoring.observe_connector_call(task.system, task.kind):
-                try:
-                    return self._calls[task.system].call(
-                        lambda: dispatch(connector, task),
-                        self._call_timeouts.get(task.system, DEFAULT_CALL_TIMEOUT_S),
-                        self._stop,
-                    )
-                except Stopped:
-                    raise _Stopping from None
-
-        def before_sleep(state: RetryCallState) -> None:
-            monitoring.record_retry(task.system)
-            failed = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "retrying",
-                extra={
-                    **ctx,
-                    "attempt": state.attempt_number,
-                    "max_attempts": self.max_attempts,
-                    "delay_s": round(state.upcoming_sleep, 3),
-                    "error": str(failed)[:500] if failed else None,
-                },
-            )
-
-        retrying = Retrying(
-            retry=retry_if_exception_type(RetriableError),
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            sleep=self._sleep,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        try:
-            outcome = retrying(attempt)
-        except _Stopping:
-            raise
-        except RetriableError as exc:
-            result = _failed(task, started, str(exc), "retries_exhausted", attempts, retriable=True)
-        except ConnectorError as exc:
-            result = _failed(task, started, str(exc), exc.code, attempts)
-        except Exception as exc:
-            # The message of an unexpected exception may hold data: report its type only.
-            error = f"unexpected {type(exc).__name__} in the connector"
-            result = _failed(task, started, error, "internal_error", attempts)
-        else:
-            try:
-                result = ok_result(task, outcome, started, attempts)
-            except ValidationError:
-                error = "the connector returned a malformed OperationResult"
-                result = _failed(task, started, error, "internal_error", attempts)
-        finally:
-            if self.heart:
-                self.heart.done(task.task_id)
-        log.log(
-            logging.INFO if result.status == "ok" else logging.WARNING,
-            "task done" if result.status == "ok" else "task failed",
-            extra={
-                **ctx,
-                "status": result.status,
-                "error_code": result.error_code,
-                "attempts": attempts,
-                **({"error": result.error} if result.error else {}),
-            },
-        )
-        monitoring.record_task_result(result)
-        return result
-
     def close(self) -> None:
         """Close the consumer, the producer and every connector."""
         if self._closed:
@@ -505,8 +389,7 @@ class ConnectorRunner:
         self._closed = True
         for lane in self._lanes.values():
             lane.shutdown(wait=True)
-        for calls in self._calls.values():
-            calls.close()
+        self.executor.close()
         closers = [lambda: self._consumer.close(autocommit=False), self._producer.close]
         closers += [c.close for c in self.connectors.values()]
         for close in closers:
@@ -520,21 +403,6 @@ class ConnectorRunner:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    # -- plumbing -----------------------------------------------------------
-
-    def _wait(self, state: RetryCallState) -> float:
-        delay = float(self._backoff(state))
-        error = state.outcome.exception() if state.outcome else None
-        retry_after = getattr(error, "retry_after", None)
-        if retry_after is None:
-            return delay
-        # Honour the system's Retry-After, up to a cap (see MAX_RETRY_AFTER_S).
-        return max(delay, min(float(retry_after), MAX_RETRY_AFTER_S))
-
-    def _sleep(self, seconds: float) -> None:
-        if self._stop.wait(seconds):
-            raise _Stopping
 
     def _send(self, topic: str, key: bytes | None, value: bytes | dict[str, Any]) -> _Sent:
         """Send (thread-safe); returns what was sent, with the send's future."""
@@ -562,7 +430,7 @@ class ConnectorRunner:
                     "error_type": type(failed[0].future.exception).__name__,
                 },
             )
-            self._sleep(min(0.5 * 2 ** (attempt - 1), MAX_RETRY_AFTER_S))
+            self.executor.sleep(min(0.5 * 2 ** (attempt - 1), MAX_RETRY_AFTER_S))
             sent = [self._send(s.topic, s.key, s.value) for s in failed]
 
     def _commit(self, partition: TopicPartition, offset: int) -> None:
@@ -603,20 +471,6 @@ def producer_config(bootstrap: str) -> dict[str, Any]:
     return {"bootstrap_servers": bootstrap, "acks": "all", "enable_idempotence": False}
 
 
-def _failed(
-    task: Task, started: datetime, error: str, code: str, attempts: int, *, retriable: bool = False
-) -> TaskResult:
-    return task_result(
-        task,
-        started,
-        attempts,
-        status="failed",
-        error=error,
-        error_code=code,
-        retriable=retriable,
-    )
-
-
 def _summary(exc: ValidationError) -> str:
     """A validation error without the input values, which may be personal data."""
     errors = exc.errors(include_input=False, include_url=False)
@@ -629,85 +483,3 @@ def _offset(offset: int) -> OffsetAndMetadata:
     """An OffsetAndMetadata for kafka-python 2.0 (two fields) and later (three)."""
     values = {"offset": offset, "metadata": "", "leader_epoch": -1}
     return OffsetAndMetadata(**{f: values[f] for f in OffsetAndMetadata._fields})
-
-
-# -- command line -----------------------------------------------------------
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Host the named systems (default: all in scope) until SIGTERM or SIGINT."""
-    parser = argparse.ArgumentParser(
-        prog="python -m connectors.runner",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("systems", nargs="*", help="systems to host; default: all in scope")
-    parser.add_argument("--group-id", default=CONNECTORS_GROUP, help="consumer group")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    configure_logging(args.log_level)
-
-    config = settings.load()
-    if not config.kafka_bootstrap:
-        print(
-            "DSR_KAFKA_BOOTSTRAP is not set; the connector runner needs a broker", file=sys.stderr
-        )
-        return 2
-    try:
-        # ``hash`` erasure's HMAC key (connectors/pseudonyms.py), from the key provider
-        pseudonyms.configure(LocalKeyProvider.from_settings(config).erasure_hmac_key())
-        data_map = datamap.load(config.datamap_path)
-        connectors = build_all(data_map, args.systems or None)
-    except (datamap.DataMapError, ConfigError, CryptoError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    if not connectors:
-        print("no systems to host", file=sys.stderr)
-        return 2
-    monitoring.serve_process(config, "runner")
-    for name, connector in connectors.items():
-        status = run_check(connector)
-        level = logging.INFO if status.ok else logging.WARNING
-        log.log(level, "check: %s", status.message, extra={"system": name})
-
-    stop = threading.Event()
-
-    def stopping(*_: object) -> None:
-        if not stop.is_set():
-            exit_after()  # a drain that cannot finish (no broker) must not keep us alive
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, stopping)
-    try:
-        runner = ConnectorRunner(
-            config.kafka_bootstrap,
-            connectors,
-            group_id=args.group_id,
-            max_attempts=config.task_attempts,
-            session_timeout_s=config.session_timeout_s,
-            on_assigned=lambda: settings.mark_ready(config),
-            call_timeouts={n: s.call_timeout_seconds for n, s in data_map.systems.items()},
-            sealer=Sealer.from_settings(config),
-            claims=ClaimCheck.from_settings(config),
-            heart=Heart.for_process(config.home, "runner"),
-        )
-    except KafkaError as exc:
-        for connector in connectors.values():
-            connector.close()
-        print(f"cannot reach Kafka at {config.kafka_bootstrap}: {exc}", file=sys.stderr)
-        return 1
-    with runner:
-        try:
-            runner.run(stop)
-        except KafkaError as exc:
-            # A result that could not be sent (the broker was gone for longer than the
-            # producer's delivery timeout) leaves this process unsure what it delivered:
-            # stop, uncommitted, and let `dsr up` start a fresh runner.
-            log.error("stopping on a Kafka error, to be restarted: %s", exc)
-            return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Carrying out one task on its system's connector: each call bounded in time
+(``connectors/calls.py``), a ``RetriableError`` retried with exponential backoff and
+jitter (a system's ``retry_after`` honoured up to ``MAX_RETRY_AFTER_S``), and exactly one
+``TaskResult`` whatever happened. Never raises for a connector's failure."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential, wait_random
+
+from connectors.base import ConnectorBase, dispatch, ok_result, task_result
+from connectors.calls import CallThread, Stopped
+from connectors.errors import ConnectorError, RetriableError
+from connectors.results import OperationResult
+from services import monitoring
+from services.heartbeat import Heart
+from streams.records import Task, TaskResult, utcnow
+
+log = logging.getLogger("dsr.runner")
+
+#: How long one connector call may take before it is abandoned and retried
+#: (``call_timeout_seconds`` per system in the data map).
+DEFAULT_CALL_TIMEOUT_S = 60.0
+
+#: A connector's retry_after is honoured up to this; a longer wait is better spent
+#: failing the task and letting the request complete without that system.
+MAX_RETRY_AFTER_S = 60.0
+
+
+class _Stopping(Exception):
+    """The runner was told to stop while waiting to retry; the task will run again."""
+
+
+class Executor:
+    """Runs tasks on the hosted systems' connectors, one call thread a system."""
+
+    def __init__(
+        self,
+        connectors: Mapping[str, ConnectorBase[Any]],
+        *,
+        max_attempts: int,
+        backoff_initial_s: float,
+        backoff_max_s: float,
+        call_timeouts: Mapping[str, float] | None,
+        heart: Heart | None,
+    ) -> None:
+        self.connectors = dict(connectors)
+        self.max_attempts = max_attempts
+        # Exponential backoff (initial, 2x, 4x ... up to the max), plus up to `initial` of jitter.
+        self._backoff = wait_exponential(multiplier=backoff_initial_s, max=backoff_max_s) + (
+            wait_random(0, backoff_initial_s)
+        )
+        self._calls = {system: CallThread(f"call-{system}") for system in self.connectors}
+        #: Seconds one call of a system may take (``call_timeout_seconds`` in the data map).
+        self._call_timeouts = dict(call_timeouts or {})
+        self.heart = heart
+        #: Set when the runner stops: a wait to retry ends, and the task runs again later.
+        self.stop = threading.Event()
+
+    def execute(self, task: Task) -> TaskResult:
+        """Run ``task`` on its connector, with retries; never raises for a connector failure."""
+        started = utcnow()
+        ctx = {
+            "request_id": task.request_id,
+            "stage": "connector",
+            "system": task.system,
+            "kind": str(task.kind),
+        }
+        connector = self.connectors.get(task.system)
+        if connector is None:
+            log.error("task for a system this runner does not host", extra=ctx)
+            error = f"this runner does not host system {task.system!r}"
+            return _failed(task, started, error, "unknown_system", 0)
+        attempts = 0
+
+        def attempt() -> OperationResult:
+            nonlocal attempts
+            attempts += 1
+            if self.heart:
+                self.heart.working(task.task_id, task.system, attempts)
+            with monitoring.observe_connector_call(task.system, task.kind):
+                try:
+                    return self._calls[task.system].call(
+                        lambda: dispatch(connector, task),
+                        self._call_timeouts.get(task.system, DEFAULT_CALL_TIMEOUT_S),
+                        self.stop,
+                    )
+                except Stopped:
+                    raise _Stopping from None
+
+        def before_sleep(state: RetryCallState) -> None:
+            monitoring.record_retry(task.system)
+            failed = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "retrying",
+                extra={
+                    **ctx,
+                    "attempt": state.attempt_number,
+                    "max_attempts": self.max_attempts,
+                    "delay_s": round(state.upcoming_sleep, 3),
+                    "error": str(failed)[:500] if failed else None,
+                },
+            )
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(RetriableError),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            sleep=self.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            outcome = retrying(attempt)
+        except _Stopping:
+            raise
+        except RetriableError as exc:
+            result = _failed(task, started, str(exc), "retries_exhausted", attempts, retriable=True)
+        except ConnectorError as exc:
+            result = _failed(task, started, str(exc), exc.code, attempts)
+        except Exception as exc:
+            # The message of an unexpected exception may hold data: report its type only.
+            error = f"unexpected {type(exc).__name__} in the connector"
+            result = _failed(task, started, error, "internal_error", attempts)
+        else:
+            try:
+                result = ok_result(task, outcome, started, attempts)
+            except ValidationError:
+                error = "the connector returned a malformed OperationResult"
+                result = _failed(task, started, error, "internal_error", attempts)
+        finally:
+            if self.heart:
+                self.heart.done(task.task_id)
+        log.log(
+            logging.INFO if result.status == "ok" else logging.WARNING,
+            "task done" if result.status == "ok" else "task failed",
+            extra={
+                **ctx,
+                "status": result.status,
+                "error_code": result.error_code,
+                "attempts": attempts,
+                **({"error": result.error} if result.error else {}),
+            },
+        )
+        monitoring.record_task_result(result)
+        return result
+
+    def _wait(self, state: RetryCallState) -> float:
+        delay = float(self._backoff(state))
+        error = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is None:
+            return delay
+        # Honour the system's Retry-After, up to a cap (see MAX_RETRY_AFTER_S).
+        return max(delay, min(float(retry_after), MAX_RETRY_AFTER_S))
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``; raise ``_Stopping`` if the runner is told to stop meanwhile."""
+        if self.stop.wait(seconds):
+            raise _Stopping
+
+    def close(self) -> None:
+        for calls in self._calls.values():
+            calls.close()
+
+
+def _failed(
+    task: Task, started: datetime, error: str, code: str, attempts: int, *, retriable: bool = False
+) -> TaskResult:
+    return task_result(
+        task,
+        started,
+        attempts,
+        status="failed",
+        error=error,
+        error_code=code,
+        retriable=retriable,
+    )
