@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from services.scaffold import template_connector, template_project, template_store, template_tests
-
+#: The package's files, as templates (``{{name}}``, ``{{package}}``, ``{{Class}}`` ...).
+TEMPLATES = Path(__file__).parent / "templates"
 NAME = re.compile(r"[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*")
 
 
@@ -61,17 +61,18 @@ def create(name: str, directory: Path | None = None) -> Path:
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise ScaffoldError(f"{root} already exists and is not empty")
     files = {
-        "pyproject.toml": template_project.PYPROJECT,
-        "README.md": template_project.README,
-        f"{names.package}/__init__.py": f'"""The {name} connector for dsr-pipeline."""\n',
-        f"{names.package}/connector.py": template_connector.TEMPLATE,
-        f"{names.package}/example_store.py": template_store.TEMPLATE,
-        "tests/test_conformance.py": template_tests.TEMPLATE,
+        "pyproject.toml": "pyproject.toml",
+        "README.md": "README.md",
+        f"{names.package}/__init__.py": "package_init.py",
+        f"{names.package}/connector.py": "connector.py",
+        f"{names.package}/example_store.py": "example_store.py",
+        "tests/test_conformance.py": "test_conformance.py",
     }
     for path, template in files.items():
         target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(names.render(template), encoding="utf-8")
+        text = (TEMPLATES / f"{template}.tmpl").read_text(encoding="utf-8")
+        target.write_text(names.render(text), encoding="utf-8")
     return root
 
 

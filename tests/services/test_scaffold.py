@@ -82,6 +82,22 @@ def test_the_package_has_what_an_author_needs(package: Path) -> None:
     assert "${BILLING_API_TOKEN}" in readme
 
 
+def test_the_generated_package_is_lint_clean(package: Path, tmp_path: Path) -> None:
+    """The templates are code: rendered, they pass ruff (pyflakes, pycodestyle, isort,
+    bugbear, pyupgrade; formatted) and mypy --strict, as an author's CI would run them."""
+    ruff = [sys.executable, "-m", "ruff"]
+    style = ["--isolated", "--line-length", "100"]
+    checks = [
+        [*ruff, "check", *style, "--select", "E,F,I,B,UP", "."],
+        [*ruff, "format", "--check", *style, "."],
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "mypy"), "."],
+    ]
+    env = {**os.environ, "MYPYPATH": str(Path(__file__).parents[2])}
+    for argv in checks:
+        done = subprocess.run(argv, cwd=package, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"{' '.join(argv[2:4])}:\n{done.stdout}{done.stderr}"
+
+
 def test_the_generated_connector_passes_the_kit_as_it_is(package: Path) -> None:
     run = kit(package)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -91,10 +107,9 @@ def test_the_generated_connector_passes_the_kit_as_it_is(package: Path) -> None:
 
 def test_an_async_connector_passes_the_same_kit(package: Path) -> None:
     source = (package / CONNECTOR).read_text()
-    source = source.replace(
-        "from connectors import CheckResult, Connector,",
-        "from connectors.aio import AsyncConnector\nfrom connectors import CheckResult,",
-    ).replace("(Connector[BillingConfig])", "(AsyncConnector[BillingConfig])")
+    source = source.replace("    Connector,\n", "    AsyncConnector,\n", 1).replace(
+        "(Connector[BillingConfig])", "(AsyncConnector[BillingConfig])"
+    )
     for method in ("check", "disclose", "third_party_records", "correct", "suspend", "erase"):
         source = source.replace(f"    def {method}(", f"    async def {method}(")
     source = source.replace("    def stop_third_party", "    async def stop_third_party")
