@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kafka import KafkaProducer
+from pydantic import ValidationError
 
 from services.crypto import CryptoError
 from services.crypto.sealing import Sealer
@@ -43,6 +44,7 @@ from services.ledger import Ledger
 from services.ledger.models import DeadLetter
 from services.signing import SIGNATURE_HEADER, SIGNING_HEADERS, Signer
 from streams import topics
+from streams.records import DeadLetterEvent
 
 #: Where a worker stage's dead letters go back to.
 STAGE_TOPICS = {
@@ -68,34 +70,37 @@ def letter(
     headers: dict[str, str] | None = None,
     detail: str = "",
     request_id: str | None = None,
-    **ids: Any,
-) -> dict[str, Any]:
-    """A dead letter's body: what went wrong, ``original``'s digest, and the original
-    with its headers and the error's detail sealed to the pipeline's public key (not
-    kept without pipeline keys). ``ids``: ``task_id``, ``error_code``."""
-    body: dict[str, Any] = {
-        "source": source,
-        "error": error,
-        "attempts": attempts,
-        "request_id": request_id,
-        "digest": hashlib.sha256(original).hexdigest(),
-        **ids,
-    }
+    task_id: str | None = None,
+    error_code: str | None = None,
+) -> DeadLetterEvent:
+    """A dead letter: what went wrong, ``original``'s digest, and the original with its
+    headers and the error's detail sealed to the pipeline's public key (not kept without
+    pipeline keys)."""
+    sealed = None
     if sealer is not None and sealer.pipeline is not None:
         kept = {
             "original": original.decode("utf-8", "replace"),
             "headers": headers or {},
             "detail": detail,
         }
-        body["sealed"] = sealer.seal_to_pipeline(SEALED_NAME, json.dumps(kept).encode())
-    return body
+        sealed = sealer.seal_to_pipeline(SEALED_NAME, json.dumps(kept).encode())
+    return DeadLetterEvent(
+        source=source[:256],
+        error=error[:2000],
+        attempts=attempts,
+        request_id=request_id[:128] if request_id else None,
+        digest=hashlib.sha256(original).hexdigest(),
+        task_id=task_id,
+        error_code=error_code,
+        sealed=sealed,
+    )
 
 
 @dataclass(frozen=True)
 class Letter:
-    """A dead letter as it arrives on the topic: the JSON body a runner or worker wrote."""
+    """A dead letter as it arrives on the topic."""
 
-    body: dict[str, Any]
+    event: DeadLetterEvent
     at: datetime
     key: str | None = None
     #: A digest of the letter's bytes and timestamp: the same for a redelivered copy.
@@ -103,13 +108,20 @@ class Letter:
 
     @classmethod
     def parse(cls, value: bytes, timestamp_ms: int, key: bytes | None = None) -> Letter:
+        """The letter in ``value``; one that is not a valid dead letter is kept all the
+        same, saying so, with the digest of what arrived."""
         try:
-            body = json.loads(value)
-        except ValueError:
-            body = {"error": "the dead letter itself is not JSON"}
+            event = DeadLetterEvent.model_validate_json(value)
+        except ValidationError as exc:
+            event = DeadLetterEvent(
+                source="",
+                error=f"the dead letter itself is not valid ({exc.error_count()} errors)",
+                attempts=0,
+                digest=hashlib.sha256(value).hexdigest(),
+            )
         digest = hashlib.sha256(value + b"\0" + str(timestamp_ms).encode()).hexdigest()
         return cls(
-            body if isinstance(body, dict) else {},
+            event,
             datetime.fromtimestamp(timestamp_ms / 1000, UTC),
             key.decode("utf-8", "replace") if key else None,
             digest[:32],
@@ -117,7 +129,7 @@ class Letter:
 
     @property
     def source(self) -> str:
-        return str(self.body.get("source", ""))
+        return self.event.source
 
     @property
     def system(self) -> str | None:
@@ -127,13 +139,11 @@ class Letter:
 
     @property
     def request_id(self) -> str | None:
-        rid = self.body.get("request_id")
-        return rid if isinstance(rid, str) else None
+        return self.event.request_id
 
     @property
     def task_id(self) -> str | None:
-        task_id = self.body.get("task_id")
-        return str(task_id) if task_id else None
+        return self.event.task_id or None
 
     @property
     def topic(self) -> str:
@@ -143,37 +153,36 @@ class Letter:
     @property
     def reason_code(self) -> str:
         """``retries_exhausted``, ``invalid_task``, or the worker's error as a code."""
-        if self.body.get("error_code"):
-            return str(self.body["error_code"])[:64]
+        if self.event.error_code:
+            return self.event.error_code
         if self.system is not None:
             return "invalid_task"
-        code = _CODE.sub("_", str(self.body.get("error", "")).lower()).strip("_")
+        code = _CODE.sub("_", self.event.error.lower()).strip("_")
         return code[:64] or "unknown"
 
     def row(self) -> DeadLetter:
         """The ledger row, without what may name someone (``kept``)."""
-        attempts = self.body.get("attempts")
         return DeadLetter(
             id=self.letter_id,
             topic=self.topic,
             source=self.source,
             key=self.key,
             reason_code=self.reason_code,
-            reason=str(self.body.get("error", ""))[:300],
+            reason=self.event.error[:300],
             request_id=self.request_id,
             task_id=self.task_id,
-            attempts=attempts if isinstance(attempts, int) else None,
+            attempts=self.event.attempts,
             at=self.at,
         )
 
     def kept(self, sealer: Sealer | None) -> dict[str, Any] | None:
         """What the ledger keeps sealed, opened from ``sealed`` with the pipeline's key:
         everything needed to send the event back; None if the letter kept nothing."""
-        if sealer is None or sealer.pipeline is None or "sealed" not in self.body:
+        if sealer is None or sealer.pipeline is None or self.event.sealed is None:
             return None
         where = f"dead letter {self.letter_id}"
         try:
-            kept = json.loads(sealer.open_from_pipeline(SEALED_NAME, self.body["sealed"], where))
+            kept = json.loads(sealer.open_from_pipeline(SEALED_NAME, self.event.sealed, where))
         except (CryptoError, ValueError):
             return None
         return kept if isinstance(kept, dict) else None

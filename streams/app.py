@@ -46,6 +46,7 @@ from streams.agents import (
 )
 from streams.agents.decode import PoisonEvent
 from streams.context import Outgoing, Pipeline
+from streams.records import dump
 
 log = logging.getLogger("dsr.worker")
 
@@ -411,7 +412,7 @@ def _dead_letter(stage: str, error: str, detail: str, event: Any) -> Outgoing:
         detail=detail,
         request_id=key,
     )
-    return Outgoing(topics.DEAD_LETTER, event.key, json.dumps(body).encode())
+    return Outgoing(topics.DEAD_LETTER, event.key, dump(body))
 
 
 @functools.cache

@@ -612,6 +612,24 @@ class NoticeDue(_Strict):
     purpose: NoticePurpose
 
 
+class DeadLetterEvent(_Strict):
+    """On ``dsr.deadletter``: an event that could not be handled, or a task that used up
+    its attempts. Nothing in clear names anyone: the original event, its headers and the
+    error's detail travel only in ``sealed``, to the pipeline's public key (absent when
+    the sender has no pipeline keys); ``digest`` is the original's SHA-256."""
+
+    #: A worker stage (``intake``, ``fanout``, ``aggregate`` ...) or a task topic.
+    source: str = Field(max_length=256)
+    error: str = Field(max_length=2000)
+    attempts: int = Field(ge=0)
+    request_id: str | None = Field(default=None, max_length=128)
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    task_id: str | None = Field(default=None, max_length=256)
+    #: The task's error code (``retries_exhausted``, ``request_timed_out``) for a task.
+    error_code: str | None = Field(default=None, max_length=64)
+    sealed: str | None = None
+
+
 PUBLISHED_SCHEMAS: dict[str, type[BaseModel]] = {
     "request-event.v1.json": RequestEvent,
     "task.v1.json": Task,
@@ -620,6 +638,7 @@ PUBLISHED_SCHEMAS: dict[str, type[BaseModel]] = {
     "rejected-event.v1.json": RejectedEvent,
     "decision-event.v1.json": DecisionEvent,
     "notice-due.v1.json": NoticeDue,
+    "dead-letter.v1.json": DeadLetterEvent,
 }
 
 

@@ -362,10 +362,10 @@ class ConnectorRunner:
             raise ValueError("the task is sealed and this runner has no keys (DSR_SEAL_EVENTS)")
         return self._sealer.open(task)
 
-    def _dead_letter(self, message: Any, error: str, attempts: int, **ids: Any) -> dict[str, Any]:
+    def _dead_letter(self, message: Any, error: str, attempts: int, **ids: Any) -> bytes:
         """A dead letter of ``message``: its digest, and the task itself only sealed."""
         key = message.key.decode("utf-8", "replace") if message.key else None
-        return deadletters.letter(
+        letter = deadletters.letter(
             message.topic,
             error,
             message.value or b"",
@@ -373,6 +373,7 @@ class ConnectorRunner:
             attempts=attempts,
             **{"request_id": key, **ids},
         )
+        return dump(letter)
 
     def _result(self, result: TaskResult, task: Task) -> bytes:
         """The result as sent: sealed when its task came sealed, by claim check if large."""

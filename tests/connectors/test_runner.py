@@ -35,7 +35,7 @@ from services.crypto import LocalKeyProvider
 from services.crypto.sealing import Sealer
 from services.delivery.claims import ClaimCheck
 from services.delivery.storage import LocalStorage
-from streams.records import Kind, Task, TaskResult, dump, utcnow
+from streams.records import DeadLetterEvent, Kind, Task, TaskResult, dump, utcnow
 from streams.topics import TopicSpec, tasks_topic
 from tests.connectors.fixtures import ALICE, SESSION_S, Database, Outbox, running
 from tests.integration.fixtures import wait_for
@@ -159,7 +159,8 @@ def test_exhausted_retries_fail_the_task_and_go_to_the_dead_letter_topic(
     assert letter["request_id"] == task.request_id
     # The task is named by its digest; without pipeline keys it is not kept at all.
     assert letter["digest"] == hashlib.sha256(dump(task)).hexdigest()
-    assert "original" not in letter and "sealed" not in letter
+    assert "original" not in letter and letter["sealed"] is None
+    assert DeadLetterEvent.model_validate(letter).task_id == task.task_id  # the published schema
 
 
 def test_a_task_whose_request_timed_out_is_skipped_unrun_and_dead_lettered(

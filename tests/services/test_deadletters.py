@@ -21,6 +21,7 @@ from services.deadletters import (
 from services.ledger import Ledger
 from services.signing import Keyring, SignatureError
 from streams import topics
+from streams.records import DeadLetterEvent, dump
 
 AT_MS = 1_795_000_000_000
 REQUEST_ORIGINAL = json.dumps(
@@ -31,7 +32,7 @@ REQUEST_DETAIL = "UNIQUE constraint failed: b@x.jp"
 PERSONAL = ["a@x.jp", "b@x.jp", "c@x.jp"]
 
 
-def bodies(sealer: Sealer | None) -> list[dict[str, object]]:
+def bodies(sealer: Sealer | None) -> list[DeadLetterEvent]:
     """A task out of attempts, a request, a fan-out id, a poison result, a malformed task:
     as the runner and the worker write them (``deadletters.letter``)."""
     task = json.dumps({"request_id": "r-1", "identifiers": {"email": "a@x.jp"}}).encode()
@@ -62,8 +63,8 @@ def bodies(sealer: Sealer | None) -> list[dict[str, object]]:
     ]
 
 
-def raw(body: dict[str, object]) -> bytes:
-    return json.dumps(body).encode()
+def raw(body: DeadLetterEvent) -> bytes:
+    return dump(body)
 
 
 def test_a_letter_carries_a_digest_and_nothing_personal_in_clear(tmp_path: Path) -> None:
@@ -71,7 +72,7 @@ def test_a_letter_carries_a_digest_and_nothing_personal_in_clear(tmp_path: Path)
     for body in [*bodies(sealer), *bodies(None)]:
         assert not [p for p in PERSONAL if p in raw(body).decode()]
     request = bodies(sealer)[1]
-    assert request["digest"] == hashlib.sha256(REQUEST_ORIGINAL.encode()).hexdigest()
+    assert request.digest == hashlib.sha256(REQUEST_ORIGINAL.encode()).hexdigest()
     assert Letter.parse(raw(request), AT_MS).kept(sealer) == {
         "original": REQUEST_ORIGINAL,
         "headers": REQUEST_HEADERS,
@@ -100,6 +101,14 @@ def plain(tmp_path: Path) -> Iterator[Ledger]:
     ledger.migrate()
     yield ledger
     ledger.close()
+
+
+def test_a_letter_that_is_not_a_dead_letter_is_kept_saying_so() -> None:
+    for value in (b"not json", b'{"source": "intake"}', json.dumps([1, 2]).encode()):
+        parsed = Letter.parse(value, AT_MS)
+        assert parsed.event.error.startswith("the dead letter itself is not valid")
+        assert parsed.event.digest == hashlib.sha256(value).hexdigest()
+        assert parsed.row().reason_code.startswith("the_dead_letter_itself_is_not_valid")
 
 
 def test_each_letter_knows_its_system_request_and_reason() -> None:
