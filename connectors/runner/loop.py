@@ -1,27 +1,7 @@
-"""The connector runner: carry out each hosted system's tasks, report every result.
-
-    python -m connectors.runner [SYSTEM ...]
-
-For each message on ``dsr.tasks.<system>`` the runner parses the ``Task``,
-calls the system's connector (retrying a ``RetriableError`` with exponential
-backoff and jitter), sends exactly one ``TaskResult`` to ``dsr.results``,
-flushes, and only then commits the offset. Delivery is at least once: a task
-may run twice after a crash, and its ``task_id`` is the idempotency key.
-
-Each system has its own lane (a thread): its tasks run one at a time and in
-order, while a slow or retrying system never holds up another one. The main
-thread only polls and hands each partition's batch to its system's lane; it
-commits a partition's batches in order as they finish. A system more than
-``MAX_QUEUED_BATCHES`` behind makes the main thread wait for it.
-
-A message that is not a valid task, and a task that used up its attempts, also
-go to ``dsr.deadletter`` with the error and the original bytes sealed to the pipeline.
-
-A call that takes longer than its system's ``call_timeout_seconds`` is abandoned
-(``connectors/calls.py``) and retried like any transient failure, so a hung system
-fails its tasks, and its requests complete without it, instead of waiting forever.
-
-Log lines carry request_id, system and kind; never identifiers or record values."""
+"""The runner's loop: poll the task topics, hand each partition's batch to its system's
+lane, send one result a task (and a dead letter when it used up its attempts or was not
+a valid task), and commit each partition's batches in order as they finish. The whole
+story is in ``connectors/runner/__init__.py``."""
 
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ from services.delivery.encrypted import open_package_storage
 from services.delivery.package import read_package
 from services.demo.scenario import event
 from services.demo.seed import seed
+from services.ledger import Ledger
 from services.processes import read_processes
 from services.settings import Settings
 from services.stack import Stack
@@ -146,6 +147,18 @@ def wait_for(what: str, ready: Callable[[], Any], timeout: float = 120) -> Any:
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
     return value
+
+
+def wait_sent(ledger: Ledger, request_ids: Iterable[str], timeout: float = 180) -> None:
+    """Wait until the ledger records every one of these requests' responses as sent. A
+    worker killed while sending one holds its lease until it runs out
+    (``services.ledger.base.SEND_LEASE``); only then does the sweeper send it again."""
+    ids = list(request_ids)
+
+    def sent() -> bool:
+        return all((r := ledger.response(i)) is not None and r.published_at for i in ids)
+
+    wait_for(f"{len(ids)} responses to be sent", sent, timeout=timeout)
 
 
 @contextmanager

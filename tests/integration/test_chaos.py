@@ -37,6 +37,7 @@ from tests.integration.fixtures import (
     seed_lookalikes,
     settings_for,
     wait_for,
+    wait_sent,
 )
 
 pytestmark = pytest.mark.integration
@@ -129,6 +130,7 @@ def test_kill_everything_repeatedly_and_every_admitted_request_comes_true(
         }
 
         # Every admitted request completed exactly once a revision; none is lost.
+        wait_sent(chaos.ledger, admitted)
         revisions = {}
         for rid in admitted:
             response = chaos.ledger.response(rid)

@@ -35,6 +35,7 @@ from tests.integration.fixtures import (
     seed_lookalikes,
     settings_for,
     wait_for,
+    wait_sent,
 )
 from tests.integration.kafka.cluster import Cluster
 
@@ -92,6 +93,7 @@ class Run:
     def check_exactly_once(self, ids: list[str]) -> None:
         """One completion a revision in the ledger, and one response a revision on the
         topic; nothing missing."""
+        wait_sent(self.ledger, ids)
         revisions = {}
         for rid in ids:
             response = self.ledger.response(rid)
