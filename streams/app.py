@@ -139,7 +139,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                     await app.producer.send(
                         o.topic, o.key, o.value, partition=None, timestamp=None, headers=None
                     )
-                monitoring.record_sent(o.topic, o.value)
+                if o.record is not None and not o.resend:
+                    monitoring.record_sent(o.record)
             if published:
                 crash_point("responses.published")
                 ctx().ledger.mark_published(published)
@@ -412,7 +413,7 @@ def _dead_letter(stage: str, error: str, detail: str, event: Any) -> Outgoing:
         detail=detail,
         request_id=key,
     )
-    return Outgoing(topics.DEAD_LETTER, event.key, dump(body))
+    return Outgoing(topics.DEAD_LETTER, event.key, dump(body), record=body)
 
 
 @functools.cache

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 
+from pydantic import BaseModel
+
 from connectors.registry import capabilities
 from services.crypto.sealing import Sealer
 from services.datamap import DataMap, answers, unanswerable_kinds
@@ -36,6 +38,9 @@ class Outgoing:
     #: A response sent again because the ledger has no record of its being sent
     #: (``streams.outbox`` looks on the topic first).
     resend: bool = False
+    #: What ``value`` holds, when metrics count it (a response, a rejected event, a dead
+    #: letter): the wiring counts the typed record, never re-reads the bytes.
+    record: BaseModel | None = None
 
 
 @dataclass

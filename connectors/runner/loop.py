@@ -353,6 +353,7 @@ class ConnectorRunner:
             attempts=attempts,
             **{"request_id": key, **ids},
         )
+        monitoring.record_sent(letter)
         return dump(letter)
 
     def _result(self, result: TaskResult, task: Task) -> bytes:
@@ -390,7 +391,6 @@ class ConnectorRunner:
         if isinstance(value, dict):
             value = json.dumps(value).encode()
         future = self._producer.send(topic, key=key, value=value)
-        monitoring.record_sent(topic, value)
         return _Sent(topic, key, value, future)
 
     def _flush(self, sent: Sequence[_Sent]) -> None:

@@ -43,14 +43,11 @@ counted when the response leaves the worker, from its per-system outcomes.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Any, get_args
+from datetime import timedelta
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -58,12 +55,22 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from services import rules
 from services.ledger import Ledger, RequestStatus
 from streams import topics
-from streams.records import Kind, Regulation, RejectedEvent, ResponseStatus, TaskResult, utcnow
+from streams.records import (
+    DeadLetterEvent,
+    Kind,
+    Regulation,
+    RejectedEvent,
+    ResponseEvent,
+    ResponseStatus,
+    TaskResult,
+    utcnow,
+)
 
 log = logging.getLogger("dsr.monitoring")
 
@@ -249,85 +256,31 @@ def record_task_result(result: TaskResult) -> None:
     TASK_SECONDS.labels(result.system, result.status).observe(max(0.0, took))
 
 
-def record_sent(topic: str, value: bytes) -> None:
-    """Count a message as it leaves: responses, rejected events and dead letters."""
-    if topic not in (topics.RESPONSES, topics.REJECTED, topics.DEAD_LETTER):
+def record_sent(record: BaseModel) -> None:
+    """Count a record the first time it leaves: a response (its request's completion),
+    a rejected event, or a dead letter. Anything else is not counted here."""
+    if isinstance(record, ResponseEvent):
+        record_completion(record)
+    elif isinstance(record, RejectedEvent):
+        REJECTED_EVENTS.labels(record.reason_code).inc()
+        if record.reason_code in PROVISION_REFUSALS:
+            PROVISIONS_REFUSED.labels(record.reason_code).inc()
+    elif isinstance(record, DeadLetterEvent):
+        DEAD_LETTERS.labels(record.source).inc()
+
+
+def record_completion(response: ResponseEvent) -> None:
+    """A request's response, sent for the first time. A redrive's next revision is the
+    same request answered again: it is not counted as another completion."""
+    if response.revision > 1:
         return
-    try:
-        body = json.loads(value)
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    if topic == topics.RESPONSES:
-        record_completion(body)
-    elif topic == topics.REJECTED:
-        code = str(body.get("reason_code") or "unknown")
-        REJECTED_EVENTS.labels(code).inc()
-        if code in PROVISION_REFUSALS:
-            PROVISIONS_REFUSED.labels(code).inc()
-    else:
-        DEAD_LETTERS.labels(str(body.get("source") or "unknown")).inc()
-
-
-class _Seen:
-    """Request ids whose completion this process already counted (a bounded memory).
-
-    A response can leave twice (re-sent before it was marked published); each
-    request counts once. The ids stay in memory and are never exposed.
-    """
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def add(self, request_id: str) -> bool:
-        """Remember ``request_id``; False if it was already there."""
-        if request_id in self._ids:
-            self._ids.move_to_end(request_id)
-            return False
-        self._ids[request_id] = None
-        if len(self._ids) > self.size:
-            self._ids.popitem(last=False)
-        return True
-
-
-_completed = _Seen()
-
-
-def record_completion(response: Mapping[str, Any]) -> None:
-    """A response event leaving the worker (its JSON body)."""
-    request_id = str(response.get("request_id") or "")
-    if request_id and not _completed.add(request_id):
-        return
-    kind = _one_of(response.get("kind"), Kind)
-    regulation = _one_of(response.get("regulation"), Regulation)
-    status = _one_of(response.get("status"), ResponseStatus)
-    REQUESTS_COMPLETED.labels(kind, regulation, status).inc()
-    latency = _seconds_between(response.get("received_at"), response.get("completed_at"))
-    if latency is None and isinstance(response.get("latency_ms"), int):
-        latency = response["latency_ms"] / 1000
-    if latency is not None:
-        REQUEST_LATENCY.labels(kind, regulation).observe(max(0.0, latency))
-    if isinstance(response.get("processing_ms"), int):
-        REQUEST_PROCESSING.labels(kind, regulation).observe(response["processing_ms"] / 1000)
-    for outcome in response.get("systems") or []:
-        outcome_status = outcome.get("status") if isinstance(outcome, dict) else None
-        if outcome_status in ("not_applicable", "timed_out", "refused"):
-            CONNECTOR_OUTCOMES.labels(str(outcome.get("system")), outcome_status).inc()
-
-
-def _one_of(value: Any, allowed: type[StrEnum]) -> str:
-    """A label value from a closed set, so a malformed body cannot add series."""
-    return str(value) if value in allowed.__members__.values() else "other"
-
-
-def _seconds_between(start: Any, end: Any) -> float | None:
-    try:
-        began, ended = datetime.fromisoformat(start), datetime.fromisoformat(end)
-        return (ended - began).total_seconds()
-    except (TypeError, ValueError):  # missing, malformed, or naive against aware
-        return None
+    kind, regulation = str(response.kind), str(response.regulation)
+    REQUESTS_COMPLETED.labels(kind, regulation, str(response.status)).inc()
+    REQUEST_LATENCY.labels(kind, regulation).observe(response.latency_ms / 1000)
+    REQUEST_PROCESSING.labels(kind, regulation).observe(response.processing_ms / 1000)
+    for outcome in response.systems:
+        if outcome.status in ("not_applicable", "timed_out", "refused"):
+            CONNECTOR_OUTCOMES.labels(outcome.system, str(outcome.status)).inc()
 
 
 # -- ledger-backed gauges -----------------------------------------------------------

@@ -59,7 +59,7 @@ def reject(
         ctx, raw, rej.reason_code, rej.errors, request_id, audit.get("key_id"), keep=echo
     )
     key = request_id.encode() if request_id else None
-    return [Outgoing(topics.REJECTED, key, dump(rejected))]
+    return [Outgoing(topics.REJECTED, key, dump(rejected), record=rejected)]
 
 
 def rejected_event(

@@ -50,4 +50,4 @@ def handle_provision(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list
         [{"loc": "record_id", "msg": outcome.message}],
         kept=event.digested().model_dump_json(exclude_none=True).encode(),
     )
-    return [Outgoing(topics.REJECTED, event.record_id.encode(), dump(refused))]
+    return [Outgoing(topics.REJECTED, event.record_id.encode(), dump(refused), record=refused)]

@@ -65,7 +65,8 @@ def finish(
             "latency_ms": response.latency_ms,
         },
     )
-    return [_response_message(request_id, body), notices.due(request_id, "response")]
+    sent = _response_message(request_id, body, record=response)
+    return [sent, notices.due(request_id, "response")]
 
 
 def build(ctx: Pipeline, row: Request, tasks: list[TaskRow]) -> ResponseEvent:
@@ -216,8 +217,15 @@ def _refusal_message(row: Request) -> str:
     return ground.en if ground else code
 
 
-def _response_message(request_id: str, body: dict[str, Any], resend: bool = False) -> Outgoing:
-    return Outgoing(topics.RESPONSES, request_id.encode(), json.dumps(body).encode(), resend)
+def _response_message(
+    request_id: str,
+    body: dict[str, Any],
+    resend: bool = False,
+    record: ResponseEvent | None = None,
+) -> Outgoing:
+    return Outgoing(
+        topics.RESPONSES, request_id.encode(), json.dumps(body).encode(), resend, record
+    )
 
 
 def _ms(delta: timedelta) -> int:

@@ -79,7 +79,8 @@ def test_after_a_stop_a_later_provision_is_rejected(pipeline: Pipeline) -> None:
     assert json.loads(kept)["subject"] == {"digests": [TARO_DIGEST]}
     labels = {"reason_code": "provision_stopped"}
     before = REGISTRY.get_sample_value("dsr_provisions_refused_total", labels) or 0.0
-    monitoring.record_sent(out.topic, out.value)  # as the worker does for each message sent
+    assert out.record is not None and not out.resend
+    monitoring.record_sent(out.record)  # as the worker does the first time a record goes
     assert REGISTRY.get_sample_value("dsr_provisions_refused_total", labels) == before + 1
     refused = [e for e in pipeline.ledger.timeline("stop-1") if e.action == "provision_stopped"]
     assert refused[0].detail["recipients"] == ["Acme Logistics K.K."]
