@@ -69,11 +69,6 @@ def as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _lease_free(now: datetime) -> Any:
-    """No one holds the response's lease: it ran out, or was never taken."""
-    return Response.lease_until.is_(None) | (Response.lease_until < now)
-
-
 def _rowcount(s: Session, statement: Executable) -> int:
     """How many rows an UPDATE moved: the guard that makes each transition happen once.
 

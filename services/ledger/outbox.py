@@ -6,11 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 
-from services.ledger.base import SEND_LEASE, LedgerBase, _lease_free, _rowcount, as_utc
+from services.ledger.base import SEND_LEASE, LedgerBase, _rowcount, as_utc
 from services.ledger.models import Request, RequestStatus, Response
 from streams.records import utcnow
+
+
+def _lease_free(now: datetime) -> ColumnElement[bool]:
+    """No one holds the response's lease: it ran out, or was never taken."""
+    return Response.lease_until.is_(None) | (Response.lease_until < now)
 
 
 class Outbox(LedgerBase):
