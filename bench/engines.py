@@ -23,7 +23,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +70,7 @@ def _burst(stack: Stack, n: int) -> dict[str, Any]:
 
 def _recovery(stack: Stack, kill: Callable[[], None], heal: Callable[[], None]) -> float | None:
     """Seconds from the kill until a request submitted after it is answered."""
-    settings = replace(stack.settings, kafka_bootstrap=stack.bootstrap)
+    settings = stack.settings.model_copy(update={"kafka_bootstrap": stack.bootstrap})
     answered: dict[str, float] = {}
     submitted: dict[str, float] = {}
     stop = threading.Event()
@@ -127,7 +126,9 @@ def run_engine(name: str, home: Path, n: int, cluster: Cluster | None) -> dict[s
     if cluster:
         cluster.delete_all_topics()
         # Apache Kafka refuses a session timeout under its group.min.session.timeout.ms
-        settings = replace(settings, kafka_bootstrap=cluster.bootstrap, session_timeout_s=6.0)
+        settings = settings.model_copy(
+            update={"kafka_bootstrap": cluster.bootstrap, "session_timeout_override": 6.0}
+        )
     stack = Stack(settings, workers=2, runners=2, log_dir=home / "logs", metrics=False)
     with stack:
         stack.wait_joined(timeout=180)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 from services.demo.scenario import event
@@ -51,8 +50,7 @@ def prepare(home: Path, systems: int, connector: str) -> Settings:
         seed(home)
     path = home / "datamap.yaml"
     path.write_text(datamap(systems, NOOP if connector == "noop" else connector))
-    return replace(
-        Settings(),
+    return Settings(
         home=home,
         kafka_bootstrap=None,
         datamap_override=str(path),

@@ -96,9 +96,10 @@ class Submitter:
         keyring = Keyring.load(settings.signing_keys_path)
         return cls(bootstrap, keyring.signer(key_id or settings.producer_key_id), sealer)
 
-    def submit(self, raw: bytes, topic: str = topics.REQUESTS) -> None:
+    def submit(self, raw: bytes, topic: str | None = None) -> None:
         """Send one event (a request, or a decision to ``topics.DECISIONS``), a request
         sealed, and signed."""
+        topic = topic or topics.REQUESTS
         if self.sealer is not None and topic == topics.REQUESTS:
             raw = self.sealer.seal_request(raw)
         headers = self.signer.headers(raw) if self.signer else []

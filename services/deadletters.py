@@ -46,14 +46,14 @@ from services.signing import SIGNATURE_HEADER, SIGNING_HEADERS, Signer
 from streams import topics
 from streams.records import DeadLetterEvent
 
-#: Where a worker stage's dead letters go back to.
+#: The topic (in ``streams.topics``) a worker stage's dead letters go back to.
 STAGE_TOPICS = {
-    "intake": topics.REQUESTS,
-    "decisions": topics.DECISIONS,
-    "fanout": topics.ACCEPTED,
-    "aggregate": topics.RESULTS,
-    "provisions": topics.PROVISIONS,
-    "notices": topics.NOTICES,
+    "intake": "REQUESTS",
+    "decisions": "DECISIONS",
+    "fanout": "ACCEPTED",
+    "aggregate": "RESULTS",
+    "provisions": "PROVISIONS",
+    "notices": "NOTICES",
 }
 _CODE = re.compile(r"[^a-z0-9]+")
 #: The name a letter's ``sealed`` value is sealed under (authenticated with it).
@@ -148,7 +148,8 @@ class Letter:
     @property
     def topic(self) -> str:
         """Where it goes back to (its source, when that is unknown)."""
-        return STAGE_TOPICS.get(self.source, self.source)
+        stage = STAGE_TOPICS.get(self.source)
+        return str(getattr(topics, stage)) if stage else self.source
 
     @property
     def reason_code(self) -> str:

@@ -18,8 +18,8 @@ from typing import Any
 from services.client import Submitter
 from services.ledger import Ledger, RequestStatus
 from services.settings import Settings
+from streams import topics
 from streams.records import DecisionEvent, RequestEvent, dump
-from streams.topics import DECISIONS
 
 #: The audit action that records each kind of decision once applied.
 APPLIED = {"extension": "extended", "refusal": "refused"}
@@ -57,7 +57,7 @@ def decide(
         seen = max((e.id for e in ledger.timeline(event.request_id)), default=0)
         submitter = Submitter.from_settings(settings, bootstrap, key_id)
         try:
-            submitter.submit(raw, DECISIONS)
+            submitter.submit(raw, topics.DECISIONS)
         finally:
             submitter.close()
         deadline = time.monotonic() + timeout_s

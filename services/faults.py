@@ -19,6 +19,8 @@ import os
 import signal
 from pathlib import Path
 
+from services.settings import for_process
+
 POINTS = (
     "intake.recorded",
     "fanout.planned",
@@ -28,13 +30,12 @@ POINTS = (
     "responses.published",
 )
 
-_armed = frozenset(p for p in os.environ.get("DSR_CRASH_AT", "").split(",") if p)
-
 
 def crash_point(name: str) -> None:
-    if name not in _armed:
+    settings = for_process()
+    if name not in settings.crash_points:
         return
-    marker = crash_marker(Path(os.environ.get("DSR_HOME", ".dsr")), name)
+    marker = crash_marker(settings.home, name)
     marker.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from services.processes import read_processes
+from services.settings import Settings
 
 Kind = Literal["worker", "runner", "exporter"]
 
@@ -65,11 +66,11 @@ class Heart:
         self._reporter: threading.Thread | None = None
 
     @classmethod
-    def for_process(cls, home: Path, kind: Kind) -> Heart:
+    def for_process(cls, settings: Settings, kind: Kind) -> Heart:
         """Named as ``dsr up`` names the process (``DSR_COMPONENT``), else by its kind
         (one process of a kind a container, as in infra/k8s)."""
-        interval = float(os.environ.get("DSR_HEARTBEAT_INTERVAL_S") or INTERVAL_S)
-        return cls(home, os.environ.get("DSR_COMPONENT") or kind, kind, interval)
+        name = settings.component or kind
+        return cls(settings.home, name, kind, settings.heartbeat_interval_s)
 
     def beat(self) -> None:
         now = time.time()

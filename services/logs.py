@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
-import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -78,7 +77,7 @@ def library_config() -> dict[str, Any]:
     }
 
 
-def configure_logging(level: str | None = None) -> None:
+def configure_logging(level: str) -> None:
     """The pipeline's loggers (``dsr.*``) at ``DSR_LOG_LEVEL``, every other logger's
     records at WARNING and above, and Python's warnings: all one JSON object a line."""
     logging.config.dictConfig(library_config())
@@ -87,7 +86,7 @@ def configure_logging(level: str | None = None) -> None:
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("dsr")
     root.handlers[:] = [handler]
-    root.setLevel((level or os.environ.get("DSR_LOG_LEVEL", "INFO")).upper())
+    root.setLevel(level.upper())
     root.propagate = False
     if logging.getLogRecordFactory() is not _masked_record:
         logging.setLogRecordFactory(_masked_record)

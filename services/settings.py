@@ -1,4 +1,7 @@
-"""Runtime settings, read from ``DSR_*`` environment variables.
+"""Runtime settings, read from ``DSR_*`` environment variables: the only place that reads them.
+
+A value that does not parse is refused by name (``DSR_TASK_ATTEMPTS: Input should be a
+valid integer``); an empty variable counts as unset.
 
 | variable | default | meaning |
 |---|---|---|
@@ -37,13 +40,26 @@
 | DSR_NOTICE_FROM | privacy@localhost | the From address of notices |
 | DSR_COMPLAINTS_CONTACT | (a generic desk) | whom the principal contacts with a complaint |
 | DSR_LETTERHEAD | <DSR_HOME>/letterhead.yaml | the business's name, address and desks on letters |
+| DSR_PIPELINE_PUBLIC_KEY | <DSR_KEYS_DIR>/pipeline.pub | the pipeline's public key, for producers |
+| DSR_TOPIC_PREFIX | dsr | names the topics and groups: deployments sharing a cluster keep apart |
+| DSR_TOPIC_PARTITIONS | 4 | partitions of the topics ``dsr up`` creates |
+| DSR_FETCH_MAX_WAIT_MS | 50 | how long a worker's fetch waits for data, ms |
+| DSR_APPI_SLA_DAYS | 14 | the APPI's "without delay", as an internal SLA |
+| DSR_LOG_LEVEL | INFO | the pipeline's own loggers' level (libraries log at WARNING) |
+| DSR_COMPONENT | (the process's kind) | the name ``dsr up`` gives a process |
+| DSR_HEARTBEAT_INTERVAL_S | 2 | seconds between a process's heartbeats (``dsr top``, dashboard) |
+| DSR_CRASH_AT | (unset) | crash points, for the fault tests only (``services.faults``) |
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasGenerator, BeforeValidator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: What a notice says about complaints when ``DSR_COMPLAINTS_CONTACT`` is unset.
 DEFAULT_COMPLAINTS_CONTACT = (
@@ -52,116 +68,99 @@ DEFAULT_COMPLAINTS_CONTACT = (
 )
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name)
-    return value if value else default
+def _env_name(field: str) -> str:
+    return f"DSR_{field.upper()}"
 
 
-def _optional_int(name: str) -> int | None:
-    value = os.environ.get(name)
-    return int(value) if value else None
+def _override(variable: str, *, secret: bool = False) -> Any:
+    """A path or URL whose default derives from others (a property below picks)."""
+    return Field(default=None, validation_alias=variable, repr=not secret)
 
 
-def _on(name: str) -> bool:
-    """A switch that is on unless set to 0, false, no or off."""
-    return _env(name, "true").lower() not in ("0", "false", "no", "off")
+#: A switch: off when set to 0, false, no or off; on otherwise.
+Switch = Annotated[
+    bool, BeforeValidator(lambda v: str(v).lower() not in ("0", "false", "no", "off"))
+]
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path = field(default_factory=lambda: Path(_env("DSR_HOME", ".dsr")).resolve())
-    kafka_bootstrap: str | None = field(
-        default_factory=lambda: os.environ.get("DSR_KAFKA_BOOTSTRAP") or None
+class Settings(BaseSettings):
+    """Every setting of every process. ``Settings(home=...)`` overrides by field name."""
+
+    model_config = SettingsConfigDict(
+        alias_generator=AliasGenerator(validation_alias=_env_name),
+        populate_by_name=True,
+        env_ignore_empty=True,
+        case_sensitive=True,
+        frozen=True,
+        extra="ignore",
     )
+
+    home: Path = Path(".dsr")
+    kafka_bootstrap: str | None = None
     #: May hold a password: never printed (``database_url_masked``).
-    database_url_override: str | None = field(
-        default_factory=lambda: os.environ.get("DSR_DATABASE_URL") or None, repr=False
-    )
-    datamap_override: str | None = field(default_factory=lambda: os.environ.get("DSR_DATAMAP"))
-    storage_url_override: str | None = field(
-        default_factory=lambda: os.environ.get("DSR_STORAGE_URL"), repr=False
-    )
-    s3_endpoint_url: str | None = field(
-        default_factory=lambda: os.environ.get("DSR_S3_ENDPOINT_URL") or None
-    )
-    s3_kms_key_id: str | None = field(
-        default_factory=lambda: os.environ.get("DSR_S3_KMS_KEY_ID") or None
-    )
-    package_link_ttl_s: float = field(
-        default_factory=lambda: float(_env("DSR_PACKAGE_LINK_TTL_S", "900"))
-    )
-    notice_link_ttl_s: float = field(
-        default_factory=lambda: float(_env("DSR_NOTICE_LINK_TTL_S", str(7 * 24 * 3600)))
-    )
+    database_url_override: str | None = _override("DSR_DATABASE_URL", secret=True)
+    datamap_override: str | None = _override("DSR_DATAMAP")
+    storage_url_override: str | None = _override("DSR_STORAGE_URL", secret=True)
+    s3_endpoint_url: str | None = None
+    s3_kms_key_id: str | None = None
+    package_link_ttl_s: float = 900
+    notice_link_ttl_s: float = 7 * 24 * 3600
     # The embedded broker holds a new group's first JoinGroup for half the session
     # timeout, so a short session timeout is a short start-up (and a quick failover).
     # Apache Kafka refuses less than its group.min.session.timeout.ms, 6 s by default.
-    session_timeout_s: float = field(
-        default_factory=lambda: float(
-            _env("DSR_SESSION_TIMEOUT_S", "6" if os.environ.get("DSR_KAFKA_BOOTSTRAP") else "4")
-        )
-    )
+    session_timeout_override: float | None = _override("DSR_SESSION_TIMEOUT_S")
     #: A broker killed after writing a batch but before acknowledging it makes the
     #: producer send it again: idempotence keeps it from being appended twice. The
     #: embedded broker has no idempotent producers (``dsr up`` turns it off there).
-    idempotent_producer: bool = field(default_factory=lambda: _on("DSR_IDEMPOTENT_PRODUCER"))
+    idempotent_producer: Switch = True
     #: Unset: min(3, brokers) and min(2, replication), so 1 on the embedded broker.
-    topic_replication: int | None = field(
-        default_factory=lambda: _optional_int("DSR_TOPIC_REPLICATION")
-    )
-    topic_min_isr: int | None = field(default_factory=lambda: _optional_int("DSR_TOPIC_MIN_ISR"))
-    task_attempts: int = field(default_factory=lambda: int(_env("DSR_TASK_ATTEMPTS", "5")))
+    topic_replication: int | None = None
+    topic_min_isr: int | None = None
+    topic_prefix: str = Field(default="dsr", pattern=r"^[A-Za-z0-9._-]+$")
+    topic_partitions: int = Field(default=4, ge=1)
+    fetch_max_wait_ms: int = Field(default=50, ge=0)
+    task_attempts: int = Field(default=5, ge=1)
     #: Where this process serves ``/metrics`` on 127.0.0.1; 0 means no metrics server.
-    metrics_port: int = field(default_factory=lambda: int(_env("DSR_METRICS_PORT", "0")))
-    metrics_addr: str = field(default_factory=lambda: _env("DSR_METRICS_ADDR", "127.0.0.1"))
-    dashboard_port: int = field(default_factory=lambda: int(_env("DSR_DASHBOARD_PORT", "8700")))
-    console_port: int = field(default_factory=lambda: int(_env("DSR_CONSOLE_PORT", "8701")))
-    signing_keys_override: str | None = field(
-        default_factory=lambda: os.environ.get("DSR_SIGNING_KEYS") or None
-    )
-    require_signatures: bool = field(default_factory=lambda: _on("DSR_REQUIRE_SIGNATURES"))
-    producer_key_id: str | None = field(
-        default_factory=lambda: os.environ.get("DSR_PRODUCER_KEY_ID") or None
-    )
-    signature_max_age_s: float = field(
-        default_factory=lambda: float(_env("DSR_SIGNATURE_MAX_AGE_S", "600"))
-    )
-    provision_purge_interval_s: float = field(
-        default_factory=lambda: float(_env("DSR_PROVISION_PURGE_INTERVAL_S", "3600"))
-    )
-    encrypt_packages: bool = field(default_factory=lambda: _on("DSR_ENCRYPT_PACKAGES"))
-    seal_events: bool = field(default_factory=lambda: _on("DSR_SEAL_EVENTS"))
-    claim_check_bytes: int = field(
-        default_factory=lambda: int(_env("DSR_CLAIM_CHECK_BYTES", "262144"))
-    )
-    keys_dir_override: str | None = field(
-        default_factory=lambda: os.environ.get("DSR_KEYS_DIR") or None
-    )
-    pipeline_public_key_override: str | None = field(
-        default_factory=lambda: os.environ.get("DSR_PIPELINE_PUBLIC_KEY") or None
-    )
-    master_key_override: str | None = field(
-        default_factory=lambda: os.environ.get("DSR_MASTER_KEY_FILE") or None
-    )
-    package_retention_days: int = field(
-        default_factory=lambda: int(_env("DSR_PACKAGE_RETENTION_DAYS", "90"))
-    )
-    key_shred_interval_s: float = field(
-        default_factory=lambda: float(_env("DSR_KEY_SHRED_INTERVAL_S", "3600"))
-    )
-    notifier: str = field(default_factory=lambda: _env("DSR_NOTIFIER", "outbox").lower())
+    metrics_port: int = 0
+    metrics_addr: str = "127.0.0.1"
+    dashboard_port: int = 8700
+    console_port: int = 8701
+    signing_keys_override: str | None = _override("DSR_SIGNING_KEYS")
+    require_signatures: Switch = True
+    producer_key_id: str | None = None
+    signature_max_age_s: float = 600
+    provision_purge_interval_s: float = 3600
+    encrypt_packages: Switch = True
+    seal_events: Switch = True
+    claim_check_bytes: int = 262144
+    keys_dir_override: str | None = _override("DSR_KEYS_DIR")
+    pipeline_public_key_override: str | None = _override("DSR_PIPELINE_PUBLIC_KEY")
+    master_key_override: str | None = _override("DSR_MASTER_KEY_FILE")
+    package_retention_days: int = 90
+    key_shred_interval_s: float = 3600
+    notifier: str = "outbox"
     #: May hold a password: never printed.
-    smtp_url: str | None = field(
-        default_factory=lambda: os.environ.get("DSR_SMTP_URL") or None, repr=False
-    )
-    notice_from: str = field(default_factory=lambda: _env("DSR_NOTICE_FROM", "privacy@localhost"))
-    complaints_contact: str = field(
-        default_factory=lambda: _env("DSR_COMPLAINTS_CONTACT", DEFAULT_COMPLAINTS_CONTACT)
-    )
+    smtp_url: str | None = Field(default=None, repr=False)
+    notice_from: str = "privacy@localhost"
+    complaints_contact: str = DEFAULT_COMPLAINTS_CONTACT
+    letterhead_override: str | None = _override("DSR_LETTERHEAD")
+    appi_sla_days: int = Field(default=14, ge=1)
+    log_level: str = "INFO"
+    #: The name ``dsr up`` gives this process; unset in a one-process container.
+    component: str | None = None
+    heartbeat_interval_s: float = Field(default=2.0, gt=0)
+    #: Comma-separated crash points (``services.faults``): the fault tests' only.
+    crash_at: str = ""
 
-    letterhead_override: str | None = field(
-        default_factory=lambda: os.environ.get("DSR_LETTERHEAD") or None
-    )
+    @field_validator("home")
+    @classmethod
+    def _absolute(cls, home: Path) -> Path:
+        return home.resolve()
+
+    @field_validator("notifier", "log_level")
+    @classmethod
+    def _case(cls, value: str, info: Any) -> str:
+        return value.lower() if info.field_name == "notifier" else value.upper()
 
     @property
     def letterhead_path(self) -> Path:
@@ -212,17 +211,45 @@ class Settings:
         return self.storage_url_override or (self.home / "packages").as_uri()
 
     @property
-    def heartbeat_interval_s(self) -> float:
+    def session_timeout_s(self) -> float:
+        if self.session_timeout_override is not None:
+            return self.session_timeout_override
+        return 6.0 if self.kafka_bootstrap else 4.0
+
+    @property
+    def broker_heartbeat_s(self) -> float:
+        """The consumer's heartbeat to its group coordinator."""
         return max(0.5, self.session_timeout_s / 6)
+
+    @property
+    def crash_points(self) -> frozenset[str]:
+        return frozenset(p for p in self.crash_at.split(",") if p)
 
 
 def load() -> Settings:
-    return Settings()
+    """This process's settings; a variable that does not parse stops it, named."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SystemExit(f"dsr: bad settings: {explain(error)}") from None
+
+
+def explain(error: ValidationError) -> str:
+    """``DSR_X='value': why`` for each variable refused."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc']))}={e['input']!r}: {e['msg']}" for e in error.errors()
+    )
+
+
+@cache
+def for_process() -> Settings:
+    """This process's settings, read once: for what runs deep inside it (crash points)."""
+    return load()
 
 
 def mark_ready(settings: Settings) -> None:
     """Tell the supervisor this process has its partitions (``Stack.wait_joined``)."""
-    name = os.environ.get("DSR_COMPONENT")
+    name = settings.component
     if not name:
         return
     run = settings.home / "run"

@@ -33,7 +33,7 @@ from services.processes import exit_after
 from services.settings import Settings, mark_ready
 from services.settings import load as load_settings
 from services.signing import Keyring, KeyringError
-from streams import outbox, parking, topics
+from streams import outbox, parking, topics, transport
 from streams.agents import (
     aggregate,
     decisions,
@@ -88,7 +88,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     if not settings.kafka_bootstrap:
         raise SystemExit("DSR_KAFKA_BOOTSTRAP is not set: start workers with `dsr up`.")
     session = settings.session_timeout_s
-    app = faust.App(
+    app = transport.App(
         # The topic prefix names a deployment: two on one cluster keep apart.
         topics.PIPELINE_GROUP,
         broker=f"dsrkafka://{settings.kafka_bootstrap}",
@@ -100,7 +100,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=session,
-        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_heartbeat_interval=settings.broker_heartbeat_s,
         broker_rebalance_timeout=session * 2,
         broker_commit_interval=0.5,
         producer_linger=0.0,
@@ -108,6 +108,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         logging_config=library_config(),
         Worker=QuietWorker,
     )
+    app.client_options = transport.Options(settings.fetch_max_wait_ms, settings.idempotent_producer)
     state: dict[str, Pipeline] = {}
     notifier = notify.from_settings(settings)
 
@@ -293,7 +294,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     def _ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         mark_ready(settings)
 
-    heart = Heart.for_process(settings.home, "worker")
+    heart = Heart.for_process(settings, "worker")
 
     @app.timer(heart.interval)
     async def beat() -> None:
@@ -422,8 +423,8 @@ def _sealer() -> Sealer | None:
 
 
 def main() -> None:
-    configure_logging()
     settings = load_settings()
+    configure_logging(settings.log_level)
     if settings.require_signatures:
         try:
             Keyring.load(settings.signing_keys_path)

@@ -20,27 +20,43 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import faust
 from aiokafka.errors import UnknownError
 from faust.transport.drivers import aiokafka as driver
 
-from services.settings import load as load_settings
-
 log = logging.getLogger("dsr.transport")
 
-FETCH_MAX_WAIT_MS = int(os.environ.get("DSR_FETCH_MAX_WAIT_MS", "50"))
 #: Times a message the broker refused is sent, in all.
 SEND_ATTEMPTS = 6
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the worker's settings ask of its Kafka clients beyond Faust's own."""
+
+    fetch_max_wait_ms: int = 50  # DSR_FETCH_MAX_WAIT_MS
+    idempotent_producer: bool = True  # DSR_IDEMPOTENT_PRODUCER
+
+
+class App(faust.App):
+    """A Faust app whose ``dsrkafka://`` clients follow ``options``."""
+
+    client_options: Options = Options()
+
+
+def _options(app: Any) -> Options:
+    return app.client_options if isinstance(app, App) else Options()
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka keeps the setting here until start() hands it to its fetcher.
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        consumer._fetch_max_wait_ms = _options(transport.app).fetch_max_wait_ms
         return consumer
 
 
@@ -52,7 +68,7 @@ class Consumer(driver.Consumer):
 class Producer(driver.Producer):
     def _settings_extra(self) -> Mapping[str, Any]:
         extra = dict(super()._settings_extra())
-        if load_settings().idempotent_producer:
+        if _options(self.app).idempotent_producer:
             extra.update(acks="all", enable_idempotence=True)
         return extra
 

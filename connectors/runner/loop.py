@@ -29,8 +29,9 @@ from services.crypto.sealing import Sealer
 from services.delivery.claims import ClaimCheck
 from services.faults import crash_point
 from services.heartbeat import Heart
+from streams import topics
 from streams.records import Task, TaskResult, dump, utcnow
-from streams.topics import CONNECTORS_GROUP, DEAD_LETTER, RESULTS, tasks_topic
+from streams.topics import tasks_topic
 
 log = logging.getLogger("dsr.runner")
 
@@ -106,7 +107,7 @@ class ConnectorRunner:
         bootstrap: str,
         connectors: Mapping[str, ConnectorBase[Any]],
         *,
-        group_id: str = CONNECTORS_GROUP,
+        group_id: str | None = None,
         max_attempts: int = 5,
         session_timeout_s: float = 6.0,
         backoff_initial_s: float = 0.5,
@@ -122,7 +123,7 @@ class ConnectorRunner:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.connectors = dict(connectors)
-        self.group_id = group_id
+        self.group_id = group_id or topics.CONNECTORS_GROUP
         #: Carries out each task on its connector (``connectors.runner.execution``).
         self.executor = Executor(
             self.connectors,
@@ -154,7 +155,7 @@ class ConnectorRunner:
         session_ms = int(session_timeout_s * 1000)
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
-            group_id=group_id,
+            group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=session_ms,
@@ -164,13 +165,13 @@ class ConnectorRunner:
             # latency of a fetch that was already waiting when a task was produced.
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
-        topics = sorted(tasks_topic(s) for s in self.connectors)
+        hosted = sorted(tasks_topic(s) for s in self.connectors)
         # Know the topics' partitions before joining: a first assignment made from empty
         # metadata (topics just created) hands out nothing and needs a second rebalance.
-        if missing := set(topics) - self._consumer.topics():
+        if missing := set(hosted) - self._consumer.topics():
             log.warning("task topics not found yet", extra={"topics": ",".join(sorted(missing))})
         self._consumer.subscribe(
-            topics, listener=_Assignment(self._drain, self._forget, on_assigned)
+            hosted, listener=_Assignment(self._drain, self._forget, on_assigned)
         )
         try:
             self._producer = KafkaProducer(**producer_config(bootstrap))
@@ -261,7 +262,7 @@ class ConnectorRunner:
             )
             error = _summary(exc) if isinstance(exc, ValidationError) else str(exc)[:500]
             body = self._dead_letter(message, error, 0)
-            self._flush([self._send(DEAD_LETTER, message.key, body)])
+            self._flush([self._send(topics.DEAD_LETTER, message.key, body)])
             return
         if task.not_after is not None and utcnow() > task.not_after:
             self._skip_stale(message, task)
@@ -278,15 +279,15 @@ class ConnectorRunner:
                 task_id=task.task_id,
                 error_code=result.error_code,
             )
-            sent.append(self._send(DEAD_LETTER, task.request_id.encode(), body))
+            sent.append(self._send(topics.DEAD_LETTER, task.request_id.encode(), body))
         key = task.request_id.encode()
         try:
-            sent.append(self._send(RESULTS, key, self._result(result, received)))
+            sent.append(self._send(topics.RESULTS, key, self._result(result, received)))
         except MessageSizeTooLargeError:
             error = "the result is larger than the producer's max_request_size"
             sent.append(
                 self._send(
-                    RESULTS,
+                    topics.RESULTS,
                     key,
                     self._result(
                         _failed(
@@ -300,7 +301,7 @@ class ConnectorRunner:
             error = "the connector returned values that are not JSON-serialisable"
             sent.append(
                 self._send(
-                    RESULTS,
+                    topics.RESULTS,
                     key,
                     self._result(
                         _failed(task, result.started_at, error, "internal_error", result.attempts),
@@ -333,7 +334,7 @@ class ConnectorRunner:
             task_id=task.task_id,
             error_code="request_timed_out",
         )
-        self._flush([self._send(DEAD_LETTER, task.request_id.encode(), body)])
+        self._flush([self._send(topics.DEAD_LETTER, task.request_id.encode(), body)])
 
     def _open(self, task: Task) -> Task:
         if task.sealed is None:

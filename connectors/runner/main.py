@@ -24,7 +24,7 @@ from services.delivery.claims import ClaimCheck
 from services.heartbeat import Heart
 from services.logs import configure_logging
 from services.processes import exit_after
-from streams.topics import CONNECTORS_GROUP
+from streams import topics
 
 log = logging.getLogger("dsr.runner")
 
@@ -37,12 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("systems", nargs="*", help="systems to host; default: all in scope")
-    parser.add_argument("--group-id", default=CONNECTORS_GROUP, help="consumer group")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--group-id", help="consumer group; default: <DSR_TOPIC_PREFIX>-connectors")
+    parser.add_argument("--log-level", help="default: DSR_LOG_LEVEL, else INFO")
     args = parser.parse_args(argv)
-    configure_logging(args.log_level)
-
     config = settings.load()
+    configure_logging(args.log_level or config.log_level)
     if not config.kafka_bootstrap:
         print(
             "DSR_KAFKA_BOOTSTRAP is not set; the connector runner needs a broker", file=sys.stderr
@@ -78,14 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         runner = ConnectorRunner(
             config.kafka_bootstrap,
             connectors,
-            group_id=args.group_id,
+            group_id=args.group_id or topics.CONNECTORS_GROUP,
             max_attempts=config.task_attempts,
             session_timeout_s=config.session_timeout_s,
             on_assigned=lambda: settings.mark_ready(config),
             call_timeouts={n: s.call_timeout_seconds for n, s in data_map.systems.items()},
             sealer=Sealer.from_settings(config),
             claims=ClaimCheck.from_settings(config),
-            heart=Heart.for_process(config.home, "runner"),
+            heart=Heart.for_process(config, "runner"),
         )
     except KafkaError as exc:
         for connector in connectors.values():

@@ -32,7 +32,7 @@ def up(
     if not settings.datamap_path.exists():
         err.print(f"[red]No data map at {settings.datamap_path}.[/] Set DSR_DATAMAP.")
         raise typer.Exit(2)
-    configure_logging()
+    configure_logging(settings.log_level)
     stack = Stack(settings, workers=workers, runners=runners)
     dashboard: Dashboard | None = None
     ops: ConsoleServer | None = None

@@ -31,7 +31,7 @@ from services.datamap import load as load_datamap
 from services.heartbeat import Heart
 from services.ledger import Ledger
 from services.monitoring.metrics import LedgerCollector
-from services.settings import Settings, mark_ready
+from services.settings import Settings, load, mark_ready
 from streams import topics
 
 log = logging.getLogger("dsr.monitoring")
@@ -138,14 +138,14 @@ def registry(settings: Settings, bootstrap: str) -> CollectorRegistry:
 def main() -> int:
     from services.logs import configure_logging
 
-    configure_logging()
-    settings = Settings()
+    settings = load()
+    configure_logging(settings.log_level)
     bootstrap = settings.kafka_bootstrap or (settings.home / "broker.addr").read_text().strip()
     port = settings.metrics_port or 9400
     start_http_server(port, addr=settings.metrics_addr, registry=registry(settings, bootstrap))
     log.info("exporter on http://%s:%d/metrics", settings.metrics_addr, port)
     mark_ready(settings)
-    heart = Heart.for_process(settings.home, "exporter")
+    heart = Heart.for_process(settings, "exporter")
     stop = threading.Event()
     while not stop.wait(heart.interval / 2):
         heart.beat()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
-from services.rules.policy import Policy, after_days
+from services.rules.policy import Policy
 from services.rules.sentence import Sentence
+from services.settings import for_process
 from streams.records import Kind
 
-#: "Without delay" has no statutory number of days: an internal SLA, configurable.
-SLA_DAYS = int(os.environ.get("DSR_APPI_SLA_DAYS", "14"))
 #: Japan Standard Time: Japan keeps no daylight saving time.
 JST = timezone(timedelta(hours=9), "JST")
 #: Art. 39: a principal may sue two weeks after the request reached the business.
@@ -41,11 +39,18 @@ _STOP_GROUNDS = {
     **{k: v for k, v in _GROUNDS_FROM_2022.items() if k != "improper_use"},
 }
 
+
+def _within_sla(received: datetime) -> datetime:
+    """ "Without delay" has no statutory number of days: an internal SLA
+    (``DSR_APPI_SLA_DAYS``)."""
+    return received + timedelta(days=for_process().appi_sla_days)
+
+
 POLICY = Policy(
     regulation="appi",
     kinds=frozenset(Kind),
     fee_kinds=frozenset({Kind.PURPOSE_NOTIFICATION, Kind.DISCLOSURE, Kind.THIRD_PARTY_RECORDS}),
-    deadline=after_days(SLA_DAYS),
+    deadline=_within_sla,
     extension=None,  # "without delay": the APPI has no extension
     clock_pauses_for_verification=False,
     refusal_codes={

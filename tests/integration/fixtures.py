@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -60,8 +59,7 @@ def settings_for(
         shutil.copyfile(DEMO_DATAMAP, datamap)
     else:
         datamap.write_text(datamap_text)
-    return replace(
-        Settings(),
+    return Settings(
         home=home,
         kafka_bootstrap=None,
         datamap_override=str(datamap),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -62,7 +61,7 @@ class Chaos:
         people = range(self.next, self.next + WAVE)
         self.next += WAVE
         bootstrap = (self.home / "broker.addr").read_text().strip()
-        submitter = Submitter.from_settings(replace(Settings(), home=self.home), bootstrap)
+        submitter = Submitter.from_settings(Settings(home=self.home), bootstrap)
         try:
             submitter.submit_all([request_for(i, "chaos") for i in people])
         finally:

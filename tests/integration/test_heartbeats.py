@@ -10,7 +10,6 @@ import signal
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +135,7 @@ def test_dsr_status_tells_a_task_in_a_runners_hands_from_a_queued_one(
         wait_for("the runner", lambda: running(tmp_path, "runner-0"))
         wait_for("the worker", lambda: running(tmp_path, "worker-0"))
         bootstrap = (tmp_path / "broker.addr").read_text().strip()
-        submitter = Submitter.from_settings(replace(Settings(), home=tmp_path), bootstrap)
+        submitter = Submitter.from_settings(Settings(home=tmp_path), bootstrap)
         try:
             submitter.submit(json.dumps(event("held-1", "disclosure", TARO)).encode())
             wait_for(

@@ -11,7 +11,6 @@ import subprocess
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +124,7 @@ def test_every_grafana_panel_and_every_rule_works_against_dsr_up(
 ) -> None:
     home, prom = prometheus
     submitter = Submitter.from_settings(
-        replace(Settings(), home=home), (home / "broker.addr").read_text().strip()
+        Settings(home=home), (home / "broker.addr").read_text().strip()
     )
     try:
         submitter.submit_all([json.dumps(e).encode() for e in REQUESTS])

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -41,7 +40,7 @@ def _burst(home: Path, prefix: str) -> list[str]:
     ids = [f"{prefix}-{i}" for i in range(BURST)]
     subjects = [TARO, HANAKO, JIRO]
     bootstrap = (home / "broker.addr").read_text().strip()
-    submitter = Submitter.from_settings(replace(Settings(), home=home), bootstrap)
+    submitter = Submitter.from_settings(Settings(home=home), bootstrap)
     try:
         submitter.submit_all(
             [

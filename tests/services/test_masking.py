@@ -40,7 +40,7 @@ def test_a_url_without_a_password_is_unchanged() -> None:
 
 
 def test_every_log_line_is_masked_whatever_logs_it() -> None:
-    configure_logging()
+    configure_logging("INFO")
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(JsonFormatter())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from tests.integration.fixtures import wait_for
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("DSR_HOME", str(tmp_path))
     monkeypatch.delenv("DSR_DATABASE_URL", raising=False)
-    settings = replace(Settings(), home=tmp_path)
+    settings = Settings(home=tmp_path)
     Ledger(settings.database_url).migrate()
     return settings
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,9 +45,7 @@ def test_kinds_no_system_answers_are_logged_when_the_pipeline_loads_its_data_map
         conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT, name TEXT)")
     path = tmp_path / "datamap.yaml"
     path.write_text(DATAMAP.format(db=db))
-    settings = replace(
-        Settings(), home=tmp_path, datamap_override=str(path), require_signatures=False
-    )
+    settings = Settings(home=tmp_path, datamap_override=str(path), require_signatures=False)
     with caplog.at_level(logging.WARNING, logger="dsr.pipeline"):
         pipeline = Pipeline.from_settings(settings)
     pipeline.close()

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -68,9 +67,7 @@ class Run:
             wait_for(f"{name} to join", lambda n=name: running(self.home, n), timeout=300)
 
     def submit(self, people: range) -> list[str]:
-        submitter = Submitter.from_settings(
-            replace(Settings(), home=self.home), self.cluster.bootstrap
-        )
+        submitter = Submitter.from_settings(Settings(home=self.home), self.cluster.bootstrap)
         try:
             submitter.submit_all([request_for(i, "k") for i in people])
         finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,14 +27,14 @@ def worker(tmp_path: Path) -> Sealer:
 @pytest.fixture
 def producer(tmp_path: Path, worker: Sealer) -> RequestSealer:
     """A producer's host: a copy of the exported public key file, and nothing else."""
-    settings = replace(Settings(), home=tmp_path, keys_dir_override=str(tmp_path / "pipeline-keys"))
+    settings = Settings(home=tmp_path, keys_dir_override=str(tmp_path / "pipeline-keys"))
     exported = export_for_producers(settings)
     assert exported == worker.producer().public
     host = tmp_path / "producer"
     host.mkdir()
     shutil.copy(settings.pipeline_public_key_path, host / "pipeline.pub")
-    only = replace(
-        settings, seal_events=True, pipeline_public_key_override=str(host / "pipeline.pub")
+    only = settings.model_copy(
+        update={"seal_events": True, "pipeline_public_key_override": str(host / "pipeline.pub")}
     )
     sealer = RequestSealer.from_settings(only)
     assert sealer is not None
