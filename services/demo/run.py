@@ -6,7 +6,7 @@ import shutil
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -105,11 +105,12 @@ def prepare(settings: Settings) -> Settings:
     its letterhead."""
     home = settings.home / "demo"
     shutil.rmtree(home, ignore_errors=True)
-    prepared = replace(
-        settings,
-        home=home,
-        datamap_override=str(home / "datamap.yaml"),
-        letterhead_override=str(home / "letterhead.yaml"),
+    prepared = settings.model_copy(
+        update={
+            "home": home,
+            "datamap_override": str(home / "datamap.yaml"),
+            "letterhead_override": str(home / "letterhead.yaml"),
+        }
     )
     install(prepared)
     return prepared
