@@ -15,7 +15,7 @@ from connectors.errors import (
     RetriableError,
 )
 from connectors.results import CheckResult, OperationResult, Withheld
-from streams.records import Change, Kind
+from streams.records import Change, CorrectionReport, FieldChange, Kind
 
 __all__ = [
     "AsyncConnector",
@@ -24,7 +24,9 @@ __all__ = [
     "ConfigError",
     "Connector",
     "ConnectorError",
+    "CorrectionReport",
     "FatalError",
+    "FieldChange",
     "Identifiers",
     "Kind",
     "NotSupported",

@@ -197,6 +197,7 @@ def ok_result(
         changed=outcome.changed,
         fields=outcome.fields,
         details={**outcome.details, **({"dry_run": True} if outcome.dry_run else {})},
+        correction=outcome.correction,
         identities=outcome.units(),
         refusal=(
             Reason(

@@ -9,13 +9,14 @@ are merged.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from connectors.errors import FatalError
 from connectors.results import OperationResult
-from streams.records import Task, merge_units
+from streams.records import CorrectionReport, Task, merge_units
 
 #: A task with more identity units than this is refused.
 MAX_LOOKUPS = 64
@@ -48,7 +49,13 @@ def merge(results: Sequence[OperationResult]) -> OperationResult:
         changed=sum(r.changed for r in results),
         fields=sorted({f for r in results for f in r.fields}),
         details=details,
+        correction=_merged([r.correction for r in results]),
         identities=merge_units([], (u for r in results for u in r.units())),
         dry_run=any(r.dry_run for r in results),
         withheld=next((r.withheld for r in results if r.withheld), None),
     )
+
+
+def _merged(reports: Sequence[CorrectionReport | None]) -> CorrectionReport | None:
+    present = [r for r in reports if r is not None]
+    return functools.reduce(CorrectionReport.merge, present) if present else None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.records import CorrectionReport
+
 
 @dataclass(frozen=True)
 class Withheld:
@@ -26,15 +28,16 @@ class OperationResult:
     """What an operation found or changed.
 
     ``records`` are JSON-ready dicts of column to value, each with a ``_source``
-    key naming the table or object it came from. ``details`` is per operation,
-    e.g. a correction's ``{"changes": [{"table", "field", "old", "new"}],
-    "not_found": [field, ...]}``.
+    key naming the table or object it came from. ``details`` is the system's own account
+    for operators (tables touched, objects tagged); the pipeline reads none of it. A
+    correction reports what it did field by field in ``correction``.
     """
 
     records: list[dict[str, Any]] = field(default_factory=list)
     changed: int = 0
     fields: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    correction: CorrectionReport | None = None
     discovered_identifiers: dict[str, list[str]] = field(default_factory=dict)
     #: The subject's identities found, one unit per record: identifiers that belong
     #: together (``{"country_code": "81", "phone": "9012345678", "customer_id": "42"}``).

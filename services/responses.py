@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from streams.records import (
     HOLDS_DATA,
     PACKAGE_KINDS,
+    CorrectionReport,
     FieldOutcome,
     Kind,
     Outcome,
@@ -272,14 +273,12 @@ def _outcome(kind: Kind, o: TaskOutcome, fields: dict[str, Outcome]) -> Outcome:
 
 
 def field_outcomes(o: TaskOutcome, requested: Sequence[str]) -> dict[str, Outcome]:
-    """Each correction field's outcome in one system, from the connector's details:
-    ``changes`` (fields changed), ``not_found`` (no table holds the field) and
-    ``not_correctable`` (held, but the system may not correct it)."""
+    """Each correction field's outcome in one system, from its connector's report
+    (``CorrectionReport``)."""
     r = o.result
-    details = r.details if r is not None else {}
-    changed = {_name(c) for c in _list(details.get("changes"))}
-    not_found = {_name(f) for f in _list(details.get("not_found"))}
-    not_correctable = {_name(f) for f in _list(details.get("not_correctable"))}
+    report = (r.correction if r is not None else None) or CorrectionReport()
+    changed, not_found = set(report.changed), set(report.not_found)
+    not_correctable = set(report.not_correctable)
     names = list(dict.fromkeys([*requested, *changed, *not_correctable, *not_found]))
     if o.status is not TaskStatus.OK or (r is not None and r.refusal is not None):
         whole = _outcome(Kind.CORRECTION, o, {})
@@ -354,14 +353,3 @@ def _failure(o: TaskOutcome) -> Reason:
     if o.result and o.result.error_code:
         code = f"system_{o.result.error_code}"
     return Reason(code=code, system=o.system, message=f"{o.system}: {o.error or 'no result'}")
-
-
-def _list(value: object) -> list[object]:
-    return list(value) if isinstance(value, list | tuple) else []
-
-
-def _name(item: object) -> str:
-    """A field's name, from a connector's bare name or a ``{"field": ...}`` entry."""
-    if isinstance(item, dict):
-        return str(item.get("field", ""))
-    return str(item)

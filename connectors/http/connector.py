@@ -34,7 +34,7 @@ from connectors.http.api import API, redact_httpx_logs
 from connectors.http.config import Endpoint, HTTPConfig
 from connectors.http.pages import Record, dig, fetch_records
 from connectors.results import CheckResult, OperationResult
-from streams.records import FAN_OUT_KINDS, Change, Kind
+from streams.records import FAN_OUT_KINDS, Change, CorrectionReport, Kind
 
 KINDS = {method: kind for kind, method in METHODS.items()}
 
@@ -101,18 +101,18 @@ class HTTPConnector(Connector[HTTPConfig]):
             return self._send("correct", spec, identifiers, None, fields, dry_run, changes=wanted)
         stale = [(r, f) for r in planned for f in wanted if f in r and not _same(r[f], wanted[f])]
         fields = sorted({f for _, f in stale})
-        details = {
-            "changes": [
-                {"table": r["_source"], "field": f, "old": r[f], "new": wanted[f]} for r, f in stale
-            ],
-            "not_found": [f for f in wanted if not any(f in r for r in planned)],
-        }
+        report = CorrectionReport.of(
+            [{"table": r["_source"], "field": f, "old": r[f], "new": wanted[f]} for r, f in stale],
+            wanted,
+            held={f for r in planned for f in r},
+            correctable=wanted,
+        )
         if not stale:
-            return OperationResult(details=details, dry_run=dry_run)
+            return OperationResult(correction=report, dry_run=dry_run)
         records = list({id(r): r for r, _ in stale}.values())
         send = {f: wanted[f] for f in fields}
         result = self._send("correct", spec, identifiers, records, fields, dry_run, changes=send)
-        return replace(result, details={**result.details, **details})
+        return replace(result, correction=report)
 
     def suspend(
         self, identifiers: Identifiers, *, grounds: Sequence[str], dry_run: bool = False

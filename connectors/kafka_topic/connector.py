@@ -36,7 +36,7 @@ from connectors.errors import ConnectorError, FatalError
 from connectors.kafka_topic.client import Latest, Topic, Write
 from connectors.kafka_topic.config import KafkaTopicConfig
 from connectors.results import CheckResult, OperationResult
-from streams.records import Change, Kind
+from streams.records import Change, CorrectionReport, Kind
 
 
 class KafkaTopicConnector(Connector[KafkaTopicConfig]):
@@ -115,11 +115,7 @@ class KafkaTopicConnector(Connector[KafkaTopicConfig]):
         return OperationResult(
             changed=len(writes),
             fields=sorted({e["field"] for e in entries}),
-            details={
-                "changes": entries,
-                "not_found": [f for f in wanted if f not in held],
-                "not_correctable": [f for f in wanted if f in held and f not in correctable],
-            },
+            correction=CorrectionReport.of(entries, wanted, held, correctable),
             dry_run=dry_run,
         )
 

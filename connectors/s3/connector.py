@@ -31,7 +31,7 @@ from connectors.s3.bucket import Bucket, ObjectInfo, tagging
 from connectors.s3.config import S3Config
 from connectors.s3.content import content, kind_of, load_json
 from connectors.s3.keys import KeyPattern, parse_pattern
-from streams.records import FAN_OUT_KINDS, Change, Kind, utcnow
+from streams.records import FAN_OUT_KINDS, Change, CorrectionReport, Kind, utcnow
 
 #: An erasure's details list at most this many keys.
 MAX_LISTED_KEYS = 1000
@@ -189,11 +189,7 @@ class S3Connector(Connector[S3Config]):
         return OperationResult(
             changed=changed,
             fields=sorted({e["field"] for e in entries}),
-            details={
-                "changes": entries,
-                "not_found": [f for f in wanted if f not in present],
-                "not_correctable": [f for f in wanted if f in present and f not in correctable],
-            },
+            correction=CorrectionReport.of(entries, wanted, present, correctable),
             dry_run=dry_run,
         )
 

@@ -35,7 +35,7 @@ from connectors.sql.engine import classify, make_engine
 from connectors.sql.schema import Schema, reflect
 from connectors.sql.units import Unit, key_clause, needed_columns, new_units, resolve, row_unit
 from connectors.sql.values import anonymised, coerce, jsonable
-from streams.records import FAN_OUT_KINDS, Change, Kind
+from streams.records import FAN_OUT_KINDS, Change, CorrectionReport, Kind
 
 
 class SQLConnector(Connector[SQLConfig]):
@@ -142,11 +142,7 @@ class SQLConnector(Connector[SQLConfig]):
         return OperationResult(
             changed=changed,
             fields=sorted({e["field"] for e in entries}),
-            details={
-                "changes": entries,
-                "not_found": [f for f in wanted if f not in present],
-                "not_correctable": [f for f in wanted if f in present and f not in correctable],
-            },
+            correction=CorrectionReport.of(entries, wanted, present, correctable),
             identities=new_units(found, identifiers),
             dry_run=dry_run,
         )

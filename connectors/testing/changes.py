@@ -33,17 +33,17 @@ class ChangeTests:
 
         if result.changed <= 0:
             fail(f"correct() reported changed={result.changed} for {change!r}")
-        entries = result.details.get("changes")
+        entries = result.correction.changes if result.correction else None
         if not any(
-            isinstance(e, dict)
-            and e.get("field") == change.field
-            and same(e.get("new"), change.value)
-            and any(same(e.get("old"), o) for o in old)
+            e.field == change.field
+            and same(e.new, change.value)
+            and any(same(e.old, o) for o in old)
             for e in entries or []
         ):
             fail(
-                "correct() must report each change in details['changes'] as "
-                f"{{'field': ..., 'old': ..., 'new': ...}}; for {change!r} it reported {entries!r}"
+                "correct() must report each change in OperationResult.correction "
+                "(CorrectionReport.of(changes, ...), each change with its field, old and new "
+                f"value); for {change!r} it reported {entries!r}"
             )
         after = _field_values(kit, change.field)
         if not any(same(a, change.value) for a in after):

@@ -38,7 +38,7 @@ from streams.records import Task, TaskResult
 #: The fields each record type seals, and what they are when empty.
 SEALED_FIELDS: dict[type[BaseModel], dict[str, Any]] = {
     Task: {"identifiers": {}, "identities": [], "changes": []},
-    TaskResult: {"records": [], "identities": [], "details": {}},
+    TaskResult: {"records": [], "identities": [], "details": {}, "correction": None},
 }
 #: A sealed request event on ``dsr.requests``: ``{"request_id": ..., SEALED_REQUEST: b64}``.
 SEALED_REQUEST = "sealed_request"

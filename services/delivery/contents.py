@@ -18,7 +18,14 @@ from services.delivery.labels import Labels
 from services.delivery.letterhead import Letterhead
 from services.responses import TaskOutcome, system_outcome
 from services.settings import DEFAULT_COMPLAINTS_CONTACT
-from streams.records import Kind, ResponseEvent, SystemOutcome, TaskResult, TaskStatus
+from streams.records import (
+    FieldChange,
+    Kind,
+    ResponseEvent,
+    SystemOutcome,
+    TaskResult,
+    TaskStatus,
+)
 
 #: The table name for records that carry no ``_source`` key.
 DEFAULT_TABLE = "records"
@@ -47,7 +54,7 @@ class Section:
 
     outcome: SystemOutcome
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    changes: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[FieldChange] = field(default_factory=list)
     not_found: list[str] = field(default_factory=list)
 
     @property
@@ -113,8 +120,8 @@ def collect(
             Section(
                 outcome=outcome,
                 tables=_tables(done),
-                changes=[c for r in done for c in _list(r.details.get("changes"))],
-                not_found=[_field_name(f) for r in done for f in _list(r.details.get("not_found"))],
+                changes=[c for r in done if r.correction for c in r.correction.changes],
+                not_found=[f for r in done if r.correction for f in r.correction.not_found],
             )
         )
     chosen = purposes if purposes is not None else (response.purposes or [])
@@ -158,17 +165,6 @@ def _tables(results: list[TaskResult]) -> dict[str, list[dict[str, Any]]]:
             row = {k: v for k, v in record.items() if k != "_source"}
             tables.setdefault(table, []).append(row)
     return tables
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else []
-
-
-def _field_name(item: Any) -> str:
-    if isinstance(item, dict):
-        name = cell_text(item.get("field"))
-        return f"{item['table']}.{name}" if item.get("table") else name
-    return cell_text(item)
 
 
 def columns(rows: list[dict[str, Any]]) -> list[str]:

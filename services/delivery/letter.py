@@ -211,10 +211,10 @@ def _changes(contents: Contents) -> list[Row]:
             ("システム / System", str(labels.system(s.system))),
             (
                 "項目 / Field",
-                str(labels.field(s.system, cell_text(c.get("field")), c.get("table"))),
+                str(labels.field(s.system, c.field, c.table)),
             ),
-            ("訂正前 / Before", cell_text(c.get("old"))),
-            ("訂正後 / After", cell_text(c.get("new"))),
+            ("訂正前 / Before", cell_text(c.old)),
+            ("訂正後 / After", cell_text(c.new)),
         ]
         for s in contents.sections
         for c in s.changes

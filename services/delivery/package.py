@@ -218,7 +218,7 @@ def _system_document(section: Section, kind: Kind, files: dict[str, str]) -> dic
         doc["tables"] = section.tables
         doc["files"] = files
     elif kind is Kind.CORRECTION:
-        doc["changes"] = section.changes
+        doc["changes"] = [c.model_dump(mode="json", exclude_none=True) for c in section.changes]
         doc["not_found"] = section.not_found
     else:
         doc["changed"] = section.outcome.changed
@@ -269,9 +269,8 @@ def summary(contents: Contents) -> str:
             for table, rows in section.tables.items():
                 lines.append(f"    {labels.table(section.system, table)}: {len(rows)}")
             for change in section.changes:
-                old, new = _quote(change.get("old")), _quote(change.get("new"))
-                name = cell_text(change.get("field"))
-                where = labels.field(section.system, name, change.get("table"))
+                old, new = _quote(change.old), _quote(change.new)
+                where = labels.field(section.system, change.field, change.table)
                 lines.append(f"    {where}: {old} -> {new}")
         lines.append("")
     if r.corrections:

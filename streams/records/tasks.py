@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from streams.records.base import LOOKUP, Kind, RequestId, _Strict, utcnow
 from streams.records.requests import Change
@@ -32,6 +33,65 @@ class Reason(_Strict):
     message_ja: str | None = Field(
         default=None, description="The message in Japanese, where its author gave one."
     )
+
+
+class FieldChange(_Strict):
+    """A value a correction replaced in one system (or would replace, in a dry run)."""
+
+    field: str
+    old: Any = None
+    new: Any = None
+    table: str | None = Field(default=None, description="The table, topic or object it is in.")
+    rows: int | None = Field(default=None, description="How many rows held the old value.")
+
+
+class CorrectionReport(_Strict):
+    """What a correction did in one system, field by field (``TaskResult.correction``).
+
+    A requested field in none of the lists was held, correctable and already right, or
+    the principal is not in the system."""
+
+    changes: list[FieldChange] = Field(default_factory=list)
+    not_found: list[str] = Field(
+        default_factory=list, description="Requested fields the system holds nowhere."
+    )
+    not_correctable: list[str] = Field(
+        default_factory=list, description="Requested fields it holds but may not correct."
+    )
+
+    @classmethod
+    def of(
+        cls,
+        changes: Iterable[FieldChange | Mapping[str, Any]],
+        wanted: Iterable[str],
+        held: Collection[str],
+        correctable: Collection[str],
+    ) -> CorrectionReport:
+        """The report of a correction that made ``changes``, asked for ``wanted`` fields of
+        a system that holds the ``held`` ones and may correct the ``correctable`` ones."""
+        wanted = list(wanted)
+        return cls(
+            changes=[FieldChange.model_validate(c) for c in changes],
+            not_found=[f for f in wanted if f not in held],
+            not_correctable=[f for f in wanted if f in held and f not in correctable],
+        )
+
+    def merge(self, other: CorrectionReport) -> CorrectionReport:
+        """One report from the lookups of several identity units in one system."""
+
+        def union(a: list[Any], b: list[Any]) -> list[Any]:
+            return [*a, *(x for x in b if x not in a)]
+
+        return CorrectionReport(
+            changes=union(self.changes, other.changes),
+            not_found=union(self.not_found, other.not_found),
+            not_correctable=union(self.not_correctable, other.not_correctable),
+        )
+
+    @property
+    def changed(self) -> list[str]:
+        """The fields changed, each once."""
+        return list(dict.fromkeys(c.field for c in self.changes))
 
 
 class Task(_Strict):
@@ -99,7 +159,12 @@ class TaskResult(_Strict):
     records: list[dict[str, Any]] = Field(default_factory=list)
     changed: int = 0
     fields: list[str] = Field(default_factory=list)
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(
+        default_factory=dict, description="The system's own account of what it did, for operators."
+    )
+    correction: CorrectionReport | None = Field(
+        default=None, description="A correction's outcome, field by field."
+    )
     identities: list[dict[str, str]] = Field(
         default_factory=list,
         description="The principal's identities the system holds, one unit per record "
@@ -127,3 +192,29 @@ class TaskResult(_Strict):
         description="A sealed value too large for one message, kept in the package store "
         "under this key instead (claim check); ``sealed`` is then empty",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _correction_in_details(cls, data: Any) -> Any:
+        """A correction's report as results recorded before ``correction`` carry it, and as
+        connectors written before it report it: in ``details``."""
+        if not isinstance(data, dict) or data.get("correction") or data.get("kind") != "correction":
+            return data
+        details = dict(data.get("details") or {})
+        if not {"changes", "not_found", "not_correctable"} & details.keys():
+            return data
+        return {
+            **data,
+            "details": details,
+            "correction": {
+                "changes": [_entry(c) for c in details.pop("changes", None) or []],
+                "not_found": [_entry(f)["field"] for f in details.pop("not_found", None) or []],
+                "not_correctable": [
+                    _entry(f)["field"] for f in details.pop("not_correctable", None) or []
+                ],
+            },
+        }
+
+
+def _entry(item: Any) -> dict[str, Any]:
+    return dict(item) if isinstance(item, dict) else {"field": str(item)}

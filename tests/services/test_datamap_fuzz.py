@@ -203,8 +203,11 @@ def test_a_broken_data_map_names_what_is_wrong(
     message = str(outcome)
     if "not valid YAML" in message:  # e.g. a control character: refused where it stands
         assert f'in "{SOURCE}", ' in message, message
-    else:
-        assert any(w in message for w in words), (words, message)
+        return
+    if words[0].startswith("system name "):  # YAML reads some names back changed (NEL: " ")
+        read = yaml.safe_load(dump(raw, style))["systems"]
+        words = [f"system name {n!r}" for n in read if n not in base["systems"]]
+    assert any(w in message for w in words), (words, message)
 
 
 @FUZZ

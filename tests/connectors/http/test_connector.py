@@ -19,7 +19,7 @@ from connectors import (
 )
 from connectors.http import HTTPConnector
 from services.broker import free_port
-from streams.records import Change, Kind
+from streams.records import Change, FieldChange, Kind
 from tests.connectors.http.fixtures import (
     ALICE,
     BOB,
@@ -190,15 +190,13 @@ def test_correct_sends_only_what_differs_and_reports_old_values(saas: FakeSaaS) 
     assert saas.requests[-1].method == "PATCH"
     assert saas.requests[-1].body == {"set": {"name": "Alice Corrected"}}
     assert result.changed == 1 and result.fields == ["name"]
-    assert result.details["changes"] == [
-        {
-            "table": "/users/{email}/records",
-            "field": "name",
-            "old": "Alice Example",
-            "new": "Alice Corrected",
-        }
+    assert result.correction is not None
+    assert result.correction.changes == [
+        FieldChange(
+            table="/users/{email}/records", field="name", old="Alice Example", new="Alice Corrected"
+        )
     ]
-    assert result.details["not_found"] == ["shoe_size"]
+    assert result.correction.not_found == ["shoe_size"]
     assert conn.correct(ALICE, changes).changed == 0
 
 

@@ -24,7 +24,7 @@ from connectors.kafka_topic import KafkaTopicConnector
 from connectors.kafka_topic.client import Write
 from connectors.registry import load_connector_class
 from services.broker import free_port
-from streams.records import Change, Kind, Task
+from streams.records import Change, CorrectionReport, FieldChange, Kind, Task
 from tests.connectors.kafka_topic.fixtures import (
     ALICE,
     ALICE_NOW,
@@ -159,18 +159,15 @@ def test_a_correction_writes_the_latest_value_changed(profiles: ProfilesTopic) -
 
     assert result.changed == 1
     assert result.fields == ["name"]
-    assert result.details == {
-        "changes": [
-            {
-                "table": profiles.name,
-                "field": "name",
-                "old": "Alice Example",
-                "new": "Alice Corrected",
-            }
+    assert result.correction == CorrectionReport(
+        changes=[
+            FieldChange(
+                table=profiles.name, field="name", old="Alice Example", new="Alice Corrected"
+            )
         ],
-        "not_found": ["shoe_size"],
-        "not_correctable": ["plan"],
-    }
+        not_found=["shoe_size"],
+        not_correctable=["plan"],
+    )
     (latest,) = profiles.latest(key_of(ALICE)).values()
     assert latest.json() == {**ALICE_NOW, "name": "Alice Corrected"}
     assert latest.headers == [("content-type", b"application/json")]  # carried over
@@ -184,8 +181,9 @@ def test_a_correctable_field_the_value_lacks_is_added(profiles: ProfilesTopic) -
     result = connector.correct(ALICE, [Change(field="nickname", value="Ali")])
 
     assert result.changed == 1
-    assert result.details["changes"] == [
-        {"table": profiles.name, "field": "nickname", "old": None, "new": "Ali"}
+    assert result.correction is not None
+    assert result.correction.changes == [
+        FieldChange(table=profiles.name, field="nickname", old=None, new="Ali")
     ]
     assert connector.disclose(ALICE).records[0]["nickname"] == "Ali"
 

@@ -192,9 +192,10 @@ def test_a_correction_rewrites_json_keys_and_keeps_tags_and_metadata(env: S3Harn
 
     assert result.changed == 2
     assert result.fields == ["name"]
-    assert result.details["not_found"] == ["shoe_size"]
-    assert result.details["not_correctable"] == ["tier"]
-    assert {(c["table"], c["old"], c["new"]) for c in result.details["changes"]} == {
+    assert result.correction is not None
+    assert result.correction.not_found == ["shoe_size"]
+    assert result.correction.not_correctable == ["tier"]
+    assert {(c.table, c.old, c.new) for c in result.correction.changes} == {
         ("users/1/profile.json", "Alice Example", "Alice Corrected"),
         ("exports/alice@example.com/profile.json", "Alice Example", "Alice Corrected"),
     }

@@ -103,8 +103,9 @@ def test_correction_touches_only_the_principal_and_names_what_it_cannot_set(
     result = loyalty.connector().correct(TARO_JP, changes)
 
     assert result.changed == 1
-    assert result.details["not_correctable"] == ["points"]  # a column, not correctable
-    assert result.details["not_found"] == ["shoe_size"]  # no such field anywhere
+    assert result.correction is not None
+    assert result.correction.not_correctable == ["points"]  # a column, not correctable
+    assert result.correction.not_found == ["shoe_size"]  # no such field anywhere
     names = {r["id"]: r["name"] for r in loyalty.rows("loyalty_members")}
     assert names == {
         1: "Taro Corrected",

@@ -17,7 +17,7 @@ import pytest
 
 from connectors import FatalError, OperationResult, pseudonyms
 from connectors.sql import SQLConnector
-from streams.records import Change
+from streams.records import Change, FieldChange
 from tests.connectors.fixtures import ALICE, ERASURE_KEY, Database, seeded
 
 
@@ -80,28 +80,25 @@ def test_a_correction_shows_in_the_next_disclosure(db: Database) -> None:
 
     assert result.changed == 3  # one customer row, two order rows
     assert result.fields == ["address", "birthday", "name"]
-    assert {
-        "table": "customers",
-        "field": "name",
-        "old": "Alice Example",
-        "new": "Alice Corrected",
-        "rows": 1,
-    } in result.details["changes"]
-    assert {
-        "table": "customers",
-        "field": "birthday",
-        "old": "1990-01-02",
-        "new": "1990-02-03",
-        "rows": 1,
-    } in result.details["changes"]
-    assert {
-        "table": "orders",
-        "field": "address",
-        "old": "1 Alice Street",
-        "new": "3 New Street",
-        "rows": 2,
-    } in result.details["changes"]
-    assert result.details["not_found"] == []
+    assert result.correction is not None
+    changes_made = result.correction.changes
+    assert (
+        FieldChange(
+            table="customers", field="name", old="Alice Example", new="Alice Corrected", rows=1
+        )
+        in changes_made
+    )
+    assert (
+        FieldChange(table="customers", field="birthday", old="1990-01-02", new="1990-02-03", rows=1)
+        in changes_made
+    )
+    assert (
+        FieldChange(
+            table="orders", field="address", old="1 Alice Street", new="3 New Street", rows=2
+        )
+        in changes_made
+    )
+    assert result.correction.not_found == []
 
     records = connector.disclose(ALICE).records
     assert {r["name"] for r in records if r["_source"] == "customers"} == {"Alice Corrected"}
@@ -118,8 +115,9 @@ def test_a_correction_reports_fields_it_cannot_apply(db: Database) -> None:
         Change(field="phone", value="+81-3-9999-9999"),
     ]
     result = db.connector().correct(ALICE, changes)
-    assert result.details["not_found"] == ["shoe_size"]
-    assert result.details["not_correctable"] == ["item"]
+    assert result.correction is not None
+    assert result.correction.not_found == ["shoe_size"]
+    assert result.correction.not_correctable == ["item"]
     assert result.changed == 1 and result.fields == ["phone"]
 
 
