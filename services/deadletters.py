@@ -44,7 +44,7 @@ from services.ledger import Ledger
 from services.ledger.models import DeadLetter
 from services.signing import SIGNATURE_HEADER, SIGNING_HEADERS, Signer
 from streams import topics
-from streams.records import DeadLetterEvent
+from streams.records import Accepted, AcceptedVia, DeadLetterEvent, dump
 
 #: The topic (in ``streams.topics``) a worker stage's dead letters go back to.
 STAGE_TOPICS = {
@@ -286,7 +286,8 @@ def _send(
 ) -> None:
     if row.source.startswith(topics.TASKS_PREFIX):
         assert row.request_id is not None
-        producer.send(target, key=row.request_id.encode(), value=row.request_id.encode())
+        again = Accepted(request_id=row.request_id, via=AcceptedVia.REDRIVE)
+        producer.send(target, key=row.request_id.encode(), value=dump(again))
         return
     key = row.request_id.encode() if row.request_id else None
     original = str(kept.get("original", "")).encode()

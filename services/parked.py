@@ -22,6 +22,7 @@ from kafka import KafkaProducer
 
 from services.ledger import Ledger, RequestStatus, as_utc
 from streams import topics
+from streams.records import Accepted, AcceptedVia, dump
 
 #: The states from which a released request goes back to fan-out.
 TO_FAN_OUT = (RequestStatus.ACCEPTED, RequestStatus.FANNED_OUT)
@@ -60,7 +61,8 @@ def release(
         return Released(outcome, status)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
-        producer.send(topics.ACCEPTED, key=request_id.encode(), value=request_id.encode())
+        again = Accepted(request_id=request_id, via=AcceptedVia.RELEASE)
+        producer.send(topics.ACCEPTED, key=request_id.encode(), value=dump(again))
         producer.flush()
     finally:
         producer.close()

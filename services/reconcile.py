@@ -22,6 +22,7 @@ from services.broker import create_topics
 from services.datamap import DataMap
 from services.ledger import Ledger
 from streams import topics
+from streams.records import Accepted, AcceptedVia, dump
 
 
 class Reconciled(NamedTuple):
@@ -51,7 +52,8 @@ def reconcile(
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
     try:
         for rid in open_ids:
-            producer.send(topics.ACCEPTED, key=rid.encode(), value=rid.encode())
+            again = Accepted(request_id=rid, via=AcceptedVia.RECONCILE)
+            producer.send(topics.ACCEPTED, key=rid.encode(), value=dump(again))
         producer.flush()
     finally:
         producer.close()

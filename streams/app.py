@@ -44,9 +44,9 @@ from streams.agents import (
     provisions,
     respond,
 )
-from streams.agents.decode import PoisonEvent
+from streams.agents.decode import PoisonEvent, accepted
 from streams.context import Outgoing, Pipeline
-from streams.records import dump
+from streams.records import Accepted, AcceptedVia, dump
 
 log = logging.getLogger("dsr.worker")
 
@@ -169,7 +169,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                     outgoing = await result if inspect.isawaitable(result) else result
                 except Exception as exc:  # noqa: BLE001 - the worker must keep running
                     if parking.parks(exc):
-                        park(stage, _request_id(stage, event), exc)
+                        park(stage, _request_id(event), exc)
                     outgoing = _dead_letters(stage, [event], exc)
             await send(outgoing)
 
@@ -251,7 +251,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     @app.agent(raw_topic(topics.ACCEPTED), name="fanout")
     async def fanout_agent(stream: faust.StreamT[bytes]) -> None:
         await run(
-            "fanout", lambda c, e: fanout.handle_accepted(c, e.value.decode()), stream.events()
+            "fanout", lambda c, e: fanout.handle_accepted(c, accepted(e.value)), stream.events()
         )
 
     # Results come five or twenty to a request: recorded a batch at a time.
@@ -349,7 +349,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             backlog = _backlog(app)
             if backlog is not None and not backlog.get(topics.ACCEPTED):
                 for rid in p.ledger.claim_stalled_accepted(REFANOUT_AFTER):
-                    outgoing.append(Outgoing(topics.ACCEPTED, rid.encode(), rid.encode()))
+                    again = Accepted(request_id=rid, via=AcceptedVia.SWEEPER)
+                    outgoing.append(Outgoing(topics.ACCEPTED, rid.encode(), dump(again)))
             for resp in p.ledger.unpublished_responses(unleased=True):
                 outgoing += guarded("outbox", resp.request_id, respond.finish)
             await send(outgoing)
@@ -375,11 +376,11 @@ def _backlog(app: faust.App) -> dict[str, int] | None:
     return dict(backlog)
 
 
-def _request_id(stage: str, event: Any) -> str | None:
-    """The request an event is about: its key, or for fan-out its value, or the
-    ``request_id`` in its JSON body; None if it names none."""
+def _request_id(event: Any) -> str | None:
+    """The request an event is about: its key, or the ``request_id`` in its JSON body;
+    None if it names none."""
     raw: bytes = event.value
-    found: Any = event.key or (raw if stage == "fanout" else None)
+    found: Any = event.key
     if found:
         return bytes(found).decode("utf-8", "replace")[:128]
     try:

@@ -1,5 +1,6 @@
-"""Decoding result events: validated, and their sealed or claim-checked parts opened.
-An event that can never be processed raises ``PoisonEvent``, for the dead-letter topic."""
+"""Decoding the events the worker reads beyond requests (``services.parsing``): accepted
+requests, and results, validated with their sealed or claim-checked parts opened. An
+event that can never be processed raises ``PoisonEvent``, for the dead-letter topic."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 from services.crypto import CryptoError
 from services.delivery.storage import ObjectNotFound
 from streams.context import Pipeline
-from streams.records import Task, TaskResult
+from streams.records import Accepted, Task, TaskResult
 
 
 class PoisonEvent(Exception):
@@ -19,6 +20,14 @@ class PoisonEvent(Exception):
     def __init__(self, message: str, detail: str) -> None:
         super().__init__(message)
         self.detail = detail
+
+
+def accepted(raw: bytes) -> str:
+    """The request an ``Accepted`` message sends to fan-out; ``PoisonEvent`` otherwise."""
+    try:
+        return Accepted.read(raw).request_id
+    except ValueError as exc:  # pydantic's ValidationError and UnicodeDecodeError are ones
+        raise PoisonEvent("invalid accepted message", str(exc)[:500]) from None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from streams import topics
 from streams.agents import notices
 from streams.agents.respond import finish
 from streams.context import Outgoing, Pipeline
-from streams.records import RejectedEvent, RequestEvent, dump
+from streams.records import Accepted, AcceptedVia, RejectedEvent, RequestEvent, dump
 
 log = logging.getLogger("dsr.intake")
 
@@ -149,7 +149,8 @@ def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[O
         Admitted.NEW,
         Admitted.RELEASED,
     ):
-        return [*told, Outgoing(topics.ACCEPTED, key, key)]
+        accepted = Accepted(request_id=event.request_id, via=AcceptedVia.INTAKE)
+        return [*told, Outgoing(topics.ACCEPTED, key, dump(accepted))]
     if admission.status == RequestStatus.REFUSED and admission.outcome is Admitted.NEW:
         return [*told, *finish(ctx, event.request_id)]
     return told

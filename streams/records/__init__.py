@@ -33,6 +33,8 @@ from streams.records.base import (
 )
 from streams.records.events import (
     PUBLISHED_SCHEMAS,
+    Accepted,
+    AcceptedVia,
     DeadLetterEvent,
     DecisionEvent,
     NoticeDue,
@@ -76,6 +78,8 @@ __all__ = [
     "PACKAGE_KINDS",
     "PUBLISHED_SCHEMAS",
     "SCHEMA_VERSION",
+    "Accepted",
+    "AcceptedVia",
     "Change",
     "Correction",
     "CorrectionReport",

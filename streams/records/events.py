@@ -1,9 +1,11 @@
-"""The pipeline's other events: decisions, rejections, notices due and dead letters, and
+"""The pipeline's other events: decisions, rejections, acceptances, notices due and dead
+letters, and
 the published schemas of every record."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
@@ -148,6 +150,32 @@ class RejectedEvent(_Strict):
 NoticePurpose = Literal["response", "extension", "hold", "acknowledgement"]
 
 
+class AcceptedVia(StrEnum):
+    """Who sent a request to fan-out."""
+
+    INTAKE = "intake"  # admitted, or released from a hold
+    SWEEPER = "sweeper"  # accepted long ago, its message lost in a crash
+    RECONCILE = "reconcile"  # ``dsr reconcile``, after the broker lost its topics
+    RELEASE = "release"  # ``dsr park release``
+    REDRIVE = "redrive"  # ``dsr dlq redrive`` of a task's dead letter
+
+
+class Accepted(_Strict):
+    """On ``dsr.accepted``: the request is admitted and may fan out now. It names the
+    request only: fan-out reads the rest from the ledger."""
+
+    request_id: RequestId
+    via: AcceptedVia
+
+    @classmethod
+    def read(cls, raw: bytes) -> Accepted:
+        """The message, or a bare request id as sent before this record existed (read as
+        sent by intake); ``ValueError`` when it is neither."""
+        if raw.lstrip().startswith(b"{"):
+            return cls.model_validate_json(raw)
+        return cls.model_validate({"request_id": raw.decode(), "via": AcceptedVia.INTAKE})
+
+
 class NoticeDue(_Strict):
     """On ``dsr.notices``: the principal is owed a notice of ``purpose`` about the request.
     The notices agent builds it from the ledger, so the message carries no personal data."""
@@ -182,5 +210,6 @@ PUBLISHED_SCHEMAS: dict[str, type[BaseModel]] = {
     "rejected-event.v1.json": RejectedEvent,
     "decision-event.v1.json": DecisionEvent,
     "notice-due.v1.json": NoticeDue,
+    "accepted.v1.json": Accepted,
     "dead-letter.v1.json": DeadLetterEvent,
 }

@@ -23,7 +23,7 @@ from services.ledger import Ledger
 from streams import topics
 from streams.agents import aggregate, fanout
 from streams.context import Outgoing, Pipeline
-from streams.records import ResponseEvent, Task, dump, utcnow
+from streams.records import Accepted, AcceptedVia, ResponseEvent, Task, dump, utcnow
 
 DEMO_DATAMAP = Path(__file__).parents[3] / "services" / "demo" / "datamap.yaml"
 
@@ -63,6 +63,11 @@ def erasure_key() -> Iterator[None]:
     pseudonyms.configure(b"k" * 32)
     yield
     pseudonyms.configure(None)
+
+
+def accepted(request_id: str) -> Accepted:
+    """What intake sends to fan-out for ``request_id``."""
+    return Accepted(request_id=request_id, via=AcceptedVia.INTAKE)
 
 
 def to(topic: str, out: list[Outgoing]) -> list[Outgoing]:

@@ -14,7 +14,7 @@ from services.delivery.package import package_prefix
 from services.demo.scenario import TARO, event
 from services.signing import Keyring
 from streams import topics
-from streams.agents import aggregate, decisions, fanout, intake
+from streams.agents import aggregate, decisions, decode, fanout, intake
 from streams.context import Outgoing, Pipeline
 from streams.records import DecisionEvent, ResponseEvent, dump
 from tests.streams.agents.fixtures import body, run_tasks, to
@@ -55,7 +55,7 @@ def test_rule_11_a_gdpr_extension_adds_two_months_and_reaches_the_response(
     # verification completes: the request is released and answered
     verified = {**pending, "verification": {**pending["verification"], "status": "verified"}}
     out = intake.handle_request(pipeline, json.dumps(verified).encode())
-    out = fanout.handle_accepted(pipeline, to(topics.ACCEPTED, out)[0].value.decode())
+    out = fanout.handle_accepted(pipeline, decode.accepted(to(topics.ACCEPTED, out)[0].value))
     responses = []
     while results := run_tasks(pipeline, out):
         out = [o for raw in results for o in aggregate.handle_result(pipeline, raw)]
@@ -147,7 +147,7 @@ def test_a_refusal_needs_a_ground_of_the_requests_regulation(pipeline: Pipeline)
 
 def test_a_request_being_carried_out_is_not_refused(pipeline: Pipeline) -> None:
     out = intake.handle_request(pipeline, json.dumps(event("rf-4", "disclosure", TARO)).encode())
-    fanout.handle_accepted(pipeline, to(topics.ACCEPTED, out)[0].value.decode())
+    fanout.handle_accepted(pipeline, decode.accepted(to(topics.ACCEPTED, out)[0].value))
     assert _reason(_refuse(pipeline, "rf-4", "violation_of_other_laws")) == "already_fanned_out"
 
 

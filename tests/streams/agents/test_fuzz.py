@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from services.demo.scenario import TARO, event
 from services.signing import Keyring
 from streams import topics
-from streams.agents import aggregate, intake
+from streams.agents import aggregate, decode, intake
 from streams.agents.decode import PoisonEvent
 from streams.context import Pipeline
 from streams.records import RejectedEvent
@@ -46,7 +46,7 @@ def _check(p: Pipeline, out: list[Any]) -> None:
     for rejected in to(topics.REJECTED, out):
         assert body(rejected)["reason_code"] in REASONS
     for accepted in to(topics.ACCEPTED, out):
-        assert p.ledger.request(accepted.value.decode()) is not None
+        assert p.ledger.request(decode.accepted(accepted.value)) is not None
 
 
 @FUZZ

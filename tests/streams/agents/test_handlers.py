@@ -21,8 +21,8 @@ from streams import topics
 from streams.agents import aggregate, fanout, intake, respond
 from streams.agents.decode import PoisonEvent
 from streams.context import Pipeline
-from streams.records import Outcome, ResponseEvent, Task, TaskResult
-from tests.streams.agents.fixtures import body, drive, run_tasks, to
+from streams.records import Accepted, Outcome, ResponseEvent, Task, TaskResult
+from tests.streams.agents.fixtures import accepted, body, drive, run_tasks, to
 
 
 def submit(p: Pipeline, **kw: Any) -> list[Any]:
@@ -46,7 +46,7 @@ def with_system(p: Pipeline, system: str, **update: Any) -> Pipeline:
 
 def test_valid_request_is_accepted_and_sent_to_fanout(pipeline: Pipeline) -> None:
     out = submit(pipeline, request_id="a-1", kind="disclosure", identifiers=TARO)
-    assert [(o.topic, o.value) for o in out] == [(topics.ACCEPTED, b"a-1")]
+    assert [(o.topic, Accepted.read(o.value)) for o in out] == [(topics.ACCEPTED, accepted("a-1"))]
 
 
 def test_malformed_event_is_rejected_without_echoing_input(pipeline: Pipeline) -> None:

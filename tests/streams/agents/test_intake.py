@@ -10,7 +10,8 @@ from services.signing import Keyring, Signer
 from streams import topics
 from streams.agents import intake
 from streams.context import Pipeline
-from tests.streams.agents.fixtures import body, to
+from streams.records import Accepted
+from tests.streams.agents.fixtures import accepted, body, to
 
 KEYRING = Keyring({"ops": b"s" * 32})
 
@@ -29,7 +30,9 @@ def _erasure(request_id: str) -> bytes:
 def test_a_signed_erasure_is_admitted(signed: Pipeline) -> None:
     raw = _erasure("sig-1")
     out = intake.handle_request(signed, raw, KEYRING.signer().headers(raw))
-    assert [(o.topic, o.value) for o in out] == [(topics.ACCEPTED, b"sig-1")]
+    assert [(o.topic, Accepted.read(o.value)) for o in out] == [
+        (topics.ACCEPTED, accepted("sig-1"))
+    ]
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,9 @@ from streams import topics
 from streams.agents import decisions, fanout, intake
 from streams.agents.provisions import handle_provision
 from streams.context import Outgoing, Pipeline
-from streams.records import DecisionEvent, dump
+from streams.records import Accepted, DecisionEvent, dump
 from tests.services.provisions.fixtures import provision
-from tests.streams.agents.fixtures import body, to
+from tests.streams.agents.fixtures import accepted, body, to
 
 KEYRING = Keyring(
     {"ops": b"o" * 32, "crm-export": b"c" * 32, "alice": b"a" * 32},
@@ -141,7 +141,7 @@ def test_a_cross_key_release_is_refused_and_the_owner_key_still_releases(
     assert _rejections(signed, "pr-1") == [("not_permitted", "crm-export")]
     # the same evidence from a key allowed releases releases it
     out = _request(signed, paid, "ops")
-    assert [o.value for o in to(topics.ACCEPTED, out)] == [b"pr-1"]
+    assert [Accepted.read(o.value) for o in to(topics.ACCEPTED, out)] == [accepted("pr-1")]
 
 
 def test_a_request_of_a_kind_the_key_may_not_send_is_never_recorded(signed: Pipeline) -> None:
@@ -193,7 +193,9 @@ def test_fifty_replays_of_an_open_request_send_it_to_fan_out_once(signed: Pipeli
     raw = json.dumps(ev).encode()
     headers = KEYRING.signer().headers(raw)
     out = [o for _ in range(50) for o in intake.handle_request(signed, raw, headers)]
-    assert [o.value for o in to(topics.ACCEPTED, out)] == [b"pn-1"]  # before fan-out
+    assert [Accepted.read(o.value) for o in to(topics.ACCEPTED, out)] == [
+        accepted("pn-1")
+    ]  # before fan-out
     tasks = fanout.handle_accepted(signed, "pn-1")
     assert [o for o in tasks if o.topic.startswith(topics.TASKS_PREFIX)]
     again = [o for _ in range(50) for o in intake.handle_request(signed, raw, headers)]
