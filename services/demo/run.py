@@ -308,12 +308,14 @@ def metrics_checks(stack: Stack, kinds: set[str], systems: set[str]) -> list[tup
 
 
 def _release_held(ledger: Ledger, submitter: Submitter, rows: dict[str, Row]) -> None:
-    """Pay the fee for a request once the ledger shows it held, as an operator would."""
+    """Pay the fee for a held request once the principal has been told of the hold (the
+    notice that asks for it), as a principal would: a hold notice that finds the request
+    already released is not sent, so paying sooner would leave the hold untold."""
     for row in rows.values():
         if len(row.case.events) < 2 or row.held_first:
             continue
-        req = ledger.request(row.case.request_id)
-        if req is not None and req.status == "held":
+        trail = ledger.timeline(row.case.request_id)
+        if any(e.action == "notified" and (e.detail or {}).get("purpose") == "hold" for e in trail):
             row.held_first = True
             row.submitted = time.time()
             submitter.submit_all([encode(e) for e in row.case.events[1:]])
