@@ -226,6 +226,11 @@ class Settings(BaseSettings):
         return frozenset(p for p in self.crash_at.split(",") if p)
 
 
+def variables() -> list[str]:
+    """Every ``DSR_*`` variable the settings read."""
+    return [str(f.validation_alias or _env_name(n)) for n, f in Settings.model_fields.items()]
+
+
 def load() -> Settings:
     """This process's settings; a variable that does not parse stops it, named."""
     try:

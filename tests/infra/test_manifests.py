@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
+from services.settings import variables
 
 ROOT = Path(__file__).parents[2]
 INFRA = ROOT / "infra"
@@ -42,12 +43,8 @@ def k8s_documents() -> list[tuple[str, dict[str, Any]]]:
 
 
 def settings_read_by_code() -> set[str]:
-    """Every DSR_* name the code reads."""
-    names: set[str] = set()
-    for folder in ("services", "streams", "connectors"):
-        for path in (ROOT / folder).rglob("*.py"):
-            names |= set(re.findall(r"\"(DSR_[A-Z0-9_]+)\"", path.read_text()))
-    return names
+    """Every DSR_* name the code reads: the settings' (``services.settings``)."""
+    return set(variables())
 
 
 # -- compose ------------------------------------------------------------------------
