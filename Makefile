@@ -103,7 +103,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --strict -p connectors
 	$(BIN)/lint-imports
-	$(BIN)/xenon --max-absolute C --max-modules C --max-average A streams services connectors
+	$(BIN)/xenon --max-absolute C --max-modules C --max-average A streams services connectors bench
 	$(BIN)/dsr schema --check
 
 # The benchmark: the real pipeline against a synchronous baseline; writes bench/results/.

@@ -58,32 +58,20 @@ def run(scenario: Scenario, home: Path, timeout_s: float | None = None) -> dict[
         if stack.broker is not None:
             pids["broker"] = stack.broker.process.pid
         cpu_before = {n: procstats.cpu_seconds(p) or 0.0 for n, p in pids.items()}
-        rss_samples: list[tuple[float, float]] = []
+        progress = _Progress(pids["worker-0"])
         submitted: dict[str, float] = {}
-        completed: dict[str, float] = {}
-        #: Every response's status: a request counts as done only when it is "completed".
-        statuses: dict[str, str] = {}
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
         submitter = stack.submitter()
         sender = threading.Thread(target=_submit, args=(submitter, events, scenario, submitted))
         start = time.time()
         sender.start()
         deadline = time.monotonic() + timeout_s
-        next_sample = 0.0
-        while len(statuses) < scenario.requests and time.monotonic() < deadline:
-            for _, body in watcher.poll(0.1):
-                rid = body["request_id"]
-                statuses.setdefault(rid, body["status"])
-                if rid not in completed and body["status"] == "completed":
-                    completed[rid] = datetime.fromisoformat(body["completed_at"]).timestamp()
-            if time.monotonic() >= next_sample:
-                worker_rss = procstats.rss_mb(pids["worker-0"])
-                if worker_rss is not None:
-                    rss_samples.append((len(completed), worker_rss))
-                next_sample = time.monotonic() + 0.5
+        while len(progress.statuses) < scenario.requests and time.monotonic() < deadline:
+            progress.follow(watcher)
             if stack.check_alive():
                 break
         sender.join()
+        completed = progress.completed
         elapsed = max(completed.values(), default=start) - start
         cpu = {n: (procstats.cpu_seconds(p) or 0.0) - cpu_before[n] for n, p in pids.items()}
         peak = {n: procstats.peak_rss_mb(p) for n, p in pids.items()}
@@ -92,24 +80,55 @@ def run(scenario: Scenario, home: Path, timeout_s: float | None = None) -> dict[
         submitter.close()
         watcher.close()
     latencies = [(completed[r] - submitted[r]) * 1000 for r in completed if r in submitted]
-    lat = quantiles(latencies)
+    n = max(1, len(completed))
     return {
         "scenario": scenario.name,
         **vars(scenario),
         "completed": len(completed),
         "lost": scenario.requests - len(completed),
-        "statuses": dict(Counter(statuses.values())),
+        "statuses": dict(Counter(progress.statuses.values())),
         "join_s": round(join_s, 2),
         "worker_start_to_first_task_s": first_task_s,
-        "latency_ms": {k: round(v, 1) if v is not None else None for k, v in lat.items()},
-        "latency_mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
+        **_latency(latencies),
         "throughput_rps": round(len(completed) / elapsed, 1) if elapsed > 0 else None,
         "elapsed_s": round(elapsed, 2),
         "stages_ms": stages,
-        "peak_rss_mb": {n: round(v, 1) for n, v in peak.items() if v is not None},
-        "cpu_s_per_request": {n: round(v / max(1, len(completed)), 5) for n, v in cpu.items()},
-        "cpu_s_per_request_total": round(sum(cpu.values()) / max(1, len(completed)), 5),
-        "worker_rss_mb_by_completed": rss_samples[:: max(1, len(rss_samples) // 40)],
+        "peak_rss_mb": {name: round(v, 1) for name, v in peak.items() if v is not None},
+        "cpu_s_per_request": {name: round(v / n, 5) for name, v in cpu.items()},
+        "cpu_s_per_request_total": round(sum(cpu.values()) / n, 5),
+        "worker_rss_mb_by_completed": progress.rss[:: max(1, len(progress.rss) // 40)],
+    }
+
+
+class _Progress:
+    """The responses seen so far (a request counts as done only when "completed"), and
+    the worker's memory sampled against how many are done."""
+
+    def __init__(self, worker_pid: int) -> None:
+        self.worker_pid = worker_pid
+        self.statuses: dict[str, str] = {}
+        self.completed: dict[str, float] = {}
+        self.rss: list[tuple[float, float]] = []
+        self._next_sample = 0.0
+
+    def follow(self, watcher: Watcher) -> None:
+        for _, body in watcher.poll(0.1):
+            rid = body["request_id"]
+            self.statuses.setdefault(rid, body["status"])
+            if rid not in self.completed and body["status"] == "completed":
+                self.completed[rid] = datetime.fromisoformat(body["completed_at"]).timestamp()
+        if time.monotonic() >= self._next_sample:
+            worker_rss = procstats.rss_mb(self.worker_pid)
+            if worker_rss is not None:
+                self.rss.append((len(self.completed), worker_rss))
+            self._next_sample = time.monotonic() + 0.5
+
+
+def _latency(latencies: list[float]) -> dict[str, Any]:
+    lat = quantiles(latencies)
+    return {
+        "latency_ms": {k: round(v, 1) if v is not None else None for k, v in lat.items()},
+        "latency_mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
     }
 
 

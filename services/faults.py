@@ -11,6 +11,7 @@ restarted process runs through. Unset, a crash point costs one set lookup.
 | ``aggregate.recorded`` | recorded a task's result | sent what it unlocked |
 | ``aggregate.completed`` | completed the request and queued its response | sent it |
 | ``responses.published`` | sent the response | marked it sent in the ledger |
+| ``worker.starting``, ``runner.starting`` | started | joined its consumer group |
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ POINTS = (
     "aggregate.completed",
     "responses.published",
 )
+#: Deaths before a process has joined its group: ``dsr up`` restarts it all the same.
+STARTUP_POINTS = ("worker.starting", "runner.starting")
 
 
 def crash_point(name: str) -> None:

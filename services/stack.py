@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -227,16 +228,25 @@ class Stack:
     def ready_file(self, name: str) -> Path:
         return self.settings.home / "run" / f"{name}.ready"
 
-    def wait_joined(self, names: list[str] | None = None, timeout: float = 60.0) -> float:
-        """Block until the components have their partitions assigned; return seconds waited."""
+    def wait_joined(
+        self,
+        names: list[str] | None = None,
+        timeout: float = 60.0,
+        *,
+        supervise: Callable[[], None] | None = None,
+    ) -> float:
+        """Block until the components have their partitions assigned; return seconds waited.
+        A component that dies meanwhile is an error, unless ``supervise`` (a supervisor's
+        tick) is given: it is called all along, and restarts what died."""
         start = time.monotonic()
         pending = list(names or self.components)
         while time.monotonic() - start < timeout:
             pending = [n for n in pending if not self.ready_file(n).exists()]
             if not pending:
                 return time.monotonic() - start
-            dead = self.check_alive()
-            if dead:
+            if supervise is not None:
+                supervise()
+            elif dead := self.check_alive():
                 raise RuntimeError(f"{', '.join(dead)} exited during start-up; see its log")
             time.sleep(0.05)
         raise TimeoutError(f"{', '.join(pending)} did not join within {timeout:.0f}s")

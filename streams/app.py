@@ -8,9 +8,7 @@ Handlers do the work; this module only moves bytes between topics and them.
 
 from __future__ import annotations
 
-import functools
 import inspect
-import json
 import logging
 import sys
 from collections import defaultdict
@@ -24,7 +22,6 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ra
 
 from services import deadletters, monitoring, notify
 from services.crypto.local import LocalKeyProvider
-from services.crypto.sealing import Sealer
 from services.crypto.shred import shred
 from services.faults import crash_point
 from services.heartbeat import Heart
@@ -33,7 +30,7 @@ from services.processes import exit_after
 from services.settings import Settings, mark_ready
 from services.settings import load as load_settings
 from services.signing import Keyring, KeyringError
-from streams import outbox, parking, topics, transport
+from streams import failures, outbox, parking, topics, transport
 from streams.agents import (
     aggregate,
     decisions,
@@ -44,7 +41,7 @@ from streams.agents import (
     provisions,
     respond,
 )
-from streams.agents.decode import PoisonEvent, accepted
+from streams.agents.decode import accepted
 from streams.context import Outgoing, Pipeline
 from streams.records import Accepted, AcceptedVia, dump
 
@@ -122,7 +119,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         )
 
-    sending = outbox.Outbox(str(settings.kafka_bootstrap))
+    sending = outbox.ResponseSends(str(settings.kafka_bootstrap))
 
     async def send(outgoing: list[Outgoing]) -> None:
         outgoing = await sending.admit(ctx().ledger, outgoing)
@@ -169,8 +166,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                     outgoing = await result if inspect.isawaitable(result) else result
                 except Exception as exc:  # noqa: BLE001 - the worker must keep running
                     if parking.parks(exc):
-                        park(stage, _request_id(event), exc)
-                    outgoing = _dead_letters(stage, [event], exc)
+                        park(stage, failures.request_id_of(event), exc)
+                    outgoing = failures.dead_letters(stage, [event], exc, ctx().sealer)
             await send(outgoing)
 
     def park(stage: str, request_id: str | None, exc: Exception) -> None:
@@ -213,7 +210,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                 parsed.append(decode.parse_result(ctx(), event.value))
                 kept.append(event)
             except Exception as exc:  # noqa: BLE001 - the worker must keep running
-                outgoing += _dead_letters("aggregate", [event], exc)
+                outgoing += failures.dead_letters("aggregate", [event], exc, ctx().sealer)
         if not parsed:
             return outgoing
         try:
@@ -223,14 +220,16 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                 return outgoing + [o for e in kept for o in aggregate_batch([e])]
             for p in parsed if parking.parks(exc) else []:
                 park("aggregate", p.result.request_id, exc)
-            return outgoing + _dead_letters("aggregate", kept, exc)
+            return outgoing + failures.dead_letters("aggregate", kept, exc, ctx().sealer)
         for step in progress:
             try:
                 outgoing += _transient_db(step.advance)(ctx())
             except Exception as exc:  # noqa: BLE001
                 if parking.parks(exc):
                     park("aggregate", step.request_id, exc)
-                outgoing += _dead_letters("aggregate", [kept[i] for i in step.sources], exc)
+                outgoing += failures.dead_letters(
+                    "aggregate", [kept[i] for i in step.sources], exc, ctx().sealer
+                )
         return outgoing
 
     # Signed events (requests, decisions) are checked with their headers.
@@ -376,53 +375,6 @@ def _backlog(app: faust.App) -> dict[str, int] | None:
     return dict(backlog)
 
 
-def _request_id(event: Any) -> str | None:
-    """The request an event is about: its key, or the ``request_id`` in its JSON body;
-    None if it names none."""
-    raw: bytes = event.value
-    found: Any = event.key
-    if found:
-        return bytes(found).decode("utf-8", "replace")[:128]
-    try:
-        found = json.loads(raw).get("request_id")
-    except Exception:  # noqa: BLE001 - not JSON, or not an object: it names no request
-        return None
-    return found[:128] if isinstance(found, str) else None
-
-
-def _dead_letters(stage: str, events: Sequence[Any], exc: Exception) -> list[Outgoing]:
-    """``events`` to the dead-letter topic, with what went wrong."""
-    if isinstance(exc, PoisonEvent):
-        return [_dead_letter(stage, str(exc), exc.detail, e) for e in events]
-    log.error("handler failed", exc_info=exc, extra={"stage": stage})
-    return [_dead_letter(stage, type(exc).__name__, str(exc)[:500], e) for e in events]
-
-
-def _dead_letter(stage: str, error: str, detail: str, event: Any) -> Outgoing:
-    """What went wrong, and the original event with its headers (a request's signature)
-    sealed to the pipeline (``deadletters.letter``); ``dsr dlq redrive`` sends it back to
-    ``stage``."""
-    raw: bytes = event.value or b""
-    headers = {k: bytes(v).decode("utf-8", "replace") for k, v in dict(event.headers or {}).items()}
-    key = event.key.decode("utf-8", "replace") if event.key else None
-    body = deadletters.letter(
-        stage,
-        error,
-        raw,
-        sealer=_sealer(),
-        attempts=1,
-        headers=headers,
-        detail=detail,
-        request_id=key,
-    )
-    return Outgoing(topics.DEAD_LETTER, event.key, dump(body), record=body)
-
-
-@functools.cache
-def _sealer() -> Sealer | None:
-    return Sealer.from_settings(load_settings())
-
-
 def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
@@ -434,6 +386,7 @@ def main() -> None:
     app = create_app(settings)
     argv = sys.argv[1:] or ["worker"]
     if argv[0] == "worker":
+        crash_point("worker.starting")
         monitoring.serve_process(settings, "worker")
         if not any(a.startswith(("-l", "--loglevel")) for a in argv):
             argv += ["--loglevel", "warn"]

@@ -7,7 +7,7 @@ A response is recorded in the ledger when its request completes, sent to
 - **Its sender is still sending.** A broker that died holds a send for as long as
   its partitions take to get a new leader, seconds on Apache Kafka. The completing
   worker holds the response's lease (``Ledger.claim_responses``) and renews it for as
-  long as its send is unanswered (``Outbox.renew``); no one else sends it meanwhile.
+  long as its send is unanswered (``ResponseSends.renew``); no one else sends it meanwhile.
 - **Its sender died** between the send and the mark. Its lease runs out. Before such a
   response is sent again (``Outgoing.resend``: a redelivered result, or the sweeper),
   the worker takes the lease, reads what the topic received since the response was
@@ -61,8 +61,9 @@ def _identity(body: dict[str, object]) -> tuple[str, int]:
     return str(body["request_id"]), int(str(body["revision"]))
 
 
-class Outbox:
-    """The responses one worker is sending, and which it may send."""
+class ResponseSends:
+    """The responses one worker is sending, and which it may send: the worker's side of the
+    ledger's outbox (``services.ledger.outbox``)."""
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap

@@ -21,9 +21,15 @@ A call that takes longer than its system's ``call_timeout_seconds`` is abandoned
 (``connectors/calls.py``) and retried like any transient failure, so a hung system
 fails its tasks, and its requests complete without it, instead of waiting forever.
 
-Log lines carry request_id, system and kind; never identifiers or record values."""
+Log lines carry request_id, system and kind; never identifiers or record values.
 
-from connectors.runner.loop import REJOIN_STUCK_S, ConnectorRunner, RejoinStuck, producer_config
+Modules: ``loop`` (poll, hand out, commit), ``execution`` (a task on its connector, with
+retries), ``sending`` (results and dead letters, acknowledged), ``membership`` (the
+consumer group), ``main`` (the process)."""
+
+from connectors.runner.loop import ConnectorRunner
 from connectors.runner.main import main
+from connectors.runner.membership import REJOIN_STUCK_S, RejoinStuck
+from connectors.runner.sending import producer_config
 
 __all__ = ["REJOIN_STUCK_S", "ConnectorRunner", "RejoinStuck", "main", "producer_config"]

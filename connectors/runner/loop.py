@@ -5,24 +5,24 @@ story is in ``connectors/runner/__init__.py``."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, MessageSizeTooLargeError
-from kafka.structs import MemberState, OffsetAndMetadata, TopicPartition
+from kafka.structs import MemberState, TopicPartition
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
 from connectors.base import ConnectorBase
-from connectors.runner.execution import MAX_RETRY_AFTER_S, Executor, _failed, _Stopping
+from connectors.runner.execution import Executor, _failed, _Stopping
+from connectors.runner.membership import REJOIN_STUCK_S, Assignment, RejoinStuck, offset_of
+from connectors.runner.sending import Sender, producer_config
 from services import deadletters, monitoring
 from services.crypto import CryptoError
 from services.crypto.sealing import Sealer
@@ -40,63 +40,6 @@ FETCH_MAX_WAIT_MS = 50
 MAX_POLL_RECORDS = 10
 #: Batches a partition may have waiting in its lane before polling waits for it.
 MAX_QUEUED_BATCHES = 50
-#: A group membership not stable for this long is given up: the runner stops, uncommitted,
-#: for its supervisor to start a fresh one (a rejoin was seen to hang for the group's whole
-#: rebalance timeout, 5 min, after every broker had restarted and the topics were made anew).
-REJOIN_STUCK_S = 90.0
-#: Times a message the broker refused is sent, in all, before the runner gives up.
-SEND_ATTEMPTS = 6
-
-
-class RejoinStuck(KafkaError):  # type: ignore[misc]  # kafka-python ships no types
-    """The consumer has not had a stable group membership for ``REJOIN_STUCK_S``."""
-
-    retriable = False
-
-
-class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
-    """Finish and commit in-flight batches before partitions go, log assignments, and
-    tell ``on_assigned`` (e.g. a supervisor's readiness).
-
-    Nothing here may raise: kafka-python turns an exception in a rebalance callback into
-    "User rebalance callback throws an error" from ``poll`` and the runner stopped. After
-    a broker restart the group and its offsets are gone and a commit fails; the tasks
-    not committed then simply run again (``task_id`` is the idempotency key)."""
-
-    def __init__(
-        self,
-        on_revoked: Callable[[], None],
-        on_lost: Callable[[], None],
-        on_assigned: Callable[[], None] | None,
-    ) -> None:
-        self.on_revoked = on_revoked
-        self.on_lost = on_lost
-        self.on_assigned = on_assigned
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        log.info("partitions revoked", extra={"partitions": len(revoked)})
-        _quietly(self.on_revoked, "could not commit before a rebalance")
-
-    def on_partitions_lost(self, lost: Any) -> None:
-        # Evicted from the group (e.g. the broker restarted): a commit cannot succeed.
-        log.warning("partitions lost", extra={"partitions": len(lost)})
-        _quietly(self.on_lost, "could not finish the batches in flight")
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        log.info("partitions assigned", extra={"partitions": len(assigned)})
-        if self.on_assigned is not None:
-            _quietly(self.on_assigned, "could not report readiness")
-
-
-def _quietly(callback: Callable[[], None], what: str) -> None:
-    try:
-        callback()
-    except Exception as exc:
-        log.warning(
-            "%s; tasks not committed may run again",
-            what,
-            extra={"error_type": type(exc).__name__},
-        )
 
 
 class ConnectorRunner:
@@ -171,10 +114,11 @@ class ConnectorRunner:
         if missing := set(hosted) - self._consumer.topics():
             log.warning("task topics not found yet", extra={"topics": ",".join(sorted(missing))})
         self._consumer.subscribe(
-            hosted, listener=_Assignment(self._drain, self._forget, on_assigned)
+            hosted, listener=Assignment(self._drain, self._forget, on_assigned)
         )
         try:
             self._producer = KafkaProducer(**producer_config(bootstrap))
+            self._sender = Sender(self._producer, self.executor.sleep)
         except BaseException:
             self._consumer.close(autocommit=False)
             raise
@@ -262,7 +206,7 @@ class ConnectorRunner:
             )
             error = _summary(exc) if isinstance(exc, ValidationError) else str(exc)[:500]
             body = self._dead_letter(message, error, 0)
-            self._flush([self._send(topics.DEAD_LETTER, message.key, body)])
+            self._sender.flush([self._sender.send(topics.DEAD_LETTER, message.key, body)])
             return
         if task.not_after is not None and utcnow() > task.not_after:
             self._skip_stale(message, task)
@@ -279,14 +223,14 @@ class ConnectorRunner:
                 task_id=task.task_id,
                 error_code=result.error_code,
             )
-            sent.append(self._send(topics.DEAD_LETTER, task.request_id.encode(), body))
+            sent.append(self._sender.send(topics.DEAD_LETTER, task.request_id.encode(), body))
         key = task.request_id.encode()
         try:
-            sent.append(self._send(topics.RESULTS, key, self._result(result, received)))
+            sent.append(self._sender.send(topics.RESULTS, key, self._result(result, received)))
         except MessageSizeTooLargeError:
             error = "the result is larger than the producer's max_request_size"
             sent.append(
-                self._send(
+                self._sender.send(
                     topics.RESULTS,
                     key,
                     self._result(
@@ -300,7 +244,7 @@ class ConnectorRunner:
         except PydanticSerializationError:
             error = "the connector returned values that are not JSON-serialisable"
             sent.append(
-                self._send(
+                self._sender.send(
                     topics.RESULTS,
                     key,
                     self._result(
@@ -309,7 +253,7 @@ class ConnectorRunner:
                     ),
                 )
             )
-        self._flush(sent)
+        self._sender.flush(sent)
 
     def _skip_stale(self, message: Any, task: Task) -> None:
         """A task that waited past its request's timeout: the request was answered
@@ -334,7 +278,7 @@ class ConnectorRunner:
             task_id=task.task_id,
             error_code="request_timed_out",
         )
-        self._flush([self._send(topics.DEAD_LETTER, task.request_id.encode(), body)])
+        self._sender.flush([self._sender.send(topics.DEAD_LETTER, task.request_id.encode(), body)])
 
     def _open(self, task: Task) -> Task:
         if task.sealed is None:
@@ -387,37 +331,9 @@ class ConnectorRunner:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _send(self, topic: str, key: bytes | None, value: bytes | dict[str, Any]) -> _Sent:
-        """Send (thread-safe); returns what was sent, with the send's future."""
-        if isinstance(value, dict):
-            value = json.dumps(value).encode()
-        future = self._producer.send(topic, key=key, value=value)
-        return _Sent(topic, key, value, future)
-
-    def _flush(self, sent: Sequence[_Sent]) -> None:
-        """Wait until ``sent`` is acknowledged, sending again what a broker refused (an
-        in-memory broker that has just restarted answers ``UnknownError`` for a while,
-        which the producer does not retry); raise if it still is not."""
-        for attempt in range(1, SEND_ATTEMPTS + 1):
-            self._producer.flush()
-            failed = [s for s in sent if s.future.failed()]
-            if not failed:
-                return
-            if attempt == SEND_ATTEMPTS:
-                failed[0].future.get(timeout=0)  # raises the broker's error
-            log.warning(
-                "sending again after a broker error",
-                extra={
-                    "attempts": attempt,
-                    "error_type": type(failed[0].future.exception).__name__,
-                },
-            )
-            self.executor.sleep(min(0.5 * 2 ** (attempt - 1), MAX_RETRY_AFTER_S))
-            sent = [self._send(s.topic, s.key, s.value) for s in failed]
-
     def _commit(self, partition: TopicPartition, offset: int) -> None:
         try:
-            self._consumer.commit({partition: _offset(offset)})
+            self._consumer.commit({partition: offset_of(offset)})
         except KafkaError as exc:
             # After a rebalance (CommitFailedError), or with the broker gone for a moment
             # (a connection refused while it restarts): never a reason to stop, since a
@@ -432,36 +348,9 @@ class ConnectorRunner:
             )
 
 
-@dataclass(frozen=True)
-class _Sent:
-    """One message sent, and the send's future."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    future: Any
-
-
-def producer_config(bootstrap: str) -> dict[str, Any]:
-    """The runner's producer settings.
-
-    Idempotence is off (kafka-python 3 turns it on by default). An idempotent producer
-    holds a producer id that the broker issued; an in-memory broker (Tansu) that restarts
-    forgets it, and the producer then fails with ``InitProducerIdResponse UnknownError``
-    or ``UnknownProducerId`` instead of sending. Nothing here needs it: a duplicated
-    result is harmless, since a task's first ``ok`` result wins in the ledger."""
-    return {"bootstrap_servers": bootstrap, "acks": "all", "enable_idempotence": False}
-
-
 def _summary(exc: ValidationError) -> str:
     """A validation error without the input values, which may be personal data."""
     errors = exc.errors(include_input=False, include_url=False)
     return "invalid task: " + "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in errors[:10]
     )
-
-
-def _offset(offset: int) -> OffsetAndMetadata:
-    """An OffsetAndMetadata for kafka-python 2.0 (two fields) and later (three)."""
-    values = {"offset": offset, "metadata": "", "leader_epoch": -1}
-    return OffsetAndMetadata(**{f: values[f] for f in OffsetAndMetadata._fields})

@@ -21,6 +21,7 @@ from services import datamap, monitoring, settings
 from services.crypto import CryptoError, LocalKeyProvider
 from services.crypto.sealing import Sealer
 from services.delivery.claims import ClaimCheck
+from services.faults import crash_point
 from services.heartbeat import Heart
 from services.logs import configure_logging
 from services.processes import exit_after
@@ -59,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("no systems to host", file=sys.stderr)
         return 2
     monitoring.serve_process(config, "runner")
+    crash_point("runner.starting")
     for name, connector in connectors.items():
         status = run_check(connector)
         level = logging.INFO if status.ok else logging.WARNING

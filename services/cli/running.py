@@ -64,11 +64,12 @@ def up(
             f"Privacy-ops console: [bold]{ops.url}[/] (users: `dsr console add-user`)",
             highlight=False,
         )
-        console.print(
-            f"Joined in {stack.wait_joined():.1f}s. A process that dies is restarted; "
-            "Ctrl-C or SIGTERM stops everything."
-        )
+        # Supervised from the start: a process that dies before it has joined is restarted.
         supervisor = Supervisor(stack)
+        console.print(
+            f"Joined in {stack.wait_joined(supervise=supervisor.tick):.1f}s. A process that "
+            "dies is restarted; Ctrl-C or SIGTERM stops everything."
+        )
         while True:
             supervisor.tick()
             time.sleep(0.25)

@@ -30,6 +30,7 @@ from services.console.sessions import COOKIE, LIFETIME_S, Sessions
 from services.console.users import User, authenticate, find
 from services.crypto.sealing import Sealer
 from services.datamap import load as load_datamap
+from services.decisions import Outcome
 from services.delivery.encrypted import open_package_storage
 from services.delivery.labels import Labels
 from services.delivery.letterhead import Letterhead
@@ -150,7 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
                 extra={"request_id": request_id, "stage": "console", "action": verb},
             )
             where = f"/requests/{quote(unquote(request_id))}"
-            self._redirect(f"{where}?m={quote(done.message)}&ok={int(done.ok)}")
+            self._redirect(f"{where}?m={quote(done.message)}&ok={int(done.applied)}")
         except Exception:
             log.exception("console action failed: %s", path)
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n", "text/plain")
@@ -200,14 +201,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, letter, "text/html; charset=utf-8", csp=LETTER_CSP)
 
     # -- actions -----------------------------------------------------------------
-    def _actions(self) -> dict[str, Callable[[User, str, dict[str, str]], actions.Done]]:
+    def _actions(self) -> dict[str, Callable[[User, str, dict[str, str]], Outcome]]:
         return {"release": self._release, "refuse": self._refuse, "extend": self._extend}
 
-    def _release(self, user: User, request_id: str, form: dict[str, str]) -> actions.Done:
+    def _release(self, user: User, request_id: str, form: dict[str, str]) -> Outcome:
         c = self.server.console
         return actions.release(c.settings, c.bootstrap, c.ledger, request_id, user.key_id, form)
 
-    def _refuse(self, user: User, request_id: str, form: dict[str, str]) -> actions.Done:
+    def _refuse(self, user: User, request_id: str, form: dict[str, str]) -> Outcome:
         fields = [f.strip() for f in form.get("fields", "").split(",") if f.strip()]
         return self._decide(
             user,
@@ -222,7 +223,7 @@ class _Handler(BaseHTTPRequestHandler):
             ),
         )
 
-    def _extend(self, user: User, request_id: str, form: dict[str, str]) -> actions.Done:
+    def _extend(self, user: User, request_id: str, form: dict[str, str]) -> Outcome:
         return self._decide(
             user,
             DecisionEvent(
@@ -233,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
             ),
         )
 
-    def _decide(self, user: User, event: DecisionEvent) -> actions.Done:
+    def _decide(self, user: User, event: DecisionEvent) -> Outcome:
         c = self.server.console
         return actions.decision(c.settings, c.bootstrap, event, user.key_id)
 

@@ -1,13 +1,14 @@
 """Monitoring: every Prometheus metric in one module, and the hooks that move them.
 
-``metrics`` defines the series and the one-line hooks the wiring calls; ``server``
+``metrics`` defines the series and the one-line hooks the wiring calls; ``ledger`` the
+gauges read from the ledger at each scrape; ``server``
 serves ``/metrics`` on a loopback port; ``exporter`` is the process that serves the
 ledger's gauges and each group's lag from the broker.
 """
 
+from services.monitoring.ledger import LedgerCollector
 from services.monitoring.metrics import (
     REGISTRY,
-    LedgerCollector,
     observe_connector_call,
     observe_stage,
     record_completion,

@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 from services.datamap import load as load_datamap
 from services.heartbeat import Heart
 from services.ledger import Ledger
-from services.monitoring.metrics import LedgerCollector
+from services.monitoring.ledger import LedgerCollector
 from services.settings import Settings, load, mark_ready
 from streams import topics
 

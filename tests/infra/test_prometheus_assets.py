@@ -17,7 +17,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from services.ledger import Ledger
 from services.monitoring import metrics
 from services.monitoring.exporter import GroupLagCollector
-from services.monitoring.metrics import LedgerCollector
+from services.monitoring.ledger import LedgerCollector
 
 INFRA = Path(__file__).parents[2] / "infra"
 RUNBOOK = Path(__file__).parents[2] / "docs" / "operations.md"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 
 from services.client import Submitter
 from services.demo.scenario import HANAKO, JIRO, TARO, event
+from services.faults import STARTUP_POINTS, crash_marker
 from services.ledger import Ledger
 from services.settings import Settings
 from tests.integration.fixtures import (
@@ -99,3 +101,29 @@ def test_dsr_up_restarts_what_is_killed(tmp_path: Path, dsr_up: subprocess.Popen
 
     dsr_up.send_signal(signal.SIGTERM)
     assert dsr_up.wait(timeout=60) == 0
+
+
+def test_a_process_killed_before_it_has_joined_is_restarted(tmp_path: Path) -> None:
+    """A worker and a runner each die by SIGKILL once, started but not yet in their group
+    (``services/faults.py``): ``dsr up`` restarts them and goes on, instead of stopping."""
+    home = tmp_path
+    settings_for(home)
+    points = ",".join(STARTUP_POINTS)
+    with dsr_up_process(home, env={"DSR_CRASH_AT": points}) as up:
+        log = home / "dsr-up.log"
+        joined = re.compile(r"^Joined in [0-9.]+s\.", re.M)
+        wait_for(
+            "dsr up to join, or to exit",
+            lambda: up.poll() is not None or joined.search(log.read_text()) is not None,
+            timeout=120,
+        )
+        assert up.poll() is None, log.read_text()[-3000:]
+        assert all(crash_marker(home, p).exists() for p in STARTUP_POINTS)
+        restarts = {n: p["restarts"] for n, p in processes(home).items()}
+        assert restarts["worker-0"] == 1 and restarts["runner-0"] == 1, restarts
+        ledger = Ledger(f"sqlite:///{home / 'ledger.db'}")
+        ids = _burst(home, "started")
+        wait_for("the burst to complete", lambda: _completed(ledger, ids), timeout=180)
+        ledger.close()
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=60) == 0

@@ -15,7 +15,7 @@ from services.ledger import Ledger
 from services.ledger.models import Response
 from streams import topics
 from streams.context import Outgoing
-from streams.outbox import Outbox, already_sent
+from streams.outbox import ResponseSends, already_sent
 from tests.connectors.fixtures import bootstrap  # noqa: F401
 from tests.fixtures.ledger_rows import finish, ledger  # noqa: F401
 
@@ -58,7 +58,7 @@ def test_a_response_made_long_ago_is_found_by_its_completion_time(
     assert already_sent(bootstrap, []) == set()
 
 
-def admit(outbox: Outbox, ledger: Ledger, outgoing: list[Outgoing]) -> list[Outgoing]:  # noqa: F811
+def admit(outbox: ResponseSends, ledger: Ledger, outgoing: list[Outgoing]) -> list[Outgoing]:  # noqa: F811
     return asyncio.run(outbox.admit(ledger, outgoing))
 
 
@@ -84,7 +84,7 @@ def test_a_response_its_sender_holds_is_not_sent_again(
     ledger: Ledger,  # noqa: F811
 ) -> None:
     held, notice = _completed(ledger, "ob-held"), Outgoing(topics.NOTICES, b"ob-held", b"{}")
-    sender, other = Outbox(bootstrap), Outbox(bootstrap)
+    sender, other = ResponseSends(bootstrap), ResponseSends(bootstrap)
     # a redelivered result elsewhere, while the completing worker is still sending it
     assert admit(other, ledger, [held, notice]) == [notice]
     with sender.holding([held, notice]):
@@ -106,7 +106,7 @@ def test_a_dead_senders_response_is_sent_once_by_whoever_takes_it(
     producer.close()
     for request_id in ("ob-lost", "ob-landed"):
         _lease_ends(ledger, request_id)  # the sender died
-    sweeper, redelivery = Outbox(bootstrap), Outbox(bootstrap)
+    sweeper, redelivery = ResponseSends(bootstrap), ResponseSends(bootstrap)
     assert admit(sweeper, ledger, [lost, landed]) == [lost]
     assert admit(redelivery, ledger, [lost]) == []  # the sweeper holds it now
     landed_row = ledger.response("ob-landed")

@@ -13,7 +13,8 @@ import pytest
 from services.crypto import LocalKeyProvider
 from services.crypto.sealing import Sealer
 from services.delivery.claims import ClaimCheck
-from services.delivery.storage import LocalStorage, ObjectNotFound, S3Storage, Storage
+from services.delivery.s3storage import S3Storage
+from services.delivery.storage import LocalStorage, ObjectNotFound, Storage
 from streams.records import Kind, Task, TaskResult, TaskStatus
 from tests.fixtures.moto_server import moto_server, s3_client  # noqa: F401
 

@@ -13,7 +13,8 @@ import pytest
 from services.delivery.labels import Labels
 from services.delivery.letterhead import Letterhead
 from services.delivery.package import PackageInfo, build_package
-from services.delivery.storage import LocalStorage, S3Storage, Storage
+from services.delivery.s3storage import S3Storage
+from services.delivery.storage import LocalStorage, Storage
 from services.rules.sentence import Sentence
 from services.statements import NO_DATA, STATUS_LABELS
 from streams.records import Kind, Reason, ResponseStatus, TaskStatus

@@ -12,15 +12,14 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from services.delivery.s3storage import S3Storage, is_transient
 from services.delivery.storage import (
     InvalidKey,
     LinkUnsupported,
     LocalStorage,
     ObjectNotFound,
-    S3Storage,
     StorageError,
     StorageUnavailable,
-    is_transient,
     open_storage,
 )
 from tests.fixtures.moto_server import CREDENTIALS

@@ -17,7 +17,8 @@ from sqlalchemy import update
 from services import deadletters, monitoring
 from services.demo.scenario import HANAKO, TARO, event
 from services.ledger.models import Request
-from services.monitoring.metrics import REGISTRY, LedgerCollector
+from services.monitoring.ledger import LedgerCollector
+from services.monitoring.metrics import REGISTRY
 from streams import topics
 from streams.agents import aggregate, fanout, intake, respond
 from streams.context import Outgoing, Pipeline

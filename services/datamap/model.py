@@ -1,42 +1,14 @@
-"""The data map: which internal systems hold personal data, and how to reach them.
-
-System owners register their system here. A data map is a YAML file::
-
-    purposes:
-      - id: order_fulfilment
-        description: Ship what the customer bought.
-    systems:
-      crm:
-        connector: sql              # an entry point in ``dsr.connectors``, or module:Class
-        purposes: [customer_support]
-        identifiers: [email]        # subject identifiers the system can look up by
-        config: {...}               # validated by the connector's own Config model
-
-``${VAR}`` references are expanded from the environment, so secrets and paths
-stay out of the file. Anchors and aliases may share a block of config, but a
-document nested deeper than ``MAX_DEPTH`` levels, or whose aliases expand to more
-than ``MAX_NODES`` values (or into a loop), is refused.
-"""
+"""The data map's model: purposes, systems and the rules on them, validated."""
 
 from __future__ import annotations
 
-import itertools
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from services.datamap.graph import find_cycle, path, strongly_connected
 from services.rules.sentence import Sentence
 from streams.records import Kind, answered_by
 
@@ -45,10 +17,6 @@ class DataMapError(ValueError):
     """The data map cannot be used; the message says where and why."""
 
 
-#: Nesting deeper than this is refused while reading the YAML.
-MAX_DEPTH = 100
-#: Values in the document once every alias is expanded; more is refused ("billion laughs").
-MAX_NODES = 1_000_000
 #: The longest timeout a data map may set (a year): longer ones overflow date arithmetic.
 MAX_TIMEOUT_SECONDS = 366 * 24 * 3600.0
 
@@ -231,7 +199,7 @@ class DataMap(BaseModel):
         for name, needs in sorted(after.items()):
             for dep in sorted(needs):
                 if component[name] == component[dep]:
-                    return [name, *_path(deps, dep, name)]
+                    return [name, *path(deps, dep, name)]
         return None
 
     def _identifiers_obtainable(self) -> None:
@@ -317,180 +285,3 @@ def unanswerable_kinds(datamap: DataMap, does: Mapping[str, Callable[[Kind], boo
             for name, spec in datamap.systems.items()
         )
     ]
-
-
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """A cycle in ``graph`` as a path that ends where it starts, or None."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    for start in sorted(graph):
-        if start in state:
-            continue
-        state[start] = 1
-        path = [start]
-        todo = [iter(sorted(graph.get(start, ())))]
-        while todo:  # depth-first, without recursion: a long chain must not overflow
-            nxt = next(todo[-1], None)
-            if nxt is None:
-                state[path.pop()] = 2
-                todo.pop()
-            elif state.get(nxt) == 1:
-                return path[path.index(nxt) :] + [nxt]
-            elif nxt not in state:
-                state[nxt] = 1
-                path.append(nxt)
-                todo.append(iter(sorted(graph.get(nxt, ()))))
-    return None
-
-
-def strongly_connected(graph: dict[str, set[str]]) -> dict[str, int]:
-    """Each node's strongly connected component, as a number (Tarjan, without recursion)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    component: dict[str, int] = {}
-    stack: list[str] = []
-    numbers = itertools.count()
-    for root in sorted(graph):
-        if root in index:
-            continue
-        work = [(root, iter(sorted(graph.get(root, ()))))]
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is None:
-                work.pop()
-                if work:
-                    parent = work[-1][0]
-                    low[parent] = min(low[parent], low[node])
-                if low[node] == index[node]:
-                    number = next(numbers)
-                    while True:
-                        member = stack.pop()
-                        component[member] = number
-                        if member == node:
-                            break
-            elif child not in index:
-                index[child] = low[child] = len(index)
-                stack.append(child)
-                work.append((child, iter(sorted(graph.get(child, ())))))
-            elif child not in component:
-                low[node] = min(low[node], index[child])
-    return component
-
-
-def _path(graph: dict[str, set[str]], start: str, end: str) -> list[str]:
-    """A shortest path from ``start`` to ``end`` in ``graph`` (one exists)."""
-    came: dict[str, str | None] = {start: None}
-    todo = [start]
-    while todo:
-        node = todo.pop(0)
-        if node == end:
-            break
-        for nxt in sorted(graph.get(node, ())):
-            if nxt not in came:
-                came[nxt] = node
-                todo.append(nxt)
-    path: list[str] = []
-    at: str | None = end
-    while at is not None:
-        path.append(at)
-        at = came[at]
-    return path[::-1]
-
-
-class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses deep nesting, and reports a scalar that does not
-    fit its type (a 5000-digit integer, the 13th month) as a YAML error at its line."""
-
-    _depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise yaml.composer.ComposerError(
-                    None,
-                    None,
-                    f"nested deeper than {MAX_DEPTH} levels",
-                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
-                )
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def construct_object(self, node: Any, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep)
-        except (ValueError, OverflowError) as exc:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"unusable {node.tag.rsplit(':', 1)[-1]}: {exc}", node.start_mark
-            ) from None
-
-
-def _expanded_size(root: Any) -> int:
-    """How many values ``root`` holds once every alias is expanded, counting each shared
-    value once per reference, and stopping past ``MAX_NODES``; a loop counts as too many."""
-    sizes: dict[int, int] = {}
-    on_path: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(root, False)]
-    while stack:
-        value, children_done = stack.pop()
-        if not isinstance(value, dict | list):
-            continue
-        key = id(value)
-        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
-        if children_done:
-            on_path.discard(key)
-            total = 1 + sum(sizes.get(id(v), 1) for v in items)
-            sizes[key] = min(total, MAX_NODES + 1)
-            continue
-        if key in sizes:
-            continue
-        if key in on_path:
-            return MAX_NODES + 1
-        on_path.add(key)
-        stack.append((value, True))
-        stack.extend((v, False) for v in items if isinstance(v, dict | list))
-    return sizes.get(id(root), 1)
-
-
-def parse(text: str, source: str = "<data map>") -> DataMap:
-    expanded = os.path.expandvars(text)
-    try:
-        loader = _Loader(expanded)
-        loader.name = source  # YAML errors then point into the file by its name
-        try:
-            raw = loader.get_single_data()
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        if isinstance(exc, yaml.reader.ReaderError):
-            exc.name = source  # raised before the loader could be given the name
-        raise DataMapError(f"{source}: not valid YAML: {exc}") from exc
-    if _expanded_size(raw) > MAX_NODES:
-        raise DataMapError(
-            f"{source}: its aliases expand to more than {MAX_NODES} values, or into a loop"
-        )
-    if not isinstance(raw, dict):
-        raise DataMapError(f"{source}: expected a mapping with 'systems'")
-    try:
-        return DataMap.model_validate(raw)
-    except ValidationError as exc:
-        lines = [
-            f"  {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        ]
-        raise DataMapError(f"{source}: invalid data map\n" + "\n".join(lines)) from None
-
-
-def load(path: str | Path) -> DataMap:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataMapError(f"cannot read data map {p}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise DataMapError(f"{p}: not UTF-8 text (byte {exc.start})") from None
-    except ValueError as exc:  # a NUL in the path
-        raise DataMapError(f"cannot read data map {str(p)!r}: {exc}") from None
-    return parse(text, str(p))
