@@ -17,7 +17,8 @@ from typing import Any
 
 from bench import procstats, workload
 from bench.pipeline import Scenario
-from connectors.base import ConnectorBase, dispatch, ok_result
+from connectors.base import ConnectorBase
+from connectors.dispatch import dispatch, ok_result
 from connectors.registry import build_all
 from services.monitoring.overview import quantiles
 from services.signing import Headers, Keyring

@@ -6,7 +6,8 @@ system's task topic and calls its connector.
 """
 
 from connectors.aio import AsyncConnector
-from connectors.base import Connector, Identifiers, dispatch
+from connectors.base import Connector, Identifiers
+from connectors.dispatch import dispatch
 from connectors.errors import (
     ConfigError,
     ConnectorError,

@@ -17,7 +17,8 @@ from typing import Any
 
 from rich.markup import escape
 
-from connectors.base import ConnectorBase, check
+from connectors.base import ConnectorBase
+from connectors.dispatch import check
 from connectors.errors import ConnectorError
 from connectors.registry import build
 from services.datamap import DataMapError, SystemSpec, load, unanswerable_kinds

@@ -15,11 +15,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy import exc as sa_exc
 
-from connectors.base import (
-    Connector,
-    Identifiers,
-    current_request_id,
-)
+from connectors.base import Connector, Identifiers
+from connectors.dispatch import current_request_id
 from connectors.errors import ConfigError, ConnectorError
 from connectors.provision_ledger.config import ProvisionLedgerConfig
 from connectors.provision_ledger.rows import present

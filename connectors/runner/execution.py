@@ -15,8 +15,9 @@ from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential, wait_random
 
-from connectors.base import ConnectorBase, dispatch, ok_result, task_result
+from connectors.base import ConnectorBase
 from connectors.calls import CallThread, Stopped
+from connectors.dispatch import dispatch, ok_result, task_result
 from connectors.errors import ConnectorError, RetriableError
 from connectors.results import OperationResult
 from services import monitoring

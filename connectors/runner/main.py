@@ -13,7 +13,7 @@ from kafka.errors import KafkaError
 
 import connectors.runner as package
 from connectors import pseudonyms
-from connectors.base import check as run_check
+from connectors.dispatch import check as run_check
 from connectors.errors import ConfigError
 from connectors.registry import build_all
 from connectors.runner.loop import ConnectorRunner

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from connectors.base import check
+from connectors.dispatch import check
 from connectors.errors import ConfigError, ConnectorError, RetriableError
 from connectors.testing.calls import ORDER, READS, attempt, fail, label, run
 from connectors.testing.harness import Harness

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from connectors.base import check
+from connectors.dispatch import check
 from connectors.errors import ConnectorError, NotSupported
 from connectors.results import CheckResult
 from connectors.testing.calls import ORDER, attempt, check_records, fail, invoke, label, run

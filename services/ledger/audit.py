@@ -64,7 +64,3 @@ class Audit(LedgerBase):
             count = _rowcount(s, delete(AuditEntry).where(AuditEntry.at < as_utc(before)))
             self._audit(s, None, by, "audit_purged", before=before.isoformat(), count=count)
         return count
-
-    def rejected(self) -> list[Rejected]:
-        with self.session() as s:
-            return list(s.scalars(select(Rejected).order_by(Rejected.id)))

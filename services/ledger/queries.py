@@ -56,11 +56,6 @@ class OpenRequest:
 class Queries(LedgerBase):
     """Monitoring's and the dashboard's reads."""
 
-    def count_by_status(self) -> dict[str, int]:
-        with self.session() as s:
-            rows = s.execute(select(Request.status, func.count()).group_by(Request.status))
-            return {status: int(n) for status, n in rows}
-
     def open_request_counts(self) -> dict[tuple[str, str | None], int]:
         """Open requests by ``(status, hold_reason)``."""
         open_ = [st.value for st in OPEN_STATUSES]

@@ -130,24 +130,9 @@ class Tasks(LedgerBase):
             row = s.get(Request, request_id)
             return row, self._tasks(s, request_id) if row is not None else []
 
-    def pending_tasks(self, request_id: str) -> list[Task]:
-        with self.session() as s:
-            return list(
-                s.scalars(
-                    select(Task).where(
-                        Task.request_id == request_id, Task.status == TaskStatus.PENDING
-                    )
-                )
-            )
-
     def tasks(self, request_id: str) -> list[Task]:
         with self.session() as s:
             return self._tasks(s, request_id)
-
-    def record_result(self, result: TaskResult) -> Recorded:
-        """Store a task's first result (``first`` is False for a redelivered one), and read
-        the request and its tasks as they now are, in the same transaction."""
-        return self.record_results([result])[0]
 
     def record_results(self, results: Sequence[TaskResult]) -> list[Recorded]:
         """``record_result`` for a batch, in one transaction: each task's first result is
@@ -193,17 +178,6 @@ class Tasks(LedgerBase):
             request.updated_at = utcnow()
         self._audit(s, result.request_id, f"connector:{result.system}", "late_result", **detail)
         return True
-
-    def open_task_count(self, request_id: str) -> int:
-        with self.session() as s:
-            return int(
-                s.scalar(
-                    select(func.count())
-                    .select_from(Task)
-                    .where(Task.request_id == request_id, Task.status == TaskStatus.PENDING)
-                )
-                or 0
-            )
 
     def time_out_tasks(self, request_id: str) -> int:
         now = utcnow()

@@ -10,7 +10,8 @@ import pytest
 from pydantic import BaseModel
 
 from connectors.aio import AsyncConnector
-from connectors.base import Identifiers, check, dispatch
+from connectors.base import Identifiers
+from connectors.dispatch import check, dispatch
 from connectors.errors import NotSupported, RetriableError
 from connectors.results import CheckResult, OperationResult
 from streams.records import Kind, Task

@@ -17,7 +17,8 @@ from connectors import (
     Withheld,
     dispatch,
 )
-from connectors.base import Identifiers, ok_result
+from connectors.base import Identifiers
+from connectors.dispatch import ok_result
 from streams.records import FAN_OUT_KINDS, Change, Kind, Task
 
 

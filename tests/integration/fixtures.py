@@ -17,8 +17,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from services.delivery.encrypted import open_package_storage
 from services.delivery.package import read_package
 from services.demo.scenario import event
@@ -68,11 +66,12 @@ def settings_for(
     )
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    with Stack(settings_for(tmp_path), log_dir=tmp_path / "logs") as s:
-        s.wait_joined()
-        yield s
+@contextmanager
+def joined_stack(settings: Settings, **options: Any) -> Iterator[Stack]:
+    """The stack on ``settings`` (``Stack``'s ``options``), once every process has joined."""
+    with Stack(settings, **options) as stack:
+        stack.wait_joined()
+        yield stack
 
 
 @contextmanager

@@ -10,8 +10,8 @@ import pytest
 
 from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.ledger import Ledger
-from services.stack import Stack
-from tests.integration.fixtures import settings_for
+from tests.fixtures.ledger_reads import count_by_status
+from tests.integration.fixtures import joined_stack, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -25,22 +25,21 @@ def test_an_empty_broker_restart_loses_no_admitted_request(tmp_path: Path) -> No
         json.dumps(event(f"loss-{i}", "disclosure", subjects[i % 3])).encode() for i in range(N)
     ]
     ledger = Ledger(settings.database_url)
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         stack.kill("runner-0")  # so the tasks are still on the broker when it goes
         submitter = stack.submitter()
         submitter.submit_all(requests)
         submitter.close()
         deadline = time.monotonic() + 60
-        while ledger.count_by_status() != {"fanned_out": N}:
-            assert time.monotonic() < deadline, ledger.count_by_status()
+        while count_by_status(ledger) != {"fanned_out": N}:
+            assert time.monotonic() < deadline, count_by_status(ledger)
             time.sleep(0.2)
 
         assert stack.restart_broker() == N  # every task and event in flight is gone
         stack.spawn("runner-0")
         deadline = time.monotonic() + 120
-        while ledger.count_by_status() != {"completed": N}:
-            assert time.monotonic() < deadline, ledger.count_by_status()
+        while count_by_status(ledger) != {"completed": N}:
+            assert time.monotonic() < deadline, count_by_status(ledger)
             for name in stack.check_alive():
                 stack.spawn(name)
             time.sleep(0.2)

@@ -13,9 +13,9 @@ from services.client import Watcher, read_all
 from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.faults import POINTS, crash_marker
 from services.ledger import Ledger
-from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for
+from tests.fixtures.ledger_reads import count_by_status
+from tests.integration.fixtures import joined_stack, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +32,7 @@ def _requests(n: int = N) -> list[bytes]:
 @pytest.mark.parametrize("victim", ["worker-0", "runner-0"])
 def test_sigkill_mid_run_loses_nothing_and_completes_once(tmp_path: Path, victim: str) -> None:
     settings = settings_for(tmp_path)
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
         submitter = stack.submitter()
         submitter.submit_all(_requests())
@@ -54,7 +53,7 @@ def test_sigkill_mid_run_loses_nothing_and_completes_once(tmp_path: Path, victim
     for i in range(N):
         completions = [e for e in ledger.timeline(f"crash-{i}") if e.action == "completed"]
         assert len(completions) == 1, f"crash-{i} completed {len(completions)} times"
-    assert ledger.count_by_status() == {"completed": N}
+    assert count_by_status(ledger) == {"completed": N}
     ledger.close()
     duplicates = sum(n - 1 for n in ids.values())
     print(f"{victim}: {N} requests, 0 lost, {duplicates} duplicate response events")
@@ -75,15 +74,14 @@ def test_a_crash_at_every_point_loses_nothing_and_completes_each_request_once(
     ]
     ids = {f"crash-{i}" for i in range(N)} | {"crash-e0", "crash-e1"}
     restarts: Counter[str] = Counter()
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         submitter = stack.submitter()
         submitter.submit_all(_requests() + erasures)
         ledger = Ledger(settings.database_url)
         deadline = time.monotonic() + 240
         # until every request is completed and every response is sent and recorded as sent
-        while ledger.count_by_status() != {"completed": len(ids)} or ledger.unpublished_responses():
-            assert time.monotonic() < deadline, f"stuck: {ledger.count_by_status()}"
+        while count_by_status(ledger) != {"completed": len(ids)} or ledger.unpublished_responses():
+            assert time.monotonic() < deadline, f"stuck: {count_by_status(ledger)}"
             for name in stack.check_alive():
                 restarts[name] += 1
                 stack.spawn(name)
@@ -112,8 +110,7 @@ def test_a_worker_joining_mid_run_shares_the_partitions_and_nothing_completes_tw
 ) -> None:
     """A second worker joins while requests are in flight: the group rebalances."""
     settings = settings_for(tmp_path)
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
         submitter = stack.submitter()
         submitter.submit_all(_requests(MANY))
@@ -137,7 +134,7 @@ def test_a_worker_joining_mid_run_shares_the_partitions_and_nothing_completes_tw
         if e.action == "completed"
     )
     assert set(completions.values()) == {1}, "a request completed twice"
-    assert ledger.count_by_status() == {"completed": MANY}
+    assert count_by_status(ledger) == {"completed": MANY}
     ledger.close()
     # the new worker did part of the work: it completed requests after the rebalance
     joined_late = (tmp_path / "logs" / "worker-1.log").read_text()

@@ -23,9 +23,8 @@ from services.cli import app
 from services.client import Watcher
 from services.demo.scenario import TARO, event
 from services.ledger import Ledger
-from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for, with_crm
+from tests.integration.fixtures import joined_stack, settings_for, with_crm
 
 pytestmark = pytest.mark.integration
 
@@ -59,8 +58,7 @@ def test_a_redriven_task_completes_its_request_again_exactly_once(
         assert result.exit_code == 0, result.output
         return result.output
 
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
         submitter = stack.submitter()
         submitter.submit_all([json.dumps(event("dlq-1", "disclosure", TARO)).encode()])

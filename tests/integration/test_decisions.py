@@ -18,9 +18,8 @@ from services.cli import app
 from services.client import Watcher
 from services.demo.scenario import TARO, event
 from services.ledger import Ledger, as_utc
-from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for
+from tests.integration.fixtures import joined_stack, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +39,7 @@ def test_a_gdpr_extension_reaches_the_principal(
     ccpa = event("ccpa-1", "disclosure", TARO, regulation="ccpa", received_at=arrived.isoformat())
     ids = ["gdpr-ext-1", "appi-ref-1", "appi-fee-1"]
     ledger = Ledger(settings.database_url)
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.REJECTED])
         submitter = stack.submitter()
         submitter.submit_all([json.dumps(e).encode() for e in (pending, appi, unpaid, ccpa)])

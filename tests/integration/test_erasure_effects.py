@@ -16,10 +16,11 @@ import pytest
 
 from services.demo.scenario import event
 from services.ledger import Ledger
-from services.stack import Stack
+from tests.fixtures.ledger_reads import count_by_status
 from tests.integration.fixtures import (
     DEMO_DATAMAP,
     assert_erased,
+    joined_stack,
     principal,
     seed_lookalikes,
     settings_for,
@@ -47,23 +48,22 @@ def test_erasures_through_a_killed_broker_leave_no_data_behind(tmp_path: Path) -
         for i in range(N)
     ]
     ledger = Ledger(settings.database_url)
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         submitter = stack.submitter()
         submitter.submit_all(requests)
         submitter.close()
         # Kill the broker once some erasures are done and others are in flight.
         deadline = time.monotonic() + 120
-        while ledger.count_by_status().get("completed", 0) < 3:
-            assert time.monotonic() < deadline, ledger.count_by_status()
+        while count_by_status(ledger).get("completed", 0) < 3:
+            assert time.monotonic() < deadline, count_by_status(ledger)
             time.sleep(0.05)
         assert stack.broker is not None
         stack.broker.process.send_signal(signal.SIGKILL)
         stack.broker.process.wait()
         stack.restart_broker()
         deadline = time.monotonic() + 240
-        while sum(ledger.count_by_status().get(s, 0) for s in FINAL) < N:
-            assert time.monotonic() < deadline, ledger.count_by_status()
+        while sum(count_by_status(ledger).get(s, 0) for s in FINAL) < N:
+            assert time.monotonic() < deadline, count_by_status(ledger)
             for name in stack.check_alive():
                 stack.spawn(name)
             time.sleep(0.2)

@@ -24,7 +24,7 @@ from services.ledger import Ledger, as_utc
 from services.settings import Settings
 from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for
+from tests.integration.fixtures import joined_stack, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -168,8 +168,7 @@ def test_an_email_only_correction_reaches_the_phone_keyed_system_through_the_crm
         JIRO,
         correction={"changes": [{"field": "name", "value": "佐藤 二郎"}]},
     )
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         [response] = responses(stack, [fix])
 
     assert dict(((p, n) for p, n, _ in rows(tmp_path, "g_loyalty.db")))["+81-70-5555-6666"] == (
@@ -190,8 +189,7 @@ def test_a_dependant_redriven_after_its_identity_source_was_erased_is_still_reac
     monkeypatch.setenv("DSR_HOME", str(tmp_path))
     monkeypatch.setenv("DSR_DATAMAP", str(settings.datamap_path))
     erase = event("eg-1", "erasure", JIRO, grounds=["no_longer_needed"])
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
         submitter = stack.submitter()
         submitter.submit_all([json.dumps(erase).encode()])
@@ -225,8 +223,7 @@ def test_an_identity_source_erased_after_its_dependant_loads_and_keeps_the_order
 ) -> None:
     settings = home(tmp_path)  # crm: erase_after [loyalty], and loyalty is keyed by its phone
     erase = event("eo-1", "erasure", JIRO, grounds=["no_longer_needed"])
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         [response] = responses(stack, [erase])
 
     assert response["status"] == "completed"
@@ -245,8 +242,7 @@ def test_a_disclosure_holds_the_principals_data_from_every_system_and_no_one_els
 ) -> None:
     settings = home(tmp_path)
     ask = event("dg-1", "disclosure", JIRO)
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         [response] = responses(stack, [ask])
 
     assert response["status"] == "completed"

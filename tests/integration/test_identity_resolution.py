@@ -12,17 +12,15 @@ import pytest
 from services.client import Watcher
 from services.demo.scenario import event
 from services.ledger import Ledger, as_utc
-from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for
+from tests.integration.fixtures import joined_stack, settings_for
 
 pytestmark = pytest.mark.integration
 
 
 def test_email_only_erasure_reaches_every_system_in_dependency_order(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
         submitter = stack.submitter()
         erase = event("ir-1", "erasure", {"email": "jiro@example.jp"}, grounds=["no_longer_needed"])

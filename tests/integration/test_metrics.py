@@ -12,9 +12,8 @@ from services.broker import free_port
 from services.client import Watcher
 from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.monitoring.scrape import Series, scrape, scrape_until, value
-from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for, with_crm
+from tests.integration.fixtures import joined_stack, settings_for, with_crm
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +37,7 @@ def groups_with_lag(series: Series) -> set[str]:
 
 def test_worker_and_runner_serve_what_they_did(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         urls = stack.metrics_urls
         assert set(urls) == {"worker-0", "runner-0", "exporter"}
         assert stack.metrics_file("runner-0").read_text().strip() == urls["runner-0"]
@@ -127,8 +125,7 @@ def test_runner_counts_and_logs_retries_failures_and_dead_letters(
 ) -> None:
     monkeypatch.setenv("DSR_TASK_ATTEMPTS", "2")
     datamap = BROKEN_DATAMAP.replace("PORT", str(free_port()))  # nothing listens: retriable
-    with Stack(settings_for(tmp_path, datamap), log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings_for(tmp_path, datamap), log_dir=tmp_path / "logs") as stack:
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
         submitter = stack.submitter()
         submitter.submit_all([json.dumps(event("met-broken", "disclosure", TARO)).encode()])
@@ -177,8 +174,7 @@ def test_the_exporter_reads_lag_from_the_broker_and_outlives_the_workers(tmp_pat
     """No runner: every task waits on its topic. The broker's committed offsets give the
     connectors group's lag per partition, the ledger the oldest task's age; with the
     worker killed, the exporter still reports the open requests."""
-    with Stack(settings_for(tmp_path), runners=0, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings_for(tmp_path), runners=0, log_dir=tmp_path / "logs") as stack:
         url = stack.metrics_urls["exporter"]
         submitter = stack.submitter()
         submitter.submit_all([json.dumps(e).encode() for e in REQUESTS[:4]])

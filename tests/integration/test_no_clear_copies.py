@@ -14,9 +14,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from services.client import Submitter, Watcher, read_all
 from services.demo.scenario import event
 from services.signing import Keyring
-from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for
+from tests.integration.fixtures import joined_stack, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +37,7 @@ def test_no_identifier_leaves_the_topics_producers_wrote_to(
     task_topic = topics.tasks_topic("crm")
     malformed_task = json.dumps({"request_id": "grep-task", "identifiers": {"email": EMAIL}})
 
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         signer = None
         if settings.require_signatures:
             signer = Keyring.load(settings.signing_keys_path).signer(settings.producer_key_id)

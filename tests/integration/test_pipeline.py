@@ -17,10 +17,10 @@ from services.demo.scenario import TARO, event
 from services.ledger import Ledger
 from services.settings import Settings
 from services.signing import Signer
-from services.stack import Stack
 from streams import topics
 from tests.fixtures.databases import make_url
-from tests.integration.fixtures import settings_for, wait_for, with_crm
+from tests.fixtures.ledger_reads import rejected_events
+from tests.integration.fixtures import joined_stack, settings_for, wait_for, with_crm
 
 pytestmark = pytest.mark.integration
 
@@ -71,8 +71,7 @@ def test_every_kind_reaches_its_expected_status(
 
 def test_disclosure_package_holds_the_subjects_data_only(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
         submitter = stack.submitter()
         email = {"method": "electronic", "address": "taro@example.jp"}
@@ -127,8 +126,7 @@ def test_a_failing_system_gives_a_partial_response_naming_it(
 ) -> None:
     monkeypatch.setenv("DSR_TASK_ATTEMPTS", "2")
     settings = settings_for(tmp_path, FAILING_DATAMAP)
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.DEAD_LETTER])
         submitter = stack.submitter()
         submitter.submit_all([json.dumps(event("fail-1", "disclosure", TARO)).encode()])
@@ -146,8 +144,7 @@ def test_a_failing_system_gives_a_partial_response_naming_it(
 
 def test_workers_keep_running_after_garbage(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.REJECTED])
         submitter = stack.submitter()
         garbage = [b"\xff\xfe not utf-8", b"{not json", b"[]", b'{"request_id": 5}', b"x" * 300_000]
@@ -178,6 +175,6 @@ def test_workers_keep_running_after_garbage(tmp_path: Path) -> None:
     )
     assert [b["status"] for t, b in seen if t == topics.RESPONSES] == ["completed"]
     ledger = Ledger(settings.database_url)
-    assert len(ledger.rejected()) == len(garbage) + len(forged)
+    assert len(rejected_events(ledger)) == len(garbage) + len(forged)
     assert ledger.request("forged-1") is None and ledger.request("forged-2") is None
     ledger.close()

@@ -24,7 +24,7 @@ from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.ledger import Ledger
 from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for, with_crm
+from tests.integration.fixtures import joined_stack, settings_for, with_crm
 
 pytestmark = pytest.mark.integration
 
@@ -76,8 +76,7 @@ def test_poison_requests_are_parked_and_the_worker_carries_on(
             ledger.close()
         return row is not None and row.status == "parked"
 
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         worker = stack.pid("worker-0")
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
         submitter = stack.submitter()

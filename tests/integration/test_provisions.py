@@ -22,9 +22,8 @@ from services.demo.scenario import TARO, event
 from services.ledger import Ledger
 from services.ledger.models import AuditEntry
 from services.provisions.store import ProvisionStore
-from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for
+from tests.integration.fixtures import joined_stack, settings_for
 from tests.services.provisions.fixtures import provision
 
 pytestmark = pytest.mark.integration
@@ -51,8 +50,7 @@ def test_provision_records_answered_stopped_and_purged_through_the_broker(
         provision("entrusted", TARO, flow="entrustment", basis=None, consent=None),
     ]
     ledger = Ledger(settings.database_url)
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.REJECTED])
         submitter = stack.submitter()
         for body in records:

@@ -15,9 +15,9 @@ import pytest
 from services.client import read_all, request_key
 from services.demo.scenario import TARO, event
 from services.ledger import Ledger
-from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for
+from tests.fixtures.ledger_reads import count_by_status
+from tests.integration.fixtures import joined_stack, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -82,8 +82,7 @@ def test_fifty_replays_of_a_signed_erasure_run_each_system_once(tmp_path: Path) 
     _seed_look_alike(tmp_path)
     erasure = event("replay-1", "erasure", TARO, grounds=["no_longer_needed"])
     ledger = Ledger(settings.database_url)
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         submitter = stack.submitter()
         raw = json.dumps(erasure).encode()
         wire = submitter.sealer.seal_request(raw) if submitter.sealer else raw
@@ -102,7 +101,7 @@ def test_fifty_replays_of_a_signed_erasure_run_each_system_once(tmp_path: Path) 
             return row is not None and row.status == "completed" and read == REPLAYS
 
         while not settled():
-            assert time.monotonic() < give_up, ledger.count_by_status()
+            assert time.monotonic() < give_up, count_by_status(ledger)
             time.sleep(0.2)
         tasks = ledger.tasks("replay-1")
         sent = read_all(stack.bootstrap, [topics.tasks_topic(s) for s in ("crm", "orders")])

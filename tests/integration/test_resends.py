@@ -20,9 +20,8 @@ from services.delivery.package import read_package
 from services.demo.scenario import TARO, event
 from services.ledger import Ledger
 from services.signing import Keyring
-from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for
+from tests.integration.fixtures import joined_stack, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -59,8 +58,7 @@ def test_a_held_disclosure_answers_its_own_principal_whatever_is_re_sent(
     paid = {**unpaid["fee"], "paid": True, "payment_reference": "PAY-2026-0042"}
     hijack = {**unpaid, "fee": paid, "subject": {"identifiers": LOOK_ALIKE}}
     ledger = Ledger(settings.database_url, sealer=Sealer.from_settings(settings))
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.REJECTED])
         ops = stack.submitter()
         other = Submitter(

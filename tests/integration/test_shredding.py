@@ -16,9 +16,8 @@ from services.delivery.encrypted import open_package_storage
 from services.demo.scenario import TARO, event
 from services.ledger import Ledger
 from services.ledger.models import AuditEntry
-from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import settings_for
+from tests.integration.fixtures import joined_stack, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +30,7 @@ def test_the_worker_shreds_the_keys_of_requests_past_retention(
     monkeypatch.delenv("DSR_ENCRYPT_PACKAGES", raising=False)
     settings = settings_for(tmp_path)
     ledger = Ledger(settings.database_url)
-    with Stack(settings, log_dir=tmp_path / "logs") as stack:
-        stack.wait_joined()
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
         submitter = stack.submitter()
         submitter.submit_all([json.dumps(event("shred-1", "disclosure", TARO)).encode()])

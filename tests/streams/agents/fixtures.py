@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from connectors import pseudonyms
-from connectors.base import ConnectorBase, dispatch, ok_result
+from connectors.base import ConnectorBase
+from connectors.dispatch import dispatch, ok_result
 from connectors.registry import build_all, capabilities
 from services.crypto import LocalKeyProvider
 from services.crypto.sealing import Sealer

@@ -17,6 +17,7 @@ from streams import topics
 from streams.agents import aggregate, decisions, decode, fanout, intake
 from streams.context import Outgoing, Pipeline
 from streams.records import DecisionEvent, ResponseEvent, dump
+from tests.fixtures.ledger_reads import rejected_events
 from tests.streams.agents.fixtures import body, run_tasks, to
 
 
@@ -90,7 +91,7 @@ def test_an_extension_of_an_unknown_or_answered_request_is_refused(pipeline: Pip
     assert _reason(_extend(pipeline, "nobody")) == "unknown_request"
     _submit(pipeline, "rx-1", "gdpr", status="failed")  # refused at intake: answered
     assert _reason(_extend(pipeline, "rx-1")) == "request_closed"
-    assert [r.reason_code for r in pipeline.ledger.rejected()] == [
+    assert [r.reason_code for r in rejected_events(pipeline.ledger)] == [
         "unknown_request",
         "request_closed",
     ]

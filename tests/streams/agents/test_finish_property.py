@@ -88,7 +88,7 @@ def record(p: Pipeline, request_id: str, kind: Kind, fact: Fact) -> TaskResult |
     kept = result.model_dump(mode="json") if planned is TaskStatus.REFUSED and result else None
     p.ledger.add_wave(request_id, [TaskPlan(task_id, system, kind, 0, planned, None, kept)])
     if fact.status is TaskStatus.OK and result is not None:
-        p.ledger.record_result(result)
+        p.ledger.record_results([result])
     elif fact.status is TaskStatus.FAILED:
         failed = TaskResult(
             request_id=request_id,
@@ -100,7 +100,7 @@ def record(p: Pipeline, request_id: str, kind: Kind, fact: Fact) -> TaskResult |
             error_code="retries_exhausted",
             started_at=DEADLINE - timedelta(days=1),
         )
-        p.ledger.record_result(failed)
+        p.ledger.record_results([failed])
     return result
 
 

@@ -22,6 +22,7 @@ from streams.agents import aggregate, fanout, intake, respond
 from streams.agents.decode import PoisonEvent
 from streams.context import Pipeline
 from streams.records import Accepted, Outcome, ResponseEvent, Task, TaskResult
+from tests.fixtures.ledger_reads import rejected_events
 from tests.streams.agents.fixtures import accepted, body, drive, run_tasks, to
 
 
@@ -59,7 +60,7 @@ def test_malformed_event_is_rejected_without_echoing_input(pipeline: Pipeline) -
     assert reason["reason_code"] == "schema_violation"
     assert reason["request_id"] == "bad-1"
     assert "p@x.jp" not in json.dumps(reason["errors"])
-    assert pipeline.ledger.rejected()[0].reason_code == "schema_violation"
+    assert rejected_events(pipeline.ledger)[0].reason_code == "schema_violation"
 
 
 def test_duplicate_request_is_processed_once(pipeline: Pipeline) -> None:

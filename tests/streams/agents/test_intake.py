@@ -11,6 +11,7 @@ from streams import topics
 from streams.agents import intake
 from streams.context import Pipeline
 from streams.records import Accepted
+from tests.fixtures.ledger_reads import rejected_events
 from tests.streams.agents.fixtures import accepted, body, to
 
 KEYRING = Keyring({"ops": b"s" * 32})
@@ -52,7 +53,7 @@ def test_an_unsigned_or_forged_erasure_is_rejected_audited_and_never_run(
     assert [o.topic for o in out] == [topics.REJECTED]
     assert body(rejected)["reason_code"] == reason
     assert body(rejected)["request_id"] == "forged-1"
-    [audited] = signed.ledger.rejected()
+    [audited] = rejected_events(signed.ledger)
     assert audited.reason_code == reason
     assert signed.ledger.request("forged-1") is None
 

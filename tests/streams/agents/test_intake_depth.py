@@ -12,6 +12,7 @@ from services.signing import Keyring
 from streams import topics
 from streams.agents import intake
 from streams.context import Pipeline
+from tests.fixtures.ledger_reads import rejected_events
 from tests.streams.agents.fixtures import body, to
 
 
@@ -27,7 +28,7 @@ def test_an_event_nested_a_thousand_deep_is_rejected_too_deep(pipeline: Pipeline
     [rejected] = to(topics.REJECTED, intake.handle_request(pipeline, raw))
     assert body(rejected)["reason_code"] == "too_deep"
     assert pipeline.ledger.request("deep-1") is None
-    assert [r.reason_code for r in pipeline.ledger.rejected()] == ["too_deep"]
+    assert [r.reason_code for r in rejected_events(pipeline.ledger)] == ["too_deep"]
 
 
 def test_the_limit_is_exact(pipeline: Pipeline) -> None:

@@ -18,6 +18,7 @@ from streams import topics
 from streams.agents import fanout, intake
 from streams.context import Outgoing, Pipeline
 from streams.records import Task
+from tests.fixtures.ledger_reads import rejected_events
 from tests.streams.agents.fixtures import body, drive, to
 
 #: Two producers: any key in the keyring signs validly, none may rewrite a request.
@@ -64,7 +65,7 @@ def test_a_held_disclosure_re_sent_for_another_subject_is_refused_and_answers_th
     [rejected] = _audit(signed, "rs-1", "rejected")
     assert rejected["reason_code"] == "request_id_conflict"
     assert (rejected["key_id"], rejected["fields"]) == ("crm-export", ["subject.identifiers"])
-    assert [r.reason_code for r in signed.ledger.rejected()] == ["request_id_conflict"]
+    assert [r.reason_code for r in rejected_events(signed.ledger)] == ["request_id_conflict"]
 
     # the real payment releases it: the audit row names the key and the evidence
     out = _send(signed, {**unpaid, "fee": paid})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import task_result
+from connectors.dispatch import task_result
 from services.demo.scenario import TARO, event
 from services.ledger import as_utc
 from streams import topics

@@ -18,6 +18,7 @@ from streams.agents import decisions, fanout, intake
 from streams.agents.provisions import handle_provision
 from streams.context import Outgoing, Pipeline
 from streams.records import Accepted, DecisionEvent, dump
+from tests.fixtures.ledger_reads import rejected_events
 from tests.services.provisions.fixtures import provision
 from tests.streams.agents.fixtures import accepted, body, to
 
@@ -78,7 +79,7 @@ def _rejections(p: Pipeline, request_id: str | None = None) -> list[tuple[Any, .
             if e.action == "rejected"
         ]
         if request_id
-        else [(r.reason_code, r.request_id) for r in p.ledger.rejected()]
+        else [(r.reason_code, r.request_id) for r in rejected_events(p.ledger)]
     )
 
 

@@ -17,6 +17,7 @@ from streams.agents import aggregate, fanout, intake
 from streams.agents.provisions import handle_provision
 from streams.context import Pipeline
 from streams.records import ResponseEvent
+from tests.fixtures.ledger_reads import rejected_events
 from tests.services.provisions.fixtures import as_digests, digest, provision
 from tests.streams.agents.fixtures import body, opened, run_tasks, to
 
@@ -57,7 +58,7 @@ def test_malformed_provision_events_go_to_the_rejected_topic(pipeline: Pipeline)
         rejected = body(out)
         assert rejected["reason_code"] == code
         assert "taro@example.jp" not in json.dumps(rejected["errors"])
-    assert [r.reason_code for r in pipeline.ledger.rejected()] == [
+    assert [r.reason_code for r in rejected_events(pipeline.ledger)] == [
         "invalid_json",
         "schema_violation",
     ]
