@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 
 from services.ledger.base import AUDIT_MIN_RETENTION_MONTHS, LedgerBase, _rowcount, as_utc
-from services.ledger.models import AuditEntry, Rejected
+from services.ledger.models import AuditEntry
 from services.rules.policy import add_months
 from streams.records import utcnow
 
