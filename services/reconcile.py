@@ -48,7 +48,7 @@ def reconcile(
     )
     open_ids = ledger.open_fan_outs()
     # Not idempotent: the broker has just restarted and lost its producer ids
-    # (connectors/runner/loop.py, producer_config).
+    # (connectors/runner/sending.py, producer_config).
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
     try:
         for rid in open_ids:
