@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.client import Submitter
-from services.ledger import Ledger, RequestStatus
+from services.ledger import Action, Ledger, RequestStatus
 from services.settings import Settings
 from streams import topics
 from streams.records import DecisionEvent, RequestEvent, dump
@@ -67,7 +67,7 @@ def decide(
                     continue
                 if entry.action == _applied(event):
                     return Outcome(True, detail=dict(entry.detail))
-                if entry.action == "rejected" and entry.detail.get("raw_sha256") == digest:
+                if entry.action == Action.REJECTED and entry.detail.get("raw_sha256") == digest:
                     code = entry.detail.get("reason_code")
                     return Outcome(False, code, ledger.rejected_errors(digest))
             time.sleep(0.2)
@@ -103,11 +103,11 @@ def release(
             if entry.id <= seen:
                 continue
             code = entry.detail.get("reason_code")
-            if entry.action == "released":
+            if entry.action == Action.RELEASED:
                 return Outcome(True, detail=dict(entry.detail), message=f"{request_id} released")
-            if entry.action in ("hold", "still_held"):
+            if entry.action in (Action.HOLD, Action.STILL_HELD):
                 return Outcome(True, code, message=f"{request_id} still held: {code}")
-            if entry.action == "rejected":
+            if entry.action == Action.REJECTED:
                 return Outcome(False, code, message=f"{request_id} not released: {code}")
         time.sleep(0.2)
     return Outcome(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from services import heartbeat
-from services.ledger import Ledger, RequestStatus, as_utc
+from services.ledger import Action, Ledger, RequestStatus, as_utc
 from services.ledger.models import AuditEntry, Request, Task
 from services.settings import Settings
 from streams.records import TaskStatus, utcnow
@@ -114,7 +114,7 @@ def status_from(
 def parked_reason(timeline: list[AuditEntry]) -> dict[str, Any] | None:
     """Why a parked request was set aside: its latest ``parked`` audit row (the stage,
     the exception type, where it was raised, the status it was in)."""
-    entry = next((e for e in reversed(timeline) if e.action == "parked"), None)
+    entry = next((e for e in reversed(timeline) if e.action == Action.PARKED), None)
     if entry is None:
         return None
     keep = ("stage", "error_code", "where", "was")
@@ -195,14 +195,14 @@ class _Stages:
         """Intake; and a hold, and the fan-out after its release, if it was held."""
         intake_end = next((e for e in timeline if e.action in _INTAKE_ENDS), None)
         self.add("intake", self.start, intake_end.at if intake_end else None, "ok")
-        holds = [e for e in timeline if e.action == "hold"]
+        holds = [e for e in timeline if e.action == Action.HOLD]
         if not holds:
             return
-        releases = [e for e in timeline if e.action in ("released", "refuse")]
+        releases = [e for e in timeline if e.action in (Action.RELEASED, Action.REFUSE)]
         held_until = releases[-1].at if releases else None
         self.add("held", holds[0].at, held_until, "released", reason=row.hold_reason or "")
-        if releases and releases[-1].action == "released":
-            fanned = next((e for e in timeline if e.action == "fanned_out"), None)
+        if releases and releases[-1].action == Action.RELEASED:
+            fanned = next((e for e in timeline if e.action == Action.FANNED_OUT), None)
             self.add("fan-out", releases[-1].at, fanned.at if fanned else None, "ok")
 
     def task(self, t: Task, state: dict[str, Any] | None) -> None:

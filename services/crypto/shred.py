@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.crypto.keys import KeyProvider
-from services.ledger import Ledger
+from services.ledger import Action, Ledger
 from streams.records import utcnow
 
 __all__ = ["ShredPlan", "plan", "shred"]
@@ -62,7 +62,7 @@ def shred(
         ledger.audit(
             None,
             "keys",
-            "keys_shredded",
+            Action.KEYS_SHREDDED,
             count=destroyed,
             retained=todo.retained,
             retention_days=retention.days,

@@ -29,7 +29,7 @@ from services.demo.scenario import (
     encode,
 )
 from services.demo.seed import SAMPLE_DATABASES, seed, seed_provisions
-from services.ledger import Ledger
+from services.ledger import Action, Ledger
 from services.monitoring.scrape import Series, scrape, scrape_until, total_by
 from services.settings import Settings
 from services.stack import Stack
@@ -221,7 +221,7 @@ def response_checks(settings: Settings, ledger: Ledger, rows: list[Row]) -> list
     every principal was told (the notices agent runs just behind)."""
     home = settings.home
     held = next(r.case.request_id for r in rows if len(r.case.events) > 1)
-    actions = [e.action for e in ledger.timeline(held) if e.action != "notified"]
+    actions = [e.action for e in ledger.timeline(held) if e.action != Action.NOTIFIED]
     letter = next((r for r in rows if r.location.endswith("letter.html")), None)
     storage = open_package_storage(settings)
     pdf = package_prefix(letter.case.request_id if letter else "-") + "letter.pdf"
@@ -275,7 +275,7 @@ def _told(home: Path, ledger: Ledger, request_id: str) -> bool:
     """The response notice is in the outbox and recorded as sent (the file is written
     first, then the audit row)."""
     return any((home / "outbox" / request_id).glob(f"{request_id}:response:*.eml")) and any(
-        e.action == "notified" and e.detail.get("purpose") == "response"
+        e.action == Action.NOTIFIED and e.detail.get("purpose") == "response"
         for e in ledger.timeline(request_id)
     )
 
@@ -315,7 +315,9 @@ def _release_held(ledger: Ledger, submitter: Submitter, rows: dict[str, Row]) ->
         if len(row.case.events) < 2 or row.held_first:
             continue
         trail = ledger.timeline(row.case.request_id)
-        if any(e.action == "notified" and (e.detail or {}).get("purpose") == "hold" for e in trail):
+        if any(
+            e.action == Action.NOTIFIED and (e.detail or {}).get("purpose") == "hold" for e in trail
+        ):
             row.held_first = True
             row.submitted = time.time()
             submitter.submit_all([encode(e) for e in row.case.events[1:]])

@@ -2,10 +2,12 @@
 
 from services.ledger.models import FINAL_STATUSES, OPEN_STATUSES, RequestStatus
 from services.ledger.store import Admission, Admitted, Decided, Ledger, TaskPlan, as_utc
+from services.ledger.types import Action
 
 __all__ = [
     "FINAL_STATUSES",
     "OPEN_STATUSES",
+    "Action",
     "Admission",
     "Admitted",
     "Decided",

@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 
 from services.ledger.base import AUDIT_MIN_RETENTION_MONTHS, LedgerBase, _rowcount, as_utc
 from services.ledger.models import AuditEntry
+from services.ledger.types import Action
 from services.rules.policy import add_months
 from streams.records import utcnow
 
@@ -22,14 +23,14 @@ class Audit(LedgerBase):
                 select(AuditEntry.id)
                 .where(
                     AuditEntry.request_id == request_id,
-                    AuditEntry.action == "notified",
+                    AuditEntry.action == Action.NOTIFIED,
                     AuditEntry.detail["notice_id"].as_string() == notice_id,
                 )
                 .limit(1)
             )
         return found is not None
 
-    def audited_at(self, request_id: str, action: str) -> list[datetime]:
+    def audited_at(self, request_id: str, action: Action) -> list[datetime]:
         """When each ``action`` on the request was audited, oldest first."""
         with self.session() as s:
             return [
@@ -62,5 +63,5 @@ class Audit(LedgerBase):
             )
         with self.session() as s:
             count = _rowcount(s, delete(AuditEntry).where(AuditEntry.at < as_utc(before)))
-            self._audit(s, None, by, "audit_purged", before=before.isoformat(), count=count)
+            self._audit(s, None, by, Action.AUDIT_PURGED, before=before.isoformat(), count=count)
         return count

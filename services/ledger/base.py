@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.crypto.sealing import Sealer, is_sealed_field
 from services.ledger.models import AuditEntry, Request, RequestStatus, Response, Task
+from services.ledger.types import Action
 from streams.records import RequestEvent, TaskResult, TaskStatus, utcnow
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ _SUPERSEDE_RESULT = (
 )
 
 
-def _audit_row(request_id: str | None, actor: str, action: str, **detail: Any) -> dict[str, Any]:
+def _audit_row(request_id: str | None, actor: str, action: Action, **detail: Any) -> dict[str, Any]:
     return {
         "at": utcnow(),
         "request_id": request_id,
@@ -137,7 +138,7 @@ def _result_audit(result: TaskResult) -> dict[str, Any]:
     return _audit_row(
         result.request_id,
         f"connector:{result.system}",
-        f"task_{result.status}",
+        Action.TASK_OK if result.status == "ok" else Action.TASK_FAILED,
         task_id=result.task_id,
         changed=result.changed,
         fields=result.fields,
@@ -195,11 +196,13 @@ class LedgerBase:
             yield s
 
     @staticmethod
-    def _audit(s: Session, request_id: str | None, actor: str, action: str, **detail: Any) -> None:
+    def _audit(
+        s: Session, request_id: str | None, actor: str, action: Action, **detail: Any
+    ) -> None:
         # a plain Core INSERT: the audit trail is append-only, nothing for the ORM to track
         s.connection().execute(_INSERT_AUDIT, _audit_row(request_id, actor, action, **detail))
 
-    def audit(self, request_id: str | None, actor: str, action: str, **detail: Any) -> None:
+    def audit(self, request_id: str | None, actor: str, action: Action, **detail: Any) -> None:
         with self.session() as s:
             self._audit(s, request_id, actor, action, **detail)
 

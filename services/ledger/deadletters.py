@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from services.ledger.base import DEAD_LETTER_FIELD, LedgerBase, _reopen, _rowcount
 from services.ledger.models import DeadLetter, Request, RequestStatus, Task
+from services.ledger.types import Action
 from streams.records import TaskStatus, utcnow
 
 
@@ -40,7 +41,7 @@ class DeadLetters(LedgerBase):
                 s,
                 row.request_id,
                 "worker",
-                "dead_lettered",
+                Action.DEAD_LETTERED,
                 letter=row.id,
                 source=row.source,
                 reason_code=row.reason_code,
@@ -85,7 +86,9 @@ class DeadLetters(LedgerBase):
         with self.session() as s:
             why_not = self._claim_letter(s, letter, utcnow())
             if why_not is None:
-                self._audit(s, request_id, "operator", "redriven", letter=letter, source=source)
+                self._audit(
+                    s, request_id, "operator", Action.REDRIVEN, letter=letter, source=source
+                )
             return why_not
 
     def reopen_task(self, task_id: str, letter: str, timeout: timedelta) -> str | None:
@@ -120,5 +123,5 @@ class DeadLetters(LedgerBase):
             request.updated_at = now
             task.status = TaskStatus.PENDING
             task.result = task.error = task.finished_at = None
-            self._audit(s, request.request_id, "operator", "redriven", **detail)
+            self._audit(s, request.request_id, "operator", Action.REDRIVEN, **detail)
             return None

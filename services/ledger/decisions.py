@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from services.ledger.base import LedgerBase, as_utc
 from services.ledger.models import FINAL_STATUSES, AuditEntry, Request, RequestStatus
-from services.ledger.types import Decided
+from services.ledger.types import Action, Decided
 from streams.records import PACKAGE_KINDS, Kind, RefusedPart, utcnow
 
 
@@ -33,7 +33,7 @@ class Decisions(LedgerBase):
                 s,
                 request_id,
                 "worker",
-                "parked",
+                Action.PARKED,
                 stage=stage,
                 error_code=error[:64],
                 where=where[:200],
@@ -57,7 +57,7 @@ class Decisions(LedgerBase):
                 return "not_parked", row.status
             parked = s.scalars(
                 select(AuditEntry)
-                .where(AuditEntry.request_id == request_id, AuditEntry.action == "parked")
+                .where(AuditEntry.request_id == request_id, AuditEntry.action == Action.PARKED)
                 .order_by(AuditEntry.id.desc())
                 .limit(1)
             ).one()
@@ -66,7 +66,7 @@ class Decisions(LedgerBase):
             row.updated_at = now
             if timeout is not None and row.status == RequestStatus.FANNED_OUT:
                 row.timeout_at = now + timeout
-            self._audit(s, request_id, f"operator:{by}", "unparked", status=row.status)
+            self._audit(s, request_id, f"operator:{by}", Action.UNPARKED, status=row.status)
             return "released", row.status
 
     def extend(
@@ -102,7 +102,9 @@ class Decisions(LedgerBase):
             row.extensions = [entry]
             row.deadline_at = new
             row.updated_at = now
-            self._audit(s, request_id, f"operator:{decided_by}", "extended", key_id=key_id, **entry)
+            self._audit(
+                s, request_id, f"operator:{decided_by}", Action.EXTENDED, key_id=key_id, **entry
+            )
             return Decided.EXTENDED, new
 
     def refuse(
@@ -130,7 +132,7 @@ class Decisions(LedgerBase):
                 s,
                 request_id,
                 f"operator:{decided_by}",
-                "refused",
+                Action.REFUSED,
                 ground=ground,
                 reason=reason,
                 was=previous,
@@ -161,7 +163,7 @@ class Decisions(LedgerBase):
                 s,
                 request_id,
                 f"operator:{part.decided_by}",
-                "refused_in_part",
+                Action.REFUSED_IN_PART,
                 ground=part.ground,
                 reason=part.reason,
                 system=part.system,

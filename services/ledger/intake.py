@@ -14,7 +14,7 @@ from services.crypto.errors import CryptoError
 from services.ledger import resends
 from services.ledger.base import EVENT_FIELD, VERIFICATION_HOLD, LedgerBase, as_utc
 from services.ledger.models import Rejected, Request, RequestStatus
-from services.ledger.types import Admission, Admitted
+from services.ledger.types import Action, Admission, Admitted
 from streams.records import RequestEvent, utcnow
 
 
@@ -46,7 +46,7 @@ class Intake(LedgerBase):
                 s,
                 request_id,
                 "intake",
-                "rejected",
+                Action.REJECTED,
                 reason_code=reason_code,
                 raw_sha256=digest,
                 **detail,
@@ -120,7 +120,7 @@ class Intake(LedgerBase):
                     s,
                     event.request_id,
                     "intake",
-                    "received",
+                    Action.RECEIVED,
                     kind=event.kind,
                     regulation=event.regulation,
                     **({"grounds": list(event.grounds)} if event.grounds else {}),
@@ -128,7 +128,12 @@ class Intake(LedgerBase):
                 )
                 if action != "proceed":
                     self._audit(
-                        s, event.request_id, "rules", action, reason_code=reason, key_id=key_id
+                        s,
+                        event.request_id,
+                        "rules",
+                        Action(action),
+                        reason_code=reason,
+                        key_id=key_id,
                     )
                 return Admission(Admitted.NEW, status, reason)
             held = row.status == RequestStatus.HELD
@@ -140,7 +145,12 @@ class Intake(LedgerBase):
                 return Admission(Admitted.NOT_PERMITTED, row.status, row.hold_reason)
             if not held or not may_release:  # nothing to decide again
                 self._audit(
-                    s, event.request_id, "intake", "duplicate_ignored", status=row.status, **signed
+                    s,
+                    event.request_id,
+                    "intake",
+                    Action.DUPLICATE_IGNORED,
+                    status=row.status,
+                    **signed,
                 )
                 return Admission(Admitted.DUPLICATE, row.status)
             previous = row.hold_reason
@@ -153,7 +163,7 @@ class Intake(LedgerBase):
                     s,
                     event.request_id,
                     "rules",
-                    "clock_resumed",
+                    Action.CLOCK_RESUMED,
                     paused_ms=int(paused.total_seconds() * 1000),
                     deadline=row.deadline_at.isoformat(),
                     key_id=key_id,
@@ -163,7 +173,7 @@ class Intake(LedgerBase):
                     s,
                     event.request_id,
                     "rules",
-                    "hold" if reason != previous else "still_held",
+                    Action.HOLD if reason != previous else Action.STILL_HELD,
                     reason_code=reason,
                     **signed,
                 )
@@ -172,7 +182,7 @@ class Intake(LedgerBase):
                 s,
                 event.request_id,
                 "rules",
-                "released" if action == "proceed" else "refuse",
+                Action.RELEASED if action == "proceed" else Action.REFUSE,
                 previous_reason=previous,
                 reason_code=reason,
                 **signed,

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, select, update
 
 from services.ledger.base import SEND_LEASE, LedgerBase, _rowcount, as_utc
 from services.ledger.models import Request, RequestStatus, Response
+from services.ledger.types import Action
 from streams.records import utcnow
 
 
@@ -102,7 +103,7 @@ class Outbox(LedgerBase):
 
     def record_reconciled(self, count: int) -> None:
         with self.session() as s:
-            self._audit(s, None, "operator", "reconciled", requests=count)
+            self._audit(s, None, "operator", Action.RECONCILED, requests=count)
 
     def overdue_fan_outs(self, now: datetime | None = None) -> list[str]:
         now = now or utcnow()

@@ -12,6 +12,7 @@ from sqlalchemy import case, func, select
 
 from services.ledger.base import LedgerBase, as_utc
 from services.ledger.models import OPEN_STATUSES, AuditEntry, Request, Task
+from services.ledger.types import Action
 from streams.records import TaskStatus
 
 
@@ -97,7 +98,9 @@ class Queries(LedgerBase):
         ``since`` (ever, when None): a failure a redrive fixed stays in the history."""
         system = AuditEntry.detail["system"].as_string()
         query = select(system, func.count()).where(
-            AuditEntry.action == "redriven", AuditEntry.actor == "operator", system.is_not(None)
+            AuditEntry.action == Action.REDRIVEN,
+            AuditEntry.actor == "operator",
+            system.is_not(None),
         )
         if since is not None:
             query = query.where(AuditEntry.at >= as_utc(since))

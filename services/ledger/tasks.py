@@ -31,7 +31,7 @@ from services.ledger.models import (
     Response,
     Task,
 )
-from services.ledger.types import Recorded, TaskPlan
+from services.ledger.types import Action, Recorded, TaskPlan
 from streams.records import Task as TaskMessage
 from streams.records import TaskResult, TaskStatus, merge_units, utcnow
 
@@ -52,7 +52,7 @@ class Tasks(LedgerBase):
                 .values(status=RequestStatus.FANNED_OUT, timeout_at=now + timeout, updated_at=now),
             )
             if moved:
-                self._audit(s, request_id, "fanout", "fanned_out", **detail)
+                self._audit(s, request_id, "fanout", Action.FANNED_OUT, **detail)
             s.flush()
             return self._tasks(s, request_id)
 
@@ -63,7 +63,7 @@ class Tasks(LedgerBase):
             new, detail = self._plan(s, request_id, plans, utcnow())
             if new:
                 wave = max(p.wave for p in new)
-                self._audit(s, request_id, "fanout", "wave_planned", wave=wave, **detail)
+                self._audit(s, request_id, "fanout", Action.WAVE_PLANNED, wave=wave, **detail)
             s.flush()
             return self._tasks(s, request_id)
 
@@ -120,7 +120,7 @@ class Tasks(LedgerBase):
                 row.subject_digests = sorted(set(row.subject_digests or []) | digests)
                 names = sorted({name for unit in added for name in unit})
                 self._audit(
-                    s, request_id, "fanout", "identifiers_discovered", identifiers=names
+                    s, request_id, "fanout", Action.IDENTIFIERS_DISCOVERED, identifiers=names
                 )  # names only, never values
             return merged
 
@@ -176,7 +176,9 @@ class Tasks(LedgerBase):
         if final and request is not None:
             detail["superseded"] = _reopen(s, request)
             request.updated_at = utcnow()
-        self._audit(s, result.request_id, f"connector:{result.system}", "late_result", **detail)
+        self._audit(
+            s, result.request_id, f"connector:{result.system}", Action.LATE_RESULT, **detail
+        )
         return True
 
     def time_out_tasks(self, request_id: str) -> int:
@@ -193,7 +195,7 @@ class Tasks(LedgerBase):
                 ),
             )
             if moved:
-                self._audit(s, request_id, "aggregate", "tasks_timed_out", count=moved)
+                self._audit(s, request_id, "aggregate", Action.TASKS_TIMED_OUT, count=moved)
             return int(moved)
 
     def complete(
@@ -242,7 +244,7 @@ class Tasks(LedgerBase):
                 s,
                 request_id,
                 "aggregate",
-                "completed",
+                Action.COMPLETED,
                 status=status,
                 reason_codes=[r["code"] for r in body.get("reasons", [])],
                 latency_ms=latency_ms,

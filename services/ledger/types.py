@@ -10,6 +10,46 @@ from services.ledger.models import Request, Task
 from streams.records import TaskStatus
 
 
+class Action(StrEnum):
+    """What an audit row records (``AuditEntry.action``)."""
+
+    # intake and the rules
+    RECEIVED = "received"
+    HOLD = "hold"
+    STILL_HELD = "still_held"
+    RELEASED = "released"
+    REFUSE = "refuse"
+    CLOCK_RESUMED = "clock_resumed"
+    DUPLICATE_IGNORED = "duplicate_ignored"
+    IDENTIFIERS_DISCOVERED = "identifiers_discovered"
+    # fan-out and aggregation
+    FANNED_OUT = "fanned_out"
+    WAVE_PLANNED = "wave_planned"
+    TASK_OK = "task_ok"
+    TASK_FAILED = "task_failed"
+    LATE_RESULT = "late_result"
+    TASKS_TIMED_OUT = "tasks_timed_out"
+    COMPLETED = "completed"
+    NOTIFIED = "notified"
+    # operators' decisions and redrives
+    EXTENDED = "extended"
+    REFUSED = "refused"
+    REFUSED_IN_PART = "refused_in_part"
+    PARKED = "parked"
+    UNPARKED = "unparked"
+    DEAD_LETTERED = "dead_lettered"
+    REDRIVEN = "redriven"
+    RECONCILED = "reconciled"
+    REJECTED = "rejected"
+    # provision records, keys and the trail itself
+    PROVISION_RECORDED = "provision_recorded"
+    PROVISION_REFUSED = "provision_refused"
+    PROVISION_STOPPED = "provision_stopped"
+    RECORDS_PURGED = "records_purged"
+    KEYS_SHREDDED = "keys_shredded"
+    AUDIT_PURGED = "audit_purged"
+
+
 class Admitted(StrEnum):
     """What became of a request event at intake."""
 

@@ -29,6 +29,7 @@ from services.ledger.models import (
     ProvisionSubject,
     Request,
 )
+from services.ledger.types import Action
 from services.provisions.records import (
     Direction,
     Flow,
@@ -141,7 +142,7 @@ class ProvisionStore:
             s,
             None,
             actor,
-            "provision_recorded",
+            Action.PROVISION_RECORDED,
             record_id=event.record_id,
             system=event.system,
             direction=event.direction,
@@ -163,7 +164,7 @@ class ProvisionStore:
             s,
             None,
             actor,
-            "provision_refused",
+            Action.PROVISION_REFUSED,
             reason_code=code,
             record_id=event.record_id,
             system=event.system,
@@ -275,7 +276,7 @@ class ProvisionStore:
                     for d, c in missing
                 ],
             )
-            _audit(s, request_id, "provisions", "provision_stopped", recipients=newly)
+            _audit(s, request_id, "provisions", Action.PROVISION_STOPPED, recipients=newly)
             return newly
 
     # -- retention --------------------------------------------------------------
@@ -299,7 +300,7 @@ class ProvisionStore:
             for chunk in _chunks(ids, 500):
                 s.execute(delete(ProvisionSubject).where(ProvisionSubject.record_pk.in_(chunk)))
                 s.execute(delete(ProvisionRecord).where(ProvisionRecord.id.in_(chunk)))
-            _audit(s, None, "provisions", "records_purged", count=len(ids), held=len(held_ids))
+            _audit(s, None, "provisions", Action.RECORDS_PURGED, count=len(ids), held=len(held_ids))
             return result
 
 
@@ -343,7 +344,7 @@ def _chunks(values: list[int], size: int) -> Iterator[list[int]]:
         yield values[i : i + size]
 
 
-def _audit(s: Session, request_id: str | None, actor: str, action: str, **detail: Any) -> None:
+def _audit(s: Session, request_id: str | None, actor: str, action: Action, **detail: Any) -> None:
     """One append-only audit row, as the ledger writes them (never an identifier)."""
     s.execute(
         insert(AuditEntry).values(

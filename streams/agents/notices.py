@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from services import rules
 from services.delivery.handover import HOLD_BY_POST, handover
 from services.delivery.package import build_hold_letter
-from services.ledger import as_utc
+from services.ledger import Action, as_utc
 from services.ledger.models import Request, RequestStatus
 from services.notify import Notice, Notifier, Purpose, compose
 from streams import topics
@@ -78,7 +78,7 @@ async def handle_notice(
     ctx.ledger.audit(
         notice.request_id,
         ACTOR,
-        "notified",
+        Action.NOTIFIED,
         notice_id=notice.id,
         purpose=notice.purpose,
         revision=notice.revision,
@@ -133,7 +133,7 @@ def build(ctx: Pipeline, row: Request, purpose: Purpose, contact: str) -> Notice
     if purpose == "hold":
         if row.status != RequestStatus.HELD or not row.hold_reason:
             return None  # released or answered since: nothing is needed any more
-        holds = ctx.ledger.audited_at(row.request_id, "hold")
+        holds = ctx.ledger.audited_at(row.request_id, Action.HOLD)
         revision = max(1, len(holds))
         at = holds[-1] if holds else as_utc(row.updated_at)
         written = None
