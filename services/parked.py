@@ -20,7 +20,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from services.ledger import Ledger, RequestStatus, as_utc
+from services.ledger import Ledger, RequestStatus, Unparked, as_utc
 from streams import topics
 from streams.records import Accepted, AcceptedVia, dump
 
@@ -30,7 +30,7 @@ TO_FAN_OUT = (RequestStatus.ACCEPTED, RequestStatus.FANNED_OUT)
 
 @dataclass(frozen=True)
 class Released:
-    outcome: str
+    outcome: Unparked
     #: The status the request is back in (or is in, when it was not parked).
     status: str | None
     sent_to: str | None = None
@@ -57,7 +57,7 @@ def release(
     """Un-park ``request_id`` (audited as ``operator:<by>``) and send it on again; a
     fanned-out one has ``timeout`` (the data map's request timeout) again to finish."""
     outcome, status = ledger.release_parked(request_id, by, timeout)
-    if outcome != "released" or status not in TO_FAN_OUT:
+    if outcome is not Unparked.RELEASED or status not in TO_FAN_OUT:
         return Released(outcome, status)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:

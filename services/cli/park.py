@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from services.cli.app import app, broker_address, console, err
+from services.ledger import Unparked
 from services.settings import load as load_settings
 
 park_app = typer.Typer(
@@ -56,7 +57,7 @@ def park_release(
     timeout = timedelta(seconds=load_datamap(settings.datamap_path).request_timeout_seconds)
     with Ledger(settings.database_url) as ledger:
         done = parked.release(ledger, broker_address(settings), request_id, by, timeout)
-    if done.outcome != "released":
+    if done.outcome is not Unparked.RELEASED:
         err.print(f"{request_id}: {done.outcome.replace('_', ' ')} (status {done.status})")
         raise typer.Exit(1)
     where = f", sent to {done.sent_to}" if done.sent_to else ""

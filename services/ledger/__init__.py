@@ -2,7 +2,7 @@
 
 from services.ledger.models import FINAL_STATUSES, OPEN_STATUSES, RequestStatus
 from services.ledger.store import Admission, Admitted, Decided, Ledger, TaskPlan, as_utc
-from services.ledger.types import Action
+from services.ledger.types import Action, Unparked
 
 __all__ = [
     "FINAL_STATUSES",
@@ -14,5 +14,6 @@ __all__ = [
     "Ledger",
     "RequestStatus",
     "TaskPlan",
+    "Unparked",
     "as_utc",
 ]

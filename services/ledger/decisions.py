@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from services.ledger.base import LedgerBase, as_utc
 from services.ledger.models import FINAL_STATUSES, AuditEntry, Request, RequestStatus
-from services.ledger.types import Action, Decided
+from services.ledger.types import Action, Decided, Unparked
 from streams.records import PACKAGE_KINDS, Kind, RefusedPart, utcnow
 
 
@@ -44,17 +44,17 @@ class Decisions(LedgerBase):
 
     def release_parked(
         self, request_id: str, by: str, timeout: timedelta | None = None
-    ) -> tuple[str, str | None]:
-        """Put a parked request back as it was when parked; the outcome (``released``,
-        ``unknown_request`` or ``not_parked``) and the status it is back in. A fanned-out
+    ) -> tuple[Unparked, str | None]:
+        """Put a parked request back as it was when parked; the outcome and the status it
+        is back in. A fanned-out
         request gets ``timeout`` again for the systems it still waits on."""
         now = utcnow()
         with self.session() as s:
             row = s.get(Request, request_id, with_for_update=True)
             if row is None:
-                return "unknown_request", None
+                return Unparked.UNKNOWN_REQUEST, None
             if row.status != RequestStatus.PARKED:
-                return "not_parked", row.status
+                return Unparked.NOT_PARKED, row.status
             parked = s.scalars(
                 select(AuditEntry)
                 .where(AuditEntry.request_id == request_id, AuditEntry.action == Action.PARKED)
@@ -67,7 +67,7 @@ class Decisions(LedgerBase):
             if timeout is not None and row.status == RequestStatus.FANNED_OUT:
                 row.timeout_at = now + timeout
             self._audit(s, request_id, f"operator:{by}", Action.UNPARKED, status=row.status)
-            return "released", row.status
+            return Unparked.RELEASED, row.status
 
     def extend(
         self,

@@ -61,6 +61,14 @@ class Admitted(StrEnum):
     NOT_PERMITTED = "not_permitted"  # a release by a key that may not release
 
 
+class Unparked(StrEnum):
+    """What became of an operator's release of a parked request."""
+
+    RELEASED = "released"
+    UNKNOWN_REQUEST = "unknown_request"
+    NOT_PARKED = "not_parked"
+
+
 class Decided(StrEnum):
     """What became of an operator's decision: applied, or why not."""
 
