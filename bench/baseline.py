@@ -23,7 +23,7 @@ from connectors.registry import build_all
 from services.monitoring.overview import quantiles
 from services.signing import Headers, Keyring
 from streams import topics
-from streams.agents import aggregate, fanout, intake
+from streams.agents import aggregate, decode, fanout, intake
 from streams.context import Outgoing, Pipeline
 from streams.records import Task, utcnow
 
@@ -80,7 +80,7 @@ def _one(
     while queue:
         o = queue.popleft()
         if o.topic == topics.ACCEPTED:
-            queue.extend(fanout.handle_accepted(p, o.value.decode()))
+            queue.extend(fanout.handle_accepted(p, decode.accepted(o.value)))
         elif o.topic.startswith(topics.TASKS_PREFIX):
             queue.extend(aggregate.handle_result(p, _execute(connectors, o.value)))
         elif o.topic == topics.RESPONSES:
