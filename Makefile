@@ -111,7 +111,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	touch $@
 
-bench: $(VENV)/.bench-installed
+bench: $(VENV)/.bench-installed postgres
 	$(BIN)/python -m bench
 
 schema: $(STAMP)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import baseline, pipeline, report
+from bench import baseline, pipeline, report, workload
 from bench.pipeline import Scenario
 
 RESULTS = Path(__file__).parent / "results"
@@ -34,17 +34,25 @@ def scenarios(quick: bool) -> tuple[list[Scenario], list[Scenario]]:
         Scenario(n, 1, sweeps=("systems",)),
         Scenario(n // 4, 20, sweeps=("systems",)),
         Scenario(n, 5, workers=2, sweeps=("workers",)),
+        # the production ledger, with the same two workers
+        Scenario(n, 5, workers=2, ledger="postgres", sweeps=("postgres",)),
         Scenario(n // 4, 5, rate=25, sweeps=("rate",)),
         Scenario(n // 2, 5, rate=50, sweeps=("rate",)),
         Scenario(n // 2, 5, connector="sql", sweeps=("sql",)),
         # the identity lookup phase: one directory resolves the key the other four use
         Scenario(n, 5, connector="resolve", sweeps=("resolve",)),
+        # systems that take a real system's time: one 2 s a call, four 20 to 300 ms
+        Scenario(n // 2, 5, connector="timed", sweeps=("timed",)),
+        Scenario(n // 5, 5, connector="timed", rate=10, sweeps=("timed",)),
+        # where the CPU goes, sampled in a run of its own (the sampler takes CPU too)
+        Scenario(n, 5, profile=True, sweeps=("profile",)),
     ]
     base = [
         Scenario(n, 1),
         Scenario(n, 5),
         Scenario(n // 4, 20),
         Scenario(n // 2, 5, connector="sql"),
+        Scenario(5 if quick else 10, 5, connector="timed"),
     ]
     return runs, base
 
@@ -75,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="dsr-bench-"))
     try:
         for s in runs:
+            if s.ledger == "postgres" and not workload.postgres_reachable():
+                print(f"pipeline {s.name}: skipped, no PostgreSQL (make postgres)", flush=True)
+                continue
             print(f"pipeline {s.name} …", flush=True)
             r = pipeline.run(s, work / s.name)
             print(f"  {_line(r)}", flush=True)

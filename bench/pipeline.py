@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import procstats, workload
+from bench import procstats, profile, workload
 from services.client import Submitter, Watcher
 from services.ledger import Ledger
 from services.monitoring.overview import quantiles
@@ -31,18 +31,33 @@ class Scenario:
     rate: float | None = None
     #: The sweeps this run is a point of: load, systems, workers, rate, sql.
     sweeps: tuple[str, ...] = ()
+    #: Sample the worker and the runner with py-spy, for a CPU breakdown by component.
+    profile: bool = False
+    #: The ledger's database: "sqlite" (the embedded default) or "postgres".
+    ledger: str = "sqlite"
 
     @property
     def name(self) -> str:
         paced = f"-{self.rate:g}rps" if self.rate else ""
-        return f"{self.connector}-r{self.requests}-s{self.systems}-w{self.workers}{paced}"
+        extra = "-profiled" if self.profile else ""
+        extra += "-postgres" if self.ledger == "postgres" else ""
+        return f"{self.connector}-r{self.requests}-s{self.systems}-w{self.workers}{paced}{extra}"
 
 
 def run(scenario: Scenario, home: Path, timeout_s: float | None = None) -> dict[str, Any]:
     """Run ``scenario``; requests not answered within ``timeout_s`` (by default 600 s, or
     0.2 s a request if more) count as lost."""
+    if scenario.ledger != "postgres":
+        return _run(scenario, home, None, timeout_s)
+    with workload.postgres_ledger() as url:
+        return _run(scenario, home, url, timeout_s)
+
+
+def _run(
+    scenario: Scenario, home: Path, database_url: str | None, timeout_s: float | None
+) -> dict[str, Any]:
     timeout_s = timeout_s or max(600.0, 0.2 * scenario.requests)
-    settings = workload.prepare(home, scenario.systems, scenario.connector)
+    settings = workload.prepare(home, scenario.systems, scenario.connector, database_url)
     events = workload.requests(scenario.name, scenario.requests)
     stack = Stack(
         settings,
@@ -59,26 +74,15 @@ def run(scenario: Scenario, home: Path, timeout_s: float | None = None) -> dict[
             pids["broker"] = stack.broker.process.pid
         cpu_before = {n: procstats.cpu_seconds(p) or 0.0 for n, p in pids.items()}
         progress = _Progress(pids["worker-0"])
-        submitted: dict[str, float] = {}
-        watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
-        submitter = stack.submitter()
-        sender = threading.Thread(target=_submit, args=(submitter, events, scenario, submitted))
-        start = time.time()
-        sender.start()
-        deadline = time.monotonic() + timeout_s
-        while len(progress.statuses) < scenario.requests and time.monotonic() < deadline:
-            progress.follow(watcher)
-            if stack.check_alive():
-                break
-        sender.join()
+        sampler = _sampler(scenario, pids, home)
+        submitted, start = _drive(stack, scenario, events, progress, timeout_s)
+        sampled = sampler.stop() if sampler else {}
         completed = progress.completed
         elapsed = max(completed.values(), default=start) - start
         cpu = {n: (procstats.cpu_seconds(p) or 0.0) - cpu_before[n] for n, p in pids.items()}
         peak = {n: procstats.peak_rss_mb(p) for n, p in pids.items()}
         first_task_s = _first_task_s(settings, events[0], spawned)
         stages = _stages(settings, sorted(completed)[:: max(1, len(completed) // 200)])
-        submitter.close()
-        watcher.close()
     latencies = [(completed[r] - submitted[r]) * 1000 for r in completed if r in submitted]
     n = max(1, len(completed))
     return {
@@ -96,13 +100,50 @@ def run(scenario: Scenario, home: Path, timeout_s: float | None = None) -> dict[
         "peak_rss_mb": {name: round(v, 1) for name, v in peak.items() if v is not None},
         "cpu_s_per_request": {name: round(v / n, 5) for name, v in cpu.items()},
         "cpu_s_per_request_total": round(sum(cpu.values()) / n, 5),
+        "cpu_ms_per_request_by_component": profile.per_request_ms(
+            sampled, {name: v / n for name, v in cpu.items()}
+        ),
         "worker_rss_mb_by_completed": progress.rss[:: max(1, len(progress.rss) // 40)],
     }
 
 
+def _drive(
+    stack: Stack, scenario: Scenario, events: list[bytes], progress: _Progress, timeout_s: float
+) -> tuple[dict[str, float], float]:
+    """Submit ``events`` as the scenario says, and follow the responses until each has
+    one (or the time is up, or a process died); when each was submitted, and the start."""
+    submitted: dict[str, float] = {}
+    watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
+    submitter = stack.submitter()
+    sender = threading.Thread(target=_submit, args=(submitter, events, scenario, submitted))
+    start = time.time()
+    sender.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(progress.statuses) < scenario.requests and time.monotonic() < deadline:
+            progress.follow(watcher)
+            if stack.check_alive():
+                break
+        sender.join()
+    finally:
+        submitter.close()
+        watcher.close()
+    return submitted, start
+
+
+def _sampler(scenario: Scenario, pids: dict[str, int], home: Path) -> profile.Sampler | None:
+    if not (scenario.profile and profile.Sampler.program()):
+        return None
+    python = {n: p for n, p in pids.items() if n != "broker"}
+    sampler = profile.Sampler(python, home / "profile")
+    sampler.start()
+    return sampler
+
+
 class _Progress:
-    """The responses seen so far (a request counts as done only when "completed"), and
-    the worker's memory sampled against how many are done."""
+    """The responses seen so far (a request counts as done only when "completed", and
+    when this client has read its response), and the worker's memory sampled against
+    how many are done."""
 
     def __init__(self, worker_pid: int) -> None:
         self.worker_pid = worker_pid
@@ -113,10 +154,11 @@ class _Progress:
 
     def follow(self, watcher: Watcher) -> None:
         for _, body in watcher.poll(0.1):
+            seen = time.time()
             rid = body["request_id"]
             self.statuses.setdefault(rid, body["status"])
             if rid not in self.completed and body["status"] == "completed":
-                self.completed[rid] = datetime.fromisoformat(body["completed_at"]).timestamp()
+                self.completed[rid] = seen
         if time.monotonic() >= self._next_sample:
             worker_rss = procstats.rss_mb(self.worker_pid)
             if worker_rss is not None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 from typing import Any
 
-from bench import capacity
+from bench import capacity, workload
 
 
 def sweep(results: dict[str, Any], name: str, x: str) -> list[dict[str, Any]]:
@@ -31,17 +32,7 @@ def baseline_ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each baseline run beside the single-worker pipeline run of the same work."""
     out = []
     for b in results["baseline"]:
-        p = next(
-            (
-                r
-                for r in results["pipeline"]
-                if (r["requests"], r["systems"], r["connector"])
-                == (b["requests"], b["systems"], b["connector"])
-                and r["workers"] == 1
-                and r["rate"] is None
-            ),
-            None,
-        )
+        p = _run(results, requests=b["requests"], systems=b["systems"], connector=b["connector"])
         if p is None or not b["throughput_rps"]:
             continue
         out.append(
@@ -90,6 +81,99 @@ def lookup_phase(results: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+#: What a run without these fields (recorded before they were added) was.
+_PLAIN: dict[str, Any] = {"profile": False, "ledger": "sqlite"}
+
+
+def _run(results: dict[str, Any], **match: Any) -> dict[str, Any] | None:
+    """The first pipeline run whose fields equal ``match`` (burst, one worker, SQLite and
+    unprofiled unless said)."""
+    want = {**_PLAIN, "workers": 1, "rate": None, **match}
+    return next(
+        (
+            r
+            for r in results["pipeline"]
+            if all(r.get(k, _PLAIN.get(k)) == v for k, v in want.items())
+        ),
+        None,
+    )
+
+
+def timed(results: dict[str, Any]) -> dict[str, Any] | None:
+    """Systems that take a real system's time (one 2 s a call, four 20 to 300 ms): the
+    pipeline runs them side by side, the baseline one after another."""
+    burst = _run(results, connector="timed")
+    paced = next((r for r in sweep(results, "timed", "requests") if r["rate"]), None)
+    base = next((b for b in results["baseline"] if b["connector"] == "timed"), None)
+    if burst is None or base is None or not base["throughput_rps"]:
+        return None
+    return {
+        "slowest_system_s": workload.SLOWEST_S,
+        "pipeline_rps": burst["throughput_rps"],
+        "baseline_rps": base["throughput_rps"],
+        "throughput_ratio": round((burst["throughput_rps"] or 0) / base["throughput_rps"], 1),
+        "baseline_p50_ms": base["latency_ms"]["p50"],
+        "paced_rate": paced["rate"] if paced else None,
+        "paced_p50_ms": paced["latency_ms"]["p50"] if paced else None,
+        "paced_p99_ms": paced["latency_ms"]["p99"] if paced else None,
+    }
+
+
+def breakdown(results: dict[str, Any]) -> dict[str, Any] | None:
+    """CPU milliseconds per request by component, from the profiled run."""
+    run = next((r for r in results["pipeline"] if r.get("profile")), None)
+    if run is None or not run.get("cpu_ms_per_request_by_component"):
+        return None
+    return {
+        "run": run["scenario"],
+        "cpu_s_per_request": run["cpu_s_per_request"],
+        "ms_per_request": run["cpu_ms_per_request_by_component"],
+    }
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pipeline's targets beside what this run measured."""
+    five = _run(results, connector="noop", systems=5, requests=_base_requests(results))
+    ratio = next((b for b in baseline_ratios(results) if "x 5 systems, noop" in b["work"]), None)
+    paced = next((r for r in sweep(results, "rate", "rate") if r["rate"] == 50), None)
+    slow = timed(results)
+    cpu_ms = five["cpu_s_per_request_total"] * 1000 if five else None
+    rows: list[tuple[str, float | None, str, float]] = [
+        ("throughput at 5 systems, req/s", five["throughput_rps"] if five else None, ">=", 300),
+        (
+            "ratio to the baseline at 5 systems",
+            ratio["throughput_ratio"] if ratio else None,
+            ">=",
+            2,
+        ),
+        ("p99 at 50 req/s, ms", paced["latency_ms"]["p99"] if paced else None, "<", 250),
+        (
+            "ratio to the baseline, timed systems",
+            slow["throughput_ratio"] if slow else None,
+            ">=",
+            5,
+        ),
+        ("CPU per request at 5 systems, ms", round(cpu_ms, 1) if cpu_ms else None, "<=", 6.7),
+    ]
+    compare = {">=": operator.ge, "<": operator.lt, "<=": operator.le}
+    return [
+        {
+            "measure": what,
+            "measured": value,
+            "target": f"{op} {target}",
+            "met": None if value is None else compare[op](value, target),
+        }
+        for what, value, op, target in rows
+    ]
+
+
+def _base_requests(results: dict[str, Any]) -> int | None:
+    base = next(
+        (b for b in results["baseline"] if (b["systems"], b["connector"]) == (5, "noop")), None
+    )
+    return base["requests"] if base else None
+
+
 def summary(results: dict[str, Any]) -> dict[str, Any]:
     load = sweep(results, "load", "requests")
     largest = load[-1]
@@ -125,13 +209,38 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         },
         "baseline": baseline_ratios(results),
         "lookup_phase": lookup_phase(results),
+        "timed_systems": timed(results),
+        "postgres_two_workers": _postgres(results),
+        "cpu_breakdown": breakdown(results),
+        "targets": targets(results),
         "capacity": capacity.model(results),
         "lost": sum(r["lost"] for r in results["pipeline"]),
     }
 
 
+def _postgres(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The two-worker run on PostgreSQL beside the same on SQLite."""
+    pg = _run(results, workers=2, ledger="postgres")
+    lite = _run(results, workers=2, connector="noop")
+    if pg is None or lite is None:
+        return None
+    return {
+        "runs": [lite["scenario"], pg["scenario"]],
+        "throughput_rps": [lite["throughput_rps"], pg["throughput_rps"]],
+        "p99_ms": [lite["latency_ms"]["p99"], pg["latency_ms"]["p99"]],
+        "cpu_s_per_request": [lite["cpu_s_per_request_total"], pg["cpu_s_per_request_total"]],
+    }
+
+
 def render(results: dict[str, Any]) -> str:
-    rows = [
+    rows = ["| target | measured | wanted | met |", "|---|---|---|---|"]
+    rows += [
+        f"| {t['measure']} | {t['measured']} | {t['target']} | "
+        f"{'-' if t['met'] is None else 'yes' if t['met'] else 'no'} |"
+        for t in targets(results)
+    ]
+    rows += [
+        "",
         "| run | done | req/s | p50 ms | p95 ms | p99 ms | CPU s/req | peak RSS MiB |",
         "|---|---|---|---|---|---|---|---|",
     ]

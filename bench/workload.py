@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+from sqlalchemy import create_engine, text
 
 from services.demo.scenario import event
 from services.demo.seed import seed
@@ -11,6 +16,11 @@ from services.settings import Settings
 
 NOOP = "bench.noop:NoopConnector"
 DIRECTORY = "bench.noop:DirectoryConnector"
+TIMED = "bench.noop:TimedConnector"
+#: The slowest system of a ``timed`` run, in seconds; the others take 20 to 300 ms.
+SLOWEST_S = 2.0
+#: Tasks a ``timed`` system's runner carries out at once.
+TIMED_CONCURRENCY = 64
 
 
 def datamap(systems: int, connector: str) -> str:
@@ -18,7 +28,10 @@ def datamap(systems: int, connector: str) -> str:
 
     ``resolve``: no-op systems too, but only the first finds the subject by email; it
     discovers a customer id, which the others are keyed by, so every request first
-    resolves its identity graph with one lookup (the cost of that phase)."""
+    resolves its identity graph with one lookup (the cost of that phase).
+
+    ``timed``: systems that take a real system's time, the first ``SLOWEST_S`` a call
+    and the others 20 to 300 ms, each called up to ``TIMED_CONCURRENCY`` at once."""
     # Longer than the 10,000-request burst takes to drain: the benchmark measures the
     # pipeline's speed, not its time-out policy (a request still queued is not silent).
     lines = ["request_timeout_seconds: 3600", "systems:"]
@@ -28,6 +41,13 @@ def datamap(systems: int, connector: str) -> str:
         for i in range(1, systems):
             lines += [f"  sys{i:02d}:", f'    connector: "{NOOP}"']
             lines += ["    identifiers: [customer_id]"]
+        return "\n".join(lines) + "\n"
+    if connector == "timed":
+        for i in range(systems):
+            lines += [f"  sys{i:02d}:", f'    connector: "{TIMED}"', "    identifiers: [email]"]
+            lines += [f"    concurrency: {TIMED_CONCURRENCY}"]
+            if i == 0:
+                lines += ["    config:", f"      seconds: {SLOWEST_S}"]
         return "\n".join(lines) + "\n"
     for i in range(systems):
         lines += [f"  sys{i:02d}:", f'    connector: "{connector}"', "    identifiers: [email]"]
@@ -42,9 +62,40 @@ def datamap(systems: int, connector: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prepare(home: Path, systems: int, connector: str) -> Settings:
+#: The PostgreSQL that ``make postgres`` starts (as for the tests).
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_reachable() -> bool:
+    engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
+    try:
+        with engine.connect():
+            return True
+    except Exception:  # noqa: BLE001 - any failure means: not there
+        return False
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def postgres_ledger() -> Iterator[str]:
+    """A ledger URL in a fresh schema of the local PostgreSQL, dropped afterwards."""
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
+def prepare(home: Path, systems: int, connector: str, database_url: str | None = None) -> Settings:
     """Write the data map (and, for SQL, the sample databases) under ``home``; return
-    the settings of a pipeline on embedded defaults there."""
+    the settings of a pipeline on embedded defaults there (the ledger at
+    ``database_url`` if given)."""
     home.mkdir(parents=True, exist_ok=True)
     if connector == "sql":
         seed(home)
@@ -54,7 +105,7 @@ def prepare(home: Path, systems: int, connector: str) -> Settings:
         home=home,
         kafka_bootstrap=None,
         datamap_override=str(path),
-        database_url_override=None,
+        database_url_override=database_url,
         storage_url_override=None,
     )
 

@@ -85,13 +85,17 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     if not settings.kafka_bootstrap:
         raise SystemExit("DSR_KAFKA_BOOTSTRAP is not set: start workers with `dsr up`.")
     session = settings.session_timeout_s
+    # Faust makes only the last level of its datadir, when the worker starts: a home with
+    # no run/ yet (nothing else has written there) would stop the worker at start-up.
+    datadir = settings.home / "run" / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
     app = transport.App(
         # The topic prefix names a deployment: two on one cluster keep apart.
         topics.PIPELINE_GROUP,
         broker=f"dsrkafka://{settings.kafka_bootstrap}",
         store="memory://",
         # Faust's own files (its table state) under DSR_HOME, never the working directory.
-        datadir=str(settings.home / "run" / "faust"),
+        datadir=str(datadir),
         web_enabled=False,
         topic_partitions=topics.PARTITIONS,
         topic_allow_declare=False,

@@ -4,15 +4,18 @@
 
 For each message on ``dsr.tasks.<system>`` the runner parses the ``Task``,
 calls the system's connector (retrying a ``RetriableError`` with exponential
-backoff and jitter), sends exactly one ``TaskResult`` to ``dsr.results``,
-flushes, and only then commits the offset. Delivery is at least once: a task
-may run twice after a crash, and its ``task_id`` is the idempotency key.
+backoff and jitter), sends exactly one ``TaskResult`` to ``dsr.results``, and
+commits the offset only once that result is acknowledged. Delivery is at least
+once: a task may run twice after a crash, and its ``task_id`` is the idempotency key.
 
-Each system has its own lane (a thread): its tasks run one at a time and in
-order, while a slow or retrying system never holds up another one. The main
-thread only polls and hands each partition's batch to its system's lane; it
-commits a partition's batches in order as they finish. A system more than
-``MAX_QUEUED_BATCHES`` behind makes the main thread wait for it.
+Each system has its own lane (threads of its own), so a slow or retrying system
+never holds up another one. A lane carries out up to the system's ``concurrency``
+tasks at once (1 by default: one at a time, in order), so a system that takes
+seconds a call is called side by side instead of one task after another. The main
+thread only polls and hands each task to its system's lane; on each turn it waits
+once for everything the finished tasks sent to be acknowledged, then commits each
+partition up to the last task that finished with every task before it finished
+too. A partition more than ``MAX_QUEUED`` tasks behind makes the main thread wait.
 
 A message that is not a valid task, and a task that used up its attempts, also
 go to ``dsr.deadletter`` with the error and the original bytes sealed to the pipeline.

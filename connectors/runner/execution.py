@@ -40,7 +40,7 @@ class _Stopping(Exception):
 
 
 class Executor:
-    """Runs tasks on the hosted systems' connectors, one call thread a system."""
+    """Runs tasks on the hosted systems' connectors, on call threads of each system's own."""
 
     def __init__(
         self,
@@ -51,6 +51,7 @@ class Executor:
         backoff_max_s: float,
         call_timeouts: Mapping[str, float] | None,
         heart: Heart | None,
+        concurrency: Mapping[str, int] | None = None,
     ) -> None:
         self.connectors = dict(connectors)
         self.max_attempts = max_attempts
@@ -58,7 +59,12 @@ class Executor:
         self._backoff = wait_exponential(multiplier=backoff_initial_s, max=backoff_max_s) + (
             wait_random(0, backoff_initial_s)
         )
-        self._calls = {system: CallThread(f"call-{system}") for system in self.connectors}
+        #: How many of a system's calls run at once (``concurrency`` in the data map).
+        self.concurrency = {s: (concurrency or {}).get(s, 1) for s in self.connectors}
+        self._calls = {
+            system: CallThread(f"call-{system}", self.concurrency[system])
+            for system in self.connectors
+        }
         #: Seconds one call of a system may take (``call_timeout_seconds`` in the data map).
         self._call_timeouts = dict(call_timeouts or {})
         self.heart = heart

@@ -1,7 +1,7 @@
-"""The runner's loop: poll the task topics, hand each partition's batch to its system's
-lane, send one result a task (and a dead letter when it used up its attempts or was not
-a valid task), and commit each partition's batches in order as they finish. The whole
-story is in ``connectors/runner/__init__.py``."""
+"""The runner's loop: poll the task topics, hand each task to its system's lane, send
+one result a task (and a dead letter when it used up its attempts or was not a valid
+task), and commit each partition in order as its tasks finish and what they sent is
+acknowledged. The whole story is in ``connectors/runner/__init__.py``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -22,7 +22,7 @@ from pydantic_core import PydanticSerializationError
 from connectors.base import ConnectorBase
 from connectors.runner.execution import Executor, _failed, _Stopping
 from connectors.runner.membership import REJOIN_STUCK_S, Assignment, RejoinStuck, offset_of
-from connectors.runner.sending import Sender, producer_config
+from connectors.runner.sending import Sender, Sent, producer_config
 from services import deadletters, monitoring
 from services.crypto import CryptoError
 from services.crypto.sealing import Sealer
@@ -36,10 +36,15 @@ from streams.topics import tasks_topic
 log = logging.getLogger("dsr.runner")
 
 FETCH_MAX_WAIT_MS = 50
-#: Small batches: each is committed as soon as its last task is done.
-MAX_POLL_RECORDS = 10
-#: Batches a partition may have waiting in its lane before polling waits for it.
-MAX_QUEUED_BATCHES = 50
+#: Tasks one poll may return, over all partitions.
+MAX_POLL_RECORDS = 100
+#: Tasks a partition may have waiting in its lane before polling waits for it.
+MAX_QUEUED = 500
+
+#: A task handled: the offset to commit after it, and what it sent (acknowledged before
+#: that commit). None: not handled (the runner was stopping), so nothing after it may be
+#: committed.
+_Handled = tuple[int, list[Sent]] | None
 
 
 class ConnectorRunner:
@@ -57,6 +62,7 @@ class ConnectorRunner:
         backoff_max_s: float = 30.0,
         on_assigned: Callable[[], None] | None = None,
         call_timeouts: Mapping[str, float] | None = None,
+        concurrency: Mapping[str, int] | None = None,
         sealer: Sealer | None = None,
         claims: ClaimCheck | None = None,
         heart: Heart | None = None,
@@ -75,11 +81,14 @@ class ConnectorRunner:
             backoff_max_s=backoff_max_s,
             call_timeouts=call_timeouts,
             heart=heart,
+            concurrency=concurrency,
         )
         self._stop = self.executor.stop
         self._closed = False
         self._lanes = {
-            system: ThreadPoolExecutor(1, thread_name_prefix=f"lane-{system}")
+            system: ThreadPoolExecutor(
+                self.executor.concurrency[system], thread_name_prefix=f"lane-{system}"
+            )
             for system in self.connectors
         }
         self._lane_of = {tasks_topic(system): lane for system, lane in self._lanes.items()}
@@ -92,7 +101,7 @@ class ConnectorRunner:
         #: Beats on every turn of the poll loop, and lists the tasks in hand
         #: (``services/heartbeat.py``).
         self.heart = heart
-        self._in_flight: dict[TopicPartition, deque[Future[int | None]]] = {}
+        self._in_flight: dict[TopicPartition, deque[Future[_Handled]]] = {}
         #: Since when the group membership has not been stable (``_check_membership``).
         self._unstable_since: float | None = None
         session_ms = int(session_timeout_s * 1000)
@@ -133,10 +142,10 @@ class ConnectorRunner:
                     self.heart.beat()
                 for partition, messages in self._consumer.poll(timeout_ms=200).items():
                     lane = self._lane_of[partition.topic]
-                    batches = self._in_flight.setdefault(partition, deque())
-                    batches.append(lane.submit(self._run_batch, messages))
-                    if len(batches) >= MAX_QUEUED_BATCHES:
-                        wait([batches[0]])  # this system is far behind: let it catch up
+                    pending = self._in_flight.setdefault(partition, deque())
+                    pending.extend(lane.submit(self._run_one, m) for m in messages)
+                    if len(pending) >= MAX_QUEUED:
+                        wait([pending[0]])  # this system is far behind: let it catch up
                 self._reap()
                 self._check_membership(time.monotonic())
         finally:
@@ -153,45 +162,58 @@ class ConnectorRunner:
         elif now - self._unstable_since > REJOIN_STUCK_S:
             raise RejoinStuck(f"no stable group membership for {REJOIN_STUCK_S:g} s")
 
-    def _run_batch(self, messages: Sequence[Any]) -> int | None:
-        """Handle one partition's messages in order, in their system's lane; return the
-        offset to commit (None if none was handled)."""
-        done = None
+    def _run_one(self, message: Any) -> _Handled:
+        """Handle one task in its system's lane, without waiting for what it sent to be
+        acknowledged (``_reap`` waits for that, once for everything it commits)."""
+        if self._stop.is_set():
+            return None
         try:
-            for message in messages:
-                if self._stop.is_set():
-                    break
-                self.handle(message)
-                done = message.offset + 1
+            return message.offset + 1, self.handle(message)
         except _Stopping:
-            pass  # stopped while waiting to retry: that task was not committed
-        return done
+            return None  # stopped while waiting to retry: that task was not committed
 
     def _reap(self) -> None:
-        """Commit each partition up to its last finished batch (a lane runs them in order)."""
-        for partition, batches in self._in_flight.items():
-            offset = None
-            while batches and batches[0].done():
-                # a Kafka error in a lane stops the runner here
-                offset = batches.popleft().result() or offset
-            if offset is not None:
-                self._commit(partition, offset)
+        """Commit each partition up to its last task handled with every task before it
+        handled too (a lane of several threads may finish them out of order), once what
+        they sent is acknowledged: one flush and one commit for all partitions."""
+        offsets: dict[TopicPartition, int] = {}
+        sent: list[Sent] = []
+        for partition, pending in self._in_flight.items():
+            while pending and pending[0].done():
+                handled = pending[0].result()  # a Kafka error in a lane stops the runner here
+                if handled is None:
+                    break
+                pending.popleft()
+                offsets[partition], more = handled
+                sent += more
+        if sent:
+            self._sender.flush(sent)
+        if offsets:
+            self._commit(offsets)
 
     def _forget(self) -> None:
-        """Let the batches in flight finish (their results are sent), commit nothing."""
-        wait([f for batches in self._in_flight.values() for f in batches])
+        """Let the tasks in flight finish (their results are sent), commit nothing."""
+        wait([f for pending in self._in_flight.values() for f in pending])
+        sent = [
+            s
+            for pending in self._in_flight.values()
+            for f in pending
+            if (handled := f.result()) is not None
+            for s in handled[1]
+        ]
         self._in_flight.clear()
+        self._sender.flush(sent)
 
     def _drain(self) -> None:
-        """Wait for every batch in flight and commit it (on stop, and before a rebalance)."""
-        wait([f for batches in self._in_flight.values() for f in batches])
+        """Wait for every task in flight and commit it (on stop, and before a rebalance)."""
+        wait([f for pending in self._in_flight.values() for f in pending])
         try:
             self._reap()
         finally:
             self._in_flight.clear()
 
-    def handle(self, message: Any) -> None:
-        """Process one consumed message and flush what it produced."""
+    def handle(self, message: Any) -> list[Sent]:
+        """Process one consumed message; what it sent, not yet acknowledged."""
         try:
             received = Task.model_validate_json(message.value or b"")
             task = self._open(received)
@@ -206,11 +228,9 @@ class ConnectorRunner:
             )
             error = _summary(exc) if isinstance(exc, ValidationError) else str(exc)[:500]
             body = self._dead_letter(message, error, 0)
-            self._sender.flush([self._sender.send(topics.DEAD_LETTER, message.key, body)])
-            return
+            return [self._sender.send(topics.DEAD_LETTER, message.key, body)]
         if task.not_after is not None and utcnow() > task.not_after:
-            self._skip_stale(message, task)
-            return
+            return self._skip_stale(message, task)
         result = self.executor.execute(task)
         crash_point("runner.effect_done")
         sent = []
@@ -253,9 +273,9 @@ class ConnectorRunner:
                     ),
                 )
             )
-        self._sender.flush(sent)
+        return sent
 
-    def _skip_stale(self, message: Any, task: Task) -> None:
+    def _skip_stale(self, message: Any, task: Task) -> list[Sent]:
         """A task that waited past its request's timeout: the request was answered
         without this system, so running it now would do what the response did not say.
         It is counted and dead-lettered unrun; ``dsr dlq redrive`` runs it."""
@@ -278,7 +298,7 @@ class ConnectorRunner:
             task_id=task.task_id,
             error_code="request_timed_out",
         )
-        self._sender.flush([self._sender.send(topics.DEAD_LETTER, task.request_id.encode(), body)])
+        return [self._sender.send(topics.DEAD_LETTER, task.request_id.encode(), body)]
 
     def _open(self, task: Task) -> Task:
         if task.sealed is None:
@@ -331,9 +351,9 @@ class ConnectorRunner:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _commit(self, partition: TopicPartition, offset: int) -> None:
+    def _commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         try:
-            self._consumer.commit({partition: offset_of(offset)})
+            self._consumer.commit({p: offset_of(o) for p, o in offsets.items()})
         except KafkaError as exc:
             # After a rebalance (CommitFailedError), or with the broker gone for a moment
             # (a connection refused while it restarts): never a reason to stop, since a
@@ -341,8 +361,7 @@ class ConnectorRunner:
             log.warning(
                 "commit failed; the task may run again",
                 extra={
-                    "topic": partition.topic,
-                    "partition": partition.partition,
+                    "partitions": ",".join(f"{p.topic}[{p.partition}]" for p in offsets),
                     "error_type": type(exc).__name__,
                 },
             )

@@ -84,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             session_timeout_s=config.session_timeout_s,
             on_assigned=lambda: settings.mark_ready(config),
             call_timeouts={n: s.call_timeout_seconds for n, s in data_map.systems.items()},
+            concurrency={n: s.concurrency for n, s in data_map.systems.items()},
             sealer=Sealer.from_settings(config),
             claims=ClaimCheck.from_settings(config),
             heart=Heart.for_process(config, "runner"),

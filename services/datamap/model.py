@@ -83,6 +83,14 @@ class SystemSpec(BaseModel):
         allow_inf_nan=False,
         description="A connector call running longer is abandoned and retried as transient.",
     )
+    concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="How many of this system's tasks a runner carries out at once. Above 1 "
+        "the connector is called from several threads, so it must be thread-safe (the "
+        "SQL, S3 and HTTP connectors are).",
+    )
     excluded: Literal["pseudonymised", "anonymised"] | None = Field(
         default=None, description="Stores outside the scope of data-subject requests."
     )

@@ -58,3 +58,46 @@ def test_a_stop_abandons_the_call_at_once(calls: CallThread) -> None:
 
 def test_a_call_timeout_is_retriable() -> None:
     assert issubclass(CallTimeout, RetriableError) and CallTimeout.code == "timeout"
+
+
+def test_a_systems_calls_run_side_by_side_up_to_its_size() -> None:
+    calls = CallThread("call-wide", size=3)
+    inside, most, lock = 0, 0, threading.Lock()
+    all_in = threading.Barrier(3, timeout=10)
+
+    def work() -> int:
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        all_in.wait()  # only passes when three calls are running at once
+        with lock:
+            inside -= 1
+        return 1
+
+    # six calls: two rounds of three at once; more than three never run together
+    callers = [
+        threading.Thread(target=calls.call, args=(work, 10, threading.Event())) for _ in range(6)
+    ]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(15)
+    assert most == 3 and all_in.n_waiting == 0 and not all_in.broken
+    calls.close()
+
+
+def test_a_call_abandoned_before_it_ran_never_runs() -> None:
+    calls = CallThread("call-one", size=1)
+    release, ran = threading.Event(), threading.Event()
+    blocker = threading.Thread(
+        target=calls.call, args=(lambda: release.wait(30), 30, threading.Event())
+    )
+    blocker.start()
+    with pytest.raises(CallTimeout):
+        calls.call(ran.set, 0.3, threading.Event())  # queued behind the blocker, then given up
+    release.set()
+    blocker.join(5)
+    assert calls.call(lambda: 7, 5, threading.Event()) == 7
+    assert not ran.is_set()
+    calls.close()

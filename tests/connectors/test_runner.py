@@ -302,6 +302,74 @@ def test_a_slow_system_does_not_hold_up_the_others_in_the_same_runner(
         assert committed(bootstrap, runner.group_id, tasks_topic(system)) == n
 
 
+class Gated(Connector[SlowConfig]):
+    """Holds a disclosure for ``held@example.com`` until the test opens the gate, and
+    counts how many calls are in at once."""
+
+    name = "gated"
+    Config = SlowConfig
+    capabilities = frozenset({Kind.DISCLOSURE})
+
+    def __init__(self, system: str, config: dict[str, Any]) -> None:
+        super().__init__(system, config)
+        self.gate = threading.Event()
+        self.lock = threading.Lock()
+        self.busy = 0
+        self.most_at_once = 0
+
+    def check(self) -> CheckResult:
+        return CheckResult(True, "in memory")
+
+    def disclose(self, identifiers: Identifiers) -> OperationResult:
+        with self.lock:
+            self.busy += 1
+            self.most_at_once = max(self.most_at_once, self.busy)
+        if identifiers.get("email") == "held@example.com":
+            self.gate.wait(self.config.seconds)
+        else:
+            time.sleep(0.05)
+        with self.lock:
+            self.busy -= 1
+        return OperationResult()
+
+
+def send_to_partition(producer: KafkaProducer, system: str, email: str) -> Task:
+    request_id = f"req-{uuid.uuid4().hex[:12]}"
+    task = Task(
+        request_id=request_id,
+        task_id=Task.make_id(request_id, system, Kind.DISCLOSURE),
+        system=system,
+        kind=Kind.DISCLOSURE,
+        identifiers={"email": email},
+    )
+    producer.send(tasks_topic(system), key=request_id.encode(), value=dump(task), partition=0)
+    producer.flush()
+    return task
+
+
+def test_a_wide_system_runs_tasks_side_by_side_and_commits_only_past_finished_ones(
+    bootstrap: str, producer: KafkaProducer, outbox: Outbox
+) -> None:
+    system = new_system("wide")
+    gated = Gated(system, {"seconds": 30})
+    with running(bootstrap, {system: gated}, concurrency={system: 4}) as runner:
+        held = send_to_partition(producer, system, "held@example.com")
+        wait_for("the held task to start", lambda: gated.busy == 1, timeout=20)
+        quick = [send_to_partition(producer, system, "alice@example.com") for _ in range(6)]
+        # the tasks behind the held one finish while it is still running...
+        for task in quick:
+            assert outbox.result(task.request_id).status == "ok"
+        # ...but nothing is committed past it: a crash now would run them all again
+        assert committed(bootstrap, runner.group_id, tasks_topic(system)) == 0
+        gated.gate.set()
+        assert outbox.result(held.request_id).status == "ok"
+        wait_for(
+            "all seven committed",
+            lambda: committed(bootstrap, runner.group_id, tasks_topic(system)) == 7,
+        )
+    assert 2 <= gated.most_at_once <= 4
+
+
 class Hangs(Connector[SlowConfig]):
     """Never answers a disclosure until the test releases it, as a wedged system would."""
 
