@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 
 from services.ledger.base import AUDIT_MIN_RETENTION_MONTHS, LedgerBase, _rowcount, as_utc
 from services.ledger.models import AuditEntry
+from services.ledger.statements import SELECT_NOTIFIED
 from services.ledger.types import Action
 from services.rules.policy import add_months
 from streams.records import utcnow
@@ -18,16 +19,8 @@ class Audit(LedgerBase):
 
     def notified(self, request_id: str, notice_id: str) -> bool:
         """Whether the notice ``notice_id`` was recorded as sent."""
-        with self.session() as s:
-            found = s.scalar(
-                select(AuditEntry.id)
-                .where(
-                    AuditEntry.request_id == request_id,
-                    AuditEntry.action == Action.NOTIFIED,
-                    AuditEntry.detail["notice_id"].as_string() == notice_id,
-                )
-                .limit(1)
-            )
+        with self._single.begin() as conn:
+            found = conn.scalar(SELECT_NOTIFIED, {"id": request_id, "notice_id": notice_id})
         return found is not None
 
     def audited_at(self, request_id: str, action: Action) -> list[datetime]:

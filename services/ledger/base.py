@@ -11,24 +11,14 @@ from typing import TYPE_CHECKING, Any, Self, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import (
-    CursorResult,
-    Engine,
-    Executable,
-    Table,
-    bindparam,
-    create_engine,
-    event,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.crypto.sealing import Sealer, is_sealed_field
-from services.ledger.models import AuditEntry, Request, RequestStatus, Response, Task
+from services.ledger.models import Request, RequestStatus, Response
+from services.ledger.statements import INSERT_AUDIT, SELECT_REQUEST, load_one
 from services.ledger.types import Action
-from streams.records import RequestEvent, TaskResult, TaskStatus, utcnow
+from streams.records import RequestEvent, TaskResult, utcnow
 
 if TYPE_CHECKING:
     from services.provisions.store import ProvisionStore
@@ -80,37 +70,6 @@ def _rowcount(s: Session, statement: Executable) -> int:
     return int(result.rowcount)
 
 
-# The hot path's writes, built once: Core statements skip the ORM's per-call work.
-_TASK_TABLE = cast(Table, Task.__table__)
-_TASKS = _TASK_TABLE.c
-_INSERT_AUDIT = insert(cast(Table, AuditEntry.__table__))
-#: What recording a task's result sets (``_result_row``'s parameters).
-_RESULT_VALUES: dict[Any, Any] = {
-    _TASKS.status: bindparam("status"),
-    _TASKS.attempts: bindparam("attempts"),
-    _TASKS.error: bindparam("error"),
-    _TASKS.result: bindparam("result"),
-    _TASKS.finished_at: bindparam("finished_at"),
-}
-_RECORD_RESULT = (
-    update(_TASK_TABLE)
-    .where(_TASKS.task_id == bindparam("id"), _TASKS.status == TaskStatus.PENDING.value)
-    .values(_RESULT_VALUES)
-)
-
-#: A late ``ok`` result supersedes a failure or a time-out: the effect is in place, whatever
-#: the task's earlier attempts reported (a runner restarted with the broker, a system that
-#: answered after the request's timeout).
-_SUPERSEDE_RESULT = (
-    update(_TASK_TABLE)
-    .where(
-        _TASKS.task_id == bindparam("id"),
-        _TASKS.status.in_([TaskStatus.FAILED.value, TaskStatus.TIMED_OUT.value]),
-    )
-    .values(_RESULT_VALUES)
-)
-
-
 def _audit_row(request_id: str | None, actor: str, action: Action, **detail: Any) -> dict[str, Any]:
     return {
         "at": utcnow(),
@@ -122,7 +81,7 @@ def _audit_row(request_id: str | None, actor: str, action: Action, **detail: Any
 
 
 def _result_row(result: TaskResult) -> dict[str, Any]:
-    """``_RECORD_RESULT``'s parameters for ``result``."""
+    """``RECORD_RESULT``'s parameters for ``result``."""
     return {
         "id": result.task_id,
         "status": result.status,
@@ -162,6 +121,15 @@ def _reopen(s: Session, request: Request) -> dict[str, Any]:
     return superseded
 
 
+@contextmanager
+def in_session(conn: Connection) -> Iterator[Session]:
+    """A Session in ``conn``'s transaction, flushed when done: for the ORM's cold paths
+    off a hot one (the transaction is the connection's to commit or roll back)."""
+    with Session(conn, expire_on_commit=False) as s:
+        yield s
+        s.flush()
+
+
 class LedgerBase:
     """The ledger's engine and sessions, the audit row every change writes, and the
     sealed columns' opening: what every part of the ledger uses."""
@@ -171,6 +139,14 @@ class LedgerBase:
         self.sealer = sealer
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # For reads, and writes of one statement (a transaction of its own): on
+        # PostgreSQL, autocommit saves the BEGIN and COMMIT round trips, and under its
+        # READ COMMITTED each statement sees what it would inside a transaction.
+        self._single = (
+            self.engine
+            if url.startswith("sqlite")
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
@@ -197,18 +173,19 @@ class LedgerBase:
 
     @staticmethod
     def _audit(
-        s: Session, request_id: str | None, actor: str, action: Action, **detail: Any
+        s: Session | Connection, request_id: str | None, actor: str, action: Action, **detail: Any
     ) -> None:
         # a plain Core INSERT: the audit trail is append-only, nothing for the ORM to track
-        s.connection().execute(_INSERT_AUDIT, _audit_row(request_id, actor, action, **detail))
+        conn = s.connection() if isinstance(s, Session) else s
+        conn.execute(INSERT_AUDIT, _audit_row(request_id, actor, action, **detail))
 
     def audit(self, request_id: str | None, actor: str, action: Action, **detail: Any) -> None:
-        with self.session() as s:
-            self._audit(s, request_id, actor, action, **detail)
+        with self._single.begin() as conn:
+            self._audit(conn, request_id, actor, action, **detail)
 
     def request(self, request_id: str) -> Request | None:
-        with self.session() as s:
-            return s.get(Request, request_id)
+        with self._single.begin() as conn:
+            return load_one(conn, SELECT_REQUEST, {"id": request_id}, Request)
 
     def request_event(self, row: Request) -> RequestEvent:
         """The event ``row`` was admitted with, opened if the ledger keeps it sealed."""
@@ -236,12 +213,6 @@ class LedgerBase:
                 "has no data keys (DSR_SEAL_EVENTS, DSR_KEYS_DIR)"
             )
         return self.sealer.open_field(request_id, name, stored)
-
-    @staticmethod
-    def _tasks(s: Session, request_id: str) -> list[Task]:
-        return list(
-            s.scalars(select(Task).where(Task.request_id == request_id).order_by(Task.system))
-        )
 
     @cached_property
     def provisions(self) -> ProvisionStore:

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from services.crypto.digests import subject_digests
 from services.crypto.errors import CryptoError
 from services.ledger import resends
-from services.ledger.base import EVENT_FIELD, VERIFICATION_HOLD, LedgerBase, as_utc
+from services.ledger.base import EVENT_FIELD, VERIFICATION_HOLD, LedgerBase, as_utc, in_session
 from services.ledger.models import Rejected, Request, RequestStatus
+from services.ledger.statements import INSERT_REQUEST, LOCK_REQUEST
 from services.ledger.types import Action, Admission, Admitted
 from streams.records import RequestEvent, utcnow
 
@@ -97,27 +98,26 @@ class Intake(LedgerBase):
         }[action]
         body = self._kept(event.request_id, EVENT_FIELD, event.model_dump(mode="json"))
         signed = {"key_id": key_id, "evidence": resends.evidence(event)}
-        with self.session() as s:
-            row = s.get(Request, event.request_id, with_for_update=True)
-            if row is None:
-                s.add(
-                    Request(
-                        request_id=event.request_id,
-                        kind=event.kind,
-                        regulation=event.regulation,
-                        status=status,
-                        hold_reason=reason,
-                        received_at=as_utc(event.received_at),
-                        deadline_at=as_utc(deadline),
-                        event=body,
-                        subject_digests=sorted(subject_digests(event.subject.identifiers)),
-                        created_at=now,
-                        updated_at=now,
-                    )
+        with self.engine.begin() as conn:
+            if conn.execute(LOCK_REQUEST, {"id": event.request_id}).first() is None:
+                conn.execute(
+                    INSERT_REQUEST,
+                    {
+                        "request_id": event.request_id,
+                        "kind": event.kind,
+                        "regulation": event.regulation,
+                        "status": status,
+                        "hold_reason": reason,
+                        "received_at": as_utc(event.received_at),
+                        "deadline_at": as_utc(deadline),
+                        "event": body,
+                        "subject_digests": sorted(subject_digests(event.subject.identifiers)),
+                        "created_at": now,
+                        "updated_at": now,
+                    },
                 )
-                s.flush()
                 self._audit(
-                    s,
+                    conn,
                     event.request_id,
                     "intake",
                     Action.RECEIVED,
@@ -128,7 +128,7 @@ class Intake(LedgerBase):
                 )
                 if action != "proceed":
                     self._audit(
-                        s,
+                        conn,
                         event.request_id,
                         "rules",
                         Action(action),
@@ -136,59 +136,64 @@ class Intake(LedgerBase):
                         key_id=key_id,
                     )
                 return Admission(Admitted.NEW, status, reason)
-            held = row.status == RequestStatus.HELD
-            changed = self._changed(row, event)
-            conflicting = resends.conflicts(changed, held)
-            if conflicting:
-                return Admission(Admitted.CONFLICT, row.status, row.hold_reason, tuple(conflicting))
-            if held and changed and not may_release:
-                return Admission(Admitted.NOT_PERMITTED, row.status, row.hold_reason)
-            if not held or not may_release:  # nothing to decide again
-                self._audit(
-                    s,
-                    event.request_id,
-                    "intake",
-                    Action.DUPLICATE_IGNORED,
-                    status=row.status,
-                    **signed,
-                )
-                return Admission(Admitted.DUPLICATE, row.status)
-            previous = row.hold_reason
-            row.event, row.status, row.hold_reason, row.updated_at = body, status, reason, now
-            if clock_pauses and previous == VERIFICATION_HOLD and reason != previous:
-                # verification is always the first hold, so it began at intake
-                paused = now - as_utc(row.created_at)
-                row.deadline_at = as_utc(row.deadline_at) + paused
+            with in_session(conn) as s:  # a re-send: the ORM compares and moves the row
+                row = s.get(Request, event.request_id, with_for_update=True)
+                assert row is not None  # locked above, in this transaction
+                held = row.status == RequestStatus.HELD
+                changed = self._changed(row, event)
+                conflicting = resends.conflicts(changed, held)
+                if conflicting:
+                    return Admission(
+                        Admitted.CONFLICT, row.status, row.hold_reason, tuple(conflicting)
+                    )
+                if held and changed and not may_release:
+                    return Admission(Admitted.NOT_PERMITTED, row.status, row.hold_reason)
+                if not held or not may_release:  # nothing to decide again
+                    self._audit(
+                        s,
+                        event.request_id,
+                        "intake",
+                        Action.DUPLICATE_IGNORED,
+                        status=row.status,
+                        **signed,
+                    )
+                    return Admission(Admitted.DUPLICATE, row.status)
+                previous = row.hold_reason
+                row.event, row.status, row.hold_reason, row.updated_at = body, status, reason, now
+                if clock_pauses and previous == VERIFICATION_HOLD and reason != previous:
+                    # verification is always the first hold, so it began at intake
+                    paused = now - as_utc(row.created_at)
+                    row.deadline_at = as_utc(row.deadline_at) + paused
+                    self._audit(
+                        s,
+                        event.request_id,
+                        "rules",
+                        Action.CLOCK_RESUMED,
+                        paused_ms=int(paused.total_seconds() * 1000),
+                        deadline=row.deadline_at.isoformat(),
+                        key_id=key_id,
+                    )
+                if action == "hold":
+                    self._audit(
+                        s,
+                        event.request_id,
+                        "rules",
+                        Action.HOLD if reason != previous else Action.STILL_HELD,
+                        reason_code=reason,
+                        **signed,
+                    )
+                    return Admission(Admitted.STILL_HELD, status, reason)
                 self._audit(
                     s,
                     event.request_id,
                     "rules",
-                    Action.CLOCK_RESUMED,
-                    paused_ms=int(paused.total_seconds() * 1000),
-                    deadline=row.deadline_at.isoformat(),
-                    key_id=key_id,
-                )
-            if action == "hold":
-                self._audit(
-                    s,
-                    event.request_id,
-                    "rules",
-                    Action.HOLD if reason != previous else Action.STILL_HELD,
+                    Action.RELEASED if action == "proceed" else Action.REFUSE,
+                    previous_reason=previous,
                     reason_code=reason,
                     **signed,
                 )
-                return Admission(Admitted.STILL_HELD, status, reason)
-            self._audit(
-                s,
-                event.request_id,
-                "rules",
-                Action.RELEASED if action == "proceed" else Action.REFUSE,
-                previous_reason=previous,
-                reason_code=reason,
-                **signed,
-            )
-            released = Admitted.RELEASED if action == "proceed" else Admitted.NEW
-            return Admission(released, status, reason)
+                released = Admitted.RELEASED if action == "proceed" else Admitted.NEW
+                return Admission(released, status, reason)
 
     def _changed(self, row: Request, event: RequestEvent) -> list[str]:
         """The fields ``event`` changes in the request ``row`` records."""

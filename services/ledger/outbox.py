@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, select, update
 
 from services.ledger.base import SEND_LEASE, LedgerBase, _rowcount, as_utc
 from services.ledger.models import Request, RequestStatus, Response
+from services.ledger.statements import MARK_PUBLISHED, SELECT_RESPONSE, load_one
 from services.ledger.types import Action
 from streams.records import utcnow
 
@@ -63,17 +64,12 @@ class Outbox(LedgerBase):
             )
 
     def mark_published(self, request_ids: Sequence[str]) -> None:
-        with self.session() as s:
-            _rowcount(
-                s,
-                update(Response)
-                .where(Response.request_id.in_(list(request_ids)), Response.published_at.is_(None))
-                .values(published_at=utcnow()),
-            )
+        with self._single.begin() as conn:
+            conn.execute(MARK_PUBLISHED, {"ids": list(request_ids), "published_at": utcnow()})
 
     def response(self, request_id: str) -> Response | None:
-        with self.session() as s:
-            return s.get(Response, request_id)
+        with self._single.begin() as conn:
+            return load_one(conn, SELECT_RESPONSE, {"id": request_id}, Response)
 
     def completion_times(self, request_ids: Sequence[str]) -> dict[str, datetime | None]:
         """When each of these requests completed (None while open); ids not in the

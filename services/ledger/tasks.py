@@ -7,14 +7,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, update
 from sqlalchemy.orm import Session
 
 from services.crypto.digests import subject_digests
 from services.ledger.base import (
-    _INSERT_AUDIT,
-    _RECORD_RESULT,
-    _SUPERSEDE_RESULT,
     DISCOVERED_FIELD,
     SEND_LEASE,
     LedgerBase,
@@ -22,14 +19,25 @@ from services.ledger.base import (
     _result_audit,
     _result_row,
     _rowcount,
+    in_session,
 )
-from services.ledger.models import (
-    FINAL_STATUSES,
-    OPEN_STATUSES,
-    Request,
-    RequestStatus,
-    Response,
-    Task,
+from services.ledger.models import OPEN_STATUSES, Request, RequestStatus, Task
+from services.ledger.statements import (
+    COMPLETE,
+    FAN_OUT,
+    INSERT_AUDIT,
+    INSERT_RESPONSE,
+    INSERT_TASK,
+    LOCK_REFUSED_PARTS,
+    RECORD_RESULT,
+    SELECT_REQUEST,
+    SELECT_REQUESTS,
+    SELECT_TASK_IDS,
+    SELECT_TASKS,
+    SELECT_TASKS_OF,
+    SUPERSEDE_RESULT,
+    load,
+    load_one,
 )
 from services.ledger.types import Action, Recorded, TaskPlan
 from streams.records import Task as TaskMessage
@@ -43,53 +51,32 @@ class Tasks(LedgerBase):
         """Record the first wave of a request's tasks, once each, and mark it fanned out,
         timing out ``timeout`` from now. Returns all its tasks as they now are."""
         now = utcnow()
-        with self.session() as s:
-            detail = self._plan(s, request_id, plans, now)[1]
-            moved = _rowcount(
-                s,
-                update(Request)
-                .where(Request.request_id == request_id, Request.status == RequestStatus.ACCEPTED)
-                .values(status=RequestStatus.FANNED_OUT, timeout_at=now + timeout, updated_at=now),
-            )
-            if moved:
-                self._audit(s, request_id, "fanout", Action.FANNED_OUT, **detail)
-            s.flush()
-            return self._tasks(s, request_id)
+        with self.engine.begin() as conn:
+            detail = self._plan(conn, request_id, plans, now)[1]
+            params = {"id": request_id, "timeout_at": now + timeout, "updated_at": now}
+            if conn.execute(FAN_OUT, params).rowcount:
+                self._audit(conn, request_id, "fanout", Action.FANNED_OUT, **detail)
+            return load(conn, SELECT_TASKS, {"id": request_id}, Task)
 
     def add_wave(self, request_id: str, plans: Sequence[TaskPlan]) -> list[Task]:
         """Record the tasks a later wave adds (the systems the graph now unlocks), once
         each. Returns all the request's tasks as they now are."""
-        with self.session() as s:
-            new, detail = self._plan(s, request_id, plans, utcnow())
+        with self.engine.begin() as conn:
+            new, detail = self._plan(conn, request_id, plans, utcnow())
             if new:
                 wave = max(p.wave for p in new)
-                self._audit(s, request_id, "fanout", Action.WAVE_PLANNED, wave=wave, **detail)
-            s.flush()
-            return self._tasks(s, request_id)
+                self._audit(conn, request_id, "fanout", Action.WAVE_PLANNED, wave=wave, **detail)
+            return load(conn, SELECT_TASKS, {"id": request_id}, Task)
 
+    @staticmethod
     def _plan(
-        self, s: Session, request_id: str, plans: Sequence[TaskPlan], now: datetime
+        conn: Connection, request_id: str, plans: Sequence[TaskPlan], now: datetime
     ) -> tuple[list[TaskPlan], dict[str, Any]]:
         """Add the plans not recorded yet; the new ones, and what to audit of them."""
-        existing = set(s.scalars(select(Task.task_id).where(Task.request_id == request_id)))
+        existing = set(conn.scalars(SELECT_TASK_IDS, {"id": request_id}))
         new = [p for p in plans if p.task_id not in existing]
-        for p in new:
-            final = p.status is not TaskStatus.PENDING
-            s.add(
-                Task(
-                    task_id=p.task_id,
-                    request_id=request_id,
-                    system=p.system,
-                    kind=p.kind,
-                    wave=p.wave,
-                    status=p.status,
-                    attempts=0,
-                    created_at=now,
-                    error=p.reason,
-                    result=p.result,
-                    finished_at=now if final else None,
-                )
-            )
+        if new:
+            conn.execute(INSERT_TASK, [_task_row(request_id, p, now) for p in new])
 
         def named(status: TaskStatus) -> list[str]:
             return sorted(p.system for p in new if p.status is status)
@@ -126,33 +113,35 @@ class Tasks(LedgerBase):
 
     def progress(self, request_id: str) -> tuple[Request | None, list[Task]]:
         """A request and all its tasks, in one read."""
-        with self.session() as s:
-            row = s.get(Request, request_id)
-            return row, self._tasks(s, request_id) if row is not None else []
+        with self._single.begin() as conn:
+            row = load_one(conn, SELECT_REQUEST, {"id": request_id}, Request)
+            tasks = load(conn, SELECT_TASKS, {"id": request_id}, Task) if row is not None else []
+            return row, tasks
 
     def tasks(self, request_id: str) -> list[Task]:
-        with self.session() as s:
-            return self._tasks(s, request_id)
+        with self._single.begin() as conn:
+            return load(conn, SELECT_TASKS, {"id": request_id}, Task)
 
     def record_results(self, results: Sequence[TaskResult]) -> list[Recorded]:
         """``record_result`` for a batch, in one transaction: each task's first result is
         stored (a later one in the batch, or a redelivery, is not ``first``), then each
         request of the batch is read once with its tasks."""
-        with self.session() as s:
-            conn = s.connection()
-            firsts = [bool(conn.execute(_RECORD_RESULT, _result_row(r)).rowcount) for r in results]
-            for i, r in enumerate(results):
-                if not firsts[i] and r.status == "ok":
-                    firsts[i] = self._supersede(s, r)
+        with self.engine.begin() as conn:
+            firsts = [bool(conn.execute(RECORD_RESULT, _result_row(r)).rowcount) for r in results]
+            late = [i for i, r in enumerate(results) if not firsts[i] and r.status == "ok"]
+            if late:  # rare: the ORM's unit of work reopens what they supersede
+                with in_session(conn) as s:
+                    for i in late:
+                        firsts[i] = self._supersede(s, results[i])
             audits = [_result_audit(r) for r, first in zip(results, firsts, strict=True) if first]
             if audits:
-                conn.execute(_INSERT_AUDIT, audits)
+                conn.execute(INSERT_AUDIT, audits)
             ids = sorted({r.request_id for r in results})
-            requests = s.scalars(select(Request).where(Request.request_id.in_(ids)))
-            rows = {row.request_id: row for row in requests}
+            rows = {
+                row.request_id: row for row in load(conn, SELECT_REQUESTS, {"ids": ids}, Request)
+            }
             tasks: dict[str, list[Task]] = {}
-            query = select(Task).where(Task.request_id.in_(ids)).order_by(Task.system)
-            for task in s.scalars(query):
+            for task in load(conn, SELECT_TASKS_OF, {"ids": ids}, Task):
                 tasks.setdefault(task.request_id, []).append(task)
             return [
                 Recorded(first, rows.get(r.request_id), tasks.get(r.request_id, []))
@@ -170,7 +159,7 @@ class Tasks(LedgerBase):
         lookup = TaskMessage.is_lookup_id(result.task_id)
         if final and request is not None and (request.status == RequestStatus.REFUSED or lookup):
             return False
-        if not s.connection().execute(_SUPERSEDE_RESULT, _result_row(result)).rowcount:
+        if not s.connection().execute(SUPERSEDE_RESULT, _result_row(result)).rowcount:
             return False
         detail: dict[str, Any] = {"task_id": result.task_id, "system": result.system}
         if final and request is not None:
@@ -210,38 +199,33 @@ class Tasks(LedgerBase):
         With ``refused_parts``, only if the request still has that many refused parts:
         a part refused while the response was built makes it be built again."""
         now = utcnow()
-        with self.session() as s:
+        with self.engine.begin() as conn:
             if refused_parts is not None:
-                row = s.get(Request, request_id, with_for_update=True)
+                row = conn.execute(LOCK_REFUSED_PARTS, {"id": request_id}).first()
                 if row is None or len(row.refused_parts or []) != refused_parts:
                     return False
-            moved = _rowcount(
-                s,
-                update(Request)
-                .where(
-                    Request.request_id == request_id,
-                    Request.status.not_in(
-                        [st.value for st in FINAL_STATUSES if st != RequestStatus.REFUSED]
-                        + [RequestStatus.PARKED.value]
-                    ),
-                    Request.completed_at.is_(None),
-                )
-                .values(status=status, completed_at=now, updated_at=now, latency_ms=latency_ms),
-            )
-            if not moved:
+            params = {
+                "id": request_id,
+                "status": status,
+                "completed_at": now,
+                "updated_at": now,
+                "latency_ms": latency_ms,
+            }
+            if not conn.execute(COMPLETE, params).rowcount:
                 return False
             lease = now + SEND_LEASE  # the completing worker sends it
-            s.add(
-                Response(
-                    request_id=request_id,
-                    status=status,
-                    body=body,
-                    created_at=now,
-                    lease_until=lease,
-                )
+            conn.execute(
+                INSERT_RESPONSE,
+                {
+                    "request_id": request_id,
+                    "status": status,
+                    "body": body,
+                    "created_at": now,
+                    "lease_until": lease,
+                },
             )
             self._audit(
-                s,
+                conn,
                 request_id,
                 "aggregate",
                 Action.COMPLETED,
@@ -250,3 +234,21 @@ class Tasks(LedgerBase):
                 latency_ms=latency_ms,
             )
             return True
+
+
+def _task_row(request_id: str, plan: TaskPlan, now: datetime) -> dict[str, Any]:
+    """``INSERT_TASK``'s parameters for a planned task."""
+    final = plan.status is not TaskStatus.PENDING
+    return {
+        "task_id": plan.task_id,
+        "request_id": request_id,
+        "system": plan.system,
+        "kind": plan.kind,
+        "wave": plan.wave,
+        "status": plan.status,
+        "attempts": 0,
+        "created_at": now,
+        "error": plan.reason,
+        "result": plan.result,
+        "finished_at": now if final else None,
+    }

@@ -1,0 +1,161 @@
+"""The hot path's statements, built once, and the rows they read as ledger entities.
+
+A request passes through the same few reads and writes a dozen times. Run on a Core
+connection, with their parameters bound at execution, they skip what a Session costs
+(building the statement and its cache key again, the unit of work, the identity map),
+several times the SQL itself. The entities they read are built as the ORM loads
+them, outside any session: the callers only read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Connection, Executable, Table, bindparam, insert, select, update
+from sqlalchemy.orm import instrumentation
+from sqlalchemy.orm.attributes import instance_dict
+
+from services.ledger.models import (
+    FINAL_STATUSES,
+    AuditEntry,
+    Base,
+    Request,
+    RequestStatus,
+    Response,
+    Task,
+)
+from services.ledger.types import Action
+from streams.records import TaskStatus
+
+_REQUEST_TABLE = cast(Table, Request.__table__)
+_TASK_TABLE = cast(Table, Task.__table__)
+_RESPONSE_TABLE = cast(Table, Response.__table__)
+_REQUESTS = _REQUEST_TABLE.c
+_TASKS = _TASK_TABLE.c
+_RESPONSES = _RESPONSE_TABLE.c
+_AUDIT = AuditEntry.__table__.c
+
+INSERT_AUDIT = insert(cast(Table, AuditEntry.__table__))
+INSERT_REQUEST = insert(_REQUEST_TABLE)
+INSERT_TASK = insert(_TASK_TABLE)
+INSERT_RESPONSE = insert(_RESPONSE_TABLE)
+
+SELECT_REQUEST = select(_REQUEST_TABLE).where(_REQUESTS.request_id == bindparam("id"))
+LOCK_REQUEST = (
+    select(_REQUESTS.request_id).where(_REQUESTS.request_id == bindparam("id")).with_for_update()
+)
+SELECT_REQUESTS = select(_REQUEST_TABLE).where(
+    _REQUESTS.request_id.in_(bindparam("ids", expanding=True))
+)
+LOCK_REFUSED_PARTS = (
+    select(_REQUESTS.refused_parts).where(_REQUESTS.request_id == bindparam("id")).with_for_update()
+)
+SELECT_TASKS = (
+    select(_TASK_TABLE).where(_TASKS.request_id == bindparam("id")).order_by(_TASKS.system)
+)
+SELECT_TASKS_OF = (
+    select(_TASK_TABLE)
+    .where(_TASKS.request_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_TASKS.system)
+)
+SELECT_TASK_IDS = select(_TASKS.task_id).where(_TASKS.request_id == bindparam("id"))
+SELECT_RESPONSE = select(_RESPONSE_TABLE).where(_RESPONSES.request_id == bindparam("id"))
+SELECT_NOTIFIED = (
+    select(_AUDIT.id)
+    .where(
+        _AUDIT.request_id == bindparam("id"),
+        _AUDIT.action == Action.NOTIFIED.value,
+        AuditEntry.detail["notice_id"].as_string() == bindparam("notice_id"),
+    )
+    .limit(1)
+)
+
+#: An accepted request fanned out (``Tasks.fan_out``): once.
+FAN_OUT = (
+    update(_REQUEST_TABLE)
+    .where(
+        _REQUESTS.request_id == bindparam("id"),
+        _REQUESTS.status == RequestStatus.ACCEPTED.value,
+    )
+    .values(
+        status=RequestStatus.FANNED_OUT.value,
+        timeout_at=bindparam("timeout_at"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+#: An open request completed (``Tasks.complete``): once. A refused one is completed too.
+COMPLETE = (
+    update(_REQUEST_TABLE)
+    .where(
+        _REQUESTS.request_id == bindparam("id"),
+        _REQUESTS.status.not_in(
+            [st.value for st in FINAL_STATUSES if st != RequestStatus.REFUSED]
+            + [RequestStatus.PARKED.value]
+        ),
+        _REQUESTS.completed_at.is_(None),
+    )
+    .values(
+        status=bindparam("status"),
+        completed_at=bindparam("completed_at"),
+        updated_at=bindparam("updated_at"),
+        latency_ms=bindparam("latency_ms"),
+    )
+)
+MARK_PUBLISHED = (
+    update(_RESPONSE_TABLE)
+    .where(
+        _RESPONSES.request_id.in_(bindparam("ids", expanding=True)),
+        _RESPONSES.published_at.is_(None),
+    )
+    .values(published_at=bindparam("published_at"))
+)
+
+#: What recording a task's result sets (``base._result_row``'s parameters).
+_RESULT_VALUES: dict[Any, Any] = {
+    _TASKS.status: bindparam("status"),
+    _TASKS.attempts: bindparam("attempts"),
+    _TASKS.error: bindparam("error"),
+    _TASKS.result: bindparam("result"),
+    _TASKS.finished_at: bindparam("finished_at"),
+}
+RECORD_RESULT = (
+    update(_TASK_TABLE)
+    .where(_TASKS.task_id == bindparam("id"), _TASKS.status == TaskStatus.PENDING.value)
+    .values(_RESULT_VALUES)
+)
+
+#: A late ``ok`` result supersedes a failure or a time-out: the effect is in place, whatever
+#: the task's earlier attempts reported (a runner restarted with the broker, a system that
+#: answered after the request's timeout).
+SUPERSEDE_RESULT = (
+    update(_TASK_TABLE)
+    .where(
+        _TASKS.task_id == bindparam("id"),
+        _TASKS.status.in_([TaskStatus.FAILED.value, TaskStatus.TIMED_OUT.value]),
+    )
+    .values(_RESULT_VALUES)
+)
+
+E = TypeVar("E", bound=Base)
+Base.registry.configure()  # the mappers' attributes, which ``load`` fills, set up now
+
+
+def load(
+    conn: Connection, statement: Executable, params: Mapping[str, Any], entity: type[E]
+) -> list[E]:
+    """The rows ``statement`` selects (all of ``entity``'s columns), as ``entity``s."""
+    new = instrumentation.manager_of_class(entity).new_instance
+    found = []
+    for row in conn.execute(statement, params):
+        obj = new()
+        instance_dict(obj).update(row._mapping)
+        found.append(obj)
+    return found
+
+
+def load_one(
+    conn: Connection, statement: Executable, params: Mapping[str, Any], entity: type[E]
+) -> E | None:
+    found = load(conn, statement, params, entity)
+    return found[0] if found else None
