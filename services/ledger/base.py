@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.crypto.sealing import Sealer, is_sealed_field
 from services.ledger.models import Request, RequestStatus, Response
+from services.ledger.reconnect import RECYCLE_SECONDS
 from services.ledger.statements import INSERT_AUDIT, SELECT_REQUEST, load_one
 from services.ledger.types import Action
 from streams.records import RequestEvent, TaskResult, utcnow
@@ -50,7 +51,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_recycle=RECYCLE_SECONDS)  # and ``reconnect.retried``
 
 
 def as_utc(value: datetime) -> datetime:

@@ -16,17 +16,21 @@ from services.ledger.decisions import Decisions
 from services.ledger.intake import Intake
 from services.ledger.outbox import Outbox
 from services.ledger.queries import Queries
+from services.ledger.reconnect import reconnecting
 from services.ledger.tasks import Tasks
 from services.ledger.types import Admission, Admitted, Decided, Recorded, TaskPlan
 
 
+@reconnecting
 class Ledger(Intake, Tasks, Decisions, DeadLetters, Outbox, Audit, Queries):
     """The pipeline's record of requests, tasks, responses and the audit trail.
 
     With a ``sealer``, the personal data it keeps (the request event, the identifiers
     identity graph) is sealed under the request's data key, so it is shredded with it;
     the principal is found by ``requests.subject_digests`` only. Task results are
-    kept as they arrive, sealed by the runner (``services.crypto.sealing``).
+    kept as they arrive, sealed by the runner (``services.crypto.sealing``). An
+    operation whose connection the database dropped runs again on a new one
+    (``services.ledger.reconnect``).
     """
 
 

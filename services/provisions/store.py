@@ -29,6 +29,7 @@ from services.ledger.models import (
     ProvisionSubject,
     Request,
 )
+from services.ledger.reconnect import reconnecting
 from services.ledger.types import Action
 from services.provisions.records import (
     Direction,
@@ -62,8 +63,10 @@ class Purge:
     dry_run: bool = False
 
 
+@reconnecting
 class ProvisionStore:
-    """The provision tables of one ledger database."""
+    """The provision tables of one ledger database. An operation whose connection the
+    database dropped runs again on a new one (``services.ledger.reconnect``)."""
 
     def __init__(self, engine: Engine) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
