@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import baseline, pipeline, report, workload
+from bench import baseline, ledger, pipeline, report, workload
 from bench.pipeline import Scenario
 
 RESULTS = Path(__file__).parent / "results"
@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             r = baseline.run(s, work / ("baseline-" + s.name))
             print(f"  {_line(r)}", flush=True)
             results["baseline"].append(r)
+        # the ledger's statements alone, on SQLite and (when it runs) PostgreSQL
+        postgres = ["--postgres", workload.POSTGRES_URL] if workload.postgres_reachable() else []
+        results["ledger"] = ledger.main(["--requests", "200" if args.quick else "1000", *postgres])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["wall_s"] = round(time.time() - started, 1)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import procstats, profile, workload
+from bench.ledger import postgres_schema
 from services.client import Submitter, Watcher
 from services.ledger import Ledger
 from services.monitoring.overview import quantiles
@@ -49,7 +50,7 @@ def run(scenario: Scenario, home: Path, timeout_s: float | None = None) -> dict[
     0.2 s a request if more) count as lost."""
     if scenario.ledger != "postgres":
         return _run(scenario, home, None, timeout_s)
-    with workload.postgres_ledger() as url:
+    with postgres_schema(workload.POSTGRES_URL) as url:
         return _run(scenario, home, url, timeout_s)
 
 

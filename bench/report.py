@@ -154,6 +154,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             5,
         ),
         ("CPU per request at 5 systems, ms", round(cpu_ms, 1) if cpu_ms else None, "<=", 6.7),
+        ("PostgreSQL ledger statements, req/s", _ledger_rps(results, "postgres"), ">=", 300),
     ]
     compare = {">=": operator.ge, "<": operator.lt, "<=": operator.le}
     return [
@@ -165,6 +166,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for what, value, op, target in rows
     ]
+
+
+def _ledger_rps(results: dict[str, Any], backend: str) -> float | None:
+    """The ledger's statements alone (``bench.ledger``), in requests a second."""
+    run = results.get("ledger", {}).get(backend)
+    return run["throughput_rps"] if run else None
 
 
 def _base_requests(results: dict[str, Any]) -> int | None:
@@ -212,6 +219,7 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         "timed_systems": timed(results),
         "postgres_two_workers": _postgres(results),
         "cpu_breakdown": breakdown(results),
+        "ledger_rps": {b: _ledger_rps(results, b) for b in ("sqlite", "postgres")},
         "targets": targets(results),
         "capacity": capacity.model(results),
         "lost": sum(r["lost"] for r in results["pipeline"]),

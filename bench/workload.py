@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from services.demo.scenario import event
 from services.demo.seed import seed
@@ -75,21 +72,6 @@ def postgres_reachable() -> bool:
         return False
     finally:
         engine.dispose()
-
-
-@contextlib.contextmanager
-def postgres_ledger() -> Iterator[str]:
-    """A ledger URL in a fresh schema of the local PostgreSQL, dropped afterwards."""
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
 
 
 def prepare(home: Path, systems: int, connector: str, database_url: str | None = None) -> Settings:

@@ -56,6 +56,7 @@ def test_the_targets_are_judged_on_the_unprofiled_runs() -> None:
     assert table["p99 at 50 req/s, ms"] == (300.0, False)
     assert table["ratio to the baseline, timed systems"] == (50.0, True)
     assert table["CPU per request at 5 systems, ms"] == (20.0, False)
+    assert table["PostgreSQL ledger statements, req/s"] == (None, None)  # no ledger run
 
 
 def test_timed_systems_set_the_pipeline_beside_the_baseline_that_sums_them() -> None:
