@@ -82,19 +82,23 @@ def _one(
         if o.topic == topics.ACCEPTED:
             queue.extend(fanout.handle_accepted(p, decode.accepted(o.value)))
         elif o.topic.startswith(topics.TASKS_PREFIX):
-            queue.extend(aggregate.handle_result(p, _execute(connectors, o.value)))
+            queue.extend(aggregate.handle_result(p, _execute(p, connectors, o.value)))
         elif o.topic == topics.RESPONSES:
             p.ledger.mark_published([o.key.decode()] if o.key else [])
             answered = True
     return answered
 
 
-def _execute(connectors: Mapping[str, ConnectorBase[Any]], value: bytes) -> bytes:
+def _execute(p: Pipeline, connectors: Mapping[str, ConnectorBase[Any]], value: bytes) -> bytes:
+    """The runner's part: open the sealed task, call its connector, seal the result."""
     task = Task.model_validate_json(value)
+    if task.sealed is not None and p.sealer is not None:
+        task = p.sealer.open(task)
     started = utcnow()
-    return (
-        ok_result(task, dispatch(connectors[task.system], task), started).model_dump_json().encode()
-    )
+    result = ok_result(task, dispatch(connectors[task.system], task), started)
+    if p.sealer is not None:
+        result = p.sealer.seal(result)
+    return result.model_dump_json().encode()
 
 
 def _self() -> int:
