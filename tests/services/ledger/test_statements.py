@@ -3,24 +3,14 @@ ORM loads, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from services.ledger import Ledger
 from services.ledger.models import Base, Request, Response, Task
 from tests.fixtures.ledger_rows import finish
-
-
-@pytest.fixture
-def ledger(database_url: str) -> Iterator[Ledger]:
-    led = Ledger(database_url)
-    led.migrate()
-    yield led
-    led.close()
 
 
 def _columns(entity: Base) -> dict[str, Any]:

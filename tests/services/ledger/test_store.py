@@ -15,14 +15,6 @@ from tests.fixtures.ledger_reads import count_by_status, open_task_count, reject
 from tests.fixtures.ledger_rows import DEADLINE, dead_letter, event, finish
 
 
-@pytest.fixture
-def ledger(database_url: str) -> Ledger:
-    led = Ledger(database_url)
-    led.migrate()
-    yield led
-    led.close()
-
-
 def test_migrations_create_every_table_and_are_repeatable(ledger: Ledger) -> None:
     ledger.migrate()
     tables = set(inspect(ledger.engine).get_table_names())
