@@ -193,16 +193,12 @@ class ConnectorRunner:
 
     def _forget(self) -> None:
         """Let the tasks in flight finish (their results are sent), commit nothing."""
-        wait([f for pending in self._in_flight.values() for f in pending])
-        sent = [
-            s
-            for pending in self._in_flight.values()
-            for f in pending
-            if (handled := f.result()) is not None
-            for s in handled[1]
-        ]
+        tasks = [f for pending in self._in_flight.values() for f in pending]
         self._in_flight.clear()
-        self._sender.flush(sent)
+        wait(tasks)
+        # a task whose lane failed sent nothing to wait for; it runs again, uncommitted
+        done = [f.result() for f in tasks if f.exception() is None]
+        self._sender.flush([s for handled in done if handled is not None for s in handled[1]])
 
     def _drain(self) -> None:
         """Wait for every task in flight and commit it (on stop, and before a rebalance)."""
