@@ -96,20 +96,25 @@ class Tasks(LedgerBase):
         found so far (the request's own identifiers are not among them)."""
         with self.session() as s:
             row = s.get(Request, request_id, with_for_update=True)
-            if row is None:
-                return []
-            known = self.identities(row)
-            merged = merge_units(known, found)
-            if len(merged) > len(known):
-                added = merged[len(known) :]
-                row.discovered = self._kept(request_id, DISCOVERED_FIELD, merged)
-                digests = set().union(*(subject_digests(u) for u in added))
-                row.subject_digests = sorted(set(row.subject_digests or []) | digests)
-                names = sorted({name for unit in added for name in unit})
-                self._audit(
-                    s, request_id, "fanout", Action.IDENTIFIERS_DISCOVERED, identifiers=names
-                )  # names only, never values
-            return merged
+            return [] if row is None else self._merge(s, row, found)
+
+    def _merge(
+        self, s: Session, row: Request, found: Sequence[Mapping[str, str]]
+    ) -> list[dict[str, str]]:
+        """``merge_identities`` on a row ``s`` holds locked."""
+        request_id = row.request_id
+        known = self.identities(row)
+        merged = merge_units(known, found)
+        if len(merged) > len(known):
+            added = merged[len(known) :]
+            row.discovered = self._kept(request_id, DISCOVERED_FIELD, merged)
+            digests = set().union(*(subject_digests(u) for u in added))
+            row.subject_digests = sorted(set(row.subject_digests or []) | digests)
+            names = sorted({name for unit in added for name in unit})
+            self._audit(
+                s, request_id, "fanout", Action.IDENTIFIERS_DISCOVERED, identifiers=names
+            )  # names only, never values
+        return merged
 
     def progress(self, request_id: str) -> tuple[Request | None, list[Task]]:
         """A request and all its tasks, in one read."""
@@ -122,10 +127,19 @@ class Tasks(LedgerBase):
         with self._single.begin() as conn:
             return load(conn, SELECT_TASKS, {"id": request_id}, Task)
 
-    def record_results(self, results: Sequence[TaskResult]) -> list[Recorded]:
+    def record_results(
+        self,
+        results: Sequence[TaskResult],
+        found: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
+    ) -> list[Recorded]:
         """``record_result`` for a batch, in one transaction: each task's first result is
-        stored (a later one in the batch, or a redelivery, is not ``first``), then each
-        request of the batch is read once with its tasks."""
+        stored (a later one in the batch, or a redelivery, is not ``first``), the identity
+        units the lookups ``found`` (by request id) join the graph of each request still
+        open, then each request of the batch is read once with its tasks.
+
+        The units are merged in the same transaction as the results, so a lookup is
+        never recorded as done without what it found: after a crash, a result the broker
+        lost is not delivered again, and a redrive only has the ledger to go by."""
         with self.engine.begin() as conn:
             firsts = [bool(conn.execute(RECORD_RESULT, _result_row(r)).rowcount) for r in results]
             late = [i for i, r in enumerate(results) if not firsts[i] and r.status == "ok"]
@@ -136,6 +150,8 @@ class Tasks(LedgerBase):
             audits = [_result_audit(r) for r, first in zip(results, firsts, strict=True) if first]
             if audits:
                 conn.execute(INSERT_AUDIT, audits)
+            if found:
+                self._merge_found(conn, found)
             ids = sorted({r.request_id for r in results})
             rows = {
                 row.request_id: row for row in load(conn, SELECT_REQUESTS, {"ids": ids}, Request)
@@ -147,6 +163,16 @@ class Tasks(LedgerBase):
                 Recorded(first, rows.get(r.request_id), tasks.get(r.request_id, []))
                 for r, first in zip(results, firsts, strict=True)
             ]
+
+    def _merge_found(
+        self, conn: Connection, found: Mapping[str, Sequence[Mapping[str, str]]]
+    ) -> None:
+        """Merge what lookups found into the graphs of the requests still open."""
+        with in_session(conn) as s:  # a few times a request
+            for request_id, units in found.items():
+                row = s.get(Request, request_id, with_for_update=True) if units else None
+                if row is not None and row.status == RequestStatus.FANNED_OUT:
+                    self._merge(s, row, units)
 
     def _supersede(self, s: Session, result: TaskResult) -> bool:
         """Record a late ``ok`` result over a failed or timed-out task; reopen its request

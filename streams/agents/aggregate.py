@@ -33,22 +33,27 @@ class Progress:
 
     request_id: str
     read: tuple[Request | None, list[TaskRow]]
-    found: list[dict[str, str]] = field(default_factory=list)
     #: A result was redelivered: send every pending task again (runners are idempotent).
     resend: bool = False
     #: Where the results came from in the batch (``record``'s input).
     sources: list[int] = field(default_factory=list)
 
     def advance(self, ctx: Pipeline) -> list[Outgoing]:
-        return advance(ctx, self.request_id, self.found, resend=self.resend, read=self.read)
+        return advance(ctx, self.request_id, resend=self.resend, read=self.read)
 
 
 def record(ctx: Pipeline, batch: list[Parsed]) -> list[Progress]:
-    """Record a batch of results in one ledger transaction; one ``Progress`` a request.
+    """Record a batch of results, and the identities their lookups found, in one ledger
+    transaction; one ``Progress`` a request.
 
     A redelivered result means the worker may have died after recording it but before
     sending what it unlocked, so its request re-sends every pending task."""
-    recorded = ctx.ledger.record_results([p.result for p in batch])
+    found: dict[str, list[dict[str, str]]] = {}
+    for parsed in batch:
+        if parsed.found:
+            rid = parsed.result.request_id
+            found[rid] = merge_units(found.get(rid, []), parsed.found)
+    recorded = ctx.ledger.record_results([p.result for p in batch], found)
     crash_point("aggregate.recorded")
     progress: dict[str, Progress] = {}
     for i, (parsed, rec) in enumerate(zip(batch, recorded, strict=True)):
@@ -66,7 +71,6 @@ def record(ctx: Pipeline, batch: list[Parsed]) -> list[Progress]:
         step = progress.setdefault(
             result.request_id, Progress(result.request_id, (rec.request, rec.tasks))
         )
-        step.found = merge_units(step.found, parsed.found)
         step.resend |= not rec.first
         step.sources.append(i)
     return list(progress.values())
@@ -75,16 +79,15 @@ def record(ctx: Pipeline, batch: list[Parsed]) -> list[Progress]:
 def advance(
     ctx: Pipeline,
     request_id: str,
-    found: list[dict[str, str]],
     *,
     resend: bool = False,
     closing: bool = False,
     read: tuple[Request | None, list[TaskRow]] | None = None,
 ) -> list[Outgoing]:
-    """After a result: add the identities it found to the request's graph, plan what
-    the graph and the finished tasks now allow (``streams.planning``), or respond when
-    nothing is left. With ``resend``, every pending task is sent again, with the graph
-    the ledger keeps; with ``closing`` (timed out), nothing new is asked.
+    """After a result: plan what the request's graph (its identifiers, and what its
+    lookups found, kept with their results) and its finished tasks now allow
+    (``streams.planning``), or respond when nothing is left. With ``resend``, every
+    pending task is sent again; with ``closing`` (timed out), nothing new is asked.
 
     ``read`` is the request and its tasks if the caller has just read them."""
     row, tasks = read or ctx.ledger.progress(request_id)
@@ -92,9 +95,8 @@ def advance(
         return []
     if row.status != "fanned_out":
         return finish(ctx, request_id) if row.completed_at else []
-    kept = ctx.ledger.merge_identities(request_id, found) if found else ctx.ledger.identities(row)
     event = ctx.ledger.request_event(row)
-    graph = identity_graph(event, kept)
+    graph = identity_graph(event, ctx.ledger.identities(row))
     refused = ctx.ledger.refused_parts(row)
     plans = next_step(ctx, event, graph, planned(tasks), closing=closing, refused=refused)
     if plans:
@@ -115,4 +117,4 @@ def advance(
 def time_out(ctx: Pipeline, request_id: str) -> list[Outgoing]:
     """Past the request timeout: silent systems are timed out, unreached ones recorded."""
     ctx.ledger.time_out_tasks(request_id)
-    return advance(ctx, request_id, [], closing=True)
+    return advance(ctx, request_id, closing=True)

@@ -22,7 +22,7 @@ def handle_accepted(ctx: Pipeline, request_id: str) -> list[Outgoing]:
         return []
     if row.status == RequestStatus.FANNED_OUT:
         # sent again (reconcile, or a crash): plan what is missing, re-send what is pending
-        return advance(ctx, request_id, [], resend=True)
+        return advance(ctx, request_id, resend=True)
     event = ctx.ledger.request_event(row)
     graph = identity_graph(event, [])  # nothing found yet: the request's own identifiers
     plans = next_step(ctx, event, graph, [], refused=ctx.ledger.refused_parts(row))

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -162,10 +164,22 @@ def test_kill_everything_repeatedly_and_every_admitted_request_comes_true(
         response = chaos.ledger.response(rid)
         assert response is not None
         assert response.body["status"] == "completed", (rid, response.body["reasons"])
-        if i % 2 == 0:
-            assert_erased(home, i)
-            continue
-        assert_untouched(home, i, "p")
-        assert_untouched(home, i, "l")
-        assert_package_holds_only(settings, rid, i, range(PEOPLE))
+        with told(chaos.ledger, rid):
+            if i % 2 == 0:
+                assert_erased(home, i)
+                continue
+            assert_untouched(home, i, "p")
+            assert_untouched(home, i, "l")
+            assert_package_holds_only(settings, rid, i, range(PEOPLE))
     chaos.ledger.close()
+
+
+@contextmanager
+def told(ledger: Ledger, rid: str) -> Iterator[None]:
+    """A failed check names what the ledger says of the request: each task, and its trail."""
+    try:
+        yield
+    except AssertionError as exc:
+        tasks = [(t.task_id, t.status, t.error) for t in ledger.tasks(rid)]
+        trail = [(e.actor, e.action, e.detail) for e in ledger.timeline(rid)]
+        raise AssertionError(f"{exc}\ntasks: {tasks}\ntrail: {trail}") from exc

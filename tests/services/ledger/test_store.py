@@ -136,6 +136,23 @@ def test_tasks_are_planned_once_and_results_counted_once(ledger: Ledger) -> None
     assert open_task_count(ledger, "r-1") == 1
 
 
+def test_what_a_lookup_found_is_recorded_with_its_result_while_the_request_is_open(
+    ledger: Ledger,
+) -> None:
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
+    found = {"r-1": [{"customer_id": "C-1"}]}
+    [recorded] = ledger.record_results([_result("crm")], found)
+    assert recorded.request is not None  # read after the merge, in the same transaction
+    assert ledger.identities(recorded.request) == [{"customer_id": "C-1"}]
+    actions = [e.action for e in ledger.timeline("r-1")]
+    assert actions[-2:] == ["task_ok", "identifiers_discovered"]
+    ledger.complete("r-1", "completed", {"status": "completed", "reasons": []}, 12)
+    ledger.record_results([_result("orders")], {"r-1": [{"order_id": "O-1"}]})  # too late
+    row = ledger.request("r-1")
+    assert row is not None and ledger.identities(row) == [{"customer_id": "C-1"}]
+
+
 def test_a_batch_of_results_is_recorded_once_each_in_one_read(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
     ledger.fan_out("r-1", _plans(), timedelta(seconds=60))

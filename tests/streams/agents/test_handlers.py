@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from services.ledger import as_utc
 from services.ledger.models import Request
 from streams import topics
 from streams.agents import aggregate, fanout, intake, respond
-from streams.agents.decode import PoisonEvent
+from streams.agents.decode import PoisonEvent, parse_result
 from streams.context import Pipeline
 from streams.records import Accepted, Outcome, ResponseEvent, Task, TaskResult
 from tests.fixtures.ledger_reads import rejected_events
@@ -292,6 +293,35 @@ def test_redelivered_result_resends_the_wave_it_unlocked(pipeline: Pipeline) -> 
     redelivered = aggregate.handle_result(pipeline, crm)  # the message was never committed
     assert topics.tasks_topic("orders") in [o.topic for o in redelivered]
     assert len(pipeline.ledger.tasks("w-1")) == 2  # no task planned twice
+
+
+@pytest.mark.usefixtures("erasure_key")
+def test_a_lookup_recorded_just_before_a_crash_still_unlocks_its_systems_after_a_redrive(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The worker recorded the CRM lookup's result and died; the broker then restarted
+    empty, so the result is never delivered again and only a reconcile re-drives the
+    request. What the lookup found must still reach the orders database."""
+    submit(
+        pipeline, request_id="e-1", kind="erasure", identifiers=TARO, grounds=["no_longer_needed"]
+    )
+    out = fanout.handle_accepted(pipeline, "e-1")
+    [crm] = run_tasks(pipeline, out)
+    aggregate.record(pipeline, [parse_result(pipeline, crm)])  # and nothing after it
+    out = fanout.handle_accepted(pipeline, "e-1")  # ``dsr reconcile``'s redrive
+    responses = to(topics.RESPONSES, out)
+    while results := run_tasks(pipeline, out):
+        out = [o for raw in results for o in aggregate.handle_result(pipeline, raw)]
+        responses += to(topics.RESPONSES, out)
+    [response] = [ResponseEvent.model_validate(body(o)) for o in responses]
+    status = {s.system: (s.status, s.changed) for s in response.systems}
+    assert status["orders"] == ("ok", 2), status
+    orders = sqlite3.connect(tmp_path / "orders.db")
+    try:
+        left = orders.execute("SELECT count(*) FROM orders WHERE customer_id = 'C-1001'")
+        assert left.fetchone() == (0,), "Taro's orders still name him"
+    finally:
+        orders.close()
 
 
 def test_rule_13_a_paper_only_store_turns_a_disclosure_into_a_letter_with_a_reason(

@@ -75,7 +75,7 @@ def test_a_request_whose_package_cannot_be_stored_is_parked_with_type_and_place(
     assert not parking.park(pipeline, "sweeper", "park-1", exc)
     assert not pipeline.ledger.complete("park-1", "completed", {"reasons": []}, 1)
     assert fanout.handle_accepted(pipeline, "park-1") == []
-    assert aggregate.advance(pipeline, "park-1", []) == []
+    assert aggregate.advance(pipeline, "park-1") == []
     assert "park-1" not in pipeline.ledger.overdue_fan_outs()
 
 
