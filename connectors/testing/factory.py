@@ -10,6 +10,7 @@ import pytest
 
 from connectors.base import ConnectorBase
 from connectors.testing.changes import ChangeTests
+from connectors.testing.concurrency import ConcurrencyTests
 from connectors.testing.failures import FailureTests
 from connectors.testing.harness import Harness
 from connectors.testing.reads import ReadTests
@@ -17,7 +18,7 @@ from connectors.testing.session import Session
 from connectors.testing.traces import TraceTests
 
 
-class ConformanceTests(ReadTests, ChangeTests, TraceTests, FailureTests):
+class ConformanceTests(ReadTests, ChangeTests, TraceTests, FailureTests, ConcurrencyTests):
     """The standard tests; ``conformance_tests()`` binds them to a harness.
 
     Each test seeds the system, builds a fresh connector from ``harness.config()``

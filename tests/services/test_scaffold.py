@@ -101,7 +101,7 @@ def test_the_generated_package_is_lint_clean(package: Path, tmp_path: Path) -> N
 def test_the_generated_connector_passes_the_kit_as_it_is(package: Path) -> None:
     run = kit(package)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "15 passed, 1 skipped" in run.stdout  # the trace check included
+    assert "16 passed, 1 skipped" in run.stdout  # the trace and concurrency checks included
     assert "declares every kind" in run.stdout  # the one skip says why
 
 
@@ -119,7 +119,7 @@ def test_an_async_connector_passes_the_same_kit(package: Path) -> None:
     run = kit(package)
 
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "15 passed, 1 skipped" in run.stdout  # the trace check included
+    assert "16 passed, 1 skipped" in run.stdout  # the trace and concurrency checks included
 
 
 def test_an_unwritten_method_fails_naming_it(package: Path) -> None:
@@ -132,7 +132,7 @@ def test_an_unwritten_method_fails_naming_it(package: Path) -> None:
     assert "Traceback" not in run.stdout
     assert "test_erasure_empties_the_disclosure_and_is_idempotent" in run.stdout
     assert "test_check_is_ok" not in run.stdout  # the rest still passes
-    assert "6 failed, 9 passed, 1 skipped" in run.stdout  # the trace check erases too
+    assert "6 failed, 10 passed, 1 skipped" in run.stdout  # the trace check erases too
 
 
 def test_an_unwritten_harness_fails_naming_it(package: Path) -> None:

@@ -97,6 +97,23 @@ class LeakyKVConnector(KVConnector):
     erases_index = False
 
 
+class OneConnectionKVConnector(KVConnector):
+    """Opens one connection when built and keeps it: fine one call at a time, from the
+    thread that built it, and nowhere else (sqlite3 refuses another thread's use)."""
+
+    def __init__(self, system: str, config: Any) -> None:
+        super().__init__(system, config)
+        self._conn = sqlite3.connect(self.config.path)
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        with self._conn:
+            yield self._conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 def _index(email: str) -> str:
     return f"index-by-email:{email.strip().lower()}"
 
@@ -129,3 +146,7 @@ class KVHarness(Harness):
 
 class LeakyKVHarness(KVHarness):
     connector_class = LeakyKVConnector
+
+
+class OneConnectionKVHarness(KVHarness):
+    connector_class = OneConnectionKVConnector
