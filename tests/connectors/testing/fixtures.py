@@ -11,13 +11,16 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
 from pydantic import BaseModel, ConfigDict
 
 from connectors import CheckResult, Connector, OperationResult, RetriableError
 from connectors.base import Identifiers
 from connectors.testing import Harness, Seeded
+from connectors.testing.session import Session
 from streams.records import Kind
 from tests.fixtures.databases import sqlite_locked
 
@@ -150,3 +153,15 @@ class LeakyKVHarness(KVHarness):
 
 class OneConnectionKVHarness(KVHarness):
     connector_class = OneConnectionKVConnector
+
+
+@contextlib.contextmanager
+def kit_of(
+    harness: type[Harness], request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Session]:
+    """One test's kit session on ``harness``, closed afterwards."""
+    kit = Session(harness(request, tmp_path))
+    try:
+        yield kit
+    finally:
+        kit.close()

@@ -7,19 +7,17 @@ from pathlib import Path
 import pytest
 
 from connectors.testing.concurrency import ConcurrencyTests
-from connectors.testing.session import Session
-from tests.connectors.testing.fixtures import OneConnectionKVHarness
+from tests.connectors.testing.fixtures import OneConnectionKVHarness, kit_of
 
 
 def test_a_connector_that_keeps_one_connection_fails_naming_the_error_and_the_way_out(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    kit = Session(OneConnectionKVHarness(request, tmp_path))
-    try:
-        with pytest.raises(pytest.fail.Exception) as caught:
-            ConcurrencyTests().test_reads_at_once_answer_as_one_at_a_time(kit)
-    finally:
-        kit.close()
+    with (
+        kit_of(OneConnectionKVHarness, request, tmp_path) as kit,
+        pytest.raises(pytest.fail.Exception) as caught,
+    ):
+        ConcurrencyTests().test_reads_at_once_answer_as_one_at_a_time(kit)
     message = str(caught.value)
     assert "connector.disclose() for the subject, called from 8 threads at once" in message
     assert "raised ProgrammingError" in message

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 
 from connectors.testing import conformance_tests
-from connectors.testing.session import Session
 from connectors.testing.traces import TraceTests, forms, traces
 from streams.records import Kind
-from tests.connectors.testing.fixtures import KVHarness, LeakyKVHarness
+from tests.connectors.testing.fixtures import KVHarness, LeakyKVHarness, kit_of
 
 # A correct connector passes the whole kit, the trace check included.
 TestKVConformance = conformance_tests(KVHarness)
@@ -19,14 +18,11 @@ TestKVConformance = conformance_tests(KVHarness)
 def test_an_index_left_behind_fails_the_trace_check_naming_it(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    kit = Session(LeakyKVHarness(request, tmp_path))
-    try:
+    with kit_of(LeakyKVHarness, request, tmp_path) as kit:
         # What disclosure sees is empty after the leaky erasure: only the raw view shows it.
         with pytest.raises(pytest.fail.Exception) as caught:
             TraceTests().test_erasure_leaves_no_trace_in_raw_storage(kit)
         assert kit.read(Kind.DISCLOSURE, kit.seeded.subject).records == []
-    finally:
-        kit.close()
     message = str(caught.value)
     assert "after erase(), the system still stores the subject's identifiers" in message
     assert "index-by-email:alice.kv@example.com" in message
@@ -42,12 +38,11 @@ def test_a_view_that_never_shows_the_subject_fails(
         def raw_view(self) -> list[dict[str, str]]:
             return [{"k": "v"}]
 
-    kit = Session(Blind(request, tmp_path))
-    try:
-        with pytest.raises(pytest.fail.Exception, match="shows none of the subject's"):
-            TraceTests().test_erasure_leaves_no_trace_in_raw_storage(kit)
-    finally:
-        kit.close()
+    with (
+        kit_of(Blind, request, tmp_path) as kit,
+        pytest.raises(pytest.fail.Exception, match="shows none of the subject's"),
+    ):
+        TraceTests().test_erasure_leaves_no_trace_in_raw_storage(kit)
 
 
 @pytest.mark.parametrize(
