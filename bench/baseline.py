@@ -20,6 +20,7 @@ from bench.pipeline import Scenario
 from connectors.base import ConnectorBase
 from connectors.dispatch import dispatch, ok_result
 from connectors.registry import build_all
+from connectors.runner.crossing import opened, outgoing
 from services.monitoring.overview import quantiles
 from services.signing import Headers, Keyring
 from streams import topics
@@ -91,14 +92,10 @@ def _one(
 
 def _execute(p: Pipeline, connectors: Mapping[str, ConnectorBase[Any]], value: bytes) -> bytes:
     """The runner's part: open the sealed task, call its connector, seal the result."""
-    task = Task.model_validate_json(value)
-    if task.sealed is not None and p.sealer is not None:
-        task = p.sealer.open(task)
-    started = utcnow()
-    result = ok_result(task, dispatch(connectors[task.system], task), started)
-    if p.sealer is not None:
-        result = p.sealer.seal(result)
-    return result.model_dump_json().encode()
+    received = Task.model_validate_json(value)
+    task = opened(received, p.sealer)
+    result = ok_result(task, dispatch(connectors[task.system], task), utcnow())
+    return outgoing(result, received, p.sealer, p.claims).model_dump_json().encode()
 
 
 def _self() -> int:

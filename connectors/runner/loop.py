@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
 from connectors.base import ConnectorBase
+from connectors.runner.crossing import opened, outgoing
 from connectors.runner.execution import Executor, _failed, _Stopping
 from connectors.runner.membership import REJOIN_STUCK_S, Assignment, RejoinStuck, offset_of
 from connectors.runner.sending import Sender, Sent, producer_config
@@ -212,7 +213,7 @@ class ConnectorRunner:
         """Process one consumed message; what it sent, not yet acknowledged."""
         try:
             received = Task.model_validate_json(message.value or b"")
-            task = self._open(received)
+            task = opened(received, self._sealer)
         except (ValidationError, CryptoError, ValueError) as exc:
             log.warning(
                 "malformed task sent to the dead-letter topic",
@@ -296,13 +297,6 @@ class ConnectorRunner:
         )
         return [self._sender.send(topics.DEAD_LETTER, task.request_id.encode(), body)]
 
-    def _open(self, task: Task) -> Task:
-        if task.sealed is None:
-            return task
-        if self._sealer is None:
-            raise ValueError("the task is sealed and this runner has no keys (DSR_SEAL_EVENTS)")
-        return self._sealer.open(task)
-
     def _dead_letter(self, message: Any, error: str, attempts: int, **ids: Any) -> bytes:
         """A dead letter of ``message``: its digest, and the task itself only sealed."""
         key = message.key.decode("utf-8", "replace") if message.key else None
@@ -318,12 +312,7 @@ class ConnectorRunner:
         return dump(letter)
 
     def _result(self, result: TaskResult, task: Task) -> bytes:
-        """The result as sent: sealed when its task came sealed, by claim check if large."""
-        if task.sealed is not None and self._sealer is not None:
-            result = self._sealer.seal(result)
-            if self._claims is not None:
-                result = self._claims.check_in(result)
-        return dump(result)
+        return dump(outgoing(result, task, self._sealer, self._claims))
 
     def close(self) -> None:
         """Close the consumer, the producer and every connector."""

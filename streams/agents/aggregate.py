@@ -13,10 +13,7 @@ from streams.agents.decode import Parsed, parse_result
 from streams.agents.respond import finish
 from streams.context import Outgoing, Pipeline
 from streams.planning import identity_graph, next_step, planned, task_messages
-from streams.records import (
-    TaskStatus,
-    merge_units,
-)
+from streams.records import TaskStatus
 
 log = logging.getLogger("dsr.aggregate")
 
@@ -50,9 +47,8 @@ def record(ctx: Pipeline, batch: list[Parsed]) -> list[Progress]:
     sending what it unlocked, so its request re-sends every pending task."""
     found: dict[str, list[dict[str, str]]] = {}
     for parsed in batch:
-        if parsed.found:
-            rid = parsed.result.request_id
-            found[rid] = merge_units(found.get(rid, []), parsed.found)
+        if parsed.found:  # the ledger merges them (``merge_units``)
+            found.setdefault(parsed.result.request_id, []).extend(parsed.found)
     recorded = ctx.ledger.record_results([p.result for p in batch], found)
     crash_point("aggregate.recorded")
     progress: dict[str, Progress] = {}

@@ -14,6 +14,7 @@ from connectors import pseudonyms
 from connectors.base import ConnectorBase
 from connectors.dispatch import dispatch, ok_result
 from connectors.registry import build_all, capabilities
+from connectors.runner import crossing
 from services.crypto import LocalKeyProvider
 from services.crypto.sealing import Sealer
 from services.datamap import parse
@@ -82,16 +83,10 @@ def run_tasks(p: Harness, out: list[Outgoing]) -> list[bytes]:
     for o in out:
         if not o.topic.startswith(topics.TASKS_PREFIX):
             continue
-        task = Task.model_validate_json(o.value)
-        if p.sealer is not None:
-            task = p.sealer.open(task)
-        started = utcnow()
-        result = ok_result(task, dispatch(p.connectors[task.system], task), started)
-        if p.sealer is not None:
-            result = p.sealer.seal(result)
-            if p.claims is not None:
-                result = p.claims.check_in(result)
-        results.append(dump(result))
+        received = Task.model_validate_json(o.value)
+        task = crossing.opened(received, p.sealer)
+        result = ok_result(task, dispatch(p.connectors[task.system], task), utcnow())
+        results.append(dump(crossing.outgoing(result, received, p.sealer, p.claims)))
     return results
 
 
