@@ -8,6 +8,7 @@ Handlers do the work; this module only moves bytes between topics and them.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import sys
@@ -126,23 +127,27 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     sending = outbox.ResponseSends(str(settings.kafka_bootstrap))
 
     async def send(outgoing: list[Outgoing]) -> None:
+        """Send ``outgoing`` in order; then wait, all at once, until the broker has
+        acknowledged the responses and notices among them, and mark those responses
+        published (a response is never marked published before it, and its notice, are
+        acknowledged)."""
         outgoing = await sending.admit(ctx().ledger, outgoing)
+        acknowledged: list[Awaitable[Any]] = []
         published = []
         with sending.holding(outgoing):
             for o in outgoing:
-                # Responses and notices are acknowledged before a response is marked published.
+                delivery = await app.producer.send(
+                    o.topic, o.key, o.value, partition=None, timestamp=None, headers=None
+                )
                 if o.topic in (topics.RESPONSES, topics.NOTICES):
-                    await app.producer.send_and_wait(
-                        o.topic, o.key, o.value, partition=None, timestamp=None, headers=None
-                    )
+                    acknowledged.append(delivery)
                     if o.topic == topics.RESPONSES:
                         published.append(o.key.decode() if o.key else "")
-                else:
-                    await app.producer.send(
-                        o.topic, o.key, o.value, partition=None, timestamp=None, headers=None
-                    )
                 if o.record is not None and not o.resend:
                     monitoring.record_sent(o.record)
+            for outcome in await asyncio.gather(*acknowledged, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome
             if published:
                 crash_point("responses.published")
                 ctx().ledger.mark_published(published)
