@@ -58,6 +58,10 @@ REFANOUT_AFTER = timedelta(seconds=30)
 #: Results recorded in one ledger transaction, at most; and how long a batch waits to fill.
 RESULT_BATCH = 64
 RESULT_BATCH_WAIT_S = 0.005
+#: Notices taken in one batch, at most (sent side by side, on the default executor's
+#: threads); and how long a batch waits to fill.
+NOTICE_BATCH = 32
+NOTICE_BATCH_WAIT_S = 0.005
 
 _transient_db = retry(
     retry=retry_if_exception_type(OperationalError),
@@ -161,23 +165,32 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         except OperationalError:
             log.warning("leases not renewed: ledger busy", extra={"stage": "outbox"})
 
+    async def handled(
+        stage: str,
+        handler: Callable[[Pipeline, Any], list[Outgoing] | Awaitable[list[Outgoing]]],
+        event: Any,
+    ) -> list[Outgoing]:
+        """What ``handler`` sends for ``event``; if it cannot be handled, its dead letter
+        (and its request is parked when the fault is neither the infrastructure's nor
+        the event's own)."""
+        with monitoring.observe_stage(stage):
+            try:
+                result = _transient_db(handler)(ctx(), event)
+                return await result if inspect.isawaitable(result) else result
+            except Exception as exc:  # noqa: BLE001 - the worker must keep running
+                if parking.parks(exc):
+                    park(stage, failures.request_id_of(event), exc)
+                return failures.dead_letters(stage, [event], exc, ctx().sealer)
+
     async def run(
         stage: str,
         handler: Callable[[Pipeline, Any], list[Outgoing] | Awaitable[list[Outgoing]]],
         stream: AsyncIterator[Any],
     ) -> None:
-        """Hand each event of ``stream`` to ``handler``; what cannot be handled goes to
-        the dead-letter topic and the worker carries on."""
+        """Hand each event of ``stream`` to ``handler``, one at a time; what cannot be
+        handled goes to the dead-letter topic and the worker carries on."""
         async for event in stream:
-            with monitoring.observe_stage(stage):
-                try:
-                    result = _transient_db(handler)(ctx(), event)
-                    outgoing = await result if inspect.isawaitable(result) else result
-                except Exception as exc:  # noqa: BLE001 - the worker must keep running
-                    if parking.parks(exc):
-                        park(stage, failures.request_id_of(event), exc)
-                    outgoing = failures.dead_letters(stage, [event], exc, ctx().sealer)
-            await send(outgoing)
+            await send(await handled(stage, handler, event))
 
     def park(stage: str, request_id: str | None, exc: Exception) -> None:
         """Set aside the request whose handling raised ``exc``; the agents first ask
@@ -279,14 +292,25 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             stream.events(),
         )
 
+    # A notice can take an SMTP server's round trips (connect, TLS, login, send): a batch's
+    # notices are sent side by side, each request's in order (they share its key).
     @app.agent(raw_topic(topics.NOTICES), name="notices")
     async def notices_agent(stream: faust.StreamT[bytes]) -> None:
         contact = str(ctx().letterhead.complaints)
-        await run(
-            "notices",
-            lambda c, e: notices.handle_notice(c, notifier, e.value, contact),
-            stream.events(),
-        )
+
+        def handler(c: Pipeline, e: Any) -> Awaitable[list[Outgoing]]:
+            return notices.handle_notice(c, notifier, e.value, contact)
+
+        async def in_order(events: list[Any]) -> list[Outgoing]:
+            return [o for e in events for o in await handled("notices", handler, e)]
+
+        batches = cast(faust.Stream[bytes], stream).take_events
+        async for events in batches(NOTICE_BATCH, within=NOTICE_BATCH_WAIT_S):
+            by_request: dict[bytes | None, list[Any]] = defaultdict(list)
+            for event in events:
+                by_request[event.key].append(event)
+            sent = await asyncio.gather(*(in_order(group) for group in by_request.values()))
+            await send([o for out in sent for o in out])  # offsets acknowledged after this
 
     # Kept in the ledger as they arrive, so that a broker restart loses none.
     @app.agent(raw_topic(topics.DEAD_LETTER), name="deadletters")
