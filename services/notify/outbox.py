@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email.message import EmailMessage
 from pathlib import Path
 
 from services.files import write_atomic
@@ -26,7 +27,12 @@ class OutboxNotifier:
         return self.directory / notice.request_id / f"{notice.id}.eml"
 
     def send(self, notice: Notice) -> Receipt:
+        self.keep(notice)
+        return Receipt("outbox", addressed=notice.recipient is not None)
+
+    def keep(self, notice: Notice, message: EmailMessage | None = None) -> None:
+        """Write ``notice`` (as ``message``, when it is rendered already), unless it is
+        in the outbox already."""
         target = self.path(notice)
         if not target.exists():
-            write_atomic(target, render(notice, self.sender).as_bytes())
-        return Receipt("outbox", addressed=notice.recipient is not None)
+            write_atomic(target, (message or render(notice, self.sender)).as_bytes())

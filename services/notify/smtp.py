@@ -86,10 +86,10 @@ class SMTPNotifier:
         )
 
     def send(self, notice: Notice) -> Receipt:
-        self.archive.send(notice)
+        message = render(notice, self.sender)  # once, for the archive and the server
+        self.archive.keep(notice, message)
         if notice.recipient is None:
             return Receipt("outbox", addressed=False)
-        message = render(notice, self.sender)
         for attempt in self._retrying.copy():
             with attempt:
                 self._deliver(message, notice.recipient)
