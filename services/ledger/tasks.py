@@ -89,19 +89,12 @@ class Tasks(LedgerBase):
             detail["refused"] = refused
         return new, detail
 
-    def merge_identities(
-        self, request_id: str, found: Sequence[Mapping[str, str]]
-    ) -> list[dict[str, str]]:
-        """Add identity units a connector found to the request's graph; return every unit
-        found so far (the request's own identifiers are not among them)."""
-        with self.session() as s:
-            row = s.get(Request, request_id, with_for_update=True)
-            return [] if row is None else self._merge(s, row, found)
-
     def _merge(
         self, s: Session, row: Request, found: Sequence[Mapping[str, str]]
     ) -> list[dict[str, str]]:
-        """``merge_identities`` on a row ``s`` holds locked."""
+        """Add identity units a connector found to the graph of ``row``, which ``s``
+        holds locked; return every unit found so far (the request's own identifiers are
+        not among them)."""
         request_id = row.request_id
         known = self.identities(row)
         merged = merge_units(known, found)

@@ -5,6 +5,7 @@ principal is found by digests."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,9 @@ from sqlalchemy import text
 from services.crypto import KeyDestroyed, LocalKeyProvider
 from services.crypto.digests import subject_digests
 from services.crypto.sealing import Sealer, is_sealed_field
-from services.ledger import Ledger
+from services.ledger import Ledger, TaskPlan
 from services.ledger.base import DISCOVERED_FIELD, MIGRATIONS
+from streams.records import TaskResult, TaskStatus
 from tests.fixtures.ledger_rows import DEADLINE, event
 
 EMAIL, FOUND = "a@example.jp", "C-0042"
@@ -35,6 +37,27 @@ def ledger(database_url: str, keys: LocalKeyProvider) -> Ledger:
     led.close()
 
 
+PLANS = [TaskPlan(f"r-1:{s}", s, "disclosure", 0, TaskStatus.PENDING) for s in ("crm", "orders")]
+
+
+def _looked_up(ledger: Ledger, units: list[dict[str, str]]) -> list[dict[str, str]]:
+    """``units`` found by a lookup on the CRM, recorded with its result as the worker
+    records them (the request fanned out first, if it is not yet); the graph after."""
+    if not ledger.tasks("r-1"):
+        ledger.fan_out("r-1", PLANS, timedelta(seconds=60))
+    result = TaskResult(
+        request_id="r-1",
+        task_id="r-1:crm",
+        system="crm",
+        kind="disclosure",
+        status="ok",
+        started_at=datetime.now(UTC),
+    )
+    [recorded] = ledger.record_results([result], {"r-1": units})
+    assert recorded.request is not None
+    return ledger.identities(recorded.request)
+
+
 def _stored(ledger: Ledger, request_id: str) -> str:
     """Everything the ledger's tables hold about ``request_id``, as text."""
     with ledger.engine.connect() as conn:
@@ -50,7 +73,7 @@ def _stored(ledger: Ledger, request_id: str) -> str:
 
 def test_the_event_and_discovered_identifiers_are_kept_sealed(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
-    merged = ledger.merge_identities("r-1", [{"customer_id": FOUND}])
+    merged = _looked_up(ledger, [{"customer_id": FOUND}])
     assert merged == [{"customer_id": FOUND}]
 
     row = ledger.request("r-1")
@@ -66,7 +89,7 @@ def test_the_event_and_discovered_identifiers_are_kept_sealed(ledger: Ledger) ->
 
 def test_a_shredded_request_no_longer_opens(ledger: Ledger, keys: LocalKeyProvider) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
-    ledger.merge_identities("r-1", [{"customer_id": FOUND}])
+    _looked_up(ledger, [{"customer_id": FOUND}])
     assert keys.destroy("r-1")
     row = ledger.request("r-1")
     assert row is not None
@@ -130,6 +153,7 @@ def test_the_migration_digests_requests_recorded_before_it(tmp_path: Path) -> No
 
 def test_a_graph_kept_in_the_old_format_reads_as_one_unit_per_value(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
+    ledger.fan_out("r-1", PLANS, timedelta(seconds=60))
     assert ledger.sealer is not None
     old = ledger.sealer.seal_field("r-1", DISCOVERED_FIELD, {"order_id": ["O-1", "O-2"]})
     with ledger.session() as s:
@@ -140,5 +164,5 @@ def test_a_graph_kept_in_the_old_format_reads_as_one_unit_per_value(ledger: Ledg
     row = ledger.request("r-1")
     assert row is not None
     assert ledger.identities(row) == [{"order_id": "O-1"}, {"order_id": "O-2"}]
-    merged = ledger.merge_identities("r-1", [{"order_id": "O-2"}, {"customer_id": FOUND}])
+    merged = _looked_up(ledger, [{"order_id": "O-2"}, {"customer_id": FOUND}])
     assert merged == [{"order_id": "O-1"}, {"order_id": "O-2"}, {"customer_id": FOUND}]
