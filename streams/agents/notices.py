@@ -39,6 +39,7 @@ from services.ledger import Action, as_utc
 from services.ledger.models import Request, RequestStatus
 from services.notify import Notice, Notifier, Purpose, compose
 from streams import topics
+from streams.agents.decode import PoisonEvent
 from streams.context import Outgoing, Pipeline
 from streams.records import Extension, NoticeDue, RequestEvent, ResponseEvent, dump
 
@@ -47,8 +48,10 @@ log = logging.getLogger("dsr.notices")
 ACTOR = "notifier"
 
 
-class InvalidNotice(ValueError):
-    """A ``dsr.notices`` message that names no request or no known purpose."""
+class InvalidNotice(PoisonEvent):
+    """A ``dsr.notices`` message that names no request or no known purpose. The fault is
+    the message's, not the request's: it is dead-lettered, and the request it is keyed
+    by is not parked."""
 
 
 def due(request_id: str, purpose: Purpose) -> Outgoing:
@@ -106,7 +109,7 @@ def prepare(ctx: Pipeline, raw: bytes, contact: str) -> Notice | None:
     except ValidationError as exc:
         errors = exc.errors(include_input=False, include_url=False)
         why = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
-        raise InvalidNotice(f"not a notice message: {why}"[:500]) from None
+        raise InvalidNotice("invalid notice message", why[:500]) from None
     row = ctx.ledger.request(due.request_id)
     if row is None:
         return None

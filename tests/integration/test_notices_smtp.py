@@ -3,7 +3,8 @@
 Each delivery costs an SMTP server at least a round trip a command, and often a TLS
 handshake. Sent one after another, notices would fall behind any steady stream of
 requests; the worker sends a batch's notices side by side instead, each request's in
-order, and each notice still once."""
+order, and each notice still once; a message that is not a notice is dead-lettered
+without holding up the others."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from aiosmtpd.controller import Controller
 
 from services.demo.scenario import TARO, event
 from services.ledger import Ledger
+from streams import topics
 from tests.integration.fixtures import joined_stack, settings_for, wait_for
 from tests.services.notify.fixtures import free_port
 
@@ -61,13 +63,22 @@ def test_a_batch_of_notices_is_delivered_side_by_side_each_once(
     ledger = Ledger(settings.database_url)
     try:
         with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
-            stack.submitter().submit_all(
+            submitter = stack.submitter()
+            # not a notice message: dead-lettered, and the notices agent carries on
+            submitter.producer.send(topics.NOTICES, key=b"smtp-0", value=b"{not json")
+            submitter.submit_all(
                 [
                     json.dumps(event(rid, "disclosure", TARO, delivery=BY_EMAIL)).encode()
                     for rid in ids
                 ]
             )
             wait_for("every principal told", lambda: all(_told(ledger, r) for r in ids), 180)
+            (poison,) = wait_for("the dead letter", lambda: ledger.dead_letters(topics.NOTICES))
+        assert (poison.source, poison.request_id, poison.reason) == (
+            "notices",
+            "smtp-0",
+            "invalid notice message",
+        )
         assert server.most_at_once >= 2, "the notices were delivered one after another"
         delivered = sorted(str(m["X-DSR-Notice"]) for m in server.received)
         assert delivered == sorted(f"{rid}:response:1" for rid in ids)  # each once

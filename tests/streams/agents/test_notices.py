@@ -10,7 +10,7 @@ import pytest
 
 from services.demo.scenario import TARO, event
 from services.notify import OutboxNotifier
-from streams import topics
+from streams import parking, topics
 from streams.agents import aggregate, fanout, intake, notices, respond
 from streams.context import Outgoing, Pipeline
 from tests.streams.agents.fixtures import run_tasks, to
@@ -103,8 +103,9 @@ def test_only_the_latest_hold_is_told_and_none_once_released(
 
 
 def test_a_malformed_notice_message_is_refused(pipeline: Pipeline) -> None:
-    with pytest.raises(notices.InvalidNotice):
+    with pytest.raises(notices.InvalidNotice) as refused:
         notices.prepare(pipeline, b"{}", CONTACT)
+    assert not parking.parks(refused.value)  # the message's fault, not its request's
     with pytest.raises(notices.InvalidNotice):
         notices.prepare(pipeline, b'{"request_id": "x", "purpose": "gossip"}', CONTACT)
     assert notices.prepare(pipeline, notices.due("nobody", "response").value, CONTACT) is None
