@@ -26,36 +26,46 @@ from tests.services.notify.fixtures import free_port
 pytestmark = pytest.mark.integration
 
 BY_EMAIL = {"method": "electronic", "address": TARO["email"]}
-#: How long the server takes over each message (asynchronously: it can hold many).
-DELIVERY_S = 1.0
 
 
-class SlowServer:
-    """An SMTP server's DATA handler that takes ``DELIVERY_S`` a message, and counts
-    how many messages it was holding at once."""
+class GatedServer:
+    """An SMTP server's DATA handler that holds each message until it holds two at once
+    (then lets them all go), or until the test ``release``s the one it holds; it counts
+    the most messages it held at once. A sender that waits for each message before the
+    next never gets two held: each one waits for ``release``."""
 
     def __init__(self) -> None:
-        self.holding = 0
+        self.held = 0
         self.most_at_once = 0
         self.received: list[Any] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._gate = asyncio.Event()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.holding += 1
-        self.most_at_once = max(self.most_at_once, self.holding)
-        try:
-            await asyncio.sleep(DELIVERY_S)
-        finally:
-            self.holding -= 1
+        self.held += 1
+        self.most_at_once = max(self.most_at_once, self.held)
+        if self.held >= 2:
+            self._gate.set()
+        await self._gate.wait()
+        self.held -= 1
+        if self.held == 0:  # the next message is held again
+            self._gate = asyncio.Event()
         self.received.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
+
+    def release(self) -> None:
+        """Let the messages held now go (from the test's thread)."""
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self._gate.set)
 
 
 def test_a_batch_of_notices_is_delivered_side_by_side_each_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = SlowServer()
+    server = GatedServer()
     controller = Controller(server, hostname="127.0.0.1", port=free_port())
     controller.start()
+    server.loop = controller.loop
     monkeypatch.setenv("DSR_NOTIFIER", "smtp")
     monkeypatch.setenv("DSR_SMTP_URL", f"smtp://127.0.0.1:{controller.port}")
     settings = settings_for(tmp_path)
@@ -72,7 +82,15 @@ def test_a_batch_of_notices_is_delivered_side_by_side_each_once(
                     for rid in ids
                 ]
             )
-            wait_for("every principal told", lambda: all(_told(ledger, r) for r in ids), 180)
+
+            def told() -> bool:
+                # Once every response is published, every notice is queued: a message
+                # held alone then has no company coming in its batch, and is let go.
+                if server.held == 1 and all(_published(ledger, r) for r in ids):
+                    server.release()
+                return all(_told(ledger, r) for r in ids)
+
+            wait_for("every principal told", told, 180)
             (poison,) = wait_for("the dead letter", lambda: ledger.dead_letters(topics.NOTICES))
         assert (poison.source, poison.request_id, poison.reason) == (
             "notices",
@@ -94,3 +112,8 @@ def test_a_batch_of_notices_is_delivered_side_by_side_each_once(
 def _told(ledger: Ledger, request_id: str) -> list[Any]:
     """The request's ``notified`` audit rows."""
     return [e for e in ledger.timeline(request_id) if e.action == "notified"]
+
+
+def _published(ledger: Ledger, request_id: str) -> bool:
+    response = ledger.response(request_id)
+    return response is not None and response.published_at is not None
