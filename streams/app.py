@@ -13,9 +13,9 @@ import inspect
 import logging
 import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 import faust
 from sqlalchemy.exc import OperationalError
@@ -31,7 +31,7 @@ from services.processes import exit_after
 from services.settings import Settings, mark_ready
 from services.settings import load as load_settings
 from services.signing import Keyring, KeyringError
-from streams import failures, outbox, parking, topics, transport
+from streams import batching, failures, outbox, parking, topics, transport
 from streams.agents import (
     aggregate,
     decisions,
@@ -55,13 +55,14 @@ LEASE_RENEWAL_S = 5.0
 #: An accepted request not fanned out within this time is re-sent to fan-out (outbox).
 REFANOUT_AFTER = timedelta(seconds=30)
 
-#: Results recorded in one ledger transaction, at most; and how long a batch waits to fill.
+#: Events an agent takes in one batch, at most: each handled in turn, then all that they
+#: give sent at once (``streams.batching``).
+EVENT_BATCH = 64
+#: Results recorded in one ledger transaction, at most.
 RESULT_BATCH = 64
-RESULT_BATCH_WAIT_S = 0.005
 #: Notices taken in one batch, at most (sent side by side, on the default executor's
-#: threads); and how long a batch waits to fill.
+#: threads).
 NOTICE_BATCH = 32
-NOTICE_BATCH_WAIT_S = 0.005
 
 _transient_db = retry(
     retry=retry_if_exception_type(OperationalError),
@@ -113,6 +114,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         # every line JSON: Faust's, mode's and aiokafka's records too, and no spinner
         logging_config=library_config(),
         Worker=QuietWorker,
+        Stream=batching.Stream,  # with ``take_ready``
     )
     app.client_options = transport.Options(settings.fetch_max_wait_ms, settings.idempotent_producer)
     state: dict[str, Pipeline] = {}
@@ -185,12 +187,14 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     async def run(
         stage: str,
         handler: Callable[[Pipeline, Any], list[Outgoing] | Awaitable[list[Outgoing]]],
-        stream: AsyncIterator[Any],
+        stream: faust.StreamT[bytes],
     ) -> None:
-        """Hand each event of ``stream`` to ``handler``, one at a time; what cannot be
-        handled goes to the dead-letter topic and the worker carries on."""
-        async for event in stream:
-            await send(await handled(stage, handler, event))
+        """Hand each event of ``stream`` to ``handler``, one at a time, and send what a
+        batch of them gives at once; what cannot be handled goes to the dead-letter topic
+        and the worker carries on."""
+        async for events in batching.ready(stream, EVENT_BATCH):
+            outgoing = [o for event in events for o in await handled(stage, handler, event)]
+            await send(outgoing)  # the batch's offsets are acknowledged after this
 
     def park(stage: str, request_id: str | None, exc: Exception) -> None:
         """Set aside the request whose handling raised ``exc``; the agents first ask
@@ -257,29 +261,24 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     # Signed events (requests, decisions) are checked with their headers.
     @app.agent(raw_topic(topics.REQUESTS), name="intake")
     async def intake_agent(stream: faust.StreamT[bytes]) -> None:
-        await run(
-            "intake", lambda c, e: intake.handle_request(c, e.value, e.headers), stream.events()
-        )
+        await run("intake", lambda c, e: intake.handle_request(c, e.value, e.headers), stream)
 
     @app.agent(raw_topic(topics.DECISIONS), name="decisions")
     async def decisions_agent(stream: faust.StreamT[bytes]) -> None:
         await run(
             "decisions",
             lambda c, e: decisions.handle_decision(c, e.value, e.headers),
-            stream.events(),
+            stream,
         )
 
     @app.agent(raw_topic(topics.ACCEPTED), name="fanout")
     async def fanout_agent(stream: faust.StreamT[bytes]) -> None:
-        await run(
-            "fanout", lambda c, e: fanout.handle_accepted(c, accepted(e.value)), stream.events()
-        )
+        await run("fanout", lambda c, e: fanout.handle_accepted(c, accepted(e.value)), stream)
 
     # Results come five or twenty to a request: recorded a batch at a time.
     @app.agent(raw_topic(topics.RESULTS), name="aggregate")
     async def aggregate_agent(stream: faust.StreamT[bytes]) -> None:
-        batches = cast(faust.Stream[bytes], stream).take_events  # StreamT does not declare it
-        async for events in batches(RESULT_BATCH, within=RESULT_BATCH_WAIT_S):
+        async for events in batching.ready(stream, RESULT_BATCH):
             with monitoring.observe_stage("aggregate"):
                 outgoing = aggregate_batch(events)
             await send(outgoing)  # the batch's offsets are acknowledged after this
@@ -289,7 +288,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         await run(
             "provisions",
             lambda c, e: provisions.handle_provision(c, e.value, e.headers),
-            stream.events(),
+            stream,
         )
 
     # A notice can take an SMTP server's round trips (connect, TLS, login, send): a batch's
@@ -304,8 +303,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         async def in_order(events: list[Any]) -> list[Outgoing]:
             return [o for e in events for o in await handled("notices", handler, e)]
 
-        batches = cast(faust.Stream[bytes], stream).take_events
-        async for events in batches(NOTICE_BATCH, within=NOTICE_BATCH_WAIT_S):
+        async for events in batching.ready(stream, NOTICE_BATCH):
             by_request: dict[bytes | None, list[Any]] = defaultdict(list)
             for event in events:
                 by_request[event.key].append(event)
