@@ -28,7 +28,7 @@ def scenarios(quick: bool) -> tuple[list[Scenario], list[Scenario]]:
     n = 300 if quick else 1000
     big = 1000 if quick else 10_000
     runs = [
-        Scenario(100, 5, sweeps=("load",)),
+        Scenario(100, 5, sweeps=("load",), idle_s=5.0 if quick else 20.0),
         Scenario(n, 5, sweeps=("load", "systems", "workers")),
         Scenario(big, 5, sweeps=("load",)),
         Scenario(n, 1, sweeps=("systems",)),

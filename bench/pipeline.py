@@ -36,6 +36,9 @@ class Scenario:
     profile: bool = False
     #: The ledger's database: "sqlite" (the embedded default) or "postgres".
     ledger: str = "sqlite"
+    #: Seconds the joined stack is left with no requests first, to measure what each
+    #: process costs while idle (CPU seconds a second); 0: not measured.
+    idle_s: float = 0.0
 
     @property
     def name(self) -> str:
@@ -73,6 +76,7 @@ def _run(
         pids = {n: c.process.pid for n, c in stack.components.items() if c.process}
         if stack.broker is not None:
             pids["broker"] = stack.broker.process.pid
+        idle = _idle_cpu(pids, scenario.idle_s)
         cpu_before = {n: procstats.cpu_seconds(p) or 0.0 for n, p in pids.items()}
         progress = _Progress(pids["worker-0"])
         sampler = _sampler(scenario, pids, home)
@@ -101,11 +105,22 @@ def _run(
         "peak_rss_mb": {name: round(v, 1) for name, v in peak.items() if v is not None},
         "cpu_s_per_request": {name: round(v / n, 5) for name, v in cpu.items()},
         "cpu_s_per_request_total": round(sum(cpu.values()) / n, 5),
+        "idle_cpu_s_per_s": idle,
         "cpu_ms_per_request_by_component": profile.per_request_ms(
             sampled, {name: v / n for name, v in cpu.items()}
         ),
         "worker_rss_mb_by_completed": progress.rss[:: max(1, len(progress.rss) // 40)],
     }
+
+
+def _idle_cpu(pids: dict[str, int], seconds: float) -> dict[str, float] | None:
+    """Each process's CPU seconds a second over ``seconds`` with nothing to do."""
+    if seconds <= 0:
+        return None
+    before = {n: procstats.cpu_seconds(p) or 0.0 for n, p in pids.items()}
+    time.sleep(seconds)  # the measuring window: the stack is left alone
+    after = {n: procstats.cpu_seconds(p) or 0.0 for n, p in pids.items()}
+    return {n: round((after[n] - before[n]) / seconds, 4) for n in pids}
 
 
 def _drive(

@@ -219,11 +219,19 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         "timed_systems": timed(results),
         "postgres_two_workers": _postgres(results),
         "cpu_breakdown": breakdown(results),
+        "idle_cpu_s_per_s": idle(results),
         "ledger_rps": {b: _ledger_rps(results, b) for b in ("sqlite", "postgres")},
         "targets": targets(results),
         "capacity": capacity.model(results),
         "lost": sum(r["lost"] for r in results["pipeline"]),
     }
+
+
+def idle(results: dict[str, Any]) -> dict[str, float] | None:
+    """Each process's CPU seconds a second with no requests, from the run that measured
+    it (files from before it was measured have none)."""
+    runs = [r["idle_cpu_s_per_s"] for r in results["pipeline"] if r.get("idle_cpu_s_per_s")]
+    return runs[0] if runs else None
 
 
 def _postgres(results: dict[str, Any]) -> dict[str, Any] | None:

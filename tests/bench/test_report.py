@@ -40,7 +40,7 @@ RESULTS = {
     "pipeline": [
         # a profiled run of the same work is slower, and is not the one measured
         _run("noop", 20.0, profile=True),
-        _run("noop", 120.0),
+        _run("noop", 120.0, idle_cpu_s_per_s={"worker-0": 0.03, "broker": 0.07}),
         _run("noop", 50.0, rate=50, sweeps=("rate",), latency_ms={"p50": 90.0, "p99": 300.0}),
         _run("timed", 20.0, sweeps=("timed",)),
         _run("timed", 10.0, rate=10, sweeps=("timed",), latency_ms={"p50": 2100.0, "p99": 2200.0}),
@@ -74,3 +74,8 @@ def test_a_results_file_without_the_runs_says_nothing_rather_than_guessing() -> 
     empty: dict[str, Any] = {"pipeline": [], "baseline": []}
     assert report.timed(empty) is None
     assert all(t["measured"] is None and t["met"] is None for t in report.targets(empty))
+
+
+def test_the_idle_cost_comes_from_the_run_that_measured_it() -> None:
+    assert report.idle(RESULTS) == {"worker-0": 0.03, "broker": 0.07}
+    assert report.idle({"pipeline": [_run("noop", 120.0)], "baseline": []}) is None
