@@ -9,6 +9,7 @@ Handlers do the work; this module only moves bytes between topics and them.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import inspect
 import logging
 import sys
@@ -18,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 import faust
+import mode.loop
 from sqlalchemy.exc import OperationalError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
@@ -407,6 +409,8 @@ def _backlog(app: faust.App) -> dict[str, int] | None:
 
 
 def main() -> None:
+    if importlib.util.find_spec("uvloop"):  # a dependency, except on Windows
+        mode.loop.use("uvloop")  # before anything makes the event loop
     settings = load_settings()
     configure_logging(settings.log_level)
     if settings.require_signatures:
