@@ -17,6 +17,10 @@ log = logging.getLogger("dsr.runner")
 
 #: Times a message the broker refused is sent, in all, before the runner gives up.
 SEND_ATTEMPTS = 6
+#: How long a result waits for others to share its produce request (the Java client's
+#: default since Kafka 4.0): a request's results, from its systems' lanes, then go to the
+#: broker together, and reach aggregation as one batch.
+LINGER_MS = 5
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,12 @@ def producer_config(bootstrap: str) -> dict[str, Any]:
     forgets it, and the producer then fails with ``InitProducerIdResponse UnknownError``
     or ``UnknownProducerId`` instead of sending. Nothing here needs it: a duplicated
     result is harmless, since a task's first ``ok`` result wins in the ledger."""
-    return {"bootstrap_servers": bootstrap, "acks": "all", "enable_idempotence": False}
+    return {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "enable_idempotence": False,
+        "linger_ms": LINGER_MS,
+    }
 
 
 class Sender:
