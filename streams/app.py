@@ -260,6 +260,21 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                 )
         return outgoing
 
+    def fanout_batch(events: Sequence[Any]) -> list[Outgoing]:
+        """A batch of accepted requests, fanned out together; if that fails, each on its
+        own, so that a failure dead-letters (or parks) only the request it concerns."""
+
+        def handle(batch: Sequence[Any]) -> list[Outgoing]:
+            ids = [accepted(e.value) for e in batch]
+            return _transient_db(fanout.handle_batch)(ctx(), ids)
+
+        def fail(batch: Sequence[Any], exc: Exception) -> list[Outgoing]:
+            for event in batch if parking.parks(exc) else []:
+                park("fanout", failures.request_id_of(event), exc)
+            return failures.dead_letters("fanout", batch, exc, ctx().sealer)
+
+        return failures.each_alone(events, handle, fail)
+
     # Signed events (requests, decisions) are checked with their headers.
     @app.agent(raw_topic(topics.REQUESTS), name="intake")
     async def intake_agent(stream: faust.StreamT[bytes]) -> None:
@@ -273,9 +288,13 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             stream,
         )
 
+    # Accepted requests are fanned out a batch at a time, in one ledger transaction.
     @app.agent(raw_topic(topics.ACCEPTED), name="fanout")
     async def fanout_agent(stream: faust.StreamT[bytes]) -> None:
-        await run("fanout", lambda c, e: fanout.handle_accepted(c, accepted(e.value)), stream)
+        async for events in batching.ready(stream, EVENT_BATCH):
+            with monitoring.observe_stage("fanout"):
+                outgoing = fanout_batch(events)
+            await send(outgoing)  # the batch's offsets are acknowledged after this
 
     # Results come five or twenty to a request: recorded a batch at a time.
     @app.agent(raw_topic(topics.RESULTS), name="aggregate")

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from services import deadletters
 from services.crypto.sealing import Sealer
-from streams import topics
+from streams import parking, topics
 from streams.agents.decode import PoisonEvent
 from streams.context import Outgoing
 from streams.records import dump
@@ -31,6 +31,23 @@ def request_id_of(event: Any) -> str | None:
     except Exception:  # noqa: BLE001 - not JSON, or not an object: it names no request
         return None
     return found[:128] if isinstance(found, str) else None
+
+
+def each_alone(
+    events: Sequence[Any],
+    handle: Callable[[Sequence[Any]], list[Outgoing]],
+    fail: Callable[[Sequence[Any], Exception], list[Outgoing]],
+) -> list[Outgoing]:
+    """What ``handle`` gives for the batch ``events``. If it raises, each event is
+    handled again alone, and ``fail`` gets those that still raise: so a bad event is
+    dead-lettered (or its request parked) alone, and the others go on. A transient fault
+    (the ledger busy or away) is the whole batch's: ``fail`` gets it at once."""
+    try:
+        return handle(events)
+    except Exception as exc:  # noqa: BLE001 - the worker must keep running
+        if len(events) > 1 and not parking.is_transient(exc):
+            return [o for e in events for o in each_alone([e], handle, fail)]
+        return fail(events, exc)
 
 
 def dead_letters(

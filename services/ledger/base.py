@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -17,7 +17,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.crypto.sealing import Sealer, is_sealed_field
 from services.ledger.models import Request, RequestStatus, Response
 from services.ledger.reconnect import RECYCLE_SECONDS
-from services.ledger.statements import INSERT_AUDIT, SELECT_REQUEST, load_one
+from services.ledger.statements import (
+    INSERT_AUDIT,
+    SELECT_REQUEST,
+    SELECT_REQUESTS,
+    load,
+    load_one,
+)
 from services.ledger.types import Action
 from streams.records import RequestEvent, TaskResult, utcnow
 
@@ -187,6 +193,12 @@ class LedgerBase:
     def request(self, request_id: str) -> Request | None:
         with self._single.begin() as conn:
             return load_one(conn, SELECT_REQUEST, {"id": request_id}, Request)
+
+    def requests(self, request_ids: Sequence[str]) -> dict[str, Request]:
+        """Those of ``request_ids`` the ledger has, by id: one read for them all."""
+        with self._single.begin() as conn:
+            found = load(conn, SELECT_REQUESTS, {"ids": list(request_ids)}, Request)
+        return {row.request_id: row for row in found}
 
     def request_event(self, row: Request) -> RequestEvent:
         """The event ``row`` was admitted with, opened if the ledger keeps it sealed."""

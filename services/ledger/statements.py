@@ -59,7 +59,9 @@ SELECT_TASKS_OF = (
     .where(_TASKS.request_id.in_(bindparam("ids", expanding=True)))
     .order_by(_TASKS.system)
 )
-SELECT_TASK_IDS = select(_TASKS.task_id).where(_TASKS.request_id == bindparam("id"))
+SELECT_TASK_IDS = select(_TASKS.task_id).where(
+    _TASKS.request_id.in_(bindparam("ids", expanding=True))
+)
 SELECT_RESPONSE = select(_RESPONSE_TABLE).where(_RESPONSES.request_id == bindparam("id"))
 SELECT_NOTIFIED = (
     select(_AUDIT.id)
@@ -71,11 +73,12 @@ SELECT_NOTIFIED = (
     .limit(1)
 )
 
-#: An accepted request fanned out (``Tasks.fan_out``): once.
+#: Accepted requests fanned out (``Tasks.fan_out_many``): once; the ids of those it
+#: fanned out now.
 FAN_OUT = (
     update(_REQUEST_TABLE)
     .where(
-        _REQUESTS.request_id == bindparam("id"),
+        _REQUESTS.request_id.in_(bindparam("ids", expanding=True)),
         _REQUESTS.status == RequestStatus.ACCEPTED.value,
     )
     .values(
@@ -83,6 +86,7 @@ FAN_OUT = (
         timeout_at=bindparam("timeout_at"),
         updated_at=bindparam("updated_at"),
     )
+    .returning(_REQUESTS.request_id)
 )
 #: An open request completed (``Tasks.complete``): once. A refused one is completed too.
 COMPLETE = (

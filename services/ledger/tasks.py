@@ -15,6 +15,7 @@ from services.ledger.base import (
     DISCOVERED_FIELD,
     SEND_LEASE,
     LedgerBase,
+    _audit_row,
     _reopen,
     _result_audit,
     _result_row,
@@ -50,44 +51,50 @@ class Tasks(LedgerBase):
     def fan_out(self, request_id: str, plans: Sequence[TaskPlan], timeout: timedelta) -> list[Task]:
         """Record the first wave of a request's tasks, once each, and mark it fanned out,
         timing out ``timeout`` from now. Returns all its tasks as they now are."""
+        return self.fan_out_many({request_id: plans}, timeout)[request_id]
+
+    def fan_out_many(
+        self, plans: Mapping[str, Sequence[TaskPlan]], timeout: timedelta
+    ) -> dict[str, list[Task]]:
+        """``fan_out`` for each request ``plans`` names, in one transaction (a few
+        statements for them all). Returns each request's tasks as they now are."""
         now = utcnow()
+        ids = list(plans)
         with self.engine.begin() as conn:
-            detail = self._plan(conn, request_id, plans, now)[1]
-            params = {"id": request_id, "timeout_at": now + timeout, "updated_at": now}
-            if conn.execute(FAN_OUT, params).rowcount:
-                self._audit(conn, request_id, "fanout", Action.FANNED_OUT, **detail)
-            return load(conn, SELECT_TASKS, {"id": request_id}, Task)
+            new = self._plan(conn, plans, now)
+            params = {"ids": ids, "timeout_at": now + timeout, "updated_at": now}
+            fanned = set(conn.scalars(FAN_OUT, params))
+            audits = [
+                _audit_row(rid, "fanout", Action.FANNED_OUT, **_planned(new[rid]))
+                for rid in ids
+                if rid in fanned
+            ]
+            if audits:
+                conn.execute(INSERT_AUDIT, audits)
+            return _by_request(ids, load(conn, SELECT_TASKS_OF, {"ids": ids}, Task))
 
     def add_wave(self, request_id: str, plans: Sequence[TaskPlan]) -> list[Task]:
         """Record the tasks a later wave adds (the systems the graph now unlocks), once
         each. Returns all the request's tasks as they now are."""
         with self.engine.begin() as conn:
-            new, detail = self._plan(conn, request_id, plans, utcnow())
+            new = self._plan(conn, {request_id: plans}, utcnow())[request_id]
             if new:
                 wave = max(p.wave for p in new)
+                detail = _planned(new)
                 self._audit(conn, request_id, "fanout", Action.WAVE_PLANNED, wave=wave, **detail)
             return load(conn, SELECT_TASKS, {"id": request_id}, Task)
 
     @staticmethod
     def _plan(
-        conn: Connection, request_id: str, plans: Sequence[TaskPlan], now: datetime
-    ) -> tuple[list[TaskPlan], dict[str, Any]]:
-        """Add the plans not recorded yet; the new ones, and what to audit of them."""
-        existing = set(conn.scalars(SELECT_TASK_IDS, {"id": request_id}))
-        new = [p for p in plans if p.task_id not in existing]
-        if new:
-            conn.execute(INSERT_TASK, [_task_row(request_id, p, now) for p in new])
-
-        def named(status: TaskStatus) -> list[str]:
-            return sorted(p.system for p in new if p.status is status)
-
-        detail: dict[str, Any] = {
-            "systems": named(TaskStatus.PENDING),
-            "not_applicable": named(TaskStatus.NOT_APPLICABLE),
-        }
-        if refused := named(TaskStatus.REFUSED):
-            detail["refused"] = refused
-        return new, detail
+        conn: Connection, plans: Mapping[str, Sequence[TaskPlan]], now: datetime
+    ) -> dict[str, list[TaskPlan]]:
+        """Add the plans not recorded yet; the new ones, by request."""
+        existing = set(conn.scalars(SELECT_TASK_IDS, {"ids": list(plans)}))
+        new = {rid: [p for p in ps if p.task_id not in existing] for rid, ps in plans.items()}
+        rows = [_task_row(rid, p, now) for rid, ps in new.items() for p in ps]
+        if rows:
+            conn.execute(INSERT_TASK, rows)
+        return new
 
     def _merge(
         self, s: Session, row: Request, found: Sequence[Mapping[str, str]]
@@ -149,11 +156,9 @@ class Tasks(LedgerBase):
             rows = {
                 row.request_id: row for row in load(conn, SELECT_REQUESTS, {"ids": ids}, Request)
             }
-            tasks: dict[str, list[Task]] = {}
-            for task in load(conn, SELECT_TASKS_OF, {"ids": ids}, Task):
-                tasks.setdefault(task.request_id, []).append(task)
+            tasks = _by_request(ids, load(conn, SELECT_TASKS_OF, {"ids": ids}, Task))
             return [
-                Recorded(first, rows.get(r.request_id), tasks.get(r.request_id, []))
+                Recorded(first, rows.get(r.request_id), tasks[r.request_id])
                 for r, first in zip(results, firsts, strict=True)
             ]
 
@@ -253,6 +258,29 @@ class Tasks(LedgerBase):
                 latency_ms=latency_ms,
             )
             return True
+
+
+def _planned(new: Sequence[TaskPlan]) -> dict[str, Any]:
+    """What the audit trail says of newly planned tasks: their systems, by status."""
+
+    def named(status: TaskStatus) -> list[str]:
+        return sorted(p.system for p in new if p.status is status)
+
+    detail: dict[str, Any] = {
+        "systems": named(TaskStatus.PENDING),
+        "not_applicable": named(TaskStatus.NOT_APPLICABLE),
+    }
+    if refused := named(TaskStatus.REFUSED):
+        detail["refused"] = refused
+    return detail
+
+
+def _by_request(ids: Sequence[str], tasks: Sequence[Task]) -> dict[str, list[Task]]:
+    """``tasks`` grouped by request, for each of ``ids`` (in their order)."""
+    grouped: dict[str, list[Task]] = {rid: [] for rid in ids}
+    for task in tasks:
+        grouped[task.request_id].append(task)
+    return grouped
 
 
 def _task_row(request_id: str, plan: TaskPlan, now: datetime) -> dict[str, Any]:

@@ -4,41 +4,66 @@ system resolves identities), record them, emit them."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from services.faults import crash_point
-from services.ledger import RequestStatus
+from services.ledger import RequestStatus, TaskPlan
 from streams.agents.aggregate import advance
 from streams.agents.respond import finish
 from streams.context import Outgoing, Pipeline
 from streams.planning import identity_graph, next_step, task_messages
-from streams.records import TaskStatus, utcnow
+from streams.records import RequestEvent, TaskStatus, utcnow
 
 log = logging.getLogger("dsr.fanout")
 
 
 def handle_accepted(ctx: Pipeline, request_id: str) -> list[Outgoing]:
-    row = ctx.ledger.request(request_id)
-    if row is None or row.status not in (RequestStatus.ACCEPTED, RequestStatus.FANNED_OUT):
-        return []
-    if row.status == RequestStatus.FANNED_OUT:
-        # sent again (reconcile, or a crash): plan what is missing, re-send what is pending
-        return advance(ctx, request_id, resend=True)
-    event = ctx.ledger.request_event(row)
-    graph = identity_graph(event, [])  # nothing found yet: the request's own identifiers
-    plans = next_step(ctx, event, graph, [], refused=ctx.ledger.refused_parts(row))
-    tasks = ctx.ledger.fan_out(request_id, plans, ctx.request_timeout)
-    crash_point("fanout.planned")
-    pending = [t for t in tasks if t.status == TaskStatus.PENDING]
-    log.info(
-        "fanned out",
-        extra={
-            "request_id": request_id,
-            "stage": "fanout",
-            "kind": event.kind,
-            "tasks": len(pending),
-        },
+    """Fan out one accepted request (``handle_batch`` of one)."""
+    return handle_batch(ctx, [request_id])
+
+
+def handle_batch(ctx: Pipeline, request_ids: Sequence[str]) -> list[Outgoing]:
+    """Fan out the accepted requests among ``request_ids``: their first tasks are
+    recorded in one ledger transaction. Those fanned out already (a message sent again
+    by the sweeper or reconcile, or redelivered after a crash) re-send what is pending
+    and plan what is missing."""
+    ids = list(dict.fromkeys(request_ids))  # a request sent twice in a batch: once
+    rows = ctx.ledger.requests(ids)
+    outgoing: list[Outgoing] = []
+    planned: dict[str, tuple[RequestEvent, list[dict[str, str]], list[TaskPlan]]] = {}
+    for request_id in ids:
+        row = rows.get(request_id)
+        if row is None or row.status not in (RequestStatus.ACCEPTED, RequestStatus.FANNED_OUT):
+            continue
+        if row.status == RequestStatus.FANNED_OUT:
+            outgoing += advance(ctx, request_id, resend=True)
+            continue
+        event = ctx.ledger.request_event(row)
+        graph = identity_graph(event, [])  # nothing found yet: the request's own identifiers
+        refused = ctx.ledger.refused_parts(row)
+        planned[request_id] = (event, graph, next_step(ctx, event, graph, [], refused=refused))
+    if not planned:
+        return outgoing
+    recorded = ctx.ledger.fan_out_many(
+        {request_id: plans for request_id, (_, _, plans) in planned.items()},
+        ctx.request_timeout,
     )
-    if not pending:
-        return finish(ctx, request_id)
+    crash_point("fanout.planned")
     # at or after the timeout the ledger has just set: a runner never skips a task early
-    return task_messages(ctx, event, graph, pending, utcnow() + ctx.request_timeout)
+    timeout_at = utcnow() + ctx.request_timeout
+    for request_id, (event, graph, _) in planned.items():
+        pending = [t for t in recorded[request_id] if t.status == TaskStatus.PENDING]
+        log.info(
+            "fanned out",
+            extra={
+                "request_id": request_id,
+                "stage": "fanout",
+                "kind": event.kind,
+                "tasks": len(pending),
+            },
+        )
+        if pending:
+            outgoing += task_messages(ctx, event, graph, pending, timeout_at)
+        else:
+            outgoing += finish(ctx, request_id)
+    return outgoing

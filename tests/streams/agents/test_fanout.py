@@ -1,0 +1,97 @@
+"""Fan-out of a batch of accepted requests: each with its own identifiers, in one ledger
+transaction whatever the batch's size."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event as sa_event
+
+from services.demo.scenario import HANAKO, JIRO, TARO, event
+from services.ledger import Action
+from streams import topics
+from streams.agents import fanout, intake
+from streams.context import Pipeline
+from streams.records import Task
+
+PEOPLE = {"f-taro": TARO, "f-jiro": JIRO, "f-hanako": HANAKO}
+
+
+def submit(p: Pipeline, request_id: str, identifiers: dict[str, str]) -> None:
+    raw = json.dumps(event(request_id, "disclosure", identifiers)).encode()
+    intake.handle_request(p, raw)
+
+
+def opened(p: Pipeline, out: list[Any]) -> list[Task]:
+    tasks = [
+        Task.model_validate_json(o.value) for o in out if o.topic.startswith(topics.TASKS_PREFIX)
+    ]
+    return [p.sealer.open(t) if p.sealer is not None else t for t in tasks]
+
+
+@contextmanager
+def transactions(p: Pipeline) -> Iterator[list[int]]:
+    """Counts the ledger transactions begun inside."""
+    begun: list[int] = []
+
+    def on_begin(_conn: Any) -> None:
+        begun.append(1)
+
+    sa_event.listen(p.ledger.engine, "begin", on_begin)
+    try:
+        yield begun
+    finally:
+        sa_event.remove(p.ledger.engine, "begin", on_begin)
+
+
+def fanned_out(p: Pipeline, request_id: str) -> int:
+    return sum(e.action == Action.FANNED_OUT for e in p.ledger.timeline(request_id))
+
+
+def test_a_batch_sends_each_request_its_own_identifiers(pipeline: Pipeline) -> None:
+    for request_id, who in PEOPLE.items():
+        submit(pipeline, request_id, who)
+    out = fanout.handle_batch(pipeline, list(PEOPLE))
+    tasks = opened(pipeline, out)
+    assert sorted({t.request_id for t in tasks}) == sorted(PEOPLE)
+    for task in tasks:  # look-alikes side by side: nobody's identifiers in another's task
+        assert task.identities == [PEOPLE[task.request_id]]
+    for request_id in PEOPLE:
+        assert pipeline.ledger.request(request_id).status == "fanned_out"  # type: ignore[union-attr]
+        assert fanned_out(pipeline, request_id) == 1
+        assert [t.task_id for t in pipeline.ledger.tasks(request_id)] == [
+            t.task_id for t in tasks if t.request_id == request_id
+        ]
+
+
+def test_a_batch_takes_as_many_transactions_as_one_request(pipeline: Pipeline) -> None:
+    for request_id, who in PEOPLE.items():
+        submit(pipeline, request_id, who)
+        submit(pipeline, f"{request_id}-alone", who)
+    with transactions(pipeline) as alone:
+        fanout.handle_accepted(pipeline, "f-taro-alone")
+    with transactions(pipeline) as batch:
+        fanout.handle_batch(pipeline, list(PEOPLE))
+    assert len(alone) > 0 and len(batch) == len(alone)
+
+
+def test_a_request_twice_in_a_batch_is_fanned_out_once(pipeline: Pipeline) -> None:
+    submit(pipeline, "f-taro", TARO)
+    out = fanout.handle_batch(pipeline, ["f-taro", "f-taro"])
+    assert len(opened(pipeline, out)) == len(pipeline.ledger.tasks("f-taro")) == 1
+    assert fanned_out(pipeline, "f-taro") == 1
+
+
+def test_one_fanned_out_already_re_sends_and_the_others_fan_out(pipeline: Pipeline) -> None:
+    for request_id, who in PEOPLE.items():
+        submit(pipeline, request_id, who)
+    first = opened(pipeline, fanout.handle_accepted(pipeline, "f-taro"))
+    out = fanout.handle_batch(pipeline, ["f-nobody", *PEOPLE])  # an unknown id is skipped
+    again = [t for t in opened(pipeline, out) if t.request_id == "f-taro"]
+    assert [t.task_id for t in again] == [t.task_id for t in first]  # re-sent, not re-planned
+    assert {t.request_id for t in opened(pipeline, out)} == set(PEOPLE)
+    assert all(fanned_out(pipeline, request_id) == 1 for request_id in PEOPLE)
+    assert len(pipeline.ledger.tasks("f-taro")) == len(first)
