@@ -1,17 +1,18 @@
 """The baseline: the same work in one process, one request after another, no broker.
 
 It runs the pipeline's own handlers (validation, rules, ledger, fan-out planning,
-aggregation, packages) and calls each system's connector in turn, handing each
-message straight to the next step instead of through Kafka.
+aggregation, packages, the notice to the principal) and calls each system's connector
+in turn, handing each message straight to the next step instead of through Kafka.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,11 @@ from connectors.base import ConnectorBase
 from connectors.dispatch import dispatch, ok_result
 from connectors.registry import build_all
 from connectors.runner.crossing import opened, outgoing
+from services import notify
 from services.monitoring.overview import quantiles
 from services.signing import Headers, Keyring
 from streams import topics
-from streams.agents import aggregate, decode, fanout, intake
+from streams.agents import aggregate, decode, fanout, intake, notices
 from streams.context import Outgoing, Pipeline
 from streams.records import Task, utcnow
 
@@ -36,6 +38,11 @@ def run(scenario: Scenario, home: Path) -> dict[str, Any]:
     p = Pipeline.from_settings(settings)
     p.ledger.migrate()
     connectors = build_all(p.datamap)  # the runner's part, in the same loop
+    notifier, contact = notify.from_settings(settings), str(p.letterhead.complaints)
+    loop = asyncio.new_event_loop()  # the notices agent's part, as the worker runs it
+
+    def tell(o: Outgoing) -> None:
+        loop.run_until_complete(notices.handle_notice(p, notifier, o.value, contact))
     # Signed as a producer would sign them, before the clock starts; intake verifies.
     events = [
         (raw, signer.headers(raw))
@@ -48,11 +55,12 @@ def run(scenario: Scenario, home: Path) -> dict[str, Any]:
     try:
         for raw, headers in events:
             began = time.perf_counter()
-            answered += _one(p, connectors, raw, headers)
+            answered += _one(p, connectors, raw, headers, tell)
             latencies.append((time.perf_counter() - began) * 1000)
     finally:
         elapsed = time.perf_counter() - start
         p.close()
+        loop.close()
         for c in connectors.values():
             c.close()
     cpu = (procstats.cpu_seconds(_self()) or 0.0) - cpu0
@@ -72,7 +80,11 @@ def run(scenario: Scenario, home: Path) -> dict[str, Any]:
 
 
 def _one(
-    p: Pipeline, connectors: Mapping[str, ConnectorBase[Any]], raw: bytes, headers: Headers
+    p: Pipeline,
+    connectors: Mapping[str, ConnectorBase[Any]],
+    raw: bytes,
+    headers: Headers,
+    tell: Callable[[Outgoing], None],
 ) -> bool:
     """One request, start to response: every message goes straight to its handler.
     True if it ended in a response."""
@@ -87,6 +99,8 @@ def _one(
         elif o.topic == topics.RESPONSES:
             p.ledger.mark_published([o.key.decode()] if o.key else [])
             answered = True
+        elif o.topic == topics.NOTICES:
+            tell(o)
     return answered
 
 

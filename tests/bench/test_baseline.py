@@ -1,5 +1,5 @@
-"""The synchronous baseline answers every request it is given: a ratio to a baseline
-that answered nothing would mean nothing."""
+"""The synchronous baseline answers every request it is given, and tells its principal,
+as the pipeline does: a ratio to a baseline that did less would mean nothing."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ def test_the_baseline_answers_every_request(
     monkeypatch.setenv("DSR_HOME", str(tmp_path))  # baseline.run sets it; restored after
     result = baseline.run(Scenario(12, 3, connector=connector), tmp_path)
     assert result["completed"] == result["requests"] == 12
+    told = sorted(p.parent.name for p in (tmp_path / "outbox").glob("*/*:response:1.eml"))
+    assert len(told) == 12 and len(set(told)) == 12  # each request's response notice
 
 
 def test_the_baseline_calls_each_system_with_the_subject(
