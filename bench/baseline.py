@@ -43,6 +43,7 @@ def run(scenario: Scenario, home: Path) -> dict[str, Any]:
 
     def tell(o: Outgoing) -> None:
         loop.run_until_complete(notices.handle_notice(p, notifier, o.value, contact))
+
     # Signed as a producer would sign them, before the clock starts; intake verifies.
     events = [
         (raw, signer.headers(raw))
