@@ -228,37 +228,33 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             park(stage, request_id, exc)
             return []
 
+    def failed(stage: str) -> Callable[[Sequence[Any], Exception], list[Outgoing]]:
+        """What ``stage`` sends for events that could not be handled (``each_alone``):
+        their dead letters, and their requests parked when the fault is theirs."""
+
+        def fail(batch: Sequence[Any], exc: Exception) -> list[Outgoing]:
+            requests = dict.fromkeys(failures.request_id_of(e) for e in batch)
+            for request_id in requests if parking.parks(exc) else []:
+                park(stage, request_id, exc)  # once a request, whatever its events
+            return failures.dead_letters(stage, batch, exc, ctx().sealer)
+
+        return fail
+
     def aggregate_batch(events: Sequence[Any]) -> list[Outgoing]:
         """A batch of results: each checked, all recorded in one ledger transaction, each
         request advanced once. A failure dead-letters only the events it concerns."""
-        outgoing: list[Outgoing] = []
-        kept, parsed = [], []
-        for event in events:
-            try:
-                parsed.append(decode.parse_result(ctx(), event.value))
-                kept.append(event)
-            except Exception as exc:  # noqa: BLE001 - the worker must keep running
-                outgoing += failures.dead_letters("aggregate", [event], exc, ctx().sealer)
-        if not parsed:
+
+        def handle(batch: Sequence[Any]) -> list[Outgoing]:
+            parsed = [decode.parse_result(ctx(), e.value) for e in batch]
+            outgoing: list[Outgoing] = []
+            for step in _transient_db(aggregate.record)(ctx(), parsed):
+                try:
+                    outgoing += _transient_db(step.advance)(ctx())
+                except Exception as exc:  # noqa: BLE001 - only this request's events fail
+                    outgoing += failed("aggregate")([batch[i] for i in step.sources], exc)
             return outgoing
-        try:
-            progress = _transient_db(aggregate.record)(ctx(), parsed)
-        except Exception as exc:  # noqa: BLE001
-            if len(kept) > 1 and not parking.is_transient(exc):  # find whose it is
-                return outgoing + [o for e in kept for o in aggregate_batch([e])]
-            for p in parsed if parking.parks(exc) else []:
-                park("aggregate", p.result.request_id, exc)
-            return outgoing + failures.dead_letters("aggregate", kept, exc, ctx().sealer)
-        for step in progress:
-            try:
-                outgoing += _transient_db(step.advance)(ctx())
-            except Exception as exc:  # noqa: BLE001
-                if parking.parks(exc):
-                    park("aggregate", step.request_id, exc)
-                outgoing += failures.dead_letters(
-                    "aggregate", [kept[i] for i in step.sources], exc, ctx().sealer
-                )
-        return outgoing
+
+        return failures.each_alone(events, handle, failed("aggregate"))
 
     def fanout_batch(events: Sequence[Any]) -> list[Outgoing]:
         """A batch of accepted requests, fanned out together; if that fails, each on its
@@ -268,12 +264,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             ids = [accepted(e.value) for e in batch]
             return _transient_db(fanout.handle_batch)(ctx(), ids)
 
-        def fail(batch: Sequence[Any], exc: Exception) -> list[Outgoing]:
-            for event in batch if parking.parks(exc) else []:
-                park("fanout", failures.request_id_of(event), exc)
-            return failures.dead_letters("fanout", batch, exc, ctx().sealer)
-
-        return failures.each_alone(events, handle, fail)
+        return failures.each_alone(events, handle, failed("fanout"))
 
     # Signed events (requests, decisions) are checked with their headers.
     @app.agent(raw_topic(topics.REQUESTS), name="intake")
