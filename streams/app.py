@@ -304,7 +304,9 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         )
 
     # A notice can take an SMTP server's round trips (connect, TLS, login, send): a batch's
-    # notices are sent side by side, each request's in order (they share its key).
+    # notices are sent side by side, each request's in order (they share its key), and
+    # audited together. If the batch fails, each notice is handled again alone, so that
+    # only one that cannot be sent is dead-lettered.
     @app.agent(raw_topic(topics.NOTICES), name="notices")
     async def notices_agent(stream: faust.StreamT[bytes]) -> None:
         contact = str(ctx().letterhead.complaints)
@@ -315,12 +317,22 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         async def in_order(events: list[Any]) -> list[Outgoing]:
             return [o for e in events for o in await handled("notices", handler, e)]
 
-        async for events in batching.ready(stream, NOTICE_BATCH):
+        async def each_alone(events: list[Any]) -> list[Outgoing]:
             by_request: dict[bytes | None, list[Any]] = defaultdict(list)
             for event in events:
                 by_request[event.key].append(event)
             sent = await asyncio.gather(*(in_order(group) for group in by_request.values()))
-            await send([o for out in sent for o in out])  # offsets acknowledged after this
+            return [o for out in sent for o in out]
+
+        async for events in batching.ready(stream, NOTICE_BATCH):
+            try:
+                with monitoring.observe_stage("notices"):
+                    raws = [e.value for e in events]
+                    outgoing = await notices.handle_notices(ctx(), notifier, raws, contact)
+            except Exception:  # noqa: BLE001 - the worker must keep running
+                log.warning("notice batch failed: each alone", extra={"stage": "notices"})
+                outgoing = await each_alone(events)
+            await send(outgoing)  # the batch's offsets are acknowledged after this
 
     # Kept in the ledger as they arrive, so that a broker restart loses none.
     @app.agent(raw_topic(topics.DEAD_LETTER), name="deadletters")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -19,9 +20,14 @@ class Audit(LedgerBase):
 
     def notified(self, request_id: str, notice_id: str) -> bool:
         """Whether the notice ``notice_id`` was recorded as sent."""
+        return (request_id, notice_id) in self.sent_notices([request_id])
+
+    def sent_notices(self, request_ids: Sequence[str]) -> set[tuple[str, str]]:
+        """The notices recorded as sent to the principals of ``request_ids``, as
+        (request id, notice id): one read for them all."""
         with self._single.begin() as conn:
-            found = conn.scalar(SELECT_NOTIFIED, {"id": request_id, "notice_id": notice_id})
-        return found is not None
+            rows = conn.execute(SELECT_NOTIFIED, {"ids": list(request_ids)})
+            return {(request_id, notice_id) for request_id, notice_id in rows}
 
     def audited_at(self, request_id: str, action: Action) -> list[datetime]:
         """When each ``action`` on the request was audited, oldest first."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -187,8 +187,14 @@ class LedgerBase:
         conn.execute(INSERT_AUDIT, _audit_row(request_id, actor, action, **detail))
 
     def audit(self, request_id: str | None, actor: str, action: Action, **detail: Any) -> None:
+        self.audit_many([(request_id, actor, action, detail)])
+
+    def audit_many(
+        self, entries: Sequence[tuple[str | None, str, Action, Mapping[str, Any]]]
+    ) -> None:
+        """Audit ``entries`` (request id, actor, action, detail) in one transaction."""
         with self._single.begin() as conn:
-            self._audit(conn, request_id, actor, action, **detail)
+            conn.execute(INSERT_AUDIT, [_audit_row(r, a, act, **d) for r, a, act, d in entries])
 
     def request(self, request_id: str) -> Request | None:
         with self._single.begin() as conn:

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, select, update
 
 from services.ledger.base import SEND_LEASE, LedgerBase, _rowcount, as_utc
 from services.ledger.models import Request, RequestStatus, Response
-from services.ledger.statements import MARK_PUBLISHED, SELECT_RESPONSE, load_one
+from services.ledger.statements import MARK_PUBLISHED, SELECT_RESPONSES, load
 from services.ledger.types import Action
 from streams.records import utcnow
 
@@ -68,8 +68,14 @@ class Outbox(LedgerBase):
             conn.execute(MARK_PUBLISHED, {"ids": list(request_ids), "published_at": utcnow()})
 
     def response(self, request_id: str) -> Response | None:
+        return self.responses([request_id]).get(request_id)
+
+    def responses(self, request_ids: Sequence[str]) -> dict[str, Response]:
+        """The responses the ledger holds for any of ``request_ids``, by request id: one
+        read for them all."""
         with self._single.begin() as conn:
-            return load_one(conn, SELECT_RESPONSE, {"id": request_id}, Response)
+            found = load(conn, SELECT_RESPONSES, {"ids": list(request_ids)}, Response)
+        return {row.request_id: row for row in found}
 
     def completion_times(self, request_ids: Sequence[str]) -> dict[str, datetime | None]:
         """When each of these requests completed (None while open); ids not in the

@@ -62,15 +62,13 @@ SELECT_TASKS_OF = (
 SELECT_TASK_IDS = select(_TASKS.task_id).where(
     _TASKS.request_id.in_(bindparam("ids", expanding=True))
 )
-SELECT_RESPONSE = select(_RESPONSE_TABLE).where(_RESPONSES.request_id == bindparam("id"))
-SELECT_NOTIFIED = (
-    select(_AUDIT.id)
-    .where(
-        _AUDIT.request_id == bindparam("id"),
-        _AUDIT.action == Action.NOTIFIED.value,
-        AuditEntry.detail["notice_id"].as_string() == bindparam("notice_id"),
-    )
-    .limit(1)
+SELECT_RESPONSES = select(_RESPONSE_TABLE).where(
+    _RESPONSES.request_id.in_(bindparam("ids", expanding=True))
+)
+#: The notices recorded as sent to some requests' principals (``Audit.sent_notices``).
+SELECT_NOTIFIED = select(_AUDIT.request_id, AuditEntry.detail["notice_id"].as_string()).where(
+    _AUDIT.request_id.in_(bindparam("ids", expanding=True)),
+    _AUDIT.action == Action.NOTIFIED.value,
 )
 
 #: Accepted requests fanned out (``Tasks.fan_out_many``): once; the ids of those it

@@ -11,7 +11,7 @@ identifier or any other value taken from a subject never becomes a label.
 |---|---|---|
 | dsr_request_latency_seconds | histogram | kind, regulation: received_at → response |
 | dsr_request_processing_seconds | histogram | kind, regulation: intake → response |
-| dsr_stage_seconds | histogram | stage: a handler call (fanout, aggregate: one batch) |
+| dsr_stage_seconds | histogram | stage: a handler call (fanout, aggregate, notices: one batch) |
 | dsr_connector_call_seconds | histogram | system, kind: one connector call (one attempt) |
 | dsr_task_seconds | histogram | system, outcome: a task, first call → result, retries included |
 | dsr_connector_outcomes_total | counter | system, outcome |

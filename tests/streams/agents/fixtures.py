@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from connectors import pseudonyms
 from connectors.base import ConnectorBase
@@ -110,3 +112,18 @@ def opened(p: Pipeline, rejected: dict[str, Any]) -> bytes:
     """What a rejected event kept, sealed to the pipeline, opened with the pipeline's key."""
     assert p.sealer is not None and rejected["sealed_raw"] is not None
     return p.sealer.open_from_pipeline("RejectedEvent", rejected["sealed_raw"], "rejected")
+
+
+@contextmanager
+def transactions(p: Pipeline) -> Iterator[list[int]]:
+    """Counts the ledger transactions begun inside."""
+    begun: list[int] = []
+
+    def on_begin(_conn: Any) -> None:
+        begun.append(1)
+
+    sa_event.listen(p.ledger.engine, "begin", on_begin)
+    try:
+        yield begun
+    finally:
+        sa_event.remove(p.ledger.engine, "begin", on_begin)

@@ -4,11 +4,7 @@ transaction whatever the batch's size."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
-
-from sqlalchemy import event as sa_event
 
 from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.ledger import Action
@@ -16,6 +12,7 @@ from streams import topics
 from streams.agents import fanout, intake
 from streams.context import Pipeline
 from streams.records import Task
+from tests.streams.agents.fixtures import transactions
 
 PEOPLE = {"f-taro": TARO, "f-jiro": JIRO, "f-hanako": HANAKO}
 
@@ -30,21 +27,6 @@ def opened(p: Pipeline, out: list[Any]) -> list[Task]:
         Task.model_validate_json(o.value) for o in out if o.topic.startswith(topics.TASKS_PREFIX)
     ]
     return [p.sealer.open(t) if p.sealer is not None else t for t in tasks]
-
-
-@contextmanager
-def transactions(p: Pipeline) -> Iterator[list[int]]:
-    """Counts the ledger transactions begun inside."""
-    begun: list[int] = []
-
-    def on_begin(_conn: Any) -> None:
-        begun.append(1)
-
-    sa_event.listen(p.ledger.engine, "begin", on_begin)
-    try:
-        yield begun
-    finally:
-        sa_event.remove(p.ledger.engine, "begin", on_begin)
 
 
 def fanned_out(p: Pipeline, request_id: str) -> int:

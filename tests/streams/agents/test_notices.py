@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
 
-from services.demo.scenario import TARO, event
-from services.notify import OutboxNotifier
+from services.demo.scenario import HANAKO, JIRO, TARO, event
+from services.notify import Notice, OutboxNotifier, Receipt
 from streams import parking, topics
 from streams.agents import aggregate, fanout, intake, notices, respond
 from streams.context import Outgoing, Pipeline
-from tests.streams.agents.fixtures import run_tasks, to
+from tests.streams.agents.fixtures import run_tasks, to, transactions
 
 CONTACT = "privacy@example.co.jp"
 
@@ -109,3 +110,72 @@ def test_a_malformed_notice_message_is_refused(pipeline: Pipeline) -> None:
     with pytest.raises(notices.InvalidNotice):
         notices.prepare(pipeline, b'{"request_id": "x", "purpose": "gossip"}', CONTACT)
     assert notices.prepare(pipeline, notices.due("nobody", "response").value, CONTACT) is None
+
+
+PEOPLE = {"n-taro": TARO, "n-jiro": JIRO, "n-hanako": HANAKO}
+
+
+def acknowledgement_due(p: Pipeline, request_id: str, who: dict[str, str]) -> bytes:
+    """A CCPA request admitted: the acknowledgement it is owed, addressed to ``who``."""
+    body = event(request_id, "disclosure", who, regulation="ccpa")
+    body["delivery"] = {"method": "electronic", "address": who["email"]}
+    [due] = to(topics.NOTICES, intake.handle_request(p, json.dumps(body).encode()))
+    return due.value
+
+
+def test_a_batch_tells_each_principal_only_their_own_notice_once(
+    pipeline: Pipeline, outbox: OutboxNotifier
+) -> None:
+    dues = [acknowledgement_due(pipeline, rid, who) for rid, who in PEOPLE.items()]
+    asyncio.run(notices.handle_notices(pipeline, outbox, dues + dues[::-1], CONTACT))
+    for request_id, who in PEOPLE.items():
+        assert notified(pipeline, request_id) == [f"{request_id}:acknowledgement:1"]
+        [kept] = (outbox.directory / request_id).iterdir()
+        message = message_from_bytes(kept.read_bytes())
+        assert message["To"] == who["email"]  # look-alikes side by side: nobody else's
+        others = [rid for rid in PEOPLE if rid != request_id]
+        assert not any(other in kept.read_text() for other in others)
+    # delivered again, as after a crash before the offsets were committed: nothing new
+    asyncio.run(notices.handle_notices(pipeline, outbox, dues, CONTACT))
+    assert all(len(notified(pipeline, rid)) == 1 for rid in PEOPLE)
+
+
+def test_a_batch_reads_and_audits_the_ledger_as_one_notice_does(
+    pipeline: Pipeline, outbox: OutboxNotifier
+) -> None:
+    alone = acknowledgement_due(pipeline, "n-alone", TARO)
+    dues = [acknowledgement_due(pipeline, rid, who) for rid, who in PEOPLE.items()]
+    with transactions(pipeline) as one:
+        asyncio.run(notices.handle_notices(pipeline, outbox, [alone], CONTACT))
+    with transactions(pipeline) as batch:
+        asyncio.run(notices.handle_notices(pipeline, outbox, dues, CONTACT))
+    assert len(one) > 0 and len(batch) == len(one)
+    assert all(notified(pipeline, rid) for rid in [*PEOPLE, "n-alone"])
+
+
+class FailingFor(OutboxNotifier):
+    """An outbox that cannot send to one request's principal."""
+
+    refused = "n-jiro"
+
+    def send(self, notice: Notice) -> Receipt:
+        if notice.request_id == self.refused:
+            raise ConnectionRefusedError("the mail server refused the connection")
+        return super().send(notice)
+
+
+def test_a_notice_that_cannot_be_sent_fails_after_the_others_are_audited(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    failing = FailingFor(tmp_path / "failing", sender="privacy@example.co.jp")
+    dues = [acknowledgement_due(pipeline, rid, who) for rid, who in PEOPLE.items()]
+    with pytest.raises(ConnectionRefusedError):
+        asyncio.run(notices.handle_notices(pipeline, failing, dues, CONTACT))
+    assert notified(pipeline, "n-jiro") == []
+    assert notified(pipeline, "n-taro") == ["n-taro:acknowledgement:1"]
+    assert notified(pipeline, "n-hanako") == ["n-hanako:acknowledgement:1"]
+    # handled again, the sent ones are not sent twice
+    with pytest.raises(ConnectionRefusedError):
+        asyncio.run(notices.handle_notices(pipeline, failing, dues, CONTACT))
+    assert sorted(p.name for p in failing.directory.iterdir()) == ["n-hanako", "n-taro"]
+    assert len(notified(pipeline, "n-taro")) == 1
