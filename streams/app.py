@@ -247,12 +247,19 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         def handle(batch: Sequence[Any]) -> list[Outgoing]:
             parsed = [decode.parse_result(ctx(), e.value) for e in batch]
             outgoing: list[Outgoing] = []
+            built: list[respond.Built] = []
             for step in _transient_db(aggregate.record)(ctx(), parsed):
                 try:
-                    outgoing += _transient_db(step.advance)(ctx())
+                    done = _transient_db(step.advance)(ctx())
                 except Exception as exc:  # noqa: BLE001 - only this request's events fail
                     outgoing += failed("aggregate")([batch[i] for i in step.sources], exc)
-            return outgoing
+                    continue
+                if isinstance(done, respond.Built):
+                    built.append(done)
+                else:
+                    outgoing += done
+            # the batch's responses are completed in one ledger transaction
+            return outgoing + (_transient_db(respond.conclude)(ctx(), built) if built else [])
 
         return failures.each_alone(events, handle, failed("aggregate"))
 

@@ -1,7 +1,15 @@
 """The ledger: requests, tasks, responses and the append-only audit trail."""
 
 from services.ledger.models import FINAL_STATUSES, OPEN_STATUSES, RequestStatus
-from services.ledger.store import Admission, Admitted, Decided, Ledger, TaskPlan, as_utc
+from services.ledger.store import (
+    Admission,
+    Admitted,
+    Completion,
+    Decided,
+    Ledger,
+    TaskPlan,
+    as_utc,
+)
 from services.ledger.types import Action, Unparked
 
 __all__ = [
@@ -10,6 +18,7 @@ __all__ = [
     "Action",
     "Admission",
     "Admitted",
+    "Completion",
     "Decided",
     "Ledger",
     "RequestStatus",

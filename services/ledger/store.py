@@ -18,7 +18,7 @@ from services.ledger.outbox import Outbox
 from services.ledger.queries import Queries
 from services.ledger.reconnect import reconnecting
 from services.ledger.tasks import Tasks
-from services.ledger.types import Admission, Admitted, Decided, Recorded, TaskPlan
+from services.ledger.types import Admission, Admitted, Completion, Decided, Recorded, TaskPlan
 
 
 @reconnecting
@@ -34,4 +34,13 @@ class Ledger(Intake, Tasks, Decisions, DeadLetters, Outbox, Audit, Queries):
     """
 
 
-__all__ = ["Admission", "Admitted", "Decided", "Ledger", "Recorded", "TaskPlan", "as_utc"]
+__all__ = [
+    "Admission",
+    "Admitted",
+    "Completion",
+    "Decided",
+    "Ledger",
+    "Recorded",
+    "TaskPlan",
+    "as_utc",
+]

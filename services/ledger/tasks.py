@@ -40,7 +40,7 @@ from services.ledger.statements import (
     load,
     load_one,
 )
-from services.ledger.types import Action, Recorded, TaskPlan
+from services.ledger.types import Action, Completion, Recorded, TaskPlan
 from streams.records import Task as TaskMessage
 from streams.records import TaskResult, TaskStatus, merge_units, utcnow
 
@@ -222,42 +222,58 @@ class Tasks(LedgerBase):
         """Move an open request to its final status and queue its response, exactly once.
         With ``refused_parts``, only if the request still has that many refused parts:
         a part refused while the response was built makes it be built again."""
+        done = self.complete_many([Completion(request_id, status, body, latency_ms, refused_parts)])
+        return request_id in done
+
+    def complete_many(self, completions: Sequence[Completion]) -> set[str]:
+        """``complete`` each of ``completions``, in one transaction; the ids of the
+        requests completed now."""
         now = utcnow()
+        done: list[Completion] = []
         with self.engine.begin() as conn:
-            if refused_parts is not None:
-                row = conn.execute(LOCK_REFUSED_PARTS, {"id": request_id}).first()
-                if row is None or len(row.refused_parts or []) != refused_parts:
-                    return False
-            params = {
-                "id": request_id,
-                "status": status,
-                "completed_at": now,
-                "updated_at": now,
-                "latency_ms": latency_ms,
-            }
-            if not conn.execute(COMPLETE, params).rowcount:
-                return False
-            lease = now + SEND_LEASE  # the completing worker sends it
-            conn.execute(
-                INSERT_RESPONSE,
-                {
-                    "request_id": request_id,
-                    "status": status,
-                    "body": body,
-                    "created_at": now,
-                    "lease_until": lease,
-                },
-            )
-            self._audit(
-                conn,
-                request_id,
-                "aggregate",
-                Action.COMPLETED,
-                status=status,
-                reason_codes=[r["code"] for r in body.get("reasons", [])],
-                latency_ms=latency_ms,
-            )
-            return True
+            for c in completions:
+                if c.refused_parts is not None:
+                    row = conn.execute(LOCK_REFUSED_PARTS, {"id": c.request_id}).first()
+                    if row is None or len(row.refused_parts or []) != c.refused_parts:
+                        continue
+                params = {
+                    "id": c.request_id,
+                    "status": c.status,
+                    "completed_at": now,
+                    "updated_at": now,
+                    "latency_ms": c.latency_ms,
+                }
+                if conn.execute(COMPLETE, params).rowcount:
+                    done.append(c)
+            if not done:
+                return set()
+            lease = now + SEND_LEASE  # the completing worker sends them
+            conn.execute(INSERT_RESPONSE, [_response_row(c, now, lease) for c in done])
+            conn.execute(INSERT_AUDIT, [_completed_audit(c) for c in done])
+        return {c.request_id for c in done}
+
+
+def _response_row(c: Completion, now: datetime, lease: datetime) -> dict[str, Any]:
+    """``INSERT_RESPONSE``'s parameters for a completion."""
+    return {
+        "request_id": c.request_id,
+        "status": c.status,
+        "body": c.body,
+        "created_at": now,
+        "lease_until": lease,
+    }
+
+
+def _completed_audit(c: Completion) -> dict[str, Any]:
+    """The audit row of a request completed: its status, reasons and latency."""
+    return _audit_row(
+        c.request_id,
+        "aggregate",
+        Action.COMPLETED,
+        status=c.status,
+        reason_codes=[r["code"] for r in c.body.get("reasons", [])],
+        latency_ms=c.latency_ms,
+    )
 
 
 def _planned(new: Sequence[TaskPlan]) -> dict[str, Any]:

@@ -107,6 +107,18 @@ class TaskPlan:
 
 
 @dataclass(frozen=True)
+class Completion:
+    """A request to complete with its response (``Tasks.complete_many``). With
+    ``refused_parts``, only if the request still has that many refused parts."""
+
+    request_id: str
+    status: str
+    body: dict[str, Any]
+    latency_ms: int
+    refused_parts: int | None = None
+
+
+@dataclass(frozen=True)
 class Recorded:
     """A result just recorded: whether it was the task's first, and the request now."""
 

@@ -10,7 +10,7 @@ from services.ledger import as_utc
 from services.ledger.models import Request
 from services.ledger.models import Task as TaskRow
 from streams.agents.decode import Parsed, parse_result
-from streams.agents.respond import finish
+from streams.agents.respond import Built, conclude, finish, prepare
 from streams.context import Outgoing, Pipeline
 from streams.planning import identity_graph, next_step, planned, task_messages
 from streams.records import TaskStatus
@@ -21,7 +21,7 @@ log = logging.getLogger("dsr.aggregate")
 def handle_result(ctx: Pipeline, raw: bytes) -> list[Outgoing]:
     """One result event: recorded, then its request advanced."""
     [progress] = record(ctx, [parse_result(ctx, raw)])
-    return progress.advance(ctx)
+    return advance(ctx, progress.request_id, resend=progress.resend, read=progress.read)
 
 
 @dataclass
@@ -35,8 +35,10 @@ class Progress:
     #: Where the results came from in the batch (``record``'s input).
     sources: list[int] = field(default_factory=list)
 
-    def advance(self, ctx: Pipeline) -> list[Outgoing]:
-        return advance(ctx, self.request_id, resend=self.resend, read=self.read)
+    def advance(self, ctx: Pipeline) -> list[Outgoing] | Built:
+        """What advancing the request sends; or its response, if it is done, for the
+        caller to complete with others' (``respond.conclude``)."""
+        return step(ctx, self.request_id, resend=self.resend, read=self.read)
 
 
 def record(ctx: Pipeline, batch: list[Parsed]) -> list[Progress]:
@@ -86,6 +88,20 @@ def advance(
     pending task is sent again; with ``closing`` (timed out), nothing new is asked.
 
     ``read`` is the request and its tasks if the caller has just read them."""
+    done = step(ctx, request_id, resend=resend, closing=closing, read=read)
+    return conclude(ctx, [done]) if isinstance(done, Built) else done
+
+
+def step(
+    ctx: Pipeline,
+    request_id: str,
+    *,
+    resend: bool = False,
+    closing: bool = False,
+    read: tuple[Request | None, list[TaskRow]] | None = None,
+) -> list[Outgoing] | Built:
+    """``advance``, but a request with nothing left gives its response ``Built``, not
+    yet completed."""
     row, tasks = read or ctx.ledger.progress(request_id)
     if row is None:
         return []
@@ -100,7 +116,7 @@ def advance(
     new = {p.task_id for p in plans if p.status is TaskStatus.PENDING}
     pending = [t for t in tasks if t.status == TaskStatus.PENDING]
     if not pending:
-        return finish(ctx, request_id, read=(row, tasks))
+        return prepare(ctx, request_id, read=(row, tasks))
     return task_messages(
         ctx,
         event,

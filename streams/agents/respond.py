@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from services import rules
 from services.delivery.package import build_package
 from services.faults import crash_point
-from services.ledger import as_utc
+from services.ledger import Completion, as_utc
 from services.ledger.models import Request
 from services.ledger.models import Task as TaskRow
 from services.responses import TaskOutcome, summarise, withhold
@@ -42,6 +44,26 @@ def finish(
     """Build the response and complete the request once; re-send an unpublished one.
 
     ``read`` is the request and its tasks if the caller has just read them."""
+    built = prepare(ctx, request_id, read)
+    return conclude(ctx, [built]) if isinstance(built, Built) else built
+
+
+@dataclass(frozen=True)
+class Built:
+    """A response built for a request the ledger is yet to complete (``conclude``)."""
+
+    request_id: str
+    response: ResponseEvent
+    body: dict[str, Any]
+    #: The request's refused parts when it was built: one refused since rebuilds it.
+    seen: int
+
+
+def prepare(
+    ctx: Pipeline, request_id: str, read: tuple[Request | None, list[TaskRow]] | None = None
+) -> list[Outgoing] | Built:
+    """The response to complete the request with (``conclude``); or, if the request was
+    completed already, what is left to send of its response."""
     row, tasks = read or (None, [])
     if row is None or row.completed_at is not None:  # a response may exist: look
         existing = ctx.ledger.response(request_id)
@@ -52,21 +74,38 @@ def finish(
         return []
     response = build(ctx, row, tasks)
     body = response.model_dump(mode="json")
-    seen = len(row.refused_parts or [])
-    if not ctx.ledger.complete(request_id, response.status, body, response.latency_ms, seen):
-        return _lost(ctx, request_id, seen)
-    crash_point("aggregate.completed")
-    log.info(
-        "request completed",
-        extra={
-            "request_id": request_id,
-            "stage": "aggregate",
-            "status": response.status,
-            "latency_ms": response.latency_ms,
-        },
+    return Built(request_id, response, body, len(row.refused_parts or []))
+
+
+def conclude(ctx: Pipeline, built: Sequence[Built]) -> list[Outgoing]:
+    """Complete the requests of ``built`` in one ledger transaction, each once, and send
+    each response with its notice. One that another worker completed first, or that had a
+    part refused meanwhile, goes as ``_lost`` says."""
+    completed = ctx.ledger.complete_many(
+        [
+            Completion(b.request_id, b.response.status, b.body, b.response.latency_ms, b.seen)
+            for b in built
+        ]
     )
-    sent = _response_message(request_id, body, record=response)
-    return [sent, notices.due(request_id, "response")]
+    if completed:
+        crash_point("aggregate.completed")
+    outgoing: list[Outgoing] = []
+    for b in built:
+        if b.request_id not in completed:
+            outgoing += _lost(ctx, b.request_id, b.seen)
+            continue
+        log.info(
+            "request completed",
+            extra={
+                "request_id": b.request_id,
+                "stage": "aggregate",
+                "status": b.response.status,
+                "latency_ms": b.response.latency_ms,
+            },
+        )
+        sent = _response_message(b.request_id, b.body, record=b.response)
+        outgoing += [sent, notices.due(b.request_id, "response")]
+    return outgoing
 
 
 def build(ctx: Pipeline, row: Request, tasks: list[TaskRow]) -> ResponseEvent:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import inspect, update
 
-from services.ledger import Ledger, RequestStatus, TaskPlan, as_utc
+from services.ledger import Completion, Ledger, RequestStatus, TaskPlan, as_utc
 from services.ledger.models import Response
 from services.rules.policy import after_months
 from streams.records import Fee, TaskResult, TaskStatus
@@ -367,3 +367,31 @@ def test_rule_12_every_decision_is_audited_and_kept_at_least_24_months(ledger: L
     later = now + timedelta(days=800)
     assert ledger.purge_audit(now + timedelta(seconds=1), "op-1", now=later) >= 7
     assert ledger.timeline("a-1") == []
+
+
+def test_a_batch_of_completions_completes_each_open_request_once(ledger: Ledger) -> None:
+    for request_id in ("r-1", "r-2", "r-3"):
+        ledger.admit(event(request_id), "proceed", None, DEADLINE)
+        ledger.fan_out(request_id, [], timedelta(seconds=60))
+    first = {"status": "completed", "reasons": [{"code": "first"}]}
+    assert ledger.complete("r-3", "completed", first, 7)
+    batch = [
+        Completion("r-1", "partially_completed", {"reasons": [{"code": "a"}]}, 12, 0),
+        # a part was refused since this response was built: it is built again instead
+        Completion("r-2", "completed", {"reasons": []}, 13, refused_parts=1),
+        Completion("r-3", "completed", {"reasons": [{"code": "again"}]}, 14),
+    ]
+    assert ledger.complete_many(batch) == {"r-1"}
+    assert ledger.response("r-1").body == {"reasons": [{"code": "a"}]}  # type: ignore[union-attr]
+    assert ledger.response("r-2") is None and ledger.request("r-2").completed_at is None  # type: ignore[union-attr]
+    assert ledger.response("r-3").body == first  # type: ignore[union-attr]
+    [done] = [e for e in ledger.timeline("r-1") if e.action == "completed"]
+    assert done.detail == {
+        "status": "partially_completed",
+        "reason_codes": ["a"],
+        "latency_ms": 12,
+    }
+    assert [e.detail["latency_ms"] for e in ledger.timeline("r-3") if e.action == "completed"] == [
+        7
+    ]
+    assert ledger.complete_many(batch) == set()
