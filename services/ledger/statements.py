@@ -9,10 +9,20 @@ them, outside any session: the callers only read them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Executable, Table, bindparam, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Executable,
+    Table,
+    bindparam,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import instrumentation
 from sqlalchemy.orm.attributes import instance_dict
 
@@ -126,6 +136,41 @@ RECORD_RESULT = (
     .where(_TASKS.task_id == bindparam("id"), _TASKS.status == TaskStatus.PENDING.value)
     .values(_RESULT_VALUES)
 )
+_RESULT_COLUMNS = ("id", "status", "attempts", "error", "result", "finished_at")
+#: Tasks in one ``record_many`` statement, at most (a batch of results is one or two).
+RECORD_MANY_MAX = 128
+
+
+def record_many(rows: Sequence[Mapping[str, Any]]) -> tuple[Executable, dict[str, Any]]:
+    """``RECORD_RESULT`` for many tasks (``base._result_row``s, one a task) in one
+    statement, which returns the ids of those it recorded: the ones still pending; with
+    its parameters. PostgreSQL only (SQLite's VALUES cannot name its columns); one round
+    trip, where a statement a task costs one each."""
+    params = {f"v{i}_{name}": row[name] for i, row in enumerate(rows) for name in _RESULT_COLUMNS}
+    return _record_many(len(rows)), params
+
+
+@functools.cache
+def _record_many(n: int) -> Executable:
+    """``record_many``'s statement for ``n`` tasks, built once (and so compiled once: a
+    Core VALUES construct would be compiled again at each execution)."""
+    types = [_TASKS.task_id.type, *(_TASKS[name].type for name in _RESULT_COLUMNS[1:])]
+    rows = ", ".join(
+        "(" + ", ".join(f":v{i}_{name}" for name in _RESULT_COLUMNS) + ")" for i in range(n)
+    )
+    sets = ", ".join(f"{name} = given.{name}" for name in _RESULT_COLUMNS[1:])
+    sql = (
+        f"UPDATE tasks SET {sets} FROM (VALUES {rows}) AS given ({', '.join(_RESULT_COLUMNS)}) "
+        f"WHERE tasks.task_id = given.id AND tasks.status = '{TaskStatus.PENDING.value}' "
+        "RETURNING tasks.task_id"
+    )
+    binds = [
+        bindparam(f"v{i}_{name}", type_=type_)
+        for i in range(n)
+        for name, type_ in zip(_RESULT_COLUMNS, types, strict=True)
+    ]
+    return text(sql).bindparams(*binds).columns(_TASKS.task_id)
+
 
 #: A late ``ok`` result supersedes a failure or a time-out: the effect is in place, whatever
 #: the task's earlier attempts reported (a runner restarted with the broker, a system that

@@ -30,6 +30,7 @@ from services.ledger.statements import (
     INSERT_RESPONSE,
     INSERT_TASK,
     LOCK_REFUSED_PARTS,
+    RECORD_MANY_MAX,
     RECORD_RESULT,
     SELECT_REQUEST,
     SELECT_REQUESTS,
@@ -39,6 +40,7 @@ from services.ledger.statements import (
     SUPERSEDE_RESULT,
     load,
     load_one,
+    record_many,
 )
 from services.ledger.types import Action, Completion, Recorded, TaskPlan
 from streams.records import Task as TaskMessage
@@ -141,7 +143,7 @@ class Tasks(LedgerBase):
         never recorded as done without what it found: after a crash, a result the broker
         lost is not delivered again, and a redrive only has the ledger to go by."""
         with self.engine.begin() as conn:
-            firsts = [bool(conn.execute(RECORD_RESULT, _result_row(r)).rowcount) for r in results]
+            firsts = _record(conn, results)
             late = [i for i, r in enumerate(results) if not firsts[i] and r.status == "ok"]
             if late:  # rare: the ORM's unit of work reopens what they supersede
                 with in_session(conn) as s:
@@ -251,6 +253,21 @@ class Tasks(LedgerBase):
             conn.execute(INSERT_RESPONSE, [_response_row(c, now, lease) for c in done])
             conn.execute(INSERT_AUDIT, [_completed_audit(c) for c in done])
         return {c.request_id for c in done}
+
+
+def _record(conn: Connection, results: Sequence[TaskResult]) -> list[bool]:
+    """Record each result whose task is still pending; whether each was its task's first
+    result (a later one for the same task in ``results`` is not)."""
+    if conn.dialect.name != "postgresql" or len(results) == 1:
+        return [bool(conn.execute(RECORD_RESULT, _result_row(r)).rowcount) for r in results]
+    first_of = {r.task_id: i for i, r in reversed(list(enumerate(results)))}
+    rows = [_result_row(results[i]) for i in sorted(first_of.values())]
+    recorded = {
+        task_id
+        for i in range(0, len(rows), RECORD_MANY_MAX)
+        for task_id in conn.scalars(*record_many(rows[i : i + RECORD_MANY_MAX]))
+    }
+    return [first_of[r.task_id] == i and r.task_id in recorded for i, r in enumerate(results)]
 
 
 def _response_row(c: Completion, now: datetime, lease: datetime) -> dict[str, Any]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, update
 
-from services.ledger import Completion, Ledger, RequestStatus, TaskPlan, as_utc
+from services.ledger import Completion, Ledger, RequestStatus, TaskPlan, as_utc, tasks
 from services.ledger.models import Response
 from services.rules.policy import after_months
 from streams.records import Fee, TaskResult, TaskStatus
@@ -95,12 +96,14 @@ def test_release_with_another_kind_is_a_conflict(ledger: Ledger) -> None:
     assert ledger.request_event(ledger.request("r-1")).kind == "disclosure"
 
 
-def _plans() -> list[TaskPlan]:
+def _plans(request_id: str = "r-1") -> list[TaskPlan]:
     return [
-        TaskPlan("r-1:crm:disclosure:0", "crm", "disclosure", 0, TaskStatus.PENDING),
-        TaskPlan("r-1:orders:disclosure:0", "orders", "disclosure", 0, TaskStatus.PENDING),
+        TaskPlan(f"{request_id}:crm:disclosure:0", "crm", "disclosure", 0, TaskStatus.PENDING),
         TaskPlan(
-            "r-1:logs:disclosure:0",
+            f"{request_id}:orders:disclosure:0", "orders", "disclosure", 0, TaskStatus.PENDING
+        ),
+        TaskPlan(
+            f"{request_id}:logs:disclosure:0",
             "logs",
             "disclosure",
             0,
@@ -110,15 +113,44 @@ def _plans() -> list[TaskPlan]:
     ]
 
 
-def _result(system: str, status: str = "ok") -> TaskResult:
+def _result(system: str, status: str = "ok", request_id: str = "r-1", **more: Any) -> TaskResult:
     return TaskResult(
-        request_id="r-1",
-        task_id=f"r-1:{system}:disclosure:0",
+        request_id=request_id,
+        task_id=f"{request_id}:{system}:disclosure:0",
         system=system,
         kind="disclosure",
         status=status,
         started_at=datetime.now(UTC),
+        **more,
     )
+
+
+@pytest.mark.parametrize("most", [tasks.RECORD_MANY_MAX, 2])
+def test_a_batch_records_each_pending_task_with_its_own_result(
+    ledger: Ledger, most: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tasks, "RECORD_MANY_MAX", most)  # in statements of two tasks, too
+    for request_id in ("r-1", "r-2"):
+        ledger.admit(event(request_id), "proceed", None, DEADLINE)
+        ledger.fan_out(request_id, _plans(request_id), timedelta(seconds=60))
+    ledger.record_results([_result("crm"), _result("orders", "failed", error="down")])
+    batch = [
+        _result("crm", records=[{"email": "late@example.jp"}]),  # redelivered: not again
+        _result("crm", request_id="r-2", records=[{"email": "jiro@example.jp"}]),
+        _result("orders"),  # a late success over the failure
+        _result("orders", "failed", request_id="r-2", error="timeout", attempts=3),
+        _result("crm", request_id="r-2", records=[{"email": "other@example.jp"}]),
+    ]
+    assert [r.first for r in ledger.record_results(batch)] == [False, True, True, True, False]
+    stored = {t.task_id: t for rid in ("r-1", "r-2") for t in ledger.tasks(rid)}
+    assert stored["r-1:crm:disclosure:0"].result["records"] == []  # the first one's
+    assert stored["r-2:crm:disclosure:0"].result["records"] == [{"email": "jiro@example.jp"}]
+    assert stored["r-1:orders:disclosure:0"].status == "ok"
+    failed = stored["r-2:orders:disclosure:0"]
+    assert (failed.status, failed.error, failed.attempts) == ("failed", "timeout", 3)
+    assert failed.finished_at is not None
+    ok = [e for e in ledger.timeline("r-2") if e.action in ("task_ok", "task_failed")]
+    assert sorted(e.action for e in ok) == ["task_failed", "task_ok"]
 
 
 def test_tasks_are_planned_once_and_results_counted_once(ledger: Ledger) -> None:
