@@ -1,12 +1,19 @@
 """``python -m bench.ledger``: the ledger's share of a request, on its own.
 
-It drives a ``Ledger`` through the calls one request makes in the worker, in the
-order the agents make them (``streams.agents``: intake, the acknowledgement notice,
-fan-out, one aggregation per system's result, completion, the outbox's published
-mark, the response notice), for N requests of 5 systems, and prints the requests a
-second and the CPU milliseconds a request: on SQLite (a temporary file, as the
-pipeline's default ``sqlite:///<DSR_HOME>/ledger.db``) and, given ``--postgres URL``
-(or DSR_BENCH_POSTGRES_URL), on PostgreSQL, in a schema of its own dropped afterwards.
+It drives a ``Ledger`` through the calls the worker's agents make for a request
+(``streams.agents``: intake, the acknowledgement notice, fan-out, aggregation of each
+system's result, completion, the outbox's published mark, the response notice), for N
+requests of 5 systems, in two ways:
+
+- one at a time: each request alone, a result at a time, as when requests trickle in;
+- in batches: as the agents take a burst, ``--batch`` requests fanned out, their
+  results recorded, their responses completed and their notices sent a batch at a
+  time (intake still takes one request at a time);
+
+and prints the requests a second and the CPU milliseconds a request of each: on SQLite
+(a temporary file, as the pipeline's default ``sqlite:///<DSR_HOME>/ledger.db``) and,
+given ``--postgres URL`` (or DSR_BENCH_POSTGRES_URL), on PostgreSQL, in a schema of its
+own dropped afterwards.
 
 python -m bench.ledger                        # 500 requests on SQLite
 python -m bench.ledger -n 2000 --postgres postgresql+psycopg://postgres@127.0.0.1/test
@@ -28,92 +35,165 @@ from typing import Any
 from sqlalchemy import create_engine, make_url, text
 
 from services.demo.scenario import event
-from services.ledger import Action, Ledger, TaskPlan
+from services.ledger import Action, Completion, Ledger, TaskPlan
 from services.notify import notice_id
 from streams.records import RequestEvent, Task, TaskResult, TaskStatus, utcnow
 
 TIMEOUT = timedelta(hours=1)
 
 
+#: The agents' largest batches (``streams.app``): accepted requests and results, notices.
+BATCH = 64
+NOTICE_BATCH = 32
+
+
 def one_request(ledger: Ledger, request_id: str, systems: list[str]) -> None:
-    """The ledger calls of one disclosure request answered by every system."""
-    req = RequestEvent.model_validate(event(request_id, "disclosure", {"email": "a@example.jp"}))
-    # intake (streams.agents.intake.handle_request)
-    deadline = req.received_at + timedelta(days=14)
-    ledger.admit(req, "proceed", None, deadline, clock_pauses=True, key_id="bench")
-    _notice(ledger, request_id, "acknowledgement")
-    # fan-out (streams.agents.fanout.handle_accepted)
-    row = ledger.request(request_id)
-    assert row is not None
-    ledger.request_event(row)
-    ledger.refused_parts(row)
-    plans = [
-        TaskPlan(Task.make_id(request_id, s, req.kind), s, req.kind, 0, TaskStatus.PENDING)
-        for s in systems
-    ]
-    tasks = ledger.fan_out(request_id, plans, TIMEOUT)
-    # aggregation, a result at a time (streams.agents.aggregate.handle_result, advance)
+    """The ledger calls of one disclosure request answered by every system, alone."""
+    req = _admit(ledger, request_id)
+    _notices(ledger, [request_id], "acknowledgement")
+    # fan-out (streams.agents.fanout.handle_batch, of one)
+    [tasks] = _fan_out(ledger, {request_id: req}, systems).values()
+    # aggregation, a result at a time (streams.agents.aggregate: record, step)
     for task in tasks:
-        started = utcnow()
-        result = TaskResult(
-            request_id=request_id,
-            task_id=task.task_id,
-            system=task.system,
-            kind=req.kind,
-            status="ok",
-            records=[{"email": "a@example.jp"}],
-            started_at=started,
-        )
-        [recorded] = ledger.record_results([result])
+        [recorded] = ledger.record_results([_result(req, task)])
         assert recorded.first and recorded.request is not None
         ledger.identities(recorded.request)
         ledger.request_event(recorded.request)
         ledger.refused_parts(recorded.request)
-    # the response (streams.agents.respond.finish, build)
+    # the response (streams.agents.respond: prepare, conclude)
     assert recorded.request is not None
-    ledger.request_event(recorded.request)
-    ledger.refused_parts(recorded.request)
-    body = {"request_id": request_id, "status": "completed", "reasons": []}
-    assert ledger.complete(request_id, "completed", body, 12, 0)
+    _complete(ledger, [recorded.request])
     ledger.mark_published([request_id])  # streams.outbox
-    _notice(ledger, request_id, "response")
+    _notices(ledger, [request_id], "response")
 
 
-def _notice(ledger: Ledger, request_id: str, purpose: str) -> None:
-    """The notices agent's reads and its audit row (``streams.agents.notices``)."""
-    row = ledger.request(request_id)
-    assert row is not None
-    ledger.request_event(row)
+def batch_of_requests(ledger: Ledger, request_ids: list[str], systems: list[str]) -> None:
+    """The ledger calls of a burst of disclosure requests, each answered by every system,
+    as the agents batch them."""
+    reqs = {request_id: _admit(ledger, request_id) for request_id in request_ids}
+    for i in range(0, len(request_ids), NOTICE_BATCH):
+        _notices(ledger, request_ids[i : i + NOTICE_BATCH], "acknowledgement")
+    tasks = _fan_out(ledger, reqs, systems)
+    results = [_result(reqs[rid], task) for rid in request_ids for task in tasks[rid]]
+    for i in range(0, len(results), BATCH):
+        last = {}
+        for recorded in ledger.record_results(results[i : i + BATCH]):
+            assert recorded.first and recorded.request is not None
+            last[recorded.request.request_id] = recorded.request
+        for row in last.values():
+            ledger.identities(row)
+            ledger.request_event(row)
+            ledger.refused_parts(row)
+        done = [row for row in last.values() if row.request_id not in _open_after(i, results)]
+        if done:
+            _complete(ledger, done)
+            ledger.mark_published([row.request_id for row in done])
+            for j in range(0, len(done), NOTICE_BATCH):
+                ids = [row.request_id for row in done[j : j + NOTICE_BATCH]]
+                _notices(ledger, ids, "response")
+
+
+def _open_after(i: int, results: list[TaskResult]) -> set[str]:
+    """The requests with results after the batch that starts at ``i``."""
+    return {r.request_id for r in results[i + BATCH :]}
+
+
+def _admit(ledger: Ledger, request_id: str) -> RequestEvent:
+    """Intake (``streams.agents.intake.handle_request``)."""
+    req = RequestEvent.model_validate(event(request_id, "disclosure", {"email": "a@example.jp"}))
+    deadline = req.received_at + timedelta(days=14)
+    ledger.admit(req, "proceed", None, deadline, clock_pauses=True, key_id="bench")
+    return req
+
+
+def _fan_out(
+    ledger: Ledger, reqs: dict[str, RequestEvent], systems: list[str]
+) -> dict[str, list[Any]]:
+    """Fan-out (``streams.agents.fanout.handle_batch``)."""
+    rows = ledger.requests(list(reqs))
+    plans = {}
+    for request_id, req in reqs.items():
+        ledger.request_event(rows[request_id])
+        ledger.refused_parts(rows[request_id])
+        plans[request_id] = [
+            TaskPlan(Task.make_id(request_id, s, req.kind), s, req.kind, 0, TaskStatus.PENDING)
+            for s in systems
+        ]
+    return ledger.fan_out_many(plans, TIMEOUT)
+
+
+def _result(req: RequestEvent, task: Any) -> TaskResult:
+    return TaskResult(
+        request_id=req.request_id,
+        task_id=task.task_id,
+        system=task.system,
+        kind=req.kind,
+        status="ok",
+        records=[{"email": "a@example.jp"}],
+        started_at=utcnow(),
+    )
+
+
+def _complete(ledger: Ledger, rows: list[Any]) -> None:
+    """Completion (``streams.agents.respond.conclude``)."""
+    for row in rows:
+        ledger.request_event(row)
+        ledger.refused_parts(row)
+    body = {"status": "completed", "reasons": []}
+    done = ledger.complete_many(
+        [Completion(row.request_id, "completed", body, 12, 0) for row in rows]
+    )
+    assert done == {row.request_id for row in rows}
+
+
+def _notices(ledger: Ledger, request_ids: list[str], purpose: str) -> None:
+    """The notices agent's reads and its audit rows (``streams.agents.notices``)."""
+    rows = ledger.requests(request_ids)
+    for row in rows.values():
+        ledger.request_event(row)
     if purpose == "response":
-        ledger.response(request_id)
-    nid = notice_id(request_id, purpose, 1)  # type: ignore[arg-type]
-    if not ledger.notified(request_id, nid):
-        ledger.audit(
-            request_id,
-            "notices",
-            Action.NOTIFIED,
-            notice_id=nid,
-            purpose=purpose,
-            revision=1,
-            channel="email",
-            addressed=True,
-        )
+        ledger.responses(request_ids)
+    sent = ledger.sent_notices(request_ids)
+    due = [(rid, notice_id(rid, purpose, 1)) for rid in request_ids]  # type: ignore[arg-type]
+    ledger.audit_many(
+        [
+            (rid, "notices", Action.NOTIFIED, _notified(nid, purpose))
+            for rid, nid in due
+            if (rid, nid) not in sent
+        ]
+    )
 
 
-def run(url: str, requests: int, systems: int) -> dict[str, Any]:
-    """``requests`` requests through a migrated ledger at ``url``: their speed and CPU."""
+def _notified(nid: str, purpose: str) -> dict[str, Any]:
+    return {
+        "notice_id": nid,
+        "purpose": purpose,
+        "revision": 1,
+        "channel": "email",
+        "addressed": True,
+    }
+
+
+def run(url: str, requests: int, systems: int, batch: int = 1) -> dict[str, Any]:
+    """``requests`` requests through a migrated ledger at ``url``, ``batch`` at a time
+    (1: ``one_request``): their speed and CPU."""
     names = [f"sys{i:02d}" for i in range(systems)]
     run_id = uuid.uuid4().hex[:8]
     with Ledger(url) as ledger:
         ledger.migrate()
         one_request(ledger, f"warm-{run_id}", names)  # connections, statement caches
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        for i in range(requests):
-            one_request(ledger, f"bench-{run_id}-{i:06d}", names)
+        for i in range(0, requests, batch):
+            ids = [f"bench-{run_id}-{j:06d}" for j in range(i, min(i + batch, requests))]
+            if batch == 1:
+                one_request(ledger, ids[0], names)
+            else:
+                batch_of_requests(ledger, ids, names)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     return {
         "requests": requests,
         "systems": systems,
+        "batch": batch,
         "throughput_rps": round(requests / wall, 1),
         "cpu_ms_per_request": round(cpu * 1000 / requests, 3),
         "wall_ms_per_request": round(wall * 1000 / requests, 3),
@@ -143,6 +223,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.ledger", description=__doc__)
     parser.add_argument("-n", "--requests", type=int, default=500)
     parser.add_argument("--systems", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=BATCH, help="requests in a burst's batch")
     parser.add_argument(
         "--postgres",
         default=os.environ.get("DSR_BENCH_POSTGRES_URL"),
@@ -151,20 +232,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="dsr-bench-ledger-") as home:
-        url = f"sqlite:///{Path(home) / 'ledger.db'}"
-        results["sqlite"] = run(url, args.requests, args.systems)
-    _print("sqlite", results["sqlite"])
-    if args.postgres:
-        with postgres_schema(args.postgres) as url:
-            results["postgres"] = run(url, args.requests, args.systems)
-        _print("postgres", results["postgres"])
+    for backend in ("sqlite", "postgres") if args.postgres else ("sqlite",):
+        for batch in (1, args.batch):
+            with _database(backend, args.postgres) as url:
+                r = run(url, args.requests, args.systems, batch)
+            results.setdefault(backend if batch == 1 else f"{backend}_batches", r)
+            _print(backend, r)
     return results
+
+
+@contextmanager
+def _database(backend: str, postgres: str | None) -> Iterator[str]:
+    """A fresh database: a temporary SQLite file, or a schema of ``postgres``."""
+    if backend == "postgres":
+        assert postgres is not None
+        with postgres_schema(postgres) as url:
+            yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="dsr-bench-ledger-") as home:
+        yield f"sqlite:///{Path(home) / 'ledger.db'}"
 
 
 def _print(backend: str, r: dict[str, Any]) -> None:
     print(
-        f"{backend:8} {r['requests']} requests x {r['systems']} systems: "
+        f"{backend:8} {r['requests']} requests x {r['systems']} systems, "
+        f"{r['batch']} at a time: "
         f"{r['throughput_rps']} req/s, {r['cpu_ms_per_request']} ms CPU/request, "
         f"{r['wall_ms_per_request']} ms wall/request",
         flush=True,

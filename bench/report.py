@@ -154,7 +154,18 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             5,
         ),
         ("CPU per request at 5 systems, ms", round(cpu_ms, 1) if cpu_ms else None, "<=", 6.7),
-        ("PostgreSQL ledger statements, req/s", _ledger_rps(results, "postgres"), ">=", 300),
+        (
+            "PostgreSQL ledger statements, in the agents' batches, req/s",
+            _ledger_rps(results, "postgres_batches"),
+            ">=",
+            300,
+        ),
+        (
+            "PostgreSQL ledger statements, one request at a time, req/s",
+            _ledger_rps(results, "postgres"),
+            ">=",
+            300,
+        ),
     ]
     compare = {">=": operator.ge, "<": operator.lt, "<=": operator.le}
     return [
@@ -169,7 +180,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _ledger_rps(results: dict[str, Any], backend: str) -> float | None:
-    """The ledger's statements alone (``bench.ledger``), in requests a second."""
+    """The ledger's statements alone (``bench.ledger``), in requests a second: one at a
+    time (``sqlite``, ``postgres``) or in batches (``sqlite_batches`` …; files from before
+    the batches were measured have none)."""
     run = results.get("ledger", {}).get(backend)
     return run["throughput_rps"] if run else None
 
@@ -220,7 +233,10 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         "postgres_two_workers": _postgres(results),
         "cpu_breakdown": breakdown(results),
         "idle_cpu_s_per_s": idle(results),
-        "ledger_rps": {b: _ledger_rps(results, b) for b in ("sqlite", "postgres")},
+        "ledger_rps": {
+            b: _ledger_rps(results, b)
+            for b in ("sqlite", "sqlite_batches", "postgres", "postgres_batches")
+        },
         "targets": targets(results),
         "capacity": capacity.model(results),
         "lost": sum(r["lost"] for r in results["pipeline"]),

@@ -56,7 +56,15 @@ def test_the_targets_are_judged_on_the_unprofiled_runs() -> None:
     assert table["p99 at 50 req/s, ms"] == (300.0, False)
     assert table["ratio to the baseline, timed systems"] == (50.0, True)
     assert table["CPU per request at 5 systems, ms"] == (20.0, False)
-    assert table["PostgreSQL ledger statements, req/s"] == (None, None)  # no ledger run
+    batches = "PostgreSQL ledger statements, in the agents' batches, req/s"
+    alone = "PostgreSQL ledger statements, one request at a time, req/s"
+    assert table[batches] == table[alone] == (None, None)  # no ledger run
+    ledger = {"postgres": {"throughput_rps": 60.0}, "postgres_batches": {"throughput_rps": 310.0}}
+    table = {
+        t["measure"]: (t["measured"], t["met"])
+        for t in report.targets({**RESULTS, "ledger": ledger})
+    }
+    assert (table[batches], table[alone]) == ((310.0, True), (60.0, False))
 
 
 def test_timed_systems_set_the_pipeline_beside_the_baseline_that_sums_them() -> None:
