@@ -105,9 +105,9 @@ async def handle_notices(
                 "channel": receipt.channel,
             },
         )
-    for _, outcome in (o for out in outcomes for o in out):
-        if isinstance(outcome, Exception):
-            raise outcome
+    failed = [r for out in outcomes for _, r in out if isinstance(r, Exception)]
+    if failed:
+        raise failed[0]
     return []
 
 
@@ -173,14 +173,12 @@ def build(
     row: Request,
     purpose: Purpose,
     contact: str,
-    responses: Mapping[str, Response] | None = None,
+    responses: Mapping[str, Response],
 ) -> Notice | None:
     """The notice of ``purpose`` for ``row``; None when there is nothing to tell.
-    ``responses`` holds the stored responses by request id, if the caller read them."""
+    ``responses`` holds the stored responses by request id (``Ledger.responses``)."""
     event = ctx.ledger.request_event(row)
     if purpose == "response":
-        if responses is None:
-            responses = ctx.ledger.responses([row.request_id])
         stored = responses.get(row.request_id)
         if stored is None:  # reopened by a redrive: the next revision will be told
             return None

@@ -203,7 +203,8 @@ def finished(
             assert policy.refusal_codes[ground].ja in letter
     row = p.ledger.request(request_id)
     assert row is not None and row.completed_at is not None
-    notice = notices.build(p, row, "response", "the enquiries desk")
+    stored = p.ledger.responses([request_id])
+    notice = notices.build(p, row, "response", "the enquiries desk", stored)
     assert notice is not None and notice.body.strip()
     assert respond.finish(p, request_id)  # re-sent while unpublished, never raises
     return response
