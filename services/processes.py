@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import logging
 import os
@@ -39,6 +40,18 @@ def exit_after(seconds: float = STOP_DEADLINE_S) -> None:
     timer = threading.Timer(seconds, give_up)
     timer.daemon = True
     timer.start()
+
+
+def settle_heap() -> None:
+    """Once a process has started (the first time it is ready), put what it has made so
+    far (modules, classes, its app and clients) beyond the garbage collector's full
+    collections, which otherwise walk all of it while the event loop waits: in the
+    worker at 50 requests a second, 92 ms for 178,000 objects, every few seconds. Later
+    calls do nothing."""
+    if gc.get_freeze_count():
+        return
+    gc.collect()  # the start's garbage goes first, rather than being kept for good
+    gc.freeze()
 
 
 def processes_file(home: Path) -> Path:

@@ -29,7 +29,7 @@ from services.crypto.shred import shred
 from services.faults import crash_point
 from services.heartbeat import Heart
 from services.logs import configure_logging, library_config
-from services.processes import exit_after
+from services.processes import exit_after, settle_heap
 from services.settings import Settings, mark_ready
 from services.settings import load as load_settings
 from services.signing import Keyring, KeyringError
@@ -353,6 +353,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
 
     @app.on_rebalance_complete.connect
     def _ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        settle_heap()
         mark_ready(settings)
 
     heart = Heart.for_process(settings, "worker")

@@ -24,7 +24,7 @@ from services.delivery.claims import ClaimCheck
 from services.faults import crash_point
 from services.heartbeat import Heart
 from services.logs import configure_logging
-from services.processes import exit_after
+from services.processes import exit_after, settle_heap
 from streams import topics
 
 log = logging.getLogger("dsr.runner")
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             group_id=args.group_id or topics.CONNECTORS_GROUP,
             max_attempts=config.task_attempts,
             session_timeout_s=config.session_timeout_s,
-            on_assigned=lambda: settings.mark_ready(config),
+            on_assigned=lambda: ready(config),
             call_timeouts={n: s.call_timeout_seconds for n, s in data_map.systems.items()},
             concurrency={n: s.concurrency for n, s in data_map.systems.items()},
             sealer=Sealer.from_settings(config),
@@ -104,3 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.error("stopping on a Kafka error, to be restarted: %s", exc)
             return 1
     return 0
+
+
+def ready(config: settings.Settings) -> None:
+    """The runner has its partitions: its start is over."""
+    settle_heap()
+    settings.mark_ready(config)
