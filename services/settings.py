@@ -43,7 +43,7 @@ valid integer``); an empty variable counts as unset.
 | DSR_PIPELINE_PUBLIC_KEY | <DSR_KEYS_DIR>/pipeline.pub | the pipeline's public key, for producers |
 | DSR_TOPIC_PREFIX | dsr | names the topics and groups: deployments sharing a cluster keep apart |
 | DSR_TOPIC_PARTITIONS | 4 | partitions of the topics ``dsr up`` creates |
-| DSR_FETCH_MAX_WAIT_MS | 50 | how long a worker's fetch waits for data, ms |
+| DSR_FETCH_MAX_WAIT_MS | 50 | how long a worker's or runner's fetch waits for data, ms |
 | DSR_APPI_SLA_DAYS | 14 | the APPI's "without delay", as an internal SLA |
 | DSR_LOG_LEVEL | INFO | the pipeline's own loggers' level (libraries log at WARNING) |
 | DSR_COMPONENT | (the process's kind) | the name ``dsr up`` gives a process |

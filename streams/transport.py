@@ -1,10 +1,11 @@
 """Faust's aiokafka transport with a short fetch wait.
 
-Faust hard-codes ``fetch_max_wait_ms=1500`` for its consumer. A fetch that was
-sent before data arrived can then hold a fresh message for up to 1.5 s per hop,
-and a request crosses three hops inside the worker. The broker answers a fetch
-as soon as data arrives once it is polling, so a short wait costs only a few
-idle fetches a second. Registered as the ``dsrkafka://`` broker scheme.
+Faust hard-codes ``fetch_max_wait_ms=1500`` for its consumer, and a request crosses
+three hops inside the worker. Apache Kafka answers a waiting fetch as soon as data
+arrives, but the embedded broker looks again only when the wait (or half of it) is
+over: a message produced meanwhile is seen up to that late, at every hop. A short
+wait (``DSR_FETCH_MAX_WAIT_MS``, 50 ms) bounds that, at the cost of a few idle fetches
+a second. Registered as the ``dsrkafka://`` broker scheme.
 
 Its producer is idempotent (``DSR_IDEMPOTENT_PRODUCER``): when a broker dies after
 writing a batch but before acknowledging it, the producer's retry to the partition's

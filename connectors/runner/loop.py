@@ -36,6 +36,7 @@ from streams.topics import tasks_topic
 
 log = logging.getLogger("dsr.runner")
 
+#: How long a fetch waits on the broker for tasks, ms (``DSR_FETCH_MAX_WAIT_MS``).
 FETCH_MAX_WAIT_MS = 50
 #: Tasks one poll may return, over all partitions.
 MAX_POLL_RECORDS = 100
@@ -67,6 +68,7 @@ class ConnectorRunner:
         sealer: Sealer | None = None,
         claims: ClaimCheck | None = None,
         heart: Heart | None = None,
+        fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
     ) -> None:
         if not connectors:
             raise ValueError("a runner needs at least one connector")
@@ -114,9 +116,10 @@ class ConnectorRunner:
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=max(100, session_ms // 6),
             max_poll_records=MAX_POLL_RECORDS,
-            # The broker answers at once when data arrives; a short wait bounds the
-            # latency of a fetch that was already waiting when a task was produced.
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            # Apache Kafka answers a waiting fetch when data arrives; the embedded broker
+            # looks again only when the wait (or half of it) is over, so a task produced
+            # meanwhile waits up to that long (docs/scaling.md, "Latency").
+            fetch_max_wait_ms=fetch_max_wait_ms,
         )
         hosted = sorted(tasks_topic(s) for s in self.connectors)
         # Know the topics' partitions before joining: a first assignment made from empty

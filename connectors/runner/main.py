@@ -88,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sealer=Sealer.from_settings(config),
             claims=ClaimCheck.from_settings(config),
             heart=Heart.for_process(config, "runner"),
+            fetch_max_wait_ms=config.fetch_max_wait_ms,
         )
     except KafkaError as exc:
         for connector in connectors.values():
