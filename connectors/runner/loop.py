@@ -118,7 +118,7 @@ class ConnectorRunner:
             max_poll_records=MAX_POLL_RECORDS,
             # Apache Kafka answers a waiting fetch when data arrives; the embedded broker
             # looks again only when the wait (or half of it) is over, so a task produced
-            # meanwhile waits up to that long (docs/scaling.md, "Latency").
+            # meanwhile waits up to that long (README, "The embedded broker's fetch wait").
             fetch_max_wait_ms=fetch_max_wait_ms,
         )
         hosted = sorted(tasks_topic(s) for s in self.connectors)
