@@ -41,6 +41,7 @@ def ok_result(
         status="ok",
         records=outcome.records,
         changed=outcome.changed,
+        kept=outcome.kept,
         fields=outcome.fields,
         details={**outcome.details, **({"dry_run": True} if outcome.dry_run else {})},
         correction=outcome.correction,

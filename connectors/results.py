@@ -31,10 +31,15 @@ class OperationResult:
     key naming the table or object it came from. ``details`` is the system's own account
     for operators (tables touched, objects tagged); the pipeline reads none of it. A
     correction reports what it did field by field in ``correction``.
+
+    An erasure that keeps some records, with the fields that identify the subject
+    removed or pseudonymised in place, counts them in ``kept`` as well as in
+    ``changed``: the principal is told they were kept, not that they were erased.
     """
 
     records: list[dict[str, Any]] = field(default_factory=list)
     changed: int = 0
+    kept: int = 0
     fields: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     correction: CorrectionReport | None = None

@@ -233,6 +233,7 @@ def system_outcome(
         outcome=_outcome(kind, o, fields or {}),
         error=o.error,
         changed=r.changed if r else 0,
+        kept=r.kept if r else 0,
         records=len(r.records) if r else 0,
         fields=list(r.fields) if r else [],
         reason_code=(

@@ -11,7 +11,8 @@ more than the response does:
   holds: every system asked found nothing, none failed, refused or knew the principal
   (``nothing_held``);
 - a change is claimed only for a ``done`` outcome (``system_statement``,
-  ``field_statement``).
+  ``field_statement``), and an erasure's records kept with identifying fields removed
+  or pseudonymised (``SystemOutcome.kept``) are told as kept, never as erased.
 """
 
 from __future__ import annotations
@@ -71,6 +72,13 @@ _DONE = {
         "Provision of {n} record(s) to third parties stopped",
     ),
 }
+
+#: An erasure's records kept with the fields that identify the principal removed or
+#: pseudonymised: never told as erased.
+_KEPT = (
+    "{n}件の記録は保持し、お客様を識別する項目を消去または仮名化しました",
+    "{n} record(s) kept, with the fields that identify you removed or pseudonymised",
+)
 
 _ALREADY = {
     Kind.DISCLOSURE: Sentence(
@@ -180,8 +188,13 @@ def _done(kind: Kind, s: SystemOutcome) -> Sentence:
             return Sentence("訂正しました", "Corrected")
         n = len(s.fields)
         return Sentence(f"{n}項目を訂正しました", f"{n} field(s) corrected")
-    ja, en = _DONE[kind]
-    return Sentence(ja.format(n=s.changed), en.format(n=s.changed))
+    kept = min(s.kept, s.changed) if kind is Kind.ERASURE else 0
+    said = [] if kept and kept == s.changed else [(_DONE[kind], s.changed - kept)]
+    said += [(_KEPT, kept)] if kept else []
+    return Sentence(
+        "。".join(ja.format(n=n) for (ja, _), n in said),
+        "; ".join(en.format(n=n) for (_, en), n in said),
+    )
 
 
 def field_statement(f: FieldOutcome, label: Labeller | None = None) -> Sentence:

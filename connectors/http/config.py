@@ -150,6 +150,11 @@ class Endpoint(_Model):
     changed_path: JSONPath | None = Field(
         default=None, description="Where a change's response gives the number of records changed."
     )
+    kept_path: JSONPath | None = Field(
+        default=None,
+        description="Where an erasure's response gives the number of records kept with the "
+        "fields that identify the subject removed or pseudonymised (0 when absent).",
+    )
     discovers: dict[Name, JSONPath] = Field(
         default={}, description="Other identifiers in the records, as identifier: field."
     )

@@ -14,7 +14,9 @@ stop), the subject's records are read first:
 - a dry run returns that plan and sends nothing.
 
 ``changed`` is the number at the endpoint's ``changed_path`` when set, else
-the number of records the plan found, else 1 (the request the API accepted).
+the number of records the plan found, else 1 (the request the API accepted). An
+erasure's ``kept`` (records kept with identifying fields removed or pseudonymised)
+is the number at ``kept_path``, else 0.
 """
 
 from __future__ import annotations
@@ -211,16 +213,26 @@ class HTTPConnector(Connector[HTTPConfig]):
         )
         if reply is None:  # the API does not know the subject
             return OperationResult(details=details)
-        changed = expected
-        if spec.changed_path:
-            count = dig(reply.body, spec.changed_path, default=None)
-            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                raise FatalError(
-                    f"system {self.system!r}: {_what(spec)}: no count of changed records "
-                    f"at {spec.changed_path}"
-                )
-            changed = count
-        return OperationResult(changed=changed, fields=fields if changed else [], details=details)
+        changed = self._count(spec, reply.body, spec.changed_path, "changed", expected)
+        kept = self._count(spec, reply.body, spec.kept_path, "kept", 0) if op == "erase" else 0
+        if kept > changed:
+            raise FatalError(
+                f"system {self.system!r}: {_what(spec)}: {kept} records kept of {changed} changed"
+            )
+        return OperationResult(
+            changed=changed, kept=kept, fields=fields if changed else [], details=details
+        )
+
+    def _count(self, spec: Endpoint, body: Any, path: str | None, what: str, default: int) -> int:
+        """The count at ``path`` of a change's reply; ``default`` when no path is set."""
+        if not path:
+            return default
+        count = dig(body, path, default=None)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise FatalError(
+                f"system {self.system!r}: {_what(spec)}: no count of {what} records at {path}"
+            )
+        return count
 
 
 def _what(spec: Endpoint) -> str:

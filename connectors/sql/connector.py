@@ -217,6 +217,7 @@ class SQLConnector(Connector[SQLConfig]):
                         fields.update(touched)
         return OperationResult(
             changed=sum(a["rows"] for a in actions),
+            kept=sum(a["rows"] for a in actions if a["action"] == "anonymise"),
             fields=sorted(fields),
             details={"tables": actions},
             identities=new_units(found, identifiers),

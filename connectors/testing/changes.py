@@ -75,10 +75,12 @@ class ChangeTests:
                 "a real run would change (and seed() must give the subject data to change)"
             )
         done = run(kit.connector, kind, s.subject, change=change)
-        if (done.changed, sorted(done.fields)) != (planned.changed, sorted(planned.fields)):
+        plan = (planned.changed, planned.kept, sorted(planned.fields))
+        if (done.changed, done.kept, sorted(done.fields)) != plan:
             fail(
-                f"{what} planned changed={planned.changed}, fields={sorted(planned.fields)}, "
-                f"but the real run made changed={done.changed}, fields={sorted(done.fields)}"
+                f"{what} planned changed={planned.changed}, kept={planned.kept}, "
+                f"fields={sorted(planned.fields)}, but the real run made changed={done.changed}, "
+                f"kept={done.kept}, fields={sorted(done.fields)}"
             )
 
     def test_erasure_empties_the_disclosure_and_is_idempotent(self, kit: Session) -> None:
@@ -92,6 +94,11 @@ class ChangeTests:
 
         if first.changed <= 0:
             fail("erase() reported changed=0 for the seeded subject")
+        if not 0 <= first.kept <= first.changed:
+            fail(
+                f"erase() reported kept={first.kept} of changed={first.changed}: the records "
+                "kept with identifying fields removed are part of those changed"
+            )
         after = kit.read(Kind.DISCLOSURE, s.subject).records if reads else []
         found = left_behind(before, after, first.fields, s.subject)
         if found:

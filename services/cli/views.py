@@ -22,6 +22,7 @@ def _print_response(body: dict[str, Any]) -> None:
         said = s.get("outcome") or s.get("status")
         extra = f" records={s['records']}" if s.get("records") else ""
         extra += f" changed={s['changed']}" if s.get("changed") else ""
+        extra += f" kept={s['kept']}" if s.get("kept") else ""
         console.print(f"  {s.get('system')}: {said}{extra}", markup=False, highlight=False)
     for r in body.get("reasons") or []:
         where = f" ({r['system']})" if r.get("system") else ""

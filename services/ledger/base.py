@@ -107,6 +107,7 @@ def _result_audit(result: TaskResult) -> dict[str, Any]:
         Action.TASK_OK if result.status == "ok" else Action.TASK_FAILED,
         task_id=result.task_id,
         changed=result.changed,
+        **({"kept": result.kept} if result.kept else {}),
         fields=result.fields,
         error_code=result.error_code,
         attempts=result.attempts,

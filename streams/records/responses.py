@@ -81,6 +81,11 @@ class SystemOutcome(_Strict):
         "status and counts, never claiming more than they do."
     )
     changed: int = 0
+    kept: int = Field(
+        default=0,
+        description="Of ``changed``, the records kept with the fields that identify the "
+        "principal removed or pseudonymised (an erasure that does not delete).",
+    )
     records: int = 0
     fields: list[str] = []
     error: str | None = None

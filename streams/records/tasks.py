@@ -157,7 +157,13 @@ class TaskResult(_Strict):
     kind: Kind
     status: Literal["ok", "failed"]
     records: list[dict[str, Any]] = Field(default_factory=list)
-    changed: int = 0
+    changed: int = Field(default=0, ge=0)
+    kept: int = Field(
+        default=0,
+        ge=0,
+        description="Of ``changed``, an erasure's records kept in place with the fields that "
+        "identify the principal removed or pseudonymised, rather than deleted.",
+    )
     fields: list[str] = Field(default_factory=list)
     details: dict[str, Any] = Field(
         default_factory=dict, description="The system's own account of what it did, for operators."
@@ -192,6 +198,12 @@ class TaskResult(_Strict):
         description="A sealed value too large for one message, kept in the package store "
         "under this key instead (claim check); ``sealed`` is then empty",
     )
+
+    @model_validator(mode="after")
+    def _kept_among_changed(self) -> TaskResult:
+        if self.kept > self.changed:
+            raise ValueError(f"kept ({self.kept}) is more than changed ({self.changed})")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -3,8 +3,11 @@ erasure order holds."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import sqlite3
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from services.client import Watcher
 from services.demo.scenario import event
 from services.ledger import Ledger, as_utc
 from streams import topics
-from tests.integration.fixtures import joined_stack, settings_for
+from tests.integration.fixtures import joined_stack, settings_for, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +31,8 @@ def test_email_only_erasure_reaches_every_system_in_dependency_order(tmp_path: P
         [(_, response)] = watcher.collect(lambda seen: len(seen) >= 1, timeout_s=60)
         submitter.close()
         watcher.close()
+        outbox = tmp_path / "outbox" / "ir-1"
+        [notice] = wait_for("the response notice", lambda: list(outbox.glob("*response*.eml")))
 
     assert response["status"] == "completed"
     outcome = {s["system"]: s for s in response["systems"]}
@@ -40,6 +45,21 @@ def test_email_only_erasure_reaches_every_system_in_dependency_order(tmp_path: P
         "provision_ledger": "not_applicable",
     }
     assert all(outcome[s]["changed"] == 1 for s in ("crm", "search_index", "orders", "shipping"))
+    # orders and shipping keep their rows with Jiro's identifying columns anonymised: the
+    # principal is told so, and erasure is claimed only where rows were deleted
+    assert {s: outcome[s]["kept"] for s in ("crm", "search_index", "orders", "shipping")} == {
+        "crm": 0,
+        "search_index": 0,
+        "orders": 1,
+        "shipping": 1,
+    }
+    message = email.message_from_bytes(notice.read_bytes(), policy=email.policy.default)
+    body = message.get_body(("plain",))
+    assert isinstance(body, EmailMessage)
+    told = body.get_content()
+    kept = "1 record(s) kept, with the fields that identify you removed or pseudonymised"
+    assert told.count(kept) == 2 and told.count("1 record(s) erased") == 2, told
+    assert told.count("1件の記録は保持し") == 2 and told.count("1件を消去しました") == 2, told
 
     ledger = Ledger(settings.database_url)
     every = ledger.tasks("ir-1")

@@ -77,6 +77,21 @@ def test_every_outcome_of_every_kind_has_a_sentence_in_both_languages(
         (Kind.DISCLOSURE, Outcome.DONE, {"records": 3}, "3件", "3 record(s)"),
         (Kind.DISCLOSURE, Outcome.NO_DATA, {}, "該当するデータはありません", "No data found"),
         (Kind.ERASURE, Outcome.DONE, {"changed": 2}, "2件を消去しました", "2 record(s) erased"),
+        (
+            Kind.ERASURE,
+            Outcome.DONE,
+            {"changed": 2, "kept": 2},
+            "2件の記録は保持し、お客様を識別する項目を消去または仮名化しました",
+            "2 record(s) kept, with the fields that identify you removed or pseudonymised",
+        ),
+        (
+            Kind.ERASURE,
+            Outcome.DONE,
+            {"changed": 3, "kept": 1},
+            "2件を消去しました。1件の記録は保持し、お客様を識別する項目を消去または仮名化しました",
+            "2 record(s) erased; 1 record(s) kept, with the fields that identify you removed "
+            "or pseudonymised",
+        ),
         (Kind.ERASURE, Outcome.ALREADY_DONE, {}, "既に消去済みでした", "Already erased"),
         (
             Kind.CORRECTION,

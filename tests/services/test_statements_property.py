@@ -60,6 +60,8 @@ class Fact:
     changed: int
     refusal: bool
     fields: dict[str, FieldFate]
+    #: Of ``changed``, an erasure's records kept with identifying fields removed.
+    kept: int = 0
 
     @property
     def changed_fields(self) -> set[str]:
@@ -98,13 +100,15 @@ def facts(draw: st.DrawFn) -> tuple[Kind, str, list[str], list[Fact]]:
             fates = {f: draw(fate) for f in requested}
         reads = kind in (Kind.DISCLOSURE, Kind.THIRD_PARTY_RECORDS, Kind.PURPOSE_NOTIFICATION)
         acts = kind in (Kind.ERASURE, Kind.SUSPENSION, Kind.THIRD_PARTY_STOP)
+        changed = draw(st.integers(0, 2)) if ok and acts else 0
         out.append(
             Fact(
                 system=name,
                 status=status,
                 looked_up=draw(st.booleans()),
                 records=draw(st.integers(0, 2)) if ok and reads else 0,
-                changed=draw(st.integers(0, 2)) if ok and acts else 0,
+                changed=changed,
+                kept=draw(st.integers(0, changed)) if kind is Kind.ERASURE else 0,
                 refusal=status is TaskStatus.REFUSED or (ok and draw(st.integers(0, 4)) == 0),
                 fields=fates,
             )
@@ -140,6 +144,7 @@ def result_of(kind: Kind, fact: Fact) -> TaskResult | None:
         if kind is not Kind.PURPOSE_NOTIFICATION
         else [],
         changed=changed,
+        kept=fact.kept,
         fields=sorted(fact.changed_fields),
         details=details,
         refusal=refusal if fact.refusal else None,
@@ -210,12 +215,14 @@ def rendered(
 
 
 def system_lines(name: str, texts: dict[str, str]) -> list[str]:
-    """What each rendering says about one system."""
+    """What each rendering says about one system (labelled "name / name", its Japanese
+    and English labels)."""
+    label = f"{name} / {name}"
     lines = []
     for text in texts.values():
-        lines += re.findall(rf"^- {name}: (.*)$", text, flags=re.M)
-        lines += re.findall(rf"<tr><td>{name}</td><td>(.*?)</td></tr>", text)
-        lines += re.findall(rf"<h3>{name}</h3>\n<p>(.*?)</p>", text)
+        lines += re.findall(rf"^- {label}: (.*)$", text, flags=re.M)
+        lines += re.findall(rf"<tr><td>{label}</td><td>(.*?)</td></tr>", text)
+        lines += re.findall(rf"<h3>{label}</h3>\n<p>(.*?)</p>", text)
     return lines
 
 
@@ -267,9 +274,20 @@ def test_no_rendering_claims_more_than_the_response(
 
     # a change is claimed only for a system that made one
     for fact in facts_:
-        for line in system_lines(fact.system, texts):
+        lines = system_lines(fact.system, texts)
+        assert lines, f"no rendering says what {fact.system} did"
+        for line in lines:
             if CHANGE_CLAIMS.search(line):
                 assert fact.changed or fact.changed_fields, (fact, line)
+            # records kept with identifying fields removed are never told as erased
+            for pattern, count in (
+                (r"(\d+) record\(s\) erased", fact.changed - fact.kept),
+                (r"(\d+)件を消去しました", fact.changed - fact.kept),
+                (r"(\d+) record\(s\) kept", fact.kept),
+                (r"(\d+)件の記録は保持し", fact.kept),
+            ):
+                for said in re.findall(pattern, line):
+                    assert int(said) == count, (fact, line)
     for name in requested if kind is Kind.CORRECTION else []:
         for line in field_lines(name, texts):
             if m := re.search(r"Corrected in ([\w\-, ]+)", line):

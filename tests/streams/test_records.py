@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.schemas import render_all
-from streams.records import RequestEvent
+from streams.records import RequestEvent, TaskResult
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"
 EXAMPLES = Path(__file__).parents[2] / "examples" / "requests.jsonl"
@@ -102,3 +103,18 @@ def test_destructive_kinds_need_grounds() -> None:
         RequestEvent.model_validate(body)
     body["grounds"] = ["no_longer_needed"]
     assert RequestEvent.model_validate(body).grounds == ["no_longer_needed"]
+
+
+def test_a_task_result_keeps_no_more_records_than_it_changed() -> None:
+    base = {
+        "request_id": "r-1",
+        "task_id": "r-1:crm:erasure:0",
+        "system": "crm",
+        "kind": "erasure",
+        "status": "ok",
+        "started_at": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    assert TaskResult.model_validate({**base, "changed": 3, "kept": 3}).kept == 3
+    for bad in ({"changed": 1, "kept": 2}, {"changed": 0, "kept": -1}):
+        with pytest.raises(ValidationError, match="kept"):
+            TaskResult.model_validate({**base, **bad})

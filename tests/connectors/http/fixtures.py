@@ -95,6 +95,8 @@ class FakeSaaS:
     mode: str | None = None
     page_size: int = 2
     requests: list[Seen] = field(default_factory=list)
+    #: Orders kept, linked to nobody, by ``POST /users/{email}/forget``.
+    unlinked_orders: list[Any] = field(default_factory=list)
     url: str = ""
     redirect_to: str = "http://example.invalid/steal"
     #: How long a stalling answer stays silent.
@@ -148,6 +150,11 @@ class FakeSaaS:
             case "DELETE", []:
                 del self.users[parts[1]]
                 return 204, {}, None
+            case "POST", ["forget"]:  # the profile goes; the orders stay, unlinked
+                del self.users[parts[1]]
+                self.unlinked_orders += user["orders"]
+                kept = len(user["orders"])
+                return 200, {}, {"result": {"changed": 1 + kept, "kept": kept}}
             case "POST", ["shares", "stop"]:
                 user["shares_stopped"] = True
                 return 200, {}, {"stopped": len(user["shares"])}

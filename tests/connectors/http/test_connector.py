@@ -221,6 +221,29 @@ def test_a_missing_count_is_fatal(saas: FakeSaaS) -> None:
         with_endpoints(saas, suspend=suspend).suspend(ALICE, grounds=["unlawful"])
 
 
+FORGET = {
+    "method": "POST",
+    "path": "/users/{email}/forget",
+    "changed_path": "result.changed",
+    "kept_path": "result.kept",
+}
+
+
+def test_an_erasure_that_keeps_records_says_how_many(saas: FakeSaaS) -> None:
+    orders = len(saas.users["alice@example.com"]["orders"])
+
+    result = with_endpoints(saas, erase=FORGET).erase(ALICE, grounds=["withdrawn"])
+
+    assert (result.changed, result.kept) == (1 + orders, orders)
+    assert "alice@example.com" not in saas.users and len(saas.unlinked_orders) == orders
+
+
+def test_more_kept_than_changed_is_fatal(saas: FakeSaaS) -> None:
+    swapped = {**FORGET, "changed_path": "result.kept", "kept_path": "result.changed"}
+    with pytest.raises(FatalError, match="records kept of"):
+        with_endpoints(saas, erase=swapped).erase(ALICE, grounds=["withdrawn"])
+
+
 def test_stop_third_party_provision(saas: FakeSaaS) -> None:
     conn = connector(saas)
     assert conn.stop_third_party_provision(ALICE, grounds=["objection"], dry_run=True).changed == 3

@@ -131,6 +131,7 @@ def test_erasure_deletes_and_anonymises_per_column(db: Database) -> None:
     result = db.connector().erase(ALICE, grounds=["withdrawn_consent"])
 
     assert result.changed == 3
+    assert result.kept == 1  # the customer's row, anonymised; the 2 orders are deleted
     assert {"table": "orders", "action": "delete", "rows": 2} in result.details["tables"]
     alice, bob = db.rows("customers")
     assert alice["email"] == keyed("alice@example.com")
