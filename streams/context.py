@@ -98,7 +98,8 @@ class Pipeline:
         return cls(
             ledger=Ledger(settings.database_url, sealer=sealer),
             datamap=datamap,
-            storage=open_package_storage(settings),  # sealed when local, see encrypted.py
+            # sealed when local (see encrypted.py), with the keys the sealer unwrapped
+            storage=open_package_storage(settings, sealer.data_keys if sealer else None),
             capabilities=kinds,
             keyring=Keyring.load(settings.signing_keys_path, settings.signature_max_age_s)
             if settings.require_signatures

@@ -27,6 +27,7 @@ never stored beside the data it pseudonymises.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -35,6 +36,8 @@ from typing import Protocol
 KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 DATA_KEY_BYTES = 32  # AES-256
+#: How long an unwrapped data key is kept in memory.
+KEY_CACHE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -74,3 +77,37 @@ def check_key_id(key_id: str) -> str:
     if not KEY_ID.fullmatch(key_id):
         raise ValueError(f"invalid data key id {key_id!r}: a request id of [A-Za-z0-9._:-]")
     return key_id
+
+
+class CachedKeys:
+    """A ``KeyProvider`` that keeps each data key it hands out in memory for ``ttl_s``
+    seconds, so one process's sealing and package files unwrap a request's key once.
+    ``destroy`` forgets the key before destroying it."""
+
+    def __init__(self, keys: KeyProvider, ttl_s: float = KEY_CACHE_S, most: int = 10_000) -> None:
+        self.keys, self.ttl_s, self.most = keys, ttl_s, most
+        self._cache: dict[str, tuple[float, bytes]] = {}
+
+    def data_key(self, key_id: str, *, create: bool = False) -> bytes:
+        now = time.monotonic()
+        hit = self._cache.get(key_id)
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        key = self.keys.data_key(key_id, create=create)
+        if len(self._cache) >= self.most:
+            self._cache.clear()
+        self._cache[key_id] = (now, key)
+        return key
+
+    def destroy(self, key_id: str) -> bool:
+        self._cache.pop(key_id, None)
+        return self.keys.destroy(key_id)
+
+    def list_keys(self) -> list[KeyInfo]:
+        return self.keys.list_keys()
+
+    def erasure_hmac_key(self) -> bytes:
+        return self.keys.erasure_hmac_key()
+
+    def __repr__(self) -> str:
+        return f"CachedKeys({self.keys!r})"

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from services.crypto.envelope import open_blob, seal
-from services.crypto.keys import KeyProvider, check_key_id
+from services.crypto.keys import CachedKeys, KeyProvider, check_key_id
 from services.crypto.local import LocalKeyProvider
 from services.crypto.public import PipelineKeys, PublicKey, seal_to
 from services.settings import Settings
@@ -45,9 +44,6 @@ SEALED_REQUEST = "sealed_request"
 #: A ledger column kept sealed (the request event, the identity graph) holds
 #: ``{SEALED_FIELD: base64}``; ``$`` keeps it apart from any identifier's name.
 SEALED_FIELD = "$sealed"
-#: How long an unwrapped data key is kept in memory.
-KEY_CACHE_S = 60.0
-
 M = TypeVar("M", Task, TaskResult)
 
 
@@ -84,7 +80,9 @@ class Sealer:
         if pipeline is None and isinstance(keys, LocalKeyProvider):
             pipeline = PipelineKeys(keys)
         self.pipeline = pipeline
-        self._cache: dict[str, tuple[float, bytes]] = {}
+        #: ``keys``, each data key unwrapped once a minute at most; this process's
+        #: package store shares them (``open_package_storage``).
+        self.data_keys = CachedKeys(keys)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Sealer | None:
@@ -161,7 +159,7 @@ class Sealer:
         return self.pipeline
 
     def _seal(self, request_id: str, name: str, plain: bytes, *, create: bool) -> str:
-        blob = seal(self._key(request_id, create=create), request_id, name, plain)
+        blob = seal(self.data_keys.data_key(request_id, create=create), request_id, name, plain)
         return base64.b64encode(blob).decode()
 
     def _open(self, request_id: str, name: str, sealed: object, where: str) -> bytes:
@@ -169,18 +167,7 @@ class Sealer:
             blob = base64.b64decode(str(sealed), validate=True)
         except ValueError as exc:
             raise ValueError(f"{where}: sealed is not base64") from exc
-        return open_blob(self._key(request_id, create=False), request_id, name, blob, where=where)
-
-    def _key(self, request_id: str, *, create: bool) -> bytes:
-        now = time.monotonic()
-        hit = self._cache.get(request_id)
-        if hit is not None and now - hit[0] < KEY_CACHE_S:
-            return hit[1]
-        key = self.keys.data_key(request_id, create=create)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[request_id] = (now, key)
-        return key
+        return open_blob(self.data_keys.data_key(request_id), request_id, name, blob, where=where)
 
 
 def is_sealed_field(stored: object) -> bool:

@@ -90,9 +90,10 @@ def open_store(settings: Settings) -> Storage:
     )
 
 
-def open_package_storage(settings: Settings) -> Storage:
-    """The package store the settings name, sealed if it is local and encryption is on."""
+def open_package_storage(settings: Settings, keys: KeyProvider | None = None) -> Storage:
+    """The package store the settings name, sealed if it is local and encryption is on,
+    with ``keys`` (by default the local provider the settings name)."""
     storage = open_store(settings)
     if settings.encrypt_packages and isinstance(storage, LocalStorage):
-        return EncryptedStorage(storage, LocalKeyProvider.from_settings(settings))
+        return EncryptedStorage(storage, keys or LocalKeyProvider.from_settings(settings))
     return storage
