@@ -67,6 +67,10 @@ DEFAULT_COMPLAINTS_CONTACT = (
     "Please contact our personal information enquiries desk."
 )
 
+#: How long a worker's or runner's fetch waits on the broker for data, ms, unless
+#: ``DSR_FETCH_MAX_WAIT_MS`` says otherwise (``streams.transport`` on the embedded broker).
+FETCH_MAX_WAIT_MS = 50
+
 
 def _env_name(field: str) -> str:
     return f"DSR_{field.upper()}"
@@ -118,7 +122,7 @@ class Settings(BaseSettings):
     topic_min_isr: int | None = None
     topic_prefix: str = Field(default="dsr", pattern=r"^[A-Za-z0-9._-]+$")
     topic_partitions: int = Field(default=4, ge=1)
-    fetch_max_wait_ms: int = Field(default=50, ge=0)
+    fetch_max_wait_ms: int = Field(default=FETCH_MAX_WAIT_MS, ge=0)
     task_attempts: int = Field(default=5, ge=1)
     #: Where this process serves ``/metrics`` on 127.0.0.1; 0 means no metrics server.
     metrics_port: int = 0

@@ -29,6 +29,8 @@ import faust
 from aiokafka.errors import UnknownError
 from faust.transport.drivers import aiokafka as driver
 
+from services.settings import FETCH_MAX_WAIT_MS
+
 log = logging.getLogger("dsr.transport")
 
 #: Times a message the broker refused is sent, in all.
@@ -39,7 +41,7 @@ SEND_ATTEMPTS = 6
 class Options:
     """What the worker's settings ask of its Kafka clients beyond Faust's own."""
 
-    fetch_max_wait_ms: int = 50  # DSR_FETCH_MAX_WAIT_MS
+    fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS
     idempotent_producer: bool = True  # DSR_IDEMPOTENT_PRODUCER
 
 

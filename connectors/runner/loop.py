@@ -30,14 +30,13 @@ from services.crypto.sealing import Sealer
 from services.delivery.claims import ClaimCheck
 from services.faults import crash_point
 from services.heartbeat import Heart
+from services.settings import FETCH_MAX_WAIT_MS
 from streams import topics
 from streams.records import Task, TaskResult, dump, utcnow
 from streams.topics import tasks_topic
 
 log = logging.getLogger("dsr.runner")
 
-#: How long a fetch waits on the broker for tasks, ms (``DSR_FETCH_MAX_WAIT_MS``).
-FETCH_MAX_WAIT_MS = 50
 #: Tasks one poll may return, over all partitions.
 MAX_POLL_RECORDS = 100
 #: Tasks a partition may have waiting in its lane before polling waits for it.
