@@ -83,6 +83,7 @@ class SystemOutcome(_Strict):
     changed: int = 0
     kept: int = Field(
         default=0,
+        ge=0,
         description="Of ``changed``, the records kept with the fields that identify the "
         "principal removed or pseudonymised (an erasure that does not delete).",
     )
