@@ -138,9 +138,11 @@ class Executor:
             result = _failed(task, started, error, "internal_error", attempts)
         else:
             try:
-                result = ok_result(task, outcome, started, attempts)
-            except ValidationError:
-                error = "the connector returned a malformed OperationResult"
+                result = _result(task, outcome, started, attempts)
+            except ValidationError as exc:
+                # what was wrong, never the values (they may be personal data)
+                wrong = "; ".join(e["msg"] for e in exc.errors(include_url=False))
+                error = f"the connector returned a malformed OperationResult: {wrong}"
                 result = _failed(task, started, error, "internal_error", attempts)
         finally:
             if self.heart:
@@ -176,6 +178,15 @@ class Executor:
     def close(self) -> None:
         for calls in self._calls.values():
             calls.close()
+
+
+def _result(task: Task, outcome: OperationResult, started: datetime, attempts: int) -> TaskResult:
+    """The task's result; a dry run's outcome for a task to carry out is a failure: the
+    principal must never be told of changes that were only planned."""
+    if outcome.dry_run and not task.dry_run:
+        error = "the connector returned a dry run's result for a task to carry out"
+        return _failed(task, started, error, "internal_error", attempts)
+    return ok_result(task, outcome, started, attempts)
 
 
 def _failed(

@@ -48,7 +48,8 @@ class ScriptedConfig(BaseModel):
     pages: dict[str, str] = {}
     transient_failures: int = 0
     retry_after: float | None = None
-    then: str = "answer"  # or "fatal", or "crash"
+    #: or "fatal", "crash", "dry_run" (a plan, not a change), "overclaim" (kept > changed)
+    then: str = "answer"
 
 
 class Scripted(Connector[ScriptedConfig]):
@@ -73,6 +74,10 @@ class Scripted(Connector[ScriptedConfig]):
             raise FatalError("the system refused the request")
         if self.config.then == "crash":
             raise KeyError(identifiers["email"])
+        if self.config.then == "dry_run":
+            return OperationResult(records=[{"note": "alice", "_source": "pages"}], dry_run=True)
+        if self.config.then == "overclaim":
+            return OperationResult(records=[{"note": "alice", "_source": "pages"}], kept=1)
         page = self.config.pages.get(identifiers.get("email", ""))
         return OperationResult(records=[{"note": page, "_source": "pages"}] if page else [])
 
@@ -182,7 +187,15 @@ def test_a_task_whose_request_timed_out_is_skipped_unrun_and_dead_lettered(
     assert letter["error_code"] == "request_timed_out" and letter["attempts"] == 0
 
 
-@pytest.mark.parametrize(("then", "code"), [("fatal", "fatal"), ("crash", "internal_error")])
+@pytest.mark.parametrize(
+    ("then", "code"),
+    [
+        ("fatal", "fatal"),
+        ("crash", "internal_error"),
+        ("dry_run", "internal_error"),
+        ("overclaim", "internal_error"),
+    ],
+)
 def test_fatal_and_unexpected_errors_are_not_retried(
     bootstrap: str, producer: KafkaProducer, outbox: Outbox, then: str, code: str
 ) -> None:
@@ -197,6 +210,8 @@ def test_fatal_and_unexpected_errors_are_not_retried(
     assert result.attempts == 1 and len(connector.calls) == 1 and not result.retriable
     assert "alice" not in (result.error or "")  # an unexpected error's message is not repeated
     assert refused.status == "failed" and refused.error_code == "not_supported"
+    said = {"dry_run": "a dry run's result", "overclaim": "kept (1) is more than changed (0)"}
+    assert said.get(then, "") in (result.error or "")  # a result that claims too much is failed
 
 
 def test_a_result_too_large_to_send_is_reported_as_failed(
