@@ -188,13 +188,15 @@ def _done(kind: Kind, s: SystemOutcome) -> Sentence:
             return Sentence("訂正しました", "Corrected")
         n = len(s.fields)
         return Sentence(f"{n}項目を訂正しました", f"{n} field(s) corrected")
+    ja, en = _DONE[kind]
     kept = min(s.kept, s.changed) if kind is Kind.ERASURE else 0
-    said = [] if kept and kept == s.changed else [(_DONE[kind], s.changed - kept)]
-    said += [(_KEPT, kept)] if kept else []
-    return Sentence(
-        "。".join(ja.format(n=n) for (ja, _), n in said),
-        "; ".join(en.format(n=n) for (_, en), n in said),
-    )
+    if not kept:
+        return Sentence(ja.format(n=s.changed), en.format(n=s.changed))
+    told = Sentence(_KEPT[0].format(n=kept), _KEPT[1].format(n=kept))
+    erased = s.changed - kept
+    if not erased:
+        return told
+    return Sentence(f"{ja.format(n=erased)}。{told.ja}", f"{en.format(n=erased)}; {told.en}")
 
 
 def field_statement(f: FieldOutcome, label: Labeller | None = None) -> Sentence:
