@@ -88,7 +88,7 @@ def _audit_row(request_id: str | None, actor: str, action: Action, **detail: Any
 
 
 def _result_row(result: TaskResult) -> dict[str, Any]:
-    """``RECORD_RESULT``'s parameters for ``result``."""
+    """``statements.record_many``'s parameters for ``result``."""
     return {
         "id": result.task_id,
         "status": result.status,

@@ -131,21 +131,15 @@ _RESULT_VALUES: dict[Any, Any] = {
     _TASKS.result: bindparam("result"),
     _TASKS.finished_at: bindparam("finished_at"),
 }
-RECORD_RESULT = (
-    update(_TASK_TABLE)
-    .where(_TASKS.task_id == bindparam("id"), _TASKS.status == TaskStatus.PENDING.value)
-    .values(_RESULT_VALUES)
-)
 _RESULT_COLUMNS = ("id", "status", "attempts", "error", "result", "finished_at")
 #: Tasks in one ``record_many`` statement, at most (a batch of results is one or two).
 RECORD_MANY_MAX = 128
 
 
 def record_many(rows: Sequence[Mapping[str, Any]]) -> tuple[Executable, dict[str, Any]]:
-    """``RECORD_RESULT`` for many tasks (``base._result_row``s, one a task) in one
-    statement, which returns the ids of those it recorded: the ones still pending; with
-    its parameters. PostgreSQL only (SQLite's VALUES cannot name its columns); one round
-    trip, where a statement a task costs one each."""
+    """Record the results of many tasks (``base._result_row``s, one a task) on those
+    still pending, in one statement, which returns the ids of those it recorded; with its
+    parameters. One round trip, where a statement a task costs one each."""
     params = {f"v{i}_{name}": row[name] for i, row in enumerate(rows) for name in _RESULT_COLUMNS}
     return _record_many(len(rows)), params
 
@@ -159,8 +153,10 @@ def _record_many(n: int) -> Executable:
         "(" + ", ".join(f":v{i}_{name}" for name in _RESULT_COLUMNS) + ")" for i in range(n)
     )
     sets = ", ".join(f"{name} = given.{name}" for name in _RESULT_COLUMNS[1:])
+    # A common table expression names the columns of VALUES on SQLite and PostgreSQL.
     sql = (
-        f"UPDATE tasks SET {sets} FROM (VALUES {rows}) AS given ({', '.join(_RESULT_COLUMNS)}) "
+        f"WITH given ({', '.join(_RESULT_COLUMNS)}) AS (VALUES {rows}) "
+        f"UPDATE tasks SET {sets} FROM given "
         f"WHERE tasks.task_id = given.id AND tasks.status = '{TaskStatus.PENDING.value}' "
         "RETURNING tasks.task_id"
     )
@@ -193,10 +189,12 @@ def load(
 ) -> list[E]:
     """The rows ``statement`` selects (all of ``entity``'s columns), as ``entity``s."""
     new = instrumentation.manager_of_class(entity).new_instance
+    rows = conn.execute(statement, params)
+    keys = tuple(rows.keys())
     found = []
-    for row in conn.execute(statement, params):
+    for row in rows:
         obj = new()
-        instance_dict(obj).update(row._mapping)
+        instance_dict(obj).update(zip(keys, row, strict=True))
         found.append(obj)
     return found
 

@@ -31,7 +31,6 @@ from services.ledger.statements import (
     INSERT_TASK,
     LOCK_REFUSED_PARTS,
     RECORD_MANY_MAX,
-    RECORD_RESULT,
     SELECT_REQUEST,
     SELECT_REQUESTS,
     SELECT_TASK_IDS,
@@ -258,8 +257,6 @@ class Tasks(LedgerBase):
 def _record(conn: Connection, results: Sequence[TaskResult]) -> list[bool]:
     """Record each result whose task is still pending; whether each was its task's first
     result (a later one for the same task in ``results`` is not)."""
-    if conn.dialect.name != "postgresql" or len(results) == 1:
-        return [bool(conn.execute(RECORD_RESULT, _result_row(r)).rowcount) for r in results]
     first_of = {r.task_id: i for i, r in reversed(list(enumerate(results)))}
     rows = [_result_row(results[i]) for i in sorted(first_of.values())]
     recorded = {
