@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import secrets
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from services.crypto.errors import KeyDestroyed, MasterKeyError
 from services.crypto.keys import DATA_KEY_BYTES, KeyInfo, check_key_id
+from services.files import synced_temp
 from services.settings import Settings
 
 __all__ = ["KEY_FORMAT", "LocalKeyProvider"]
@@ -171,13 +171,9 @@ def _create_exclusive(path: Path, data: bytes) -> None:
     """Write ``path`` (mode 0600) whole, unless it exists: a synced temporary file,
     then a hard link, which fails rather than replace a file another writer made."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = synced_temp(path, data)
     try:
-        with os.fdopen(fd, "wb") as f:  # mkstemp makes it 0600
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         with contextlib.suppress(FileExistsError):  # another writer was first: keep theirs
             os.link(tmp, path)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
