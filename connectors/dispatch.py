@@ -42,6 +42,7 @@ def ok_result(
         records=outcome.records,
         changed=outcome.changed,
         kept=outcome.kept,
+        pending_purge=outcome.pending_purge,
         fields=outcome.fields,
         details={**outcome.details, **({"dry_run": True} if outcome.dry_run else {})},
         correction=outcome.correction,

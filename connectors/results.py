@@ -35,11 +35,16 @@ class OperationResult:
     An erasure that keeps some records, with the fields that identify the subject
     removed or pseudonymised in place, counts them in ``kept`` as well as in
     ``changed``: the principal is told they were kept, not that they were erased.
+    One that deletes records from the system's current data while earlier copies stay
+    readable until a scheduled clean-up removes them (a compacted topic's older values,
+    until its log cleaner runs) counts them in ``pending_purge`` as well: the principal
+    is told so, not that nothing of them is left.
     """
 
     records: list[dict[str, Any]] = field(default_factory=list)
     changed: int = 0
     kept: int = 0
+    pending_purge: int = 0
     fields: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     correction: CorrectionReport | None = None

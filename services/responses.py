@@ -234,6 +234,7 @@ def system_outcome(
         error=o.error,
         changed=r.changed if r else 0,
         kept=r.kept if r else 0,
+        pending_purge=r.pending_purge if r else 0,
         records=len(r.records) if r else 0,
         fields=list(r.fields) if r else [],
         reason_code=(

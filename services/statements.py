@@ -12,7 +12,9 @@ more than the response does:
   (``nothing_held``);
 - a change is claimed only for a ``done`` outcome (``system_statement``,
   ``field_statement``), and an erasure's records kept with identifying fields removed
-  or pseudonymised (``SystemOutcome.kept``) are told as kept, never as erased.
+  or pseudonymised (``SystemOutcome.kept``) are told as kept, never as erased; those
+  whose earlier copies stay until a scheduled clean-up (``SystemOutcome.pending_purge``)
+  are told so.
 """
 
 from __future__ import annotations
@@ -78,6 +80,15 @@ _DONE = {
 _KEPT = (
     "{n}件の記録は保持し、お客様を識別する項目を消去または仮名化しました",
     "{n} record(s) kept, with the fields that identify you removed or pseudonymised",
+)
+
+#: An erasure's records deleted from the system's current data whose earlier copies stay
+#: in its log until a scheduled clean-up removes them: never told as gone entirely.
+_PENDING_PURGE = (
+    "{n}件を現在のデータから削除しました（以前の版は、定期的な整理で削除されるまでシステムの"
+    "ログに残ります）",
+    "{n} record(s) deleted from current data (earlier copies stay in the system's log "
+    "until its scheduled clean-up removes them)",
 )
 
 _ALREADY = {
@@ -189,14 +200,17 @@ def _done(kind: Kind, s: SystemOutcome) -> Sentence:
         n = len(s.fields)
         return Sentence(f"{n}項目を訂正しました", f"{n} field(s) corrected")
     ja, en = _DONE[kind]
-    kept = min(s.kept, s.changed) if kind is Kind.ERASURE else 0
-    if not kept:
+    if kind is not Kind.ERASURE:
         return Sentence(ja.format(n=s.changed), en.format(n=s.changed))
-    told = Sentence(_KEPT[0].format(n=kept), _KEPT[1].format(n=kept))
-    erased = s.changed - kept
-    if not erased:
-        return told
-    return Sentence(f"{ja.format(n=erased)}。{told.ja}", f"{en.format(n=erased)}; {told.en}")
+    # Responses recorded before a count existed have it 0; none is more than changed.
+    kept = min(s.kept, s.changed)
+    pending = min(s.pending_purge, s.changed - kept)
+    counts = ((ja, en), s.changed - kept - pending), (_PENDING_PURGE, pending), (_KEPT, kept)
+    told = [(template, n) for template, n in counts if n] or [((ja, en), 0)]
+    return Sentence(
+        "。".join(t[0].format(n=n) for t, n in told),
+        "; ".join(t[1].format(n=n) for t, n in told),
+    )
 
 
 def field_statement(f: FieldOutcome, label: Labeller | None = None) -> Sentence:

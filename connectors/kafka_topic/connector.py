@@ -147,15 +147,19 @@ class KafkaTopicConnector(Connector[KafkaTopicConfig]):
 
         ``changed`` counts those keys. Erasing again changes nothing, since
         their latest records are then tombstones. The older values stay in the
-        log until compaction removes them; the tombstones stay for the topic's
-        ``delete.retention.ms`` after that (see the module docstring).
+        log until compaction removes them, so all of them are ``pending_purge``:
+        the principal is told that earlier copies remain until then. The
+        tombstones stay for the topic's ``delete.retention.ms`` after that (see
+        the module docstring).
         """
         live = self._live(identifiers)
         if not dry_run:
             self._topic.write([Write(latest.key, latest.partition, None) for latest in live])
         fields = {f for latest in live for f in _fields(latest)}
+        erased = len({latest.key for latest in live})
         return OperationResult(
-            changed=len({latest.key for latest in live}),
+            changed=erased,
+            pending_purge=erased,
             fields=sorted(fields),
             details={"topics": [self._action("tombstone", len(live))]},
             dry_run=dry_run,

@@ -20,9 +20,8 @@ def _print_response(body: dict[str, Any]) -> None:
     )
     for s in body.get("systems") or []:
         said = s.get("outcome") or s.get("status")
-        extra = f" records={s['records']}" if s.get("records") else ""
-        extra += f" changed={s['changed']}" if s.get("changed") else ""
-        extra += f" kept={s['kept']}" if s.get("kept") else ""
+        counts = ("records", "changed", "kept", "pending_purge")
+        extra = "".join(f" {name}={s[name]}" for name in counts if s.get(name))
         console.print(f"  {s.get('system')}: {said}{extra}", markup=False, highlight=False)
     for r in body.get("reasons") or []:
         where = f" ({r['system']})" if r.get("system") else ""

@@ -221,8 +221,11 @@ def _system_document(section: Section, kind: Kind, files: dict[str, str]) -> dic
         doc["changes"] = [c.model_dump(mode="json", exclude_none=True) for c in section.changes]
         doc["not_found"] = section.not_found
     else:
-        doc["changed"] = section.outcome.changed
-        doc["fields"] = section.outcome.fields
+        outcome = section.outcome
+        doc["changed"] = outcome.changed
+        doc |= {"kept": outcome.kept} if outcome.kept else {}
+        doc |= {"pending_purge": outcome.pending_purge} if outcome.pending_purge else {}
+        doc["fields"] = outcome.fields
     return doc
 
 

@@ -108,6 +108,7 @@ def _result_audit(result: TaskResult) -> dict[str, Any]:
         task_id=result.task_id,
         changed=result.changed,
         **({"kept": result.kept} if result.kept else {}),
+        **({"pending_purge": result.pending_purge} if result.pending_purge else {}),
         fields=result.fields,
         error_code=result.error_code,
         attempts=result.attempts,

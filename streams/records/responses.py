@@ -87,6 +87,12 @@ class SystemOutcome(_Strict):
         description="Of ``changed``, the records kept with the fields that identify the "
         "principal removed or pseudonymised (an erasure that does not delete).",
     )
+    pending_purge: int = Field(
+        default=0,
+        ge=0,
+        description="Of ``changed``, the records deleted from the system's current data "
+        "whose earlier copies stay until a scheduled clean-up removes them.",
+    )
     records: int = 0
     fields: list[str] = []
     error: str | None = None

@@ -164,6 +164,13 @@ class TaskResult(_Strict):
         description="Of ``changed``, an erasure's records kept in place with the fields that "
         "identify the principal removed or pseudonymised, rather than deleted.",
     )
+    pending_purge: int = Field(
+        default=0,
+        ge=0,
+        description="Of ``changed``, an erasure's records deleted from the system's current "
+        "data whose earlier copies stay readable until a scheduled clean-up removes them "
+        "(a compacted topic's older values, until its log cleaner runs).",
+    )
     fields: list[str] = Field(default_factory=list)
     details: dict[str, Any] = Field(
         default_factory=dict, description="The system's own account of what it did, for operators."
@@ -201,8 +208,11 @@ class TaskResult(_Strict):
 
     @model_validator(mode="after")
     def _kept_among_changed(self) -> TaskResult:
-        if self.kept > self.changed:
-            raise ValueError(f"kept ({self.kept}) is more than changed ({self.changed})")
+        if self.kept + self.pending_purge > self.changed:
+            raise ValueError(
+                f"kept ({self.kept}) and pending_purge ({self.pending_purge}) are more "
+                f"than changed ({self.changed})"
+            )
         return self
 
     @model_validator(mode="before")

@@ -210,7 +210,10 @@ def test_fatal_and_unexpected_errors_are_not_retried(
     assert result.attempts == 1 and len(connector.calls) == 1 and not result.retriable
     assert "alice" not in (result.error or "")  # an unexpected error's message is not repeated
     assert refused.status == "failed" and refused.error_code == "not_supported"
-    said = {"dry_run": "a dry run's result", "overclaim": "kept (1) is more than changed (0)"}
+    said = {
+        "dry_run": "a dry run's result",
+        "overclaim": "kept (1) and pending_purge (0) are more than changed (0)",
+    }
     assert said.get(then, "") in (result.error or "")  # a result that claims too much is failed
 
 

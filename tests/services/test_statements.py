@@ -92,6 +92,26 @@ def test_every_outcome_of_every_kind_has_a_sentence_in_both_languages(
             "2 record(s) erased; 1 record(s) kept, with the fields that identify you removed "
             "or pseudonymised",
         ),
+        (
+            Kind.ERASURE,
+            Outcome.DONE,
+            {"changed": 1, "pending_purge": 1},
+            "1件を現在のデータから削除しました（以前の版は、定期的な整理で削除されるまでシステムの"
+            "ログに残ります）",
+            "1 record(s) deleted from current data (earlier copies stay in the system's log "
+            "until its scheduled clean-up removes them)",
+        ),
+        (
+            Kind.ERASURE,
+            Outcome.DONE,
+            {"changed": 4, "kept": 1, "pending_purge": 2},
+            "1件を消去しました。2件を現在のデータから削除しました（以前の版は、定期的な整理で削除"
+            "されるまでシステムのログに残ります）。1件の記録は保持し、お客様を識別する項目を消去"
+            "または仮名化しました",
+            "1 record(s) erased; 2 record(s) deleted from current data (earlier copies stay in "
+            "the system's log until its scheduled clean-up removes them); 1 record(s) kept, "
+            "with the fields that identify you removed or pseudonymised",
+        ),
         (Kind.ERASURE, Outcome.ALREADY_DONE, {}, "既に消去済みでした", "Already erased"),
         (
             Kind.CORRECTION,

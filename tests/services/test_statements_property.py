@@ -44,6 +44,7 @@ NOTHING_HELD_CLAIMS = ("保有個人データは存在しませんでした", "W
 #: Sentences that say something was changed (not "already" so, nor "nothing was").
 CHANGE_CLAIMS = re.compile(
     r"訂正しました|件を消去しました|件の利用を停止しました|件の第三者提供を停止しました"
+    r"|件を現在のデータから削除しました|record\(s\) deleted from current data"
     r"|field\(s\) corrected|\bCorrected\b|record\(s\) erased|record\(s\) stopped"
     r"|record\(s\) to third parties stopped"
 )
@@ -62,6 +63,8 @@ class Fact:
     fields: dict[str, FieldFate]
     #: Of ``changed``, an erasure's records kept with identifying fields removed.
     kept: int = 0
+    #: Of ``changed``, an erasure's records whose earlier copies await a clean-up.
+    pending: int = 0
 
     @property
     def changed_fields(self) -> set[str]:
@@ -100,7 +103,9 @@ def facts(draw: st.DrawFn) -> tuple[Kind, str, list[str], list[Fact]]:
             fates = {f: draw(fate) for f in requested}
         reads = kind in (Kind.DISCLOSURE, Kind.THIRD_PARTY_RECORDS, Kind.PURPOSE_NOTIFICATION)
         acts = kind in (Kind.ERASURE, Kind.SUSPENSION, Kind.THIRD_PARTY_STOP)
-        changed = draw(st.integers(0, 2)) if ok and acts else 0
+        changed = draw(st.integers(0, 3)) if ok and acts else 0
+        kept = draw(st.integers(0, changed)) if kind is Kind.ERASURE else 0
+        pending = draw(st.integers(0, changed - kept)) if kind is Kind.ERASURE else 0
         out.append(
             Fact(
                 system=name,
@@ -108,7 +113,8 @@ def facts(draw: st.DrawFn) -> tuple[Kind, str, list[str], list[Fact]]:
                 looked_up=draw(st.booleans()),
                 records=draw(st.integers(0, 2)) if ok and reads else 0,
                 changed=changed,
-                kept=draw(st.integers(0, changed)) if kind is Kind.ERASURE else 0,
+                kept=kept,
+                pending=pending,
                 refusal=status is TaskStatus.REFUSED or (ok and draw(st.integers(0, 4)) == 0),
                 fields=fates,
             )
@@ -145,6 +151,7 @@ def result_of(kind: Kind, fact: Fact) -> TaskResult | None:
         else [],
         changed=changed,
         kept=fact.kept,
+        pending_purge=fact.pending,
         fields=sorted(fact.changed_fields),
         details=details,
         refusal=refusal if fact.refusal else None,
@@ -279,10 +286,14 @@ def test_no_rendering_claims_more_than_the_response(
         for line in lines:
             if CHANGE_CLAIMS.search(line):
                 assert fact.changed or fact.changed_fields, (fact, line)
-            # records kept with identifying fields removed are never told as erased
+            # records kept with identifying fields removed, or whose earlier copies await
+            # a clean-up, are never told as erased outright
+            erased = fact.changed - fact.kept - fact.pending
             for pattern, count in (
-                (r"(\d+) record\(s\) erased", fact.changed - fact.kept),
-                (r"(\d+)件を消去しました", fact.changed - fact.kept),
+                (r"(\d+) record\(s\) erased", erased),
+                (r"(\d+)件を消去しました", erased),
+                (r"(\d+) record\(s\) deleted from current data", fact.pending),
+                (r"(\d+)件を現在のデータから削除しました", fact.pending),
                 (r"(\d+) record\(s\) kept", fact.kept),
                 (r"(\d+)件の記録は保持し", fact.kept),
             ):

@@ -105,7 +105,7 @@ def test_destructive_kinds_need_grounds() -> None:
     assert RequestEvent.model_validate(body).grounds == ["no_longer_needed"]
 
 
-def test_a_task_result_keeps_no_more_records_than_it_changed() -> None:
+def test_a_task_result_counts_no_more_kept_or_pending_records_than_it_changed() -> None:
     base = {
         "request_id": "r-1",
         "task_id": "r-1:crm:erasure:0",
@@ -115,6 +115,14 @@ def test_a_task_result_keeps_no_more_records_than_it_changed() -> None:
         "started_at": datetime(2026, 1, 1, tzinfo=UTC),
     }
     assert TaskResult.model_validate({**base, "changed": 3, "kept": 3}).kept == 3
-    for bad in ({"changed": 1, "kept": 2}, {"changed": 0, "kept": -1}):
-        with pytest.raises(ValidationError, match="kept"):
+    both = TaskResult.model_validate({**base, "changed": 3, "kept": 1, "pending_purge": 2})
+    assert (both.kept, both.pending_purge) == (1, 2)
+    for bad in (
+        {"changed": 1, "kept": 2},
+        {"changed": 0, "kept": -1},
+        {"changed": 2, "kept": 1, "pending_purge": 2},
+        {"changed": 1, "pending_purge": 2},
+        {"changed": 1, "pending_purge": -1},
+    ):
+        with pytest.raises(ValidationError, match="kept|pending_purge"):
             TaskResult.model_validate({**base, **bad})

@@ -97,6 +97,9 @@ def test_erase_writes_a_tombstone_where_the_latest_value_is(profiles: ProfilesTo
     result = connector.erase(ALICE, grounds=GROUNDS)
 
     assert result.changed == 1 and not result.dry_run
+    # the older values stay in the log until compaction: the principal is told so
+    assert result.pending_purge == 1
+    assert any(r.key == key_of(ALICE) and r.value is not None for r in profiles.records())
     assert result.fields == sorted(ALICE_NOW)
     assert result.details == {
         "topics": [{"topic": profiles.name, "action": "tombstone", "records": 1}]
@@ -114,7 +117,7 @@ def test_erasing_again_writes_nothing(profiles: ProfilesTopic) -> None:
 
     again = connector.erase(ALICE, grounds=GROUNDS)
 
-    assert (again.changed, again.fields) == (0, [])
+    assert (again.changed, again.pending_purge, again.fields) == (0, 0, [])
     assert profiles.records() == after_first
 
 

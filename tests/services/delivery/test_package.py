@@ -388,3 +388,31 @@ def test_package_on_s3_through_the_moto_server(s3: Any, bucket: str) -> None:
     head = s3.head_object(Bucket=bucket, Key="pkgs/responses/req-1/crm/orders.csv")
     assert head["ContentType"] == "text/csv; charset=utf-8"
     assert read_csv(store, PREFIX + "crm/orders.csv")[0] == ["order_id", "total", "note"]
+
+
+def test_an_erasure_package_counts_what_was_kept_or_awaits_a_purge(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    counts = {
+        "crm": {"changed": 2},
+        "orders": {"changed": 1, "kept": 1},
+        "profiles": {"changed": 1, "pending_purge": 1},
+    }
+    results = [
+        make_result(system, Kind.ERASURE).model_copy(update=told) for system, told in counts.items()
+    ]
+    response = make_response(
+        Kind.ERASURE, systems=dict.fromkeys(counts, TaskStatus.OK), results=results
+    )
+    build_package(store, response=response, results=results, method="electronic")
+
+    data = json.loads(store.get(PREFIX + "data.json"))
+    said = {
+        s["system"]: {k: s[k] for k in ("changed", "kept", "pending_purge") if k in s}
+        for s in data["systems"]
+    }
+    assert said == counts
+    summary = store.get(PREFIX + "summary.txt").decode()
+    assert "2 record(s) erased" in summary
+    assert "1 record(s) kept, with the fields that identify you removed" in summary
+    assert "1 record(s) deleted from current data (earlier copies stay" in summary
+    assert summary.count("record(s) erased") == 1
