@@ -155,6 +155,12 @@ class Endpoint(_Model):
         description="Where an erasure's response gives the number of records kept with the "
         "fields that identify the subject removed or pseudonymised (0 when absent).",
     )
+    anonymises: bool = Field(
+        default=False,
+        description="The erasure keeps every record it changes, with the fields that identify "
+        "the subject removed or pseudonymised, where its reply does not count them (see "
+        "``kept_path``): the principal is told they were kept, not erased.",
+    )
     discovers: dict[Name, JSONPath] = Field(
         default={}, description="Other identifiers in the records, as identifier: field."
     )
@@ -218,6 +224,11 @@ class Endpoints(_Model):
                 raise ValueError(
                     f"{op}: the endpoint uses no identifier, so it would reach every subject"
                 )
+        for op, spec in self:
+            if spec is not None and (spec.kept_path or spec.anonymises) and op != "erase":
+                raise ValueError(f"{op}: kept_path and anonymises are for the erase endpoint")
+        if self.erase is not None and self.erase.kept_path and self.erase.anonymises:
+            raise ValueError("erase: set kept_path (the reply counts) or anonymises, not both")
         for op, read in CHANGES.items():
             change, found_by = getattr(self, op), getattr(self, read)
             if change is None or found_by is None or not found_by.key:

@@ -16,7 +16,8 @@ stop), the subject's records are read first:
 ``changed`` is the number at the endpoint's ``changed_path`` when set, else
 the number of records the plan found, else 1 (the request the API accepted). An
 erasure's ``kept`` (records kept with identifying fields removed or pseudonymised)
-is the number at ``kept_path``, else 0.
+is the number at ``kept_path``; or all of ``changed`` when the endpoint
+``anonymises``; else 0.
 """
 
 from __future__ import annotations
@@ -200,7 +201,10 @@ class HTTPConnector(Connector[HTTPConfig]):
         details: dict[str, Any] = {"request": _what(spec), "planned": planned is not None}
         expected = len(planned) if planned is not None else 1
         if dry_run:
-            return OperationResult(changed=expected, fields=fields, details=details, dry_run=True)
+            kept = expected if spec.anonymises else 0
+            return OperationResult(
+                changed=expected, kept=kept, fields=fields, details=details, dry_run=True
+            )
         json_body = None
         if spec.body is not None:
             json_body = templates.body(spec.body, identifiers, changes=changes, grounds=grounds)
@@ -214,7 +218,9 @@ class HTTPConnector(Connector[HTTPConfig]):
         if reply is None:  # the API does not know the subject
             return OperationResult(details=details)
         changed = self._count(spec, reply.body, spec.changed_path, "changed", expected)
-        kept = self._count(spec, reply.body, spec.kept_path, "kept", 0) if op == "erase" else 0
+        kept = (
+            changed if spec.anonymises else self._count(spec, reply.body, spec.kept_path, "kept", 0)
+        )
         if kept > changed:
             raise FatalError(
                 f"system {self.system!r}: {_what(spec)}: {kept} records kept of {changed} changed"

@@ -155,6 +155,10 @@ class FakeSaaS:
                 self.unlinked_orders += user["orders"]
                 kept = len(user["orders"])
                 return 200, {}, {"result": {"changed": 1 + kept, "kept": kept}}
+            case "POST", ["anonymise"]:  # every record stays, under a pseudonym, uncounted
+                user["profile"].update(name="***", email=None)
+                self.users[f"anon-{len(self.users)}"] = self.users.pop(parts[1])
+                return 200, {}, {"ok": True}
             case "POST", ["shares", "stop"]:
                 user["shares_stopped"] = True
                 return 200, {}, {"stopped": len(user["shares"])}

@@ -244,6 +244,39 @@ def test_more_kept_than_changed_is_fatal(saas: FakeSaaS) -> None:
         with_endpoints(saas, erase=swapped).erase(ALICE, grounds=["withdrawn"])
 
 
+def test_an_erasure_declared_to_anonymise_is_told_as_keeping_every_record(
+    saas: FakeSaaS,
+) -> None:
+    records = 1 + len(saas.users["alice@example.com"]["orders"])
+    anonymise = {"method": "POST", "path": "/users/{email}/anonymise", "anonymises": True}
+    conn = with_endpoints(saas, erase=anonymise)
+
+    planned = conn.erase(ALICE, grounds=["withdrawn"], dry_run=True)
+    result = conn.erase(ALICE, grounds=["withdrawn"])
+
+    assert (planned.changed, planned.kept) == (result.changed, result.kept) == (records, records)
+    assert "alice@example.com" not in saas.users
+    assert [u["profile"]["name"] for k, u in saas.users.items() if k.startswith("anon-")] == ["***"]
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "error"),
+    [
+        ({"erase": {**FORGET, "anonymises": True}}, "not both"),
+        ({"suspend": {**FORGET, "path": "/users/{email}/suspend"}}, "for the erase endpoint"),
+        (
+            {"suspend": {"method": "POST", "path": "/u/{email}", "anonymises": True}},
+            "for the erase endpoint",
+        ),
+    ],
+)
+def test_counts_of_records_kept_are_configured_on_the_erasure_only(
+    saas: FakeSaaS, endpoints: dict[str, Any], error: str
+) -> None:
+    with pytest.raises(ConfigError, match=error):
+        with_endpoints(saas, **endpoints)
+
+
 def test_stop_third_party_provision(saas: FakeSaaS) -> None:
     conn = connector(saas)
     assert conn.stop_third_party_provision(ALICE, grounds=["objection"], dry_run=True).changed == 3
