@@ -13,10 +13,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from services.client import Watcher
 from services.delivery.encrypted import open_package_storage
 from services.delivery.package import read_package
 from services.demo.scenario import event
@@ -25,6 +29,7 @@ from services.ledger import Ledger
 from services.processes import read_processes
 from services.settings import Settings
 from services.stack import Stack
+from streams import topics
 
 DEMO_DATAMAP = Path(__file__).parents[2] / "services" / "demo" / "datamap.yaml"
 
@@ -144,6 +149,29 @@ def wait_for(what: str, ready: Callable[[], Any], timeout: float = 120) -> Any:
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
     return value
+
+
+def answer(stack: Stack, request: dict[str, Any], timeout_s: float = 90) -> dict[str, Any]:
+    """Submit one request event to ``stack``: its response, as a client consumer sees it."""
+    watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
+    submitter = stack.submitter()
+    try:
+        submitter.submit_all([json.dumps(request).encode()])
+        [(_, response)] = watcher.collect(lambda seen: len(seen) >= 1, timeout_s=timeout_s)
+    finally:
+        submitter.close()
+        watcher.close()
+    return dict(response)
+
+
+def notice_text(home: Path, request_id: str) -> str:
+    """The plain text of the request's response notice in the outbox, once it is written."""
+    outbox = home / "outbox" / request_id
+    [notice] = wait_for("the response notice", lambda: list(outbox.glob("*response*.eml")))
+    message = message_from_bytes(notice.read_bytes(), policy=default_policy)
+    body = message.get_body(("plain",))
+    assert isinstance(body, EmailMessage)
+    return str(body.get_content())
 
 
 def wait_sent(ledger: Ledger, request_ids: Iterable[str], timeout: float = 180) -> None:

@@ -3,20 +3,14 @@ erasure order holds."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import json
 import sqlite3
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
-from services.client import Watcher
 from services.demo.scenario import event
 from services.ledger import Ledger, as_utc
-from streams import topics
-from tests.integration.fixtures import joined_stack, settings_for, wait_for
+from tests.integration.fixtures import answer, joined_stack, notice_text, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -24,15 +18,9 @@ pytestmark = pytest.mark.integration
 def test_email_only_erasure_reaches_every_system_in_dependency_order(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
-        watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
-        submitter = stack.submitter()
         erase = event("ir-1", "erasure", {"email": "jiro@example.jp"}, grounds=["no_longer_needed"])
-        submitter.submit_all([json.dumps(erase).encode()])
-        [(_, response)] = watcher.collect(lambda seen: len(seen) >= 1, timeout_s=60)
-        submitter.close()
-        watcher.close()
-        outbox = tmp_path / "outbox" / "ir-1"
-        [notice] = wait_for("the response notice", lambda: list(outbox.glob("*response*.eml")))
+        response = answer(stack, erase)
+        told = notice_text(tmp_path, "ir-1")
 
     assert response["status"] == "completed"
     outcome = {s["system"]: s for s in response["systems"]}
@@ -53,10 +41,6 @@ def test_email_only_erasure_reaches_every_system_in_dependency_order(tmp_path: P
         "orders": 1,
         "shipping": 1,
     }
-    message = email.message_from_bytes(notice.read_bytes(), policy=email.policy.default)
-    body = message.get_body(("plain",))
-    assert isinstance(body, EmailMessage)
-    told = body.get_content()
     kept = "1 record(s) kept, with the fields that identify you removed or pseudonymised"
     assert told.count(kept) == 2 and told.count("1 record(s) erased") == 2, told
     assert told.count("1件の記録は保持し") == 2 and told.count("1件を消去しました") == 2, told
