@@ -224,11 +224,6 @@ class Endpoints(_Model):
                 raise ValueError(
                     f"{op}: the endpoint uses no identifier, so it would reach every subject"
                 )
-        for op, spec in self:
-            if spec is not None and (spec.kept_path or spec.anonymises) and op != "erase":
-                raise ValueError(f"{op}: kept_path and anonymises are for the erase endpoint")
-        if self.erase is not None and self.erase.kept_path and self.erase.anonymises:
-            raise ValueError("erase: set kept_path (the reply counts) or anonymises, not both")
         for op, read in CHANGES.items():
             change, found_by = getattr(self, op), getattr(self, read)
             if change is None or found_by is None or not found_by.key:
@@ -241,6 +236,17 @@ class Endpoints(_Model):
                     f"{op}: {read} finds the subject by every part of its key, but {op} "
                     f"does not send {missing}, so it could change another person's records"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _kept_on_erase(self) -> Self:
+        """What an erasure keeps is counted at ``kept_path`` or declared by ``anonymises``:
+        one or the other, on the erase endpoint only."""
+        for op, spec in self:
+            if spec is not None and (spec.kept_path or spec.anonymises) and op != "erase":
+                raise ValueError(f"{op}: kept_path and anonymises are for the erase endpoint")
+        if self.erase is not None and self.erase.kept_path and self.erase.anonymises:
+            raise ValueError("erase: set kept_path (the reply counts) or anonymises, not both")
         return self
 
 
