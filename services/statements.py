@@ -199,17 +199,17 @@ def _done(kind: Kind, s: SystemOutcome) -> Sentence:
             return Sentence("訂正しました", "Corrected")
         n = len(s.fields)
         return Sentence(f"{n}項目を訂正しました", f"{n} field(s) corrected")
-    ja, en = _DONE[kind]
+    done = _DONE[kind]
     if kind is not Kind.ERASURE:
-        return Sentence(ja.format(n=s.changed), en.format(n=s.changed))
+        return Sentence(done[0].format(n=s.changed), done[1].format(n=s.changed))
     # Responses recorded before a count existed have it 0; none is more than changed.
     kept = min(s.kept, s.changed)
     pending = min(s.pending_purge, s.changed - kept)
-    counts = ((ja, en), s.changed - kept - pending), (_PENDING_PURGE, pending), (_KEPT, kept)
-    told = [(template, n) for template, n in counts if n] or [((ja, en), 0)]
+    counts = (done, s.changed - kept - pending), (_PENDING_PURGE, pending), (_KEPT, kept)
+    told = [(template, n) for template, n in counts if n] or [(done, 0)]
     return Sentence(
-        "。".join(t[0].format(n=n) for t, n in told),
-        "; ".join(t[1].format(n=n) for t, n in told),
+        "。".join(ja.format(n=n) for (ja, _), n in told),
+        "; ".join(en.format(n=n) for (_, en), n in told),
     )
 
 
