@@ -22,10 +22,11 @@ pytestmark = pytest.mark.integration
 N = 30
 
 
-def _requests(n: int = N) -> list[bytes]:
+def _requests(n: int = N, start: int = 0) -> list[bytes]:
     subjects = [TARO, HANAKO, JIRO]
     return [
-        json.dumps(event(f"crash-{i}", "disclosure", subjects[i % 3])).encode() for i in range(n)
+        json.dumps(event(f"crash-{i}", "disclosure", subjects[i % 3])).encode()
+        for i in range(start, start + n)
     ]
 
 
@@ -101,15 +102,17 @@ def test_a_crash_at_every_point_loses_nothing_and_completes_each_request_once(
     ledger.close()
 
 
-#: Enough work to still be running when a second worker has joined (about 5 s later).
-MANY = 400
+#: In flight when a second worker joins, and sent once it has joined.
+MANY, LATER = 400, 100
 
 
 def test_a_worker_joining_mid_run_shares_the_partitions_and_nothing_completes_twice(
     tmp_path: Path,
 ) -> None:
-    """A second worker joins while requests are in flight: the group rebalances."""
+    """A second worker joins while requests are in flight: the group rebalances, and the
+    requests sent after it has joined are shared between the two."""
     settings = settings_for(tmp_path)
+    everyone = {f"crash-{i}" for i in range(MANY + LATER)}
     with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
         submitter = stack.submitter()
@@ -118,23 +121,24 @@ def test_a_worker_joining_mid_run_shares_the_partitions_and_nothing_completes_tw
         stack.add("worker-1", list(stack.components["worker-0"].argv))
         stack.spawn("worker-1")
         stack.wait_joined(["worker-1"])
+        submitter.submit_all(_requests(LATER, start=MANY))
         seen += watcher.collect(
-            lambda s: len({b["request_id"] for _, b in seen + s}) >= MANY, timeout_s=180
+            lambda s: everyone <= {b["request_id"] for _, b in seen + s}, timeout_s=180
         )
         submitter.close()
         watcher.close()
         assert not stack.check_alive()
     ids = Counter(b["request_id"] for _, b in seen)
-    assert set(ids) == {f"crash-{i}" for i in range(MANY)}, "a request was lost"
+    assert set(ids) == everyone, "a request was lost"
     ledger = Ledger(settings.database_url)
     completions = Counter(
         e.request_id
-        for i in range(MANY)
-        for e in ledger.timeline(f"crash-{i}")
+        for request_id in everyone
+        for e in ledger.timeline(request_id)
         if e.action == "completed"
     )
     assert set(completions.values()) == {1}, "a request completed twice"
-    assert count_by_status(ledger) == {"completed": MANY}
+    assert count_by_status(ledger) == {"completed": MANY + LATER}
     ledger.close()
     # the new worker did part of the work: it completed requests after the rebalance
     joined_late = (tmp_path / "logs" / "worker-1.log").read_text()
