@@ -4,15 +4,67 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 _serial = itertools.count()
+#: The files ``write_atomic`` has written in a ``synced_together`` block, each with its
+#: path: (temporary file, path).
+_held: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("held_writes", default=None)
+_syncing: ThreadPoolExecutor | None = None
+#: How many files are synced side by side; more wait in line (a disk's queue is short).
+SYNC_THREADS = 8
 
 
 def synced_temp(path: Path, data: bytes) -> Path:
     """A new file (mode 0600) beside ``path`` holding ``data``, synced, for the caller to
     move or link into place; ``path``'s directory is made if it is missing. The name is
     this process's own: no other writer opens it."""
+    return _temp(path, data, sync=True)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a synced temporary file and a rename, so a
+    reader (or a crash) never sees a half-written file. In a ``synced_together`` block,
+    the file is synced and renamed when the block ends."""
+    held = _held.get()
+    if held is not None:
+        held.append((_temp(path, data, sync=False), path))
+        return
+    tmp = synced_temp(path, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def synced_together() -> Iterator[None]:
+    """Within the block, ``write_atomic`` writes each file but neither syncs it nor moves
+    it into place. When the block ends, the files are synced side by side (a journaling
+    file system commits them together, where one after another each waits for its own
+    commit), then renamed in the order they were written. So a file is at its path only
+    after the block, and if the block (or a sync) raises, none of its files is there."""
+    held: list[tuple[Path, Path]] = []
+    token = _held.set(held)
+    try:
+        yield
+        list(_pool().map(_sync, [tmp for tmp, _ in held]))
+    except BaseException:
+        for tmp, _ in held:
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        _held.reset(token)
+    for tmp, path in held:
+        os.replace(tmp, path)
+
+
+def _temp(path: Path, data: bytes, *, sync: bool) -> Path:
     while True:
         tmp = path.with_name(f".{path.name}.{os.getpid()}-{next(_serial)}.tmp")
         try:
@@ -25,20 +77,25 @@ def synced_temp(path: Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return tmp
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a synced temporary file and a rename, so a
-    reader (or a crash) never sees a half-written file."""
-    tmp = synced_temp(path, data)
+def _sync(tmp: Path) -> None:
+    fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _syncing  # noqa: PLW0603 - one pool a process, made when first needed
+    if _syncing is None:
+        _syncing = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="fsync")
+    return _syncing

@@ -23,7 +23,7 @@ import mode.loop
 from sqlalchemy.exc import OperationalError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from services import deadletters, monitoring, notify
+from services import deadletters, files, monitoring, notify
 from services.crypto.local import LocalKeyProvider
 from services.crypto.shred import shred
 from services.faults import crash_point
@@ -248,16 +248,17 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             parsed = [decode.parse_result(ctx(), e.value) for e in batch]
             outgoing: list[Outgoing] = []
             built: list[respond.Built] = []
-            for step in _transient_db(aggregate.record)(ctx(), parsed):
-                try:
-                    done = _transient_db(step.advance)(ctx())
-                except Exception as exc:  # noqa: BLE001 - only this request's events fail
-                    outgoing += failed("aggregate")([batch[i] for i in step.sources], exc)
-                    continue
-                if isinstance(done, respond.Built):
-                    built.append(done)
-                else:
-                    outgoing += done
+            with files.synced_together():  # the packages are on disk before they count
+                for step in _transient_db(aggregate.record)(ctx(), parsed):
+                    try:
+                        done = _transient_db(step.advance)(ctx())
+                    except Exception as exc:  # noqa: BLE001 - only this request's events fail
+                        outgoing += failed("aggregate")([batch[i] for i in step.sources], exc)
+                        continue
+                    if isinstance(done, respond.Built):
+                        built.append(done)
+                    else:
+                        outgoing += done
             # the batch's responses are completed in one ledger transaction
             return outgoing + (_transient_db(respond.conclude)(ctx(), built) if built else [])
 
