@@ -96,8 +96,14 @@ class Intake(LedgerBase):
             "hold": RequestStatus.HELD,
             "refuse": RequestStatus.REFUSED,
         }[action]
-        body = self._kept(event.request_id, EVENT_FIELD, event.model_dump(mode="json"))
         signed = {"key_id": key_id, "evidence": resends.evidence(event)}
+
+        def body() -> Any:
+            """The event as kept: sealed under the request's data key, made if missing.
+            Only what is kept seals it: a duplicate of a request whose key was shredded
+            makes no new key."""
+            return self._kept(event.request_id, EVENT_FIELD, event.model_dump(mode="json"))
+
         with self.engine.begin() as conn:
             if conn.execute(LOCK_REQUEST, {"id": event.request_id}).first() is None:
                 conn.execute(
@@ -110,7 +116,7 @@ class Intake(LedgerBase):
                         "hold_reason": reason,
                         "received_at": as_utc(event.received_at),
                         "deadline_at": as_utc(deadline),
-                        "event": body,
+                        "event": body(),
                         "subject_digests": sorted(subject_digests(event.subject.identifiers)),
                         "created_at": now,
                         "updated_at": now,
@@ -159,7 +165,7 @@ class Intake(LedgerBase):
                     )
                     return Admission(Admitted.DUPLICATE, row.status)
                 previous = row.hold_reason
-                row.event, row.status, row.hold_reason, row.updated_at = body, status, reason, now
+                row.event, row.status, row.hold_reason, row.updated_at = body(), status, reason, now
                 if clock_pauses and previous == VERIFICATION_HOLD and reason != previous:
                     # verification is always the first hold, so it began at intake
                     paused = now - as_utc(row.created_at)

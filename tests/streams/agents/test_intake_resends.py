@@ -170,4 +170,7 @@ def test_a_shredded_request_still_refuses_another_subject(signed: Pipeline) -> N
     assert _send(shredded, ev) == []  # kind, regulation and digests match: a duplicate
     reason = _conflict(_send(shredded, {**ev, "subject": {"identifiers": HANAKO}}))
     assert [e["loc"] for e in reason["errors"]] == ["subject.identifiers"]
+    # the re-sends made no new key: the request's data stays unreadable, and the next
+    # shredding has nothing of it to destroy (and to audit) again
+    assert "rs-6" not in {k.key_id for k in signed.sealer.keys.list_keys()}
     ledger.close()
