@@ -11,6 +11,10 @@ import pytest
 from services import files
 
 
+def _no_space(fd: int) -> None:
+    raise OSError(28, "No space left on device")
+
+
 def test_a_file_is_written_whole_into_a_new_directory_and_private(tmp_path: Path) -> None:
     target = tmp_path / "a" / "b" / "data.json"
     files.write_atomic(target, b"{}")
@@ -43,10 +47,7 @@ def test_a_temporary_file_left_by_an_earlier_process_is_passed_over(
 def test_a_write_that_fails_leaves_no_temporary_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_space(fd: int) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(files.os, "fsync", no_space)
+    monkeypatch.setattr(files.os, "fsync", _no_space)
     with pytest.raises(OSError, match="No space"):
         files.write_atomic(tmp_path / "data.json", b"{}")
     assert os.listdir(tmp_path) == []
@@ -99,10 +100,7 @@ def test_a_block_that_raises_leaves_none_of_its_files(tmp_path: Path) -> None:
 def test_a_sync_that_fails_leaves_none_of_the_blocks_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_space(fd: int) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(files.os, "fsync", no_space)
+    monkeypatch.setattr(files.os, "fsync", _no_space)
     with pytest.raises(OSError, match="No space"), files.synced_together():
         files.write_atomic(tmp_path / "a.csv", b"a")
         files.write_atomic(tmp_path / "b.csv", b"b")
