@@ -152,13 +152,17 @@ def _record_many(n: int) -> Executable:
     rows = ", ".join(
         "(" + ", ".join(f":v{i}_{name}" for name in _RESULT_COLUMNS) + ")" for i in range(n)
     )
-    sets = ", ".join(f"{name} = given.{name}" for name in _RESULT_COLUMNS[1:])
-    # A common table expression names the columns of VALUES on SQLite and PostgreSQL.
+    # VALUES names its columns column1, column2, ... on SQLite and PostgreSQL alike.
+    given = {name: f"given.column{j}" for j, name in enumerate(_RESULT_COLUMNS, 1)}
+    sets = ", ".join(f"{name} = {given[name]}" for name in _RESULT_COLUMNS[1:])
+    # The statement starts with UPDATE: Python's sqlite3 opens the transaction only
+    # before a statement that starts with INSERT, UPDATE, DELETE or REPLACE, and ran one
+    # that started with WITH on its own, committed at once (a crash before the batch's
+    # commit then left its results recorded without the rest of the batch).
     sql = (
-        f"WITH given ({', '.join(_RESULT_COLUMNS)}) AS (VALUES {rows}) "
-        f"UPDATE tasks SET {sets} FROM given "
-        f"WHERE tasks.task_id = given.id AND tasks.status = '{TaskStatus.PENDING.value}' "
-        "RETURNING tasks.task_id"
+        f"UPDATE tasks SET {sets} FROM (VALUES {rows}) AS given "
+        f"WHERE tasks.task_id = {given['id']} "
+        f"AND tasks.status = '{TaskStatus.PENDING.value}' RETURNING tasks.task_id"
     )
     binds = [
         bindparam(f"v{i}_{name}", type_=type_)

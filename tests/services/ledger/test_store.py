@@ -185,6 +185,28 @@ def test_what_a_lookup_found_is_recorded_with_its_result_while_the_request_is_op
     assert row is not None and ledger.identities(row) == [{"customer_id": "C-1"}]
 
 
+def test_a_batch_of_results_that_fails_midway_records_none_of_them(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash (here, a failed merge) after the results' statement but before the commit
+    leaves every task pending: a lookup is never done without what it found."""
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
+
+    def killed(*_: object) -> None:
+        raise RuntimeError("the worker died here")
+
+    monkeypatch.setattr(type(ledger), "_merge_found", killed)
+    with pytest.raises(RuntimeError, match="died"):
+        ledger.record_results([_result("crm"), _result("orders")], {"r-1": [{"c": "C-1"}]})
+    assert {t.system: t.status for t in ledger.tasks("r-1")} == {
+        "crm": "pending",
+        "orders": "pending",
+        "logs": "not_applicable",
+    }
+    assert [e.action for e in ledger.timeline("r-1") if e.action.startswith("task_")] == []
+
+
 def test_a_batch_of_results_is_recorded_once_each_in_one_read(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
     ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
