@@ -200,12 +200,12 @@ def _done(kind: Kind, s: SystemOutcome) -> Sentence:
         n = len(s.fields)
         return Sentence(f"{n}項目を訂正しました", f"{n} field(s) corrected")
     done = _DONE[kind]
-    if kind is not Kind.ERASURE:
-        return Sentence(done[0].format(n=s.changed), done[1].format(n=s.changed))
-    # Responses recorded before a count existed have it 0; none is more than changed.
-    kept = min(s.kept, s.changed)
-    pending = min(s.pending_purge, s.changed - kept)
-    counts = (done, s.changed - kept - pending), (_PENDING_PURGE, pending), (_KEPT, kept)
+    counts: tuple[tuple[tuple[str, str], int], ...] = ((done, s.changed),)
+    if kind is Kind.ERASURE:
+        # Responses recorded before a count existed have it 0; none is more than changed.
+        kept = min(s.kept, s.changed)
+        pending = min(s.pending_purge, s.changed - kept)
+        counts = (done, s.changed - kept - pending), (_PENDING_PURGE, pending), (_KEPT, kept)
     told = [(template, n) for template, n in counts if n] or [(done, 0)]
     return Sentence(
         "。".join(ja.format(n=n) for (ja, _), n in told),
