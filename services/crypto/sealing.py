@@ -144,9 +144,12 @@ class Sealer:
             raise ValueError(f"the sealed request event is not request {request_id}'s")
         return event
 
-    def seal_field(self, request_id: str, name: str, value: Any) -> dict[str, str]:
-        """A ledger column's value sealed: ``{SEALED_FIELD: ...}`` (``is_sealed_field``)."""
-        return {SEALED_FIELD: self._seal(request_id, name, _json(value), create=True)}
+    def seal_field(
+        self, request_id: str, name: str, value: Any, *, create: bool = True
+    ) -> dict[str, str]:
+        """A ledger column's value sealed: ``{SEALED_FIELD: ...}`` (``is_sealed_field``).
+        Without ``create``, raises ``KeyDestroyed`` if the request has no data key."""
+        return {SEALED_FIELD: self._seal(request_id, name, _json(value), create=create)}
 
     def open_field(self, request_id: str, name: str, stored: dict[str, str]) -> Any:
         """A value ``seal_field`` sealed."""

@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from services.crypto import KeyDestroyed
 from services.ledger.base import DEAD_LETTER_FIELD, LedgerBase, _reopen, _rowcount
 from services.ledger.models import DeadLetter, Request, RequestStatus, Task
 from services.ledger.types import Action
@@ -23,16 +24,20 @@ class DeadLetters(LedgerBase):
 
         ``kept`` (the original event, its headers, the error's detail: what may name
         someone) is sealed under the request's data key; without a sealer or a request
-        to key it by (or with nothing ``kept``), it is not kept at all. True if the letter
-        was new."""
+        to key it by (or with nothing ``kept``), it is not kept at all. Nor is it once
+        an admitted request's key is shredded: a letter never makes that key again.
+        True if the letter was new."""
         with self.session() as s:
             if s.get(DeadLetter, row.id) is not None:
                 return False
+            admitted = row.request_id is not None and s.get(Request, row.request_id) is not None
         row.sealed = None
         if self.sealer is not None and row.request_id is not None and kept is not None:
-            # not a valid request id: there is no data key to seal it under
-            with suppress(ValueError):
-                row.sealed = self.sealer.seal_field(row.request_id, DEAD_LETTER_FIELD, kept)
+            # not a valid request id, or a shredded key: nothing to seal it under
+            with suppress(ValueError, KeyDestroyed):
+                row.sealed = self.sealer.seal_field(
+                    row.request_id, DEAD_LETTER_FIELD, kept, create=not admitted
+                )
         with self.session() as s:
             if s.get(DeadLetter, row.id) is not None:
                 return False

@@ -22,6 +22,7 @@ from services.ledger import Ledger
 from services.signing import Keyring, SignatureError
 from streams import topics
 from streams.records import DeadLetterEvent, dump
+from tests.fixtures.ledger_rows import DEADLINE, event
 
 AT_MS = 1_795_000_000_000
 REQUEST_ORIGINAL = json.dumps(
@@ -177,6 +178,25 @@ def test_nothing_personal_is_kept_in_clear_but_the_original_opens(sealed: Ledger
     # A letter with no request to key it by keeps nothing: it cannot be sealed.
     [poison] = [d for d in listed(sealed) if d.source == "aggregate"]
     assert poison.sealed is None and sealed.dead_letter_kept(poison) is None
+
+
+def test_a_letter_of_a_shredded_request_keeps_nothing_and_makes_no_key(
+    sealed: Ledger,
+) -> None:
+    assert sealed.sealer is not None
+    keys = sealed.sealer.data_keys
+    sealed.admit(event("r-2"), "proceed", None, DEADLINE)
+    assert keys.destroy("r-2")
+    letters = bodies(sealed.sealer)
+    for i, body in enumerate(letters):
+        assert record(sealed, raw(body), AT_MS + i) is True
+
+    [request] = listed(sealed, request_id="r-2")
+    assert request.sealed is None and sealed.dead_letter_kept(request) is None
+    # Only the letters of requests never admitted made their keys.
+    assert sorted(k.key_id for k in keys.list_keys()) == ["r-1", "r-3"]
+    [task] = listed(sealed, request_id="r-1")
+    assert sealed.dead_letter_kept(task) is not None
 
 
 def test_without_data_keys_the_original_is_not_kept(plain: Ledger) -> None:
