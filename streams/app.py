@@ -16,12 +16,12 @@ import sys
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import faust
 import mode.loop
 from sqlalchemy.exc import OperationalError
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from services import deadletters, files, monitoring, notify
 from services.crypto.local import LocalKeyProvider
@@ -66,12 +66,29 @@ RESULT_BATCH = 64
 #: threads).
 NOTICE_BATCH = 32
 
-_transient_db = retry(
+#: A ledger operation's later attempts, after its first failed for a transient reason (a
+#: locked SQLite file, a PostgreSQL fail-over): 4 more at most, backing off.
+_again = Retrying(
     retry=retry_if_exception_type(OperationalError),
-    stop=stop_after_attempt(5),
+    stop=stop_after_attempt(4),
     wait=wait_random_exponential(multiplier=0.05, max=2),
     reraise=True,
 )
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _transient_db(op: Callable[P, R]) -> Callable[P, R]:
+    """``op``, run again by ``_again`` if it fails for a transient reason. Its first
+    attempt runs bare: a retry policy's bookkeeping costs more than most operations."""
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return op(*args, **kwargs)
+        except OperationalError:
+            return _again(op, *args, **kwargs)
+
+    return run
 
 
 class QuietWorker(faust.Worker):
