@@ -151,11 +151,19 @@ class LedgerBase:
         # For reads, and writes of one statement (a transaction of its own): on
         # PostgreSQL, autocommit saves the BEGIN and COMMIT round trips, and under its
         # READ COMMITTED each statement sees what it would inside a transaction.
+        sqlite = url.startswith("sqlite")
         self._single = (
-            self.engine
-            if url.startswith("sqlite")
-            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            self.engine if sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
+        # For reads of several statements that must agree. SQLite's driver begins no
+        # transaction before a SELECT, so each would see the database as it is then;
+        # under PostgreSQL's READ COMMITTED each statement takes a snapshot of its own.
+        self._snapshots = (
+            self.engine
+            if sqlite
+            else self.engine.execution_options(isolation_level="REPEATABLE READ")
+        )
+        self._begin_read = "BEGIN" if sqlite else None
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
@@ -174,6 +182,14 @@ class LedgerBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A connection whose statements all read the database as it was at the first."""
+        with self._snapshots.begin() as conn:
+            if self._begin_read is not None:
+                conn.exec_driver_sql(self._begin_read)
+            yield conn
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -118,8 +118,8 @@ class Tasks(LedgerBase):
         return merged
 
     def progress(self, request_id: str) -> tuple[Request | None, list[Task]]:
-        """A request and all its tasks, in one read."""
-        with self._single.begin() as conn:
+        """A request and all its tasks, as they were at one moment."""
+        with self._snapshot() as conn:
             row = load_one(conn, SELECT_REQUEST, {"id": request_id}, Request)
             tasks = load(conn, SELECT_TASKS, {"id": request_id}, Task) if row is not None else []
             return row, tasks

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import inspect, update
 
 from services.ledger import Completion, Ledger, RequestStatus, TaskPlan, as_utc, tasks
@@ -205,6 +206,34 @@ def test_a_batch_of_results_that_fails_midway_records_none_of_them(
         "logs": "not_applicable",
     }
     assert [e.action for e in ledger.timeline("r-1") if e.action.startswith("task_")] == []
+
+
+def test_a_request_and_its_tasks_are_read_as_of_one_moment(ledger: Ledger) -> None:
+    """A lookup's result recorded by another process while ``progress`` reads (the
+    sweeper's, a redrive's) shows both its task done and what it found, or neither:
+    never the task done with the graph the next wave would be planned from lacking it."""
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
+    other = Ledger(ledger.url)
+    fired: list[str] = []
+
+    def meanwhile(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not fired and "FROM requests" in statement:
+            fired.append(statement)
+            other.record_results([_result("crm")], {"r-1": [{"customer_id": "C-1"}]})
+
+    sa_event.listen(ledger.engine, "after_cursor_execute", meanwhile)
+    try:
+        row, read = ledger.progress("r-1")
+    finally:
+        sa_event.remove(ledger.engine, "after_cursor_execute", meanwhile)
+        other.close()
+    assert fired and row is not None
+    assert ({t.system: t.status for t in read}["crm"], ledger.identities(row)) == ("pending", [])
+    row, read = ledger.progress("r-1")  # and afterwards, both
+    assert row is not None
+    assert {t.system: t.status for t in read}["crm"] == "ok"
+    assert ledger.identities(row) == [{"customer_id": "C-1"}]
 
 
 def test_a_batch_of_results_is_recorded_once_each_in_one_read(ledger: Ledger) -> None:
