@@ -58,6 +58,9 @@ LOCK_REQUEST = (
 SELECT_REQUESTS = select(_REQUEST_TABLE).where(
     _REQUESTS.request_id.in_(bindparam("ids", expanding=True))
 )
+#: ``SELECT_REQUESTS``, holding the rows until the transaction ends (on PostgreSQL; SQLite
+#: has one writer at a time), taken in one order.
+LOCK_REQUESTS = SELECT_REQUESTS.order_by(_REQUESTS.request_id).with_for_update()
 LOCK_REFUSED_PARTS = (
     select(_REQUESTS.refused_parts).where(_REQUESTS.request_id == bindparam("id")).with_for_update()
 )

@@ -30,9 +30,9 @@ from services.ledger.statements import (
     INSERT_RESPONSE,
     INSERT_TASK,
     LOCK_REFUSED_PARTS,
+    LOCK_REQUESTS,
     RECORD_MANY_MAX,
     SELECT_REQUEST,
-    SELECT_REQUESTS,
     SELECT_TASK_IDS,
     SELECT_TASKS,
     SELECT_TASKS_OF,
@@ -153,10 +153,11 @@ class Tasks(LedgerBase):
                 conn.execute(INSERT_AUDIT, audits)
             if found:
                 self._merge_found(conn, found)
+            # Read locked, then their tasks: another worker's batch that changes one of
+            # these requests (a lookup with what it found, in a rebalance) commits before
+            # the request is read or after its tasks are. Never a lookup done without it.
             ids = sorted({r.request_id for r in results})
-            rows = {
-                row.request_id: row for row in load(conn, SELECT_REQUESTS, {"ids": ids}, Request)
-            }
+            rows = {row.request_id: row for row in load(conn, LOCK_REQUESTS, {"ids": ids}, Request)}
             tasks = _by_request(ids, load(conn, SELECT_TASKS_OF, {"ids": ids}, Task))
             return [
                 Recorded(first, rows.get(r.request_id), tasks[r.request_id])
@@ -168,7 +169,7 @@ class Tasks(LedgerBase):
     ) -> None:
         """Merge what lookups found into the graphs of the requests still open."""
         with in_session(conn) as s:  # a few times a request
-            for request_id, units in found.items():
+            for request_id, units in sorted(found.items()):  # locked in one order
                 row = s.get(Request, request_id, with_for_update=True) if units else None
                 if row is not None and row.status == RequestStatus.FANNED_OUT:
                     self._merge(s, row, units)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import event as sa_event
-from sqlalchemy import inspect, update
+from sqlalchemy import inspect, text, update
 
 from services.ledger import Completion, Ledger, RequestStatus, TaskPlan, as_utc, tasks
 from services.ledger.models import Response
@@ -234,6 +235,52 @@ def test_a_request_and_its_tasks_are_read_as_of_one_moment(ledger: Ledger) -> No
     assert row is not None
     assert {t.system: t.status for t in read}["crm"] == "ok"
     assert ledger.identities(row) == [{"customer_id": "C-1"}]
+
+
+def test_a_batch_reads_each_request_as_of_the_same_moment_as_its_tasks(
+    ledger: Ledger,
+) -> None:
+    """Two workers recording results of one request at once (in a rebalance): the one
+    that reads first must not see the other's lookup done without what it found."""
+    if ledger.url.startswith("sqlite"):
+        pytest.skip("SQLite has one writer at a time: no batch commits inside another")
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
+    other, pids = Ledger(ledger.url), []
+    sa_event.listen(other.engine, "connect", lambda c, _: pids.append(c.info.backend_pid))
+    lookup = threading.Thread(
+        target=other.record_results, args=([_result("crm")], {"r-1": [{"customer_id": "C-1"}]})
+    )
+
+    def meanwhile(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if lookup.ident is None and "FROM requests" in statement:
+            lookup.start()  # between this batch's read of the request and of its tasks
+            while lookup.is_alive() and not _waits_on_a_lock(ledger, pids):
+                lookup.join(0.01)
+
+    sa_event.listen(ledger.engine, "after_cursor_execute", meanwhile)
+    try:
+        [recorded] = ledger.record_results([_result("orders")])
+    finally:
+        sa_event.remove(ledger.engine, "after_cursor_execute", meanwhile)
+    lookup.join()
+    other.close()
+    assert recorded.request is not None
+    statuses = {t.system: t.status for t in recorded.tasks}
+    assert (statuses["crm"], ledger.identities(recorded.request)) == ("pending", [])
+    assert {t.system: t.status for t in ledger.tasks("r-1")}["crm"] == "ok"  # then recorded
+
+
+def _waits_on_a_lock(ledger: Ledger, pids: list[int]) -> bool:
+    with ledger.engine.connect() as conn:
+        waiting = conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE pid = ANY(:p) AND wait_event_type = 'Lock'"
+            ),
+            {"p": pids},
+        )
+    return bool(waiting)
 
 
 def test_a_batch_of_results_is_recorded_once_each_in_one_read(ledger: Ledger) -> None:
