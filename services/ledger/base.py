@@ -148,10 +148,10 @@ class LedgerBase:
         self.sealer = sealer
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        sqlite = url.startswith("sqlite")
         # For reads, and writes of one statement (a transaction of its own): on
         # PostgreSQL, autocommit saves the BEGIN and COMMIT round trips, and under its
         # READ COMMITTED each statement sees what it would inside a transaction.
-        sqlite = url.startswith("sqlite")
         self._single = (
             self.engine if sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
@@ -163,7 +163,6 @@ class LedgerBase:
             if sqlite
             else self.engine.execution_options(isolation_level="REPEATABLE READ")
         )
-        self._begin_read = "BEGIN" if sqlite else None
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
@@ -187,8 +186,8 @@ class LedgerBase:
     def _snapshot(self) -> Iterator[Connection]:
         """A connection whose statements all read the database as it was at the first."""
         with self._snapshots.begin() as conn:
-            if self._begin_read is not None:
-                conn.exec_driver_sql(self._begin_read)
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN")
             yield conn
 
     @contextmanager

@@ -22,18 +22,19 @@ def test_the_app_makes_its_data_directory_in_a_home_nothing_has_written_to(
     assert Path(app.conf.datadir).parent == home / "run"
 
 
-class _Locked:
-    """A ledger operation that finds the database locked its first ``times`` calls."""
+LOCKED = OperationalError("BEGIN", {}, Exception("database is locked"))
 
-    def __init__(self, times: int, error: type[Exception] = OperationalError) -> None:
+
+class _Locked:
+    """A ledger operation that fails with ``error`` its first ``times`` calls."""
+
+    def __init__(self, times: int, error: Exception = LOCKED) -> None:
         self.times, self.error, self.calls = times, error, 0
 
     def __call__(self, value: str) -> str:
         self.calls += 1
         if self.calls <= self.times:
-            if self.error is OperationalError:
-                raise OperationalError("BEGIN", {}, Exception("database is locked"))
-            raise self.error("not transient")
+            raise self.error
         return value
 
 
@@ -50,7 +51,7 @@ def test_a_ledger_operation_gives_up_after_five_attempts() -> None:
 
 
 def test_a_fault_that_is_not_transient_is_not_run_again() -> None:
-    op = _Locked(times=1, error=KeyError)
+    op = _Locked(times=1, error=KeyError("not transient"))
     with pytest.raises(KeyError):
         _transient_db(op)("never")
     assert op.calls == 1

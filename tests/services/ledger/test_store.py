@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -209,27 +211,40 @@ def test_a_batch_of_results_that_fails_midway_records_none_of_them(
     assert [e.action for e in ledger.timeline("r-1") if e.action.startswith("task_")] == []
 
 
+#: A lookup on the CRM that found the customer's id, as another worker records it.
+LOOKUP = ([_result("crm")], {"r-1": [{"customer_id": "C-1"}]})
+
+
+@contextmanager
+def _once_requests_are_read(ledger: Ledger, meanwhile: Callable[[], object]) -> Iterator[None]:
+    """Run ``meanwhile`` right after ``ledger``'s first statement that reads requests."""
+    fired: list[str] = []
+
+    def hook(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not fired and "FROM requests" in statement:
+            fired.append(statement)
+            meanwhile()
+
+    sa_event.listen(ledger.engine, "after_cursor_execute", hook)
+    try:
+        yield
+    finally:
+        sa_event.remove(ledger.engine, "after_cursor_execute", hook)
+    assert fired, "no statement read the requests"
+
+
 def test_a_request_and_its_tasks_are_read_as_of_one_moment(ledger: Ledger) -> None:
     """A lookup's result recorded by another process while ``progress`` reads (the
     sweeper's, a redrive's) shows both its task done and what it found, or neither:
     never the task done with the graph the next wave would be planned from lacking it."""
     ledger.admit(event(), "proceed", None, DEADLINE)
     ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
-    other = Ledger(ledger.url)
-    fired: list[str] = []
-
-    def meanwhile(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if not fired and "FROM requests" in statement:
-            fired.append(statement)
-            other.record_results([_result("crm")], {"r-1": [{"customer_id": "C-1"}]})
-
-    sa_event.listen(ledger.engine, "after_cursor_execute", meanwhile)
-    try:
+    with (
+        Ledger(ledger.url) as other,
+        _once_requests_are_read(ledger, lambda: other.record_results(*LOOKUP)),
+    ):
         row, read = ledger.progress("r-1")
-    finally:
-        sa_event.remove(ledger.engine, "after_cursor_execute", meanwhile)
-        other.close()
-    assert fired and row is not None
+    assert row is not None
     assert ({t.system: t.status for t in read}["crm"], ledger.identities(row)) == ("pending", [])
     row, read = ledger.progress("r-1")  # and afterwards, both
     assert row is not None
@@ -248,21 +263,15 @@ def test_a_batch_reads_each_request_as_of_the_same_moment_as_its_tasks(
     ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
     other, pids = Ledger(ledger.url), []
     sa_event.listen(other.engine, "connect", lambda c, _: pids.append(c.info.backend_pid))
-    lookup = threading.Thread(
-        target=other.record_results, args=([_result("crm")], {"r-1": [{"customer_id": "C-1"}]})
-    )
+    lookup = threading.Thread(target=other.record_results, args=LOOKUP)
 
-    def meanwhile(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if lookup.ident is None and "FROM requests" in statement:
-            lookup.start()  # between this batch's read of the request and of its tasks
-            while lookup.is_alive() and not _waits_on_a_lock(ledger, pids):
-                lookup.join(0.01)
+    def meanwhile() -> None:  # between this batch's read of the request and of its tasks
+        lookup.start()
+        while lookup.is_alive() and not _waits_on_a_lock(ledger, pids):
+            lookup.join(0.01)
 
-    sa_event.listen(ledger.engine, "after_cursor_execute", meanwhile)
-    try:
+    with _once_requests_are_read(ledger, meanwhile):
         [recorded] = ledger.record_results([_result("orders")])
-    finally:
-        sa_event.remove(ledger.engine, "after_cursor_execute", meanwhile)
     lookup.join()
     other.close()
     assert recorded.request is not None
