@@ -10,7 +10,7 @@ them, outside any session: the callers only read them.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
@@ -58,9 +58,15 @@ LOCK_REQUEST = (
 SELECT_REQUESTS = select(_REQUEST_TABLE).where(
     _REQUESTS.request_id.in_(bindparam("ids", expanding=True))
 )
-#: ``SELECT_REQUESTS``, holding the rows until the transaction ends (on PostgreSQL; SQLite
-#: has one writer at a time), taken in one order.
+#: ``SELECT_REQUESTS``, held until the transaction ends (on PostgreSQL), always taken in
+#: one order, so two transactions that each hold several never wait for each other.
 LOCK_REQUESTS = SELECT_REQUESTS.order_by(_REQUESTS.request_id).with_for_update()
+#: A request's identity graph grown by what a lookup found (``Tasks.record_results``).
+UPDATE_GRAPH = (
+    update(_REQUEST_TABLE)
+    .where(_REQUESTS.request_id == bindparam("id"))
+    .values(discovered=bindparam("graph"), subject_digests=bindparam("digests"))
+)
 LOCK_REFUSED_PARTS = (
     select(_REQUESTS.refused_parts).where(_REQUESTS.request_id == bindparam("id")).with_for_update()
 )
@@ -211,3 +217,15 @@ def load_one(
 ) -> E | None:
     found = load(conn, statement, params, entity)
     return found[0] if found else None
+
+
+def hold_requests(conn: Connection, ids: Collection[str]) -> list[Request]:
+    """The requests ``ids``, which no other transaction may change until ``conn``'s
+    ends. PostgreSQL locks their rows, always in one order. On SQLite the transaction
+    takes the database's write lock before it reads: a read first would let another
+    writer commit before this one's first write, which then fails."""
+    params = {"ids": list(ids)}
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return load(conn, SELECT_REQUESTS, params, Request)
+    return load(conn, LOCK_REQUESTS, params, Request)

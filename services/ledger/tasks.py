@@ -30,13 +30,15 @@ from services.ledger.statements import (
     INSERT_RESPONSE,
     INSERT_TASK,
     LOCK_REFUSED_PARTS,
-    LOCK_REQUESTS,
     RECORD_MANY_MAX,
     SELECT_REQUEST,
+    SELECT_REQUESTS,
     SELECT_TASK_IDS,
     SELECT_TASKS,
     SELECT_TASKS_OF,
     SUPERSEDE_RESULT,
+    UPDATE_GRAPH,
+    hold_requests,
     load,
     load_one,
     record_many,
@@ -97,25 +99,27 @@ class Tasks(LedgerBase):
             conn.execute(INSERT_TASK, rows)
         return new
 
-    def _merge(
-        self, s: Session, row: Request, found: Sequence[Mapping[str, str]]
-    ) -> list[dict[str, str]]:
-        """Add identity units a connector found to the graph of ``row``, which ``s``
-        holds locked; return every unit found so far (the request's own identifiers are
-        not among them)."""
+    def _merge(self, conn: Connection, row: Request, found: Sequence[Mapping[str, str]]) -> None:
+        """Add identity units a connector found to the graph of ``row``, which ``conn``'s
+        transaction holds; ``row`` is brought up to date too. The request's own
+        identifiers are never among the units."""
         request_id = row.request_id
         known = self.identities(row)
         merged = merge_units(known, found)
-        if len(merged) > len(known):
-            added = merged[len(known) :]
-            row.discovered = self._kept(request_id, DISCOVERED_FIELD, merged)
-            digests = set().union(*(subject_digests(u) for u in added))
-            row.subject_digests = sorted(set(row.subject_digests or []) | digests)
-            names = sorted({name for unit in added for name in unit})
-            self._audit(
-                s, request_id, "fanout", Action.IDENTIFIERS_DISCOVERED, identifiers=names
-            )  # names only, never values
-        return merged
+        if len(merged) == len(known):
+            return
+        added = merged[len(known) :]
+        row.discovered = self._kept(request_id, DISCOVERED_FIELD, merged)
+        digests = set().union(*(subject_digests(u) for u in added))
+        row.subject_digests = sorted(set(row.subject_digests or []) | digests)
+        conn.execute(
+            UPDATE_GRAPH,
+            {"id": request_id, "graph": row.discovered, "digests": row.subject_digests},
+        )
+        names = sorted({name for unit in added for name in unit})
+        self._audit(
+            conn, request_id, "fanout", Action.IDENTIFIERS_DISCOVERED, identifiers=names
+        )  # names only, never values
 
     def progress(self, request_id: str) -> tuple[Request | None, list[Task]]:
         """A request and all its tasks, as they were at one moment."""
@@ -141,38 +145,35 @@ class Tasks(LedgerBase):
         The units are merged in the same transaction as the results, so a lookup is
         never recorded as done without what it found: after a crash, a result the broker
         lost is not delivered again, and a redrive only has the ledger to go by."""
+        ids = sorted({r.request_id for r in results})
         with self.engine.begin() as conn:
+            # Every request of the batch is held before anything is written: another
+            # worker's batch on the same requests (in a rebalance) commits before this one
+            # reads them or waits until it commits. Neither sees a lookup done without
+            # what it found, and, held in one order, the two never deadlock.
+            rows = {row.request_id: row for row in hold_requests(conn, {*ids, *(found or ())})}
             firsts = _record(conn, results)
             late = [i for i, r in enumerate(results) if not firsts[i] and r.status == "ok"]
             if late:  # rare: the ORM's unit of work reopens what they supersede
                 with in_session(conn) as s:
                     for i in late:
                         firsts[i] = self._supersede(s, results[i])
+                rows = {
+                    row.request_id: row
+                    for row in load(conn, SELECT_REQUESTS, {"ids": ids}, Request)
+                }
             audits = [_result_audit(r) for r, first in zip(results, firsts, strict=True) if first]
             if audits:
                 conn.execute(INSERT_AUDIT, audits)
-            if found:
-                self._merge_found(conn, found)
-            # Read locked, then their tasks: another worker's batch that changes one of
-            # these requests (a lookup with what it found, in a rebalance) commits before
-            # the request is read or after its tasks are. Never a lookup done without it.
-            ids = sorted({r.request_id for r in results})
-            rows = {row.request_id: row for row in load(conn, LOCK_REQUESTS, {"ids": ids}, Request)}
+            for request_id, units in (found or {}).items():  # into the graphs still open
+                row = rows.get(request_id)
+                if units and row is not None and row.status == RequestStatus.FANNED_OUT:
+                    self._merge(conn, row, units)
             tasks = _by_request(ids, load(conn, SELECT_TASKS_OF, {"ids": ids}, Task))
             return [
                 Recorded(first, rows.get(r.request_id), tasks[r.request_id])
                 for r, first in zip(results, firsts, strict=True)
             ]
-
-    def _merge_found(
-        self, conn: Connection, found: Mapping[str, Sequence[Mapping[str, str]]]
-    ) -> None:
-        """Merge what lookups found into the graphs of the requests still open."""
-        with in_session(conn) as s:  # a few times a request
-            for request_id, units in sorted(found.items()):  # locked in one order
-                row = s.get(Request, request_id, with_for_update=True) if units else None
-                if row is not None and row.status == RequestStatus.FANNED_OUT:
-                    self._merge(s, row, units)
 
     def _supersede(self, s: Session, result: TaskResult) -> bool:
         """Record a late ``ok`` result over a failed or timed-out task; reopen its request
@@ -233,7 +234,7 @@ class Tasks(LedgerBase):
         now = utcnow()
         done: list[Completion] = []
         with self.engine.begin() as conn:
-            for c in completions:
+            for c in sorted(completions, key=lambda c: c.request_id):  # locked in one order
                 if c.refused_parts is not None:
                     row = conn.execute(LOCK_REFUSED_PARTS, {"id": c.request_id}).first()
                     if row is None or len(row.refused_parts or []) != c.refused_parts:

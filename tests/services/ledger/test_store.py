@@ -200,7 +200,7 @@ def test_a_batch_of_results_that_fails_midway_records_none_of_them(
     def killed(*_: object) -> None:
         raise RuntimeError("the worker died here")
 
-    monkeypatch.setattr(type(ledger), "_merge_found", killed)
+    monkeypatch.setattr(type(ledger), "_merge", killed)
     with pytest.raises(RuntimeError, match="died"):
         ledger.record_results([_result("crm"), _result("orders")], {"r-1": [{"c": "C-1"}]})
     assert {t.system: t.status for t in ledger.tasks("r-1")} == {
@@ -261,23 +261,92 @@ def test_a_batch_reads_each_request_as_of_the_same_moment_as_its_tasks(
         pytest.skip("SQLite has one writer at a time: no batch commits inside another")
     ledger.admit(event(), "proceed", None, DEADLINE)
     ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
-    other, pids = Ledger(ledger.url), []
-    sa_event.listen(other.engine, "connect", lambda c, _: pids.append(c.info.backend_pid))
-    lookup = threading.Thread(target=other.record_results, args=LOOKUP)
-
-    def meanwhile() -> None:  # between this batch's read of the request and of its tasks
-        lookup.start()
-        while lookup.is_alive() and not _waits_on_a_lock(ledger, pids):
-            lookup.join(0.01)
-
-    with _once_requests_are_read(ledger, meanwhile):
+    with _another_worker_once_requests_are_read(ledger, lambda o: o.record_results(*LOOKUP)):
         [recorded] = ledger.record_results([_result("orders")])
-    lookup.join()
-    other.close()
     assert recorded.request is not None
     statuses = {t.system: t.status for t in recorded.tasks}
     assert (statuses["crm"], ledger.identities(recorded.request)) == ("pending", [])
     assert {t.system: t.status for t in ledger.tasks("r-1")}["crm"] == "ok"  # then recorded
+
+
+def test_two_batches_holding_the_same_requests_never_deadlock(ledger: Ledger) -> None:
+    """Two workers recording results of the same two requests at once (in a rebalance),
+    each batch with a lookup that found something for a different one of them: one
+    batch waits for the other, and both are recorded."""
+    _two_open_requests(ledger)
+    theirs = [_result("crm"), _result("orders", request_id="r-2")]
+    with _another_worker_once_requests_are_read(
+        ledger, lambda o: o.record_results(theirs, {"r-1": [{"customer_id": "C-1"}]})
+    ) as failed:
+        mine = [_result("crm", request_id="r-2"), _result("orders")]
+        ledger.record_results(mine, {"r-2": [{"customer_id": "C-2"}]})
+    assert failed == []
+    assert {t.status for rid in ("r-1", "r-2") for t in ledger.tasks(rid)} == {
+        "ok",
+        "not_applicable",
+    }
+    graphs = {rid: ledger.identities(ledger.request(rid)) for rid in ("r-1", "r-2")}
+    assert graphs == {"r-1": [{"customer_id": "C-1"}], "r-2": [{"customer_id": "C-2"}]}
+
+
+def test_completions_and_results_of_the_same_requests_never_deadlock(ledger: Ledger) -> None:
+    """A batch of completions and another worker's batch of results, on the same two
+    requests at once: one waits for the other, and both are done."""
+    _two_open_requests(ledger)
+    results = [_result("crm"), _result("crm", request_id="r-2")]
+    body = {"status": "completed", "reasons": []}
+    with _another_worker_once_requests_are_read(
+        ledger, lambda o: o.record_results(results)
+    ) as failed:
+        done = ledger.complete_many(
+            [Completion(rid, "completed", body, 12, refused_parts=0) for rid in ("r-2", "r-1")]
+        )
+    assert failed == []
+    assert done == {"r-1", "r-2"}
+    assert [t.status for rid in ("r-1", "r-2") for t in ledger.tasks(rid) if t.system == "crm"] == [
+        "ok",
+        "ok",
+    ]
+
+
+def _two_open_requests(ledger: Ledger) -> None:
+    if ledger.url.startswith("sqlite"):
+        pytest.skip("SQLite has one writer at a time: no batch waits inside another")
+    for request_id in ("r-1", "r-2"):
+        ledger.admit(event(request_id), "proceed", None, DEADLINE)
+        ledger.fan_out(request_id, _plans(request_id), timedelta(seconds=60))
+
+
+@contextmanager
+def _another_worker_once_requests_are_read(
+    ledger: Ledger, work: Callable[[Ledger], object]
+) -> Iterator[list[Exception]]:
+    """Within the block, once ``ledger`` has read or locked requests, another worker
+    runs ``work`` on a ledger of its own, and the block goes on once that is done or
+    waits on a lock. Yields what ``work`` raised, known after the block."""
+    other, pids, failed = Ledger(ledger.url), [], []
+    sa_event.listen(other.engine, "connect", lambda c, _: pids.append(c.info.backend_pid))
+
+    def run() -> None:
+        try:
+            work(other)
+        except Exception as e:  # noqa: BLE001 - the test's verdict
+            failed.append(e)
+
+    thread = threading.Thread(target=run)
+
+    def meanwhile() -> None:
+        thread.start()
+        while thread.is_alive() and not _waits_on_a_lock(ledger, pids):
+            thread.join(0.01)
+
+    try:
+        with _once_requests_are_read(ledger, meanwhile):
+            yield failed
+    finally:
+        if thread.ident is not None:  # started: it ends once this ledger commits
+            thread.join()
+        other.close()
 
 
 def _waits_on_a_lock(ledger: Ledger, pids: list[int]) -> bool:
