@@ -23,6 +23,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import instrumentation
 from sqlalchemy.orm.attributes import instance_dict
 
@@ -48,7 +49,6 @@ _AUDIT = AuditEntry.__table__.c
 
 INSERT_AUDIT = insert(cast(Table, AuditEntry.__table__))
 INSERT_REQUEST = insert(_REQUEST_TABLE)
-INSERT_TASK = insert(_TASK_TABLE)
 INSERT_RESPONSE = insert(_RESPONSE_TABLE)
 
 SELECT_REQUEST = select(_REQUEST_TABLE).where(_REQUESTS.request_id == bindparam("id"))
@@ -77,9 +77,6 @@ SELECT_TASKS_OF = (
     select(_TASK_TABLE)
     .where(_TASKS.request_id.in_(bindparam("ids", expanding=True)))
     .order_by(_TASKS.system)
-)
-SELECT_TASK_IDS = select(_TASKS.task_id).where(
-    _TASKS.request_id.in_(bindparam("ids", expanding=True))
 )
 SELECT_RESPONSES = select(_RESPONSE_TABLE).where(
     _RESPONSES.request_id.in_(bindparam("ids", expanding=True))
@@ -217,6 +214,21 @@ def load_one(
 ) -> E | None:
     found = load(conn, statement, params, entity)
     return found[0] if found else None
+
+
+#: Tasks recorded unless they are already (another worker planned the same wave at
+#: once, in a rebalance); returns the ids of those recorded now.
+_INSERT_NEW_TASKS = {
+    name: dialect_insert(_TASK_TABLE)
+    .on_conflict_do_nothing(index_elements=[_TASKS.task_id])
+    .returning(_TASKS.task_id)
+    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+
+
+def insert_new_tasks(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Record the task ``rows`` not recorded yet, in one statement; their ids."""
+    return set(conn.scalars(_INSERT_NEW_TASKS[conn.dialect.name], rows))
 
 
 def hold_requests(conn: Connection, ids: Collection[str]) -> list[Request]:

@@ -28,17 +28,16 @@ from services.ledger.statements import (
     FAN_OUT,
     INSERT_AUDIT,
     INSERT_RESPONSE,
-    INSERT_TASK,
     LOCK_REFUSED_PARTS,
     RECORD_MANY_MAX,
     SELECT_REQUEST,
     SELECT_REQUESTS,
-    SELECT_TASK_IDS,
     SELECT_TASKS,
     SELECT_TASKS_OF,
     SUPERSEDE_RESULT,
     UPDATE_GRAPH,
     hold_requests,
+    insert_new_tasks,
     load,
     load_one,
     record_many,
@@ -91,13 +90,10 @@ class Tasks(LedgerBase):
     def _plan(
         conn: Connection, plans: Mapping[str, Sequence[TaskPlan]], now: datetime
     ) -> dict[str, list[TaskPlan]]:
-        """Add the plans not recorded yet; the new ones, by request."""
-        existing = set(conn.scalars(SELECT_TASK_IDS, {"ids": list(plans)}))
-        new = {rid: [p for p in ps if p.task_id not in existing] for rid, ps in plans.items()}
-        rows = [_task_row(rid, p, now) for rid, ps in new.items() for p in ps]
-        if rows:
-            conn.execute(INSERT_TASK, rows)
-        return new
+        """Record the plans not recorded yet; those recorded now, by request."""
+        rows = [_task_row(rid, p, now) for rid, ps in plans.items() for p in ps]
+        added = insert_new_tasks(conn, rows) if rows else set()
+        return {rid: [p for p in ps if p.task_id in added] for rid, ps in plans.items()}
 
     def _merge(self, conn: Connection, row: Request, found: Sequence[Mapping[str, str]]) -> None:
         """Add identity units a connector found to the graph of ``row``, which ``conn``'s
@@ -316,7 +312,7 @@ def _by_request(ids: Sequence[str], tasks: Sequence[Task]) -> dict[str, list[Tas
 
 
 def _task_row(request_id: str, plan: TaskPlan, now: datetime) -> dict[str, Any]:
-    """``INSERT_TASK``'s parameters for a planned task."""
+    """``insert_new_tasks``'s row for a planned task."""
     final = plan.status is not TaskStatus.PENDING
     return {
         "task_id": plan.task_id,

@@ -216,12 +216,15 @@ LOOKUP = ([_result("crm")], {"r-1": [{"customer_id": "C-1"}]})
 
 
 @contextmanager
-def _once_requests_are_read(ledger: Ledger, meanwhile: Callable[[], object]) -> Iterator[None]:
-    """Run ``meanwhile`` right after ``ledger``'s first statement that reads requests."""
+def _after_first(
+    ledger: Ledger, meanwhile: Callable[[], object], marker: str = "FROM requests"
+) -> Iterator[None]:
+    """Run ``meanwhile`` right after ``ledger``'s first statement that has ``marker`` in
+    it (by default, the first that reads or locks requests)."""
     fired: list[str] = []
 
     def hook(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if not fired and "FROM requests" in statement:
+        if not fired and marker in statement:
             fired.append(statement)
             meanwhile()
 
@@ -230,7 +233,7 @@ def _once_requests_are_read(ledger: Ledger, meanwhile: Callable[[], object]) -> 
         yield
     finally:
         sa_event.remove(ledger.engine, "after_cursor_execute", hook)
-    assert fired, "no statement read the requests"
+    assert fired, f"no statement has {marker!r}"
 
 
 def test_a_request_and_its_tasks_are_read_as_of_one_moment(ledger: Ledger) -> None:
@@ -241,7 +244,7 @@ def test_a_request_and_its_tasks_are_read_as_of_one_moment(ledger: Ledger) -> No
     ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
     with (
         Ledger(ledger.url) as other,
-        _once_requests_are_read(ledger, lambda: other.record_results(*LOOKUP)),
+        _after_first(ledger, lambda: other.record_results(*LOOKUP)),
     ):
         row, read = ledger.progress("r-1")
     assert row is not None
@@ -261,7 +264,7 @@ def test_a_batch_reads_each_request_as_of_the_same_moment_as_its_tasks(
         pytest.skip("SQLite has one writer at a time: no batch commits inside another")
     ledger.admit(event(), "proceed", None, DEADLINE)
     ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
-    with _another_worker_once_requests_are_read(ledger, lambda o: o.record_results(*LOOKUP)):
+    with _another_worker_meanwhile(ledger, lambda o: o.record_results(*LOOKUP)):
         [recorded] = ledger.record_results([_result("orders")])
     assert recorded.request is not None
     statuses = {t.system: t.status for t in recorded.tasks}
@@ -275,7 +278,7 @@ def test_two_batches_holding_the_same_requests_never_deadlock(ledger: Ledger) ->
     batch waits for the other, and both are recorded."""
     _two_open_requests(ledger)
     theirs = [_result("crm"), _result("orders", request_id="r-2")]
-    with _another_worker_once_requests_are_read(
+    with _another_worker_meanwhile(
         ledger, lambda o: o.record_results(theirs, {"r-1": [{"customer_id": "C-1"}]})
     ) as failed:
         mine = [_result("crm", request_id="r-2"), _result("orders")]
@@ -295,9 +298,7 @@ def test_completions_and_results_of_the_same_requests_never_deadlock(ledger: Led
     _two_open_requests(ledger)
     results = [_result("crm"), _result("crm", request_id="r-2")]
     body = {"status": "completed", "reasons": []}
-    with _another_worker_once_requests_are_read(
-        ledger, lambda o: o.record_results(results)
-    ) as failed:
+    with _another_worker_meanwhile(ledger, lambda o: o.record_results(results)) as failed:
         done = ledger.complete_many(
             [Completion(rid, "completed", body, 12, refused_parts=0) for rid in ("r-2", "r-1")]
         )
@@ -309,6 +310,21 @@ def test_completions_and_results_of_the_same_requests_never_deadlock(ledger: Led
     ]
 
 
+def test_two_workers_planning_the_same_wave_plan_it_once(ledger: Ledger) -> None:
+    """Two workers planning a request's next wave at once (in a rebalance): each of its
+    tasks is recorded once, the wave is audited once, and neither worker fails."""
+    if ledger.url.startswith("sqlite"):
+        pytest.skip("SQLite has one writer at a time: no wave is planned inside another")
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
+    wave = [TaskPlan("r-1:search:disclosure:1", "search", "disclosure", 1, TaskStatus.PENDING)]
+    with _another_worker_meanwhile(ledger, lambda o: o.add_wave("r-1", wave), "tasks") as failed:
+        tasks = ledger.add_wave("r-1", wave)
+    assert failed == []
+    assert sorted(t.system for t in tasks) == ["crm", "logs", "orders", "search"]
+    assert [e.action for e in ledger.timeline("r-1")].count("wave_planned") == 1
+
+
 def _two_open_requests(ledger: Ledger) -> None:
     if ledger.url.startswith("sqlite"):
         pytest.skip("SQLite has one writer at a time: no batch waits inside another")
@@ -318,12 +334,13 @@ def _two_open_requests(ledger: Ledger) -> None:
 
 
 @contextmanager
-def _another_worker_once_requests_are_read(
-    ledger: Ledger, work: Callable[[Ledger], object]
+def _another_worker_meanwhile(
+    ledger: Ledger, work: Callable[[Ledger], object], marker: str = "FROM requests"
 ) -> Iterator[list[Exception]]:
-    """Within the block, once ``ledger`` has read or locked requests, another worker
-    runs ``work`` on a ledger of its own, and the block goes on once that is done or
-    waits on a lock. Yields what ``work`` raised, known after the block."""
+    """Within the block, after ``ledger``'s first statement with ``marker`` in it (by
+    default, once it has read or locked requests), another worker runs ``work`` on a
+    ledger of its own, and the block goes on once that is done or waits on a lock.
+    Yields what ``work`` raised, known after the block."""
     other, pids, failed = Ledger(ledger.url), [], []
     sa_event.listen(other.engine, "connect", lambda c, _: pids.append(c.info.backend_pid))
 
@@ -341,7 +358,7 @@ def _another_worker_once_requests_are_read(
             thread.join(0.01)
 
     try:
-        with _once_requests_are_read(ledger, meanwhile):
+        with _after_first(ledger, meanwhile, marker):
             yield failed
     finally:
         if thread.ident is not None:  # started: it ends once this ledger commits
