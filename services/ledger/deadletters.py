@@ -15,6 +15,14 @@ from services.ledger.models import DeadLetter, Request, RequestStatus, Task
 from services.ledger.types import Action
 from streams.records import TaskStatus, utcnow
 
+#: The statuses a task is redriven from, and what it becomes.
+_REDRIVABLE = (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
+_PENDING_AGAIN = {"status": TaskStatus.PENDING, "result": None, "error": None, "finished_at": None}
+
+
+class _NotRedriven(Exception):
+    """Why a task is not redriven; raised so that nothing of the redrive is kept."""
+
 
 class DeadLetters(LedgerBase):
     """Dead letters and their redrive."""
@@ -98,35 +106,45 @@ class DeadLetters(LedgerBase):
 
     def reopen_task(self, task_id: str, letter: str, timeout: timedelta) -> str | None:
         """Make a failed task pending again for a redrive of dead letter ``letter`` (marked
-        redriven), and reopen its request if that had completed; None when done, else why not.
+        redriven), and reopen its request if that had completed; None when done, else why
+        not, and then nothing has changed.
 
         The request's next completion sends the next response revision."""
-        now = utcnow()
-        with self.session() as s:
-            task = s.get(Task, task_id)
-            if task is None:
-                return "the ledger has no such task"
-            if task.status not in (TaskStatus.FAILED, TaskStatus.TIMED_OUT):
-                row = s.get(DeadLetter, letter)
-                if row is not None and row.redriven_at is not None:
-                    return "already redriven"
-                return f"the task is {task.status}, not failed"
-            why_not = self._claim_letter(s, letter, now)
-            if why_not is not None:
-                return why_not
-            request = s.get(Request, task.request_id)
-            assert request is not None  # a task's request is never deleted
-            detail: dict[str, Any] = {
-                "letter": letter,
-                "task_id": task_id,
-                "system": task.system,
-                "was": task.status,
-            }
-            if request.status != RequestStatus.FANNED_OUT:
-                detail["superseded"] = _reopen(s, request)
-            request.timeout_at = now + timeout
-            request.updated_at = now
-            task.status = TaskStatus.PENDING
-            task.result = task.error = task.finished_at = None
-            self._audit(s, request.request_id, "operator", Action.REDRIVEN, **detail)
-            return None
+        try:
+            with self.session() as s:
+                self._reopen_task(s, task_id, letter, utcnow(), timeout)
+        except _NotRedriven as why:
+            return str(why)
+        return None
+
+    def _reopen_task(
+        self, s: Session, task_id: str, letter: str, now: datetime, timeout: timedelta
+    ) -> None:
+        task = s.get(Task, task_id)
+        if task is None:
+            raise _NotRedriven("the ledger has no such task")
+        was = task.status
+        # Only a task still failed: an ``ok`` that another worker recorded since it was
+        # read (a late result) is kept.
+        reopened = update(Task).where(Task.task_id == task_id, Task.status.in_(_REDRIVABLE))
+        if not _rowcount(s, reopened.values(_PENDING_AGAIN)):
+            s.refresh(task)
+            row = s.get(DeadLetter, letter)
+            if row is not None and row.redriven_at is not None:
+                raise _NotRedriven("already redriven")
+            raise _NotRedriven(f"the task is {task.status}, not failed")
+        if why_not := self._claim_letter(s, letter, now):
+            raise _NotRedriven(why_not)  # the task's move is rolled back
+        request = s.get(Request, task.request_id)
+        assert request is not None  # a task's request is never deleted
+        detail: dict[str, Any] = {
+            "letter": letter,
+            "task_id": task_id,
+            "system": task.system,
+            "was": was,
+        }
+        if request.status != RequestStatus.FANNED_OUT:
+            detail["superseded"] = _reopen(s, request)
+        request.timeout_at = now + timeout
+        request.updated_at = now
+        self._audit(s, request.request_id, "operator", Action.REDRIVEN, **detail)

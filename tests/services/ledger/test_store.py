@@ -466,6 +466,28 @@ def test_a_redriven_task_reopens_its_completed_request_once(ledger: Ledger) -> N
     assert ledger.redrives(since=datetime.now(UTC) + timedelta(minutes=1)) == {}
 
 
+def test_a_redrive_leaves_alone_a_task_that_succeeded_meanwhile(ledger: Ledger) -> None:
+    """A late ``ok`` recorded by another worker after a redrive read its task failed:
+    the task keeps that result, and the redrive claims nothing and says why."""
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
+    ledger.record_results([_result("orders", "failed")])
+    letter = dead_letter(ledger, "r-1", "r-1:orders:disclosure:0")
+    late = [_result("orders", records=[{"order_id": "O-1"}])]
+    with (
+        Ledger(ledger.url) as other,
+        _after_first(ledger, lambda: other.record_results(late), "FROM tasks"),
+    ):
+        why_not = ledger.reopen_task("r-1:orders:disclosure:0", letter, timedelta(seconds=60))
+    assert why_not == "the task is ok, not failed"
+    [orders] = [t for t in ledger.tasks("r-1") if t.system == "orders"]
+    assert (orders.status, orders.result["records"]) == ("ok", [{"order_id": "O-1"}])
+    assert ledger.reopen_task("r-1:orders:disclosure:0", letter, timedelta(60)) == (
+        "the task is ok, not failed"  # the letter was not claimed: nothing was redriven
+    )
+    assert ledger.redrives() == {}
+
+
 def test_an_event_is_claimed_for_redrive_once(ledger: Ledger) -> None:
     first, second = dead_letter(ledger, None, None, "a"), dead_letter(ledger, None, None, "b")
     assert ledger.claim_redrive(first, None, "aggregate") is None
