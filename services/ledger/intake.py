@@ -14,7 +14,7 @@ from services.crypto.errors import CryptoError
 from services.ledger import resends
 from services.ledger.base import EVENT_FIELD, VERIFICATION_HOLD, LedgerBase, as_utc, in_session
 from services.ledger.models import Rejected, Request, RequestStatus
-from services.ledger.statements import INSERT_REQUEST, LOCK_REQUEST
+from services.ledger.statements import INSERT_NEW_REQUEST, LOCK_REQUEST, insert_new
 from services.ledger.types import Action, Admission, Admitted
 from streams.records import RequestEvent, utcnow
 
@@ -105,23 +105,25 @@ class Intake(LedgerBase):
             return self._kept(event.request_id, EVENT_FIELD, event.model_dump(mode="json"))
 
         with self.engine.begin() as conn:
-            if conn.execute(LOCK_REQUEST, {"id": event.request_id}).first() is None:
-                conn.execute(
-                    INSERT_REQUEST,
-                    {
-                        "request_id": event.request_id,
-                        "kind": event.kind,
-                        "regulation": event.regulation,
-                        "status": status,
-                        "hold_reason": reason,
-                        "received_at": as_utc(event.received_at),
-                        "deadline_at": as_utc(deadline),
-                        "event": body(),
-                        "subject_digests": sorted(subject_digests(event.subject.identifiers)),
-                        "created_at": now,
-                        "updated_at": now,
-                    },
-                )
+            # Inserted unless it is there: found here, or admitted by another worker since
+            # (both held the partition, in a rebalance). That one is then a re-send.
+            if conn.execute(LOCK_REQUEST, {"id": event.request_id}).first() is None and insert_new(
+                conn,
+                INSERT_NEW_REQUEST,
+                {
+                    "request_id": event.request_id,
+                    "kind": event.kind,
+                    "regulation": event.regulation,
+                    "status": status,
+                    "hold_reason": reason,
+                    "received_at": as_utc(event.received_at),
+                    "deadline_at": as_utc(deadline),
+                    "event": body(),
+                    "subject_digests": sorted(subject_digests(event.subject.identifiers)),
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            ):
                 self._audit(
                     conn,
                     event.request_id,
@@ -144,7 +146,7 @@ class Intake(LedgerBase):
                 return Admission(Admitted.NEW, status, reason)
             with in_session(conn) as s:  # a re-send: the ORM compares and moves the row
                 row = s.get(Request, event.request_id, with_for_update=True)
-                assert row is not None  # locked above, in this transaction
+                assert row is not None  # found above, or inserted by another worker since
                 held = row.status == RequestStatus.HELD
                 changed = self._changed(row, event)
                 conflicting = resends.conflicts(changed, held)

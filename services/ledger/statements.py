@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
+    Column,
     Connection,
     Executable,
     Table,
@@ -48,7 +49,6 @@ _RESPONSES = _RESPONSE_TABLE.c
 _AUDIT = AuditEntry.__table__.c
 
 INSERT_AUDIT = insert(cast(Table, AuditEntry.__table__))
-INSERT_REQUEST = insert(_REQUEST_TABLE)
 INSERT_RESPONSE = insert(_RESPONSE_TABLE)
 
 SELECT_REQUEST = select(_REQUEST_TABLE).where(_REQUESTS.request_id == bindparam("id"))
@@ -216,19 +216,27 @@ def load_one(
     return found[0] if found else None
 
 
-#: Tasks recorded unless they are already (another worker planned the same wave at
-#: once, in a rebalance); returns the ids of those recorded now.
-_INSERT_NEW_TASKS = {
-    name: dialect_insert(_TASK_TABLE)
-    .on_conflict_do_nothing(index_elements=[_TASKS.task_id])
-    .returning(_TASKS.task_id)
-    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
-}
+def _if_new(table: Table, key: Column[str]) -> dict[str, Executable]:
+    """By dialect: ``table``'s INSERT that skips a row whose ``key`` is there already
+    (another worker inserted it at once, in a rebalance), returning the keys inserted."""
+    return {
+        name: dialect_insert(table).on_conflict_do_nothing(index_elements=[key]).returning(key)
+        for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+    }
 
 
-def insert_new_tasks(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
-    """Record the task ``rows`` not recorded yet, in one statement; their ids."""
-    return set(conn.scalars(_INSERT_NEW_TASKS[conn.dialect.name], rows))
+INSERT_NEW_REQUEST = _if_new(_REQUEST_TABLE, _REQUESTS.request_id)
+INSERT_NEW_TASKS = _if_new(_TASK_TABLE, _TASKS.task_id)
+
+
+def insert_new(
+    conn: Connection,
+    statements: Mapping[str, Executable],
+    rows: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+) -> set[str]:
+    """Insert ``rows`` with ``statements`` (``INSERT_NEW_*``), in one statement; the keys
+    of those inserted now."""
+    return set(conn.scalars(statements[conn.dialect.name], rows))
 
 
 def hold_requests(conn: Connection, ids: Collection[str]) -> list[Request]:

@@ -27,6 +27,7 @@ from services.ledger.statements import (
     COMPLETE,
     FAN_OUT,
     INSERT_AUDIT,
+    INSERT_NEW_TASKS,
     INSERT_RESPONSE,
     LOCK_REFUSED_PARTS,
     RECORD_MANY_MAX,
@@ -37,7 +38,7 @@ from services.ledger.statements import (
     SUPERSEDE_RESULT,
     UPDATE_GRAPH,
     hold_requests,
-    insert_new_tasks,
+    insert_new,
     load,
     load_one,
     record_many,
@@ -92,7 +93,7 @@ class Tasks(LedgerBase):
     ) -> dict[str, list[TaskPlan]]:
         """Record the plans not recorded yet; those recorded now, by request."""
         rows = [_task_row(rid, p, now) for rid, ps in plans.items() for p in ps]
-        added = insert_new_tasks(conn, rows) if rows else set()
+        added = insert_new(conn, INSERT_NEW_TASKS, rows) if rows else set()
         return {rid: [p for p in ps if p.task_id in added] for rid, ps in plans.items()}
 
     def _merge(self, conn: Connection, row: Request, found: Sequence[Mapping[str, str]]) -> None:
@@ -312,7 +313,7 @@ def _by_request(ids: Sequence[str], tasks: Sequence[Task]) -> dict[str, list[Tas
 
 
 def _task_row(request_id: str, plan: TaskPlan, now: datetime) -> dict[str, Any]:
-    """``insert_new_tasks``'s row for a planned task."""
+    """``INSERT_NEW_TASKS``'s row for a planned task."""
     final = plan.status is not TaskStatus.PENDING
     return {
         "task_id": plan.task_id,

@@ -45,6 +45,20 @@ def test_duplicate_request_is_recorded_once(ledger: Ledger) -> None:
     assert count_by_status(ledger) == {"fanned_out": 1}
 
 
+def test_a_request_admitted_by_two_workers_at_once_is_admitted_once(ledger: Ledger) -> None:
+    """The same event admitted by another worker right after this one found no such
+    request (both held its partition in a rebalance): this one records a duplicate,
+    never fails on the key."""
+    with (
+        Ledger(ledger.url) as other,
+        _after_first(ledger, lambda: other.admit(event(), "proceed", None, DEADLINE)),
+    ):
+        admission = ledger.admit(event(), "proceed", None, DEADLINE)
+    assert admission.outcome == "duplicate"
+    actions = [e.action for e in ledger.timeline("r-1")]
+    assert (actions.count("received"), actions.count("duplicate_ignored")) == (1, 1)
+
+
 def test_every_re_send_is_audited_with_the_key_that_signed_it(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE, key_id="ops")
     assert ledger.admit(event(), "proceed", None, DEADLINE, key_id="crm").outcome == "duplicate"
