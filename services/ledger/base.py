@@ -21,8 +21,8 @@ from services.ledger.statements import (
     INSERT_AUDIT,
     SELECT_REQUEST,
     SELECT_REQUESTS,
-    load,
     load_one,
+    requests_by_id,
 )
 from services.ledger.types import Action
 from streams.records import RequestEvent, TaskResult, utcnow
@@ -220,8 +220,7 @@ class LedgerBase:
     def requests(self, request_ids: Sequence[str]) -> dict[str, Request]:
         """Those of ``request_ids`` the ledger has, by id: one read for them all."""
         with self._single.begin() as conn:
-            found = load(conn, SELECT_REQUESTS, {"ids": list(request_ids)}, Request)
-        return {row.request_id: row for row in found}
+            return requests_by_id(conn, SELECT_REQUESTS, request_ids)
 
     def request_event(self, row: Request) -> RequestEvent:
         """The event ``row`` was admitted with, opened if the ledger keeps it sealed."""

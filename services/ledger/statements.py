@@ -67,9 +67,6 @@ UPDATE_GRAPH = (
     .where(_REQUESTS.request_id == bindparam("id"))
     .values(discovered=bindparam("graph"), subject_digests=bindparam("digests"))
 )
-LOCK_REFUSED_PARTS = (
-    select(_REQUESTS.refused_parts).where(_REQUESTS.request_id == bindparam("id")).with_for_update()
-)
 SELECT_TASKS = (
     select(_TASK_TABLE).where(_TASKS.request_id == bindparam("id")).order_by(_TASKS.system)
 )
@@ -239,13 +236,19 @@ def insert_new(
     return set(conn.scalars(statements[conn.dialect.name], rows))
 
 
-def hold_requests(conn: Connection, ids: Collection[str]) -> list[Request]:
-    """The requests ``ids``, which no other transaction may change until ``conn``'s
-    ends. PostgreSQL locks their rows, always in one order. On SQLite the transaction
-    takes the database's write lock before it reads: a read first would let another
-    writer commit before this one's first write, which then fails."""
-    params = {"ids": list(ids)}
+def requests_by_id(
+    conn: Connection, statement: Executable, ids: Collection[str]
+) -> dict[str, Request]:
+    """The requests of ``ids`` that ``statement`` selects, by id."""
+    return {row.request_id: row for row in load(conn, statement, {"ids": list(ids)}, Request)}
+
+
+def hold_requests(conn: Connection, ids: Collection[str]) -> dict[str, Request]:
+    """The requests ``ids``, by id, which no other transaction may change until
+    ``conn``'s ends. PostgreSQL locks their rows, always in one order. On SQLite the
+    transaction takes the database's write lock before it reads: a read first would let
+    another writer commit before this one's first write, which then fails."""
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-        return load(conn, SELECT_REQUESTS, params, Request)
-    return load(conn, LOCK_REQUESTS, params, Request)
+        return requests_by_id(conn, SELECT_REQUESTS, ids)
+    return requests_by_id(conn, LOCK_REQUESTS, ids)

@@ -29,7 +29,6 @@ from services.ledger.statements import (
     INSERT_AUDIT,
     INSERT_NEW_TASKS,
     INSERT_RESPONSE,
-    LOCK_REFUSED_PARTS,
     RECORD_MANY_MAX,
     SELECT_REQUEST,
     SELECT_REQUESTS,
@@ -42,6 +41,7 @@ from services.ledger.statements import (
     load,
     load_one,
     record_many,
+    requests_by_id,
 )
 from services.ledger.types import Action, Completion, Recorded, TaskPlan
 from streams.records import Task as TaskMessage
@@ -148,17 +148,14 @@ class Tasks(LedgerBase):
             # worker's batch on the same requests (in a rebalance) commits before this one
             # reads them or waits until it commits. Neither sees a lookup done without
             # what it found, and, held in one order, the two never deadlock.
-            rows = {row.request_id: row for row in hold_requests(conn, {*ids, *(found or ())})}
+            rows = hold_requests(conn, {*ids, *(found or ())})
             firsts = _record(conn, results)
             late = [i for i, r in enumerate(results) if not firsts[i] and r.status == "ok"]
             if late:  # rare: the ORM's unit of work reopens what they supersede
                 with in_session(conn) as s:
                     for i in late:
                         firsts[i] = self._supersede(s, results[i])
-                rows = {
-                    row.request_id: row
-                    for row in load(conn, SELECT_REQUESTS, {"ids": ids}, Request)
-                }
+                rows = requests_by_id(conn, SELECT_REQUESTS, ids)
             audits = [_result_audit(r) for r, first in zip(results, firsts, strict=True) if first]
             if audits:
                 conn.execute(INSERT_AUDIT, audits)
@@ -231,11 +228,13 @@ class Tasks(LedgerBase):
         now = utcnow()
         done: list[Completion] = []
         with self.engine.begin() as conn:
-            for c in sorted(completions, key=lambda c: c.request_id):  # locked in one order
-                if c.refused_parts is not None:
-                    row = conn.execute(LOCK_REFUSED_PARTS, {"id": c.request_id}).first()
-                    if row is None or len(row.refused_parts or []) != c.refused_parts:
-                        continue
+            held = hold_requests(conn, {c.request_id for c in completions})
+            for c in completions:
+                row = held.get(c.request_id)
+                if c.refused_parts is not None and (
+                    row is None or len(row.refused_parts or []) != c.refused_parts
+                ):
+                    continue
                 params = {
                     "id": c.request_id,
                     "status": c.status,
