@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from services.crypto import KeyDestroyed
 from services.ledger.base import DEAD_LETTER_FIELD, LedgerBase, _reopen, _rowcount
 from services.ledger.models import DeadLetter, Request, RequestStatus, Task
+from services.ledger.statements import INSERT_NEW_DEAD_LETTER, insert_new
 from services.ledger.types import Action
 from streams.records import TaskStatus, utcnow
 
@@ -46,12 +47,13 @@ class DeadLetters(LedgerBase):
                 row.sealed = self.sealer.seal_field(
                     row.request_id, DEAD_LETTER_FIELD, kept, create=not admitted
                 )
-        with self.session() as s:
-            if s.get(DeadLetter, row.id) is not None:
+        with self.engine.begin() as conn:
+            # skipped if another worker kept the same letter since (both held
+            # ``dsr.deadletter`` in a rebalance)
+            if not insert_new(conn, INSERT_NEW_DEAD_LETTER, _columns(row)):
                 return False
-            s.add(row)
             self._audit(
-                s,
+                conn,
                 row.request_id,
                 "worker",
                 Action.DEAD_LETTERED,
@@ -148,3 +150,7 @@ class DeadLetters(LedgerBase):
         request.timeout_at = now + timeout
         request.updated_at = now
         self._audit(s, request.request_id, "operator", Action.REDRIVEN, **detail)
+
+
+def _columns(row: DeadLetter) -> dict[str, Any]:
+    return {c.key: getattr(row, c.key) for c in DeadLetter.__table__.columns}

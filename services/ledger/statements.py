@@ -32,6 +32,7 @@ from services.ledger.models import (
     FINAL_STATUSES,
     AuditEntry,
     Base,
+    DeadLetter,
     Request,
     RequestStatus,
     Response,
@@ -43,6 +44,7 @@ from streams.records import TaskStatus
 _REQUEST_TABLE = cast(Table, Request.__table__)
 _TASK_TABLE = cast(Table, Task.__table__)
 _RESPONSE_TABLE = cast(Table, Response.__table__)
+_DEAD_LETTER_TABLE = cast(Table, DeadLetter.__table__)
 _REQUESTS = _REQUEST_TABLE.c
 _TASKS = _TASK_TABLE.c
 _RESPONSES = _RESPONSE_TABLE.c
@@ -224,6 +226,7 @@ def _if_new(table: Table, key: Column[str]) -> dict[str, Executable]:
 
 INSERT_NEW_REQUEST = _if_new(_REQUEST_TABLE, _REQUESTS.request_id)
 INSERT_NEW_TASKS = _if_new(_TASK_TABLE, _TASKS.task_id)
+INSERT_NEW_DEAD_LETTER = _if_new(_DEAD_LETTER_TABLE, _DEAD_LETTER_TABLE.c.id)
 
 
 def insert_new(

@@ -17,7 +17,7 @@ from services.ledger.models import Response
 from services.rules.policy import after_months
 from streams.records import Fee, TaskResult, TaskStatus
 from tests.fixtures.ledger_reads import count_by_status, open_task_count, rejected_events
-from tests.fixtures.ledger_rows import DEADLINE, dead_letter, event, finish
+from tests.fixtures.ledger_rows import DEADLINE, dead_letter, dead_letter_row, event, finish
 
 
 def test_migrations_create_every_table_and_are_repeatable(ledger: Ledger) -> None:
@@ -231,22 +231,27 @@ LOOKUP = ([_result("crm")], {"r-1": [{"customer_id": "C-1"}]})
 
 @contextmanager
 def _after_first(
-    ledger: Ledger, meanwhile: Callable[[], object], marker: str = "FROM requests"
+    ledger: Ledger,
+    meanwhile: Callable[[], object],
+    marker: str = "FROM requests",
+    *,
+    before: bool = False,
 ) -> Iterator[None]:
-    """Run ``meanwhile`` right after ``ledger``'s first statement that has ``marker`` in
-    it (by default, the first that reads or locks requests)."""
+    """Run ``meanwhile`` right after (or ``before``) ``ledger``'s first statement that has
+    ``marker`` in it (by default, the first that reads or locks requests)."""
     fired: list[str] = []
+    hooked = "before_cursor_execute" if before else "after_cursor_execute"
 
     def hook(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if not fired and marker in statement:
             fired.append(statement)
             meanwhile()
 
-    sa_event.listen(ledger.engine, "after_cursor_execute", hook)
+    sa_event.listen(ledger.engine, hooked, hook)
     try:
         yield
     finally:
-        sa_event.remove(ledger.engine, "after_cursor_execute", hook)
+        sa_event.remove(ledger.engine, hooked, hook)
     assert fired, f"no statement has {marker!r}"
 
 
@@ -500,6 +505,27 @@ def test_a_redrive_leaves_alone_a_task_that_succeeded_meanwhile(ledger: Ledger) 
         "the task is ok, not failed"  # the letter was not claimed: nothing was redriven
     )
     assert ledger.redrives() == {}
+
+
+def test_a_letter_recorded_by_two_workers_at_once_is_kept_once(ledger: Ledger) -> None:
+    """The same dead letter recorded by another worker just before this one writes it
+    (both held ``dsr.deadletter`` in a rebalance): this one finds it there, and neither
+    fails on the key."""
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    letter = dead_letter_row("r-1", "r-1:orders:disclosure:0")
+    with (
+        Ledger(ledger.url) as other,
+        _after_first(
+            ledger,
+            lambda: other.record_dead_letter(dead_letter_row("r-1", letter.task_id), {}),
+            "INSERT INTO dead_letters",
+            before=True,
+        ),
+    ):
+        assert ledger.record_dead_letter(letter, {}) is False
+    assert [d.id for d in ledger.dead_letters()] == [letter.id]
+    actions = [e.action for e in ledger.timeline("r-1")]
+    assert actions.count("dead_lettered") == 1
 
 
 def test_an_event_is_claimed_for_redrive_once(ledger: Ledger) -> None:
