@@ -27,6 +27,9 @@ class Scenario:
     requests: int
     systems: int
     workers: int = 1
+    #: Connector runner processes. One serves two workers with no-op connectors (a runner
+    #: costs less than half what a worker does: docs/scaling.md, "Extrapolation").
+    runners: int = 1
     connector: str = "noop"
     #: Requests per second; None submits them all at once.
     rate: float | None = None
@@ -45,7 +48,10 @@ class Scenario:
         paced = f"-{self.rate:g}rps" if self.rate else ""
         extra = "-profiled" if self.profile else ""
         extra += "-postgres" if self.ledger == "postgres" else ""
-        return f"{self.connector}-r{self.requests}-s{self.systems}-w{self.workers}{paced}{extra}"
+        layout = f"w{self.workers}" + (
+            "" if self.runners == self.workers else f"-runners{self.runners}"
+        )
+        return f"{self.connector}-r{self.requests}-s{self.systems}-{layout}{paced}{extra}"
 
 
 def run(scenario: Scenario, home: Path, timeout_s: float | None = None) -> dict[str, Any]:
@@ -66,7 +72,7 @@ def _run(
     stack = Stack(
         settings,
         workers=scenario.workers,
-        runners=scenario.workers,
+        runners=scenario.runners,
         log_dir=home / "logs",
         metrics=False,
     )

@@ -134,18 +134,27 @@ def breakdown(results: dict[str, Any]) -> dict[str, Any] | None:
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The pipeline's targets beside what this run measured."""
     five = _run(results, connector="noop", systems=5, requests=_base_requests(results))
-    ratio = next((b for b in baseline_ratios(results) if "x 5 systems, noop" in b["work"]), None)
+    fastest = fastest_layout(results)
+    base = next(
+        (b for b in results["baseline"] if (b["systems"], b["connector"]) == (5, "noop")), None
+    )
+    ratio = (
+        round(fastest["throughput_rps"] / base["throughput_rps"], 2)
+        if fastest and base and fastest["throughput_rps"] and base["throughput_rps"]
+        else None
+    )
+    on = f" ({layout(fastest)})" if fastest else ""
     paced = next((r for r in sweep(results, "rate", "rate") if r["rate"] == 50), None)
     slow = timed(results)
     cpu_ms = five["cpu_s_per_request_total"] * 1000 if five else None
     rows: list[tuple[str, float | None, str, float]] = [
-        ("throughput at 5 systems, req/s", five["throughput_rps"] if five else None, ">=", 300),
         (
-            "ratio to the baseline at 5 systems",
-            ratio["throughput_ratio"] if ratio else None,
+            f"throughput at 5 systems, req/s{on}",
+            fastest["throughput_rps"] if fastest else None,
             ">=",
-            2,
+            300,
         ),
+        (f"ratio to the baseline at 5 systems{on}", ratio, ">=", 2),
         ("p99 at 50 req/s, ms", paced["latency_ms"]["p99"] if paced else None, "<", 250),
         (
             "ratio to the baseline, timed systems",
@@ -153,7 +162,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             ">=",
             5,
         ),
-        ("CPU per request at 5 systems, ms", round(cpu_ms, 1) if cpu_ms else None, "<=", 6.7),
+        (
+            "CPU per request at 5 systems, ms (1 worker, 1 runner)",
+            round(cpu_ms, 1) if cpu_ms else None,
+            "<=",
+            6.7,
+        ),
         (
             "PostgreSQL ledger statements, in the agents' batches, req/s",
             _ledger_rps(results, "postgres_batches"),
@@ -177,6 +191,31 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for what, value, op, target in rows
     ]
+
+
+def fastest_layout(results: dict[str, Any]) -> dict[str, Any] | None:
+    """Of the runs of one burst of 5-system requests on SQLite that differ only in their
+    processes (the ``workers`` sweep), the one that answered them fastest: the layout
+    this machine's cores serve best."""
+    runs = [
+        r
+        for r in sweep(results, "workers", "workers")
+        if r["connector"] == "noop"
+        and r["systems"] == 5
+        and r.get("ledger", "sqlite") == "sqlite"
+        and not r.get("profile")
+        and r["rate"] is None
+        and r["throughput_rps"]
+    ]
+    return max(runs, key=lambda r: r["throughput_rps"], default=None)
+
+
+def layout(run: dict[str, Any]) -> str:
+    """``run``'s processes, e.g. "2 workers, 1 runner" (runs recorded before the runners
+    were counted had one a worker)."""
+    workers = run["workers"]
+    runners = run.get("runners", workers)
+    return f"{workers} worker{'s' * (workers > 1)}, {runners} runner{'s' * (runners > 1)}"
 
 
 def _ledger_rps(results: dict[str, Any], backend: str) -> float | None:
@@ -224,8 +263,8 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
             for r in sweep(results, "systems", "systems")
             if r["throughput_rps"]
         },
-        "throughput_rps_by_workers": {
-            r["workers"]: r["throughput_rps"] for r in sweep(results, "workers", "workers")
+        "throughput_rps_by_layout": {
+            layout(r): r["throughput_rps"] for r in sweep(results, "workers", "workers")
         },
         "baseline": baseline_ratios(results),
         "lookup_phase": lookup_phase(results),
