@@ -133,11 +133,11 @@ def breakdown(results: dict[str, Any]) -> dict[str, Any] | None:
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The pipeline's targets beside what this run measured."""
-    five = _run(results, connector="noop", systems=5, requests=_base_requests(results))
-    fastest = fastest_layout(results)
     base = next(
         (b for b in results["baseline"] if (b["systems"], b["connector"]) == (5, "noop")), None
     )
+    five = _run(results, connector="noop", systems=5, requests=base["requests"] if base else None)
+    fastest = fastest_layout(results)
     ratio = (
         round(fastest["throughput_rps"] / base["throughput_rps"], 2)
         if fastest and base and fastest["throughput_rps"] and base["throughput_rps"]
@@ -224,13 +224,6 @@ def _ledger_rps(results: dict[str, Any], backend: str) -> float | None:
     the batches were measured have none)."""
     run = results.get("ledger", {}).get(backend)
     return run["throughput_rps"] if run else None
-
-
-def _base_requests(results: dict[str, Any]) -> int | None:
-    base = next(
-        (b for b in results["baseline"] if (b["systems"], b["connector"]) == (5, "noop")), None
-    )
-    return base["requests"] if base else None
 
 
 def summary(results: dict[str, Any]) -> dict[str, Any]:
