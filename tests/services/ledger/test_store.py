@@ -51,7 +51,7 @@ def test_a_request_admitted_by_two_workers_at_once_is_admitted_once(ledger: Ledg
     never fails on the key."""
     with (
         Ledger(ledger.url) as other,
-        _after_first(ledger, lambda: other.admit(event(), "proceed", None, DEADLINE)),
+        _around_first(ledger, lambda: other.admit(event(), "proceed", None, DEADLINE)),
     ):
         admission = ledger.admit(event(), "proceed", None, DEADLINE)
     assert admission.outcome == "duplicate"
@@ -230,15 +230,15 @@ LOOKUP = ([_result("crm")], {"r-1": [{"customer_id": "C-1"}]})
 
 
 @contextmanager
-def _after_first(
+def _around_first(
     ledger: Ledger,
     meanwhile: Callable[[], object],
     marker: str = "FROM requests",
     *,
     before: bool = False,
 ) -> Iterator[None]:
-    """Run ``meanwhile`` right after (or ``before``) ``ledger``'s first statement that has
-    ``marker`` in it (by default, the first that reads or locks requests)."""
+    """Run ``meanwhile`` right after ``ledger``'s first statement that has ``marker`` in
+    it (by default, the first that reads or locks requests), or right before it."""
     fired: list[str] = []
     hooked = "before_cursor_execute" if before else "after_cursor_execute"
 
@@ -263,7 +263,7 @@ def test_a_request_and_its_tasks_are_read_as_of_one_moment(ledger: Ledger) -> No
     ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
     with (
         Ledger(ledger.url) as other,
-        _after_first(ledger, lambda: other.record_results(*LOOKUP)),
+        _around_first(ledger, lambda: other.record_results(*LOOKUP)),
     ):
         row, read = ledger.progress("r-1")
     assert row is not None
@@ -377,7 +377,7 @@ def _another_worker_meanwhile(
             thread.join(0.01)
 
     try:
-        with _after_first(ledger, meanwhile, marker):
+        with _around_first(ledger, meanwhile, marker):
             yield failed
     finally:
         if thread.ident is not None:  # started: it ends once this ledger commits
@@ -495,7 +495,7 @@ def test_a_redrive_leaves_alone_a_task_that_succeeded_meanwhile(ledger: Ledger) 
     late = [_result("orders", records=[{"order_id": "O-1"}])]
     with (
         Ledger(ledger.url) as other,
-        _after_first(ledger, lambda: other.record_results(late), "FROM tasks"),
+        _around_first(ledger, lambda: other.record_results(late), "FROM tasks"),
     ):
         why_not = ledger.reopen_task("r-1:orders:disclosure:0", letter, timedelta(seconds=60))
     assert why_not == "the task is ok, not failed"
@@ -515,7 +515,7 @@ def test_a_letter_recorded_by_two_workers_at_once_is_kept_once(ledger: Ledger) -
     letter = dead_letter_row("r-1", "r-1:orders:disclosure:0")
     with (
         Ledger(ledger.url) as other,
-        _after_first(
+        _around_first(
             ledger,
             lambda: other.record_dead_letter(dead_letter_row("r-1", letter.task_id), {}),
             "INSERT INTO dead_letters",
