@@ -18,9 +18,10 @@ from services.crypto.sealing import Sealer, is_sealed_field
 from services.ledger.models import Request, RequestStatus, Response
 from services.ledger.reconnect import RECYCLE_SECONDS
 from services.ledger.statements import (
-    INSERT_AUDIT,
+    INSERT_AUDITS,
     SELECT_REQUEST,
     SELECT_REQUESTS,
+    execute_many,
     load_one,
     requests_by_id,
 )
@@ -201,7 +202,7 @@ class LedgerBase:
     ) -> None:
         # a plain Core INSERT: the audit trail is append-only, nothing for the ORM to track
         conn = s.connection() if isinstance(s, Session) else s
-        conn.execute(INSERT_AUDIT, _audit_row(request_id, actor, action, **detail))
+        execute_many(conn, INSERT_AUDITS, [_audit_row(request_id, actor, action, **detail)])
 
     def audit(self, request_id: str | None, actor: str, action: Action, **detail: Any) -> None:
         self.audit_many([(request_id, actor, action, detail)])
@@ -211,7 +212,9 @@ class LedgerBase:
     ) -> None:
         """Audit ``entries`` (request id, actor, action, detail) in one transaction."""
         with self._single.begin() as conn:
-            conn.execute(INSERT_AUDIT, [_audit_row(r, a, act, **d) for r, a, act, d in entries])
+            execute_many(
+                conn, INSERT_AUDITS, [_audit_row(r, a, act, **d) for r, a, act, d in entries]
+            )
 
     def request(self, request_id: str) -> Request | None:
         with self._single.begin() as conn:

@@ -10,20 +10,29 @@ them, outside any session: the callers only read them.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Mapping, Sequence
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     Column,
     Connection,
+    CursorResult,
     Executable,
+    String,
     Table,
     bindparam,
+    column,
+    func,
     insert,
+    literal,
     select,
     text,
     update,
 )
+from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import instrumentation
 from sqlalchemy.orm.attributes import instance_dict
@@ -45,12 +54,12 @@ _REQUEST_TABLE = cast(Table, Request.__table__)
 _TASK_TABLE = cast(Table, Task.__table__)
 _RESPONSE_TABLE = cast(Table, Response.__table__)
 _DEAD_LETTER_TABLE = cast(Table, DeadLetter.__table__)
+_AUDIT_TABLE = cast(Table, AuditEntry.__table__)
 _REQUESTS = _REQUEST_TABLE.c
 _TASKS = _TASK_TABLE.c
 _RESPONSES = _RESPONSE_TABLE.c
-_AUDIT = AuditEntry.__table__.c
+_AUDIT = _AUDIT_TABLE.c
 
-INSERT_AUDIT = insert(cast(Table, AuditEntry.__table__))
 INSERT_RESPONSE = insert(_RESPONSE_TABLE)
 
 SELECT_REQUEST = select(_REQUEST_TABLE).where(_REQUESTS.request_id == bindparam("id"))
@@ -101,15 +110,17 @@ FAN_OUT = (
     )
     .returning(_REQUESTS.request_id)
 )
+#: The statuses a request is not completed from: final, but refused (its letter is its
+#: response), and parked.
+_NOT_COMPLETABLE = [st.value for st in FINAL_STATUSES if st != RequestStatus.REFUSED] + [
+    RequestStatus.PARKED.value
+]
 #: An open request completed (``Tasks.complete``): once. A refused one is completed too.
 COMPLETE = (
     update(_REQUEST_TABLE)
     .where(
         _REQUESTS.request_id == bindparam("id"),
-        _REQUESTS.status.not_in(
-            [st.value for st in FINAL_STATUSES if st != RequestStatus.REFUSED]
-            + [RequestStatus.PARKED.value]
-        ),
+        _REQUESTS.status.not_in([literal(st) for st in _NOT_COMPLETABLE]),  # in executemany
         _REQUESTS.completed_at.is_(None),
     )
     .values(
@@ -119,6 +130,13 @@ COMPLETE = (
         latency_ms=bindparam("latency_ms"),
     )
 )
+
+
+def completable(row: Request) -> bool:
+    """Whether ``COMPLETE`` completes the request ``row``, held (``hold_requests``)."""
+    return row.status not in _NOT_COMPLETABLE and row.completed_at is None
+
+
 MARK_PUBLISHED = (
     update(_RESPONSE_TABLE)
     .where(
@@ -141,18 +159,20 @@ _RESULT_COLUMNS = ("id", "status", "attempts", "error", "result", "finished_at")
 RECORD_MANY_MAX = 128
 
 
-def record_many(rows: Sequence[Mapping[str, Any]]) -> tuple[Executable, dict[str, Any]]:
+def record_many(dialect: str, rows: Sequence[Mapping[str, Any]]) -> tuple[Executable, Any]:
     """Record the results of many tasks (``base._result_row``s, one a task) on those
     still pending, in one statement, which returns the ids of those it recorded; with its
     parameters. One round trip, where a statement a task costs one each."""
+    if dialect == "postgresql":
+        return _RECORD_RESULTS.statement, _RECORD_RESULTS.params(rows)
     params = {f"v{i}_{name}": row[name] for i, row in enumerate(rows) for name in _RESULT_COLUMNS}
     return _record_many(len(rows)), params
 
 
 @functools.cache
 def _record_many(n: int) -> Executable:
-    """``record_many``'s statement for ``n`` tasks, built once (and so compiled once: a
-    Core VALUES construct would be compiled again at each execution)."""
+    """``record_many``'s statement for ``n`` tasks on SQLite, built once (and so compiled
+    once: a Core VALUES construct would be compiled again at each execution)."""
     types = [_TASKS.task_id.type, *(_TASKS[name].type for name in _RESULT_COLUMNS[1:])]
     rows = ", ".join(
         "(" + ", ".join(f":v{i}_{name}" for name in _RESULT_COLUMNS) + ")" for i in range(n)
@@ -175,6 +195,80 @@ def _record_many(n: int) -> Executable:
         for name, type_ in zip(_RESULT_COLUMNS, types, strict=True)
     ]
     return text(sql).bindparams(*binds).columns(_TASKS.task_id)
+
+
+@dataclass(frozen=True)
+class JsonRows:
+    """A PostgreSQL statement over many rows that takes them as one JSON array, which
+    ``json_to_recordset`` turns back into rows: its text is the same whatever the rows'
+    number, so the driver parses it and the server plans it once, and the rows cross
+    as one parameter. (A VALUES list, a row's parameters each, is a statement of its own
+    at each length, which the driver parses again at each execution; an executemany
+    sends and adapts each row's parameters on their own.)"""
+
+    statement: Executable
+    columns: tuple[str, ...]
+
+    def params(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+        given = [{name: _jsonable(row[name]) for name in self.columns} for row in rows]
+        return {"rows": json.dumps(given)}
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _given(columns: Iterable[Column[Any]], **renamed: str) -> Any:
+    """``JsonRows``' rows, named ``given``, of the JSON array parameter ``rows``: a
+    column each of ``columns`` (``renamed``: by another name)."""
+    rows = cast_(bindparam("rows", type_=String), postgresql.JSON)
+    named = [column(renamed.get(c.name, c.name), c.type) for c in columns]
+    return (
+        func.json_to_recordset(rows)
+        .table_valued(*named)
+        .render_derived(name="given", with_types=True)
+    )
+
+
+def _insert_rows(table: Table) -> tuple[postgresql.Insert, tuple[str, ...]]:
+    """``table``'s INSERT of ``JsonRows`` (every column but an autoincrement key), with
+    the columns its rows give."""
+    columns = [c for c in table.c if c.autoincrement is not True]
+    names = tuple(c.name for c in columns)
+    return postgresql.insert(table).from_select(names, select(_given(columns))), names
+
+
+def execute_many(
+    conn: Connection,
+    statements: Mapping[str, Executable | JsonRows],
+    rows: Sequence[Mapping[str, Any]],
+) -> CursorResult[Any]:
+    """Execute the dialect's statement of ``statements`` for ``rows``, in one round trip."""
+    statement = statements[conn.dialect.name]
+    if isinstance(statement, JsonRows):
+        return conn.execute(statement.statement, statement.params(rows))
+    return conn.execute(statement, rows[0] if len(rows) == 1 else rows)
+
+
+#: Audit entries, by dialect (``execute_many``).
+INSERT_AUDITS: dict[str, Executable | JsonRows] = {
+    "postgresql": JsonRows(*_insert_rows(_AUDIT_TABLE)),
+    "sqlite": insert(_AUDIT_TABLE),
+}
+
+_GIVEN_RESULTS = _given(
+    [_TASKS.task_id, *(_TASKS[name] for name in _RESULT_COLUMNS[1:])], task_id="id"
+)
+_RECORD_RESULTS = JsonRows(
+    update(_TASK_TABLE)
+    .where(
+        _TASKS.task_id == _GIVEN_RESULTS.c.id,
+        _TASKS.status == TaskStatus.PENDING.value,
+    )
+    .values({_TASKS[name]: _GIVEN_RESULTS.c[name] for name in _RESULT_COLUMNS[1:]})
+    .returning(_TASKS.task_id),
+    _RESULT_COLUMNS,
+)
 
 
 #: A late ``ok`` result supersedes a failure or a time-out: the effect is in place, whatever
@@ -224,19 +318,28 @@ def _if_new(table: Table, key: Column[str]) -> dict[str, Executable]:
     }
 
 
+def _many_if_new(table: Table, key: Column[str]) -> dict[str, Executable | JsonRows]:
+    """``_if_new`` for many rows at once: on PostgreSQL ``JsonRows``."""
+    many, names = _insert_rows(table)
+    new = many.on_conflict_do_nothing(index_elements=[key]).returning(key)
+    return {**_if_new(table, key), "postgresql": JsonRows(new, names)}
+
+
 INSERT_NEW_REQUEST = _if_new(_REQUEST_TABLE, _REQUESTS.request_id)
-INSERT_NEW_TASKS = _if_new(_TASK_TABLE, _TASKS.task_id)
+INSERT_NEW_TASKS = _many_if_new(_TASK_TABLE, _TASKS.task_id)
 INSERT_NEW_DEAD_LETTER = _if_new(_DEAD_LETTER_TABLE, _DEAD_LETTER_TABLE.c.id)
 
 
 def insert_new(
     conn: Connection,
-    statements: Mapping[str, Executable],
+    statements: Mapping[str, Executable | JsonRows],
     rows: Sequence[Mapping[str, Any]] | Mapping[str, Any],
 ) -> set[str]:
-    """Insert ``rows`` with ``statements`` (``INSERT_NEW_*``), in one statement; the keys
-    of those inserted now."""
-    return set(conn.scalars(statements[conn.dialect.name], rows))
+    """Insert ``rows`` (or a row) with ``statements`` (``INSERT_NEW_*``), in one
+    statement; the keys of those inserted now."""
+    if isinstance(rows, Mapping):
+        return insert_new(conn, statements, [rows])
+    return set(execute_many(conn, statements, rows).scalars())
 
 
 def requests_by_id(

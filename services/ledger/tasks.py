@@ -26,7 +26,7 @@ from services.ledger.models import OPEN_STATUSES, Request, RequestStatus, Task
 from services.ledger.statements import (
     COMPLETE,
     FAN_OUT,
-    INSERT_AUDIT,
+    INSERT_AUDITS,
     INSERT_NEW_TASKS,
     INSERT_RESPONSE,
     RECORD_MANY_MAX,
@@ -36,6 +36,8 @@ from services.ledger.statements import (
     SELECT_TASKS_OF,
     SUPERSEDE_RESULT,
     UPDATE_GRAPH,
+    completable,
+    execute_many,
     hold_requests,
     insert_new,
     load,
@@ -73,7 +75,7 @@ class Tasks(LedgerBase):
                 if rid in fanned
             ]
             if audits:
-                conn.execute(INSERT_AUDIT, audits)
+                execute_many(conn, INSERT_AUDITS, audits)
             return _by_request(ids, load(conn, SELECT_TASKS_OF, {"ids": ids}, Task))
 
     def add_wave(self, request_id: str, plans: Sequence[TaskPlan]) -> list[Task]:
@@ -158,7 +160,7 @@ class Tasks(LedgerBase):
                 rows = requests_by_id(conn, SELECT_REQUESTS, ids)
             audits = [_result_audit(r) for r, first in zip(results, firsts, strict=True) if first]
             if audits:
-                conn.execute(INSERT_AUDIT, audits)
+                execute_many(conn, INSERT_AUDITS, audits)
             for request_id, units in (found or {}).items():  # into the graphs still open
                 row = rows.get(request_id)
                 if units and row is not None and row.status == RequestStatus.FANNED_OUT:
@@ -231,24 +233,18 @@ class Tasks(LedgerBase):
             held = hold_requests(conn, {c.request_id for c in completions})
             for c in completions:
                 row = held.get(c.request_id)
-                if c.refused_parts is not None and (
-                    row is None or len(row.refused_parts or []) != c.refused_parts
-                ):
+                if row is None or not completable(row):
                     continue
-                params = {
-                    "id": c.request_id,
-                    "status": c.status,
-                    "completed_at": now,
-                    "updated_at": now,
-                    "latency_ms": c.latency_ms,
-                }
-                if conn.execute(COMPLETE, params).rowcount:
+                if c.refused_parts is None or len(row.refused_parts or []) == c.refused_parts:
                     done.append(c)
+                    del held[c.request_id]  # a request completes once
             if not done:
                 return set()
+            # Held, they are completed as read: in one round trip.
+            conn.execute(COMPLETE, [_completion_row(c, now) for c in done])
             lease = now + SEND_LEASE  # the completing worker sends them
             conn.execute(INSERT_RESPONSE, [_response_row(c, now, lease) for c in done])
-            conn.execute(INSERT_AUDIT, [_completed_audit(c) for c in done])
+            execute_many(conn, INSERT_AUDITS, [_completed_audit(c) for c in done])
         return {c.request_id for c in done}
 
 
@@ -260,9 +256,20 @@ def _record(conn: Connection, results: Sequence[TaskResult]) -> list[bool]:
     recorded = {
         task_id
         for i in range(0, len(rows), RECORD_MANY_MAX)
-        for task_id in conn.scalars(*record_many(rows[i : i + RECORD_MANY_MAX]))
+        for task_id in conn.scalars(*record_many(conn.dialect.name, rows[i : i + RECORD_MANY_MAX]))
     }
     return [first_of[r.task_id] == i and r.task_id in recorded for i, r in enumerate(results)]
+
+
+def _completion_row(c: Completion, now: datetime) -> dict[str, Any]:
+    """``COMPLETE``'s parameters for a completion."""
+    return {
+        "id": c.request_id,
+        "status": c.status,
+        "completed_at": now,
+        "updated_at": now,
+        "latency_ms": c.latency_ms,
+    }
 
 
 def _response_row(c: Completion, now: datetime, lease: datetime) -> dict[str, Any]:

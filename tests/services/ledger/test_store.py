@@ -682,3 +682,57 @@ def test_a_batch_of_completions_completes_each_open_request_once(ledger: Ledger)
         7
     ]
     assert ledger.complete_many(batch) == set()
+
+
+def test_a_request_twice_in_a_batch_of_completions_is_completed_once(ledger: Ledger) -> None:
+    for request_id in ("r-1", "r-2", "r-3"):
+        ledger.admit(event(request_id), "proceed", None, DEADLINE)
+        ledger.fan_out(request_id, [], timedelta(seconds=60))
+    assert ledger.park("r-3", "aggregate", "poison", "test")
+    batch = [
+        Completion("r-1", "completed", {"reasons": []}, 5, refused_parts=2),  # stale: skipped
+        Completion("r-2", "refused", {"reasons": [{"code": "r2"}]}, 21),
+        Completion("r-1", "partially_completed", {"reasons": [{"code": "r1"}]}, 11, 0),
+        Completion("r-1", "completed", {"reasons": []}, 12),  # completed above: not again
+        Completion("r-3", "completed", {"reasons": []}, 13),  # parked: an operator decides
+    ]
+    assert ledger.complete_many(batch) == {"r-1", "r-2"}
+    rows = {rid: ledger.request(rid) for rid in ("r-1", "r-2", "r-3")}
+    assert {rid: (row.status, row.latency_ms) for rid, row in rows.items()} == {  # type: ignore[union-attr]
+        "r-1": ("partially_completed", 11),
+        "r-2": ("refused", 21),
+        "r-3": ("parked", None),
+    }
+    assert ledger.response("r-1").body == {"reasons": [{"code": "r1"}]}  # type: ignore[union-attr]
+    assert ledger.response("r-3") is None
+    completed = {rid: [e for e in ledger.timeline(rid) if e.action == "completed"] for rid in rows}
+    assert {rid: len(entries) for rid, entries in completed.items()} == {
+        "r-1": 1,
+        "r-2": 1,
+        "r-3": 0,
+    }
+
+
+def test_results_are_recorded_exactly_as_reported(ledger: Ledger) -> None:
+    """Whatever a system's data holds (quotes, backslashes, other scripts, JSON-like
+    text), its result is kept as reported, and a task's times keep their instant."""
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
+    records = [
+        {"name": '山田 "太郎" \\ O\'Brien', "note": '{"not": "json"}', "tags": ["a", None, 3]},
+        {"name": "\u00e9\u0301\U0001f600", "null": None, "nested": {"x": [1.5, True]}},
+    ]
+    finished = datetime(2026, 12, 6, 9, 30, 15, 123456, tzinfo=UTC)
+    error = 'timeout after 30 s; said: "エラー" \\n'
+    ledger.record_results(
+        [
+            _result("crm", records=records, finished_at=finished),
+            _result("orders", "failed", error=error, attempts=2, finished_at=finished),
+        ]
+    )
+    stored = {t.system: t for t in ledger.tasks("r-1")}
+    assert stored["crm"].result["records"] == records
+    assert as_utc(stored["crm"].finished_at) == finished
+    failed = stored["orders"]
+    assert (failed.status, failed.error, failed.attempts) == ("failed", error, 2)
+    assert stored["logs"].status == "not_applicable" and stored["logs"].error == "no identifier"
