@@ -119,6 +119,7 @@ class ConnectorRunner:
             # looks again only when the wait (or half of it) is over, so a task produced
             # meanwhile waits up to that long (README, "The embedded broker's fetch wait").
             fetch_max_wait_ms=fetch_max_wait_ms,
+            metrics_enabled=False,  # kafka-python's own: read by nothing, costly a message
         )
         hosted = sorted(tasks_topic(s) for s in self.connectors)
         # Know the topics' partitions before joining: a first assignment made from empty
