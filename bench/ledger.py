@@ -6,9 +6,9 @@ system's result, completion, the outbox's published mark, the response notice), 
 requests of 5 systems, in two ways:
 
 - one at a time: each request alone, a result at a time, as when requests trickle in;
-- in batches: as the agents take a burst, ``--batch`` requests fanned out, their
-  results recorded, their responses completed and their notices sent a batch at a
-  time (intake still takes one request at a time);
+- in batches: as the agents take a burst, ``--batch`` requests admitted, fanned out,
+  their results recorded, their responses completed and their notices sent a batch at
+  a time;
 
 and prints the requests a second and the CPU milliseconds a request of each: on SQLite
 (a temporary file, as the pipeline's default ``sqlite:///<DSR_HOME>/ledger.db``) and,
@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import create_engine, make_url, text
 
 from services.demo.scenario import event
-from services.ledger import Action, Completion, Ledger, TaskPlan
+from services.ledger import Action, Arrival, Completion, Ledger, TaskPlan
 from services.notify import notice_id
 from streams.records import RequestEvent, Task, TaskResult, TaskStatus, utcnow
 
@@ -70,7 +70,7 @@ def one_request(ledger: Ledger, request_id: str, systems: list[str]) -> None:
 def batch_of_requests(ledger: Ledger, request_ids: list[str], systems: list[str]) -> None:
     """The ledger calls of a burst of disclosure requests, each answered by every system,
     as the agents batch them."""
-    reqs = {request_id: _admit(ledger, request_id) for request_id in request_ids}
+    reqs = _admit_many(ledger, request_ids)
     for i in range(0, len(request_ids), NOTICE_BATCH):
         _notices(ledger, request_ids[i : i + NOTICE_BATCH], "acknowledgement")
     tasks = _fan_out(ledger, reqs, systems)
@@ -100,10 +100,21 @@ def _open_after(i: int, results: list[TaskResult]) -> set[str]:
 
 def _admit(ledger: Ledger, request_id: str) -> RequestEvent:
     """Intake (``streams.agents.intake.handle_request``)."""
-    req = RequestEvent.model_validate(event(request_id, "disclosure", {"email": "a@example.jp"}))
-    deadline = req.received_at + timedelta(days=14)
-    ledger.admit(req, "proceed", None, deadline, clock_pauses=True, key_id="bench")
+    [req] = _admit_many(ledger, [request_id]).values()
     return req
+
+
+def _admit_many(ledger: Ledger, request_ids: list[str]) -> dict[str, RequestEvent]:
+    """Intake of a batch (``streams.agents.intake.handle_batch``)."""
+    arrivals = []
+    for request_id in request_ids:
+        body = event(request_id, "disclosure", {"email": "a@example.jp"})
+        req = RequestEvent.model_validate(body)
+        deadline = req.received_at + timedelta(days=14)
+        arrivals.append(Arrival(req, "proceed", None, deadline, clock_pauses=True, key_id="bench"))
+    for admission in ledger.admit_many(arrivals):
+        assert admission.outcome == "new"
+    return {a.event.request_id: a.event for a in arrivals}
 
 
 def _fan_out(

@@ -16,12 +16,11 @@ import sys
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import faust
 import mode.loop
 from sqlalchemy.exc import OperationalError
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from services import deadletters, files, monitoring, notify
 from services.crypto.local import LocalKeyProvider
@@ -33,7 +32,7 @@ from services.processes import exit_after, settle_heap
 from services.settings import Settings, mark_ready
 from services.settings import load as load_settings
 from services.signing import Keyring, KeyringError
-from streams import batching, failures, outbox, parking, topics, transport
+from streams import batching, failures, outbox, parking, topics, transient, transport
 from streams.agents import (
     aggregate,
     decisions,
@@ -65,30 +64,6 @@ RESULT_BATCH = 64
 #: Notices taken in one batch, at most (sent side by side, on the default executor's
 #: threads).
 NOTICE_BATCH = 32
-
-#: A ledger operation's later attempts, after its first failed for a transient reason (a
-#: locked SQLite file, a PostgreSQL fail-over): 4 more at most, backing off.
-_again = Retrying(
-    retry=retry_if_exception_type(OperationalError),
-    stop=stop_after_attempt(4),
-    wait=wait_random_exponential(multiplier=0.05, max=2),
-    reraise=True,
-)
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _transient_db(op: Callable[P, R]) -> Callable[P, R]:
-    """``op``, run again by ``_again`` if it fails for a transient reason. Its first
-    attempt runs bare: a retry policy's bookkeeping costs more than most operations."""
-
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return op(*args, **kwargs)
-        except OperationalError:
-            return _again(op, *args, **kwargs)
-
-    return run
 
 
 class QuietWorker(faust.Worker):
@@ -196,7 +171,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         the event's own)."""
         with monitoring.observe_stage(stage):
             try:
-                result = _transient_db(handler)(ctx(), event)
+                result = transient.again(handler)(ctx(), event)
                 return await result if inspect.isawaitable(result) else result
             except Exception as exc:  # noqa: BLE001 - the worker must keep running
                 if parking.parks(exc):
@@ -266,9 +241,9 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             outgoing: list[Outgoing] = []
             built: list[respond.Built] = []
             with files.synced_together():  # the packages are on disk before they count
-                for step in _transient_db(aggregate.record)(ctx(), parsed):
+                for step in transient.again(aggregate.record)(ctx(), parsed):
                     try:
-                        done = _transient_db(step.advance)(ctx())
+                        done = transient.again(step.advance)(ctx())
                     except Exception as exc:  # noqa: BLE001 - only this request's events fail
                         outgoing += failed("aggregate")([batch[i] for i in step.sources], exc)
                         continue
@@ -277,7 +252,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                     else:
                         outgoing += done
             # the batch's responses are completed in one ledger transaction
-            return outgoing + (_transient_db(respond.conclude)(ctx(), built) if built else [])
+            return outgoing + (transient.again(respond.conclude)(ctx(), built) if built else [])
 
         return failures.each_alone(events, handle, failed("aggregate"))
 
@@ -287,14 +262,31 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
 
         def handle(batch: Sequence[Any]) -> list[Outgoing]:
             ids = [accepted(e.value) for e in batch]
-            return _transient_db(fanout.handle_batch)(ctx(), ids)
+            return transient.again(fanout.handle_batch)(ctx(), ids)
 
         return failures.each_alone(events, handle, failed("fanout"))
 
-    # Signed events (requests, decisions) are checked with their headers.
+    def intake_batch(events: Sequence[Any]) -> list[Outgoing]:
+        """A batch of request events, admitted in one ledger transaction
+        (``intake.handle_batch``); if that fails, each on its own."""
+
+        def handle(batch: Sequence[Any]) -> list[Outgoing]:
+            return intake.handle_batch(
+                ctx(),
+                [(e.value, e.headers) for e in batch],
+                lambda i, exc: failed("intake")([batch[i]], exc),
+            )
+
+        return failures.each_alone(events, handle, failed("intake"))
+
+    # Signed events (requests, decisions) are checked with their headers. Requests are
+    # admitted a batch at a time, in one ledger transaction.
     @app.agent(raw_topic(topics.REQUESTS), name="intake")
     async def intake_agent(stream: faust.StreamT[bytes]) -> None:
-        await run("intake", lambda c, e: intake.handle_request(c, e.value, e.headers), stream)
+        async for events in batching.ready(stream, EVENT_BATCH):
+            with monitoring.observe_stage("intake"):
+                outgoing = intake_batch(events)
+            await send(outgoing)  # the batch's offsets are acknowledged after this
 
     @app.agent(raw_topic(topics.DECISIONS), name="decisions")
     async def decisions_agent(stream: faust.StreamT[bytes]) -> None:
@@ -365,7 +357,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         async for event in stream.events():
             ms = round(event.message.timestamp * 1000)
             try:
-                _transient_db(deadletters.record)(ctx().ledger, event.value, ms, event.key)
+                transient.again(deadletters.record)(ctx().ledger, event.value, ms, event.key)
             except Exception:  # noqa: BLE001 - a dead letter is never dead-lettered (a loop)
                 log.exception("dead letter not recorded", extra={"stage": "deadletters"})
 

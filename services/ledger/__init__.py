@@ -4,6 +4,7 @@ from services.ledger.models import FINAL_STATUSES, OPEN_STATUSES, RequestStatus
 from services.ledger.store import (
     Admission,
     Admitted,
+    Arrival,
     Completion,
     Decided,
     Ledger,
@@ -18,6 +19,7 @@ __all__ = [
     "Action",
     "Admission",
     "Admitted",
+    "Arrival",
     "Completion",
     "Decided",
     "Ledger",

@@ -4,18 +4,32 @@ held requests, holds and conflicting re-sends."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from services.crypto.digests import subject_digests
 from services.crypto.errors import CryptoError
 from services.ledger import resends
-from services.ledger.base import EVENT_FIELD, VERIFICATION_HOLD, LedgerBase, as_utc, in_session
+from services.ledger.base import (
+    EVENT_FIELD,
+    VERIFICATION_HOLD,
+    LedgerBase,
+    _audit_row,
+    as_utc,
+    in_session,
+)
 from services.ledger.models import Rejected, Request, RequestStatus
-from services.ledger.statements import INSERT_NEW_REQUEST, LOCK_REQUEST, insert_new
-from services.ledger.types import Action, Admission, Admitted
+from services.ledger.statements import (
+    INSERT_AUDITS,
+    INSERT_NEW_REQUESTS,
+    execute_many,
+    hold_requests,
+    insert_new,
+)
+from services.ledger.types import Action, Admission, Admitted, Arrival
 from streams.records import RequestEvent, utcnow
 
 
@@ -90,118 +104,125 @@ class Intake(LedgerBase):
         duplicate is audited and does nothing else, whatever the request's
         status: the sweeper re-sends an accepted request that fan-out never received.
         """
+        return self._admit(
+            [Arrival(event, action, reason, deadline, clock_pauses, key_id, may_release)]
+        )[0]
+
+    def admit_many(self, arrivals: Sequence[Arrival]) -> list[Admission]:
+        """``admit`` each of ``arrivals``, in order, in one transaction: the new requests
+        in one statement and their audit entries in another. A request twice among them
+        is new the first time, and a re-send after."""
+        return self._admit(arrivals)
+
+    def _admit(self, arrivals: Sequence[Arrival]) -> list[Admission]:
         now = utcnow()
-        status = {
-            "proceed": RequestStatus.ACCEPTED,
-            "hold": RequestStatus.HELD,
-            "refuse": RequestStatus.REFUSED,
-        }[action]
-        signed = {"key_id": key_id, "evidence": resends.evidence(event)}
-
-        def body() -> Any:
-            """The event as kept: sealed under the request's data key, made if missing.
-            Only what is kept seals it: a duplicate of a request whose key was shredded
-            makes no new key."""
-            return self._kept(event.request_id, EVENT_FIELD, event.model_dump(mode="json"))
-
         with self.engine.begin() as conn:
-            # Inserted unless it is there: found here, or admitted by another worker since
-            # (both held the partition, in a rebalance). That one is then a re-send.
-            if conn.execute(LOCK_REQUEST, {"id": event.request_id}).first() is None and insert_new(
-                conn,
-                INSERT_NEW_REQUEST,
-                {
-                    "request_id": event.request_id,
-                    "kind": event.kind,
-                    "regulation": event.regulation,
-                    "status": status,
-                    "hold_reason": reason,
-                    "received_at": as_utc(event.received_at),
-                    "deadline_at": as_utc(deadline),
-                    "event": body(),
-                    "subject_digests": sorted(subject_digests(event.subject.identifiers)),
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            ):
+            # Held until the commit: a re-send is compared with the request as it stays.
+            found = hold_requests(conn, {a.event.request_id for a in arrivals})
+            first: dict[str, int] = {}
+            for i, a in enumerate(arrivals):
+                if a.event.request_id not in found:
+                    first.setdefault(a.event.request_id, i)
+            # in one order, so that two workers inserting the same requests never deadlock
+            rows = [self._admitted_row(arrivals[i], now) for _, i in sorted(first.items())]
+            # Inserted unless there: another worker may have admitted it since (both held
+            # the partition, in a rebalance). That one is then a re-send.
+            new = insert_new(conn, INSERT_NEW_REQUESTS, rows) if rows else set()
+            audits = [
+                entry
+                for i in first.values()
+                if arrivals[i].event.request_id in new
+                for entry in _admitted_audits(arrivals[i])
+            ]
+            if audits:
+                execute_many(conn, INSERT_AUDITS, audits)
+            return [
+                Admission(Admitted.NEW, _STATUS[a.action], a.reason)
+                if a.event.request_id in new and first[a.event.request_id] == i
+                else self._resent(conn, a, now)
+                for i, a in enumerate(arrivals)
+            ]
+
+    def _admitted_row(self, a: Arrival, now: datetime) -> dict[str, Any]:
+        """The request row ``a`` admits (``statements.ADMITTED_COLUMNS``): its event
+        sealed under the request's data key, made now. Only a row to insert seals: a
+        duplicate of a request whose key was shredded makes no new key."""
+        event = a.event
+        return {
+            "request_id": event.request_id,
+            "kind": event.kind,
+            "regulation": event.regulation,
+            "status": _STATUS[a.action],
+            "hold_reason": a.reason,
+            "received_at": as_utc(event.received_at),
+            "deadline_at": as_utc(a.deadline),
+            "event": self._kept(event.request_id, EVENT_FIELD, event.model_dump(mode="json")),
+            "subject_digests": sorted(subject_digests(event.subject.identifiers)),
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    def _resent(self, conn: Connection, a: Arrival, now: datetime) -> Admission:
+        """A re-send of a request the ledger has: the ORM compares and moves the row."""
+        event, key_id, reason, status = a.event, a.key_id, a.reason, _STATUS[a.action]
+        signed = _signed(a)
+        with in_session(conn) as s:
+            row = s.get(Request, event.request_id, with_for_update=True)
+            assert row is not None  # found, or inserted by another worker since
+            held = row.status == RequestStatus.HELD
+            changed = self._changed(row, event)
+            conflicting = resends.conflicts(changed, held)
+            if conflicting:
+                return Admission(Admitted.CONFLICT, row.status, row.hold_reason, tuple(conflicting))
+            if held and changed and not a.may_release:
+                return Admission(Admitted.NOT_PERMITTED, row.status, row.hold_reason)
+            if not held or not a.may_release:  # nothing to decide again
                 self._audit(
-                    conn,
+                    s,
                     event.request_id,
                     "intake",
-                    Action.RECEIVED,
-                    kind=event.kind,
-                    regulation=event.regulation,
-                    **({"grounds": list(event.grounds)} if event.grounds else {}),
+                    Action.DUPLICATE_IGNORED,
+                    status=row.status,
                     **signed,
                 )
-                if action != "proceed":
-                    self._audit(
-                        conn,
-                        event.request_id,
-                        "rules",
-                        Action(action),
-                        reason_code=reason,
-                        key_id=key_id,
-                    )
-                return Admission(Admitted.NEW, status, reason)
-            with in_session(conn) as s:  # a re-send: the ORM compares and moves the row
-                row = s.get(Request, event.request_id, with_for_update=True)
-                assert row is not None  # found above, or inserted by another worker since
-                held = row.status == RequestStatus.HELD
-                changed = self._changed(row, event)
-                conflicting = resends.conflicts(changed, held)
-                if conflicting:
-                    return Admission(
-                        Admitted.CONFLICT, row.status, row.hold_reason, tuple(conflicting)
-                    )
-                if held and changed and not may_release:
-                    return Admission(Admitted.NOT_PERMITTED, row.status, row.hold_reason)
-                if not held or not may_release:  # nothing to decide again
-                    self._audit(
-                        s,
-                        event.request_id,
-                        "intake",
-                        Action.DUPLICATE_IGNORED,
-                        status=row.status,
-                        **signed,
-                    )
-                    return Admission(Admitted.DUPLICATE, row.status)
-                previous = row.hold_reason
-                row.event, row.status, row.hold_reason, row.updated_at = body(), status, reason, now
-                if clock_pauses and previous == VERIFICATION_HOLD and reason != previous:
-                    # verification is always the first hold, so it began at intake
-                    paused = now - as_utc(row.created_at)
-                    row.deadline_at = as_utc(row.deadline_at) + paused
-                    self._audit(
-                        s,
-                        event.request_id,
-                        "rules",
-                        Action.CLOCK_RESUMED,
-                        paused_ms=int(paused.total_seconds() * 1000),
-                        deadline=row.deadline_at.isoformat(),
-                        key_id=key_id,
-                    )
-                if action == "hold":
-                    self._audit(
-                        s,
-                        event.request_id,
-                        "rules",
-                        Action.HOLD if reason != previous else Action.STILL_HELD,
-                        reason_code=reason,
-                        **signed,
-                    )
-                    return Admission(Admitted.STILL_HELD, status, reason)
+                return Admission(Admitted.DUPLICATE, row.status)
+            previous = row.hold_reason
+            event_kept = self._kept(event.request_id, EVENT_FIELD, event.model_dump(mode="json"))
+            row.event, row.status, row.hold_reason, row.updated_at = event_kept, status, reason, now
+            if a.clock_pauses and previous == VERIFICATION_HOLD and reason != previous:
+                # verification is always the first hold, so it began at intake
+                paused = now - as_utc(row.created_at)
+                row.deadline_at = as_utc(row.deadline_at) + paused
                 self._audit(
                     s,
                     event.request_id,
                     "rules",
-                    Action.RELEASED if action == "proceed" else Action.REFUSE,
-                    previous_reason=previous,
+                    Action.CLOCK_RESUMED,
+                    paused_ms=int(paused.total_seconds() * 1000),
+                    deadline=row.deadline_at.isoformat(),
+                    key_id=key_id,
+                )
+            if a.action == "hold":
+                self._audit(
+                    s,
+                    event.request_id,
+                    "rules",
+                    Action.HOLD if reason != previous else Action.STILL_HELD,
                     reason_code=reason,
                     **signed,
                 )
-                released = Admitted.RELEASED if action == "proceed" else Admitted.NEW
-                return Admission(released, status, reason)
+                return Admission(Admitted.STILL_HELD, status, reason)
+            self._audit(
+                s,
+                event.request_id,
+                "rules",
+                Action.RELEASED if a.action == "proceed" else Action.REFUSE,
+                previous_reason=previous,
+                reason_code=reason,
+                **signed,
+            )
+            released = Admitted.RELEASED if a.action == "proceed" else Admitted.NEW
+            return Admission(released, status, reason)
 
     def _changed(self, row: Request, event: RequestEvent) -> list[str]:
         """The fields ``event`` changes in the request ``row`` records."""
@@ -212,3 +233,43 @@ class Intake(LedgerBase):
                 row.kind, row.regulation, row.subject_digests or [], event
             )
         return resends.changed_fields(stored, event)
+
+
+#: The request's status, by the rules' decision.
+_STATUS = {
+    "proceed": RequestStatus.ACCEPTED,
+    "hold": RequestStatus.HELD,
+    "refuse": RequestStatus.REFUSED,
+}
+
+
+def _signed(a: Arrival) -> dict[str, Any]:
+    """What an admission or release rests on, for its audit entries."""
+    return {"key_id": a.key_id, "evidence": resends.evidence(a.event)}
+
+
+def _admitted_audits(a: Arrival) -> list[dict[str, Any]]:
+    """The audit entries of a new request: received, and the rules' hold or refusal."""
+    event = a.event
+    entries = [
+        _audit_row(
+            event.request_id,
+            "intake",
+            Action.RECEIVED,
+            kind=event.kind,
+            regulation=event.regulation,
+            **({"grounds": list(event.grounds)} if event.grounds else {}),
+            **_signed(a),
+        )
+    ]
+    if a.action != "proceed":
+        entries.append(
+            _audit_row(
+                event.request_id,
+                "rules",
+                Action(a.action),
+                reason_code=a.reason,
+                key_id=a.key_id,
+            )
+        )
+    return entries

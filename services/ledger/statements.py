@@ -63,9 +63,6 @@ _AUDIT = _AUDIT_TABLE.c
 INSERT_RESPONSE = insert(_RESPONSE_TABLE)
 
 SELECT_REQUEST = select(_REQUEST_TABLE).where(_REQUESTS.request_id == bindparam("id"))
-LOCK_REQUEST = (
-    select(_REQUESTS.request_id).where(_REQUESTS.request_id == bindparam("id")).with_for_update()
-)
 SELECT_REQUESTS = select(_REQUEST_TABLE).where(
     _REQUESTS.request_id.in_(bindparam("ids", expanding=True))
 )
@@ -230,10 +227,13 @@ def _given(columns: Iterable[Column[Any]], **renamed: str) -> Any:
     )
 
 
-def _insert_rows(table: Table) -> tuple[postgresql.Insert, tuple[str, ...]]:
-    """``table``'s INSERT of ``JsonRows`` (every column but an autoincrement key), with
-    the columns its rows give."""
-    columns = [c for c in table.c if c.autoincrement is not True]
+def _insert_rows(
+    table: Table, names: Collection[str] = ()
+) -> tuple[postgresql.Insert, tuple[str, ...]]:
+    """``table``'s INSERT of ``JsonRows`` (of the columns ``names``, or every column but
+    an autoincrement key: the others take their defaults), with the columns its rows
+    give."""
+    columns = [c for c in table.c if c.name in names or not names and c.autoincrement is not True]
     names = tuple(c.name for c in columns)
     return postgresql.insert(table).from_select(names, select(_given(columns))), names
 
@@ -318,14 +318,32 @@ def _if_new(table: Table, key: Column[str]) -> dict[str, Executable]:
     }
 
 
-def _many_if_new(table: Table, key: Column[str]) -> dict[str, Executable | JsonRows]:
-    """``_if_new`` for many rows at once: on PostgreSQL ``JsonRows``."""
-    many, names = _insert_rows(table)
+def _many_if_new(
+    table: Table, key: Column[str], names: Collection[str] = ()
+) -> dict[str, Executable | JsonRows]:
+    """``_if_new`` for many rows at once, of the columns ``names`` (default: all): on
+    PostgreSQL ``JsonRows``."""
+    many, given = _insert_rows(table, names)
     new = many.on_conflict_do_nothing(index_elements=[key]).returning(key)
-    return {**_if_new(table, key), "postgresql": JsonRows(new, names)}
+    return {"sqlite": _if_new(table, key)["sqlite"], "postgresql": JsonRows(new, given)}
 
 
-INSERT_NEW_REQUEST = _if_new(_REQUEST_TABLE, _REQUESTS.request_id)
+#: The columns a request is admitted with (``Intake.admit_many``); the others take their
+#: defaults.
+ADMITTED_COLUMNS = (
+    "request_id",
+    "kind",
+    "regulation",
+    "status",
+    "hold_reason",
+    "received_at",
+    "deadline_at",
+    "event",
+    "subject_digests",
+    "created_at",
+    "updated_at",
+)
+INSERT_NEW_REQUESTS = _many_if_new(_REQUEST_TABLE, _REQUESTS.request_id, ADMITTED_COLUMNS)
 INSERT_NEW_TASKS = _many_if_new(_TASK_TABLE, _TASKS.task_id)
 INSERT_NEW_DEAD_LETTER = _if_new(_DEAD_LETTER_TABLE, _DEAD_LETTER_TABLE.c.id)
 

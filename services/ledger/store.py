@@ -18,7 +18,15 @@ from services.ledger.outbox import Outbox
 from services.ledger.queries import Queries
 from services.ledger.reconnect import reconnecting
 from services.ledger.tasks import Tasks
-from services.ledger.types import Admission, Admitted, Completion, Decided, Recorded, TaskPlan
+from services.ledger.types import (
+    Admission,
+    Admitted,
+    Arrival,
+    Completion,
+    Decided,
+    Recorded,
+    TaskPlan,
+)
 
 
 @reconnecting
@@ -37,6 +45,7 @@ class Ledger(Intake, Tasks, Decisions, DeadLetters, Outbox, Audit, Queries):
 __all__ = [
     "Admission",
     "Admitted",
+    "Arrival",
     "Completion",
     "Decided",
     "Ledger",

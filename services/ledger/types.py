@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from services.ledger.models import Request, Task
-from streams.records import TaskStatus
+from streams.records import RequestEvent, TaskStatus
 
 
 class Action(StrEnum):
@@ -81,6 +82,20 @@ class Decided(StrEnum):
     ALREADY_EXTENDED = "already_extended"
     ALREADY_FANNED_OUT = "already_fanned_out"
     FIELDS_NOT_REFUSABLE = "fields_not_refusable"
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A valid request event and the rules' decision on it, to admit (``Intake.admit``:
+    what its arguments mean)."""
+
+    event: RequestEvent
+    action: str
+    reason: str | None
+    deadline: datetime
+    clock_pauses: bool = False
+    key_id: str | None = None
+    may_release: bool = True
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ identifier or any other value taken from a subject never becomes a label.
 |---|---|---|
 | dsr_request_latency_seconds | histogram | kind, regulation: received_at → response |
 | dsr_request_processing_seconds | histogram | kind, regulation: intake → response |
-| dsr_stage_seconds | histogram | stage: a handler call (fanout, aggregate, notices: one batch) |
+| dsr_stage_seconds | histogram | stage: a handler call (a batch; decisions, provisions: an event) |
 | dsr_connector_call_seconds | histogram | system, kind: one connector call (one attempt) |
 | dsr_task_seconds | histogram | system, outcome: a task, first call → result, retries included |
 | dsr_connector_outcomes_total | counter | system, outcome |
@@ -105,7 +105,7 @@ REQUESTS_COMPLETED = Counter(
 # -- stream processing ----------------------------------------------------------
 STAGE_SECONDS = Histogram(
     "dsr_stage_seconds",
-    "Time spent in one handler call of a stage (intake; fanout, aggregate: a batch).",
+    "Time spent in one handler call of a stage (a batch; decisions, provisions: an event).",
     ["stage"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     registry=REGISTRY,

@@ -5,15 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from services import rules
 from services.faults import crash_point
-from services.ledger import Admitted, RequestStatus
+from services.ledger import Admission, Admitted, Arrival, RequestStatus
 from services.parsing import Rejection, not_permitted, parse_signed
 from services.rules import my_number
 from services.signing import Headers, Permissions
-from streams import topics
+from streams import topics, transient
 from streams.agents import notices
 from streams.agents.respond import finish
 from streams.context import Outgoing, Pipeline
@@ -89,20 +91,141 @@ def rejected_event(
     )
 
 
+@dataclass(frozen=True)
+class Refused:
+    """An event refused before the ledger: recorded as rejected when answered."""
+
+    raw: bytes
+    rejection: Rejection
+    request_id: str | None = None
+    echo: bool = True
+    key_id: str | None = None
+
+    def answer(self, ctx: Pipeline, admission: Admission | None = None) -> list[Outgoing]:
+        return reject(
+            ctx,
+            self.raw,
+            self.rejection,
+            request_id=self.request_id,
+            echo=self.echo,
+            key_id=self.key_id,
+        )
+
+
+@dataclass(frozen=True)
+class Valid:
+    """A valid event, with the rules' decision, to admit (``admit``)."""
+
+    raw: bytes
+    arrival: Arrival
+
+    @property
+    def request_id(self) -> str:
+        return self.arrival.event.request_id
+
+    def answer(self, ctx: Pipeline, admission: Admission | None) -> list[Outgoing]:
+        """What intake sends once the ledger has admitted the event as ``admission``."""
+        assert admission is not None
+        event, key_id = self.arrival.event, self.arrival.key_id
+        if admission.outcome is Admitted.NOT_PERMITTED:
+            denied = not_permitted(key_id, "releases of held requests")
+            return Refused(self.raw, denied, event.request_id, False, key_id).answer(ctx)
+        if admission.outcome is Admitted.CONFLICT:
+            return _conflict(ctx, self.raw, event.request_id, admission.conflicts, key_id)
+        crash_point("intake.recorded")
+        log.info(
+            "request %s",
+            admission.outcome,
+            extra={
+                "request_id": event.request_id,
+                "stage": "intake",
+                "kind": event.kind,
+                "status": admission.status,
+                "reason_code": admission.hold_reason,
+            },
+        )
+        key = event.request_id.encode()
+        # Notices are produced again on a redelivery; the notices agent sends each once.
+        told = notices.on_admission(event, held=admission.status == RequestStatus.HELD)
+        # Only the admission that accepts a request sends it to fan-out. A duplicate never
+        # does: one that found the request accepted but not fanned out (a crash between
+        # the ledger and the send) leaves it to the sweeper
+        # (``Ledger.claim_stalled_accepted``).
+        if admission.status == RequestStatus.ACCEPTED and admission.outcome in (
+            Admitted.NEW,
+            Admitted.RELEASED,
+        ):
+            accepted = Accepted(request_id=event.request_id, via=AcceptedVia.INTAKE)
+            return [*told, Outgoing(topics.ACCEPTED, key, dump(accepted))]
+        if admission.status == RequestStatus.REFUSED and admission.outcome is Admitted.NEW:
+            return [*told, *finish(ctx, event.request_id)]
+        return told
+
+
 def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[Outgoing]:
+    """One request event: checked, admitted, answered (``check``, ``admit``, ``answer``)."""
+    checked = check(ctx, raw, headers)
+    [admission] = admit(ctx, [checked])
+    return checked.answer(ctx, admission)
+
+
+def handle_batch(
+    ctx: Pipeline,
+    events: Sequence[tuple[bytes, Headers]],
+    fail: Callable[[int, Exception], list[Outgoing]],
+) -> list[Outgoing]:
+    """A batch of request events (each with its headers): each checked, then, a run of
+    them at a time (``_runs``), the valid ones admitted in one ledger transaction and
+    each answered on its own. An answer that raises goes to ``fail``, with the event's
+    place in ``events``, and the others go on: the run's admissions are committed, and
+    an event handled again would only be a duplicate, which sends nothing on."""
+    checked = [check(ctx, raw, headers) for raw, headers in events]
+    outgoing: list[Outgoing] = []
+    for run in _runs(checked):
+        admissions = transient.again(admit)(ctx, [checked[i] for i in run])
+        for i, admission in zip(run, admissions, strict=True):
+            try:
+                outgoing += transient.again(checked[i].answer)(ctx, admission)
+            except Exception as exc:  # noqa: BLE001 - only this event fails
+                outgoing += fail(i, exc)
+    return outgoing
+
+
+def _runs(checked: Sequence[Refused | Valid]) -> Iterator[list[int]]:
+    """The places of ``checked`` in runs of events of distinct requests, in order. A
+    run's admissions are recorded before its rejections; with one event a request in
+    it, every request's audit trail is in the order its events came, as when each is
+    handled alone. A burst of new requests is one run."""
+    run: list[int] = []
+    seen: set[str] = set()
+    for i, c in enumerate(checked):
+        request_id = c.request_id if isinstance(c, Valid) else c.request_id or _request_id_of(c.raw)
+        if request_id in seen:
+            yield run
+            run, seen = [], set()
+        run.append(i)
+        if request_id is not None:
+            seen.add(request_id)
+    if run:
+        yield run
+
+
+def check(ctx: Pipeline, raw: bytes, headers: Headers = None) -> Refused | Valid:
+    """``raw`` checked (its signature, schema, permissions, grounds) and decided by the
+    rules; nothing is recorded yet."""
     try:
         event, key_id = parse_signed(raw, ctx.keyring, headers, RequestEvent, ctx.sealer)
     except Rejection as rej:
-        return reject(ctx, raw, rej, key_id=rej.key_id)
+        return Refused(raw, rej, key_id=rej.key_id)
     if found := my_number.found_in(event.model_dump(mode="json")):
         # Neither kept nor echoed, sealed or not: only the event's digest is recorded.
         msg = "a My Number (個人番号) may not be sent, as proof of identity or otherwise"
         refused = Rejection("my_number_not_accepted", [{"loc": loc, "msg": msg} for loc in found])
-        return reject(ctx, raw, refused, request_id=event.request_id, echo=False, key_id=key_id)
+        return Refused(raw, refused, event.request_id, echo=False, key_id=key_id)
     may = permissions(ctx, key_id)
     if may is not None and not may.may_request(event.kind):
         denied = not_permitted(key_id, f"{event.kind} requests")
-        return reject(ctx, raw, denied, request_id=event.request_id, echo=False, key_id=key_id)
+        return Refused(raw, denied, event.request_id, echo=False, key_id=key_id)
     unknown = [code for code, basis in rules.grounds_invoked(event).items() if basis is None]
     if unknown:
         msg = (
@@ -110,10 +233,9 @@ def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[O
             f"{', '.join(unknown)}; accepted: {', '.join(rules.accepted_grounds(event))}"
         )
         unknown_ground = Rejection("unknown_ground", [{"loc": "grounds", "msg": msg}])
-        return reject(ctx, raw, unknown_ground, key_id=key_id)
-
+        return Refused(raw, unknown_ground, key_id=key_id)
     decision = rules.decide(event)
-    admission = ctx.ledger.admit(
+    arrival = Arrival(
         event,
         decision.action,
         decision.reason_code,
@@ -122,38 +244,15 @@ def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[O
         key_id=key_id,
         may_release=may is None or may.releases,
     )
-    if admission.outcome is Admitted.NOT_PERMITTED:
-        denied = not_permitted(key_id, "releases of held requests")
-        return reject(ctx, raw, denied, request_id=event.request_id, echo=False, key_id=key_id)
-    if admission.outcome is Admitted.CONFLICT:
-        return _conflict(ctx, raw, event.request_id, admission.conflicts, key_id)
-    crash_point("intake.recorded")
-    log.info(
-        "request %s",
-        admission.outcome,
-        extra={
-            "request_id": event.request_id,
-            "stage": "intake",
-            "kind": event.kind,
-            "status": admission.status,
-            "reason_code": admission.hold_reason,
-        },
-    )
-    key = event.request_id.encode()
-    # Notices are produced again on a redelivery; the notices agent sends each once.
-    told = notices.on_admission(event, held=admission.status == RequestStatus.HELD)
-    # Only the admission that accepts a request sends it to fan-out. A duplicate never
-    # does: one that found the request accepted but not fanned out (a crash between the
-    # ledger and the send) leaves it to the sweeper (``Ledger.claim_stalled_accepted``).
-    if admission.status == RequestStatus.ACCEPTED and admission.outcome in (
-        Admitted.NEW,
-        Admitted.RELEASED,
-    ):
-        accepted = Accepted(request_id=event.request_id, via=AcceptedVia.INTAKE)
-        return [*told, Outgoing(topics.ACCEPTED, key, dump(accepted))]
-    if admission.status == RequestStatus.REFUSED and admission.outcome is Admitted.NEW:
-        return [*told, *finish(ctx, event.request_id)]
-    return told
+    return Valid(raw, arrival)
+
+
+def admit(ctx: Pipeline, checked: Sequence[Refused | Valid]) -> list[Admission | None]:
+    """The valid events among ``checked`` admitted in one ledger transaction: an
+    admission each (None for those refused)."""
+    valid = [c.arrival for c in checked if isinstance(c, Valid)]
+    admitted = iter(ctx.ledger.admit_many(valid) if valid else ())
+    return [next(admitted) if isinstance(c, Valid) else None for c in checked]
 
 
 def _conflict(

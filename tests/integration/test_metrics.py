@@ -76,7 +76,8 @@ def test_worker_and_runner_serve_what_they_did(tmp_path: Path) -> None:
         assert value(worker, "dsr_requests_completed_total", status=r["status"], **labels) >= 1
     refused = {"kind": "disclosure", "regulation": "appi", "status": "refused"}
     assert value(worker, "dsr_requests_completed_total", **refused) == 1
-    assert value(worker, "dsr_stage_seconds_count", stage="intake") == len(REQUESTS) + 1
+    # a batch of events at a time: at least one call, at most one an event
+    assert 1 <= value(worker, "dsr_stage_seconds_count", stage="intake") <= len(REQUESTS) + 1
     assert value(worker, "dsr_stage_seconds_count", stage="fanout") >= 1
     assert value(worker, "dsr_stage_seconds_count", stage="aggregate") >= 1
     assert value(worker, "dsr_rejected_events_total", reason_code="schema_violation") == 1

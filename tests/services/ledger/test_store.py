@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect, text, update
 
-from services.ledger import Completion, Ledger, RequestStatus, TaskPlan, as_utc, tasks
+from services.ledger import Arrival, Completion, Ledger, RequestStatus, TaskPlan, as_utc, tasks
 from services.ledger.models import Response
 from services.rules.policy import after_months
 from streams.records import Fee, TaskResult, TaskStatus
@@ -46,17 +46,89 @@ def test_duplicate_request_is_recorded_once(ledger: Ledger) -> None:
 
 
 def test_a_request_admitted_by_two_workers_at_once_is_admitted_once(ledger: Ledger) -> None:
-    """The same event admitted by another worker right after this one found no such
-    request (both held its partition in a rebalance): this one records a duplicate,
-    never fails on the key."""
-    with (
-        Ledger(ledger.url) as other,
-        _around_first(ledger, lambda: other.admit(event(), "proceed", None, DEADLINE)),
-    ):
-        admission = ledger.admit(event(), "proceed", None, DEADLINE)
-    assert admission.outcome == "duplicate"
+    """The same event admitted by another worker right after this one looked for the
+    request (both held its partition in a rebalance). On PostgreSQL the other commits in
+    between, and this one records a duplicate, never failing on the key; on SQLite this
+    one holds the write lock from its first read, and the other waits, then records the
+    duplicate."""
+    theirs = []
+
+    def other_admits() -> None:
+        with Ledger(ledger.url) as other:
+            theirs.append(other.admit(event(), "proceed", None, DEADLINE))
+
+    other = threading.Thread(target=other_admits)
+    waits = ledger.url.startswith("sqlite")
+
+    def meanwhile() -> None:
+        other.start()
+        if not waits:
+            other.join()
+
+    with _around_first(ledger, meanwhile):
+        ours = ledger.admit(event(), "proceed", None, DEADLINE)
+    other.join()
+    first, second = (ours, theirs[0]) if waits else (theirs[0], ours)
+    assert (first.outcome, second.outcome) == ("new", "duplicate")
     actions = [e.action for e in ledger.timeline("r-1")]
     assert (actions.count("received"), actions.count("duplicate_ignored")) == (1, 1)
+
+
+def _arrivals(prefix: str) -> list[Arrival]:
+    """New requests (one twice, one held then released, one refused), an identical
+    re-send of ``{prefix}-old`` and one that would change its subject."""
+    paid = {"fee": Fee(paid=True, payment_reference="PAY-1")}
+    other = {"subject": {"identifiers": {"email": "b@example.jp"}}}
+    a = [
+        (event(f"{prefix}-new"), "proceed", None),
+        (event(f"{prefix}-held"), "hold", "fee_unpaid"),
+        (event(f"{prefix}-new"), "proceed", None),
+        (event(f"{prefix}-old"), "proceed", None),
+        (event(f"{prefix}-old", **other), "proceed", None),
+        (event(f"{prefix}-held").model_copy(update=paid), "proceed", None),
+        (event(f"{prefix}-refused"), "refuse", "manifestly_unfounded"),
+    ]
+    return [Arrival(e, action, reason, DEADLINE, key_id="ops") for e, action, reason in a]
+
+
+def test_a_batch_is_admitted_in_one_transaction_as_each_alone_would_be(ledger: Ledger) -> None:
+    for prefix in ("alone", "batch"):
+        ledger.admit(event(f"{prefix}-old"), "proceed", None, DEADLINE, key_id="ops")
+    alone = [
+        ledger.admit(a.event, a.action, a.reason, a.deadline, key_id=a.key_id)
+        for a in _arrivals("alone")
+    ]
+    statements: list[str] = []
+    sa_event.listen(ledger.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    batch = ledger.admit_many(_arrivals("batch"))
+    assert (
+        [a.outcome for a in batch]
+        == [a.outcome for a in alone]
+        == [
+            "new",
+            "new",
+            "duplicate",
+            "duplicate",
+            "conflict",
+            "released",
+            "new",
+        ]
+    )
+    assert batch == alone
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO REQUESTS")]
+    assert len(inserts) == 1  # the three new requests in one statement
+    assert sum(s.strip().upper() in ("COMMIT", "BEGIN") for s in statements) <= 2
+    for name in ("new", "held", "old", "refused"):
+        rows = [ledger.request(f"{prefix}-{name}") for prefix in ("alone", "batch")]
+        assert rows[0] is not None and rows[1] is not None
+        assert (rows[1].status, rows[1].hold_reason) == (rows[0].status, rows[0].hold_reason)
+        assert rows[1].subject_digests == rows[0].subject_digests
+        assert ledger.request_event(rows[1]).subject == ledger.request_event(rows[0]).subject
+        trails = [
+            [(e.action, e.detail.get("key_id")) for e in ledger.timeline(f"{prefix}-{name}")]
+            for prefix in ("alone", "batch")
+        ]
+        assert trails[1] == trails[0], name
 
 
 def test_every_re_send_is_audited_with_the_key_that_signed_it(ledger: Ledger) -> None:

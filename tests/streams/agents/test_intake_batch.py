@@ -1,0 +1,116 @@
+"""Intake's batches: admitted in one ledger transaction, with what each event alone
+would have given, and a failure kept to its own event."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.demo.scenario import HANAKO, JIRO, TARO, event
+from streams import topics
+from streams.agents import intake
+from streams.context import Outgoing, Pipeline
+from tests.streams.agents.fixtures import body, to
+
+AT = "2026-12-01T09:00:00+09:00"
+PENDING = {"status": "pending", "method": "drivers_licence", "reference": "KYC-p"}
+VERIFIED = {"status": "verified", "method": "drivers_licence", "reference": "KYC-p"}
+#: Events under request ids ``{prefix}-1`` to ``{prefix}-5``; several share one, so that a
+#: sequence of them holds new requests, re-sends, conflicts and releases.
+TEMPLATES: list[tuple[str, dict[str, Any]]] = [
+    ("1", event("", "disclosure", TARO, received_at=AT)),
+    ("1", event("", "disclosure", JIRO, received_at=AT)),  # a changed subject
+    ("2", event("", "erasure", HANAKO, grounds=["no_longer_needed"], received_at=AT)),
+    ("3", event("", "erasure", TARO, grounds=["made_up"], received_at=AT)),  # unknown ground
+    ("4", {"schema_version": "1.0", "request_id": "", "kind": "forget_me"}),  # malformed
+    ("5", event("", "disclosure", TARO, verification=PENDING, received_at=AT)),  # held
+    ("5", event("", "disclosure", TARO, verification=VERIFIED, received_at=AT)),  # released
+]
+prefixes = itertools.count()
+
+
+def _raw(prefix: str, template: int) -> bytes:
+    slot, body_ = TEMPLATES[template]
+    return json.dumps({**body_, "request_id": f"{prefix}-{slot}"}).encode()
+
+
+def _said(prefix: str, out: list[Outgoing]) -> list[tuple[str, str, str | None]]:
+    """What ``out`` says, without the prefix: each message's topic and key, and a
+    rejection's reason."""
+    return [
+        (
+            o.topic,
+            (o.key or b"").decode().removeprefix(prefix),
+            body(o)["reason_code"] if o.topic == topics.REJECTED else None,
+        )
+        for o in out
+    ]
+
+
+def _trail(p: Pipeline, prefix: str) -> list[tuple[str, str, str, Any]]:
+    """Every request's audit trail and state, without the prefix."""
+    found = []
+    for slot in sorted({slot for slot, _ in TEMPLATES}):
+        rid = f"{prefix}-{slot}"
+        row = p.ledger.request(rid)
+        state = (row.status, row.hold_reason) if row else None
+        found += [(slot, e.actor, e.action, state) for e in p.ledger.timeline(rid)]
+    return found
+
+
+def _never(i: int, exc: Exception) -> list[Outgoing]:
+    raise AssertionError(f"event {i} failed") from exc
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.integers(0, len(TEMPLATES) - 1), min_size=1, max_size=8))
+def test_a_batch_gives_what_its_events_give_each_alone(
+    pipeline: Pipeline, templates: list[int]
+) -> None:
+    n = next(prefixes)
+    alone, batch = f"alone{n}", f"batch{n}"
+    one_by_one = [o for t in templates for o in intake.handle_request(pipeline, _raw(alone, t))]
+    together = intake.handle_batch(pipeline, [(_raw(batch, t), None) for t in templates], _never)
+    assert _said(batch, together) == _said(alone, one_by_one)
+    assert _trail(pipeline, batch) == _trail(pipeline, alone)
+
+
+def test_an_event_that_fails_after_admission_fails_alone(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's admissions are committed together; an event whose answer then raises
+    goes to ``fail`` alone, and the others are sent on to fan-out."""
+    told = intake.notices.on_admission
+
+    def on_admission(event: Any, held: bool) -> list[Outgoing]:
+        if event.request_id == "f-2":
+            raise RuntimeError("the notice could not be made")
+        return told(event, held=held)
+
+    monkeypatch.setattr(intake.notices, "on_admission", on_admission)
+    raws = [json.dumps({**TEMPLATES[0][1], "request_id": f"f-{i}"}).encode() for i in (1, 2, 3)]
+    failed: list[tuple[int, str]] = []
+
+    def fail(i: int, exc: Exception) -> list[Outgoing]:
+        failed.append((i, str(exc)))
+        return []
+
+    out = intake.handle_batch(pipeline, [(raw, None) for raw in raws], fail)
+    assert failed == [(1, "the notice could not be made")]
+    assert [o.key for o in to(topics.ACCEPTED, out)] == [b"f-1", b"f-3"]
+    for rid in ("f-1", "f-2", "f-3"):
+        row = pipeline.ledger.request(rid)
+        assert row is not None and row.status == "accepted", rid
+    # handled again (a redelivery, or ``each_alone``), the failed one is a duplicate
+    monkeypatch.undo()
+    again = intake.handle_request(pipeline, raws[1])
+    assert to(topics.ACCEPTED, again) == []
+    actions = [e.action for e in pipeline.ledger.timeline("f-2")]
+    assert actions == ["received", "duplicate_ignored"]
