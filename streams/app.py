@@ -266,26 +266,17 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
 
         return failures.each_alone(events, handle, failed("fanout"))
 
-    def intake_batch(events: Sequence[Any]) -> list[Outgoing]:
-        """A batch of request events, admitted in one ledger transaction
-        (``intake.handle_batch``); if that fails, each on its own."""
-
-        def handle(batch: Sequence[Any]) -> list[Outgoing]:
-            return intake.handle_batch(
-                ctx(),
-                [(e.value, e.headers) for e in batch],
-                lambda i, exc: failed("intake")([batch[i]], exc),
-            )
-
-        return failures.each_alone(events, handle, failed("intake"))
-
     # Signed events (requests, decisions) are checked with their headers. Requests are
     # admitted a batch at a time, in one ledger transaction.
     @app.agent(raw_topic(topics.REQUESTS), name="intake")
     async def intake_agent(stream: faust.StreamT[bytes]) -> None:
         async for events in batching.ready(stream, EVENT_BATCH):
             with monitoring.observe_stage("intake"):
-                outgoing = intake_batch(events)
+                outgoing = intake.handle_batch(
+                    ctx(),
+                    [(e.value, e.headers) for e in events],
+                    lambda i, exc: failed("intake")([events[i]], exc),  # noqa: B023
+                )
             await send(outgoing)  # the batch's offsets are acknowledged after this
 
     @app.agent(raw_topic(topics.DECISIONS), name="decisions")

@@ -15,7 +15,7 @@ from services.ledger import Admission, Admitted, Arrival, RequestStatus
 from services.parsing import Rejection, not_permitted, parse_signed
 from services.rules import my_number
 from services.signing import Headers, Permissions
-from streams import topics, transient
+from streams import parking, topics, transient
 from streams.agents import notices
 from streams.agents.respond import finish
 from streams.context import Outgoing, Pipeline
@@ -169,6 +169,10 @@ def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[O
     return checked.answer(ctx, admission)
 
 
+#: An event's place in its batch, and what ``check`` made of it.
+Checked = tuple[int, Refused | Valid]
+
+
 def handle_batch(
     ctx: Pipeline,
     events: Sequence[tuple[bytes, Headers]],
@@ -176,34 +180,55 @@ def handle_batch(
 ) -> list[Outgoing]:
     """A batch of request events (each with its headers): each checked, then, a run of
     them at a time (``_runs``), the valid ones admitted in one ledger transaction and
-    each answered on its own. An answer that raises goes to ``fail``, with the event's
-    place in ``events``, and the others go on: the run's admissions are committed, and
-    an event handled again would only be a duplicate, which sends nothing on."""
-    checked = [check(ctx, raw, headers) for raw, headers in events]
+    each answered on its own. An event that cannot be handled goes to ``fail``, with its
+    place in ``events``, and the others go on: a run's admissions are committed, and an
+    event handled again would only be a duplicate, which sends nothing on."""
     outgoing: list[Outgoing] = []
+    checked: list[Checked] = []
+    for i, (raw, headers) in enumerate(events):
+        try:
+            checked.append((i, check(ctx, raw, headers)))
+        except Exception as exc:  # noqa: BLE001 - only this event fails
+            outgoing += fail(i, exc)
     for run in _runs(checked):
-        admissions = transient.again(admit)(ctx, [checked[i] for i in run])
-        for i, admission in zip(run, admissions, strict=True):
-            try:
-                outgoing += transient.again(checked[i].answer)(ctx, admission)
-            except Exception as exc:  # noqa: BLE001 - only this event fails
-                outgoing += fail(i, exc)
+        outgoing += _handle_run(ctx, run, fail)
     return outgoing
 
 
-def _runs(checked: Sequence[Refused | Valid]) -> Iterator[list[int]]:
-    """The places of ``checked`` in runs of events of distinct requests, in order. A
-    run's admissions are recorded before its rejections; with one event a request in
-    it, every request's audit trail is in the order its events came, as when each is
-    handled alone. A burst of new requests is one run."""
-    run: list[int] = []
+def _handle_run(
+    ctx: Pipeline, run: list[Checked], fail: Callable[[int, Exception], list[Outgoing]]
+) -> list[Outgoing]:
+    """``run`` admitted in one transaction, then each answered; if the admission fails,
+    each event is admitted alone, but for a transient fault (the ledger busy or away),
+    which is the whole run's."""
+    try:
+        admissions = transient.again(admit)(ctx, [c for _, c in run])
+    except Exception as exc:  # noqa: BLE001 - the events that cause it fail
+        if len(run) > 1 and not parking.is_transient(exc):
+            return [o for one in run for o in _handle_run(ctx, [one], fail)]
+        return [o for i, _ in run for o in fail(i, exc)]
+    outgoing: list[Outgoing] = []
+    for (i, answer), admission in zip(run, admissions, strict=True):
+        try:
+            outgoing += transient.again(answer.answer)(ctx, admission)
+        except Exception as exc:  # noqa: BLE001 - only this event fails
+            outgoing += fail(i, exc)
+    return outgoing
+
+
+def _runs(checked: Sequence[Checked]) -> Iterator[list[Checked]]:
+    """``checked`` in runs of events of distinct requests, in order. A run's admissions
+    are recorded before its rejections; with one event a request in it, every request's
+    audit trail is in the order its events came, as when each is handled alone. A burst
+    of new requests is one run."""
+    run: list[Checked] = []
     seen: set[str] = set()
-    for i, c in enumerate(checked):
+    for i, c in checked:
         request_id = c.request_id if isinstance(c, Valid) else c.request_id or _request_id_of(c.raw)
         if request_id in seen:
             yield run
             run, seen = [], set()
-        run.append(i)
+        run.append((i, c))
         if request_id is not None:
             seen.add(request_id)
     if run:

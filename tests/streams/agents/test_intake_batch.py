@@ -82,19 +82,30 @@ def test_a_batch_gives_what_its_events_give_each_alone(
     assert _trail(pipeline, batch) == _trail(pipeline, alone)
 
 
-def test_an_event_that_fails_after_admission_fails_alone(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("stage", ["check", "admission", "answer"])
+def test_an_event_that_cannot_be_handled_fails_alone(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, stage: str
 ) -> None:
-    """The batch's admissions are committed together; an event whose answer then raises
-    goes to ``fail`` alone, and the others are sent on to fan-out."""
-    told = intake.notices.on_admission
+    """An event whose check, admission or answer raises goes to ``fail`` alone; the
+    others are admitted and sent on to fan-out. Handled again once the fault is gone (a
+    redrive of its dead letter), it is admitted, unless its admission was committed with
+    the others' before its answer failed: then it is a duplicate."""
 
-    def on_admission(event: Any, held: bool) -> list[Outgoing]:
-        if event.request_id == "f-2":
-            raise RuntimeError("the notice could not be made")
-        return told(event, held=held)
+    def failing(real: Any, request_id: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            if request_id(*args) == "f-2":
+                raise RuntimeError(f"the {stage} failed")
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr(intake.notices, "on_admission", on_admission)
+        return run
+
+    if stage == "check":
+        monkeypatch.setattr(intake.rules, "decide", failing(intake.rules.decide, _id))
+    elif stage == "admission":  # sealing the event: its data key could not be made
+        monkeypatch.setattr(pipeline.ledger, "_kept", failing(pipeline.ledger._kept, _first))
+    else:
+        told = failing(intake.notices.on_admission, _id)
+        monkeypatch.setattr(intake.notices, "on_admission", told)
     raws = [json.dumps({**TEMPLATES[0][1], "request_id": f"f-{i}"}).encode() for i in (1, 2, 3)]
     failed: list[tuple[int, str]] = []
 
@@ -103,14 +114,22 @@ def test_an_event_that_fails_after_admission_fails_alone(
         return []
 
     out = intake.handle_batch(pipeline, [(raw, None) for raw in raws], fail)
-    assert failed == [(1, "the notice could not be made")]
+    assert failed == [(1, f"the {stage} failed")]
     assert [o.key for o in to(topics.ACCEPTED, out)] == [b"f-1", b"f-3"]
+    admitted = stage == "answer"
     for rid in ("f-1", "f-2", "f-3"):
         row = pipeline.ledger.request(rid)
-        assert row is not None and row.status == "accepted", rid
-    # handled again (a redelivery, or ``each_alone``), the failed one is a duplicate
+        assert (row is not None) == (rid != "f-2" or admitted), rid
     monkeypatch.undo()
     again = intake.handle_request(pipeline, raws[1])
-    assert to(topics.ACCEPTED, again) == []
+    assert [o.key for o in to(topics.ACCEPTED, again)] == ([] if admitted else [b"f-2"])
     actions = [e.action for e in pipeline.ledger.timeline("f-2")]
-    assert actions == ["received", "duplicate_ignored"]
+    assert actions == (["received", "duplicate_ignored"] if admitted else ["received"])
+
+
+def _id(event: Any, *_: Any) -> Any:
+    return event.request_id
+
+
+def _first(request_id: str, *_: Any) -> str:
+    return request_id
