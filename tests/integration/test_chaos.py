@@ -81,6 +81,9 @@ class Chaos:
         wait_for(f"{name} to come back", lambda: running(self.home, name, pid), timeout=180)
 
 
+# A kill and its wave take about 10 s here: the test's limit grows with the kills, so
+# that a soak of many rounds is not cut short by the suite's limit for one test.
+@pytest.mark.timeout(120 + 45 * len(VICTIMS))
 def test_kill_everything_repeatedly_and_every_admitted_request_comes_true(
     tmp_path: Path,
 ) -> None:
