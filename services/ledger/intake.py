@@ -127,15 +127,14 @@ class Intake(LedgerBase):
             rows = [self._admitted_row(arrivals[i], now) for _, i in sorted(first.items())]
             # Inserted unless there: another worker may have admitted it since (both held
             # the partition, in a rebalance). That one is then a re-send.
-            new = insert_new(conn, INSERT_NEW_REQUESTS, rows) if rows else set()
+            new = insert_new(conn, INSERT_NEW_REQUESTS, rows)
             audits = [
                 entry
                 for i in first.values()
                 if arrivals[i].event.request_id in new
                 for entry in _admitted_audits(arrivals[i])
             ]
-            if audits:
-                execute_many(conn, INSERT_AUDITS, audits)
+            execute_many(conn, INSERT_AUDITS, audits)
             return [
                 Admission(Admitted.NEW, _STATUS[a.action], a.reason)
                 if a.event.request_id in new and first[a.event.request_id] == i

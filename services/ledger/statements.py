@@ -242,8 +242,11 @@ def execute_many(
     conn: Connection,
     statements: Mapping[str, Executable | JsonRows],
     rows: Sequence[Mapping[str, Any]],
-) -> CursorResult[Any]:
-    """Execute the dialect's statement of ``statements`` for ``rows``, in one round trip."""
+) -> CursorResult[Any] | None:
+    """Execute the dialect's statement of ``statements`` for ``rows``, in one round trip;
+    for no rows, nothing."""
+    if not rows:
+        return None
     statement = statements[conn.dialect.name]
     if isinstance(statement, JsonRows):
         return conn.execute(statement.statement, statement.params(rows))
@@ -357,7 +360,8 @@ def insert_new(
     statement; the keys of those inserted now."""
     if isinstance(rows, Mapping):
         return insert_new(conn, statements, [rows])
-    return set(execute_many(conn, statements, rows).scalars())
+    inserted = execute_many(conn, statements, rows)
+    return set(inserted.scalars()) if inserted is not None else set()
 
 
 def requests_by_id(

@@ -74,8 +74,7 @@ class Tasks(LedgerBase):
                 for rid in ids
                 if rid in fanned
             ]
-            if audits:
-                execute_many(conn, INSERT_AUDITS, audits)
+            execute_many(conn, INSERT_AUDITS, audits)
             return _by_request(ids, load(conn, SELECT_TASKS_OF, {"ids": ids}, Task))
 
     def add_wave(self, request_id: str, plans: Sequence[TaskPlan]) -> list[Task]:
@@ -95,7 +94,7 @@ class Tasks(LedgerBase):
     ) -> dict[str, list[TaskPlan]]:
         """Record the plans not recorded yet; those recorded now, by request."""
         rows = [_task_row(rid, p, now) for rid, ps in plans.items() for p in ps]
-        added = insert_new(conn, INSERT_NEW_TASKS, rows) if rows else set()
+        added = insert_new(conn, INSERT_NEW_TASKS, rows)
         return {rid: [p for p in ps if p.task_id in added] for rid, ps in plans.items()}
 
     def _merge(self, conn: Connection, row: Request, found: Sequence[Mapping[str, str]]) -> None:
@@ -159,8 +158,7 @@ class Tasks(LedgerBase):
                         firsts[i] = self._supersede(s, results[i])
                 rows = requests_by_id(conn, SELECT_REQUESTS, ids)
             audits = [_result_audit(r) for r, first in zip(results, firsts, strict=True) if first]
-            if audits:
-                execute_many(conn, INSERT_AUDITS, audits)
+            execute_many(conn, INSERT_AUDITS, audits)
             for request_id, units in (found or {}).items():  # into the graphs still open
                 row = rows.get(request_id)
                 if units and row is not None and row.status == RequestStatus.FANNED_OUT:

@@ -131,6 +131,15 @@ def test_a_batch_is_admitted_in_one_transaction_as_each_alone_would_be(ledger: L
         assert trails[1] == trails[0], name
 
 
+def test_an_empty_batch_records_nothing(ledger: Ledger) -> None:
+    ledger.audit_many([])
+    assert ledger.admit_many([]) == []
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    assert [e.action for e in ledger.timeline("r-1")] == ["received"]
+    assert ledger.fan_out_many({}, timedelta(seconds=60)) == {}
+    assert ledger.record_results([]) == []
+
+
 def test_every_re_send_is_audited_with_the_key_that_signed_it(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE, key_id="ops")
     assert ledger.admit(event(), "proceed", None, DEADLINE, key_id="crm").outcome == "duplicate"
