@@ -25,6 +25,7 @@ from services.ledger.models import Rejected, Request, RequestStatus
 from services.ledger.statements import (
     INSERT_AUDITS,
     INSERT_NEW_REQUESTS,
+    SELECT_REQUEST_IDS,
     execute_many,
     hold_requests,
     insert_new,
@@ -116,15 +117,29 @@ class Intake(LedgerBase):
 
     def _admit(self, arrivals: Sequence[Arrival]) -> list[Admission]:
         now = utcnow()
+        ids = {a.event.request_id for a in arrivals}
+        # The new requests' rows are made first: sealing one may make its data key (a file
+        # written and synced), which must not hold up other writers, as the transaction's
+        # lock would on SQLite (the database's).
+        with self._single.begin() as conn:
+            known = set(conn.execute(SELECT_REQUEST_IDS, {"ids": list(ids)}).scalars())
+        made = {
+            a.event.request_id: self._admitted_row(a, now)
+            for a in reversed(arrivals)  # the first event of a request makes its row
+            if a.event.request_id not in known
+        }
         with self.engine.begin() as conn:
             # Held until the commit: a re-send is compared with the request as it stays.
-            found = hold_requests(conn, {a.event.request_id for a in arrivals})
+            found = hold_requests(conn, ids)
             first: dict[str, int] = {}
             for i, a in enumerate(arrivals):
                 if a.event.request_id not in found:
                     first.setdefault(a.event.request_id, i)
             # in one order, so that two workers inserting the same requests never deadlock
-            rows = [self._admitted_row(arrivals[i], now) for _, i in sorted(first.items())]
+            rows = [
+                made.get(rid) or self._admitted_row(arrivals[i], now)
+                for rid, i in sorted(first.items())
+            ]
             # Inserted unless there: another worker may have admitted it since (both held
             # the partition, in a rebalance). That one is then a re-send.
             new = insert_new(conn, INSERT_NEW_REQUESTS, rows)

@@ -66,6 +66,8 @@ SELECT_REQUEST = select(_REQUEST_TABLE).where(_REQUESTS.request_id == bindparam(
 SELECT_REQUESTS = select(_REQUEST_TABLE).where(
     _REQUESTS.request_id.in_(bindparam("ids", expanding=True))
 )
+#: Which of some requests the ledger has.
+SELECT_REQUEST_IDS = SELECT_REQUESTS.with_only_columns(_REQUESTS.request_id)
 #: ``SELECT_REQUESTS``, held until the transaction ends (on PostgreSQL), always taken in
 #: one order, so two transactions that each hold several never wait for each other.
 LOCK_REQUESTS = SELECT_REQUESTS.order_by(_REQUESTS.request_id).with_for_update()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -65,7 +66,7 @@ def test_a_request_admitted_by_two_workers_at_once_is_admitted_once(ledger: Ledg
         if not waits:
             other.join()
 
-    with _around_first(ledger, meanwhile):
+    with _around_first(ledger, meanwhile, "requests.kind"):  # its hold, in its transaction
         ours = ledger.admit(event(), "proceed", None, DEADLINE)
     other.join()
     first, second = (ours, theirs[0]) if waits else (theirs[0], ours)
@@ -138,6 +139,32 @@ def test_an_empty_batch_records_nothing(ledger: Ledger) -> None:
     assert [e.action for e in ledger.timeline("r-1")] == ["received"]
     assert ledger.fan_out_many({}, timedelta(seconds=60)) == {}
     assert ledger.record_results([]) == []
+
+
+def test_new_requests_are_sealed_before_the_database_is_locked(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sealing a new request's event may make its data key (a file written and synced):
+    on SQLite, whose write lock is the whole database's, another worker can write
+    meanwhile."""
+    if not ledger.url.startswith("sqlite"):
+        pytest.skip("on PostgreSQL a lock is a row's")
+    kept, sealed = ledger._kept, []
+
+    def sealing(request_id: str, name: str, value: Any) -> Any:
+        other = sqlite3.connect(ledger.url.removeprefix("sqlite:///"), timeout=0.5)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # a writer's lock: taken now, or refused
+            other.rollback()
+        finally:
+            other.close()
+        sealed.append(request_id)
+        return kept(request_id, name, value)
+
+    monkeypatch.setattr(ledger, "_kept", sealing)
+    arrivals = [Arrival(event(f"s-{i}"), "proceed", None, DEADLINE) for i in range(3)]
+    assert [a.outcome for a in ledger.admit_many(arrivals)] == ["new"] * 3
+    assert sorted(sealed) == ["s-0", "s-1", "s-2"]
 
 
 def test_every_re_send_is_audited_with_the_key_that_signed_it(ledger: Ledger) -> None:
