@@ -26,11 +26,9 @@ from services.ledger.statements import (
     INSERT_AUDITS,
     INSERT_NEW_REQUESTS,
     SELECT_REQUEST_IDS,
-    SELECT_REQUESTS,
     execute_many,
     hold_requests,
     insert_new,
-    requests_by_id,
 )
 from services.ledger.types import Action, Admission, Admitted, Arrival
 from streams.records import RequestEvent, utcnow
@@ -134,11 +132,7 @@ class Intake(LedgerBase):
             # On PostgreSQL held until the commit: a re-send is compared with the request
             # as it stays. SQLite's lock is the database's: a batch waits for it only once
             # it writes (a request another worker inserts meanwhile is then a re-send).
-            found = (
-                requests_by_id(conn, SELECT_REQUESTS, ids)
-                if conn.dialect.name == "sqlite"
-                else hold_requests(conn, ids)
-            )
+            found = known if conn.dialect.name == "sqlite" else hold_requests(conn, ids)
             first: dict[str, int] = {}
             for i, a in enumerate(arrivals):
                 if a.event.request_id not in found:

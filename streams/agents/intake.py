@@ -15,7 +15,7 @@ from services.ledger import Admission, Admitted, Arrival, RequestStatus
 from services.parsing import Rejection, not_permitted, parse_signed
 from services.rules import my_number
 from services.signing import Headers, Permissions
-from streams import parking, topics, transient
+from streams import failures, topics, transient
 from streams.agents import notices
 from streams.agents.respond import finish
 from streams.context import Outgoing, Pipeline
@@ -198,22 +198,23 @@ def handle_batch(
 def _handle_run(
     ctx: Pipeline, run: list[Checked], fail: Callable[[int, Exception], list[Outgoing]]
 ) -> list[Outgoing]:
-    """``run`` admitted in one transaction, then each answered; if the admission fails,
-    each event is admitted alone, but for a transient fault (the ledger busy or away),
-    which is the whole run's."""
-    try:
-        admissions = transient.again(admit)(ctx, [c for _, c in run])
-    except Exception as exc:  # noqa: BLE001 - the events that cause it fail
-        if len(run) > 1 and not parking.is_transient(exc):
-            return [o for one in run for o in _handle_run(ctx, [one], fail)]
-        return [o for i, _ in run for o in fail(i, exc)]
-    outgoing: list[Outgoing] = []
-    for (i, answer), admission in zip(run, admissions, strict=True):
-        try:
-            outgoing += transient.again(answer.answer)(ctx, admission)
-        except Exception as exc:  # noqa: BLE001 - only this event fails
-            outgoing += fail(i, exc)
-    return outgoing
+    """``run`` admitted in one transaction, then each answered on its own; if the
+    admission fails, each event is admitted alone (``failures.each_alone``)."""
+
+    def admitted(batch: Sequence[Checked]) -> list[Outgoing]:
+        admissions = transient.again(admit)(ctx, [c for _, c in batch])
+        outgoing: list[Outgoing] = []
+        for (i, answer), admission in zip(batch, admissions, strict=True):
+            try:
+                outgoing += transient.again(answer.answer)(ctx, admission)
+            except Exception as exc:  # noqa: BLE001 - only this event fails
+                outgoing += fail(i, exc)
+        return outgoing
+
+    def failed(batch: Sequence[Checked], exc: Exception) -> list[Outgoing]:
+        return [o for i, _ in batch for o in fail(i, exc)]
+
+    return failures.each_alone(run, admitted, failed)
 
 
 def _runs(checked: Sequence[Checked]) -> Iterator[list[Checked]]:
