@@ -148,7 +148,7 @@ class Executor:
             if self.heart:
                 self.heart.done(task.task_id)
         log.log(
-            logging.INFO if result.status == "ok" else logging.WARNING,
+            logging.DEBUG if result.status == "ok" else logging.WARNING,
             "task done" if result.status == "ok" else "task failed",
             extra={
                 **ctx,

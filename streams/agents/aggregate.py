@@ -56,7 +56,10 @@ def record(ctx: Pipeline, batch: list[Parsed]) -> list[Progress]:
     progress: dict[str, Progress] = {}
     for i, (parsed, rec) in enumerate(zip(batch, recorded, strict=True)):
         result = parsed.result
-        log.info(
+        # An ok result is the common case, five lines a request at 5 systems: debug;
+        # a failure, and a redelivery, stay in the log.
+        log.log(
+            logging.DEBUG if rec.first and result.status == "ok" else logging.INFO,
             "result %s",
             result.status if rec.first else "redelivered",
             extra={

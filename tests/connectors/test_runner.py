@@ -456,6 +456,7 @@ def test_python_m_connectors_runner_serves_until_sigterm(
         "DSR_HOME": str(tmp_path),
         "DSR_SESSION_TIMEOUT_S": str(SESSION_S),
         "DSR_COMPONENT": "runner-0",
+        "DSR_LOG_LEVEL": "DEBUG",  # a task done is a debug line; none shows a record
     }
     create_topics(bootstrap, [TopicSpec(tasks_topic(system), 2, "test")])
     proc = subprocess.Popen(
