@@ -1,10 +1,12 @@
-"""Carrying out one task on its system's connector: each call bounded in time
-(``connectors/calls.py``), a ``RetriableError`` retried with exponential backoff and
-jitter (a system's ``retry_after`` honoured up to ``MAX_RETRY_AFTER_S``), and exactly one
-``TaskResult`` whatever happened. Never raises for a connector's failure."""
+"""Carrying out one task on its system's connector, on a thread of the system's lane:
+each call bounded in time (``connectors/calls.py``), a ``RetriableError`` retried with
+exponential backoff and jitter (a system's ``retry_after`` honoured up to
+``MAX_RETRY_AFTER_S``), and exactly one ``TaskResult`` whatever happened. Never raises
+for a connector's failure."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Mapping
@@ -16,7 +18,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from tenacity.wait import wait_exponential, wait_random
 
 from connectors.base import ConnectorBase
-from connectors.calls import CallThread, Stopped
+from connectors.calls import Abandoned, Interrupted, Lane, Stopped
 from connectors.dispatch import dispatch, ok_result, task_result
 from connectors.errors import ConnectorError, RetriableError
 from connectors.results import OperationResult
@@ -40,7 +42,7 @@ class _Stopping(Exception):
 
 
 class Executor:
-    """Runs tasks on the hosted systems' connectors, on call threads of each system's own."""
+    """Runs tasks on the hosted systems' connectors, on threads of each system's own."""
 
     def __init__(
         self,
@@ -61,19 +63,21 @@ class Executor:
         )
         #: How many of a system's calls run at once (``concurrency`` in the data map).
         self.concurrency = {s: (concurrency or {}).get(s, 1) for s in self.connectors}
-        self._calls = {
-            system: CallThread(f"call-{system}", self.concurrency[system])
-            for system in self.connectors
+        #: Each system's threads: ``execute`` runs on them (``ConnectorRunner`` submits).
+        self.lanes = {
+            system: Lane(f"lane-{system}", self.concurrency[system]) for system in self.connectors
         }
         #: Seconds one call of a system may take (``call_timeout_seconds`` in the data map).
-        self._call_timeouts = dict(call_timeouts or {})
+        self.call_timeouts = dict(call_timeouts or {})
         self.heart = heart
         #: Set when the runner stops: a wait to retry ends, and the task runs again later.
         self.stop = threading.Event()
 
-    def execute(self, task: Task) -> TaskResult:
-        """Run ``task`` on its connector, with retries; never raises for a connector failure."""
-        started = utcnow()
+    def execute(self, task: Task, interrupted: Interrupted | None = None) -> TaskResult:
+        """Run ``task`` on its connector, with retries, on a thread of its system's lane;
+        never raises for a connector failure. ``interrupted``: the task carries on from
+        a call of its that was abandoned (its attempt failed with the call's error)."""
+        started = interrupted.began if interrupted else utcnow()
         ctx = {
             "request_id": task.request_id,
             "stage": "connector",
@@ -85,67 +89,35 @@ class Executor:
             log.error("task for a system this runner does not host", extra=ctx)
             error = f"this runner does not host system {task.system!r}"
             return _failed(task, started, error, "unknown_system", 0)
-        attempts = 0
-
-        def attempt() -> OperationResult:
-            nonlocal attempts
-            attempts += 1
-            if self.heart:
-                self.heart.working(task.task_id, task.system, attempts)
-            with monitoring.observe_connector_call(task.system, task.kind):
-                try:
-                    return self._calls[task.system].call(
-                        lambda: dispatch(connector, task),
-                        self._call_timeouts.get(task.system, DEFAULT_CALL_TIMEOUT_S),
-                        self.stop,
-                    )
-                except Stopped:
-                    raise _Stopping from None
-
-        def before_sleep(state: RetryCallState) -> None:
-            monitoring.record_retry(task.system)
-            failed = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "retrying",
-                extra={
-                    **ctx,
-                    "attempt": state.attempt_number,
-                    "max_attempts": self.max_attempts,
-                    "delay_s": round(state.upcoming_sleep, 3),
-                    "error": str(failed)[:500] if failed else None,
-                },
-            )
-
-        retrying = Retrying(
-            retry=retry_if_exception_type(RetriableError),
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            sleep=self.sleep,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
+        attempts = _Attempts(self, task, connector, ctx, interrupted)
+        abandoned = False
         try:
-            outcome = retrying(attempt)
+            outcome = attempts.run()
+        except Abandoned:
+            abandoned = True  # the task went on, on another thread, which holds it now
+            raise
         except _Stopping:
             raise
         except RetriableError as exc:
-            result = _failed(task, started, str(exc), "retries_exhausted", attempts, retriable=True)
+            result = _failed(
+                task, started, str(exc), "retries_exhausted", attempts.made, retriable=True
+            )
         except ConnectorError as exc:
-            result = _failed(task, started, str(exc), exc.code, attempts)
+            result = _failed(task, started, str(exc), exc.code, attempts.made)
         except Exception as exc:
             # The message of an unexpected exception may hold data: report its type only.
             error = f"unexpected {type(exc).__name__} in the connector"
-            result = _failed(task, started, error, "internal_error", attempts)
+            result = _failed(task, started, error, "internal_error", attempts.made)
         else:
             try:
-                result = _result(task, outcome, started, attempts)
+                result = _result(task, outcome, started, attempts.made)
             except ValidationError as exc:
                 # what was wrong, never the values (they may be personal data)
                 wrong = "; ".join(e["msg"] for e in exc.errors(include_url=False))
                 error = f"the connector returned a malformed OperationResult: {wrong}"
-                result = _failed(task, started, error, "internal_error", attempts)
+                result = _failed(task, started, error, "internal_error", attempts.made)
         finally:
-            if self.heart:
+            if self.heart and not abandoned:
                 self.heart.done(task.task_id)
         log.log(
             logging.DEBUG if result.status == "ok" else logging.WARNING,
@@ -154,15 +126,18 @@ class Executor:
                 **ctx,
                 "status": result.status,
                 "error_code": result.error_code,
-                "attempts": attempts,
+                "attempts": attempts.made,
                 **({"error": result.error} if result.error else {}),
             },
         )
         monitoring.record_task_result(result)
         return result
 
-    def _wait(self, state: RetryCallState) -> float:
-        delay = float(self._backoff(state))
+    def wait_after(self, state: RetryCallState, done: int) -> float:
+        """The wait after attempt ``done + state.attempt_number``."""
+        shifted = copy.copy(state)
+        shifted.attempt_number += done
+        delay = float(self._backoff(shifted))
         error = state.outcome.exception() if state.outcome else None
         retry_after = getattr(error, "retry_after", None)
         if retry_after is None:
@@ -176,8 +151,83 @@ class Executor:
             raise _Stopping
 
     def close(self) -> None:
-        for calls in self._calls.values():
-            calls.close()
+        """Finish the tasks queued, and stop each system's threads."""
+        for lane in self.lanes.values():
+            lane.close()
+
+
+class _Attempts:
+    """A task's attempts on its connector: one call each, a ``RetriableError`` retried
+    with backoff. A task carried on from an abandoned call has made its attempts up to
+    that one, which failed with the call's error."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        task: Task,
+        connector: ConnectorBase[Any],
+        ctx: dict[str, Any],
+        interrupted: Interrupted | None,
+    ) -> None:
+        self.executor, self.task, self.connector, self.ctx = executor, task, connector, ctx
+        #: Attempts made so far.
+        self.made = interrupted.calls if interrupted else 0
+        #: The last attempt's error, while it is to be retried.
+        self.failed: Exception | None = interrupted.error if interrupted else None
+        if interrupted is not None:
+            monitoring.record_connector_call(task.system, task.kind, interrupted.seconds)
+
+    def run(self) -> OperationResult:
+        """The connector's outcome; raises the last attempt's error."""
+        if isinstance(self.failed, Stopped):
+            raise _Stopping
+        if self.failed is None:
+            try:
+                return self.attempt()  # most tasks: one attempt, no retry loop
+            except RetriableError as exc:
+                self.failed = exc
+        # The retry loop's first attempt is the failed one (raising its error again):
+        # its backoff, its log line and its count are the loop's.
+        done = self.made - 1
+        ex = self.executor
+        return Retrying(
+            retry=retry_if_exception_type(RetriableError),
+            stop=stop_after_attempt(ex.max_attempts - done),
+            wait=lambda state: ex.wait_after(state, done),
+            sleep=ex.sleep,
+            before_sleep=self.before_sleep,
+            reraise=True,
+        )(self.attempt)
+
+    def attempt(self) -> OperationResult:
+        """The next attempt; in a retry loop, first the failed one again."""
+        if self.failed is not None:
+            error, self.failed = self.failed, None
+            raise error
+        self.made += 1
+        ex, task = self.executor, self.task
+        if ex.heart:
+            ex.heart.working(task.task_id, task.system, self.made)
+        with monitoring.observe_connector_call(task.system, task.kind):
+            return ex.lanes[task.system].call(
+                lambda: dispatch(self.connector, task),
+                ex.call_timeouts.get(task.system, DEFAULT_CALL_TIMEOUT_S),
+                ex.stop,
+            )
+
+    def before_sleep(self, state: RetryCallState) -> None:
+        monitoring.record_retry(self.task.system)
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "retrying",
+            extra={
+                **self.ctx,
+                "attempt": self.made,
+                "max_attempts": self.executor.max_attempts,
+                "delay_s": round(state.upcoming_sleep, 3),
+                "error": str(error)[:500] if error else None,
+            },
+        )
 
 
 def _result(task: Task, outcome: OperationResult, started: datetime, attempts: int) -> TaskResult:

@@ -10,7 +10,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
+from functools import partial
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
 from connectors.base import ConnectorBase
+from connectors.calls import Interrupted
 from connectors.runner.crossing import opened, outgoing
 from connectors.runner.execution import Executor, _failed, _Stopping
 from connectors.runner.membership import REJOIN_STUCK_S, Assignment, RejoinStuck, offset_of
@@ -87,13 +89,7 @@ class ConnectorRunner:
         )
         self._stop = self.executor.stop
         self._closed = False
-        self._lanes = {
-            system: ThreadPoolExecutor(
-                self.executor.concurrency[system], thread_name_prefix=f"lane-{system}"
-            )
-            for system in self.connectors
-        }
-        self._lane_of = {tasks_topic(system): lane for system, lane in self._lanes.items()}
+        self._lane_of = {tasks_topic(s): lane for s, lane in self.executor.lanes.items()}
         #: Opens sealed tasks and seals results (``services.crypto.sealing``); None: all in
         #: the clear.
         self._sealer = sealer
@@ -147,7 +143,7 @@ class ConnectorRunner:
                 for partition, messages in self._consumer.poll(timeout_ms=200).items():
                     lane = self._lane_of[partition.topic]
                     pending = self._in_flight.setdefault(partition, deque())
-                    pending.extend(lane.submit(self._run_one, m) for m in messages)
+                    pending.extend(lane.submit(partial(self._run_one, m)) for m in messages)
                     if len(pending) >= MAX_QUEUED:
                         wait([pending[0]])  # this system is far behind: let it catch up
                 self._reap()
@@ -166,13 +162,14 @@ class ConnectorRunner:
         elif now - self._unstable_since > REJOIN_STUCK_S:
             raise RejoinStuck(f"no stable group membership for {REJOIN_STUCK_S:g} s")
 
-    def _run_one(self, message: Any) -> _Handled:
+    def _run_one(self, message: Any, interrupted: Interrupted | None) -> _Handled:
         """Handle one task in its system's lane, without waiting for what it sent to be
-        acknowledged (``_reap`` waits for that, once for everything it commits)."""
+        acknowledged (``_reap`` waits for that, once for everything it commits).
+        ``interrupted``: the task carries on from a call of its that was abandoned."""
         if self._stop.is_set():
             return None
         try:
-            return message.offset + 1, self.handle(message)
+            return message.offset + 1, self.handle(message, interrupted)
         except _Stopping:
             return None  # stopped while waiting to retry: that task was not committed
 
@@ -212,7 +209,7 @@ class ConnectorRunner:
         finally:
             self._in_flight.clear()
 
-    def handle(self, message: Any) -> list[Sent]:
+    def handle(self, message: Any, interrupted: Interrupted | None = None) -> list[Sent]:
         """Process one consumed message; what it sent, not yet acknowledged."""
         try:
             received = Task.model_validate_json(message.value or b"")
@@ -231,7 +228,7 @@ class ConnectorRunner:
             return [self._sender.send(topics.DEAD_LETTER, message.key, body)]
         if task.not_after is not None and utcnow() > task.not_after:
             return self._skip_stale(message, task)
-        result = self.executor.execute(task)
+        result = self.executor.execute(task, interrupted)
         crash_point("runner.effect_done")
         sent = []
         if result.error_code == "retries_exhausted":
@@ -322,8 +319,6 @@ class ConnectorRunner:
         if self._closed:
             return
         self._closed = True
-        for lane in self._lanes.values():
-            lane.shutdown(wait=True)
         self.executor.close()
         closers = [lambda: self._consumer.close(autocommit=False), self._producer.close]
         closers += [c.close for c in self.connectors.values()]

@@ -44,6 +44,7 @@ counted when the response leaves the worker, from its per-system outcomes.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import get_args
@@ -183,9 +184,21 @@ def observe_stage(stage: str) -> Iterator[None]:
 
 @contextmanager
 def observe_connector_call(system: str, kind: str) -> Iterator[None]:
-    """Time one connector call, whether it returns or raises."""
-    with CONNECTOR_CALL.labels(system, str(kind)).time():
+    """Time one connector call, whether it returns or raises an ``Exception``; a call
+    cut short otherwise (abandoned while it hung: its task records it with
+    ``record_connector_call``) is not timed here."""
+    began = time.perf_counter()
+    try:
         yield
+    except Exception:
+        record_connector_call(system, kind, time.perf_counter() - began)
+        raise
+    record_connector_call(system, kind, time.perf_counter() - began)
+
+
+def record_connector_call(system: str, kind: str, seconds: float) -> None:
+    """A connector call that took ``seconds``."""
+    CONNECTOR_CALL.labels(system, str(kind)).observe(seconds)
 
 
 def record_retry(system: str) -> None:

@@ -437,6 +437,23 @@ def test_a_hung_connector_is_timed_out_retried_then_failed(
     assert committed(bootstrap, runner.group_id, tasks_topic(hung_system)) == 2
 
 
+def test_stopping_while_a_call_hangs_leaves_the_task_for_later(
+    bootstrap: str, producer: KafkaProducer
+) -> None:
+    system = new_system("hung")
+    hung = Hangs(system, {"seconds": 60})
+    try:
+        with running(bootstrap, {system: hung}, call_timeouts={system: 60}) as runner:
+            send_task(producer, system)
+            wait_for("the call to hang", lambda: hung.calls == 1)
+            stopping = time.monotonic()
+        assert time.monotonic() - stopping < 5  # it did not wait for the hung call
+        assert hung.calls == 1  # not run again as a retry
+        assert committed(bootstrap, runner.group_id, tasks_topic(system)) == 0
+    finally:
+        hung.release.set()
+
+
 def test_python_m_connectors_runner_serves_until_sigterm(
     bootstrap: str,
     producer: KafkaProducer,
