@@ -17,14 +17,22 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from kafka import KafkaConsumer, KafkaProducer
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.schema import CreateSchema, DropSchema
 
-from connectors import pseudonyms
+from connectors import (
+    CheckResult,
+    FatalError,
+    Identifiers,
+    OperationResult,
+    RetriableError,
+    pseudonyms,
+)
 from connectors.base import Connector
 from connectors.runner import ConnectorRunner
 from connectors.sql import SQLConnector
 from services.broker import EmbeddedBroker, create_topics
-from streams.records import TaskResult
+from streams.records import Kind, TaskResult
 from streams.topics import DEAD_LETTER, RESULTS, TopicSpec, core_topics, tasks_topic
 from tests.fixtures.databases import POSTGRES_ADMIN_URL, postgres_reachable
 
@@ -337,3 +345,42 @@ def producer(bootstrap: str) -> Iterator[KafkaProducer]:
     p = KafkaProducer(bootstrap_servers=bootstrap)
     yield p
     p.close()
+
+
+class ScriptedConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pages: dict[str, str] = {}
+    transient_failures: int = 0
+    retry_after: float | None = None
+    #: or "fatal", "crash", "dry_run" (a plan, not a change), "overclaim" (kept > changed)
+    then: str = "answer"
+
+
+class Scripted(Connector[ScriptedConfig]):
+    """An in-memory system (a note per email) that fails as its config says, then answers."""
+
+    name = "scripted"
+    Config = ScriptedConfig
+    capabilities = frozenset({Kind.DISCLOSURE})
+
+    def __init__(self, system: str, config: dict[str, Any]) -> None:
+        super().__init__(system, config)
+        self.calls: list[float] = []
+
+    def check(self) -> CheckResult:
+        return CheckResult(True, "in memory")
+
+    def disclose(self, identifiers: Identifiers) -> OperationResult:
+        self.calls.append(time.monotonic())
+        if len(self.calls) <= self.config.transient_failures:
+            raise RetriableError("the system is busy", retry_after=self.config.retry_after)
+        if self.config.then == "fatal":
+            raise FatalError("the system refused the request")
+        if self.config.then == "crash":
+            raise KeyError(identifiers["email"])
+        if self.config.then == "dry_run":
+            return OperationResult(records=[{"note": "alice", "_source": "pages"}], dry_run=True)
+        if self.config.then == "overclaim":
+            return OperationResult(records=[{"note": "alice", "_source": "pages"}], kept=1)
+        page = self.config.pages.get(identifiers.get("email", ""))
+        return OperationResult(records=[{"note": page, "_source": "pages"}] if page else [])

@@ -23,9 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from connectors import (
     CheckResult,
     Connector,
-    FatalError,
     OperationResult,
-    RetriableError,
 )
 from connectors.base import Identifiers
 from connectors.runner import REJOIN_STUCK_S, RejoinStuck
@@ -37,49 +35,10 @@ from services.delivery.claims import ClaimCheck
 from services.delivery.storage import LocalStorage
 from streams.records import DeadLetterEvent, Kind, Task, TaskResult, dump, utcnow
 from streams.topics import TopicSpec, tasks_topic
-from tests.connectors.fixtures import ALICE, SESSION_S, Database, Outbox, running
+from tests.connectors.fixtures import ALICE, SESSION_S, Database, Outbox, Scripted, running
 from tests.integration.fixtures import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-class ScriptedConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    pages: dict[str, str] = {}
-    transient_failures: int = 0
-    retry_after: float | None = None
-    #: or "fatal", "crash", "dry_run" (a plan, not a change), "overclaim" (kept > changed)
-    then: str = "answer"
-
-
-class Scripted(Connector[ScriptedConfig]):
-    """An in-memory system (a note per email) that fails as its config says, then answers."""
-
-    name = "scripted"
-    Config = ScriptedConfig
-    capabilities = frozenset({Kind.DISCLOSURE})
-
-    def __init__(self, system: str, config: dict[str, Any]) -> None:
-        super().__init__(system, config)
-        self.calls: list[float] = []
-
-    def check(self) -> CheckResult:
-        return CheckResult(True, "in memory")
-
-    def disclose(self, identifiers: Identifiers) -> OperationResult:
-        self.calls.append(time.monotonic())
-        if len(self.calls) <= self.config.transient_failures:
-            raise RetriableError("the system is busy", retry_after=self.config.retry_after)
-        if self.config.then == "fatal":
-            raise FatalError("the system refused the request")
-        if self.config.then == "crash":
-            raise KeyError(identifiers["email"])
-        if self.config.then == "dry_run":
-            return OperationResult(records=[{"note": "alice", "_source": "pages"}], dry_run=True)
-        if self.config.then == "overclaim":
-            return OperationResult(records=[{"note": "alice", "_source": "pages"}], kept=1)
-        page = self.config.pages.get(identifiers.get("email", ""))
-        return OperationResult(records=[{"note": page, "_source": "pages"}] if page else [])
 
 
 def new_system(prefix: str) -> str:

@@ -4,47 +4,19 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from pydantic import BaseModel, ConfigDict
 
-from connectors import CheckResult, Connector, Identifiers, OperationResult, RetriableError
 from connectors.calls import Interrupted
 from connectors.errors import CallTimeout
 from connectors.runner.execution import Executor
 from streams.records import Kind, Task, TaskResult
+from tests.connectors.fixtures import Scripted
 
-SYSTEM = "flaky"
-
-
-class FlakyConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    failures: int = 0
+SYSTEM = "scripted"
 
 
-class Flaky(Connector[FlakyConfig]):
-    """Fails transiently its first ``failures`` calls, then answers."""
-
-    name = "flaky"
-    Config = FlakyConfig
-    capabilities = frozenset({Kind.DISCLOSURE})
-
-    def __init__(self, system: str, config: dict[str, Any]) -> None:
-        super().__init__(system, config)
-        self.calls = 0
-
-    def check(self) -> CheckResult:
-        return CheckResult(True, "in memory")
-
-    def disclose(self, identifiers: Identifiers) -> OperationResult:
-        self.calls += 1
-        if self.calls <= self.config.failures:
-            raise RetriableError("busy")
-        return OperationResult()
-
-
-def executor(connector: Flaky, max_attempts: int = 3) -> Executor:
+def executor(connector: Scripted, max_attempts: int = 3) -> Executor:
     return Executor(
         {SYSTEM: connector},
         max_attempts=max_attempts,
@@ -67,8 +39,8 @@ def task() -> Task:
 
 
 @pytest.fixture
-def flaky() -> Flaky:
-    return Flaky(SYSTEM, {"failures": 2})
+def flaky() -> Scripted:
+    return Scripted(SYSTEM, {"transient_failures": 2})
 
 
 def run(ex: Executor, task: Task, interrupted: Interrupted | None = None) -> TaskResult:
@@ -85,34 +57,34 @@ def abandoned(calls: int) -> Interrupted:
 
 
 def test_retries_are_logged_and_counted_by_attempt(
-    flaky: Flaky, task: Task, caplog: pytest.LogCaptureFixture
+    flaky: Scripted, task: Task, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="dsr.runner"):
         result = run(executor(flaky, max_attempts=5), task)
-    assert result.status == "ok" and result.attempts == 3 and flaky.calls == 3
+    assert result.status == "ok" and result.attempts == 3 and len(flaky.calls) == 3
     retries = [r for r in caplog.records if r.getMessage() == "retrying"]
     assert [(r.attempt, r.max_attempts) for r in retries] == [(1, 5), (2, 5)]  # type: ignore[attr-defined]
 
 
 def test_a_task_whose_call_was_abandoned_carries_on_with_its_next_attempt(task: Task) -> None:
-    answers = Flaky(SYSTEM, {})
+    answers = Scripted(SYSTEM, {})
     interrupted = abandoned(calls=2)
     result = run(executor(answers, max_attempts=3), task, interrupted)
-    assert result.status == "ok" and result.attempts == 3 and answers.calls == 1
+    assert result.status == "ok" and result.attempts == 3 and len(answers.calls) == 1
     assert result.started_at == interrupted.began  # the task's time, not the last attempt's
 
 
 def test_a_task_whose_last_attempt_was_abandoned_fails_without_another_call(task: Task) -> None:
-    answers = Flaky(SYSTEM, {})
+    answers = Scripted(SYSTEM, {})
     result = run(executor(answers, max_attempts=3), task, abandoned(calls=3))
-    assert answers.calls == 0
+    assert not answers.calls
     assert result.status == "failed" and result.error_code == "retries_exhausted"
     assert result.attempts == 3 and result.retriable
     assert "did not answer within 1s" in (result.error or "")
 
 
 def test_retries_run_out_at_max_attempts(task: Task) -> None:
-    always = Flaky(SYSTEM, {"failures": 100})
+    always = Scripted(SYSTEM, {"transient_failures": 100})
     result = run(executor(always, max_attempts=3), task)
-    assert always.calls == 3 and result.attempts == 3
-    assert result.error_code == "retries_exhausted" and result.error == "busy"
+    assert len(always.calls) == 3 and result.attempts == 3
+    assert result.error_code == "retries_exhausted" and result.error == "the system is busy"
