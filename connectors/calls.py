@@ -30,7 +30,7 @@ from connectors.errors import CallTimeout
 T = TypeVar("T")
 
 #: How often the watchdog looks at the calls in progress, and at their stop flags,
-#: while there are any: a call is abandoned at most this late.
+#: while calls are being made: a call is abandoned at most this late.
 STOP_CHECK_S = 0.2
 
 
