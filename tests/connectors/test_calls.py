@@ -8,6 +8,7 @@ import pytest
 
 from connectors.calls import Interrupted, Lane, Stopped
 from connectors.errors import CallTimeout, FatalError, RetriableError
+from tests.integration.fixtures import wait_for
 
 NEVER = threading.Event()  # a stop flag never set
 
@@ -141,16 +142,19 @@ def test_a_task_queued_behind_a_hung_call_runs_once_that_call_is_abandoned() -> 
 
 
 def test_a_call_that_returns_as_it_is_abandoned_answers_its_task_once() -> None:
-    """Calls that end about when their time is up: each task is answered exactly once,
-    by its call or by its carrying on, never by both (a future set twice raises)."""
+    """Calls whose time is up as they return: each task is answered exactly once, by its
+    call or by its carrying on, never by both (a future set twice raises)."""
     lane = Lane("lane-race", size=4)
+    release = threading.Event()  # calls hang until twenty have been abandoned
     errors: list[BaseException] = []
     hook, threading.excepthook = threading.excepthook, lambda a: errors.append(a.exc_value)
     try:
         futures = [
-            lane.submit(calling(lane, lambda: time.sleep(0.002) or "answered", 0.002))
+            lane.submit(calling(lane, lambda: release.wait(30) and "answered", 0.001))
             for _ in range(200)
         ]
+        wait_for("twenty calls abandoned", lambda: lane.abandoned >= 20)
+        release.set()  # the hung calls return as the others are abandoned or answer
         done, _ = wait(futures, timeout=30)
         lane.close()
     finally:
@@ -158,11 +162,20 @@ def test_a_call_that_returns_as_it_is_abandoned_answers_its_task_once() -> None:
     assert len(done) == 200 and not errors
     outcomes = [f.result() for f in futures]
     assert all(o == "answered" or isinstance(o, Interrupted) for o in outcomes)
-    assert lane.abandoned == sum(isinstance(o, Interrupted) for o in outcomes)
+    assert lane.abandoned == sum(isinstance(o, Interrupted) for o in outcomes) >= 20
 
 
 def test_close_waits_for_the_tasks_queued() -> None:
     lane = Lane("lane-close", size=2)
-    futures = [lane.submit(calling(lane, lambda i=i: time.sleep(0.01) or i)) for i in range(10)]
+    release = threading.Event()
+
+    def task(i: int) -> int:
+        if i == 0:
+            release.wait(30)  # the first task waits for the last one
+        if i == 9:
+            release.set()
+        return i
+
+    futures = [lane.submit(calling(lane, lambda i=i: task(i))) for i in range(10)]
     lane.close()
     assert all(f.done() for f in futures) and [f.result() for f in futures] == list(range(10))
