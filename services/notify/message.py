@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from email import policy
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
+from functools import lru_cache
+from typing import Any
 
 from services.notify.notice import Notice
 
 #: The domain of Message-IDs when the sender address has none.
 FALLBACK_DOMAIN = "dsr-pipeline.invalid"
 UNADDRESSED = "none: no e-mail address on file; the notice is kept for delivery by other means"
+
+#: A value that folds to itself: printable ASCII words one space apart, no encoded word.
+_PLAIN = re.compile(r"[!-~]+(?: [!-~]+)*")
+_ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "sender", "reply-to"})
 
 
 class _Headers(HeaderRegistry):
@@ -29,8 +36,80 @@ class _Headers(HeaderRegistry):
         return self._made[key]
 
 
-#: ``policy.SMTP`` (CRLF line ends, RFC 5322 headers, linefeeds refused in values).
-_POLICY = policy.SMTP.clone(header_factory=_Headers())
+class _Folded(str):
+    """A header's value as given, with its field name and the line the standard library
+    folds the two into. (Not ``name``: the library takes a value with one for a header
+    object.)"""
+
+    field: str
+    line: str
+
+
+class _Policy(policy.EmailPolicy):
+    """``policy.SMTP`` (CRLF line ends, RFC 5322 headers, linefeeds refused in values)
+    that folds each header as the standard library does, at a fraction of the cost:
+    a plain value (printable ASCII words, on one line) folds to itself, and the folded
+    line of any other is kept for the next message that sets the same header to the same
+    value (the sender, the content headers). Parsing a value into a header object and
+    folding it took about a millisecond a notice."""
+
+    def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
+        if not isinstance(value, str) or hasattr(value, "name"):
+            return super().header_store_parse(name, value)
+        if (
+            name.lower() not in _ADDRESS_HEADERS
+            and len(name) + 2 + len(value) <= (self.max_line_length or 0)
+            and "=?" not in value
+            and _PLAIN.fullmatch(value)
+        ):
+            return name, value
+        return name, _folded(name, value)
+
+    def header_fetch_parse(self, name: str, value: Any) -> Any:
+        if isinstance(value, str) and not hasattr(value, "name"):
+            return _parsed(name, str(value))
+        return super().header_fetch_parse(name, value)
+
+    def fold(self, name: str, value: Any) -> str:
+        if isinstance(value, _Folded):
+            return value.line if self._folds_as_stored() else super().fold(name, _header(value))
+        return super().fold(name, value)
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        if isinstance(value, _Folded):
+            if self._folds_as_stored():
+                return value.line.encode("ascii", "surrogateescape")
+            value = _header(value)
+        return super().fold_binary(name, value)
+
+    def _folds_as_stored(self) -> bool:
+        """Whether this policy folds as the one the lines were kept for: not so a clone
+        that allows UTF-8 headers (``smtplib`` makes one for an SMTPUTF8 address)."""
+        kept = (_POLICY.utf8, _POLICY.linesep, _POLICY.max_line_length)
+        return (self.utf8, self.linesep, self.max_line_length) == kept
+
+
+_POLICY = _Policy(linesep="\r\n", header_factory=_Headers())
+
+
+@lru_cache(maxsize=1024)
+def _parsed(name: str, value: str) -> BaseHeader:
+    """The header object a stored ``value`` reads as (each read parsed it again)."""
+    return policy.EmailPolicy.header_fetch_parse(_POLICY, name, value)
+
+
+@lru_cache(maxsize=1024)
+def _folded(name: str, value: str) -> _Folded:
+    """``value`` with its folded line, as the standard library makes it (which refuses a
+    linefeed in it)."""
+    _, header = policy.EmailPolicy.header_store_parse(_POLICY, name, value)
+    folded = _Folded(value)
+    folded.field, folded.line = name, header.fold(policy=_POLICY)
+    return folded
+
+
+def _header(value: _Folded) -> BaseHeader:
+    return _parsed(value.field, str(value))
 
 
 def message_id(notice_id: str, sender: str) -> str:
@@ -38,8 +117,12 @@ def message_id(notice_id: str, sender: str) -> str:
 
     ``:`` is not allowed on the left of a Message-ID and ``/`` never occurs in a request
     id, so swapping one for the other keeps ids distinct."""
-    domain = parseaddr(sender)[1].rpartition("@")[2] or FALLBACK_DOMAIN
-    return f"<{notice_id.replace(':', '/')}@{domain}>"
+    return f"<{notice_id.replace(':', '/')}@{_domain(sender)}>"
+
+
+@lru_cache(maxsize=64)
+def _domain(sender: str) -> str:
+    return parseaddr(sender)[1].rpartition("@")[2] or FALLBACK_DOMAIN
 
 
 def render(notice: Notice, sender: str) -> EmailMessage:

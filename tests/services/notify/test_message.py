@@ -1,10 +1,15 @@
-"""A notice as an RFC 5322 message: the header classes made once give the same bytes as
-the standard library's own ``policy.SMTP``."""
+"""A notice as an RFC 5322 message: the header classes made once, the plain values kept
+as they are and the folded lines kept for the next notice give the same bytes as the
+standard library's own ``policy.SMTP``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email import policy
+from email.generator import BytesGenerator
+from email.message import EmailMessage
+from io import BytesIO
 from unittest.mock import patch
 
 import pytest
@@ -16,9 +21,9 @@ from services.notify import Notice, message
 SENDER = "プライバシー窓口 <privacy@example.co.jp>"
 
 
-def notice(recipient: str | None, subject: str, body: str) -> Notice:
+def notice(recipient: str | None, subject: str, body: str, request_id: str = "req-1") -> Notice:
     return Notice(
-        request_id="req-1",
+        request_id=request_id,
         purpose="response",
         revision=2,
         recipient=recipient,
@@ -28,28 +33,75 @@ def notice(recipient: str | None, subject: str, body: str) -> Notice:
     )
 
 
-def stock(n: Notice) -> bytes:
+def stock(n: Notice, sender: str = SENDER) -> EmailMessage:
     """``n`` rendered with ``policy.SMTP`` as the standard library has it."""
     with patch.object(message, "_POLICY", policy.SMTP):
-        return message.render(n, SENDER).as_bytes()
+        return message.render(n, sender)
+
+
+def utf8(msg: EmailMessage) -> bytes:
+    """``msg`` as ``smtplib`` sends it to an SMTPUTF8 address: with UTF-8 headers."""
+    out = BytesIO()
+    BytesGenerator(out, policy=msg.policy.clone(utf8=True)).flatten(msg)
+    return out.getvalue()
 
 
 _TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=120)
-
-
-@given(
-    st.sampled_from([None, "taro@example.jp", "山田 太郎 <taro.yamada@example.jp>"]),
-    _TEXT,
-    st.text(max_size=400),
+_NAMES = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
+_RECIPIENTS = st.one_of(
+    st.none(),
+    st.sampled_from(["taro@example.jp", "山田 太郎 <taro.yamada@example.jp>"]),
+    st.builds("{} <{}>".format, _NAMES, st.emails()),
 )
+_SENDERS = st.one_of(st.just(SENDER), st.builds("{} <{}>".format, _NAMES, st.emails()))
+_REQUEST_IDS = st.from_regex(r"[A-Za-z0-9._:-]{1,128}", fullmatch=True)
+
+
+@given(_RECIPIENTS, _TEXT, st.text(max_size=400), _SENDERS, _REQUEST_IDS)
 def test_a_notice_is_rendered_as_the_standard_library_renders_it(
-    recipient: str | None, subject: str, body: str
+    recipient: str | None, subject: str, body: str, sender: str, request_id: str
 ) -> None:
-    n = notice(recipient, subject, body)
-    assert message.render(n, SENDER).as_bytes() == stock(n)
+    n = notice(recipient, subject, body, request_id)
+    expected = stock(n, sender)
+    for _ in range(2):  # the second time from the lines kept the first
+        rendered = message.render(n, sender)
+        assert outcome(rendered.as_bytes) == outcome(expected.as_bytes)
+        assert outcome(lambda: utf8(rendered)) == outcome(lambda: utf8(expected))  # noqa: B023
+        assert rendered["To"] == expected["To"] and rendered["Subject"] == expected["Subject"]
+
+
+def outcome(make: Callable[[], bytes]) -> bytes | str:
+    """What ``make`` gives, or the error it raises (the standard library cannot encode
+    some addresses: then neither may this)."""
+    try:
+        return make()
+    except UnicodeError as exc:
+        return type(exc).__name__
 
 
 @pytest.mark.parametrize("subject", ["回答\r\nBcc: mallory@example.com", "a\nb"])
 def test_a_linefeed_in_a_header_is_refused(subject: str) -> None:
     with pytest.raises(ValueError, match="linefeed"):
         message.render(notice("taro@example.jp", subject, "本文\n"), SENDER).as_bytes()
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        # encoded words: decoded, then folded anew
+        "=?utf-8?q?caf=C3=A9?= answered",
+        "=?utf-8?q?a?= =?utf-8?q?b?=",
+        "=?iso-8859-1?q?caf=E9?=",
+        "a =?utf-8?q?b?=c",
+        "two  spaces",
+        "a space at the end ",
+        "x" * 69,  # with "Subject: ", the longest line that is kept as it is
+        "x" * 70,
+        'a (comment) and "quotes"',
+    ],
+)
+def test_a_plain_looking_subject_is_rendered_as_the_standard_library_renders_it(
+    subject: str,
+) -> None:
+    n = notice("taro@example.jp", subject, "本文\n")
+    assert message.render(n, SENDER).as_bytes() == stock(n).as_bytes()
