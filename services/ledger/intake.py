@@ -118,21 +118,13 @@ class Intake(LedgerBase):
     def _admit(self, arrivals: Sequence[Arrival]) -> list[Admission]:
         now = utcnow()
         ids = {a.event.request_id for a in arrivals}
-        # The new requests' rows are made first: sealing one may make its data key (a file
-        # written and synced), which must not hold up other writers, as the transaction's
-        # lock would on SQLite (the database's).
-        with self._single.begin() as conn:
-            known = set(conn.execute(SELECT_REQUEST_IDS, {"ids": list(ids)}).scalars())
-        made = {
-            a.event.request_id: self._admitted_row(a, now)
-            for a in reversed(arrivals)  # the first event of a request makes its row
-            if a.event.request_id not in known
-        }
+        sqlite = self.engine.dialect.name == "sqlite"
+        known, made = self._made_first(arrivals, ids, now) if sqlite else (set(), {})
         with self.engine.begin() as conn:
             # On PostgreSQL held until the commit: a re-send is compared with the request
             # as it stays. SQLite's lock is the database's: a batch waits for it only once
             # it writes (a request another worker inserts meanwhile is then a re-send).
-            found = known if conn.dialect.name == "sqlite" else hold_requests(conn, ids)
+            found = known if sqlite else hold_requests(conn, ids)
             first: dict[str, int] = {}
             for i, a in enumerate(arrivals):
                 if a.event.request_id not in found:
@@ -158,6 +150,23 @@ class Intake(LedgerBase):
                 else self._resent(conn, a, now)
                 for i, a in enumerate(arrivals)
             ]
+
+    def _made_first(
+        self, arrivals: Sequence[Arrival], ids: set[str], now: datetime
+    ) -> tuple[set[str], dict[str, dict[str, Any]]]:
+        """On SQLite, which of ``ids`` the ledger has, and the rows of the others, made
+        before the transaction: sealing one may make its data key (a file written and
+        synced), which must not hold up other writers, as the transaction's lock (the
+        database's) would. PostgreSQL locks only the rows: it makes them in the
+        transaction, and saves this read's round trip."""
+        with self._single.begin() as conn:
+            known = set(conn.execute(SELECT_REQUEST_IDS, {"ids": list(ids)}).scalars())
+        made = {
+            a.event.request_id: self._admitted_row(a, now)
+            for a in reversed(arrivals)  # the first event of a request makes its row
+            if a.event.request_id not in known
+        }
+        return known, made
 
     def _admitted_row(self, a: Arrival, now: datetime) -> dict[str, Any]:
         """The request row ``a`` admits (``statements.ADMITTED_COLUMNS``): its event
