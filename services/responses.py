@@ -140,7 +140,10 @@ def summarise(
                 Reason(
                     code="not_supported",
                     system=o.system,
-                    message=f"{o.system} holds the principal's data but cannot do a {kind}.",
+                    message=(
+                        f"{o.system} holds the principal's data but cannot act on "
+                        f"a request for {kind.words}."
+                    ),
                 )
             )
     reasons += _field_reasons(corrections)

@@ -41,6 +41,22 @@ class Kind(StrEnum):
     ERASURE = "erasure"
     THIRD_PARTY_STOP = "third_party_stop"
 
+    @property
+    def words(self) -> str:
+        """The kind in words, after "a request for": "erasure", "suspension of use"."""
+        return _KIND_WORDS[self]
+
+
+_KIND_WORDS = {
+    Kind.PURPOSE_NOTIFICATION: "notification of the purposes of use",
+    Kind.DISCLOSURE: "disclosure",
+    Kind.THIRD_PARTY_RECORDS: "disclosure of third-party provision records",
+    Kind.CORRECTION: "correction",
+    Kind.SUSPENSION: "suspension of use",
+    Kind.ERASURE: "erasure",
+    Kind.THIRD_PARTY_STOP: "stopping third-party provision",
+}
+
 
 #: Kinds that change data in the systems, and so never run on an unverified identity.
 DESTRUCTIVE_KINDS = frozenset(

@@ -129,5 +129,5 @@ class RequestEvent(_Strict):
             raise ValueError("correction.changes is only allowed on correction requests")
         needs_grounds = {Kind.SUSPENSION, Kind.ERASURE, Kind.THIRD_PARTY_STOP}
         if self.kind in needs_grounds and not self.grounds:
-            raise ValueError(f"a {self.kind} request needs at least one ground")
+            raise ValueError(f"a request for {self.kind.words} needs at least one ground")
         return self

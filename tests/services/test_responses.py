@@ -106,7 +106,7 @@ CASES = {
         {"system_timed_out"},
     ),
     "no system can answer: failed, with the reason": Case(
-        Kind.THIRD_PARTY_STOP,
+        Kind.SUSPENSION,
         [outcome("crm", NA), outcome("orders", NA)],
         ResponseStatus.FAILED,
         [Outcome.NOT_APPLICABLE, Outcome.NOT_APPLICABLE],
@@ -220,6 +220,22 @@ def test_status_outcomes_and_reasons(case: Case) -> None:
     assert [s.outcome for s in summary.systems] == case.systems
     assert {r.code for r in summary.reasons} == case.reasons
     assert response_status(case.kind, summary.systems, summary.corrections) is case.status
+
+
+def test_a_system_that_cannot_act_says_so_in_words() -> None:
+    summary = summarise(
+        Kind.SUSPENSION,
+        [
+            outcome("crm", kind=Kind.SUSPENSION, changed=1),
+            outcome("archive", NA, looked_up=True),
+        ],
+        [],
+    )
+    [reason] = [r for r in summary.reasons if r.code == "not_supported"]
+    assert reason.system == "archive"
+    assert reason.message == (
+        "archive holds the principal's data but cannot act on a request for suspension of use."
+    )
 
 
 def test_each_correction_field_has_its_outcomes_per_system() -> None:

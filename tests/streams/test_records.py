@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.schemas import render_all
-from streams.records import RequestEvent, TaskResult
+from streams.records import Kind, RequestEvent, TaskResult
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"
 EXAMPLES = Path(__file__).parents[2] / "examples" / "requests.jsonl"
@@ -96,13 +96,27 @@ def test_malformed_events_are_refused_with_the_field_named(
     assert any(loc.startswith(where) or loc == "" for loc in locations), locations
 
 
-def test_destructive_kinds_need_grounds() -> None:
-    body = with_("kind", "erasure")
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("erasure", "a request for erasure"),
+        ("suspension", "a request for suspension of use"),
+        ("third_party_stop", "a request for stopping third-party provision"),
+    ],
+)
+def test_destructive_kinds_need_grounds(kind: str, words: str) -> None:
+    body = with_("kind", kind)
     del body["correction"]
-    with pytest.raises(ValidationError, match="ground"):
+    with pytest.raises(ValidationError, match=f"{words} needs at least one ground"):
         RequestEvent.model_validate(body)
     body["grounds"] = ["no_longer_needed"]
     assert RequestEvent.model_validate(body).grounds == ["no_longer_needed"]
+
+
+def test_every_kind_has_words_for_a_reason_message() -> None:
+    words = {kind: kind.words for kind in Kind}
+    assert all(w and w.islower() and "_" not in w for w in words.values()), words
+    assert len(set(words.values())) == len(words)
 
 
 def test_a_task_result_counts_no_more_kept_or_pending_records_than_it_changed() -> None:
