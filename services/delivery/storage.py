@@ -33,6 +33,8 @@ retry layer. A client passed in keeps its own retry configuration.
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -144,7 +146,27 @@ class LocalStorage:
         self.root = Path(root).resolve()
 
     def _path(self, key: str, *, prefix: bool = False) -> Path:
+        """Where ``key`` is: a path in the root, or ``InvalidKey``.
+
+        ``check_key`` leaves no ``.``, ``..`` or empty segment, and the root is resolved,
+        so the joined path is the real one unless the root or a segment below it is a
+        symlink. Only those are looked at (a path's full resolution looks at every
+        directory from ``/``); a symlink found is resolved in full and must stay in the
+        root."""
         check_key(key, prefix=prefix)
+        parts = key.rstrip("/").split("/")
+        steps = [str(self.root)]
+        for part in parts:
+            steps.append(os.path.join(steps[-1], part))
+        for step in steps:
+            try:
+                if stat.S_ISLNK(os.lstat(step).st_mode):
+                    return self._resolved(key)
+            except (FileNotFoundError, NotADirectoryError):
+                break  # nothing below a missing directory, or a file, is a symlink
+        return Path(steps[-1])
+
+    def _resolved(self, key: str) -> Path:
         path = (self.root / key).resolve()
         if path != self.root and self.root not in path.parents:
             raise InvalidKey(f"storage key {key!r} resolves outside {self.root}")

@@ -98,6 +98,66 @@ def test_local_refuses_a_symlink_out_of_the_root(tmp_path: Path) -> None:
     assert list(outside.iterdir()) == []
 
 
+def test_local_refuses_a_symlink_out_of_the_root_below_a_real_directory(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "root/responses/r-1").mkdir(parents=True)
+    (tmp_path / "root/responses/r-1/crm").symlink_to(outside)
+    store = LocalStorage(tmp_path / "root")
+    for call in (
+        lambda: store.put("responses/r-1/crm/x", b"x", "text/plain"),
+        lambda: store.get("responses/r-1/crm/x"),
+        lambda: store.exists("responses/r-1/crm/x"),
+        lambda: store.uri("responses/r-1/crm/x"),
+        lambda: store.delete_prefix("responses/r-1/crm/"),
+    ):
+        with pytest.raises(InvalidKey, match="outside"):
+            call()
+    assert list(outside.iterdir()) == []
+
+
+def test_local_refuses_a_root_that_became_a_symlink(tmp_path: Path) -> None:
+    (tmp_path / "root").mkdir()
+    store = LocalStorage(tmp_path / "root")
+    (tmp_path / "root").rename(tmp_path / "moved")
+    (tmp_path / "root").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(InvalidKey, match="outside"):
+        store.put("k/x", b"x", "text/plain")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_local_follows_a_symlink_that_stays_in_the_root(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    store.put("alias/x.json", b"x", "application/json")
+    assert (tmp_path / "real/x.json").read_bytes() == b"x"
+    assert store.get("alias/x.json") == b"x"
+    assert store.uri("alias/x.json") == (tmp_path / "real/x.json").as_uri()
+
+
+@pytest.mark.parametrize(
+    "key", ["a", "a/b", "a/b/c.json", "file/x", "missing/deeper/x", "link/in", "link/out/x"]
+)
+def test_local_paths_are_the_fully_resolved_ones(tmp_path: Path, key: str) -> None:
+    """Where a key is, or that it is refused, as a full resolution of the path says."""
+    root = tmp_path / "root"
+    (root / "a/b").mkdir(parents=True)
+    (root / "a/b/c.json").write_bytes(b"{}")
+    (root / "file").write_bytes(b"")
+    (root / "link").symlink_to(root / "a")
+    (root / "a/out").symlink_to(tmp_path)
+    store = LocalStorage(root)
+    resolved = (root / key).resolve()
+    if resolved == root or root in resolved.parents:
+        assert store.uri(key) == resolved.as_uri()
+        assert store.exists(key) == resolved.is_file()
+    else:
+        with pytest.raises(InvalidKey, match="outside"):
+            store.uri(key)
+
+
 def test_local_delete_prefix(tmp_path: Path) -> None:
     store = LocalStorage(tmp_path)
     for key in ["responses/r-1/a.json", "responses/r-1/crm/t.csv", "responses/r-10/a.json"]:
