@@ -13,7 +13,7 @@ from streams.agents.decode import Parsed, parse_result
 from streams.agents.respond import Built, conclude, finish, prepare
 from streams.context import Outgoing, Pipeline
 from streams.planning import identity_graph, next_step, planned, task_messages
-from streams.records import TaskStatus
+from streams.records import Task, TaskStatus
 
 log = logging.getLogger("dsr.aggregate")
 
@@ -110,6 +110,26 @@ def step(
         return []
     if row.status != "fanned_out":
         return finish(ctx, request_id) if row.completed_at else []
+    if not (resend or closing) and still_running(ctx, tasks):
+        return []  # the common result of a burst: the request is not opened to learn it
+    return planned_step(ctx, row, tasks, resend=resend, closing=closing)
+
+
+def still_running(ctx: Pipeline, tasks: list[TaskRow]) -> bool:
+    """Whether every system of the data map has its action task, and a task is pending:
+    then a result neither plans a task (planning only decides systems without one) nor
+    completes the request, so ``planned_step`` would send nothing new."""
+    acting = {t.system for t in tasks if not Task.is_lookup_id(t.task_id)}
+    return acting >= ctx.datamap.systems.keys() and any(
+        t.status == TaskStatus.PENDING for t in tasks
+    )
+
+
+def planned_step(
+    ctx: Pipeline, row: Request, tasks: list[TaskRow], *, resend: bool, closing: bool
+) -> list[Outgoing] | Built:
+    """``step`` for a fanned-out request, with its graph and plans worked out in full."""
+    request_id = row.request_id
     event = ctx.ledger.request_event(row)
     graph = identity_graph(event, ctx.ledger.identities(row))
     refused = ctx.ledger.refused_parts(row)

@@ -283,3 +283,38 @@ def test_my_number_only_reaches_systems_cleared_for_it(stores: Pipeline) -> None
 def test_a_system_handling_my_number_must_be_cleared_for_it() -> None:
     with pytest.raises(DataMapError, match="my_number_cleared"):
         parse("systems:\n  hr: {connector: fake, identifiers: [email, my_number]}\n")
+
+
+@pytest.mark.parametrize(
+    "kind", [Kind.DISCLOSURE, Kind.THIRD_PARTY_RECORDS, Kind.ERASURE, Kind.THIRD_PARTY_STOP]
+)
+@pytest.mark.parametrize(
+    "done", [(), ("crm",), ("crm", "orders"), ("crm", "orders", "shipping", "cache")]
+)
+def test_once_every_system_has_its_task_nothing_more_is_planned(
+    ctx: Pipeline, kind: Kind, done: tuple[str, ...]
+) -> None:
+    """What ``aggregate.still_running`` relies on: planning decides only systems without
+    a task, whatever the others' statuses and whatever waits on what."""
+    grounds = (
+        {"grounds": ["no_longer_needed"]} if kind in (Kind.ERASURE, Kind.THIRD_PARTY_STOP) else {}
+    )
+    request = RequestEvent.model_validate(event("r", kind.value, EMAIL, **grounds))
+    actions = [
+        Planned(s, 2, TaskStatus.OK if s in done else TaskStatus.PENDING)
+        for s in ctx.datamap.systems
+    ]
+    assert next_step(ctx, request, graph(*RESOLVED, event=request), [*CLOSED, *actions]) == []
+
+
+def test_a_result_can_release_a_system_while_others_still_run(ctx: Pipeline) -> None:
+    """Why every system must have its task before a result is known to plan nothing: the
+    cache waits on the CRM's erasure, and is planned when it is done, orders running."""
+    actions = [
+        Planned("crm", 2, TaskStatus.OK),
+        Planned("orders", 2, TaskStatus.PENDING),
+        Planned("shipping", 2, TaskStatus.PENDING),
+        Planned("analytics", 2, TaskStatus.NOT_APPLICABLE),
+    ]
+    plans = next_step(ctx, erasure(), graph(*RESOLVED), [*CLOSED, *actions])
+    assert statuses(plans) == {"cache": (3, "pending")}

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from services.delivery.package import read_package
 from services.demo.scenario import HANAKO, JIRO, TARO, event
+from services.ledger.models import Task as TaskRow
 from streams import topics
 from streams.agents import aggregate, fanout, intake, respond
 from streams.agents.decode import parse_result
 from streams.context import Outgoing
+from streams.records import Task
 from tests.streams.agents.fixtures import Harness, run_tasks, to, transactions
 
 PEOPLE = {"a-taro": TARO, "a-jiro": JIRO, "a-hanako": HANAKO}
@@ -78,3 +82,52 @@ def test_a_response_refused_in_part_meanwhile_is_built_again(pipeline: Harness) 
     assert json.loads(response.value)["request_id"] == "a-taro"
     [done] = [e for e in pipeline.ledger.timeline("a-taro") if e.action == "completed"]
     assert done.detail["status"] == "completed"
+
+
+@pytest.mark.parametrize("kind", ["disclosure", "third_party_records", "purpose_notification"])
+def test_a_result_that_leaves_every_system_running_would_plan_and_send_nothing(
+    pipeline: Harness, kind: str
+) -> None:
+    """``step`` answers such a result without opening the request: planning it in full
+    gives nothing either, at every such point of a request's waves. (The demo's erasure
+    runs its systems one after another, so it has no such point; planning's own tests
+    hold the case of a result that releases a system while others run.)"""
+    request_id = f"running-{kind}"
+    intake.handle_request(pipeline, json.dumps(event(request_id, kind, TARO)).encode())
+    out: list[Outgoing] = fanout.handle_accepted(pipeline, request_id)
+    skipped, responses = 0, []
+    while results := run_tasks(pipeline, out):
+        out = []
+        for raw in results:  # one at a time: every point between results is looked at
+            [progress] = aggregate.record(pipeline, [parse_result(pipeline, raw)])
+            row, tasks = progress.read
+            if row is not None and aggregate.still_running(pipeline, tasks):
+                skipped += 1
+                full = aggregate.planned_step(pipeline, row, tasks, resend=False, closing=False)
+                assert full == []
+            out += aggregate.advance(pipeline, request_id, read=progress.read)
+        responses += to(topics.RESPONSES, out)
+    assert skipped > 0
+    [response] = responses
+    assert json.loads(response.value)["status"] == "completed"
+
+
+def test_a_request_is_still_running_when_every_system_has_its_action_and_one_runs(
+    pipeline: Harness,
+) -> None:
+    systems = sorted(pipeline.datamap.systems)
+
+    def row(system: str, status: str, *, lookup: bool = False) -> TaskRow:
+        task_id = (
+            Task.make_lookup_id("r", system, 0) if lookup else Task.make_id("r", system, "erasure")
+        )
+        return TaskRow(task_id=task_id, request_id="r", system=system, status=status)
+
+    acting = [row(s, "pending" if s == systems[0] else "ok") for s in systems]
+    assert aggregate.still_running(pipeline, acting)
+    # a system with only its lookup may still be planned: the request is opened
+    looked_up = [row(systems[0], "pending", lookup=True), *acting[1:]]
+    assert not aggregate.still_running(pipeline, looked_up)
+    assert not aggregate.still_running(pipeline, acting[1:])
+    # nothing pending: the request is to be answered
+    assert not aggregate.still_running(pipeline, [row(s, "ok") for s in systems])
