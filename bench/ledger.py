@@ -159,12 +159,10 @@ def _complete(ledger: Ledger, rows: list[Any]) -> None:
 
 def _notices(ledger: Ledger, request_ids: list[str], purpose: str) -> None:
     """The notices agent's reads and its audit rows (``streams.agents.notices``)."""
-    rows = ledger.requests(request_ids)
-    for row in rows.values():
+    read = ledger.notice_reads(request_ids, request_ids if purpose == "response" else [])
+    for row in read.requests.values():
         ledger.request_event(row)
-    if purpose == "response":
-        ledger.responses(request_ids)
-    sent = ledger.sent_notices(request_ids)
+    sent = read.sent
     due = [(rid, notice_id(rid, purpose, 1)) for rid in request_ids]  # type: ignore[arg-type]
     ledger.audit_many(
         [

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, select, update
 
 from services.ledger.base import SEND_LEASE, LedgerBase, _rowcount, as_utc
 from services.ledger.models import Request, RequestStatus, Response
-from services.ledger.statements import MARK_PUBLISHED, SELECT_RESPONSES, load
+from services.ledger.statements import (
+    MARK_PUBLISHED,
+    SELECT_NOTIFIED,
+    SELECT_REQUESTS,
+    SELECT_RESPONSES,
+    load,
+    requests_by_id,
+)
 from services.ledger.types import Action
 from streams.records import utcnow
 
@@ -20,8 +28,29 @@ def _lease_free(now: datetime) -> ColumnElement[bool]:
     return Response.lease_until.is_(None) | (Response.lease_until < now)
 
 
+class NoticeReads(NamedTuple):
+    """What a batch of notices is built from, as it was at one moment."""
+
+    requests: dict[str, Request]
+    responses: dict[str, Response]
+    #: The notices recorded as sent, as (request id, notice id).
+    sent: set[tuple[str, str]]
+
+
 class Outbox(LedgerBase):
     """The responses' outbox and the sweeps."""
+
+    def notice_reads(self, request_ids: Sequence[str], answered: Sequence[str]) -> NoticeReads:
+        """The requests of ``request_ids``, the responses of those ``answered``, and the
+        notices recorded as sent to their principals: one read of one moment."""
+        with self._snapshot() as conn:
+            rows = requests_by_id(conn, SELECT_REQUESTS, request_ids)
+            ids = list(answered)
+            responses = load(conn, SELECT_RESPONSES, {"ids": ids}, Response) if ids else []
+            sent = conn.execute(SELECT_NOTIFIED, {"ids": list(rows)}).all() if rows else []
+        return NoticeReads(
+            rows, {r.request_id: r for r in responses}, {(rid, nid) for rid, nid in sent}
+        )
 
     def unpublished_responses(self, limit: int = 100, *, unleased: bool = False) -> list[Response]:
         """Responses not yet sent, oldest first; with ``unleased``, only those no live

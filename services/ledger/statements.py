@@ -88,7 +88,8 @@ SELECT_TASKS_OF = (
 SELECT_RESPONSES = select(_RESPONSE_TABLE).where(
     _RESPONSES.request_id.in_(bindparam("ids", expanding=True))
 )
-#: The notices recorded as sent to some requests' principals (``Audit.sent_notices``).
+#: The notices recorded as sent to some requests' principals (``Audit.sent_notices``,
+#: ``Outbox.notice_reads``).
 SELECT_NOTIFIED = select(_AUDIT.request_id, AuditEntry.detail["notice_id"].as_string()).where(
     _AUDIT.request_id.in_(bindparam("ids", expanding=True)),
     _AUDIT.action == Action.NOTIFIED.value,

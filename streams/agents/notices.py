@@ -9,7 +9,7 @@ Where a handler records something the principal must be told, it also returns a
   ``acknowledgement``.
 
 The notices agent (``handle_notices``, a batch at a time) then builds each notice from
-what the ledger recorded, skips it if the audit trail already has it (``sent_notices``,
+what the ledger recorded, skips it if the audit trail already has it (``notice_reads``,
 by notice id), sends it in a thread, and audits the batch's in one transaction. Why
 nothing is lost or sent twice:
 
@@ -145,16 +145,16 @@ def prepare(ctx: Pipeline, raw: bytes, contact: str) -> Notice | None:
 
 def prepare_many(ctx: Pipeline, raws: Sequence[bytes], contact: str) -> list[Notice]:
     """The notices ``raws`` ask for, built from the ledger, in their order: each once,
-    and none that was sent already. The ledger is read once for them all."""
+    and none that was sent already. The ledger is read once for them all, at one moment."""
     dues = [_parse(raw) for raw in raws]
-    rows = ctx.ledger.requests([d.request_id for d in dues])
-    responses = ctx.ledger.responses([d.request_id for d in dues if d.purpose == "response"])
-    sent = ctx.ledger.sent_notices(list(rows))
+    read = ctx.ledger.notice_reads(
+        [d.request_id for d in dues], [d.request_id for d in dues if d.purpose == "response"]
+    )
     notices: dict[tuple[str, str], Notice] = {}
     for due in dues:
-        row = rows.get(due.request_id)
-        notice = build(ctx, row, due.purpose, contact, responses) if row else None
-        if notice is not None and (notice.request_id, notice.id) not in sent:
+        row = read.requests.get(due.request_id)
+        notice = build(ctx, row, due.purpose, contact, read.responses) if row else None
+        if notice is not None and (notice.request_id, notice.id) not in read.sent:
             notices.setdefault((notice.request_id, notice.id), notice)
     return list(notices.values())
 

@@ -15,6 +15,7 @@ from sqlalchemy import inspect, text, update
 
 from services.ledger import Arrival, Completion, Ledger, RequestStatus, TaskPlan, as_utc, tasks
 from services.ledger.models import Response
+from services.ledger.types import Action
 from services.rules.policy import after_months
 from streams.records import Fee, TaskResult, TaskStatus
 from tests.fixtures.ledger_reads import count_by_status, open_task_count, rejected_events
@@ -521,6 +522,27 @@ def test_completion_happens_exactly_once(ledger: Ledger) -> None:
     ledger.mark_published(["r-1"])
     assert ledger.unpublished_responses() == []
     assert ledger.request("r-1").status == "completed"
+
+
+def test_a_batch_of_notices_is_read_as_of_one_moment(ledger: Ledger) -> None:
+    """A notice recorded as sent by another worker while a batch is read is either seen
+    with the rest or not at all: each notice is built from one state of the ledger."""
+    ledger.admit(event(), "proceed", None, DEADLINE)
+    ledger.fan_out("r-1", _plans(), timedelta(seconds=60))
+    body = {"status": "completed", "reasons": []}
+    assert ledger.complete("r-1", "completed", body, 12) is True
+    ledger.audit("r-1", "notices", Action.NOTIFIED, notice_id="n-1")
+
+    def sent_meanwhile(other: Ledger) -> None:
+        other.audit("r-1", "notices", Action.NOTIFIED, notice_id="n-2")
+
+    with Ledger(ledger.url) as other, _around_first(ledger, lambda: sent_meanwhile(other)):
+        read = ledger.notice_reads(["r-1", "r-unknown"], ["r-1"])
+    assert list(read.requests) == ["r-1"]
+    assert read.responses["r-1"].body == body
+    assert read.sent == {("r-1", "n-1")}
+    again = ledger.notice_reads(["r-1"], [])  # and afterwards, both; no response asked
+    assert (again.responses, again.sent) == ({}, {("r-1", "n-1"), ("r-1", "n-2")})
 
 
 def _expire_lease(ledger: Ledger, request_id: str) -> None:
