@@ -61,7 +61,10 @@ def responses(
     except KeyboardInterrupt:
         return
     if request is not None and not found:
-        err.print(f"No response to {request!r} on the topic (yet).")
+        err.print(
+            f"No response to {request!r} on the topic (yet). `dsr status {request}` shows "
+            "what the ledger holds (an embedded broker that restarted holds none it had)."
+        )
         raise typer.Exit(1)
 
 
