@@ -13,7 +13,8 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
@@ -49,6 +50,8 @@ class EmbeddedBroker:
 
     port: int
     process: subprocess.Popen[bytes]
+    #: When it was started: its log holds what was sent since.
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def bootstrap(self) -> str:

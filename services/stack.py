@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
@@ -26,9 +27,14 @@ from services.processes import die_with_parent
 from services.reconcile import reconcile
 from services.settings import Settings
 from services.signing import Keyring
+from streams.records import utcnow
 from streams.topics import all_topics
 
 log = logging.getLogger(__name__)
+
+#: After the embedded broker restarts empty, the responses its log held are sent again if
+#: their requests completed within this long: Apache Kafka's default retention.
+RESEND_RESPONSES_WITHIN = timedelta(days=7)
 
 
 @dataclass
@@ -96,7 +102,8 @@ class Stack:
     def restart_broker(self) -> int:
         """Start the embedded broker again, empty, on the same port, re-drive every open
         request from the ledger (``services/reconcile.py``) and return how many; the
-        workers and runners that were running are started afresh around it.
+        responses it held are sent again (``RESEND_RESPONSES_WITHIN``); the workers and
+        runners that were running are started afresh around it.
 
         An in-memory broker forgets its logs and its groups' offsets, and no client
         recovers from that in process. A Faust consumer remembers, per partition, the
@@ -114,11 +121,17 @@ class Stack:
         running = [name for name in self.components if name not in dead]
         for name in running:
             self.kill(name)
-        port = self.broker.port
-        self.broker.stop()
-        self.broker = EmbeddedBroker.start(self._log_path("broker"), port=port)
+        lost = self.broker
+        lost.stop()
+        self.broker = EmbeddedBroker.start(self._log_path("broker"), port=lost.port)
         with Ledger(self.settings.database_url) as ledger:
             n = reconcile(self.bootstrap, ledger, load_datamap(self.settings.datamap_path)).redriven
+            # The responses its log held, for the clients that had not read them yet: the
+            # workers' sweeper sends them again (each once; a client knows a response
+            # again by its request id and revision).
+            resent = ledger.unpublish(lost.started_at, utcnow() - RESEND_RESPONSES_WITHIN)
+        if resent:
+            log.warning("%d response(s) the broker held are to be sent again", resent)
         for name in running:
             self.spawn(name)
         return n

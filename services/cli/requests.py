@@ -63,7 +63,7 @@ def responses(
     if request is not None and not found:
         err.print(
             f"No response to {request!r} on the topic (yet). `dsr status {request}` shows "
-            "what the ledger holds (an embedded broker that restarted holds none it had)."
+            "what the ledger holds."
         )
         raise typer.Exit(1)
 

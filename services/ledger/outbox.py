@@ -92,6 +92,18 @@ class Outbox(LedgerBase):
                 .values(lease_until=utcnow() + SEND_LEASE),
             )
 
+    def unpublish(self, since: datetime, completed_after: datetime) -> int:
+        """Mark the responses published at or after ``since``, of requests completed after
+        ``completed_after``, as not sent: a broker that lost its log no longer holds them,
+        and the sweeper sends them again. How many."""
+        with self.session() as s:
+            return _rowcount(
+                s,
+                update(Response)
+                .where(Response.published_at >= since, Response.created_at > completed_after)
+                .values(published_at=None, lease_until=None),
+            )
+
     def mark_published(self, request_ids: Sequence[str]) -> None:
         with self._single.begin() as conn:
             conn.execute(MARK_PUBLISHED, {"ids": list(request_ids), "published_at": utcnow()})

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from services.client import read_all
 from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.ledger import Ledger
+from streams import topics
 from tests.fixtures.ledger_reads import count_by_status
-from tests.integration.fixtures import joined_stack, settings_for
+from tests.integration.fixtures import joined_stack, settings_for, wait_sent
 
 pytestmark = pytest.mark.integration
 
@@ -46,4 +49,33 @@ def test_an_empty_broker_restart_loses_no_admitted_request(tmp_path: Path) -> No
     for i in range(N):
         actions = [e.action for e in ledger.timeline(f"loss-{i}")]
         assert actions.count("completed") == 1, (i, actions)
+    ledger.close()
+
+
+def test_the_responses_an_empty_broker_restart_lost_are_sent_again(tmp_path: Path) -> None:
+    """A client that had not read them yet finds them on the restarted broker: each once."""
+    settings = settings_for(tmp_path)
+    ids = [f"sent-{i}" for i in range(6)]
+    ledger = Ledger(settings.database_url)
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
+        submitter = stack.submitter()
+        submitter.submit_all(
+            [
+                json.dumps(event(rid, "disclosure", [TARO, HANAKO][i % 2])).encode()
+                for i, rid in enumerate(ids)
+            ]
+        )
+        submitter.close()
+        wait_sent(ledger, ids, timeout=120)
+
+        stack.restart_broker()
+        for name in stack.check_alive():
+            stack.spawn(name)
+        wait_sent(ledger, ids)  # sent again, and acknowledged by the new broker
+        on_topic = [json.loads(r.value) for r in read_all(stack.bootstrap, [topics.RESPONSES])]
+    sent = Counter(b["request_id"] for b in on_topic)
+    assert {rid: sent[rid] for rid in ids} == dict.fromkeys(ids, 1)
+    for rid in ids:
+        actions = [e.action for e in ledger.timeline(rid)]
+        assert actions.count("completed") == 1, (rid, actions)
     ledger.close()

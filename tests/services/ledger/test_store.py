@@ -545,6 +545,27 @@ def test_a_batch_of_notices_is_read_as_of_one_moment(ledger: Ledger) -> None:
     assert (again.responses, again.sent) == ({}, {("r-1", "n-1"), ("r-1", "n-2")})
 
 
+def test_responses_a_lost_broker_held_are_marked_unsent_and_no_others(ledger: Ledger) -> None:
+    body = {"status": "completed", "reasons": []}
+    for rid in ("before", "held", "old"):
+        ledger.admit(event(rid), "proceed", None, DEADLINE)
+        ledger.fan_out(rid, _plans(rid), timedelta(seconds=60))
+        assert ledger.complete(rid, "completed", body, 12) is True
+    now = datetime.now(UTC)
+    with ledger.session() as s:  # when each was sent, and when "old" completed
+        for rid, sent in (("before", now - timedelta(hours=1)), ("held", now), ("old", now)):
+            s.execute(update(Response).where(Response.request_id == rid).values(published_at=sent))
+        s.execute(
+            update(Response)
+            .where(Response.request_id == "old")
+            .values(created_at=now - timedelta(days=8))
+        )
+    started = now - timedelta(minutes=5)  # the lost broker's start
+    assert ledger.unpublish(started, now - timedelta(days=7)) == 1
+    assert [r.request_id for r in ledger.unpublished_responses()] == ["held"]
+    assert ledger.unpublish(started, now - timedelta(days=7)) == 0  # nothing twice
+
+
 def _expire_lease(ledger: Ledger, request_id: str) -> None:
     """The lease's end passes, as when its holder died and no longer renews it."""
     with ledger.session() as s:
