@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 
 from services.ledger.base import AUDIT_MIN_RETENTION_MONTHS, LedgerBase, _rowcount, as_utc
 from services.ledger.models import AuditEntry
-from services.ledger.statements import SELECT_NOTIFIED
+from services.ledger.statements import notified
 from services.ledger.types import Action
 from services.rules.policy import add_months
 from streams.records import utcnow
@@ -26,8 +26,7 @@ class Audit(LedgerBase):
         """The notices recorded as sent to the principals of ``request_ids``, as
         (request id, notice id): one read for them all."""
         with self._single.begin() as conn:
-            rows = conn.execute(SELECT_NOTIFIED, {"ids": list(request_ids)})
-            return {(request_id, notice_id) for request_id, notice_id in rows}
+            return notified(conn, request_ids)
 
     def audited_at(self, request_id: str, action: Action) -> list[datetime]:
         """When each ``action`` on the request was audited, oldest first."""

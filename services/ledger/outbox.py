@@ -13,11 +13,10 @@ from services.ledger.base import SEND_LEASE, LedgerBase, _rowcount, as_utc
 from services.ledger.models import Request, RequestStatus, Response
 from services.ledger.statements import (
     MARK_PUBLISHED,
-    SELECT_NOTIFIED,
     SELECT_REQUESTS,
-    SELECT_RESPONSES,
-    load,
+    notified,
     requests_by_id,
+    responses_by_id,
 )
 from services.ledger.types import Action
 from streams.records import utcnow
@@ -45,12 +44,8 @@ class Outbox(LedgerBase):
         notices recorded as sent to their principals: one read of one moment."""
         with self._snapshot() as conn:
             rows = requests_by_id(conn, SELECT_REQUESTS, request_ids)
-            ids = list(answered)
-            responses = load(conn, SELECT_RESPONSES, {"ids": ids}, Response) if ids else []
-            sent = conn.execute(SELECT_NOTIFIED, {"ids": list(rows)}).all() if rows else []
-        return NoticeReads(
-            rows, {r.request_id: r for r in responses}, {(rid, nid) for rid, nid in sent}
-        )
+            responses = responses_by_id(conn, answered) if answered else {}
+            return NoticeReads(rows, responses, notified(conn, rows) if rows else set())
 
     def unpublished_responses(self, limit: int = 100, *, unleased: bool = False) -> list[Response]:
         """Responses not yet sent, oldest first; with ``unleased``, only those no live
@@ -115,8 +110,7 @@ class Outbox(LedgerBase):
         """The responses the ledger holds for any of ``request_ids``, by request id: one
         read for them all."""
         with self._single.begin() as conn:
-            found = load(conn, SELECT_RESPONSES, {"ids": list(request_ids)}, Response)
-        return {row.request_id: row for row in found}
+            return responses_by_id(conn, request_ids)
 
     def completion_times(self, request_ids: Sequence[str]) -> dict[str, datetime | None]:
         """When each of these requests completed (None while open); ids not in the

@@ -88,8 +88,7 @@ SELECT_TASKS_OF = (
 SELECT_RESPONSES = select(_RESPONSE_TABLE).where(
     _RESPONSES.request_id.in_(bindparam("ids", expanding=True))
 )
-#: The notices recorded as sent to some requests' principals (``Audit.sent_notices``,
-#: ``Outbox.notice_reads``).
+#: The notices recorded as sent to some requests' principals (``notified``).
 SELECT_NOTIFIED = select(_AUDIT.request_id, AuditEntry.detail["notice_id"].as_string()).where(
     _AUDIT.request_id.in_(bindparam("ids", expanding=True)),
     _AUDIT.action == Action.NOTIFIED.value,
@@ -372,6 +371,19 @@ def requests_by_id(
 ) -> dict[str, Request]:
     """The requests of ``ids`` that ``statement`` selects, by id."""
     return {row.request_id: row for row in load(conn, statement, {"ids": list(ids)}, Request)}
+
+
+def responses_by_id(conn: Connection, ids: Collection[str]) -> dict[str, Response]:
+    """The responses of the requests ``ids``, by request id."""
+    found = load(conn, SELECT_RESPONSES, {"ids": list(ids)}, Response)
+    return {row.request_id: row for row in found}
+
+
+def notified(conn: Connection, ids: Collection[str]) -> set[tuple[str, str]]:
+    """The notices recorded as sent to the principals of the requests ``ids``, as
+    (request id, notice id)."""
+    rows = conn.execute(SELECT_NOTIFIED, {"ids": list(ids)})
+    return {(request_id, notice_id) for request_id, notice_id in rows}
 
 
 def hold_requests(conn: Connection, ids: Collection[str]) -> dict[str, Request]:
