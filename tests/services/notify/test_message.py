@@ -13,7 +13,7 @@ from io import BytesIO
 from unittest.mock import patch
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from services.notify import Notice, message
@@ -58,24 +58,29 @@ _REQUEST_IDS = st.from_regex(r"[A-Za-z0-9._:-]{1,128}", fullmatch=True)
 
 
 @given(_RECIPIENTS, _TEXT, st.text(max_size=400), _SENDERS, _REQUEST_IDS)
+@example(None, "0", "", ". <0@A.AC>", "0")  # a display name the library's parser fails on
 def test_a_notice_is_rendered_as_the_standard_library_renders_it(
     recipient: str | None, subject: str, body: str, sender: str, request_id: str
 ) -> None:
     n = notice(recipient, subject, body, request_id)
-    expected = stock(n, sender)
+    made = outcome(lambda: stock(n, sender).as_bytes())
     for _ in range(2):  # the second time from the lines kept the first
-        rendered = message.render(n, sender)
-        assert outcome(rendered.as_bytes) == outcome(expected.as_bytes)
-        assert outcome(lambda: utf8(rendered)) == outcome(lambda: utf8(expected))  # noqa: B023
-        assert rendered["To"] == expected["To"] and rendered["Subject"] == expected["Subject"]
+        assert outcome(lambda: message.render(n, sender).as_bytes()) == made
+        assert outcome(lambda: utf8(message.render(n, sender))) == outcome(
+            lambda: utf8(stock(n, sender))
+        )
+        if isinstance(made, bytes):  # and its headers read back alike
+            rendered, expected = message.render(n, sender), stock(n, sender)
+            assert rendered["To"] == expected["To"] and rendered["Subject"] == expected["Subject"]
 
 
 def outcome(make: Callable[[], bytes]) -> bytes | str:
-    """What ``make`` gives, or the error it raises (the standard library cannot encode
-    some addresses: then neither may this)."""
+    """What ``make`` gives, or the kind of error it raises (the standard library cannot
+    encode some addresses, and its parser fails on some display names: then this must
+    fail alike)."""
     try:
         return make()
-    except UnicodeError as exc:
+    except Exception as exc:  # noqa: BLE001 - compared by kind
         return type(exc).__name__
 
 
