@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
@@ -27,14 +26,9 @@ from services.processes import die_with_parent
 from services.reconcile import reconcile
 from services.settings import Settings
 from services.signing import Keyring
-from streams.records import utcnow
 from streams.topics import all_topics
 
 log = logging.getLogger(__name__)
-
-#: After the embedded broker restarts empty, the responses its log held are sent again if
-#: their requests completed within this long: Apache Kafka's default retention.
-RESEND_RESPONSES_WITHIN = timedelta(days=7)
 
 
 @dataclass
@@ -101,9 +95,9 @@ class Stack:
 
     def restart_broker(self) -> int:
         """Start the embedded broker again, empty, on the same port, re-drive every open
-        request from the ledger (``services/reconcile.py``) and return how many; the
-        responses it held are sent again (``RESEND_RESPONSES_WITHIN``); the workers and
-        runners that were running are started afresh around it.
+        request from the ledger and return how many, and send again the responses and
+        notices its log held (``services/reconcile.py``); the workers and runners that
+        were running are started afresh around it.
 
         An in-memory broker forgets its logs and its groups' offsets, and no client
         recovers from that in process. A Faust consumer remembers, per partition, the
@@ -124,17 +118,21 @@ class Stack:
         lost = self.broker
         lost.stop()
         self.broker = EmbeddedBroker.start(self._log_path("broker"), port=lost.port)
+        datamap = load_datamap(self.settings.datamap_path)
         with Ledger(self.settings.database_url) as ledger:
-            n = reconcile(self.bootstrap, ledger, load_datamap(self.settings.datamap_path)).redriven
-            # The responses its log held, for the clients that had not read them yet: the
-            # workers' sweeper sends them again (each once; a client knows a response
-            # again by its request id and revision).
-            resent = ledger.unpublish(lost.started_at, utcnow() - RESEND_RESPONSES_WITHIN)
-        if resent:
-            log.warning("%d response(s) the broker held are to be sent again", resent)
+            # What its log held for the principals is theirs again: the responses (each
+            # sent once more; a client knows one again by its request id and revision),
+            # and the notices owed to open requests.
+            done = reconcile(self.bootstrap, ledger, datamap, lost_since=lost.started_at)
+        if done.responses or done.notices:
+            log.warning(
+                "%d response(s) and %d notice(s) the broker may have held are to be sent again",
+                done.responses,
+                done.notices,
+            )
         for name in running:
             self.spawn(name)
-        return n
+        return done.redriven
 
     def submitter(self) -> Submitter:
         """A producer of request events, signed with the stack's producer key."""

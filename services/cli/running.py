@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -219,20 +220,39 @@ def top(
 
 
 @app.command()
-def reconcile() -> None:
+def reconcile(
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="When the lost messages began (ISO 8601, UTC unless it says): the "
+            "responses sent and the notices owed since then are sent again."
+        ),
+    ] = None,
+) -> None:
     """After the broker lost its messages: re-drive every open request from the ledger."""
     from services.datamap import load as load_datamap
-    from services.ledger import Ledger
+    from services.ledger import Ledger, as_utc
     from services.reconcile import reconcile as run_reconcile
 
     settings = load_settings()
+    try:
+        lost_since = as_utc(datetime.fromisoformat(since)) if since else None
+    except ValueError:
+        err.print(f"--since: not an ISO 8601 time: {since!r}")
+        raise typer.Exit(2) from None
     with Ledger(settings.database_url) as ledger:
         done = run_reconcile(
             broker_address(settings),
             ledger,
             load_datamap(settings.datamap_path),
+            lost_since=lost_since,
             replication=settings.topic_replication,
             min_isr=settings.topic_min_isr,
         )
     _print_topic_drift(done.drift)
     console.print(f"Re-drove {done.redriven} open request(s) from the ledger.")
+    if lost_since is not None:
+        console.print(
+            f"{done.responses} response(s) to be sent again by the workers; "
+            f"{done.notices} notice(s) queued again (those sent already are not sent twice)."
+        )

@@ -10,7 +10,7 @@ from typing import NamedTuple
 from sqlalchemy import ColumnElement, select, update
 
 from services.ledger.base import SEND_LEASE, LedgerBase, _rowcount, as_utc
-from services.ledger.models import Request, RequestStatus, Response
+from services.ledger.models import OPEN_STATUSES, Request, RequestStatus, Response
 from services.ledger.statements import (
     MARK_PUBLISHED,
     SELECT_REQUESTS,
@@ -134,6 +134,18 @@ class Outbox(LedgerBase):
                 s.scalars(
                     select(Request.request_id)
                     .where(Request.status.in_([RequestStatus.ACCEPTED, RequestStatus.FANNED_OUT]))
+                    .order_by(Request.received_at)
+                )
+            )
+
+    def open_changed_since(self, since: datetime) -> list[Request]:
+        """Open requests admitted or changed (held, extended, ...) at or after ``since``,
+        oldest first."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Request)
+                    .where(Request.status.in_(OPEN_STATUSES), Request.updated_at >= since)
                     .order_by(Request.received_at)
                 )
             )

@@ -12,7 +12,7 @@ from typing import Literal
 
 from services.rules import appi, ccpa, gdpr, reasons
 from services.rules.policy import Policy
-from streams.records import RequestEvent
+from streams.records import NoticePurpose, RequestEvent
 
 POLICIES: dict[str, Policy] = {p.regulation: p for p in (appi.POLICY, gdpr.POLICY, ccpa.POLICY)}
 
@@ -30,6 +30,19 @@ def policy_for(regulation: str) -> Policy:
 
 def deadline(event: RequestEvent) -> datetime:
     return policy_for(event.regulation).deadline_for(event.kind, event.received_at)
+
+
+def notices_owed(regulation: str, *, held: bool, extended: bool = False) -> list[NoticePurpose]:
+    """What the principal of an open request is told before its response: that it
+    arrived, where the regulation says so; that it is held; that its deadline moved."""
+    owed: list[NoticePurpose] = []
+    if policy_for(regulation).acknowledge_within_business_days is not None:
+        owed.append("acknowledgement")
+    if held:
+        owed.append("hold")
+    if extended:
+        owed.append("extension")
+    return owed
 
 
 def grounds_invoked(event: RequestEvent) -> dict[str, str | None]:

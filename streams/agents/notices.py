@@ -66,12 +66,7 @@ def due(request_id: str, purpose: Purpose) -> Outgoing:
 
 def on_admission(event: RequestEvent, held: bool) -> list[Outgoing]:
     """What intake owes the principal once a request is recorded."""
-    out = []
-    if rules.policy_for(event.regulation).acknowledge_within_business_days is not None:
-        out.append(due(event.request_id, "acknowledgement"))
-    if held:
-        out.append(due(event.request_id, "hold"))
-    return out
+    return [due(event.request_id, p) for p in rules.notices_owed(event.regulation, held=held)]
 
 
 async def handle_notice(

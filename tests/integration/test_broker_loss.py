@@ -13,8 +13,10 @@ from services.client import read_all
 from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.ledger import Ledger
 from streams import topics
+from streams.agents import intake
+from streams.context import Pipeline
 from tests.fixtures.ledger_reads import count_by_status
-from tests.integration.fixtures import joined_stack, settings_for, wait_sent
+from tests.integration.fixtures import joined_stack, settings_for, wait_for, wait_sent
 
 pytestmark = pytest.mark.integration
 
@@ -79,3 +81,55 @@ def test_the_responses_an_empty_broker_restart_lost_are_sent_again(tmp_path: Pat
         actions = [e.action for e in ledger.timeline(rid)]
         assert actions.count("completed") == 1, (rid, actions)
     ledger.close()
+
+
+def test_the_notices_an_empty_broker_restart_lost_are_sent_once(tmp_path: Path) -> None:
+    """Requests admitted while their notices were still on the broker when it went: once
+    it is back, each principal is told, once; a notice sent before the loss is not sent
+    again."""
+    settings = settings_for(tmp_path)
+    ledger = Ledger(settings.database_url)
+    unpaid = {"required": True, "amount_jpy": 1000}
+    lost = [
+        event("ccpa-lost", "disclosure", HANAKO, regulation="ccpa"),
+        event("fee-lost", "disclosure", JIRO, fee=unpaid),
+    ]
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
+        submitter = stack.submitter()
+        submitter.submit_all(
+            [json.dumps(event("ccpa-told", "disclosure", TARO, regulation="ccpa")).encode()]
+        )
+        wait_for("the first acknowledgement", lambda: _told(ledger, "ccpa-told"))
+        stack.kill("worker-0")  # what intake sends from here on is not read before the loss
+        ctx = Pipeline.from_settings(settings)
+        for body in lost:  # admitted as the worker admits them; what it sends is lost
+            raw = json.dumps(body).encode()
+            raw = submitter.sealer.seal_request(raw) if submitter.sealer else raw
+            headers = submitter.signer.headers(raw) if submitter.signer else []
+            owed = intake.handle_request(ctx, raw, headers)
+            assert [o.topic for o in owed].count(topics.NOTICES) == 1
+        ctx.close()
+        submitter.close()
+
+        stack.restart_broker()
+        stack.spawn("worker-0")
+        wait_for(
+            "the lost notices",
+            lambda: (
+                _told(ledger, "ccpa-lost") == ["acknowledgement"]
+                and _told(ledger, "fee-lost") == ["hold"]
+            ),
+        )
+        wait_sent(ledger, ["ccpa-told", "ccpa-lost"])
+        wait_for("the responses' notices", lambda: "response" in _told(ledger, "ccpa-lost"))
+    assert sorted(_told(ledger, "ccpa-told")) == ["acknowledgement", "response"]
+    assert sorted(_told(ledger, "ccpa-lost")) == ["acknowledgement", "response"]
+    assert _told(ledger, "fee-lost") == ["hold"]  # still held: nothing else is owed
+    for rid, purposes in [("ccpa-told", 2), ("ccpa-lost", 2), ("fee-lost", 1)]:
+        assert len(list((tmp_path / "outbox" / rid).glob("*.eml"))) == purposes, rid
+    ledger.close()
+
+
+def _told(ledger: Ledger, request_id: str) -> list[str]:
+    """The purposes of the notices audited as sent for ``request_id``, in order."""
+    return [e.detail["purpose"] for e in ledger.timeline(request_id) if e.action == "notified"]

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -211,6 +212,7 @@ def test_reconcile_after_the_topics_are_deleted_and_created_again(
     run = Run(cluster, tmp_path, len(people), f"sqlite:///{tmp_path / 'ledger.db'}")
     with dsr_up_process(tmp_path, "--runners", "0", env=run.env) as up:
         run.joined("worker-0")
+        before = datetime.now(UTC)
         ids = run.submit(people)
         wait_for(
             "every request to wait on its systems",
@@ -230,7 +232,7 @@ def test_reconcile_after_the_topics_are_deleted_and_created_again(
     env = {k: v for k, v in os.environ.items() if not k.startswith("DSR_")}
     env.update(DSR_HOME=str(tmp_path), **run.env)
     done = subprocess.run(
-        [sys.executable, "-m", "services.cli", "reconcile"],
+        [sys.executable, "-m", "services.cli", "reconcile", "--since", before.isoformat()],
         env=env,
         capture_output=True,
         text=True,
@@ -238,6 +240,8 @@ def test_reconcile_after_the_topics_are_deleted_and_created_again(
         check=True,
     )
     assert "Re-drove 10 open request(s)" in done.stdout, done.stdout
+    # none answered yet, and an APPI request owes no notice before its response
+    assert "0 response(s) to be sent again by the workers; 0 notice(s)" in done.stdout
     expected = Durability.for_cluster(3)
     assert f"{topics.RESULTS}: replication factor 1, expected {expected.replication}" in (
         " ".join(done.stderr.split())

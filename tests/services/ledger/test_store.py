@@ -14,7 +14,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import inspect, text, update
 
 from services.ledger import Arrival, Completion, Ledger, RequestStatus, TaskPlan, as_utc, tasks
-from services.ledger.models import Response
+from services.ledger.models import Request, Response
 from services.ledger.types import Action
 from services.rules.policy import after_months
 from streams.records import Fee, TaskResult, TaskStatus
@@ -564,6 +564,37 @@ def test_responses_a_lost_broker_held_are_marked_unsent_and_no_others(ledger: Le
     assert ledger.unpublish(started, now - timedelta(days=7)) == 1
     assert [r.request_id for r in ledger.unpublished_responses()] == ["held"]
     assert ledger.unpublish(started, now - timedelta(days=7)) == 0  # nothing twice
+
+
+def test_the_open_requests_changed_since_a_moment_are_those_and_no_others(
+    ledger: Ledger,
+) -> None:
+    """What a lost log may have held notices for: open requests (held, accepted, fanned
+    out) admitted or changed since, not those answered, nor those untouched since."""
+    for rid, action, reason in [
+        ("untouched", "proceed", None),
+        ("extended", "proceed", None),
+        ("held", "hold", "fee_unpaid"),
+        ("accepted", "proceed", None),
+        ("fanned", "proceed", None),
+        ("answered", "proceed", None),
+    ]:
+        ledger.admit(event(rid), action, reason, DEADLINE)
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    with ledger.session() as s:  # these two admitted before the moment, the others after
+        s.execute(
+            update(Request)
+            .where(Request.request_id.in_(["untouched", "extended"]))
+            .values(updated_at=since - timedelta(minutes=5))
+        )
+    ledger.fan_out("fanned", _plans("fanned"), timedelta(seconds=60))
+    ledger.fan_out("answered", _plans("answered"), timedelta(seconds=60))
+    assert ledger.complete("answered", "completed", {"status": "completed"}, 12) is True
+    assert ledger.extend("extended", "many systems", "op", lambda d: d + timedelta(days=30))[0]
+    changed = ledger.open_changed_since(since)
+    assert sorted(r.request_id for r in changed) == ["accepted", "extended", "fanned", "held"]
+    assert {r.request_id: r.status for r in changed}["held"] == RequestStatus.HELD
+    assert ledger.open_changed_since(datetime.now(UTC) + timedelta(seconds=1)) == []
 
 
 def _expire_lease(ledger: Ledger, request_id: str) -> None:

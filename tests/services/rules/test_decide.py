@@ -94,3 +94,13 @@ def test_rule_11_deadlines_per_regulation() -> None:
     # one calendar month, clamped to the end of February
     assert rules.deadline(make(regulation="gdpr")) == datetime(2026, 2, 28, 9, tzinfo=UTC)
     assert rules.deadline(make(regulation="ccpa")) == datetime(2026, 3, 17, 9, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("regulation", ["appi", "gdpr", "ccpa"])
+def test_what_an_open_request_owes_before_its_response(regulation: str) -> None:
+    """CCPA confirms receipt (§ 7021, 10 business days); the others do not. A held
+    request's principal is told why, an extended one's of the new deadline."""
+    ack = ["acknowledgement"] if regulation == "ccpa" else []
+    assert rules.notices_owed(regulation, held=False) == ack
+    assert rules.notices_owed(regulation, held=True) == [*ack, "hold"]
+    assert rules.notices_owed(regulation, held=False, extended=True) == [*ack, "extension"]
