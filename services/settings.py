@@ -54,6 +54,7 @@ valid integer``); an empty variable counts as unset.
 from __future__ import annotations
 
 import os
+from email import policy
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -165,6 +166,25 @@ class Settings(BaseSettings):
     @classmethod
     def _case(cls, value: str, info: Any) -> str:
         return value.lower() if info.field_name == "notifier" else value.upper()
+
+    @field_validator("notice_from")
+    @classmethod
+    def _one_address(cls, value: str) -> str:
+        """The From of every notice: refused here rather than by each notice it would
+        fail (the standard library cannot even parse some display names)."""
+        try:
+            header = policy.SMTP.header_factory("From", value)
+            addresses, defects = header.addresses, header.defects
+        except Exception:  # noqa: BLE001 - the library's parser fails in its own ways
+            addresses, defects = (), ("unparsable",)
+        address = addresses[0].addr_spec if len(addresses) == 1 else ""
+        if defects or "@" not in address or not address.isascii():
+            raise ValueError(
+                "not one e-mail address for the From header, in ASCII (an international "
+                "domain in its xn-- form), like privacy@example.com or "
+                "Privacy Office <privacy@example.com>"
+            )
+        return value
 
     @property
     def letterhead_path(self) -> Path:

@@ -46,6 +46,20 @@ def test_a_bad_value_is_refused_by_its_variable(monkeypatch: pytest.MonkeyPatch)
     assert "DSR_TOPIC_PREFIX='a/b'" in message
 
 
+@pytest.mark.parametrize(
+    "sender",
+    [". <privacy@example.jp>", "privacy", "a@example.jp, b@example.jp", "<p@exampl\u00e9.jp>"],
+)
+def test_a_notice_sender_that_is_not_one_address_stops_the_process(
+    monkeypatch: pytest.MonkeyPatch, sender: str
+) -> None:
+    """Refused when read, not by every notice the worker would then fail to send."""
+    monkeypatch.setenv("DSR_NOTICE_FROM", sender)
+    with pytest.raises(SystemExit) as stopped:
+        load()
+    assert f"DSR_NOTICE_FROM={sender!r}: Value error, not one e-mail address" in str(stopped.value)
+
+
 def test_the_cli_names_a_bad_variable(tmp_path: Path) -> None:
     env = {**os.environ, "DSR_HOME": str(tmp_path), "DSR_SIGNATURE_MAX_AGE_S": "ten minutes"}
     done = subprocess.run(

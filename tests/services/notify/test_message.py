@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email import policy
+from email import message_from_bytes, policy
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from io import BytesIO
@@ -15,8 +15,10 @@ from unittest.mock import patch
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from services.notify import Notice, message
+from services.settings import Settings
 
 SENDER = "プライバシー窓口 <privacy@example.co.jp>"
 
@@ -110,3 +112,19 @@ def test_a_plain_looking_subject_is_rendered_as_the_standard_library_renders_it(
 ) -> None:
     n = notice("taro@example.jp", subject, "本文\n")
     assert message.render(n, SENDER).as_bytes() == stock(n).as_bytes()
+
+
+@given(_SENDERS | st.text(max_size=60), _REQUEST_IDS)
+@example(". <0@A.AC>", "0")
+def test_every_sender_the_settings_accept_renders_every_notice(
+    sender: str, request_id: str
+) -> None:
+    """What ``DSR_NOTICE_FROM`` lets through, a notice can be sent from."""
+    try:
+        accepted = Settings(notice_from=sender).notice_from
+    except ValidationError:
+        return
+    n = notice("taro@example.jp", "ご請求について", "本文\n", request_id)
+    read = message_from_bytes(message.render(n, accepted).as_bytes(), policy=policy.default)
+    [address] = read["From"].addresses
+    assert address.addr_spec == policy.default.header_factory("From", sender).addresses[0].addr_spec
