@@ -121,7 +121,10 @@ def test_the_notices_an_empty_broker_restart_lost_are_sent_once(tmp_path: Path) 
             ),
         )
         wait_sent(ledger, ["ccpa-told", "ccpa-lost"])
-        wait_for("the responses' notices", lambda: "response" in _told(ledger, "ccpa-lost"))
+        wait_for(
+            "the responses' notices",
+            lambda: all("response" in _told(ledger, r) for r in ("ccpa-told", "ccpa-lost")),
+        )
     assert sorted(_told(ledger, "ccpa-told")) == ["acknowledgement", "response"]
     assert sorted(_told(ledger, "ccpa-lost")) == ["acknowledgement", "response"]
     assert _told(ledger, "fee-lost") == ["hold"]  # still held: nothing else is owed
