@@ -137,6 +137,24 @@ class Queries(LedgerBase):
                 or 0
             )
 
+    def unacknowledged(self, regulations: Sequence[str]) -> list[tuple[str, datetime]]:
+        """The regulation and arrival of each open request under ``regulations`` whose
+        principal has no acknowledgement recorded as sent."""
+        told = select(AuditEntry.id).where(
+            AuditEntry.request_id == Request.request_id,
+            AuditEntry.action == Action.NOTIFIED.value,
+            AuditEntry.detail["purpose"].as_string() == "acknowledgement",
+        )
+        with self.session() as s:
+            rows = s.execute(
+                select(Request.regulation, Request.received_at).where(
+                    Request.status.in_([st.value for st in OPEN_STATUSES]),
+                    Request.regulation.in_(list(regulations)),
+                    ~told.exists(),
+                )
+            )
+            return [(regulation, as_utc(at)) for regulation, at in rows]
+
     def finished_requests(self, since: datetime, limit: int = 20_000) -> list[FinishedRequest]:
         """Requests completed since ``since``, newest first (at most ``limit``)."""
         with self.session() as s:

@@ -1,12 +1,12 @@
 """The ledger's gauges: requests in flight, tasks waiting, deadlines and litigation at
-risk, redrives; read from the ledger at each scrape (``LedgerCollector``), and served by
-the exporter process."""
+risk, acknowledgements unsent, redrives; read from the ledger at each scrape
+(``LedgerCollector``), and served by the exporter process."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -55,6 +55,12 @@ LITIGATION_RISK_HELP = (
     "Open requests old enough that the principal may sue (APPI Art. 39: two weeks after "
     "the request arrived), by regulation; only regulations with such a rule are reported."
 )
+ACK_UNSENT = "dsr_acknowledgements_unsent"
+ACK_UNSENT_HELP = (
+    "Open requests whose principal has not been told they arrived, under regulations "
+    "that ask for it (CCPA: within 10 business days), by regulation: window=any all of "
+    "them, window=overdue those past that time."
+)
 _HOLD_STATUS = {"verification_pending": "held_verification", "fee_unpaid": "held_fee"}
 
 
@@ -79,6 +85,7 @@ class LedgerCollector(Collector):
                 DEADLINE_AT_RISK, DEADLINE_AT_RISK_HELP, labels=["regulation", "window"]
             ),
             GaugeMetricFamily(LITIGATION_RISK, LITIGATION_RISK_HELP, labels=["regulation"]),
+            GaugeMetricFamily(ACK_UNSENT, ACK_UNSENT_HELP, labels=["regulation", "window"]),
             CounterMetricFamily(REDRIVES, REDRIVES_HELP, labels=["system"]),
         ]
 
@@ -96,20 +103,13 @@ class LedgerCollector(Collector):
                 for r in Regulation
                 if (bound := rules.litigation_risk_from(r.value, now)) is not None
             }
+            acknowledging = [r.value for r in Regulation if rules.acknowledgement_due(r, now)]
+            unacknowledged = self.ledger.unacknowledged(acknowledging)
         except SQLAlchemyError as exc:
             log.warning("ledger gauges skipped: %s", type(exc).__name__)
             return
 
-        in_flight = GaugeMetricFamily(IN_FLIGHT, IN_FLIGHT_HELP, labels=["status"])
-        counts = dict.fromkeys(IN_FLIGHT_STATUSES, 0)
-        for (status, reason), n in by_status.items():
-            if status == RequestStatus.HELD:
-                status = _HOLD_STATUS.get(reason or "", "held_other")
-            if status in counts:
-                counts[status] += n
-        for status, n in counts.items():
-            in_flight.add_metric([status], n)
-        yield in_flight
+        yield _in_flight(by_status)
 
         tasks = GaugeMetricFamily(TASKS_WAITING, TASKS_WAITING_HELP, labels=["system"])
         self._systems |= set(waiting)
@@ -126,17 +126,48 @@ class LedgerCollector(Collector):
             redrives.add_metric([system], redriven.get(system, 0))
         yield redrives
 
-        risk = GaugeMetricFamily(
-            DEADLINE_AT_RISK, DEADLINE_AT_RISK_HELP, labels=["regulation", "window"]
-        )
-        for regulation in sorted({r.value for r in Regulation} | set(due)):
-            overdue, *within = due.get(regulation, [0] * (len(windows) + 1))
-            risk.add_metric([regulation, "overdue"], overdue)
-            for (window, _), n in zip(windows, within, strict=True):
-                risk.add_metric([regulation, window], n - overdue)
-        yield risk
+        yield _deadlines(due, [window for window, _ in windows])
 
         litigation = GaugeMetricFamily(LITIGATION_RISK, LITIGATION_RISK_HELP, labels=["regulation"])
         for regulation, n in suable.items():
             litigation.add_metric([regulation], n)
         yield litigation
+
+        yield _unsent(acknowledging, unacknowledged, now)
+
+
+def _in_flight(by_status: Mapping[tuple[str, str | None], int]) -> Metric:
+    in_flight = GaugeMetricFamily(IN_FLIGHT, IN_FLIGHT_HELP, labels=["status"])
+    counts = dict.fromkeys(IN_FLIGHT_STATUSES, 0)
+    for (status, reason), n in by_status.items():
+        if status == RequestStatus.HELD:
+            status = _HOLD_STATUS.get(reason or "", "held_other")
+        if status in counts:
+            counts[status] += n
+    for status, n in counts.items():
+        in_flight.add_metric([status], n)
+    return in_flight
+
+
+def _deadlines(due: Mapping[str, list[int]], windows: list[str]) -> Metric:
+    """``due``: per regulation, the open requests due before now and each window's end."""
+    risk = GaugeMetricFamily(
+        DEADLINE_AT_RISK, DEADLINE_AT_RISK_HELP, labels=["regulation", "window"]
+    )
+    for regulation in sorted({r.value for r in Regulation} | set(due)):
+        overdue, *within = due.get(regulation, [0] * (len(windows) + 1))
+        risk.add_metric([regulation, "overdue"], overdue)
+        for window, n in zip(windows, within, strict=True):
+            risk.add_metric([regulation, window], n - overdue)
+    return risk
+
+
+def _unsent(
+    acknowledging: list[str], unacknowledged: list[tuple[str, datetime]], now: datetime
+) -> Metric:
+    unsent = GaugeMetricFamily(ACK_UNSENT, ACK_UNSENT_HELP, labels=["regulation", "window"])
+    for regulation in acknowledging:
+        by = [rules.acknowledgement_due(r, at) for r, at in unacknowledged if r == regulation]
+        unsent.add_metric([regulation, "any"], len(by))
+        unsent.add_metric([regulation, "overdue"], len([d for d in by if d and d < now]))
+    return unsent

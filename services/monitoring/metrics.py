@@ -22,6 +22,7 @@ identifier or any other value taken from a subject never becomes a label.
 | dsr_deadline_at_risk | gauge | regulation, window (from the ledger, at scrape time) |
 | dsr_redrives_total | counter | system: failed tasks redriven (from the ledger's audit) |
 | dsr_litigation_risk | gauge | regulation (APPI Art. 39; from the ledger, at scrape time) |
+| dsr_acknowledgements_unsent | gauge | regulation, window: arrival not yet told (from the ledger) |
 | dsr_dead_letters_total | counter | source |
 | dsr_requests_parked_total | counter | stage, error: requests set aside because handling raised |
 | dsr_rejected_events_total | counter | reason_code |

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from services.rules import appi, ccpa, gdpr, reasons
-from services.rules.policy import Policy
+from services.rules.policy import Policy, add_business_days
 from streams.records import NoticePurpose, RequestEvent
 
 POLICIES: dict[str, Policy] = {p.regulation: p for p in (appi.POLICY, gdpr.POLICY, ccpa.POLICY)}
@@ -43,6 +43,13 @@ def notices_owed(regulation: str, *, held: bool, extended: bool = False) -> list
     if extended:
         owed.append("extension")
     return owed
+
+
+def acknowledgement_due(regulation: str, received_at: datetime) -> datetime | None:
+    """When the principal must have been told the request arrived (CCPA regs § 7021(a):
+    10 business days); None where the regulation asks for no acknowledgement."""
+    days = policy_for(regulation).acknowledge_within_business_days
+    return None if days is None else add_business_days(received_at, days)
 
 
 def grounds_invoked(event: RequestEvent) -> dict[str, str | None]:

@@ -597,6 +597,25 @@ def test_the_open_requests_changed_since_a_moment_are_those_and_no_others(
     assert ledger.open_changed_since(datetime.now(UTC) + timedelta(seconds=1)) == []
 
 
+def test_unacknowledged_requests_are_the_open_ones_with_no_acknowledgement_sent(
+    ledger: Ledger,
+) -> None:
+    for rid, regulation in [("told", "ccpa"), ("other-notice", "ccpa"), ("appi", "appi")]:
+        ledger.admit(event(rid, regulation=regulation), "proceed", None, DEADLINE)
+    ledger.admit(event("answered", regulation="ccpa"), "proceed", None, DEADLINE)
+    ledger.fan_out("answered", _plans("answered"), timedelta(seconds=60))
+    assert ledger.complete("answered", "completed", {"status": "completed"}, 12) is True
+    ledger.audit("told", "notices", Action.NOTIFIED, notice_id="a", purpose="acknowledgement")
+    ledger.audit("other-notice", "notices", Action.NOTIFIED, notice_id="h", purpose="hold")
+    ledger.audit("other-notice", "notices", Action.RECEIVED, purpose="acknowledgement")
+    received = event("x").received_at
+    assert ledger.unacknowledged(["ccpa"]) == [("ccpa", received)]
+    assert sorted(ledger.unacknowledged(["ccpa", "appi"])) == [
+        ("appi", received),
+        ("ccpa", received),
+    ]
+
+
 def _expire_lease(ledger: Ledger, request_id: str) -> None:
     """The lease's end passes, as when its holder died and no longer renews it."""
     with ledger.session() as s:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +21,9 @@ from services.demo.scenario import HANAKO, TARO, event
 from services.ledger.models import Request
 from services.monitoring.ledger import LedgerCollector
 from services.monitoring.metrics import REGISTRY
+from services.notify import OutboxNotifier
 from streams import topics
-from streams.agents import aggregate, fanout, intake, respond
+from streams.agents import aggregate, fanout, intake, notices, respond
 from streams.context import Outgoing, Pipeline
 from streams.records import TaskResult, utcnow
 from tests.streams.agents.fixtures import run_tasks
@@ -339,6 +342,40 @@ def test_rule_14_an_appi_request_open_two_weeks_after_arrival_raises_the_art_39_
     )  # answered: no risk any more
     assert read("dsr_litigation_risk", regulation="appi") == 1
     assert read("dsr_litigation_risk", regulation="gdpr") is None  # not reported at all
+
+
+def test_rule_15_a_ccpa_request_not_acknowledged_within_10_business_days_is_overdue(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    read = gauges(LedgerCollector(pipeline.ledger))
+    now = utcnow()
+    owed = {}
+    for rid, regulation, received in [
+        ("ack-late", "ccpa", now - timedelta(days=20)),
+        ("ack-new", "ccpa", now - timedelta(hours=1)),
+        ("ack-told", "ccpa", now - timedelta(days=20)),
+        ("ack-appi", "appi", now - timedelta(days=20)),  # the APPI asks for no acknowledgement
+    ]:
+        event_ = event(rid, "disclosure", TARO, regulation=regulation)
+        event_["received_at"] = received.isoformat()
+        sent = play(pipeline, "intake", intake.handle_request, json.dumps(event_).encode())
+        owed[rid] = [o.value for o in sent if o.topic == topics.NOTICES]
+    complete(
+        pipeline,
+        request_id="ack-answered",
+        kind="disclosure",
+        identifiers=TARO,
+        regulation="ccpa",
+        received_at=(now - timedelta(days=20)).isoformat(),
+    )  # answered: its acknowledgement no longer matters
+    assert read("dsr_acknowledgements_unsent", regulation="ccpa", window="any") == 3
+    # the notices agent sends one: that principal has been told
+    outbox = OutboxNotifier(tmp_path / "outbox", sender="privacy@example.jp")
+    asyncio.run(notices.handle_notices(pipeline, outbox, owed["ack-told"], "the desk"))
+    assert owed["ack-appi"] == []
+    assert read("dsr_acknowledgements_unsent", regulation="ccpa", window="any") == 2
+    assert read("dsr_acknowledgements_unsent", regulation="ccpa", window="overdue") == 1
+    assert read("dsr_acknowledgements_unsent", regulation="appi", window="any") is None
 
 
 # -- the /metrics endpoint ---------------------------------------------------------------
