@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 
 from services.ledger.base import LedgerBase, as_utc
 from services.ledger.models import OPEN_STATUSES, AuditEntry, Request, Task
@@ -137,19 +137,25 @@ class Queries(LedgerBase):
                 or 0
             )
 
-    def unacknowledged(self, regulations: Sequence[str]) -> list[tuple[str, datetime]]:
-        """The regulation and arrival of each open request under ``regulations`` whose
-        principal has no acknowledgement recorded as sent."""
+    def untold(
+        self, regulations: Sequence[str], answered_since: datetime
+    ) -> list[tuple[str, datetime]]:
+        """The regulation and arrival of each request under ``regulations`` whose
+        principal has been sent neither an acknowledgement nor the response: the open
+        ones, and those answered since ``answered_since``."""
         told = select(AuditEntry.id).where(
             AuditEntry.request_id == Request.request_id,
             AuditEntry.action == Action.NOTIFIED.value,
-            AuditEntry.detail["purpose"].as_string() == "acknowledgement",
+            AuditEntry.detail["purpose"].as_string().in_(["acknowledgement", "response"]),
         )
         with self.session() as s:
             rows = s.execute(
                 select(Request.regulation, Request.received_at).where(
-                    Request.status.in_([st.value for st in OPEN_STATUSES]),
                     Request.regulation.in_(list(regulations)),
+                    or_(
+                        Request.status.in_([st.value for st in OPEN_STATUSES]),
+                        Request.completed_at >= as_utc(answered_since),
+                    ),
                     ~told.exists(),
                 )
             )

@@ -57,10 +57,13 @@ LITIGATION_RISK_HELP = (
 )
 ACK_UNSENT = "dsr_acknowledgements_unsent"
 ACK_UNSENT_HELP = (
-    "Open requests whose principal has not been told they arrived, under regulations "
-    "that ask for it (CCPA: within 10 business days), by regulation: window=any all of "
-    "them, window=overdue those past that time."
+    "Requests whose principal has been sent neither an acknowledgement nor the response, "
+    "under regulations that ask for receipt to be confirmed (CCPA: within 10 business "
+    "days), by regulation; open ones and those answered in the last 30 days: window=any "
+    "all of them, window=overdue those past that time."
 )
+#: How long an answered request whose principal was told nothing stays counted.
+UNTOLD_ANSWERED_WITHIN = timedelta(days=30)
 _HOLD_STATUS = {"verification_pending": "held_verification", "fee_unpaid": "held_fee"}
 
 
@@ -104,7 +107,7 @@ class LedgerCollector(Collector):
                 if (bound := rules.litigation_risk_from(r.value, now)) is not None
             }
             acknowledging = [r.value for r in Regulation if rules.acknowledgement_due(r, now)]
-            unacknowledged = self.ledger.unacknowledged(acknowledging)
+            untold = self.ledger.untold(acknowledging, now - UNTOLD_ANSWERED_WITHIN)
         except SQLAlchemyError as exc:
             log.warning("ledger gauges skipped: %s", type(exc).__name__)
             return
@@ -133,7 +136,7 @@ class LedgerCollector(Collector):
             litigation.add_metric([regulation], n)
         yield litigation
 
-        yield _unsent(acknowledging, unacknowledged, now)
+        yield _unsent(acknowledging, untold, now)
 
 
 def _in_flight(by_status: Mapping[tuple[str, str | None], int]) -> Metric:
@@ -162,12 +165,10 @@ def _deadlines(due: Mapping[str, list[int]], windows: list[str]) -> Metric:
     return risk
 
 
-def _unsent(
-    acknowledging: list[str], unacknowledged: list[tuple[str, datetime]], now: datetime
-) -> Metric:
+def _unsent(acknowledging: list[str], untold: list[tuple[str, datetime]], now: datetime) -> Metric:
     unsent = GaugeMetricFamily(ACK_UNSENT, ACK_UNSENT_HELP, labels=["regulation", "window"])
     for regulation in acknowledging:
-        by = [rules.acknowledgement_due(r, at) for r, at in unacknowledged if r == regulation]
+        by = [rules.acknowledgement_due(r, at) for r, at in untold if r == regulation]
         unsent.add_metric([regulation, "any"], len(by))
         unsent.add_metric([regulation, "overdue"], len([d for d in by if d and d < now]))
     return unsent

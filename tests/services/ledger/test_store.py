@@ -597,23 +597,40 @@ def test_the_open_requests_changed_since_a_moment_are_those_and_no_others(
     assert ledger.open_changed_since(datetime.now(UTC) + timedelta(seconds=1)) == []
 
 
-def test_unacknowledged_requests_are_the_open_ones_with_no_acknowledgement_sent(
+def test_untold_requests_are_those_sent_neither_an_acknowledgement_nor_their_response(
     ledger: Ledger,
 ) -> None:
-    for rid, regulation in [("told", "ccpa"), ("other-notice", "ccpa"), ("appi", "appi")]:
-        ledger.admit(event(rid, regulation=regulation), "proceed", None, DEADLINE)
-    ledger.admit(event("answered", regulation="ccpa"), "proceed", None, DEADLINE)
-    ledger.fan_out("answered", _plans("answered"), timedelta(seconds=60))
-    assert ledger.complete("answered", "completed", {"status": "completed"}, 12) is True
-    ledger.audit("told", "notices", Action.NOTIFIED, notice_id="a", purpose="acknowledgement")
+    arrived = {}  # each at its own minute, to tell them apart in what comes back
+    for i, (rid, regulation) in enumerate(
+        [
+            ("acknowledged", "ccpa"),
+            ("other-notice", "ccpa"),
+            ("appi", "appi"),
+            ("answered", "ccpa"),
+            ("answered-told", "ccpa"),
+            ("answered-long-ago", "ccpa"),
+        ]
+    ):
+        arrived[rid] = datetime(2026, 11, 24, 9, i, tzinfo=UTC)
+        request = event(rid, regulation=regulation, received_at=arrived[rid].isoformat())
+        ledger.admit(request, "proceed", None, DEADLINE)
+    for rid in ("answered", "answered-told", "answered-long-ago"):
+        ledger.fan_out(rid, _plans(rid), timedelta(seconds=60))
+        assert ledger.complete(rid, "completed", {"status": "completed"}, 12) is True
+    with ledger.session() as s:
+        s.execute(
+            update(Request)
+            .where(Request.request_id == "answered-long-ago")
+            .values(completed_at=datetime.now(UTC) - timedelta(days=40))
+        )
+    for rid, purpose in [("acknowledged", "acknowledgement"), ("answered-told", "response")]:
+        ledger.audit(rid, "notices", Action.NOTIFIED, notice_id=rid, purpose=purpose)
     ledger.audit("other-notice", "notices", Action.NOTIFIED, notice_id="h", purpose="hold")
     ledger.audit("other-notice", "notices", Action.RECEIVED, purpose="acknowledgement")
-    received = event("x").received_at
-    assert ledger.unacknowledged(["ccpa"]) == [("ccpa", received)]
-    assert sorted(ledger.unacknowledged(["ccpa", "appi"])) == [
-        ("appi", received),
-        ("ccpa", received),
-    ]
+    since = datetime.now(UTC) - timedelta(days=30)
+    untold = [("ccpa", arrived["other-notice"]), ("ccpa", arrived["answered"])]
+    assert sorted(ledger.untold(["ccpa"], since)) == untold
+    assert sorted(ledger.untold(["ccpa", "appi"], since)) == [("appi", arrived["appi"]), *untold]
 
 
 def _expire_lease(ledger: Ledger, request_id: str) -> None:

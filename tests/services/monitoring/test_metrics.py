@@ -344,37 +344,43 @@ def test_rule_14_an_appi_request_open_two_weeks_after_arrival_raises_the_art_39_
     assert read("dsr_litigation_risk", regulation="gdpr") is None  # not reported at all
 
 
-def test_rule_15_a_ccpa_request_not_acknowledged_within_10_business_days_is_overdue(
+def test_rule_15_a_ccpa_principal_told_nothing_in_10_business_days_is_overdue(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
+    """Told means an acknowledgement or the response notice sent; an open request, or
+    one answered whose notice did not go, counts until then."""
     read = gauges(LedgerCollector(pipeline.ledger))
-    now = utcnow()
+    long_ago = (utcnow() - timedelta(days=20)).isoformat()
     owed = {}
     for rid, regulation, received in [
-        ("ack-late", "ccpa", now - timedelta(days=20)),
-        ("ack-new", "ccpa", now - timedelta(hours=1)),
-        ("ack-told", "ccpa", now - timedelta(days=20)),
-        ("ack-appi", "appi", now - timedelta(days=20)),  # the APPI asks for no acknowledgement
+        ("ack-late", "ccpa", long_ago),
+        ("ack-new", "ccpa", (utcnow() - timedelta(hours=1)).isoformat()),
+        ("ack-told", "ccpa", long_ago),
+        ("ack-appi", "appi", long_ago),  # the APPI asks for no acknowledgement
     ]:
-        event_ = event(rid, "disclosure", TARO, regulation=regulation)
-        event_["received_at"] = received.isoformat()
+        event_ = event(rid, "disclosure", TARO, regulation=regulation, received_at=received)
         sent = play(pipeline, "intake", intake.handle_request, json.dumps(event_).encode())
         owed[rid] = [o.value for o in sent if o.topic == topics.NOTICES]
-    complete(
-        pipeline,
-        request_id="ack-answered",
-        kind="disclosure",
-        identifiers=TARO,
-        regulation="ccpa",
-        received_at=(now - timedelta(days=20)).isoformat(),
-    )  # answered: its acknowledgement no longer matters
-    assert read("dsr_acknowledgements_unsent", regulation="ccpa", window="any") == 3
-    # the notices agent sends one: that principal has been told
-    outbox = OutboxNotifier(tmp_path / "outbox", sender="privacy@example.jp")
-    asyncio.run(notices.handle_notices(pipeline, outbox, owed["ack-told"], "the desk"))
+    for rid in ("ack-answered", "ack-answered-untold"):
+        sent = complete(
+            pipeline,
+            request_id=rid,
+            kind="disclosure",
+            identifiers=TARO,
+            regulation="ccpa",
+            received_at=long_ago,
+        )
+        owed[rid] = [o.value for o in sent if o.topic == topics.NOTICES]
     assert owed["ack-appi"] == []
-    assert read("dsr_acknowledgements_unsent", regulation="ccpa", window="any") == 2
-    assert read("dsr_acknowledgements_unsent", regulation="ccpa", window="overdue") == 1
+    assert read("dsr_acknowledgements_unsent", regulation="ccpa", window="any") == 5
+    assert read("dsr_acknowledgements_unsent", regulation="ccpa", window="overdue") == 4
+    # the notices agent sends one's acknowledgement, and another's response notice only
+    outbox = OutboxNotifier(tmp_path / "outbox", sender="privacy@example.jp")
+    response_only = [raw for raw in owed["ack-answered"] if b'"response"' in raw]
+    for raws in (owed["ack-told"], response_only):
+        asyncio.run(notices.handle_notices(pipeline, outbox, raws, "the desk"))
+    assert read("dsr_acknowledgements_unsent", regulation="ccpa", window="any") == 3
+    assert read("dsr_acknowledgements_unsent", regulation="ccpa", window="overdue") == 2
     assert read("dsr_acknowledgements_unsent", regulation="appi", window="any") is None
 
 
