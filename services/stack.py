@@ -14,16 +14,19 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
 from services.broker import EmbeddedBroker, create_topics, free_port
 from services.client import Submitter
 from services.crypto.public import export_for_producers
+from services.datamap import DataMap
 from services.datamap import load as load_datamap
+from services.files import write_atomic
 from services.ledger import Ledger
 from services.processes import die_with_parent
-from services.reconcile import reconcile
+from services.reconcile import Reconciled, reconcile
 from services.settings import Settings
 from services.signing import Keyring
 from streams.topics import all_topics
@@ -62,25 +65,37 @@ class Stack:
         return self.broker.bootstrap
 
     def start(self) -> None:
+        """Start the broker (the embedded one unless ``DSR_KAFKA_BOOTSTRAP`` names one),
+        create the topics, then the processes. An embedded broker starts empty: what
+        the one before it held (a previous ``dsr up``'s, stopped or killed) is lost, so
+        every open request is re-driven from the ledger and the responses and notices
+        that broker held are sent again, as when it restarts under ``dsr up``."""
         home = self.settings.home
         home.mkdir(parents=True, exist_ok=True)
-        if not self.settings.kafka_bootstrap:
+        datamap = load_datamap(self.settings.datamap_path)
+        Ledger(self.settings.database_url).migrate()
+        if self.settings.kafka_bootstrap:
+            self.topic_drift = create_topics(
+                self.bootstrap,
+                all_topics(sorted(datamap.systems)),
+                replication=self.settings.topic_replication,
+                min_isr=self.settings.topic_min_isr,
+            )
+        else:
+            before = _last_broker_start(home)
             self.broker = EmbeddedBroker.start(self._log_path("broker"))
+            _record_broker_start(home, self.broker)
+            done = self._reconcile(datamap, before)
+            self.topic_drift = done.drift
+            if done.redriven:
+                log.warning("%d open request(s) re-driven from the ledger", done.redriven)
         (home / "broker.addr").write_text(self.bootstrap)
+        for line in self.topic_drift:
+            log.warning("topic differs from the expected settings: %s", line)
         if self.settings.require_signatures:
             Keyring.ensure(self.settings.signing_keys_path)
         if self.settings.seal_events:
             export_for_producers(self.settings)
-        datamap = load_datamap(self.settings.datamap_path)
-        self.topic_drift = create_topics(
-            self.bootstrap,
-            all_topics(sorted(datamap.systems)),
-            replication=self.settings.topic_replication,
-            min_isr=self.settings.topic_min_isr,
-        )
-        for line in self.topic_drift:
-            log.warning("topic differs from the expected settings: %s", line)
-        Ledger(self.settings.database_url).migrate()
         for i in range(self.workers):
             self.add(f"worker-{i}", [sys.executable, "-m", "streams.app", "worker"])
         for i in range(self.runners):
@@ -118,21 +133,26 @@ class Stack:
         lost = self.broker
         lost.stop()
         self.broker = EmbeddedBroker.start(self._log_path("broker"), port=lost.port)
-        datamap = load_datamap(self.settings.datamap_path)
+        _record_broker_start(self.settings.home, self.broker)
+        done = self._reconcile(load_datamap(self.settings.datamap_path), lost.started_at)
+        for name in running:
+            self.spawn(name)
+        return done.redriven
+
+    def _reconcile(self, datamap: DataMap, lost_since: datetime | None) -> Reconciled:
+        """After an embedded broker started empty: the topics made, every open request
+        re-driven, and what the log lost since ``lost_since`` held for the principals
+        theirs again: the responses (each sent once more; a client knows one again by
+        its request id and revision), and the notices owed to open requests."""
         with Ledger(self.settings.database_url) as ledger:
-            # What its log held for the principals is theirs again: the responses (each
-            # sent once more; a client knows one again by its request id and revision),
-            # and the notices owed to open requests.
-            done = reconcile(self.bootstrap, ledger, datamap, lost_since=lost.started_at)
+            done = reconcile(self.bootstrap, ledger, datamap, lost_since=lost_since)
         if done.responses or done.notices:
             log.warning(
                 "%d response(s) and %d notice(s) the broker may have held are to be sent again",
                 done.responses,
                 done.notices,
             )
-        for name in running:
-            self.spawn(name)
-        return done.redriven
+        return done
 
     def submitter(self) -> Submitter:
         """A producer of request events, signed with the stack's producer key."""
@@ -291,6 +311,24 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _broker_start_file(home: Path) -> Path:
+    return home / "run" / "embedded-broker.started"
+
+
+def _last_broker_start(home: Path) -> datetime | None:
+    """When the embedded broker last started here (its log is gone once it stopped)."""
+    try:
+        return datetime.fromisoformat(_broker_start_file(home).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _record_broker_start(home: Path, broker: EmbeddedBroker) -> None:
+    path = _broker_start_file(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, broker.started_at.isoformat().encode())
 
 
 def _metrics_url(port: int) -> str:
