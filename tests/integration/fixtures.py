@@ -174,6 +174,11 @@ def notice_text(home: Path, request_id: str) -> str:
     return str(body.get_content())
 
 
+def told(ledger: Ledger, request_id: str) -> list[str]:
+    """The purposes of the notices audited as sent to the request's principal, in order."""
+    return [e.detail["purpose"] for e in ledger.timeline(request_id) if e.action == "notified"]
+
+
 def wait_sent(ledger: Ledger, request_ids: Iterable[str], timeout: float = 180) -> None:
     """Wait until the ledger records every one of these requests' responses as sent. A
     worker killed while sending one holds its lease until it runs out

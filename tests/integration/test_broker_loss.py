@@ -16,7 +16,7 @@ from streams import topics
 from streams.agents import intake
 from streams.context import Pipeline
 from tests.fixtures.ledger_reads import count_by_status
-from tests.integration.fixtures import joined_stack, settings_for, wait_for, wait_sent
+from tests.integration.fixtures import joined_stack, settings_for, told, wait_for, wait_sent
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +99,7 @@ def test_the_notices_an_empty_broker_restart_lost_are_sent_once(tmp_path: Path) 
         submitter.submit_all(
             [json.dumps(event("ccpa-told", "disclosure", TARO, regulation="ccpa")).encode()]
         )
-        wait_for("the first acknowledgement", lambda: _told(ledger, "ccpa-told"))
+        wait_for("the first acknowledgement", lambda: told(ledger, "ccpa-told"))
         stack.kill("worker-0")  # what intake sends from here on is not read before the loss
         ctx = Pipeline.from_settings(settings)
         for body in lost:  # admitted as the worker admits them; what it sends is lost
@@ -116,23 +116,18 @@ def test_the_notices_an_empty_broker_restart_lost_are_sent_once(tmp_path: Path) 
         wait_for(
             "the lost notices",
             lambda: (
-                _told(ledger, "ccpa-lost") == ["acknowledgement"]
-                and _told(ledger, "fee-lost") == ["hold"]
+                told(ledger, "ccpa-lost") == ["acknowledgement"]
+                and told(ledger, "fee-lost") == ["hold"]
             ),
         )
         wait_sent(ledger, ["ccpa-told", "ccpa-lost"])
         wait_for(
             "the responses' notices",
-            lambda: all("response" in _told(ledger, r) for r in ("ccpa-told", "ccpa-lost")),
+            lambda: all("response" in told(ledger, r) for r in ("ccpa-told", "ccpa-lost")),
         )
-    assert sorted(_told(ledger, "ccpa-told")) == ["acknowledgement", "response"]
-    assert sorted(_told(ledger, "ccpa-lost")) == ["acknowledgement", "response"]
-    assert _told(ledger, "fee-lost") == ["hold"]  # still held: nothing else is owed
+    assert sorted(told(ledger, "ccpa-told")) == ["acknowledgement", "response"]
+    assert sorted(told(ledger, "ccpa-lost")) == ["acknowledgement", "response"]
+    assert told(ledger, "fee-lost") == ["hold"]  # still held: nothing else is owed
     for rid, purposes in [("ccpa-told", 2), ("ccpa-lost", 2), ("fee-lost", 1)]:
         assert len(list((tmp_path / "outbox" / rid).glob("*.eml"))) == purposes, rid
     ledger.close()
-
-
-def _told(ledger: Ledger, request_id: str) -> list[str]:
-    """The purposes of the notices audited as sent for ``request_id``, in order."""
-    return [e.detail["purpose"] for e in ledger.timeline(request_id) if e.action == "notified"]

@@ -19,7 +19,7 @@ from services.client import Watcher
 from services.demo.scenario import TARO, event
 from services.ledger import Ledger, as_utc
 from streams import topics
-from tests.integration.fixtures import joined_stack, settings_for
+from tests.integration.fixtures import joined_stack, settings_for, told
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +118,7 @@ def test_a_gdpr_extension_reaches_the_principal(
     )
     actions = [e.action for e in timeline if e.action != "notified"]
     # the hold, the extension and the response were each told to the principal, once
-    assert sorted(_told(ledger, "gdpr-ext-1")) == ["extension", "hold", "response"]
+    assert sorted(told(ledger, "gdpr-ext-1")) == ["extension", "hold", "response"]
     # every decision is audited, the refused second extension too (decisions and requests
     # are different topics, so the refusal and the release may come in either order)
     assert actions[:3] == ["received", "hold", "extended"]
@@ -128,13 +128,9 @@ def test_a_gdpr_extension_reaches_the_principal(
     ledger.close()
 
 
-def _told(ledger: Ledger, request_id: str) -> list[str]:
-    return [e.detail["purpose"] for e in ledger.timeline(request_id) if e.action == "notified"]
-
-
 def _wait_told(ledger: Ledger, request_id: str, purpose: str, timeout_s: float = 90) -> None:
     """Wait until the notices agent has recorded ``request_id``'s ``purpose`` notice."""
     give_up = time.monotonic() + timeout_s
-    while purpose not in _told(ledger, request_id):
+    while purpose not in told(ledger, request_id):
         assert time.monotonic() < give_up, f"no {purpose} notice for {request_id}"
         time.sleep(0.1)

@@ -22,6 +22,7 @@ from tests.integration.fixtures import (
     running,
     seed_lookalikes,
     settings_for,
+    told,
     wait_for,
 )
 
@@ -46,7 +47,7 @@ def test_requests_waiting_on_their_systems_survive_a_stopped_stack(tmp_path: Pat
         submitter.submit_all([*(request_for(i, "rs") for i in PEOPLE), ccpa])
         submitter.close()
         ids.append("rs-ccpa")
-        wait_for("the acknowledgement", lambda: _told(ledger, "rs-ccpa") == ["acknowledgement"])
+        wait_for("the acknowledgement", lambda: told(ledger, "rs-ccpa") == ["acknowledgement"])
         wait_for(
             "every request to wait on its systems", lambda: _statuses(ledger, ids) == {"fanned_out"}
         )
@@ -60,7 +61,7 @@ def test_requests_waiting_on_their_systems_survive_a_stopped_stack(tmp_path: Pat
             timeout=180,
         )
     # its acknowledgement, owed again when the stack started, was sent already: not again
-    assert _told(ledger, "rs-ccpa").count("acknowledgement") == 1
+    assert told(ledger, "rs-ccpa").count("acknowledgement") == 1
     for i, rid in zip(PEOPLE, ids, strict=False):
         actions = [e.action for e in ledger.timeline(rid)]
         assert actions.count("completed") == 1, (rid, actions)
@@ -73,7 +74,3 @@ def test_requests_waiting_on_their_systems_survive_a_stopped_stack(tmp_path: Pat
 
 def _statuses(ledger: Ledger, ids: list[str]) -> set[str]:
     return {row.status if (row := ledger.request(r)) else "missing" for r in ids}
-
-
-def _told(ledger: Ledger, request_id: str) -> list[str]:
-    return [e.detail["purpose"] for e in ledger.timeline(request_id) if e.action == "notified"]
