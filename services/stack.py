@@ -21,7 +21,6 @@ from typing import IO
 from services.broker import EmbeddedBroker, create_topics, free_port
 from services.client import Submitter
 from services.crypto.public import export_for_producers
-from services.datamap import DataMap
 from services.datamap import load as load_datamap
 from services.files import write_atomic
 from services.ledger import Ledger
@@ -72,20 +71,17 @@ class Stack:
         that broker held are sent again, as when it restarts under ``dsr up``."""
         home = self.settings.home
         home.mkdir(parents=True, exist_ok=True)
-        datamap = load_datamap(self.settings.datamap_path)
-        Ledger(self.settings.database_url).migrate()
+        with Ledger(self.settings.database_url) as ledger:
+            ledger.migrate()
         if self.settings.kafka_bootstrap:
             self.topic_drift = create_topics(
                 self.bootstrap,
-                all_topics(sorted(datamap.systems)),
+                all_topics(sorted(load_datamap(self.settings.datamap_path).systems)),
                 replication=self.settings.topic_replication,
                 min_isr=self.settings.topic_min_isr,
             )
         else:
-            before = _last_broker_start(home)
-            self.broker = EmbeddedBroker.start(self._log_path("broker"))
-            _record_broker_start(home, self.broker)
-            done = self._reconcile(datamap, before)
+            done = self._start_embedded_broker()
             self.topic_drift = done.drift
             if done.redriven:
                 log.warning("%d open request(s) re-driven from the ledger", done.redriven)
@@ -130,21 +126,24 @@ class Stack:
         running = [name for name in self.components if name not in dead]
         for name in running:
             self.kill(name)
-        lost = self.broker
-        lost.stop()
-        self.broker = EmbeddedBroker.start(self._log_path("broker"), port=lost.port)
-        _record_broker_start(self.settings.home, self.broker)
-        done = self._reconcile(load_datamap(self.settings.datamap_path), lost.started_at)
+        self.broker.stop()
+        done = self._start_embedded_broker(port=self.broker.port)
         for name in running:
             self.spawn(name)
         return done.redriven
 
-    def _reconcile(self, datamap: DataMap, lost_since: datetime | None) -> Reconciled:
-        """After an embedded broker started empty: the topics made, every open request
-        re-driven, and what the log lost since ``lost_since`` held for the principals
-        theirs again: the responses (each sent once more; a client knows one again by
-        its request id and revision), and the notices owed to open requests."""
+    def _start_embedded_broker(self, port: int | None = None) -> Reconciled:
+        """Start the embedded broker, empty, and reconcile: the topics made, every open
+        request re-driven, and what the log of the one before it held for the principals
+        (since it started, as ``run/embedded-broker.started`` says) theirs again: the
+        responses (each sent once more; a client knows one again by its request id and
+        revision), and the notices owed to open requests."""
+        home = self.settings.home
+        lost_since = _last_broker_start(home)
+        self.broker = EmbeddedBroker.start(self._log_path("broker"), port=port)
+        _record_broker_start(home, self.broker)
         with Ledger(self.settings.database_url) as ledger:
+            datamap = load_datamap(self.settings.datamap_path)
             done = reconcile(self.bootstrap, ledger, datamap, lost_since=lost_since)
         if done.responses or done.notices:
             log.warning(
