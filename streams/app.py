@@ -9,6 +9,7 @@ Handlers do the work; this module only moves bytes between topics and them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import inspect
 import logging
@@ -174,9 +175,31 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                 result = transient.again(handler)(ctx(), event)
                 return await result if inspect.isawaitable(result) else result
             except Exception as exc:  # noqa: BLE001 - the worker must keep running
+                if parking.is_transient(exc):
+                    raise  # the infrastructure's: the batch waits (``batches``)
                 if parking.parks(exc):
                     park(stage, failures.request_id_of(event), exc)
                 return failures.dead_letters(stage, [event], exc, ctx().sealer)
+
+    async def batches(
+        stage: str,
+        stream: faust.StreamT[bytes],
+        size: int,
+        handle: Callable[[list[Any]], list[Outgoing] | Awaitable[list[Outgoing]]],
+    ) -> None:
+        """Hand each batch of at most ``size`` events of ``stream`` to ``handle`` and send
+        what it gives. While the ledger or the broker is away, the batch waits and is
+        handled again (``transient.patiently``): an outage dead-letters nothing."""
+
+        async def attempt(events: list[Any]) -> None:
+            result = handle(events)
+            outgoing = await result if inspect.isawaitable(result) else result
+            await send(outgoing)  # the batch's offsets are acknowledged after this
+
+        async for events in batching.ready(stream, size):
+            await transient.patiently(
+                stage, functools.partial(attempt, events), monitoring.record_wait
+            )
 
     async def run(
         stage: str,
@@ -186,9 +209,11 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         """Hand each event of ``stream`` to ``handler``, one at a time, and send what a
         batch of them gives at once; what cannot be handled goes to the dead-letter topic
         and the worker carries on."""
-        async for events in batching.ready(stream, EVENT_BATCH):
-            outgoing = [o for event in events for o in await handled(stage, handler, event)]
-            await send(outgoing)  # the batch's offsets are acknowledged after this
+
+        async def each(events: list[Any]) -> list[Outgoing]:
+            return [o for event in events for o in await handled(stage, handler, event)]
+
+        await batches(stage, stream, EVENT_BATCH, each)
 
     def park(stage: str, request_id: str | None, exc: Exception) -> None:
         """Set aside the request whose handling raised ``exc``; the agents first ask
@@ -225,6 +250,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         their dead letters, and their requests parked when the fault is theirs."""
 
         def fail(batch: Sequence[Any], exc: Exception) -> list[Outgoing]:
+            if parking.is_transient(exc):
+                raise exc  # the infrastructure's: the batch waits (``batches``)
             requests = dict.fromkeys(failures.request_id_of(e) for e in batch)
             for request_id in requests if parking.parks(exc) else []:
                 park(stage, request_id, exc)  # once a request, whatever its events
@@ -254,7 +281,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             # the batch's responses are completed in one ledger transaction
             return outgoing + (transient.again(respond.conclude)(ctx(), built) if built else [])
 
-        return failures.each_alone(events, handle, failed("aggregate"))
+        with monitoring.observe_stage("aggregate"):
+            return failures.each_alone(events, handle, failed("aggregate"))
 
     def fanout_batch(events: Sequence[Any]) -> list[Outgoing]:
         """A batch of accepted requests, fanned out together; if that fails, each on its
@@ -264,20 +292,22 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             ids = [accepted(e.value) for e in batch]
             return transient.again(fanout.handle_batch)(ctx(), ids)
 
-        return failures.each_alone(events, handle, failed("fanout"))
+        with monitoring.observe_stage("fanout"):
+            return failures.each_alone(events, handle, failed("fanout"))
 
     # Signed events (requests, decisions) are checked with their headers. Requests are
     # admitted a batch at a time, in one ledger transaction.
     @app.agent(raw_topic(topics.REQUESTS), name="intake")
     async def intake_agent(stream: faust.StreamT[bytes]) -> None:
-        async for events in batching.ready(stream, EVENT_BATCH):
+        def handle(events: list[Any]) -> list[Outgoing]:
             with monitoring.observe_stage("intake"):
-                outgoing = intake.handle_batch(
+                return intake.handle_batch(
                     ctx(),
                     [(e.value, e.headers) for e in events],
-                    lambda i, exc: failed("intake")([events[i]], exc),  # noqa: B023
+                    lambda i, exc: failed("intake")([events[i]], exc),
                 )
-            await send(outgoing)  # the batch's offsets are acknowledged after this
+
+        await batches("intake", stream, EVENT_BATCH, handle)
 
     @app.agent(raw_topic(topics.DECISIONS), name="decisions")
     async def decisions_agent(stream: faust.StreamT[bytes]) -> None:
@@ -290,18 +320,12 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     # Accepted requests are fanned out a batch at a time, in one ledger transaction.
     @app.agent(raw_topic(topics.ACCEPTED), name="fanout")
     async def fanout_agent(stream: faust.StreamT[bytes]) -> None:
-        async for events in batching.ready(stream, EVENT_BATCH):
-            with monitoring.observe_stage("fanout"):
-                outgoing = fanout_batch(events)
-            await send(outgoing)  # the batch's offsets are acknowledged after this
+        await batches("fanout", stream, EVENT_BATCH, fanout_batch)
 
     # Results come five or twenty to a request: recorded a batch at a time.
     @app.agent(raw_topic(topics.RESULTS), name="aggregate")
     async def aggregate_agent(stream: faust.StreamT[bytes]) -> None:
-        async for events in batching.ready(stream, RESULT_BATCH):
-            with monitoring.observe_stage("aggregate"):
-                outgoing = aggregate_batch(events)
-            await send(outgoing)  # the batch's offsets are acknowledged after this
+        await batches("aggregate", stream, RESULT_BATCH, aggregate_batch)
 
     @app.agent(raw_topic(topics.PROVISIONS), name="provisions")
     async def provisions_agent(stream: faust.StreamT[bytes]) -> None:
@@ -332,23 +356,31 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             sent = await asyncio.gather(*(in_order(group) for group in by_request.values()))
             return [o for out in sent for o in out]
 
-        async for events in batching.ready(stream, NOTICE_BATCH):
+        async def handle(events: list[Any]) -> list[Outgoing]:
             try:
                 with monitoring.observe_stage("notices"):
                     raws = [e.value for e in events]
-                    outgoing = await notices.handle_notices(ctx(), notifier, raws, contact)
-            except Exception:  # noqa: BLE001 - the worker must keep running
+                    return await notices.handle_notices(ctx(), notifier, raws, contact)
+            except Exception as exc:  # noqa: BLE001 - the worker must keep running
+                if parking.is_transient(exc):
+                    raise  # the infrastructure's: the batch waits (``batches``)
                 log.warning("notice batch failed: each alone", extra={"stage": "notices"})
-                outgoing = await each_alone(events)
-            await send(outgoing)  # the batch's offsets are acknowledged after this
+                return await each_alone(events)
+
+        await batches("notices", stream, NOTICE_BATCH, handle)
 
     # Kept in the ledger as they arrive, so that a broker restart loses none.
     @app.agent(raw_topic(topics.DEAD_LETTER), name="deadletters")
     async def deadletters_agent(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
+        async def record(event: Any) -> None:
             ms = round(event.message.timestamp * 1000)
-            try:
-                transient.again(deadletters.record)(ctx().ledger, event.value, ms, event.key)
+            transient.again(deadletters.record)(ctx().ledger, event.value, ms, event.key)
+
+        async for event in stream.events():
+            try:  # kept once the ledger is back, if it is away
+                await transient.patiently(
+                    "deadletters", functools.partial(record, event), monitoring.record_wait
+                )
             except Exception:  # noqa: BLE001 - a dead letter is never dead-lettered (a loop)
                 log.exception("dead letter not recorded", extra={"stage": "deadletters"})
 

@@ -1,13 +1,20 @@
 """Ledger operations run again when they fail for a transient reason: a locked SQLite
-file, a PostgreSQL fail-over."""
+file, a PostgreSQL fail-over (``again``); and a worker's batch handled again, for as long
+as it takes, while the ledger or the broker is away (``patiently``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from sqlalchemy.exc import OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from streams import parking
+
+log = logging.getLogger("dsr.worker")
 
 #: A ledger operation's later attempts, after its first failed for a transient reason:
 #: 4 more at most, backing off.
@@ -32,3 +39,35 @@ def again(op: Callable[P, R]) -> Callable[P, R]:
             return _again(op, *args, **kwargs)
 
     return run
+
+
+#: Pauses between a batch's attempts while the infrastructure is away: the first, then
+#: doubling up to the last.
+FIRST_PAUSE_S, LAST_PAUSE_S = 0.2, 5.0
+
+
+async def patiently(
+    stage: str,
+    attempt: Callable[[], Awaitable[R]],
+    waited: Callable[[str, BaseException], object] = lambda stage, exc: None,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> R:
+    """``attempt()``; while it fails for a transient reason (``parking.is_transient``: the
+    ledger or the broker away, not the events), again after a pause, until it succeeds.
+    Its events are never dead-lettered, nor their requests timed out as failed, for an
+    outage: the batch waits, unacknowledged, and the event loop goes on (heartbeats,
+    timers). ``waited`` is told of each failed attempt."""
+    pause = FIRST_PAUSE_S
+    while True:
+        try:
+            return await attempt()
+        except Exception as exc:
+            if not parking.is_transient(exc):
+                raise
+            waited(stage, exc)
+            log.warning(
+                "infrastructure away: the batch waits",
+                extra={"stage": stage, "error_code": type(exc).__name__, "pause_s": pause},
+            )
+        await sleep(pause)
+        pause = min(pause * 2, LAST_PAUSE_S)

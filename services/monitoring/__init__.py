@@ -18,6 +18,7 @@ from services.monitoring.metrics import (
     record_sent,
     record_stale,
     record_task_result,
+    record_wait,
 )
 from services.monitoring.server import serve, serve_process
 
@@ -33,6 +34,7 @@ __all__ = [
     "record_sent",
     "record_stale",
     "record_task_result",
+    "record_wait",
     "serve",
     "serve_process",
 ]

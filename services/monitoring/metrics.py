@@ -25,6 +25,7 @@ identifier or any other value taken from a subject never becomes a label.
 | dsr_acknowledgements_unsent | gauge | regulation, window: arrival not yet told (from the ledger) |
 | dsr_dead_letters_total | counter | source |
 | dsr_requests_parked_total | counter | stage, error: requests set aside because handling raised |
+| dsr_stage_waits_total | counter | stage: a batch's attempt failed, the ledger or broker away |
 | dsr_rejected_events_total | counter | reason_code |
 | dsr_provisions_refused_total | counter | reason_code: provision records the ledger refused |
 | dsr_consumer_group_lag | gauge | group, topic, partition: from the broker's committed offsets |
@@ -124,6 +125,13 @@ REQUESTS_PARKED = Counter(
     ["stage", "error"],
     registry=REGISTRY,
 )
+STAGE_WAITS = Counter(
+    "dsr_stage_waits",
+    "A stage's attempts at a batch that failed because the ledger or the broker was away; "
+    "the batch waits and is handled again (nothing is dead-lettered for it).",
+    ["stage"],
+    registry=REGISTRY,
+)
 REJECTED_EVENTS = Counter(
     "dsr_rejected_events",
     "Malformed request events sent to the rejected topic.",
@@ -141,9 +149,8 @@ PROVISIONS_REFUSED = Counter(
 PROVISION_REFUSALS = ("provision_stopped", "record_id_conflict")
 #: Every reason code a rejected event can carry.
 REJECTION_CODES: tuple[str, ...] = get_args(RejectedEvent.model_fields["reason_code"].annotation)
-#: The worker's stages that dead-letter what they cannot handle (a runner's letters name
-#: their task topic).
-#: The worker's stages: each one's handler time, and where its dead letters come from.
+#: The worker's stages: each one's handler time, its waits, and where its dead letters come
+#: from (a runner's letters name their task topic).
 STAGES = ("intake", "decisions", "fanout", "aggregate", "provisions", "notices")
 DEAD_LETTER_SOURCES = STAGES
 
@@ -216,6 +223,11 @@ def record_parked(stage: str, error: str) -> None:
     REQUESTS_PARKED.labels(stage, error[:64]).inc()
 
 
+def record_wait(stage: str, exc: BaseException) -> None:
+    """A batch of ``stage`` failed because the infrastructure was away (``exc``)."""
+    STAGE_WAITS.labels(stage).inc()
+
+
 def record_task_result(result: TaskResult) -> None:
     """A task the runner finished: ``ok`` or ``failed``, and how long it took."""
     CONNECTOR_OUTCOMES.labels(result.system, result.status).inc()
@@ -277,6 +289,7 @@ def zero(systems: Sequence[str], process: str) -> None:
         PROVISIONS_REFUSED.labels(code)
     for stage in STAGES:
         STAGE_SECONDS.labels(stage)
+        STAGE_WAITS.labels(stage)
     for kind in Kind:
         for regulation in Regulation:
             REQUEST_LATENCY.labels(kind.value, regulation.value)

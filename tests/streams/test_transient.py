@@ -1,8 +1,12 @@
-"""Ledger operations run again while the ledger is transiently away."""
+"""Ledger operations run again while the ledger is transiently away, and a worker's batch
+waits, for as long as it takes, while the ledger or the broker is away."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from kafka.errors import KafkaConnectionError
 from sqlalchemy.exc import OperationalError
 
 from streams import transient
@@ -40,3 +44,47 @@ def test_a_fault_that_is_not_transient_is_not_run_again() -> None:
     with pytest.raises(KeyError):
         transient.again(op)("never")
     assert op.calls == 1
+
+
+class _Away:
+    """A batch's attempt that fails with ``error`` its first ``times`` calls; and the
+    pauses taken between them."""
+
+    def __init__(self, times: int, error: Exception = LOCKED) -> None:
+        self.times, self.error, self.calls = times, error, 0
+        self.pauses: list[float] = []
+        self.waited: list[tuple[str, str]] = []
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.calls <= self.times:
+            raise self.error
+        return "sent"
+
+    async def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+
+    def wait(self, stage: str, exc: BaseException) -> None:
+        self.waited.append((stage, type(exc).__name__))
+
+    def patiently(self) -> str:
+        return asyncio.run(transient.patiently("intake", self, self.wait, self.sleep))
+
+
+def test_a_batch_waits_while_the_ledger_is_away_however_long() -> None:
+    away = _Away(times=9, error=OperationalError("SELECT", {}, ConnectionRefusedError()))
+    assert away.patiently() == "sent" and away.calls == 10
+    assert away.pauses == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0, 5.0]
+    assert away.waited == [("intake", "OperationalError")] * 9
+
+
+def test_a_batch_waits_while_the_broker_is_away() -> None:
+    away = _Away(times=2, error=KafkaConnectionError())
+    assert away.patiently() == "sent" and away.waited == [("intake", "KafkaConnectionError")] * 2
+
+
+def test_a_batch_that_fails_for_its_own_reason_is_not_tried_again() -> None:
+    away = _Away(times=1, error=KeyError("the events' own"))
+    with pytest.raises(KeyError):
+        away.patiently()
+    assert away.calls == 1 and away.pauses == [] and away.waited == []

@@ -1,0 +1,86 @@
+"""The ledger's PostgreSQL server dies under load and comes back: the worker waits for it,
+and every request completes once, as if nothing had happened. Before, a batch that met the
+outage was dead-lettered after a second of retries: requests never admitted, results never
+recorded, and requests answered "failed" for systems that had answered."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from services.client import Submitter, Watcher, read_all
+from services.ledger import Ledger
+from services.settings import Settings
+from streams import topics
+from tests.fixtures.ledger_reads import count_by_status
+from tests.fixtures.postgres_server import Server
+from tests.integration.fixtures import (
+    assert_erased,
+    assert_package_holds_only,
+    dsr_up_process,
+    request_for,
+    running,
+    seed_lookalikes,
+    settings_for,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+#: Submitted before the outage, and while it lasts.
+BEFORE, DURING = range(16), range(16, 22)
+PEOPLE = range(22)
+
+
+def test_a_ledger_outage_fails_and_loses_nothing(tmp_path: Path, postgres_server: Server) -> None:
+    settings = settings_for(tmp_path, database_url=postgres_server.url)
+    seed_lookalikes(tmp_path, len(PEOPLE))
+    log = tmp_path / "dsr-up.log"
+    with dsr_up_process(tmp_path, env={"DSR_DATABASE_URL": postgres_server.url}):
+        worker = wait_for("the worker to join", lambda: running(tmp_path, "worker-0"))
+        wait_for("the runner to join", lambda: running(tmp_path, "runner-0"))
+        bootstrap = (tmp_path / "broker.addr").read_text().strip()
+        watcher = Watcher(bootstrap, [topics.RESPONSES])
+        submitter = Submitter.from_settings(Settings(home=tmp_path), bootstrap)
+        submitter.submit_all(request_for(i, "lo") for i in BEFORE)
+        # the server dies as soon as the first response is out: the rest are mid-flight
+        seen = watcher.collect(lambda s: len(s) >= 1, timeout_s=90)
+        postgres_server.crash()
+        submitter.submit_all(request_for(i, "lo") for i in DURING)
+        wait_for(
+            "intake to wait for the ledger",
+            lambda: any(
+                "the batch waits" in line and '"stage": "intake"' in line
+                for line in log.read_text(errors="replace").splitlines()
+            ),
+        )
+        postgres_server.start()
+        ids = {f"lo-{i}" for i in PEOPLE}
+        seen += watcher.collect(
+            lambda s: ids <= {b["request_id"] for _, b in seen + s}, timeout_s=180
+        )
+        submitter.close()
+        watcher.close()
+        assert running(tmp_path, "worker-0") == worker, "the worker was restarted"
+        letters = read_all(bootstrap, [topics.DEAD_LETTER])
+    assert letters == [], [json.loads(r.value)["error"] for r in letters]
+    sent = Counter(b["request_id"] for _, b in seen)
+    assert set(sent) == ids and set(sent.values()) == {1}, sent
+    assert {b["status"] for _, b in seen} == {"completed"}
+    ledger = Ledger(settings.database_url)
+    try:
+        assert count_by_status(ledger) == {"completed": len(ids)}
+        assert ledger.dead_letters() == []
+        for i in PEOPLE:
+            actions = [e.action for e in ledger.timeline(f"lo-{i}")]
+            assert actions.count("completed") == 1, (i, actions)
+    finally:
+        ledger.close()
+    for i in PEOPLE:
+        if i % 2 == 0:
+            assert_erased(tmp_path, i)
+        else:
+            assert_package_holds_only(settings, f"lo-{i}", i, PEOPLE)
