@@ -5,8 +5,10 @@ Errors split in two::
     Exception
      ├── transient: the infrastructure, not the request (``is_transient``)
      │    ├── sqlalchemy OperationalError, InterfaceError   the ledger locked or unreachable
-     │    └── KafkaError (aiokafka, kafka-python), ConnectionError, TimeoutError   the broker
-     │        retried as before (``streams.app``), never parked
+     │    ├── KafkaError (aiokafka, kafka-python), ConnectionError, TimeoutError   the broker
+     │    └── StorageUnavailable   the package store (S3) unreachable past its retries
+     │        the batch waits and is handled again (``streams.transient.patiently``),
+     │        never parked nor dead-lettered
      ├── the event's own, dead-lettered as before, the request left as it is
      │    ├── PoisonEvent      a result that does not validate or open
      │    └── NotifyError      the mail server refused or is down: the notice is
@@ -29,6 +31,7 @@ from aiokafka.errors import KafkaError as AsyncKafkaError
 from kafka.errors import KafkaError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from services.delivery.storage import StorageUnavailable
 from services.notify.errors import NotifyError
 from streams.agents.decode import PoisonEvent
 from streams.context import Pipeline
@@ -42,6 +45,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     KafkaError,
     ConnectionError,
     TimeoutError,
+    StorageUnavailable,
 )
 _ROOT = Path(__file__).resolve().parents[1]
 

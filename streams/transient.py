@@ -1,6 +1,6 @@
 """Ledger operations run again when they fail for a transient reason: a locked SQLite
 file, a PostgreSQL fail-over (``again``); and a worker's batch handled again, for as long
-as it takes, while the ledger or the broker is away (``patiently``)."""
+as it takes, while the ledger, the broker or the package store is away (``patiently``)."""
 
 from __future__ import annotations
 
@@ -53,9 +53,9 @@ async def patiently(
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
 ) -> R:
     """``attempt()``; while it fails for a transient reason (``parking.is_transient``: the
-    ledger or the broker away, not the events), again after a pause, until it succeeds.
-    Its events are never dead-lettered, nor their requests timed out as failed, for an
-    outage: the batch waits, unacknowledged, and the event loop goes on (heartbeats,
+    ledger, the broker or the package store away, not the events), again after a pause,
+    until it succeeds. Its events are never dead-lettered, nor their requests parked, for
+    an outage: the batch waits, unacknowledged, and the event loop goes on (heartbeats,
     timers). ``waited`` is told of each failed attempt."""
     pause = FIRST_PAUSE_S
     while True:

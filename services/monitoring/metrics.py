@@ -25,7 +25,7 @@ identifier or any other value taken from a subject never becomes a label.
 | dsr_acknowledgements_unsent | gauge | regulation, window: arrival not yet told (from the ledger) |
 | dsr_dead_letters_total | counter | source |
 | dsr_requests_parked_total | counter | stage, error: requests set aside because handling raised |
-| dsr_stage_waits_total | counter | stage: a batch's attempt failed, the ledger or broker away |
+| dsr_stage_waits_total | counter | stage: a batch's attempt failed, the infrastructure away |
 | dsr_rejected_events_total | counter | reason_code |
 | dsr_provisions_refused_total | counter | reason_code: provision records the ledger refused |
 | dsr_consumer_group_lag | gauge | group, topic, partition: from the broker's committed offsets |
@@ -127,8 +127,8 @@ REQUESTS_PARKED = Counter(
 )
 STAGE_WAITS = Counter(
     "dsr_stage_waits",
-    "A stage's attempts at a batch that failed because the ledger or the broker was away; "
-    "the batch waits and is handled again (nothing is dead-lettered for it).",
+    "A stage's attempts at a batch that failed because the ledger, the broker or the package "
+    "store was away; the batch waits and is handled again (nothing is dead-lettered for it).",
     ["stage"],
     registry=REGISTRY,
 )

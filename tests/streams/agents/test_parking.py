@@ -125,16 +125,20 @@ def test_status_and_dashboard_show_a_parked_request(pipeline: Pipeline, tmp_path
 def test_only_the_requests_own_errors_park_it() -> None:
     from aiokafka.errors import KafkaConnectionError
 
+    from services.delivery.storage import StorageError, StorageUnavailable
     from services.notify.errors import NotifyFatal, NotifyRetriable
     from streams.agents.decode import PoisonEvent
 
     locked = OperationalError("SELECT 1", {}, Exception("database is locked"))
-    assert parking.is_transient(locked) and parking.is_transient(KafkaConnectionError())
-    # retried (transient), or dead-lettered as the event's own fault: never parked
-    for exc in (locked, KafkaConnectionError(), PoisonEvent("bad", ""), NotifyRetriable("421")):
+    s3_away = StorageUnavailable("put s3://b/k failed after 5 attempts", attempts=5)
+    away = (locked, KafkaConnectionError(), s3_away)
+    assert all(parking.is_transient(exc) for exc in away)
+    # waited out (transient), or dead-lettered as the event's own fault: never parked
+    for exc in (*away, PoisonEvent("bad", ""), NotifyRetriable("421")):
         assert not parking.parks(exc), exc
     assert not parking.parks(NotifyFatal("550"))
-    for exc in (KeyError("failed"), NotADirectoryError(20, "x"), RecursionError()):
+    refused = StorageError("put s3://b/k failed: AccessDenied")  # not S3 away: the request's
+    for exc in (KeyError("failed"), NotADirectoryError(20, "x"), RecursionError(), refused):
         assert parking.parks(exc) and not parking.is_transient(exc), exc
 
 
