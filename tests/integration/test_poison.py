@@ -41,7 +41,7 @@ DATAMAP = with_crm(
         - name: customers
           key: {column: phone, identifier: phone}
 """,
-    timeout_s=20,
+    timeout_s=10,
 )
 ALICE = {"email": "alice@example.eu"}
 BOB = {"email": "bob@example.com"}
