@@ -33,7 +33,7 @@ from services.processes import exit_after, settle_heap
 from services.settings import Settings, mark_ready
 from services.settings import load as load_settings
 from services.signing import Keyring, KeyringError
-from streams import batching, failures, outbox, parking, topics, transient, transport
+from streams import batching, failures, outbox, parking, timeouts, topics, transient, transport
 from streams.agents import (
     aggregate,
     decisions,
@@ -46,7 +46,7 @@ from streams.agents import (
 )
 from streams.agents.decode import accepted
 from streams.context import Outgoing, Pipeline
-from streams.records import Accepted, AcceptedVia, dump
+from streams.records import Accepted, AcceptedVia, dump, utcnow
 
 log = logging.getLogger("dsr.worker")
 
@@ -322,10 +322,18 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     async def fanout_agent(stream: faust.StreamT[bytes]) -> None:
         await batches("fanout", stream, EVENT_BATCH, fanout_batch)
 
-    # Results come five or twenty to a request: recorded a batch at a time.
+    # Results come five or twenty to a request: recorded a batch at a time. How far each
+    # partition is recorded tells when its requests may be timed out (``time_out``).
+    reads = timeouts.Reads()
+
     @app.agent(raw_topic(topics.RESULTS), name="aggregate")
     async def aggregate_agent(stream: faust.StreamT[bytes]) -> None:
-        await batches("aggregate", stream, RESULT_BATCH, aggregate_batch)
+        def handle(events: list[Any]) -> list[Outgoing]:
+            outgoing = aggregate_batch(events)
+            reads.recorded(events)
+            return outgoing
+
+        await batches("aggregate", stream, RESULT_BATCH, handle)
 
     @app.agent(raw_topic(topics.PROVISIONS), name="provisions")
     async def provisions_agent(stream: faust.StreamT[bytes]) -> None:
@@ -428,15 +436,35 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         if done.destroyed:
             log.info("data keys destroyed", extra={"stage": "shred", "count": done.destroyed})
 
+    @app.timer(SWEEP_INTERVAL_S)
+    async def time_out() -> None:
+        """Time out the overdue requests whose results come to this worker, once it has
+        read their results up to their deadline (``streams.timeouts``); a request that
+        raises is parked, and the others are timed out."""
+        positions = _positions(app) or {}
+        results = {tp.partition: at for tp, at in positions.items() if tp.topic == topics.RESULTS}
+        read = reads.until(results, utcnow())
+        if not read:
+            return
+        partitions = app.consumer.topic_partitions(topics.RESULTS) or topics.PARTITIONS
+        try:
+            overdue = ctx().ledger.overdue_fan_outs(max(read.values()))
+            outgoing = [
+                o
+                for rid in timeouts.due(overdue, read, partitions)
+                for o in guarded("sweeper", rid, aggregate.time_out)
+            ]
+            await send(outgoing)
+        except OperationalError:
+            log.warning("time-outs skipped: ledger busy", extra={"stage": "sweep"})
+
     @app.timer(SWEEP_INTERVAL_S, on_leader=True)
     async def sweep() -> None:
-        """Time out overdue requests and re-send what a crash left unsent; a request that
-        raises is parked, and the sweep goes on."""
+        """Re-send what a crash left unsent; a request that raises is parked, and the
+        sweep goes on."""
         p = ctx()
         try:
             outgoing: list[Outgoing] = []
-            for rid in p.ledger.overdue_fan_outs():
-                outgoing += guarded("sweeper", rid, aggregate.time_out)
             for rid in p.ledger.stalled_refusals():
                 outgoing += guarded("sweeper", rid, respond.finish)
             # A request accepted long ago but never fanned out lost its message in a crash,
@@ -455,19 +483,28 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     return app
 
 
-def _backlog(app: faust.App) -> dict[str, int] | None:
-    """This worker's messages not yet committed, per topic, from what its consumer already
-    knows (no broker round trip); None when it does not know yet (starting, rebalancing)."""
+def _positions(app: faust.App) -> dict[Any, tuple[int | None, int | None]] | None:
+    """Each partition this worker reads, with its highwater and committed offsets as its
+    consumer already knows them (no broker round trip); None while it does not know them
+    (starting, rebalancing)."""
     consumer = app.consumer
     committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
-    backlog: dict[str, int] = defaultdict(int)
     try:
-        for tp in consumer.assignment():
-            highwater, done = consumer.highwater(tp), committed.get(tp)
-            if highwater is not None and done is not None:
-                backlog[tp.topic] += max(0, highwater - done)
+        return {tp: (consumer.highwater(tp), committed.get(tp)) for tp in consumer.assignment()}
     except Exception:  # noqa: BLE001 - not started yet, or mid-rebalance
         return None
+
+
+def _backlog(app: faust.App) -> dict[str, int] | None:
+    """This worker's messages not yet committed, per topic; None when it does not know
+    yet (``_positions``)."""
+    positions = _positions(app)
+    if positions is None:
+        return None
+    backlog: dict[str, int] = defaultdict(int)
+    for tp, (highwater, done) in positions.items():
+        if highwater is not None and done is not None:
+            backlog[tp.topic] += max(0, highwater - done)
     return dict(backlog)
 
 

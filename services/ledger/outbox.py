@@ -154,16 +154,16 @@ class Outbox(LedgerBase):
         with self.session() as s:
             self._audit(s, None, "operator", Action.RECONCILED, requests=count)
 
-    def overdue_fan_outs(self, now: datetime | None = None) -> list[str]:
+    def overdue_fan_outs(self, now: datetime | None = None) -> dict[str, datetime]:
+        """Fanned-out requests past their timeout at ``now``, with their timeouts."""
         now = now or utcnow()
         with self.session() as s:
-            return list(
-                s.scalars(
-                    select(Request.request_id).where(
-                        Request.status == RequestStatus.FANNED_OUT, Request.timeout_at < now
-                    )
+            rows = s.execute(
+                select(Request.request_id, Request.timeout_at).where(
+                    Request.status == RequestStatus.FANNED_OUT, Request.timeout_at < now
                 )
             )
+            return {request_id: as_utc(at) for request_id, at in rows if at is not None}
 
     def claim_stalled_accepted(self, older_than: timedelta, limit: int = 500) -> list[str]:
         """Requests accepted over ``older_than`` ago and not fanned out since; each is

@@ -77,14 +77,25 @@ class Tasks(LedgerBase):
             execute_many(conn, INSERT_AUDITS, audits)
             return _by_request(ids, load(conn, SELECT_TASKS_OF, {"ids": ids}, Task))
 
-    def add_wave(self, request_id: str, plans: Sequence[TaskPlan]) -> list[Task]:
+    def add_wave(
+        self, request_id: str, plans: Sequence[TaskPlan], timeout_at: datetime | None = None
+    ) -> list[Task]:
         """Record the tasks a later wave adds (the systems the graph now unlocks), once
-        each. Returns all the request's tasks as they now are."""
+        each, and the request's new ``timeout_at`` if it is given. Returns all the
+        request's tasks as they now are."""
         with self.engine.begin() as conn:
             new = self._plan(conn, {request_id: plans}, utcnow())[request_id]
+            if timeout_at is not None:
+                conn.execute(
+                    update(Request)
+                    .where(Request.request_id == request_id)
+                    .values(timeout_at=timeout_at)
+                )
             if new:
                 wave = max(p.wave for p in new)
                 detail = _planned(new)
+                if timeout_at is not None:
+                    detail["timeout_at"] = timeout_at.isoformat()
                 self._audit(conn, request_id, "fanout", Action.WAVE_PLANNED, wave=wave, **detail)
             return load(conn, SELECT_TASKS, {"id": request_id}, Task)
 

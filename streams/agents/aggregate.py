@@ -13,7 +13,7 @@ from streams.agents.decode import Parsed, parse_result
 from streams.agents.respond import Built, conclude, finish, prepare
 from streams.context import Outgoing, Pipeline
 from streams.planning import identity_graph, next_step, planned, task_messages
-from streams.records import Task, TaskStatus
+from streams.records import Task, TaskStatus, utcnow
 
 log = logging.getLogger("dsr.aggregate")
 
@@ -134,18 +134,23 @@ def planned_step(
     graph = identity_graph(event, ctx.ledger.identities(row))
     refused = ctx.ledger.refused_parts(row)
     plans = next_step(ctx, event, graph, planned(tasks), closing=closing, refused=refused)
-    if plans:
-        tasks = ctx.ledger.add_wave(request_id, plans)
     new = {p.task_id for p in plans if p.status is TaskStatus.PENDING}
+    sends = new or (resend and any(t.status == TaskStatus.PENDING for t in tasks))
+    timeout_at = as_utc(row.timeout_at) if row.timeout_at else None
+    extended = None
+    if sends and timeout_at is not None and timeout_at <= (now := utcnow()):
+        # Tasks sent after the timeout: the results that unlock them (or a redelivered
+        # one) were read late, the pipeline behind them (its ledger away, a backlog), and
+        # their systems had answered in time (``streams.timeouts``). The tasks sent get
+        # the request timeout afresh.
+        timeout_at = extended = now + ctx.request_timeout
+    if plans or extended:
+        tasks = ctx.ledger.add_wave(request_id, plans, extended)
     pending = [t for t in tasks if t.status == TaskStatus.PENDING]
     if not pending:
         return prepare(ctx, request_id, read=(row, tasks))
     return task_messages(
-        ctx,
-        event,
-        graph,
-        [t for t in pending if resend or t.task_id in new],
-        as_utc(row.timeout_at) if row.timeout_at else None,
+        ctx, event, graph, [t for t in pending if resend or t.task_id in new], timeout_at
     )
 
 

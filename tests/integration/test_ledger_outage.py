@@ -1,11 +1,16 @@
 """The ledger's PostgreSQL server dies under load and comes back: the worker waits for it,
 and every request completes once, as if nothing had happened. Before, a batch that met the
 outage was dead-lettered after a second of retries: requests never admitted, results never
-recorded, and requests answered "failed" for systems that had answered."""
+recorded, and requests answered "failed" for systems that had answered.
+
+The outage outlasts the request timeout: the results the systems sent in time wait unread
+until the ledger is back, and no system is timed out for them (before, the sweeper timed
+the requests out by the clock first, and answered that systems gave no result in time)."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -33,10 +38,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 #: Submitted before the outage, and while it lasts.
 BEFORE, DURING = range(16), range(16, 22)
 PEOPLE = range(22)
+#: The request timeout: shorter than the outage.
+TIMEOUT_S = 8
 
 
 def test_a_ledger_outage_fails_and_loses_nothing(tmp_path: Path, postgres_server: Server) -> None:
     settings = settings_for(tmp_path, database_url=postgres_server.url)
+    datamap = tmp_path / "datamap.yaml"
+    text = datamap.read_text()
+    assert "request_timeout_seconds: 60\n" in text
+    datamap.write_text(
+        text.replace("request_timeout_seconds: 60", f"request_timeout_seconds: {TIMEOUT_S}")
+    )
     seed_lookalikes(tmp_path, len(PEOPLE))
     log = tmp_path / "dsr-up.log"
     with dsr_up_process(tmp_path, env={"DSR_DATABASE_URL": postgres_server.url}):
@@ -49,6 +62,8 @@ def test_a_ledger_outage_fails_and_loses_nothing(tmp_path: Path, postgres_server
         # the server dies as soon as the first response is out: the rest are mid-flight
         seen = watcher.collect(lambda s: len(s) >= 1, timeout_s=90)
         postgres_server.crash()
+        # every request fanned out before the crash is past its timeout when it is back
+        deadlines_passed = time.monotonic() + TIMEOUT_S + 1
         submitter.submit_all(request_for(i, "lo") for i in DURING)
         wait_for(
             "intake to wait for the ledger",
@@ -57,6 +72,7 @@ def test_a_ledger_outage_fails_and_loses_nothing(tmp_path: Path, postgres_server
                 for line in log.read_text(errors="replace").splitlines()
             ),
         )
+        wait_for("the requests' timeouts to pass", lambda: time.monotonic() > deadlines_passed)
         postgres_server.start()
         ids = {f"lo-{i}" for i in PEOPLE}
         seen += watcher.collect(

@@ -780,7 +780,7 @@ def test_an_open_request_is_extended_once_and_a_closed_one_never(ledger: Ledger)
 def test_overdue_requests_time_out_their_pending_tasks(ledger: Ledger) -> None:
     ledger.admit(event(), "proceed", None, DEADLINE)
     ledger.fan_out("r-1", _plans(), timedelta(seconds=-1))
-    assert ledger.overdue_fan_outs() == ["r-1"]
+    assert list(ledger.overdue_fan_outs()) == ["r-1"]
     assert ledger.time_out_tasks("r-1") == 2
     assert {t.status for t in ledger.tasks("r-1")} == {"timed_out", "not_applicable"}
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from connectors.dispatch import task_result
 from services.demo.scenario import TARO, event
 from services.ledger import as_utc
+from services.ledger.models import Request
 from streams import topics
 from streams.agents import aggregate, fanout, intake
 from streams.context import Outgoing, Pipeline
@@ -135,3 +138,34 @@ def test_every_task_carries_its_requests_timeout_so_a_runner_can_skip_it_once_st
             assert 0 <= lag < 5 if waves == 1 else lag == 0, (task.task_id, lag)
         out = [o for r in run_tasks(pipeline, out) for o in aggregate.handle_result(pipeline, r)]
     assert waves >= 2, "an erasure of Taro reaches its systems in more than one wave"
+
+
+def test_tasks_sent_after_the_timeout_get_the_request_timeout_afresh(
+    pipeline: Pipeline,
+) -> None:
+    """The first wave's results were read after the request's timeout (the ledger was
+    away): the systems answered in time, so the next wave is planned, not closed, and
+    its tasks, and those a redelivered result sends again, carry a new timeout that a
+    runner will not find passed."""
+    raw = event("behind-1", "erasure", TARO, grounds=["no_longer_needed"])
+    intake.handle_request(pipeline, json.dumps(raw).encode())
+    first = run_tasks(pipeline, fanout.handle_accepted(pipeline, "behind-1"))
+    past = utcnow() - timedelta(seconds=5)
+    with pipeline.ledger.session() as s:
+        s.execute(update(Request).where(Request.request_id == "behind-1").values(timeout_at=past))
+    out = [o for r in first for o in aggregate.handle_result(pipeline, r)]
+    row = pipeline.ledger.request("behind-1")
+    assert row is not None and row.timeout_at is not None
+    renewed = as_utc(row.timeout_at)
+    assert renewed >= utcnow() + pipeline.request_timeout - timedelta(seconds=5)
+    sent = [Task.model_validate_json(o.value) for o in out if _is_task(o)]
+    assert sent and {t.not_after for t in sent} == {renewed}
+    [audit] = [e for e in pipeline.ledger.timeline("behind-1") if e.action == "wave_planned"]
+    assert audit.detail["timeout_at"] == renewed.isoformat()
+
+    with pipeline.ledger.session() as s:  # behind again; a result comes a second time
+        s.execute(update(Request).where(Request.request_id == "behind-1").values(timeout_at=past))
+    again = [Task.model_validate_json(o.value) for o in aggregate.handle_result(pipeline, first[0])]
+    assert {t.task_id for t in again} == {t.task_id for t in sent}
+    assert all(t.not_after is not None and t.not_after > utcnow() for t in again)
+    assert pipeline.ledger.overdue_fan_outs() == {}
