@@ -303,7 +303,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             with monitoring.observe_stage("intake"):
                 return intake.handle_batch(
                     ctx(),
-                    [(e.value, e.headers) for e in events],
+                    [(e.value, e.headers, _sent_ms(e)) for e in events],
                     lambda i, exc: failed("intake")([events[i]], exc),
                 )
 
@@ -313,7 +313,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     async def decisions_agent(stream: faust.StreamT[bytes]) -> None:
         await run(
             "decisions",
-            lambda c, e: decisions.handle_decision(c, e.value, e.headers),
+            lambda c, e: decisions.handle_decision(c, e.value, e.headers, _sent_ms(e)),
             stream,
         )
 
@@ -339,7 +339,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     async def provisions_agent(stream: faust.StreamT[bytes]) -> None:
         await run(
             "provisions",
-            lambda c, e: provisions.handle_provision(c, e.value, e.headers),
+            lambda c, e: provisions.handle_provision(c, e.value, e.headers, _sent_ms(e)),
             stream,
         )
 
@@ -381,7 +381,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     @app.agent(raw_topic(topics.DEAD_LETTER), name="deadletters")
     async def deadletters_agent(stream: faust.StreamT[bytes]) -> None:
         async def record(event: Any) -> None:
-            ms = round(event.message.timestamp * 1000)
+            ms = _sent_ms(event) or 0
             transient.again(deadletters.record)(ctx().ledger, event.value, ms, event.key)
 
         async for event in stream.events():
@@ -481,6 +481,12 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             log.warning("sweep skipped: ledger busy", extra={"stage": "sweep"})
 
     return app
+
+
+def _sent_ms(event: Any) -> int | None:
+    """When ``event``'s message was sent (its timestamp), in milliseconds."""
+    sent = event.message.timestamp
+    return round(sent * 1000) if sent else None
 
 
 def _positions(app: faust.App) -> dict[Any, tuple[int | None, int | None]] | None:

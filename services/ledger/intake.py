@@ -24,6 +24,7 @@ from services.ledger.base import (
 from services.ledger.models import Rejected, Request, RequestStatus
 from services.ledger.statements import (
     INSERT_AUDITS,
+    INSERT_NEW_REJECTED,
     INSERT_NEW_REQUESTS,
     SELECT_REQUEST_IDS,
     execute_many,
@@ -43,23 +44,27 @@ class Intake(LedgerBase):
         errors: list[dict[str, Any]],
         raw: bytes,
         request_id: str | None,
+        sent_ms: int | None = None,
         **detail: Any,
-    ) -> None:
-        """Keep a trace of a malformed event: its reason and a hash, never its content;
-        ``detail`` (e.g. the signing key) goes into its audit row."""
+    ) -> bool:
+        """Keep a trace of a rejected event: its reason and a hash, never its content;
+        ``detail`` (e.g. the signing key) goes into its audit row. ``sent_ms`` is when its
+        message was sent: the same event sent at the same time is the same delivery, read
+        again, and recorded once. True if it was recorded now."""
         digest = hashlib.sha256(raw).hexdigest()
-        with self.session() as s:
-            s.add(
-                Rejected(
-                    at=utcnow(),
-                    reason_code=reason_code,
-                    request_id=request_id,
-                    errors=errors,
-                    raw_sha256=digest,
-                )
-            )
+        row = {
+            "at": utcnow(),
+            "reason_code": reason_code,
+            "request_id": request_id,
+            "errors": errors,
+            "raw_sha256": digest,
+            "sent_ms": sent_ms,
+        }
+        with self.engine.begin() as conn:
+            if not insert_new(conn, INSERT_NEW_REJECTED, row):
+                return False
             self._audit(
-                s,
+                conn,
                 request_id,
                 "intake",
                 Action.REJECTED,
@@ -67,6 +72,7 @@ class Intake(LedgerBase):
                 raw_sha256=digest,
                 **detail,
             )
+        return True
 
     def rejected_errors(self, raw_sha256: str) -> list[dict[str, Any]]:
         """The failing fields and why, of the latest rejection of the event with this

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     DateTime,
     ForeignKey,
@@ -115,7 +116,12 @@ class Response(Base):
 
 
 class Rejected(Base):
+    """A rejected event: its digest and why, never its content. ``sent_ms`` (when its
+    message was sent) tells a delivery of it read again (the same digest and time: one
+    rejection) from a producer sending it again (another time)."""
+
     __tablename__ = "rejected_events"
+    __table_args__ = (UniqueConstraint("raw_sha256", "sent_ms", name="uq_rejected_delivery"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime]
@@ -123,6 +129,7 @@ class Rejected(Base):
     request_id: Mapped[str | None] = mapped_column(String(128))
     errors: Mapped[list[Any]]
     raw_sha256: Mapped[str] = mapped_column(String(64))
+    sent_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DeadLetter(Base):

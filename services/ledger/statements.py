@@ -42,6 +42,7 @@ from services.ledger.models import (
     AuditEntry,
     Base,
     DeadLetter,
+    Rejected,
     Request,
     RequestStatus,
     Response,
@@ -54,6 +55,7 @@ _REQUEST_TABLE = cast(Table, Request.__table__)
 _TASK_TABLE = cast(Table, Task.__table__)
 _RESPONSE_TABLE = cast(Table, Response.__table__)
 _DEAD_LETTER_TABLE = cast(Table, DeadLetter.__table__)
+_REJECTED_TABLE = cast(Table, Rejected.__table__)
 _AUDIT_TABLE = cast(Table, AuditEntry.__table__)
 _REQUESTS = _REQUEST_TABLE.c
 _TASKS = _TASK_TABLE.c
@@ -314,11 +316,15 @@ def load_one(
     return found[0] if found else None
 
 
-def _if_new(table: Table, key: Column[str]) -> dict[str, Executable]:
-    """By dialect: ``table``'s INSERT that skips a row whose ``key`` is there already
-    (another worker inserted it at once, in a rebalance), returning the keys inserted."""
+def _if_new(
+    table: Table, key: Column[Any], unique: Sequence[Column[Any]] = ()
+) -> dict[str, Executable]:
+    """By dialect: ``table``'s INSERT that skips a row whose ``key`` (or ``unique``
+    columns) is there already (another worker inserted it at once, in a rebalance, or a
+    batch read again), returning the keys inserted."""
+    index = list(unique) or [key]
     return {
-        name: dialect_insert(table).on_conflict_do_nothing(index_elements=[key]).returning(key)
+        name: dialect_insert(table).on_conflict_do_nothing(index_elements=index).returning(key)
         for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
     }
 
@@ -351,6 +357,10 @@ ADMITTED_COLUMNS = (
 INSERT_NEW_REQUESTS = _many_if_new(_REQUEST_TABLE, _REQUESTS.request_id, ADMITTED_COLUMNS)
 INSERT_NEW_TASKS = _many_if_new(_TASK_TABLE, _TASKS.task_id)
 INSERT_NEW_DEAD_LETTER = _if_new(_DEAD_LETTER_TABLE, _DEAD_LETTER_TABLE.c.id)
+#: A rejected event, unless the same delivery of it is recorded (``Rejected``).
+INSERT_NEW_REJECTED = _if_new(
+    _REJECTED_TABLE, _REJECTED_TABLE.c.id, (_REJECTED_TABLE.c.raw_sha256, _REJECTED_TABLE.c.sent_ms)
+)
 
 
 def insert_new(

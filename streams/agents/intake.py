@@ -46,13 +46,15 @@ def reject(
     stage: str = "intake",
     request_id: str | None = None,
     echo: bool = True,
+    sent_ms: int | None = None,
     **audit: Any,
 ) -> list[Outgoing]:
-    """Record a rejected event in the ledger and send its digest, with the reason, to
-    ``dsr.requests.rejected`` (``rejected_event``): the event sealed too unless ``echo``
-    is False. ``audit`` goes into the ledger's audit row."""
+    """Record a rejected event in the ledger (once for its message, sent at ``sent_ms``)
+    and send its digest, with the reason, to ``dsr.requests.rejected``
+    (``rejected_event``): the event sealed too unless ``echo`` is False. ``audit`` goes
+    into the ledger's audit row."""
     request_id = request_id or _request_id_of(raw)
-    ctx.ledger.record_rejected(rej.reason_code, rej.errors, raw, request_id, **audit)
+    ctx.ledger.record_rejected(rej.reason_code, rej.errors, raw, request_id, sent_ms, **audit)
     log.warning(
         "event rejected",
         extra={"request_id": request_id, "stage": stage, "reason_code": rej.reason_code},
@@ -100,6 +102,8 @@ class Refused:
     request_id: str | None = None
     echo: bool = True
     key_id: str | None = None
+    #: When its message was sent (``reject``).
+    sent_ms: int | None = None
 
     def answer(self, ctx: Pipeline, admission: Admission | None = None) -> list[Outgoing]:
         return reject(
@@ -108,6 +112,7 @@ class Refused:
             self.rejection,
             request_id=self.request_id,
             echo=self.echo,
+            sent_ms=self.sent_ms,
             key_id=self.key_id,
         )
 
@@ -118,6 +123,8 @@ class Valid:
 
     raw: bytes
     arrival: Arrival
+    #: When its message was sent (``reject``).
+    sent_ms: int | None = None
 
     @property
     def request_id(self) -> str:
@@ -129,9 +136,10 @@ class Valid:
         event, key_id = self.arrival.event, self.arrival.key_id
         if admission.outcome is Admitted.NOT_PERMITTED:
             denied = not_permitted(key_id, "releases of held requests")
-            return Refused(self.raw, denied, event.request_id, False, key_id).answer(ctx)
+            refused = Refused(self.raw, denied, event.request_id, False, key_id, self.sent_ms)
+            return refused.answer(ctx)
         if admission.outcome is Admitted.CONFLICT:
-            return _conflict(ctx, self.raw, event.request_id, admission.conflicts, key_id)
+            return _conflict(ctx, self, admission.conflicts)
         crash_point("intake.recorded")
         log.info(
             "request %s",
@@ -162,9 +170,11 @@ class Valid:
         return told
 
 
-def handle_request(ctx: Pipeline, raw: bytes, headers: Headers = None) -> list[Outgoing]:
+def handle_request(
+    ctx: Pipeline, raw: bytes, headers: Headers = None, sent_ms: int | None = None
+) -> list[Outgoing]:
     """One request event: checked, admitted, answered (``check``, ``admit``, ``answer``)."""
-    checked = check(ctx, raw, headers)
+    checked = check(ctx, raw, headers, sent_ms)
     [admission] = admit(ctx, [checked])
     return checked.answer(ctx, admission)
 
@@ -175,19 +185,20 @@ Checked = tuple[int, Refused | Valid]
 
 def handle_batch(
     ctx: Pipeline,
-    events: Sequence[tuple[bytes, Headers]],
+    events: Sequence[tuple[bytes, Headers, int | None]],
     fail: Callable[[int, Exception], list[Outgoing]],
 ) -> list[Outgoing]:
-    """A batch of request events (each with its headers): each checked, then, a run of
+    """A batch of request events (each with its headers, and when it was sent): each
+    checked, then, a run of
     them at a time (``_runs``), the valid ones admitted in one ledger transaction and
     each answered on its own. An event that cannot be handled goes to ``fail``, with its
     place in ``events``, and the others go on: a run's admissions are committed, and an
     event handled again would only be a duplicate, which sends nothing on."""
     outgoing: list[Outgoing] = []
     checked: list[Checked] = []
-    for i, (raw, headers) in enumerate(events):
+    for i, (raw, headers, sent_ms) in enumerate(events):
         try:
-            checked.append((i, check(ctx, raw, headers)))
+            checked.append((i, check(ctx, raw, headers, sent_ms)))
         except Exception as exc:  # noqa: BLE001 - only this event fails
             outgoing += fail(i, exc)
     for run in _runs(checked):
@@ -236,22 +247,24 @@ def _runs(checked: Sequence[Checked]) -> Iterator[list[Checked]]:
         yield run
 
 
-def check(ctx: Pipeline, raw: bytes, headers: Headers = None) -> Refused | Valid:
-    """``raw`` checked (its signature, schema, permissions, grounds) and decided by the
-    rules; nothing is recorded yet."""
+def check(
+    ctx: Pipeline, raw: bytes, headers: Headers = None, sent_ms: int | None = None
+) -> Refused | Valid:
+    """``raw`` (sent at ``sent_ms``) checked (its signature, schema, permissions,
+    grounds) and decided by the rules; nothing is recorded yet."""
     try:
         event, key_id = parse_signed(raw, ctx.keyring, headers, RequestEvent, ctx.sealer)
     except Rejection as rej:
-        return Refused(raw, rej, key_id=rej.key_id)
+        return Refused(raw, rej, key_id=rej.key_id, sent_ms=sent_ms)
     if found := my_number.found_in(event.model_dump(mode="json")):
         # Neither kept nor echoed, sealed or not: only the event's digest is recorded.
         msg = "a My Number (個人番号) may not be sent, as proof of identity or otherwise"
         refused = Rejection("my_number_not_accepted", [{"loc": loc, "msg": msg} for loc in found])
-        return Refused(raw, refused, event.request_id, echo=False, key_id=key_id)
+        return Refused(raw, refused, event.request_id, False, key_id, sent_ms)
     may = permissions(ctx, key_id)
     if may is not None and not may.may_request(event.kind):
         denied = not_permitted(key_id, f"{event.kind} requests")
-        return Refused(raw, denied, event.request_id, echo=False, key_id=key_id)
+        return Refused(raw, denied, event.request_id, False, key_id, sent_ms)
     unknown = [code for code, basis in rules.grounds_invoked(event).items() if basis is None]
     if unknown:
         msg = (
@@ -259,7 +272,7 @@ def check(ctx: Pipeline, raw: bytes, headers: Headers = None) -> Refused | Valid
             f"{', '.join(unknown)}; accepted: {', '.join(rules.accepted_grounds(event))}"
         )
         unknown_ground = Rejection("unknown_ground", [{"loc": "grounds", "msg": msg}])
-        return Refused(raw, unknown_ground, key_id=key_id)
+        return Refused(raw, unknown_ground, key_id=key_id, sent_ms=sent_ms)
     decision = rules.decide(event)
     arrival = Arrival(
         event,
@@ -270,7 +283,7 @@ def check(ctx: Pipeline, raw: bytes, headers: Headers = None) -> Refused | Valid
         key_id=key_id,
         may_release=may is None or may.releases,
     )
-    return Valid(raw, arrival)
+    return Valid(raw, arrival, sent_ms)
 
 
 def admit(ctx: Pipeline, checked: Sequence[Refused | Valid]) -> list[Admission | None]:
@@ -281,15 +294,21 @@ def admit(ctx: Pipeline, checked: Sequence[Refused | Valid]) -> list[Admission |
     return [next(admitted) if isinstance(c, Valid) else None for c in checked]
 
 
-def _conflict(
-    ctx: Pipeline, raw: bytes, request_id: str, fields: tuple[str, ...], key_id: str | None
-) -> list[Outgoing]:
+def _conflict(ctx: Pipeline, valid: Valid, fields: tuple[str, ...]) -> list[Outgoing]:
     """A re-send that would change a recorded request: rejected, naming the fields it
     would change and never their values, nor echoing the event."""
+    request_id = valid.request_id
     errors = [
         {"loc": name, "msg": f"differs from request {request_id} as recorded"} for name in fields
     ]
     rej = Rejection("request_id_conflict", errors)
     return reject(
-        ctx, raw, rej, request_id=request_id, echo=False, key_id=key_id, fields=list(fields)
+        ctx,
+        valid.raw,
+        rej,
+        request_id=request_id,
+        echo=False,
+        sent_ms=valid.sent_ms,
+        key_id=valid.arrival.key_id,
+        fields=list(fields),
     )

@@ -15,6 +15,7 @@ from services.demo.scenario import HANAKO, JIRO, TARO, event
 from streams import topics
 from streams.agents import intake
 from streams.context import Outgoing, Pipeline
+from tests.fixtures.ledger_reads import rejected_events
 from tests.streams.agents.fixtures import body, to
 
 AT = "2026-12-01T09:00:00+09:00"
@@ -77,7 +78,9 @@ def test_a_batch_gives_what_its_events_give_each_alone(
     n = next(prefixes)
     alone, batch = f"alone{n}", f"batch{n}"
     one_by_one = [o for t in templates for o in intake.handle_request(pipeline, _raw(alone, t))]
-    together = intake.handle_batch(pipeline, [(_raw(batch, t), None) for t in templates], _never)
+    together = intake.handle_batch(
+        pipeline, [(_raw(batch, t), None, None) for t in templates], _never
+    )
     assert _said(batch, together) == _said(alone, one_by_one)
     assert _trail(pipeline, batch) == _trail(pipeline, alone)
 
@@ -113,7 +116,7 @@ def test_an_event_that_cannot_be_handled_fails_alone(
         failed.append((i, str(exc)))
         return []
 
-    out = intake.handle_batch(pipeline, [(raw, None) for raw in raws], fail)
+    out = intake.handle_batch(pipeline, [(raw, None, None) for raw in raws], fail)
     assert failed == [(1, f"the {stage} failed")]
     assert [o.key for o in to(topics.ACCEPTED, out)] == [b"f-1", b"f-3"]
     admitted = stage == "answer"
@@ -133,3 +136,32 @@ def _id(event: Any, *_: Any) -> Any:
 
 def _first(request_id: str, *_: Any) -> str:
     return request_id
+
+
+def test_a_batch_read_again_records_each_rejection_once(pipeline: Pipeline) -> None:
+    """A batch handled again (its worker killed before its offsets were committed, or an
+    outage waited out) records its rejections once; the same events sent again later
+    are recorded again, as the new submissions they are."""
+    raws = [_raw("again", t) for t in range(5)]  # not the held and released request
+
+    def rejections(sent_at: int) -> list[tuple[str, str, str | None]]:
+        events = [(raw, None, sent_at + i) for i, raw in enumerate(raws)]
+        out = intake.handle_batch(pipeline, events, _never)
+        return _said("again", to(topics.REJECTED, out))
+
+    first = rejections(1_796_600_000_000)
+    assert [reason for *_, reason in first] == [
+        "request_id_conflict",  # a changed subject
+        "unknown_ground",
+        "schema_violation",
+    ]
+    once = rejected_events(pipeline.ledger)
+    assert len(once) == len(first)
+    # said again on the topic (its consumers keep one a digest), recorded once
+    assert rejections(1_796_600_000_000) == first
+    assert [r.id for r in rejected_events(pipeline.ledger)] == [r.id for r in once]
+    trail = [e for i in range(1, 5) for e in pipeline.ledger.timeline(f"again-{i}")]
+    assert len([e for e in trail if e.action == "rejected"]) == len(first)
+
+    assert rejections(1_796_600_060_000) == first
+    assert len(rejected_events(pipeline.ledger)) == 2 * len(first)
