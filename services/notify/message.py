@@ -12,8 +12,11 @@ from typing import Any
 
 from services.notify.notice import Notice
 
-#: The domain of Message-IDs when the sender address has none.
+#: The domain of Message-IDs when the sender address has none, or none that is a domain.
 FALLBACK_DOMAIN = "dsr-pipeline.invalid"
+#: A domain name's labels (letters, digits, inner hyphens), dot-separated.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 UNADDRESSED = "none: no e-mail address on file; the notice is kept for delivery by other means"
 
 #: A value that folds to itself: printable ASCII words one space apart, no encoded word.
@@ -122,7 +125,10 @@ def message_id(notice_id: str, sender: str) -> str:
 
 @lru_cache(maxsize=64)
 def _domain(sender: str) -> str:
-    return parseaddr(sender)[1].rpartition("@")[2] or FALLBACK_DOMAIN
+    """The sender address's domain; a malformed address (``" <a@b.jp>``, whose quote
+    the parser keeps, with the ``>``) gives none."""
+    domain = parseaddr(sender)[1].rpartition("@")[2]
+    return domain if _DOMAIN.fullmatch(domain) else FALLBACK_DOMAIN
 
 
 def render(notice: Notice, sender: str) -> EmailMessage:

@@ -61,6 +61,7 @@ _REQUEST_IDS = st.from_regex(r"[A-Za-z0-9._:-]{1,128}", fullmatch=True)
 
 @given(_RECIPIENTS, _TEXT, st.text(max_size=400), _SENDERS, _REQUEST_IDS)
 @example(None, "0", "", ". <0@A.AC>", "0")  # a display name the library's parser fails on
+@example(None, "0", "", '" <0@A.cl>', "0")  # an open quote: the address parsed is not one
 def test_a_notice_is_rendered_as_the_standard_library_renders_it(
     recipient: str | None, subject: str, body: str, sender: str, request_id: str
 ) -> None:
