@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) pdf-libs
 	$(BIN)/dsr demo
 
+# Two processes (pytest-xdist): one runs the integration tests, one after another, the
+# other the Apache Kafka cluster's and most of the rest beside them (tests/conftest.py).
 test: $(STAMP) browser postgres mariadb pdf-libs kafka prometheus lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 # The dashboard's browser test drives Debian's chromium (it is skipped without one).
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
