@@ -24,8 +24,10 @@ Kind = Literal["worker", "runner", "exporter"]
 
 #: Seconds between beats (``DSR_HEARTBEAT_INTERVAL_S``).
 INTERVAL_S = 2.0
-#: A running process whose last beat is older than this is shown as frozen.
-FROZEN_AFTER_S = 15.0
+#: A running process whose last beat is older than this many of its intervals is shown
+#: as frozen: 15 s at the default interval.
+FROZEN_AFTER_BEATS = 7.5
+FROZEN_AFTER_S = FROZEN_AFTER_BEATS * INTERVAL_S
 #: Seconds within which a task taken in hand shows in the beat's file.
 IN_HAND_EVERY_S = 0.25
 
@@ -42,9 +44,15 @@ class Beat:
     at: float
     #: Tasks in hand, by task id: ``{"system", "since", "attempt"}`` (runners only).
     tasks: dict[str, dict[str, Any]] | None = None
+    #: The process's seconds between beats.
+    every: float = INTERVAL_S
 
     def age(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.at
+
+    def frozen(self, now: float | None = None) -> bool:
+        """Whether the process has missed ``FROZEN_AFTER_BEATS`` of its beats."""
+        return self.age(now) > FROZEN_AFTER_BEATS * self.every
 
 
 class Heart:
@@ -113,6 +121,7 @@ class Heart:
                 "kind": self.kind,
                 "pid": os.getpid(),
                 "at": self._last,
+                "every": self.interval,
             }
             if self.kind == "runner":
                 body["tasks"] = dict(self._tasks)
@@ -129,7 +138,12 @@ def read(home: Path) -> dict[str, Beat]:
         try:
             body = json.loads(path.read_text())
             beats[body["name"]] = Beat(
-                body["name"], body["kind"], int(body["pid"]), body["at"], body.get("tasks")
+                body["name"],
+                body["kind"],
+                int(body["pid"]),
+                body["at"],
+                body.get("tasks"),
+                float(body.get("every", INTERVAL_S)),
             )
         except (OSError, ValueError, KeyError):
             continue  # being replaced, or not ours
@@ -153,19 +167,22 @@ def problems(home: Path, names: list[str], max_age: float) -> list[str]:
 
 def view(home: Path, supervised: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Each process ``dsr up`` supervises, as the dashboard and ``dsr top`` show it: its
-    state (``running``, ``frozen``: alive but its loop has not beaten for
-    ``FROZEN_AFTER_S``, ``down`` or ``crash loop``), restarts and heartbeat age."""
+    state (``running``, ``frozen``: alive but its loop has missed
+    ``FROZEN_AFTER_BEATS`` of its beats, ``down`` or ``crash loop``), restarts and
+    heartbeat age."""
     beats = read(home)
     now = time.time()
     shown = []
     for name, p in supervised.items():
         beat = beats.get(name)
-        age = round(beat.age(now), 1) if beat is not None and beat.pid == p.get("pid") else None
+        if beat is not None and beat.pid != p.get("pid"):
+            beat = None  # an earlier process's, of the same name
+        age = round(beat.age(now), 1) if beat is not None else None
         if p.get("crash_loop"):
             state = "crash loop"
         elif not p.get("running"):
             state = "down"
-        elif age is not None and age > FROZEN_AFTER_S:
+        elif beat is not None and beat.frozen(now):
             state = "frozen"
         else:
             state = "running"

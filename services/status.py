@@ -50,7 +50,7 @@ def in_hand(home: Path | None) -> dict[str, dict[str, Any]] | None:
         return None
     now = time.time()
     return {
-        task_id: {**held, "runner": b.name, "frozen": b.age(now) > heartbeat.FROZEN_AFTER_S}
+        task_id: {**held, "runner": b.name, "frozen": b.frozen(now)}
         for b in runners
         for task_id, held in (b.tasks or {}).items()
     }

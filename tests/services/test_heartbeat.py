@@ -16,10 +16,12 @@ from services.monitoring.overview import TASK_TIME
 from services.top import render
 
 
-def _beat(home: Path, name: str, pid: int, ago: float) -> None:
+def _beat(home: Path, name: str, pid: int, ago: float, every: float | None = None) -> None:
     path = heartbeat.directory(home) / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     body = {"name": name, "kind": "runner", "pid": pid, "at": time.time() - ago}
+    if every is not None:
+        body["every"] = every
     path.write_text(json.dumps(body))
 
 
@@ -37,6 +39,20 @@ def test_a_live_process_whose_loop_stopped_beating_is_frozen(tmp_path: Path) -> 
     _beat(tmp_path, "runner-1", 102, ago=heartbeat.FROZEN_AFTER_S + 5)
     states = {p["name"]: p["state"] for p in heartbeat.view(tmp_path, report)}
     assert states == {"worker-0": "running", "runner-0": "frozen", "runner-1": "down"}
+
+
+def test_a_process_is_frozen_after_missing_as_many_of_its_own_beats(tmp_path: Path) -> None:
+    """Beating every 0.5 s, a process is frozen after 3.75 s; a beat that does not say
+    its interval has the default one's 15 s."""
+    report = _supervised(**{"runner-0": True, "runner-1": True, "runner-2": True})
+    _beat(tmp_path, "runner-0", 100, ago=5, every=0.5)
+    _beat(tmp_path, "runner-1", 101, ago=5, every=2.0)
+    _beat(tmp_path, "runner-2", 102, ago=5)
+    states = {p["name"]: p["state"] for p in heartbeat.view(tmp_path, report)}
+    assert states == {"runner-0": "frozen", "runner-1": "running", "runner-2": "running"}
+    heart = heartbeat.Heart(tmp_path, "worker-0", "worker", interval=0.5)
+    heart.beat()
+    assert heartbeat.read(tmp_path)["worker-0"].every == 0.5
 
 
 def test_a_beat_from_an_earlier_process_of_the_same_name_is_not_its_beat(
