@@ -114,6 +114,8 @@ class FakeSaaS:
 
     @contextlib.contextmanager
     def misbehaving(self, mode: str) -> Iterator[None]:
+        if mode.startswith("gzip-bomb"):
+            gzip_bomb()  # made now: made while answering, it would spend the client's budget
         self.mode = mode
         try:
             yield
