@@ -303,7 +303,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             with monitoring.observe_stage("intake"):
                 return intake.handle_batch(
                     ctx(),
-                    [(e.value, e.headers, _sent_ms(e)) for e in events],
+                    [(e.value, e.headers, _delivery(e)) for e in events],
                     lambda i, exc: failed("intake")([events[i]], exc),
                 )
 
@@ -313,7 +313,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     async def decisions_agent(stream: faust.StreamT[bytes]) -> None:
         await run(
             "decisions",
-            lambda c, e: decisions.handle_decision(c, e.value, e.headers, _sent_ms(e)),
+            lambda c, e: decisions.handle_decision(c, e.value, e.headers, _delivery(e)),
             stream,
         )
 
@@ -339,7 +339,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     async def provisions_agent(stream: faust.StreamT[bytes]) -> None:
         await run(
             "provisions",
-            lambda c, e: provisions.handle_provision(c, e.value, e.headers, _sent_ms(e)),
+            lambda c, e: provisions.handle_provision(c, e.value, e.headers, _delivery(e)),
             stream,
         )
 
@@ -481,6 +481,13 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             log.warning("sweep skipped: ledger busy", extra={"stage": "sweep"})
 
     return app
+
+
+def _delivery(event: Any) -> str:
+    """Where ``event``'s message was read (``topic/partition/offset``): what tells the
+    message read again (after a crash, or an outage) from the same event sent again."""
+    message = event.message
+    return f"{message.topic}/{message.partition}/{message.offset}"
 
 
 def _sent_ms(event: Any) -> int | None:

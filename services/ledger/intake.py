@@ -44,13 +44,13 @@ class Intake(LedgerBase):
         errors: list[dict[str, Any]],
         raw: bytes,
         request_id: str | None,
-        sent_ms: int | None = None,
+        delivery: str | None = None,
         **detail: Any,
     ) -> bool:
         """Keep a trace of a rejected event: its reason and a hash, never its content;
-        ``detail`` (e.g. the signing key) goes into its audit row. ``sent_ms`` is when its
-        message was sent: the same event sent at the same time is the same delivery, read
-        again, and recorded once. True if it was recorded now."""
+        ``detail`` (e.g. the signing key) goes into its audit row. ``delivery`` is where its
+        message was read (``topic/partition/offset``): the same event there is the same
+        message, read again, and recorded once. True if it was recorded now."""
         digest = hashlib.sha256(raw).hexdigest()
         row = {
             "at": utcnow(),
@@ -58,7 +58,7 @@ class Intake(LedgerBase):
             "request_id": request_id,
             "errors": errors,
             "raw_sha256": digest,
-            "sent_ms": sent_ms,
+            "delivery": delivery,
         }
         with self.engine.begin() as conn:
             if not insert_new(conn, INSERT_NEW_REJECTED, row):
@@ -189,24 +189,31 @@ class Intake(LedgerBase):
             "deadline_at": as_utc(a.deadline),
             "event": self._kept(event.request_id, EVENT_FIELD, event.model_dump(mode="json")),
             "subject_digests": sorted(subject_digests(event.subject.identifiers)),
+            "deliveries": [a.delivery] if a.delivery else None,
             "created_at": now,
             "updated_at": now,
         }
 
     def _resent(self, conn: Connection, a: Arrival, now: datetime) -> Admission:
-        """A re-send of a request the ledger has: the ORM compares and moves the row."""
+        """A re-send of a request the ledger has: the ORM compares and moves the row. A
+        message it has taken before, read again, changes nothing and is not audited."""
         event, key_id, reason, status = a.event, a.key_id, a.reason, _STATUS[a.action]
         signed = _signed(a)
         with in_session(conn) as s:
             row = s.get(Request, event.request_id, with_for_update=True)
             assert row is not None  # found, or inserted by another worker since
+            taken = row.deliveries or []
+            if a.delivery in taken:
+                return Admission(Admitted.REDELIVERED, row.status, row.hold_reason)
             held = row.status == RequestStatus.HELD
             changed = self._changed(row, event)
             conflicting = resends.conflicts(changed, held)
-            if conflicting:
+            if conflicting:  # its rejection is recorded once a message (``record_rejected``)
                 return Admission(Admitted.CONFLICT, row.status, row.hold_reason, tuple(conflicting))
             if held and changed and not a.may_release:
                 return Admission(Admitted.NOT_PERMITTED, row.status, row.hold_reason)
+            if a.delivery is not None:
+                row.deliveries = [*taken, a.delivery][-MAX_DELIVERIES:]
             if not held or not a.may_release:  # nothing to decide again
                 self._audit(
                     s,
@@ -265,6 +272,10 @@ class Intake(LedgerBase):
             )
         return resends.changed_fields(stored, event)
 
+
+#: How many of a request's messages it remembers (``Request.deliveries``): far more
+#: than a batch read again can hold of one request.
+MAX_DELIVERIES = 32
 
 #: The request's status, by the rules' decision.
 _STATUS = {

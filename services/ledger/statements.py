@@ -351,6 +351,7 @@ ADMITTED_COLUMNS = (
     "deadline_at",
     "event",
     "subject_digests",
+    "deliveries",
     "created_at",
     "updated_at",
 )
@@ -359,7 +360,9 @@ INSERT_NEW_TASKS = _many_if_new(_TASK_TABLE, _TASKS.task_id)
 INSERT_NEW_DEAD_LETTER = _if_new(_DEAD_LETTER_TABLE, _DEAD_LETTER_TABLE.c.id)
 #: A rejected event, unless the same delivery of it is recorded (``Rejected``).
 INSERT_NEW_REJECTED = _if_new(
-    _REJECTED_TABLE, _REJECTED_TABLE.c.id, (_REJECTED_TABLE.c.raw_sha256, _REJECTED_TABLE.c.sent_ms)
+    _REJECTED_TABLE,
+    _REJECTED_TABLE.c.id,
+    (_REJECTED_TABLE.c.raw_sha256, _REJECTED_TABLE.c.delivery),
 )
 
 

@@ -58,6 +58,7 @@ class Admitted(StrEnum):
     RELEASED = "released"  # a held request's re-send with the evidence it waited for
     STILL_HELD = "still_held"
     DUPLICATE = "duplicate"
+    REDELIVERED = "redelivered"  # a message admitted before, read again: nothing recorded
     CONFLICT = "conflict"  # a re-send that would change more than release evidence
     NOT_PERMITTED = "not_permitted"  # a release by a key that may not release
 
@@ -96,6 +97,9 @@ class Arrival:
     clock_pauses: bool = False
     key_id: str | None = None
     may_release: bool = True
+    #: Its message (its digest and where it was read), when known: one read again is
+    #: not admitted again.
+    delivery: str | None = None
 
 
 @dataclass(frozen=True)

@@ -36,36 +36,36 @@ WHY_NOT = {
 
 
 def handle_decision(
-    ctx: Pipeline, raw: bytes, headers: Headers = None, sent_ms: int | None = None
+    ctx: Pipeline, raw: bytes, headers: Headers = None, delivery: str | None = None
 ) -> list[Outgoing]:
-    """A decision event (sent at ``sent_ms``): applied, or rejected with why."""
+    """A decision event (read at ``delivery``): applied, or rejected with why."""
     try:
         decision, key_id = parse_signed(raw, ctx.keyring, headers, DecisionEvent)
     except Rejection as rej:
-        return reject(ctx, raw, rej, stage="decisions", sent_ms=sent_ms, key_id=rej.key_id)
+        return reject(ctx, raw, rej, stage="decisions", delivery=delivery, key_id=rej.key_id)
     may = permissions(ctx, key_id)
     if may is not None and not may.decisions:
         refused = not_permitted(key_id, "decisions")
         return reject(
-            ctx, raw, refused, "decisions", decision.request_id, False, sent_ms, key_id=key_id
+            ctx, raw, refused, "decisions", decision.request_id, False, delivery, key_id=key_id
         )
     decided_by = may.owner if may is not None else decision.decided_by
     row = ctx.ledger.request(decision.request_id)
     if row is None:
-        return _cannot(ctx, (raw, sent_ms), Decided.UNKNOWN_REQUEST, key_id)
+        return _cannot(ctx, (raw, delivery), Decided.UNKNOWN_REQUEST, key_id)
     policy = rules.policy_for(row.regulation)
     if decision.decision == "refusal":
-        return _refuse(ctx, (raw, sent_ms), decision, policy.refusal_codes, decided_by, key_id)
+        return _refuse(ctx, (raw, delivery), decision, policy.refusal_codes, decided_by, key_id)
     outcome, deadline = ctx.ledger.extend(
         decision.request_id, decision.reason, decided_by, policy.extension, key_id
     )
     if outcome is Decided.ALREADY_EXTENDED:  # perhaps this very decision, before a crash
         return [
-            *_cannot(ctx, (raw, sent_ms), outcome, key_id),
+            *_cannot(ctx, (raw, delivery), outcome, key_id),
             notices.due(decision.request_id, "extension"),
         ]
     if outcome is not Decided.EXTENDED:
-        return _cannot(ctx, (raw, sent_ms), outcome, key_id)
+        return _cannot(ctx, (raw, delivery), outcome, key_id)
     log.info(
         "deadline extended",
         extra={
@@ -79,7 +79,7 @@ def handle_decision(
 
 def _refuse(
     ctx: Pipeline,
-    sent: tuple[bytes, int | None],
+    message: tuple[bytes, str | None],
     decision: DecisionEvent,
     codes: Mapping[str, object],
     decided_by: str,
@@ -88,9 +88,9 @@ def _refuse(
     """Refuse the request on its ground, or only the part it names (a system, fields)."""
     ground = decision.ground or ""
     if ground not in codes:
-        return _cannot(ctx, sent, "unknown_ground", key_id, accepted=sorted(codes))
+        return _cannot(ctx, message, "unknown_ground", key_id, accepted=sorted(codes))
     if decision.system is not None and decision.system not in ctx.datamap.systems:
-        return _cannot(ctx, sent, "unknown_system", key_id, accepted=sorted(ctx.datamap.systems))
+        return _cannot(ctx, message, "unknown_system", key_id, accepted=sorted(ctx.datamap.systems))
     if decision.in_part:
         part = RefusedPart(
             system=decision.system,
@@ -109,7 +109,7 @@ def _refuse(
         )
         done = Decided.REFUSED
     if outcome is not done:
-        return _cannot(ctx, sent, outcome, key_id)
+        return _cannot(ctx, message, outcome, key_id)
     log.info(
         "request refused in part" if decision.in_part else "request refused",
         extra={"request_id": decision.request_id, "stage": "decisions", "reason_code": ground},
@@ -120,12 +120,12 @@ def _refuse(
 
 def _cannot(
     ctx: Pipeline,
-    sent: tuple[bytes, int | None],
+    message: tuple[bytes, str | None],
     outcome: str,
     key_id: str | None,
     accepted: list[str] | None = None,
 ) -> list[Outgoing]:
-    """The decision (``sent``: its event, and when it was sent) cannot apply: rejected,
+    """The decision (``message``: its event, and where it was read) cannot apply: rejected,
     with why (and the grounds that would be accepted, for a ground that is not), and
     audited with its key."""
     error = {"msg": WHY_NOT[outcome]}
@@ -133,5 +133,5 @@ def _cannot(
         where = "system" if outcome == "unknown_system" else "ground"
         error = {"loc": where, "msg": f"{error['msg']}; accepted: {', '.join(accepted)}"}
     rej = Rejection(outcome, [error])
-    raw, sent_ms = sent
-    return reject(ctx, raw, rej, "decisions", sent_ms=sent_ms, key_id=key_id)
+    raw, delivery = message
+    return reject(ctx, raw, rej, "decisions", delivery=delivery, key_id=key_id)

@@ -46,15 +46,15 @@ def reject(
     stage: str = "intake",
     request_id: str | None = None,
     echo: bool = True,
-    sent_ms: int | None = None,
+    delivery: str | None = None,
     **audit: Any,
 ) -> list[Outgoing]:
-    """Record a rejected event in the ledger (once for its message, sent at ``sent_ms``)
+    """Record a rejected event in the ledger (once for its message, at ``delivery``)
     and send its digest, with the reason, to ``dsr.requests.rejected``
     (``rejected_event``): the event sealed too unless ``echo`` is False. ``audit`` goes
     into the ledger's audit row."""
     request_id = request_id or _request_id_of(raw)
-    ctx.ledger.record_rejected(rej.reason_code, rej.errors, raw, request_id, sent_ms, **audit)
+    ctx.ledger.record_rejected(rej.reason_code, rej.errors, raw, request_id, delivery, **audit)
     log.warning(
         "event rejected",
         extra={"request_id": request_id, "stage": stage, "reason_code": rej.reason_code},
@@ -102,8 +102,8 @@ class Refused:
     request_id: str | None = None
     echo: bool = True
     key_id: str | None = None
-    #: When its message was sent (``reject``).
-    sent_ms: int | None = None
+    #: Where its message was read (``reject``).
+    delivery: str | None = None
 
     def answer(self, ctx: Pipeline, admission: Admission | None = None) -> list[Outgoing]:
         return reject(
@@ -112,7 +112,7 @@ class Refused:
             self.rejection,
             request_id=self.request_id,
             echo=self.echo,
-            sent_ms=self.sent_ms,
+            delivery=self.delivery,
             key_id=self.key_id,
         )
 
@@ -123,8 +123,8 @@ class Valid:
 
     raw: bytes
     arrival: Arrival
-    #: When its message was sent (``reject``).
-    sent_ms: int | None = None
+    #: Where its message was read (``reject``).
+    delivery: str | None = None
 
     @property
     def request_id(self) -> str:
@@ -136,7 +136,7 @@ class Valid:
         event, key_id = self.arrival.event, self.arrival.key_id
         if admission.outcome is Admitted.NOT_PERMITTED:
             denied = not_permitted(key_id, "releases of held requests")
-            refused = Refused(self.raw, denied, event.request_id, False, key_id, self.sent_ms)
+            refused = Refused(self.raw, denied, event.request_id, False, key_id, self.delivery)
             return refused.answer(ctx)
         if admission.outcome is Admitted.CONFLICT:
             return _conflict(ctx, self, admission.conflicts)
@@ -171,10 +171,10 @@ class Valid:
 
 
 def handle_request(
-    ctx: Pipeline, raw: bytes, headers: Headers = None, sent_ms: int | None = None
+    ctx: Pipeline, raw: bytes, headers: Headers = None, delivery: str | None = None
 ) -> list[Outgoing]:
     """One request event: checked, admitted, answered (``check``, ``admit``, ``answer``)."""
-    checked = check(ctx, raw, headers, sent_ms)
+    checked = check(ctx, raw, headers, delivery)
     [admission] = admit(ctx, [checked])
     return checked.answer(ctx, admission)
 
@@ -185,10 +185,10 @@ Checked = tuple[int, Refused | Valid]
 
 def handle_batch(
     ctx: Pipeline,
-    events: Sequence[tuple[bytes, Headers, int | None]],
+    events: Sequence[tuple[bytes, Headers, str | None]],
     fail: Callable[[int, Exception], list[Outgoing]],
 ) -> list[Outgoing]:
-    """A batch of request events (each with its headers, and when it was sent): each
+    """A batch of request events (each with its headers, and where it was read): each
     checked, then, a run of
     them at a time (``_runs``), the valid ones admitted in one ledger transaction and
     each answered on its own. An event that cannot be handled goes to ``fail``, with its
@@ -196,9 +196,9 @@ def handle_batch(
     event handled again would only be a duplicate, which sends nothing on."""
     outgoing: list[Outgoing] = []
     checked: list[Checked] = []
-    for i, (raw, headers, sent_ms) in enumerate(events):
+    for i, (raw, headers, delivery) in enumerate(events):
         try:
-            checked.append((i, check(ctx, raw, headers, sent_ms)))
+            checked.append((i, check(ctx, raw, headers, delivery)))
         except Exception as exc:  # noqa: BLE001 - only this event fails
             outgoing += fail(i, exc)
     for run in _runs(checked):
@@ -248,23 +248,23 @@ def _runs(checked: Sequence[Checked]) -> Iterator[list[Checked]]:
 
 
 def check(
-    ctx: Pipeline, raw: bytes, headers: Headers = None, sent_ms: int | None = None
+    ctx: Pipeline, raw: bytes, headers: Headers = None, delivery: str | None = None
 ) -> Refused | Valid:
-    """``raw`` (sent at ``sent_ms``) checked (its signature, schema, permissions,
+    """``raw`` (read at ``delivery``) checked (its signature, schema, permissions,
     grounds) and decided by the rules; nothing is recorded yet."""
     try:
         event, key_id = parse_signed(raw, ctx.keyring, headers, RequestEvent, ctx.sealer)
     except Rejection as rej:
-        return Refused(raw, rej, key_id=rej.key_id, sent_ms=sent_ms)
+        return Refused(raw, rej, key_id=rej.key_id, delivery=delivery)
     if found := my_number.found_in(event.model_dump(mode="json")):
         # Neither kept nor echoed, sealed or not: only the event's digest is recorded.
         msg = "a My Number (個人番号) may not be sent, as proof of identity or otherwise"
         refused = Rejection("my_number_not_accepted", [{"loc": loc, "msg": msg} for loc in found])
-        return Refused(raw, refused, event.request_id, False, key_id, sent_ms)
+        return Refused(raw, refused, event.request_id, False, key_id, delivery)
     may = permissions(ctx, key_id)
     if may is not None and not may.may_request(event.kind):
         denied = not_permitted(key_id, f"{event.kind} requests")
-        return Refused(raw, denied, event.request_id, False, key_id, sent_ms)
+        return Refused(raw, denied, event.request_id, False, key_id, delivery)
     unknown = [code for code, basis in rules.grounds_invoked(event).items() if basis is None]
     if unknown:
         msg = (
@@ -272,7 +272,7 @@ def check(
             f"{', '.join(unknown)}; accepted: {', '.join(rules.accepted_grounds(event))}"
         )
         unknown_ground = Rejection("unknown_ground", [{"loc": "grounds", "msg": msg}])
-        return Refused(raw, unknown_ground, key_id=key_id, sent_ms=sent_ms)
+        return Refused(raw, unknown_ground, key_id=key_id, delivery=delivery)
     decision = rules.decide(event)
     arrival = Arrival(
         event,
@@ -282,8 +282,15 @@ def check(
         clock_pauses=rules.policy_for(event.regulation).clock_pauses_for_verification,
         key_id=key_id,
         may_release=may is None or may.releases,
+        delivery=_taken(raw, delivery),
     )
-    return Valid(raw, arrival, sent_ms)
+    return Valid(raw, arrival, delivery)
+
+
+def _taken(raw: bytes, delivery: str | None) -> str | None:
+    """How the ledger knows ``raw``'s message read again (``Arrival.delivery``): its
+    digest and where it was read. The same event sent again is another message."""
+    return None if delivery is None else f"{hashlib.sha256(raw).hexdigest()}@{delivery}"
 
 
 def admit(ctx: Pipeline, checked: Sequence[Refused | Valid]) -> list[Admission | None]:
@@ -308,7 +315,7 @@ def _conflict(ctx: Pipeline, valid: Valid, fields: tuple[str, ...]) -> list[Outg
         rej,
         request_id=request_id,
         echo=False,
-        sent_ms=valid.sent_ms,
+        delivery=valid.delivery,
         key_id=valid.arrival.key_id,
         fields=list(fields),
     )

@@ -793,16 +793,17 @@ def test_rejected_events_keep_a_hash_not_the_content(ledger: Ledger) -> None:
     assert "secret" not in str(row.errors)
 
 
-def test_a_rejected_delivery_read_again_is_recorded_once(ledger: Ledger) -> None:
-    """The same event sent at the same time is one delivery, read again (a batch handled
-    again after a crash or an outage); sent again later, or with no time, it counts."""
-    raw, sent = b'{"request_id": "bad-1"', 1_796_600_000_123
-    assert ledger.record_rejected("invalid_json", [], raw, "bad-1", sent)
-    assert not ledger.record_rejected("invalid_json", [], raw, "bad-1", sent)
-    assert ledger.record_rejected("invalid_json", [], raw, "bad-1", sent + 5_000)
+def test_a_rejected_message_read_again_is_recorded_once(ledger: Ledger) -> None:
+    """The same event read at the same place is one message, read again (a batch handled
+    again after a crash or an outage); sent again (elsewhere in the log), or read from
+    nowhere known, it counts."""
+    raw, here, later = b'{"request_id": "bad-1"', "dsr.requests/3/120", "dsr.requests/3/121"
+    assert ledger.record_rejected("invalid_json", [], raw, "bad-1", here)
+    assert not ledger.record_rejected("invalid_json", [], raw, "bad-1", here)
+    assert ledger.record_rejected("invalid_json", [], raw, "bad-1", later)
     assert ledger.record_rejected("invalid_json", [], raw, "bad-1")
     assert ledger.record_rejected("invalid_json", [], raw, "bad-1")
-    assert [r.sent_ms for r in rejected_events(ledger)] == [sent, sent + 5_000, None, None]
+    assert [r.delivery for r in rejected_events(ledger)] == [here, later, None, None]
     audits = [e for e in ledger.timeline("bad-1") if e.action == "rejected"]
     assert len(audits) == 4
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -140,16 +141,17 @@ def _first(request_id: str, *_: Any) -> str:
 
 def test_a_batch_read_again_records_each_rejection_once(pipeline: Pipeline) -> None:
     """A batch handled again (its worker killed before its offsets were committed, or an
-    outage waited out) records its rejections once; the same events sent again later
-    are recorded again, as the new submissions they are."""
-    raws = [_raw("again", t) for t in range(5)]  # not the held and released request
+    outage waited out) records its rejections once, and rejects nothing it admitted:
+    the held request's event is not a conflict with the request its release changed.
+    The same events sent again are recorded again, as the new submissions they are."""
+    raws = [_raw("again", t) for t in range(len(TEMPLATES))]
 
-    def rejections(sent_at: int) -> list[tuple[str, str, str | None]]:
-        events = [(raw, None, sent_at + i) for i, raw in enumerate(raws)]
+    def rejections(first: int) -> list[tuple[str, str, str | None]]:
+        events = [(raw, None, f"dsr.requests/0/{first + i}") for i, raw in enumerate(raws)]
         out = intake.handle_batch(pipeline, events, _never)
         return _said("again", to(topics.REJECTED, out))
 
-    first = rejections(1_796_600_000_000)
+    first = rejections(0)
     assert [reason for *_, reason in first] == [
         "request_id_conflict",  # a changed subject
         "unknown_ground",
@@ -158,10 +160,51 @@ def test_a_batch_read_again_records_each_rejection_once(pipeline: Pipeline) -> N
     once = rejected_events(pipeline.ledger)
     assert len(once) == len(first)
     # said again on the topic (its consumers keep one a digest), recorded once
-    assert rejections(1_796_600_000_000) == first
+    assert rejections(0) == first
     assert [r.id for r in rejected_events(pipeline.ledger)] == [r.id for r in once]
-    trail = [e for i in range(1, 5) for e in pipeline.ledger.timeline(f"again-{i}")]
+    trail = [e for i in range(1, 6) for e in pipeline.ledger.timeline(f"again-{i}")]
     assert len([e for e in trail if e.action == "rejected"]) == len(first)
 
-    assert rejections(1_796_600_060_000) == first
-    assert len(rejected_events(pipeline.ledger)) == 2 * len(first)
+    # sent again, the held request's first event would now take its evidence away
+    held_again = (topics.REJECTED, "-5", "request_id_conflict")
+    assert rejections(100) == [*first, held_again]
+    assert len(rejected_events(pipeline.ledger)) == 2 * len(first) + 1
+
+
+def test_a_batch_read_again_changes_no_request_and_audits_nothing_again(
+    pipeline: Pipeline,
+) -> None:
+    """Every kind of event, read again at the same places in the log: a new request, a
+    changed subject, a held request and the event that released it. The second reading
+    adds nothing to any audit trail: no ``duplicate_ignored``, and the held request's
+    first event is not a conflict with the request it released. Sent again later, the
+    same events are re-sends, and audited as such."""
+    raws = [_raw("read", t) for t in range(len(TEMPLATES))]
+
+    def read(first: int) -> list[tuple[str, str, str | None]]:
+        events = [(raw, None, f"dsr.requests/0/{first + i}") for i, raw in enumerate(raws)]
+        out = intake.handle_batch(pipeline, events, _never)
+        return _said("read", out)
+
+    first = read(0)
+    trail = _trail(pipeline, "read")
+    assert ("5", "rules", "released", ("accepted", None)) in trail
+    assert ("1", "intake", "received", ("accepted", None)) in trail
+    again = read(0)
+    assert _trail(pipeline, "read") == trail
+    assert [s for s in again if s[0] != topics.NOTICES] == [
+        s for s in first if s[0] == topics.REJECTED
+    ]  # said again, recorded once (``test_a_batch_read_again_records_each_rejection_once``)
+
+    read(100)
+    added = Counter((slot, action) for slot, _, action, _ in _trail(pipeline, "read"))
+    added.subtract((slot, action) for slot, _, action, _ in trail)
+    assert +added == {
+        ("1", "duplicate_ignored"): 1,
+        ("1", "rejected"): 1,  # the changed subject
+        ("2", "duplicate_ignored"): 1,
+        ("3", "rejected"): 1,
+        ("4", "rejected"): 1,
+        ("5", "rejected"): 1,  # the held event: it would take the evidence away
+        ("5", "duplicate_ignored"): 1,
+    }
