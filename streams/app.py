@@ -46,7 +46,7 @@ from streams.agents import (
 )
 from streams.agents.decode import accepted
 from streams.context import Outgoing, Pipeline
-from streams.records import Accepted, AcceptedVia, dump, utcnow
+from streams.records import Accepted, AcceptedVia, dump
 
 log = logging.getLogger("dsr.worker")
 
@@ -443,7 +443,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         raises is parked, and the others are timed out."""
         positions = _positions(app) or {}
         results = {tp.partition: at for tp, at in positions.items() if tp.topic == topics.RESULTS}
-        read = reads.until(results, utcnow())
+        read = reads.until(results)
         if not read:
             return
         partitions = app.consumer.topic_partitions(topics.RESULTS) or topics.PARTITIONS
@@ -496,16 +496,26 @@ def _sent_ms(event: Any) -> int | None:
     return round(sent * 1000) if sent else None
 
 
-def _positions(app: faust.App) -> dict[Any, tuple[int | None, int | None]] | None:
-    """Each partition this worker reads, with its highwater and committed offsets as its
-    consumer already knows them (no broker round trip); None while it does not know them
+def _positions(app: faust.App) -> dict[Any, timeouts.Position] | None:
+    """Each partition this worker reads, with what its consumer already knows of it (no
+    broker round trip: ``timeouts.Position``); None while it does not know them
     (starting, rebalancing)."""
     consumer = app.consumer
     committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
     try:
-        return {tp: (consumer.highwater(tp), committed.get(tp)) for tp in consumer.assignment()}
+        kafka = consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+        return {
+            tp: timeouts.Position(
+                consumer.highwater(tp), committed.get(tp), _seconds(kafka.last_poll_timestamp(tp))
+            )
+            for tp in consumer.assignment()
+        }
     except Exception:  # noqa: BLE001 - not started yet, or mid-rebalance
         return None
+
+
+def _seconds(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000
 
 
 def _backlog(app: faust.App) -> dict[str, int] | None:
@@ -515,7 +525,7 @@ def _backlog(app: faust.App) -> dict[str, int] | None:
     if positions is None:
         return None
     backlog: dict[str, int] = defaultdict(int)
-    for tp, (highwater, done) in positions.items():
+    for tp, (highwater, done, _) in positions.items():
         if highwater is not None and done is not None:
             backlog[tp.topic] += max(0, highwater - done)
     return dict(backlog)

@@ -6,17 +6,28 @@ aggregation waits, ``streams.transient``), behind a backlog, or while a worker r
 Timing the request out by the clock then answers "no result in time" for systems that
 had answered in time. So each worker times out the requests whose results come to the
 partitions it reads (the producers' default partitioner: murmur2 of the request id), and
-only once it has read each partition up to their deadline: to its end (then up to now),
-or else up to the time of the last result it recorded from it."""
+only once it has read each partition up to their deadline: to its end (then up to when
+the broker last told it that end: while the broker cannot be reached, no later), or else
+up to the time of the last result it recorded from it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from kafka.partitioner.default import murmur2
+
+
+class Position(NamedTuple):
+    """What a worker's consumer knows of a partition it reads, without asking the
+    broker: its end, how far the group has committed, and when a fetch from the broker
+    last told it that end (seconds since the epoch). None for what it does not know."""
+
+    highwater: int | None
+    committed: int | None
+    polled: float | None = None
 
 
 def partition_of(request_id: str, partitions: int) -> int:
@@ -37,20 +48,19 @@ class Reads:
             message = event.message
             self.last[message.partition] = (message.offset, message.timestamp)
 
-    def until(
-        self, positions: Mapping[int, tuple[int | None, int | None]], now: datetime
-    ) -> dict[int, datetime]:
-        """For each partition read, given as ``(highwater, committed)`` offsets, the time
-        up to which its results are recorded: ``now`` when it is read to its end, else
-        when the last result recorded from it was sent. A partition with results not
-        read since this worker started, or whose end is not known yet, is left out."""
+    def until(self, positions: Mapping[int, Position]) -> dict[int, datetime]:
+        """For each partition read, the time up to which its results are recorded: when
+        the broker last told its end, if it is read to that end; else when the last
+        result recorded from it was sent. A partition with results not read since this
+        worker started, or whose end is not known yet, is left out."""
         read: dict[int, datetime] = {}
-        for partition, (highwater, committed) in positions.items():
+        for partition, (highwater, committed, polled) in positions.items():
             if highwater is None:
                 continue
             offset, sent = self.last.get(partition, (-1, None))
             if max(offset + 1, committed or 0) >= highwater:
-                read[partition] = now
+                if polled is not None:
+                    read[partition] = datetime.fromtimestamp(polled, UTC)
             elif sent is not None:
                 read[partition] = datetime.fromtimestamp(sent, UTC)
         return read

@@ -9,8 +9,10 @@ from types import SimpleNamespace
 from kafka.partitioner.default import DefaultPartitioner
 
 from streams import timeouts
+from streams.timeouts import Position
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+POLLED = NOW.timestamp()
 
 
 def result(partition: int, offset: int, sent: datetime) -> SimpleNamespace:
@@ -19,12 +21,27 @@ def result(partition: int, offset: int, sent: datetime) -> SimpleNamespace:
     return SimpleNamespace(message=message)
 
 
-def test_a_partition_read_to_its_end_is_read_up_to_now() -> None:
+def test_a_partition_read_to_its_end_is_read_up_to_when_the_broker_told_that_end() -> None:
     reads = timeouts.Reads()
     reads.recorded([result(0, 9, NOW - timedelta(minutes=5))])
     # read to its end by this worker; committed to its end before it started; empty
-    positions = {0: (10, 8), 1: (4, 4), 2: (0, None)}
-    assert reads.until(positions, NOW) == {0: NOW, 1: NOW, 2: NOW}
+    positions = {
+        0: Position(10, 8, POLLED),
+        1: Position(4, 4, POLLED),
+        2: Position(0, None, POLLED),
+    }
+    assert reads.until(positions) == {0: NOW, 1: NOW, 2: NOW}
+
+
+def test_while_the_broker_cannot_be_reached_its_last_known_end_counts_until_then() -> None:
+    """The broker is away: the consumer's last fetch told it the partition's end, and
+    results sent since may wait there. Read to that end, the partition is read up to
+    that fetch, not up to now; a partition never fetched is left out."""
+    reads = timeouts.Reads()
+    reads.recorded([result(0, 9, NOW - timedelta(minutes=5))])
+    away = NOW - timedelta(seconds=30)
+    positions = {0: Position(10, 8, away.timestamp()), 1: Position(4, 4, None)}
+    assert reads.until(positions) == {0: away}
 
 
 def test_a_partition_behind_is_read_up_to_its_last_recorded_result() -> None:
@@ -32,14 +49,15 @@ def test_a_partition_behind_is_read_up_to_its_last_recorded_result() -> None:
     reads = timeouts.Reads()
     before = NOW - timedelta(seconds=40)
     reads.recorded([result(0, 3, before - timedelta(seconds=1)), result(0, 4, before)])
-    assert reads.until({0: (90, 5)}, NOW) == {0: before}
+    assert reads.until({0: Position(90, 5, POLLED)}) == {0: before}
 
 
 def test_a_partition_not_read_yet_or_not_known_yet_is_left_out() -> None:
     """After a restart, results wait from before it: nothing is timed out on them until
     some are read; nor while the consumer does not know the partition's end."""
     reads = timeouts.Reads()
-    assert reads.until({0: (12, 7), 1: (12, None), 2: (None, 3)}, NOW) == {}
+    positions = {0: Position(12, 7, POLLED), 1: Position(12, None), 2: Position(None, 3)}
+    assert reads.until(positions) == {}
 
 
 def test_only_requests_read_past_their_deadline_are_due() -> None:
