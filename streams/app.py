@@ -175,11 +175,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                 result = transient.again(handler)(ctx(), event)
                 return await result if inspect.isawaitable(result) else result
             except Exception as exc:  # noqa: BLE001 - the worker must keep running
-                if parking.is_transient(exc):
-                    raise  # the infrastructure's: the batch waits (``batches``)
-                if parking.parks(exc):
-                    park(stage, failures.request_id_of(event), exc)
-                return failures.dead_letters(stage, [event], exc, ctx().sealer)
+                return failed(stage)([event], exc)
 
     async def batches(
         stage: str,
