@@ -81,8 +81,9 @@ class Tasks(LedgerBase):
         self, request_id: str, plans: Sequence[TaskPlan], timeout_at: datetime | None = None
     ) -> list[Task]:
         """Record the tasks a later wave adds (the systems the graph now unlocks), once
-        each, and the request's new ``timeout_at`` if it is given. Returns all the
-        request's tasks as they now are."""
+        each, and the request's new ``timeout_at`` if it is given: audited with the wave,
+        or, with none, as renewed for the tasks still pending. Returns all the request's
+        tasks as they now are."""
         with self.engine.begin() as conn:
             new = self._plan(conn, {request_id: plans}, utcnow())[request_id]
             if timeout_at is not None:
@@ -97,7 +98,17 @@ class Tasks(LedgerBase):
                 if timeout_at is not None:
                     detail["timeout_at"] = timeout_at.isoformat()
                 self._audit(conn, request_id, "fanout", Action.WAVE_PLANNED, wave=wave, **detail)
-            return load(conn, SELECT_TASKS, {"id": request_id}, Task)
+            tasks = load(conn, SELECT_TASKS, {"id": request_id}, Task)
+            if timeout_at is not None and not new:
+                self._audit(
+                    conn,
+                    request_id,
+                    "aggregate",
+                    Action.TIMEOUT_RENEWED,
+                    timeout_at=timeout_at.isoformat(),
+                    systems=sorted(t.system for t in tasks if t.status == TaskStatus.PENDING),
+                )
+            return tasks
 
     @staticmethod
     def _plan(

@@ -30,6 +30,7 @@ class Action(StrEnum):
     TASK_FAILED = "task_failed"
     LATE_RESULT = "late_result"
     TASKS_TIMED_OUT = "tasks_timed_out"
+    TIMEOUT_RENEWED = "timeout_renewed"  # tasks sent again after it, with no new wave
     COMPLETED = "completed"
     NOTIFIED = "notified"
     # operators' decisions and redrives

@@ -169,3 +169,9 @@ def test_tasks_sent_after_the_timeout_get_the_request_timeout_afresh(
     assert {t.task_id for t in again} == {t.task_id for t in sent}
     assert all(t.not_after is not None and t.not_after > utcnow() for t in again)
     assert pipeline.ledger.overdue_fan_outs() == {}
+    # no new wave: the trail says the timeout moved, to when, and for which systems
+    [audit] = [e for e in pipeline.ledger.timeline("behind-1") if e.action == "timeout_renewed"]
+    row = pipeline.ledger.request("behind-1")
+    assert row is not None and row.timeout_at is not None
+    assert audit.detail["timeout_at"] == as_utc(row.timeout_at).isoformat()
+    assert audit.detail["systems"] == sorted(t.system for t in again)
