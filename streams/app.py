@@ -21,7 +21,6 @@ from typing import Any
 
 import faust
 import mode.loop
-from sqlalchemy.exc import OperationalError
 
 from services import deadletters, files, monitoring, notify
 from services.crypto.local import LocalKeyProvider
@@ -157,10 +156,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     async def renew_leases() -> None:
         """Keep the leases of the responses this worker is still sending (a broker may
         hold a send for seconds while its partitions move)."""
-        try:
+        with transient.skipped("lease renewal", "outbox"):
             sending.renew(ctx().ledger)
-        except OperationalError:
-            log.warning("leases not renewed: ledger busy", extra={"stage": "outbox"})
 
     async def handled(
         stage: str,
@@ -404,16 +401,13 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     async def purge_provisions() -> None:
         """Remove provision records past retention, keeping those of principals with a
         pending request about them (the store audits what it removed)."""
-        try:
+        with transient.skipped("provision purge", "purge"):
             done = ctx().ledger.provisions.purge()
-        except OperationalError:
-            log.warning("provision purge skipped: ledger busy", extra={"stage": "purge"})
-            return
-        if done.purged:
-            log.info(
-                "provision records purged",
-                extra={"stage": "purge", "count": done.purged, "held": done.held},
-            )
+            if done.purged:
+                log.info(
+                    "provision records purged",
+                    extra={"stage": "purge", "count": done.purged, "held": done.held},
+                )
 
     @app.timer(settings.key_shred_interval_s, on_leader=True)
     async def shred_keys() -> None:
@@ -424,13 +418,10 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             return  # nothing was sealed here: no data keys to destroy
         retention = timedelta(days=settings.package_retention_days)
         keys = LocalKeyProvider.from_settings(settings)
-        try:
+        with transient.skipped("key shredding", "shred"):
             done = shred(ctx().ledger, keys, retention)
-        except OperationalError:
-            log.warning("key shredding skipped: ledger busy", extra={"stage": "shred"})
-            return
-        if done.destroyed:
-            log.info("data keys destroyed", extra={"stage": "shred", "count": done.destroyed})
+            if done.destroyed:
+                log.info("data keys destroyed", extra={"stage": "shred", "count": done.destroyed})
 
     @app.timer(SWEEP_INTERVAL_S)
     async def time_out() -> None:
@@ -443,7 +434,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         if not read:
             return
         partitions = app.consumer.topic_partitions(topics.RESULTS) or topics.PARTITIONS
-        try:
+        with transient.skipped("time-outs", "sweep"):
             overdue = ctx().ledger.overdue_fan_outs(max(read.values()))
             outgoing = [
                 o
@@ -451,15 +442,13 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
                 for o in guarded("sweeper", rid, aggregate.time_out)
             ]
             await send(outgoing)
-        except OperationalError:
-            log.warning("time-outs skipped: ledger busy", extra={"stage": "sweep"})
 
     @app.timer(SWEEP_INTERVAL_S, on_leader=True)
     async def sweep() -> None:
         """Re-send what a crash left unsent; a request that raises is parked, and the
         sweep goes on."""
         p = ctx()
-        try:
+        with transient.skipped("sweep", "sweep"):
             outgoing: list[Outgoing] = []
             for rid in p.ledger.stalled_refusals():
                 outgoing += guarded("sweeper", rid, respond.finish)
@@ -473,8 +462,6 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             for resp in p.ledger.unpublished_responses(unleased=True):
                 outgoing += guarded("outbox", resp.request_id, respond.finish)
             await send(outgoing)
-        except OperationalError:
-            log.warning("sweep skipped: ledger busy", extra={"stage": "sweep"})
 
     return app
 

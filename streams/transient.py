@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
 from sqlalchemy.exc import OperationalError
@@ -71,3 +72,20 @@ async def patiently(
             )
         await sleep(pause)
         pause = min(pause * 2, LAST_PAUSE_S)
+
+
+@contextmanager
+def skipped(what: str, stage: str) -> Iterator[None]:
+    """A timer's work (``what``), skipped until the timer's next run while the ledger,
+    the broker or the package store is away (``parking.is_transient``). Raised out of
+    the timer, the error would stop the worker, and every agent with it."""
+    try:
+        yield
+    except Exception as exc:
+        if not parking.is_transient(exc):
+            raise
+        log.warning(
+            "%s skipped: infrastructure away",
+            what,
+            extra={"stage": stage, "error_code": type(exc).__name__},
+        )

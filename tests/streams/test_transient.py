@@ -9,6 +9,7 @@ import pytest
 from kafka.errors import KafkaConnectionError
 from sqlalchemy.exc import OperationalError
 
+from services.delivery.storage import StorageUnavailable
 from streams import transient
 
 LOCKED = OperationalError("BEGIN", {}, Exception("database is locked"))
@@ -88,3 +89,27 @@ def test_a_batch_that_fails_for_its_own_reason_is_not_tried_again() -> None:
     with pytest.raises(KeyError):
         away.patiently()
     assert away.calls == 1 and away.pauses == [] and away.waited == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    [LOCKED, KafkaConnectionError(), StorageUnavailable("put failed after 5 attempts", attempts=5)],
+)
+def test_a_timers_work_is_skipped_while_the_infrastructure_is_away(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Raised out of a timer it would stop the worker: it is logged, and the next run
+    tries again (tests/integration/test_storage_outage.py)."""
+    done = []
+    with transient.skipped("time-outs", "sweep"):
+        done.append("began")
+        raise error
+    assert done == ["began"]
+    [record] = caplog.records
+    assert record.getMessage() == "time-outs skipped: infrastructure away"
+    assert record.__dict__["error_code"] == type(error).__name__
+
+
+def test_a_timers_own_fault_is_not_skipped() -> None:
+    with pytest.raises(KeyError), transient.skipped("sweep", "sweep"):
+        raise KeyError("a bug")
