@@ -131,6 +131,23 @@ def _reopen(s: Session, request: Request) -> dict[str, Any]:
     return superseded
 
 
+#: How many of a request's messages it remembers (``Request.deliveries``): far more
+#: than a batch read again can hold of one request.
+MAX_DELIVERIES = 32
+
+
+def taken(row: Request, delivery: str | None) -> bool:
+    """Whether the request ``row`` has taken the message ``delivery`` (read again, after
+    a crash or an outage)."""
+    return delivery is not None and delivery in (row.deliveries or [])
+
+
+def take(row: Request, delivery: str | None) -> None:
+    """Remember that ``row`` took the message ``delivery``; its latest ``MAX_DELIVERIES``."""
+    if delivery is not None:
+        row.deliveries = [*(row.deliveries or []), delivery][-MAX_DELIVERIES:]
+
+
 @contextmanager
 def in_session(conn: Connection) -> Iterator[Session]:
     """A Session in ``conn``'s transaction, flushed when done: for the ORM's cold paths

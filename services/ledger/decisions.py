@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from services.ledger.base import LedgerBase, as_utc
+from services.ledger.base import LedgerBase, as_utc, take, taken
 from services.ledger.models import FINAL_STATUSES, AuditEntry, Request, RequestStatus
 from services.ledger.types import Action, Decided, Unparked
 from streams.records import PACKAGE_KINDS, Kind, RefusedPart, utcnow
@@ -76,16 +76,21 @@ class Decisions(LedgerBase):
         decided_by: str,
         extension: Callable[[datetime], datetime] | None,
         key_id: str | None = None,
+        delivery: str | None = None,
     ) -> tuple[Decided, datetime | None]:
         """Move an open request's deadline by ``extension``, once; return the outcome
         (``extended`` or why not) and the deadline. ``key_id`` (the decision's signing
-        key) goes into the audit row."""
+        key) goes into the audit row. The decision's message (``delivery``), applied
+        before and read again, is ``redelivered``, and changes nothing (as for each
+        decision)."""
         now = utcnow()
         with self.session() as s:
             row = s.get(Request, request_id)
             if row is None:
                 return Decided.UNKNOWN_REQUEST, None
             deadline = as_utc(row.deadline_at)
+            if taken(row, delivery):
+                return Decided.REDELIVERED, deadline
             if row.status in FINAL_STATUSES:
                 return Decided.REQUEST_CLOSED, deadline
             if extension is None:
@@ -102,6 +107,7 @@ class Decisions(LedgerBase):
             row.extensions = [entry]
             row.deadline_at = new
             row.updated_at = now
+            take(row, delivery)
             self._audit(
                 s, request_id, f"operator:{decided_by}", Action.EXTENDED, key_id=key_id, **entry
             )
@@ -114,6 +120,7 @@ class Decisions(LedgerBase):
         reason: str,
         decided_by: str,
         key_id: str | None = None,
+        delivery: str | None = None,
     ) -> Decided:
         """Refuse a request not yet fanned out on ``ground``; the outcome (``refused``,
         or why not). Its response is then built as for a refusal at intake."""
@@ -122,12 +129,15 @@ class Decisions(LedgerBase):
             row = s.get(Request, request_id)
             if row is None:
                 return Decided.UNKNOWN_REQUEST
+            if taken(row, delivery):
+                return Decided.REDELIVERED
             if row.status in FINAL_STATUSES:
                 return Decided.REQUEST_CLOSED
             if row.status == RequestStatus.FANNED_OUT:
                 return Decided.ALREADY_FANNED_OUT
             previous = row.status
             row.status, row.hold_reason, row.updated_at = RequestStatus.REFUSED, ground, now
+            take(row, delivery)
             self._audit(
                 s,
                 request_id,
@@ -140,7 +150,13 @@ class Decisions(LedgerBase):
             )
             return Decided.REFUSED
 
-    def refuse_part(self, request_id: str, part: RefusedPart, key_id: str | None = None) -> Decided:
+    def refuse_part(
+        self,
+        request_id: str,
+        part: RefusedPart,
+        key_id: str | None = None,
+        delivery: str | None = None,
+    ) -> Decided:
         """Refuse ``part`` of a request; the outcome (``refused_in_part``, or why not).
 
         A disclosure's part may be refused until its response is built (what was found
@@ -151,6 +167,8 @@ class Decisions(LedgerBase):
             row = s.get(Request, request_id)
             if row is None:
                 return Decided.UNKNOWN_REQUEST
+            if taken(row, delivery):
+                return Decided.REDELIVERED
             if row.status in FINAL_STATUSES or row.completed_at is not None:
                 return Decided.REQUEST_CLOSED
             if part.fields and Kind(row.kind) not in PACKAGE_KINDS:
@@ -159,6 +177,7 @@ class Decisions(LedgerBase):
                 return Decided.ALREADY_FANNED_OUT
             row.refused_parts = [*(row.refused_parts or []), part.model_dump(mode="json")]
             row.updated_at = now
+            take(row, delivery)
             self._audit(
                 s,
                 request_id,

@@ -20,6 +20,8 @@ from services.ledger.base import (
     _audit_row,
     as_utc,
     in_session,
+    take,
+    taken,
 )
 from services.ledger.models import Rejected, Request, RequestStatus
 from services.ledger.statements import (
@@ -202,8 +204,7 @@ class Intake(LedgerBase):
         with in_session(conn) as s:
             row = s.get(Request, event.request_id, with_for_update=True)
             assert row is not None  # found, or inserted by another worker since
-            taken = row.deliveries or []
-            if a.delivery in taken:
+            if taken(row, a.delivery):
                 return Admission(Admitted.REDELIVERED, row.status, row.hold_reason)
             held = row.status == RequestStatus.HELD
             changed = self._changed(row, event)
@@ -212,8 +213,7 @@ class Intake(LedgerBase):
                 return Admission(Admitted.CONFLICT, row.status, row.hold_reason, tuple(conflicting))
             if held and changed and not a.may_release:
                 return Admission(Admitted.NOT_PERMITTED, row.status, row.hold_reason)
-            if a.delivery is not None:
-                row.deliveries = [*taken, a.delivery][-MAX_DELIVERIES:]
+            take(row, a.delivery)
             if not held or not a.may_release:  # nothing to decide again
                 self._audit(
                     s,
@@ -272,10 +272,6 @@ class Intake(LedgerBase):
             )
         return resends.changed_fields(stored, event)
 
-
-#: How many of a request's messages it remembers (``Request.deliveries``): far more
-#: than a batch read again can hold of one request.
-MAX_DELIVERIES = 32
 
 #: The request's status, by the rules' decision.
 _STATUS = {

@@ -84,6 +84,7 @@ class Decided(StrEnum):
     ALREADY_EXTENDED = "already_extended"
     ALREADY_FANNED_OUT = "already_fanned_out"
     FIELDS_NOT_REFUSABLE = "fields_not_refusable"
+    REDELIVERED = "redelivered"  # the decision's message, applied before, read again
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from services.ledger import Decided
 from services.parsing import Rejection, not_permitted, parse_signed
 from services.signing import Headers
 from streams.agents import notices
-from streams.agents.intake import permissions, reject
+from streams.agents.intake import message_id, permissions, reject
 from streams.agents.respond import finish
 from streams.context import Outgoing, Pipeline
 from streams.records import DecisionEvent, RefusedPart
@@ -57,9 +57,16 @@ def handle_decision(
     if decision.decision == "refusal":
         return _refuse(ctx, (raw, delivery), decision, policy.refusal_codes, decided_by, key_id)
     outcome, deadline = ctx.ledger.extend(
-        decision.request_id, decision.reason, decided_by, policy.extension, key_id
+        decision.request_id,
+        decision.reason,
+        decided_by,
+        policy.extension,
+        key_id,
+        message_id(raw, delivery),
     )
-    if outcome is Decided.ALREADY_EXTENDED:  # perhaps this very decision, before a crash
+    if outcome is Decided.REDELIVERED:  # applied before a crash: its notice may be owed
+        return [notices.due(decision.request_id, "extension")]
+    if outcome is Decided.ALREADY_EXTENDED:  # perhaps by this decision sent again
         return [
             *_cannot(ctx, (raw, delivery), outcome, key_id),
             notices.due(decision.request_id, "extension"),
@@ -100,14 +107,16 @@ def _refuse(
             decided_by=decided_by,
         )
         outcome, done = (
-            ctx.ledger.refuse_part(decision.request_id, part, key_id),
+            ctx.ledger.refuse_part(decision.request_id, part, key_id, message_id(*message)),
             Decided.REFUSED_IN_PART,
         )
     else:
         outcome = ctx.ledger.refuse(
-            decision.request_id, ground, decision.reason, decided_by, key_id
+            decision.request_id, ground, decision.reason, decided_by, key_id, message_id(*message)
         )
         done = Decided.REFUSED
+    if outcome is Decided.REDELIVERED:  # applied before a crash: its response may be owed
+        return [] if decision.in_part else finish(ctx, decision.request_id)
     if outcome is not done:
         return _cannot(ctx, message, outcome, key_id)
     log.info(

@@ -282,13 +282,13 @@ def check(
         clock_pauses=rules.policy_for(event.regulation).clock_pauses_for_verification,
         key_id=key_id,
         may_release=may is None or may.releases,
-        delivery=_taken(raw, delivery),
+        delivery=message_id(raw, delivery),
     )
     return Valid(raw, arrival, delivery)
 
 
-def _taken(raw: bytes, delivery: str | None) -> str | None:
-    """How the ledger knows ``raw``'s message read again (``Arrival.delivery``): its
+def message_id(raw: bytes, delivery: str | None) -> str | None:
+    """How the ledger knows ``raw``'s message read again (``Request.deliveries``): its
     digest and where it was read. The same event sent again is another message."""
     return None if delivery is None else f"{hashlib.sha256(raw).hexdigest()}@{delivery}"
 

@@ -157,3 +157,44 @@ def test_only_a_refusal_names_a_ground() -> None:
         DecisionEvent(request_id="x", decision="refusal", reason="r", decided_by="o")
     with pytest.raises(ValidationError):
         DecisionEvent(request_id="x", decision="extension", ground="g", reason="r", decided_by="o")
+
+
+def test_a_decision_read_again_is_applied_once_and_never_rejected(pipeline: Pipeline) -> None:
+    """Its worker killed after applying them and before committing its offsets, the
+    worker reads the same decisions again: an extension, a part refused and a refusal
+    are each applied and audited once, and none is rejected as already applied. Sent
+    again (another message), the extension is rejected, as before."""
+    _submit(pipeline, "again-x", "gdpr")
+    _submit(pipeline, "again-r", "appi")
+    extension = DecisionEvent(
+        request_id="again-x", decision="extension", reason="Many systems.", decided_by="op-1"
+    )
+    part = DecisionEvent(
+        request_id="again-r",
+        decision="refusal",
+        ground="harm_to_principal_or_third_party",
+        reason="The notes name another customer.",
+        decided_by="op-2",
+        system="crm",
+    )
+    whole = part.model_copy(update={"system": None})
+    read = [(dump(d), f"dsr.decisions/0/{i}") for i, d in enumerate([extension, part, whole])]
+
+    def handle() -> list[Outgoing]:
+        return [o for raw, at in read for o in decisions.handle_decision(pipeline, raw, None, at)]
+
+    first = handle()
+    trails = {rid: pipeline.ledger.timeline(rid) for rid in ("again-x", "again-r")}
+    again = handle()
+    assert to(topics.REJECTED, first + again) == []
+    assert {rid: [e.id for e in pipeline.ledger.timeline(rid)] for rid in trails} == {
+        rid: [e.id for e in trail] for rid, trail in trails.items()
+    }
+    assert [e.action for e in trails["again-x"]].count("extended") == 1
+    actions = [e.action for e in trails["again-r"]]
+    assert actions.count("refused_in_part") == 1 and actions.count("refused") == 1
+    assert len(pipeline.ledger.request("again-r").refused_parts) == 1
+    assert rejected_events(pipeline.ledger) == []
+
+    later = decisions.handle_decision(pipeline, dump(extension), None, "dsr.decisions/0/9")
+    assert _reason(later) == "already_extended"
