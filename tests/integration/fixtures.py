@@ -48,6 +48,21 @@ CRM = """
 """
 
 
+#: An archive keyed by phone whose database cannot be opened: every call fails
+#: transiently, so with ``DSR_TASK_ATTEMPTS`` high its task is still being retried when
+#: its request times out.
+SILENT_ARCHIVE = """
+  archive:
+    connector: sql
+    identifiers: [phone]
+    config:
+      url: "sqlite:///file:${DSR_HOME}/archive.db?mode=ro&uri=true"
+      tables:
+        - name: customers
+          key: {column: phone, identifier: phone}
+"""
+
+
 def with_crm(systems: str, timeout_s: int = 60) -> str:
     """A data map of the CRM and ``systems`` (YAML entries indented under ``systems:``)."""
     return f"request_timeout_seconds: {timeout_s}\nsystems:{CRM}{systems}"
@@ -140,6 +155,11 @@ def dsr_cli(
         )
 
     return dsr
+
+
+def answered(seen: list[tuple[str, dict[str, Any]]]) -> set[str]:
+    """The requests a ``Watcher.collect``'s responses answer."""
+    return {body["request_id"] for _, body in seen}
 
 
 def wait_for(what: str, ready: Callable[[], Any], timeout: float = 120) -> Any:

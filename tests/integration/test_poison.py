@@ -24,25 +24,17 @@ from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.ledger import Ledger
 from services.stack import Stack
 from streams import topics
-from tests.integration.fixtures import joined_stack, settings_for, with_crm
+from tests.integration.fixtures import (
+    SILENT_ARCHIVE,
+    answered,
+    joined_stack,
+    settings_for,
+    with_crm,
+)
 
 pytestmark = pytest.mark.integration
 
-# The archive is keyed by phone, and its database cannot be opened: every call fails
-# transiently, so its task is still being retried when the request times out.
-DATAMAP = with_crm(
-    """
-  archive:
-    connector: sql
-    identifiers: [phone]
-    config:
-      url: "sqlite:///file:${DSR_HOME}/archive.db?mode=ro&uri=true"
-      tables:
-        - name: customers
-          key: {column: phone, identifier: phone}
-""",
-    timeout_s=10,
-)
+DATAMAP = with_crm(SILENT_ARCHIVE, timeout_s=10)
 ALICE = {"email": "alice@example.eu"}
 BOB = {"email": "bob@example.com"}
 
@@ -158,10 +150,6 @@ def parked_count(stack: Stack) -> float:
         for line in text.splitlines()
         if line.startswith("dsr_requests_parked_total{")
     )
-
-
-def answered(seen: list[tuple[str, dict[str, Any]]]) -> set[str]:
-    return {body["request_id"] for _, body in seen}
 
 
 def until(condition: Callable[[], object], what: str) -> None:

@@ -5,8 +5,6 @@ store is back."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,25 +15,18 @@ from services.demo.scenario import HANAKO, event
 from services.ledger import Ledger
 from streams import topics
 from tests.fixtures.moto_server import CREDENTIALS, s3_client, start_moto, stop_moto
-from tests.integration.fixtures import joined_stack, settings_for, with_crm
+from tests.integration.fixtures import (
+    SILENT_ARCHIVE,
+    answered,
+    joined_stack,
+    settings_for,
+    wait_for,
+    with_crm,
+)
 
 pytestmark = pytest.mark.integration
 
-# The archive's database cannot be opened: every call fails transiently, so its task is
-# still being retried when the request times out.
-DATAMAP = with_crm(
-    """
-  archive:
-    connector: sql
-    identifiers: [phone]
-    config:
-      url: "sqlite:///file:${DSR_HOME}/archive.db?mode=ro&uri=true"
-      tables:
-        - name: customers
-          key: {column: phone, identifier: phone}
-""",
-    timeout_s=4,
-)
+DATAMAP = with_crm(SILENT_ARCHIVE, timeout_s=4)
 BUCKET = "packages"
 
 
@@ -63,25 +54,25 @@ def test_a_time_out_waits_for_the_package_store_and_the_worker_goes_on(
             watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
             submitter = stack.submitter()
             submitter.submit_all([json.dumps(event("before", "disclosure", HANAKO)).encode()])
-            seen = watcher.collect(lambda s: _answered(s) == {"before"}, timeout_s=90)
+            seen = watcher.collect(lambda s: answered(s) == {"before"}, timeout_s=90)
             # the store works: the first package is in the bucket
             assert _keys(url, "before")
 
             probe = {**HANAKO, "phone": "080-3333-4444"}  # the archive is asked too
             submitter.submit_all([json.dumps(event("outage", "disclosure", probe)).encode()])
-            _until(lambda: audited("outage", "fanned_out"), "the fan-out")
+            wait_for("the fan-out", lambda: audited("outage", "fanned_out"))
             stop_moto(moto)  # the store goes away before the request times out
-            _until(lambda: audited("outage", "tasks_timed_out"), "the time-out")
+            wait_for("the time-out", lambda: audited("outage", "tasks_timed_out"))
             # the response's package cannot be stored: the worker waits, and lives on
             worker_log = tmp_path / "logs" / "worker-0.log"
-            _until(
-                lambda: stack.check_alive() or "StorageUnavailable" in worker_log.read_text(),
+            wait_for(
                 "the worker to find the store away",
+                lambda: stack.check_alive() or "StorageUnavailable" in worker_log.read_text(),
             )
             assert stack.check_alive() == [] and stack.pid("worker-0") == worker
             moto, _ = start_moto(log, port=urlsplit(url).port)  # back, empty
             s3_client(url).create_bucket(Bucket=BUCKET)
-            seen += watcher.collect(lambda s: "outage" in _answered(s), timeout_s=90)
+            seen += watcher.collect(lambda s: "outage" in answered(s), timeout_s=90)
 
             assert stack.check_alive() == [] and stack.pid("worker-0") == worker
             assert _keys(url, "outage")  # its package, stored once the store was back
@@ -97,17 +88,6 @@ def test_a_time_out_waits_for_the_package_store_and_the_worker_goes_on(
         ledger.close()
 
 
-def _answered(seen: list[tuple[str, dict[str, object]]]) -> set[str]:
-    return {str(body["request_id"]) for _, body in seen}
-
-
 def _keys(url: str, request_id: str) -> list[str]:
     listed = s3_client(url).list_objects_v2(Bucket=BUCKET, Prefix="dsr/")
     return [o["Key"] for o in listed.get("Contents", []) if request_id in o["Key"]]
-
-
-def _until(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + 120
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
