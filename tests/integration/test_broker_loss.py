@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from services import heartbeat
 from services.client import read_all
 from services.demo.scenario import HANAKO, JIRO, TARO, event
-from services.ledger import Ledger
+from services.ledger import Ledger, as_utc
 from streams import topics
 from streams.agents import intake
 from streams.context import Pipeline
 from tests.fixtures.ledger_reads import count_by_status
-from tests.integration.fixtures import joined_stack, settings_for, told, wait_for, wait_sent
+from tests.integration.fixtures import (
+    joined_stack,
+    settings_for,
+    told,
+    wait_for,
+    wait_sent,
+    with_crm,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -131,3 +141,50 @@ def test_the_notices_an_empty_broker_restart_lost_are_sent_once(tmp_path: Path) 
     for rid, purposes in [("ccpa-told", 2), ("ccpa-lost", 2), ("fee-lost", 1)]:
         assert len(list((tmp_path / "outbox" / rid).glob("*.eml"))) == purposes, rid
     ledger.close()
+
+
+def test_nothing_is_timed_out_while_the_broker_cannot_be_reached(tmp_path: Path) -> None:
+    """The broker frozen (SIGSTOP) with requests open until past their timeout: results
+    sent in time could be waiting on it, so the worker, whose consumer last heard the
+    partitions' ends before the freeze, times nothing out until it reads them again.
+    (The runner is away, so no result comes at all: once the broker is back, the tasks
+    are stale, and the requests are timed out then, each answered once, as failed.)"""
+    settings = settings_for(tmp_path, with_crm("", timeout_s=3))
+    ids = [f"frozen-{i}" for i in range(6)]
+    ledger = Ledger(settings.database_url)
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
+        stack.kill("runner-0")
+        submitter = stack.submitter()
+        submitter.submit_all([json.dumps(event(i, "disclosure", TARO)).encode() for i in ids])
+        wait_for("the fan-out", lambda: count_by_status(ledger) == {"fanned_out": len(ids)})
+        broker = stack.pid("broker")
+        assert broker is not None
+        os.kill(broker, signal.SIGSTOP)
+        try:
+            rows = [ledger.request(i) for i in ids]
+            last = max(as_utc(r.timeout_at).timestamp() for r in rows if r and r.timeout_at)
+            # the worker's loop has gone on past every deadline, its time-outs with it
+            wait_for(
+                "the worker to beat past the deadlines",
+                lambda: (
+                    (beat := heartbeat.read(settings.home).get("worker-0")) and beat.at > last + 3
+                ),
+            )
+            timed_out = [
+                e for i in ids for e in ledger.timeline(i) if e.action == "tasks_timed_out"
+            ]
+            assert timed_out == []
+            assert count_by_status(ledger) == {"fanned_out": len(ids)}
+        finally:
+            os.kill(broker, signal.SIGCONT)
+        stack.spawn("runner-0")
+        wait_for("every answer", lambda: all(_answered(ledger, i) for i in ids))
+        submitter.close()
+    for i in ids:
+        assert [e.action for e in ledger.timeline(i)].count("completed") == 1
+    ledger.close()
+
+
+def _answered(ledger: Ledger, request_id: str) -> bool:
+    row = ledger.request(request_id)
+    return row is not None and row.completed_at is not None
