@@ -30,6 +30,7 @@ from services import deadletters, monitoring
 from services.crypto import CryptoError
 from services.crypto.sealing import Sealer
 from services.delivery.claims import ClaimCheck
+from services.delivery.storage import StorageUnavailable
 from services.faults import crash_point
 from services.heartbeat import Heart
 from services.settings import FETCH_MAX_WAIT_MS
@@ -43,6 +44,9 @@ log = logging.getLogger("dsr.runner")
 MAX_POLL_RECORDS = 100
 #: Tasks a partition may have waiting in its lane before polling waits for it.
 MAX_QUEUED = 500
+#: Pauses while the claim-check store is away (``Runner._result``): the first, then
+#: doubling up to the last.
+CLAIM_FIRST_PAUSE_S, CLAIM_LAST_PAUSE_S = 0.5, 10.0
 
 #: A task handled: the offset to commit after it, and what it sent (acknowledged before
 #: that commit). None: not handled (the runner was stopping), so nothing after it may be
@@ -312,7 +316,25 @@ class ConnectorRunner:
         return dump(letter)
 
     def _result(self, result: TaskResult, task: Task) -> bytes:
-        return dump(outgoing(result, task, self._sealer, self._claims))
+        """``result`` as sent. A result large enough for the claim-check store waits
+        for the store while it is away: its effect is done and is not done again (raised,
+        it would stop the runner, which would run the task again on its restart)."""
+        pause = CLAIM_FIRST_PAUSE_S
+        while True:
+            try:
+                return dump(outgoing(result, task, self._sealer, self._claims))
+            except StorageUnavailable as exc:
+                log.warning(
+                    "result waits: the claim-check store is away",
+                    extra={
+                        "request_id": task.request_id,
+                        "system": task.system,
+                        "error_code": type(exc).__name__,
+                        "pause_s": pause,
+                    },
+                )
+                self.executor.sleep(pause)  # _Stopping if the runner stops meanwhile
+                pause = min(pause * 2, CLAIM_LAST_PAUSE_S)
 
     def close(self) -> None:
         """Close the consumer, the producer and every connector."""

@@ -32,7 +32,7 @@ from services.broker import create_topics
 from services.crypto import LocalKeyProvider
 from services.crypto.sealing import Sealer
 from services.delivery.claims import ClaimCheck
-from services.delivery.storage import LocalStorage
+from services.delivery.storage import LocalStorage, StorageUnavailable
 from streams.records import DeadLetterEvent, Kind, Task, TaskResult, dump, utcnow
 from streams.topics import TopicSpec, tasks_topic
 from tests.connectors.fixtures import ALICE, SESSION_S, Database, Outbox, Scripted, running
@@ -560,3 +560,33 @@ def test_the_runners_kafka_client_checksums_records_in_c() -> None:
 
     assert util.crc32c_c is not None, "the crc32c package is not installed"
     assert util.calc_crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+
+
+class _AwayAtFirst(LocalStorage):
+    """A store that is away (``StorageUnavailable``) for its first ``away`` puts."""
+
+    def __init__(self, root: Path, away: int) -> None:
+        super().__init__(root)
+        self.away, self.puts = away, 0
+
+    def put(self, key: str, data: bytes, content_type: str) -> str:
+        self.puts += 1
+        if self.puts <= self.away:
+            raise StorageUnavailable(f"put {key} failed after 5 attempts", attempts=5)
+        return super().put(key, data, content_type)
+
+
+def test_a_large_result_waits_for_the_claim_check_store_and_the_runner_goes_on(
+    bootstrap: str, producer: KafkaProducer, outbox: Outbox, sqlite_db: Database, tmp_path: Path
+) -> None:
+    """The store is away when the result is ready: the result waits for it (the task's
+    effect done once), where raising would stop the runner and run the task again."""
+    store = _AwayAtFirst(tmp_path / "packages", away=2)
+    claims = ClaimCheck(store, 64)
+    wire, worker_side = _sealed_disclosure(
+        bootstrap, producer, outbox, sqlite_db, tmp_path / "k", claims=claims
+    )
+    assert store.puts == 3
+    assert wire.claim is not None and store.exists(wire.claim)
+    opened = worker_side.open(claims.redeem(wire))
+    assert [r["_source"] for r in opened.records] == ["customers", "orders", "orders"]
