@@ -296,7 +296,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             with monitoring.observe_stage("intake"):
                 return intake.handle_batch(
                     ctx(),
-                    [(e.value, e.headers, _delivery(e)) for e in events],
+                    [(e.value, e.headers, _place(e)) for e in events],
                     lambda i, exc: failed("intake")([events[i]], exc),
                 )
 
@@ -306,7 +306,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     async def decisions_agent(stream: faust.StreamT[bytes]) -> None:
         await run(
             "decisions",
-            lambda c, e: decisions.handle_decision(c, e.value, e.headers, _delivery(e)),
+            lambda c, e: decisions.handle_decision(c, e.value, e.headers, _place(e)),
             stream,
         )
 
@@ -332,7 +332,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     async def provisions_agent(stream: faust.StreamT[bytes]) -> None:
         await run(
             "provisions",
-            lambda c, e: provisions.handle_provision(c, e.value, e.headers, _delivery(e)),
+            lambda c, e: provisions.handle_provision(c, e.value, e.headers, _place(e)),
             stream,
         )
 
@@ -466,7 +466,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
     return app
 
 
-def _delivery(event: Any) -> str:
+def _place(event: Any) -> str:
     """Where ``event``'s message was read (``topic/partition/offset``): what tells the
     message read again (after a crash, or an outage) from the same event sent again."""
     message = event.message

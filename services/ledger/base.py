@@ -136,16 +136,16 @@ def _reopen(s: Session, request: Request) -> dict[str, Any]:
 MAX_DELIVERIES = 32
 
 
-def taken(row: Request, delivery: str | None) -> bool:
-    """Whether the request ``row`` has taken the message ``delivery`` (read again, after
-    a crash or an outage)."""
-    return delivery is not None and delivery in (row.deliveries or [])
+def taken(row: Request, message: str | None) -> bool:
+    """Whether the request ``row`` has taken ``message`` (its digest and where it was
+    read: ``Arrival.message``), which is then read again, after a crash or an outage."""
+    return message is not None and message in (row.deliveries or [])
 
 
-def take(row: Request, delivery: str | None) -> None:
-    """Remember that ``row`` took the message ``delivery``; its latest ``MAX_DELIVERIES``."""
-    if delivery is not None:
-        row.deliveries = [*(row.deliveries or []), delivery][-MAX_DELIVERIES:]
+def take(row: Request, message: str | None) -> None:
+    """Remember that ``row`` took ``message``; its latest ``MAX_DELIVERIES``."""
+    if message is not None:
+        row.deliveries = [*(row.deliveries or []), message][-MAX_DELIVERIES:]
 
 
 @contextmanager

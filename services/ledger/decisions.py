@@ -76,20 +76,20 @@ class Decisions(LedgerBase):
         decided_by: str,
         extension: Callable[[datetime], datetime] | None,
         key_id: str | None = None,
-        delivery: str | None = None,
+        message: str | None = None,
     ) -> tuple[Decided, datetime | None]:
         """Move an open request's deadline by ``extension``, once; return the outcome
         (``extended`` or why not) and the deadline. ``key_id`` (the decision's signing
-        key) goes into the audit row. The decision's message (``delivery``), applied
-        before and read again, is ``redelivered``, and changes nothing (as for each
-        decision)."""
+        key) goes into the audit row. The decision's ``message`` (its digest and where it
+        was read), applied before and read again, is ``redelivered``, and changes nothing
+        (as for each decision)."""
         now = utcnow()
         with self.session() as s:
             row = s.get(Request, request_id)
             if row is None:
                 return Decided.UNKNOWN_REQUEST, None
             deadline = as_utc(row.deadline_at)
-            if taken(row, delivery):
+            if taken(row, message):
                 return Decided.REDELIVERED, deadline
             if row.status in FINAL_STATUSES:
                 return Decided.REQUEST_CLOSED, deadline
@@ -107,7 +107,7 @@ class Decisions(LedgerBase):
             row.extensions = [entry]
             row.deadline_at = new
             row.updated_at = now
-            take(row, delivery)
+            take(row, message)
             self._audit(
                 s, request_id, f"operator:{decided_by}", Action.EXTENDED, key_id=key_id, **entry
             )
@@ -120,7 +120,7 @@ class Decisions(LedgerBase):
         reason: str,
         decided_by: str,
         key_id: str | None = None,
-        delivery: str | None = None,
+        message: str | None = None,
     ) -> Decided:
         """Refuse a request not yet fanned out on ``ground``; the outcome (``refused``,
         or why not). Its response is then built as for a refusal at intake."""
@@ -129,7 +129,7 @@ class Decisions(LedgerBase):
             row = s.get(Request, request_id)
             if row is None:
                 return Decided.UNKNOWN_REQUEST
-            if taken(row, delivery):
+            if taken(row, message):
                 return Decided.REDELIVERED
             if row.status in FINAL_STATUSES:
                 return Decided.REQUEST_CLOSED
@@ -137,7 +137,7 @@ class Decisions(LedgerBase):
                 return Decided.ALREADY_FANNED_OUT
             previous = row.status
             row.status, row.hold_reason, row.updated_at = RequestStatus.REFUSED, ground, now
-            take(row, delivery)
+            take(row, message)
             self._audit(
                 s,
                 request_id,
@@ -155,7 +155,7 @@ class Decisions(LedgerBase):
         request_id: str,
         part: RefusedPart,
         key_id: str | None = None,
-        delivery: str | None = None,
+        message: str | None = None,
     ) -> Decided:
         """Refuse ``part`` of a request; the outcome (``refused_in_part``, or why not).
 
@@ -167,7 +167,7 @@ class Decisions(LedgerBase):
             row = s.get(Request, request_id)
             if row is None:
                 return Decided.UNKNOWN_REQUEST
-            if taken(row, delivery):
+            if taken(row, message):
                 return Decided.REDELIVERED
             if row.status in FINAL_STATUSES or row.completed_at is not None:
                 return Decided.REQUEST_CLOSED
@@ -177,7 +177,7 @@ class Decisions(LedgerBase):
                 return Decided.ALREADY_FANNED_OUT
             row.refused_parts = [*(row.refused_parts or []), part.model_dump(mode="json")]
             row.updated_at = now
-            take(row, delivery)
+            take(row, message)
             self._audit(
                 s,
                 request_id,

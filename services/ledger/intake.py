@@ -46,11 +46,11 @@ class Intake(LedgerBase):
         errors: list[dict[str, Any]],
         raw: bytes,
         request_id: str | None,
-        delivery: str | None = None,
+        place: str | None = None,
         **detail: Any,
     ) -> bool:
         """Keep a trace of a rejected event: its reason and a hash, never its content;
-        ``detail`` (e.g. the signing key) goes into its audit row. ``delivery`` is where its
+        ``detail`` (e.g. the signing key) goes into its audit row. ``place`` is where its
         message was read (``topic/partition/offset``): the same event there is the same
         message, read again, and recorded once. True if it was recorded now."""
         digest = hashlib.sha256(raw).hexdigest()
@@ -60,7 +60,7 @@ class Intake(LedgerBase):
             "request_id": request_id,
             "errors": errors,
             "raw_sha256": digest,
-            "delivery": delivery,
+            "place": place,
         }
         with self.engine.begin() as conn:
             if not insert_new(conn, INSERT_NEW_REJECTED, row):
@@ -191,7 +191,7 @@ class Intake(LedgerBase):
             "deadline_at": as_utc(a.deadline),
             "event": self._kept(event.request_id, EVENT_FIELD, event.model_dump(mode="json")),
             "subject_digests": sorted(subject_digests(event.subject.identifiers)),
-            "deliveries": [a.delivery] if a.delivery else None,
+            "deliveries": [a.message] if a.message else None,
             "created_at": now,
             "updated_at": now,
         }
@@ -204,7 +204,7 @@ class Intake(LedgerBase):
         with in_session(conn) as s:
             row = s.get(Request, event.request_id, with_for_update=True)
             assert row is not None  # found, or inserted by another worker since
-            if taken(row, a.delivery):
+            if taken(row, a.message):
                 return Admission(Admitted.REDELIVERED, row.status, row.hold_reason)
             held = row.status == RequestStatus.HELD
             changed = self._changed(row, event)
@@ -213,7 +213,7 @@ class Intake(LedgerBase):
                 return Admission(Admitted.CONFLICT, row.status, row.hold_reason, tuple(conflicting))
             if held and changed and not a.may_release:
                 return Admission(Admitted.NOT_PERMITTED, row.status, row.hold_reason)
-            take(row, a.delivery)
+            take(row, a.message)
             if not held or not a.may_release:  # nothing to decide again
                 self._audit(
                     s,

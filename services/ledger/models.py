@@ -81,7 +81,7 @@ class Request(Base):
     extensions: Mapped[list[Any] | None] = mapped_column(JSON)
     #: Parts an operator refused (``streams.records.RefusedPart``), oldest first.
     refused_parts: Mapped[list[Any] | None] = mapped_column(JSON)
-    #: The messages (``Arrival.delivery``) whose events it has taken, the latest
+    #: The messages (``Arrival.message``) whose events it has taken, the latest
     #: ``MAX_DELIVERIES``: one read again (after a crash) is neither audited nor decided
     #: again.
     deliveries: Mapped[list[Any] | None] = mapped_column(JSON)
@@ -119,12 +119,12 @@ class Response(Base):
 
 
 class Rejected(Base):
-    """A rejected event: its digest and why, never its content. ``delivery`` (where its
+    """A rejected event: its digest and why, never its content. ``place`` (where its
     message was read: ``topic/partition/offset``) tells its message read again (the same
     digest and place: one rejection) from a producer sending it again (another place)."""
 
     __tablename__ = "rejected_events"
-    __table_args__ = (UniqueConstraint("raw_sha256", "delivery", name="uq_rejected_delivery"),)
+    __table_args__ = (UniqueConstraint("raw_sha256", "place", name="uq_rejected_place"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime]
@@ -132,7 +132,7 @@ class Rejected(Base):
     request_id: Mapped[str | None] = mapped_column(String(128))
     errors: Mapped[list[Any]]
     raw_sha256: Mapped[str] = mapped_column(String(64))
-    delivery: Mapped[str | None] = mapped_column(String(300))
+    place: Mapped[str | None] = mapped_column(String(300))
 
 
 class DeadLetter(Base):

@@ -99,9 +99,9 @@ class Arrival:
     clock_pauses: bool = False
     key_id: str | None = None
     may_release: bool = True
-    #: Its message (its digest and where it was read), when known: one read again is
-    #: not admitted again.
-    delivery: str | None = None
+    #: Its message (its digest and where it was read: ``message_id``), when known: one
+    #: read again is not admitted again.
+    message: str | None = None
 
 
 @dataclass(frozen=True)

@@ -36,43 +36,43 @@ WHY_NOT = {
 
 
 def handle_decision(
-    ctx: Pipeline, raw: bytes, headers: Headers = None, delivery: str | None = None
+    ctx: Pipeline, raw: bytes, headers: Headers = None, place: str | None = None
 ) -> list[Outgoing]:
-    """A decision event (read at ``delivery``): applied, or rejected with why."""
+    """A decision event (read at ``place``): applied, or rejected with why."""
     try:
         decision, key_id = parse_signed(raw, ctx.keyring, headers, DecisionEvent)
     except Rejection as rej:
-        return reject(ctx, raw, rej, stage="decisions", delivery=delivery, key_id=rej.key_id)
+        return reject(ctx, raw, rej, stage="decisions", place=place, key_id=rej.key_id)
     may = permissions(ctx, key_id)
     if may is not None and not may.decisions:
         refused = not_permitted(key_id, "decisions")
         return reject(
-            ctx, raw, refused, "decisions", decision.request_id, False, delivery, key_id=key_id
+            ctx, raw, refused, "decisions", decision.request_id, False, place, key_id=key_id
         )
     decided_by = may.owner if may is not None else decision.decided_by
     row = ctx.ledger.request(decision.request_id)
     if row is None:
-        return _cannot(ctx, (raw, delivery), Decided.UNKNOWN_REQUEST, key_id)
+        return _cannot(ctx, (raw, place), Decided.UNKNOWN_REQUEST, key_id)
     policy = rules.policy_for(row.regulation)
     if decision.decision == "refusal":
-        return _refuse(ctx, (raw, delivery), decision, policy.refusal_codes, decided_by, key_id)
+        return _refuse(ctx, (raw, place), decision, policy.refusal_codes, decided_by, key_id)
     outcome, deadline = ctx.ledger.extend(
         decision.request_id,
         decision.reason,
         decided_by,
         policy.extension,
         key_id,
-        message_id(raw, delivery),
+        message_id(raw, place),
     )
     if outcome is Decided.REDELIVERED:  # applied before a crash: its notice may be owed
         return [notices.due(decision.request_id, "extension")]
     if outcome is Decided.ALREADY_EXTENDED:  # perhaps by this decision sent again
         return [
-            *_cannot(ctx, (raw, delivery), outcome, key_id),
+            *_cannot(ctx, (raw, place), outcome, key_id),
             notices.due(decision.request_id, "extension"),
         ]
     if outcome is not Decided.EXTENDED:
-        return _cannot(ctx, (raw, delivery), outcome, key_id)
+        return _cannot(ctx, (raw, place), outcome, key_id)
     log.info(
         "deadline extended",
         extra={
@@ -86,7 +86,7 @@ def handle_decision(
 
 def _refuse(
     ctx: Pipeline,
-    message: tuple[bytes, str | None],
+    read: tuple[bytes, str | None],
     decision: DecisionEvent,
     codes: Mapping[str, object],
     decided_by: str,
@@ -95,9 +95,9 @@ def _refuse(
     """Refuse the request on its ground, or only the part it names (a system, fields)."""
     ground = decision.ground or ""
     if ground not in codes:
-        return _cannot(ctx, message, "unknown_ground", key_id, accepted=sorted(codes))
+        return _cannot(ctx, read, "unknown_ground", key_id, accepted=sorted(codes))
     if decision.system is not None and decision.system not in ctx.datamap.systems:
-        return _cannot(ctx, message, "unknown_system", key_id, accepted=sorted(ctx.datamap.systems))
+        return _cannot(ctx, read, "unknown_system", key_id, accepted=sorted(ctx.datamap.systems))
     if decision.in_part:
         part = RefusedPart(
             system=decision.system,
@@ -107,18 +107,18 @@ def _refuse(
             decided_by=decided_by,
         )
         outcome, done = (
-            ctx.ledger.refuse_part(decision.request_id, part, key_id, message_id(*message)),
+            ctx.ledger.refuse_part(decision.request_id, part, key_id, message_id(*read)),
             Decided.REFUSED_IN_PART,
         )
     else:
         outcome = ctx.ledger.refuse(
-            decision.request_id, ground, decision.reason, decided_by, key_id, message_id(*message)
+            decision.request_id, ground, decision.reason, decided_by, key_id, message_id(*read)
         )
         done = Decided.REFUSED
     if outcome is Decided.REDELIVERED:  # applied before a crash: its response may be owed
         return [] if decision.in_part else finish(ctx, decision.request_id)
     if outcome is not done:
-        return _cannot(ctx, message, outcome, key_id)
+        return _cannot(ctx, read, outcome, key_id)
     log.info(
         "request refused in part" if decision.in_part else "request refused",
         extra={"request_id": decision.request_id, "stage": "decisions", "reason_code": ground},
@@ -129,12 +129,12 @@ def _refuse(
 
 def _cannot(
     ctx: Pipeline,
-    message: tuple[bytes, str | None],
+    read: tuple[bytes, str | None],
     outcome: str,
     key_id: str | None,
     accepted: list[str] | None = None,
 ) -> list[Outgoing]:
-    """The decision (``message``: its event, and where it was read) cannot apply: rejected,
+    """The decision (``read``: its event, and where it was read) cannot apply: rejected,
     with why (and the grounds that would be accepted, for a ground that is not), and
     audited with its key."""
     error = {"msg": WHY_NOT[outcome]}
@@ -142,5 +142,5 @@ def _cannot(
         where = "system" if outcome == "unknown_system" else "ground"
         error = {"loc": where, "msg": f"{error['msg']}; accepted: {', '.join(accepted)}"}
     rej = Rejection(outcome, [error])
-    raw, delivery = message
-    return reject(ctx, raw, rej, "decisions", delivery=delivery, key_id=key_id)
+    raw, place = read
+    return reject(ctx, raw, rej, "decisions", place=place, key_id=key_id)

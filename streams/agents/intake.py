@@ -46,15 +46,15 @@ def reject(
     stage: str = "intake",
     request_id: str | None = None,
     echo: bool = True,
-    delivery: str | None = None,
+    place: str | None = None,
     **audit: Any,
 ) -> list[Outgoing]:
-    """Record a rejected event in the ledger (once for its message, at ``delivery``)
+    """Record a rejected event in the ledger (once for its message, at ``place``)
     and send its digest, with the reason, to ``dsr.requests.rejected``
     (``rejected_event``): the event sealed too unless ``echo`` is False. ``audit`` goes
     into the ledger's audit row."""
     request_id = request_id or _request_id_of(raw)
-    ctx.ledger.record_rejected(rej.reason_code, rej.errors, raw, request_id, delivery, **audit)
+    ctx.ledger.record_rejected(rej.reason_code, rej.errors, raw, request_id, place, **audit)
     log.warning(
         "event rejected",
         extra={"request_id": request_id, "stage": stage, "reason_code": rej.reason_code},
@@ -103,7 +103,7 @@ class Refused:
     echo: bool = True
     key_id: str | None = None
     #: Where its message was read (``reject``).
-    delivery: str | None = None
+    place: str | None = None
 
     def answer(self, ctx: Pipeline, admission: Admission | None = None) -> list[Outgoing]:
         return reject(
@@ -112,7 +112,7 @@ class Refused:
             self.rejection,
             request_id=self.request_id,
             echo=self.echo,
-            delivery=self.delivery,
+            place=self.place,
             key_id=self.key_id,
         )
 
@@ -124,7 +124,7 @@ class Valid:
     raw: bytes
     arrival: Arrival
     #: Where its message was read (``reject``).
-    delivery: str | None = None
+    place: str | None = None
 
     @property
     def request_id(self) -> str:
@@ -136,7 +136,7 @@ class Valid:
         event, key_id = self.arrival.event, self.arrival.key_id
         if admission.outcome is Admitted.NOT_PERMITTED:
             denied = not_permitted(key_id, "releases of held requests")
-            refused = Refused(self.raw, denied, event.request_id, False, key_id, self.delivery)
+            refused = Refused(self.raw, denied, event.request_id, False, key_id, self.place)
             return refused.answer(ctx)
         if admission.outcome is Admitted.CONFLICT:
             return _conflict(ctx, self, admission.conflicts)
@@ -171,10 +171,10 @@ class Valid:
 
 
 def handle_request(
-    ctx: Pipeline, raw: bytes, headers: Headers = None, delivery: str | None = None
+    ctx: Pipeline, raw: bytes, headers: Headers = None, place: str | None = None
 ) -> list[Outgoing]:
     """One request event: checked, admitted, answered (``check``, ``admit``, ``answer``)."""
-    checked = check(ctx, raw, headers, delivery)
+    checked = check(ctx, raw, headers, place)
     [admission] = admit(ctx, [checked])
     return checked.answer(ctx, admission)
 
@@ -196,9 +196,9 @@ def handle_batch(
     event handled again would only be a duplicate, which sends nothing on."""
     outgoing: list[Outgoing] = []
     checked: list[Checked] = []
-    for i, (raw, headers, delivery) in enumerate(events):
+    for i, (raw, headers, place) in enumerate(events):
         try:
-            checked.append((i, check(ctx, raw, headers, delivery)))
+            checked.append((i, check(ctx, raw, headers, place)))
         except Exception as exc:  # noqa: BLE001 - only this event fails
             outgoing += fail(i, exc)
     for run in _runs(checked):
@@ -248,23 +248,23 @@ def _runs(checked: Sequence[Checked]) -> Iterator[list[Checked]]:
 
 
 def check(
-    ctx: Pipeline, raw: bytes, headers: Headers = None, delivery: str | None = None
+    ctx: Pipeline, raw: bytes, headers: Headers = None, place: str | None = None
 ) -> Refused | Valid:
-    """``raw`` (read at ``delivery``) checked (its signature, schema, permissions,
+    """``raw`` (read at ``place``) checked (its signature, schema, permissions,
     grounds) and decided by the rules; nothing is recorded yet."""
     try:
         event, key_id = parse_signed(raw, ctx.keyring, headers, RequestEvent, ctx.sealer)
     except Rejection as rej:
-        return Refused(raw, rej, key_id=rej.key_id, delivery=delivery)
+        return Refused(raw, rej, key_id=rej.key_id, place=place)
     if found := my_number.found_in(event.model_dump(mode="json")):
         # Neither kept nor echoed, sealed or not: only the event's digest is recorded.
         msg = "a My Number (個人番号) may not be sent, as proof of identity or otherwise"
         refused = Rejection("my_number_not_accepted", [{"loc": loc, "msg": msg} for loc in found])
-        return Refused(raw, refused, event.request_id, False, key_id, delivery)
+        return Refused(raw, refused, event.request_id, False, key_id, place)
     may = permissions(ctx, key_id)
     if may is not None and not may.may_request(event.kind):
         denied = not_permitted(key_id, f"{event.kind} requests")
-        return Refused(raw, denied, event.request_id, False, key_id, delivery)
+        return Refused(raw, denied, event.request_id, False, key_id, place)
     unknown = [code for code, basis in rules.grounds_invoked(event).items() if basis is None]
     if unknown:
         msg = (
@@ -272,7 +272,7 @@ def check(
             f"{', '.join(unknown)}; accepted: {', '.join(rules.accepted_grounds(event))}"
         )
         unknown_ground = Rejection("unknown_ground", [{"loc": "grounds", "msg": msg}])
-        return Refused(raw, unknown_ground, key_id=key_id, delivery=delivery)
+        return Refused(raw, unknown_ground, key_id=key_id, place=place)
     decision = rules.decide(event)
     arrival = Arrival(
         event,
@@ -282,15 +282,15 @@ def check(
         clock_pauses=rules.policy_for(event.regulation).clock_pauses_for_verification,
         key_id=key_id,
         may_release=may is None or may.releases,
-        delivery=message_id(raw, delivery),
+        message=message_id(raw, place),
     )
-    return Valid(raw, arrival, delivery)
+    return Valid(raw, arrival, place)
 
 
-def message_id(raw: bytes, delivery: str | None) -> str | None:
+def message_id(raw: bytes, place: str | None) -> str | None:
     """How the ledger knows ``raw``'s message read again (``Request.deliveries``): its
     digest and where it was read. The same event sent again is another message."""
-    return None if delivery is None else f"{hashlib.sha256(raw).hexdigest()}@{delivery}"
+    return None if place is None else f"{hashlib.sha256(raw).hexdigest()}@{place}"
 
 
 def admit(ctx: Pipeline, checked: Sequence[Refused | Valid]) -> list[Admission | None]:
@@ -315,7 +315,7 @@ def _conflict(ctx: Pipeline, valid: Valid, fields: tuple[str, ...]) -> list[Outg
         rej,
         request_id=request_id,
         echo=False,
-        delivery=valid.delivery,
+        place=valid.place,
         key_id=valid.arrival.key_id,
         fields=list(fields),
     )

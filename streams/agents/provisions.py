@@ -27,17 +27,17 @@ log = logging.getLogger("dsr.provisions")
 
 
 def handle_provision(
-    ctx: Pipeline, raw: bytes, headers: Headers = None, delivery: str | None = None
+    ctx: Pipeline, raw: bytes, headers: Headers = None, place: str | None = None
 ) -> list[Outgoing]:
-    """A provision record's event (read at ``delivery``): recorded, or rejected with why."""
+    """A provision record's event (read at ``place``): recorded, or rejected with why."""
     try:
         event, key_id = parse_signed(raw, ctx.keyring, headers, ProvisionEvent)
     except Rejection as rej:
-        return reject(ctx, raw, rej, stage="provisions", delivery=delivery, key_id=rej.key_id)
+        return reject(ctx, raw, rej, stage="provisions", place=place, key_id=rej.key_id)
     may = permissions(ctx, key_id)
     if may is not None and not may.may_provision(event.system):
         denied = not_permitted(key_id, f"provision records of {event.system!r}")
-        return reject(ctx, raw, denied, "provisions", echo=False, delivery=delivery, key_id=key_id)
+        return reject(ctx, raw, denied, "provisions", echo=False, place=place, key_id=key_id)
     outcome = ctx.ledger.provisions.record(event, via="topic", key_id=key_id)
     log.info(
         "provision record %s",

@@ -803,7 +803,7 @@ def test_a_rejected_message_read_again_is_recorded_once(ledger: Ledger) -> None:
     assert ledger.record_rejected("invalid_json", [], raw, "bad-1", later)
     assert ledger.record_rejected("invalid_json", [], raw, "bad-1")
     assert ledger.record_rejected("invalid_json", [], raw, "bad-1")
-    assert [r.delivery for r in rejected_events(ledger)] == [here, later, None, None]
+    assert [r.place for r in rejected_events(ledger)] == [here, later, None, None]
     audits = [e for e in ledger.timeline("bad-1") if e.action == "rejected"]
     assert len(audits) == 4
 

@@ -17,8 +17,8 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("rejected_events") as batch:
-        batch.add_column(sa.Column("delivery", sa.String(300), nullable=True))
-        batch.create_unique_constraint("uq_rejected_delivery", ["raw_sha256", "delivery"])
+        batch.add_column(sa.Column("place", sa.String(300), nullable=True))
+        batch.create_unique_constraint("uq_rejected_place", ["raw_sha256", "place"])
     with op.batch_alter_table("requests") as batch:
         batch.add_column(sa.Column("deliveries", sa.JSON(), nullable=True))
 
@@ -27,5 +27,5 @@ def downgrade() -> None:
     with op.batch_alter_table("requests") as batch:
         batch.drop_column("deliveries")
     with op.batch_alter_table("rejected_events") as batch:
-        batch.drop_constraint("uq_rejected_delivery", type_="unique")
-        batch.drop_column("delivery")
+        batch.drop_constraint("uq_rejected_place", type_="unique")
+        batch.drop_column("place")
