@@ -9,6 +9,7 @@ that refuses or removes something writes an audit row in that transaction.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from services.ledger.models import (
     Request,
 )
 from services.ledger.reconnect import reconnecting
+from services.ledger.statements import INSERT_NEW_REJECTED, insert_new
 from services.ledger.types import Action
 from services.provisions.records import (
     Direction,
@@ -51,6 +53,15 @@ class Outcome:
     status: Literal["recorded", "duplicate", "rejected"]
     reason_code: str | None = None
     message: str = ""
+
+
+@dataclass(frozen=True)
+class Message:
+    """A record's event as it came (``raw``), and where it was read
+    (``topic/partition/offset``; None when not from a topic)."""
+
+    raw: bytes
+    place: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,21 +88,38 @@ class ProvisionStore:
             yield s
 
     # -- in -------------------------------------------------------------------
-    def record(self, event: ProvisionEvent, *, via: str, key_id: str | None = None) -> Outcome:
+    def record(
+        self,
+        event: ProvisionEvent,
+        *,
+        via: str,
+        key_id: str | None = None,
+        message: Message | None = None,
+    ) -> Outcome:
         """Store ``event`` once. A re-send of the same record is a duplicate (whether its
         subject comes as identifiers or as digests); another record under a known
         ``record_id`` is refused, and so is a provision to a recipient the principal has
-        stopped. ``key_id``, the key that signed the event, goes into its audit rows."""
+        stopped. ``key_id``, the key that signed the event, goes into its audit rows.
+
+        Given the ``message`` it came in, a refusal is kept with the rejected events too,
+        once for that message: read again, it is refused again but not audited again."""
         try:
             with self.session() as s:
-                return self._record(s, event, via, key_id)
+                return self._record(s, event, f"provisions:{via}", key_id, message)
         except IntegrityError:  # a concurrent insert of the same record_id won
             with self.session() as s:
-                return self._record(s, event, via, key_id)
+                return self._record(s, event, f"provisions:{via}", key_id, message)
 
-    def _record(self, s: Session, event: ProvisionEvent, via: str, key_id: str | None) -> Outcome:
+    def _record(
+        self,
+        s: Session,
+        event: ProvisionEvent,
+        actor: str,
+        key_id: str | None,
+        message: Message | None,
+    ) -> Outcome:
         content = _content_digest(event)
-        actor = f"provisions:{via}"
+        refuse = functools.partial(self._refuse, s, event, actor, key_id, message)
         known = s.scalar(
             select(ProvisionRecord.content_sha256).where(
                 ProvisionRecord.record_id == event.record_id
@@ -100,18 +128,11 @@ class ProvisionStore:
         if known == content or known == _legacy_content_digest(event):
             return Outcome("duplicate")
         if known is not None:
-            return self._refuse(
-                s, event, actor, key_id, "record_id_conflict", "another record has this record_id"
-            )
+            return refuse("record_id_conflict", "another record has this record_id")
         digests = event.subject.digest_set()
         if _stoppable(event) and self._stopped(s, digests, event.counterparty.name):
-            return self._refuse(
-                s,
-                event,
-                actor,
-                key_id,
-                "provision_stopped",
-                "the principal asked to stop provision to this recipient",
+            return refuse(
+                "provision_stopped", "the principal asked to stop provision to this recipient"
             )
         now = utcnow()
         recorded_at = (event.recorded_at or now).astimezone(UTC)
@@ -160,9 +181,23 @@ class ProvisionStore:
         event: ProvisionEvent,
         actor: str,
         key_id: str | None,
+        read: Message | None,
         code: str,
         message: str,
     ) -> Outcome:
+        trace: dict[str, Any] = {}
+        if read is not None:
+            trace["raw_sha256"] = hashlib.sha256(read.raw).hexdigest()
+            row = {
+                "at": utcnow(),
+                "reason_code": code,
+                "request_id": None,
+                "errors": [{"loc": "record_id", "msg": message}],
+                "place": read.place,
+                **trace,
+            }
+            if not insert_new(s.connection(), INSERT_NEW_REJECTED, row):
+                return Outcome("rejected", code, message)  # this message, read again
         _audit(
             s,
             None,
@@ -173,6 +208,7 @@ class ProvisionStore:
             system=event.system,
             counterparty=event.counterparty.name,
             key_id=key_id,
+            **trace,
         )
         return Outcome("rejected", code, message)
 

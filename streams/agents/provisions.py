@@ -6,9 +6,11 @@ provision to a recipient the principal has stopped all go to
 after parsing goes there in its digest form (``ProvisionEvent.digested``), never with
 the identifiers a system may have sent in clear. A record for a system its signing key
 may not record (``services.signing.Permissions.provisions``) is rejected
-``not_permitted`` and stored nowhere. The store audits its own refusals in
+``not_permitted`` and stored nowhere. The store keeps and audits its own refusals in
 the transaction that decides them; a malformed event is traced like a malformed
-request (``rejected_events`` and the audit trail, a hash of it and never its content).
+request. Either way, ``rejected_events`` and the audit trail hold a hash of the event,
+never its content, once a message: read again, it is refused again but not recorded
+again.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 
 from services.parsing import Rejection, not_permitted, parse_signed
 from services.provisions.records import ProvisionEvent
+from services.provisions.store import Message
 from services.signing import Headers
 from streams import topics
 from streams.agents.intake import permissions, reject, rejected_event
@@ -38,7 +41,8 @@ def handle_provision(
     if may is not None and not may.may_provision(event.system):
         denied = not_permitted(key_id, f"provision records of {event.system!r}")
         return reject(ctx, raw, denied, "provisions", echo=False, place=place, key_id=key_id)
-    outcome = ctx.ledger.provisions.record(event, via="topic", key_id=key_id)
+    read = Message(raw, place)
+    outcome = ctx.ledger.provisions.record(event, via="topic", key_id=key_id, message=read)
     log.info(
         "provision record %s",
         outcome.status,

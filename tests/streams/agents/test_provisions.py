@@ -3,13 +3,17 @@ reason, and a third_party_records response built from the ledger (rules 9 and 16
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from services import monitoring
 from services.delivery.package import read_package
 from services.demo.scenario import TARO, event
+from services.ledger.models import AuditEntry
 from services.monitoring import REGISTRY
 from services.provisions.store import ProvisionStore
 from streams import topics
@@ -93,6 +97,27 @@ def test_a_conflicting_record_is_rejected_in_its_digest_form(pipeline: Pipeline)
     assert body(out)["reason_code"] == "record_id_conflict"
     assert "taro@example.jp" not in out.value.decode()
     assert TARO_DIGEST in opened(pipeline, body(out)).decode()
+
+
+def test_a_refusal_read_again_is_audited_once_and_one_sent_again_twice(
+    pipeline: Pipeline,
+) -> None:
+    send(pipeline, provision("p-1", TARO))
+    conflicting = json.dumps(provision("p-1", TARO, items=["phone"])).encode()
+    for place in ("dsr.provisions/0/7", "dsr.provisions/0/7", "dsr.provisions/0/9"):
+        [out] = handle_provision(pipeline, conflicting, place=place)
+        assert body(out)["reason_code"] == "record_id_conflict"  # each time it is read
+
+    with pipeline.ledger.session() as s:
+        refused = s.scalars(select(AuditEntry).where(AuditEntry.action == "provision_refused"))
+        trail = [(e.detail["record_id"], e.detail["raw_sha256"]) for e in refused]
+    digest = hashlib.sha256(conflicting).hexdigest()
+    assert trail == [("p-1", digest)] * 2  # the message at offset 7 once, and at 9
+    kept = [(r.reason_code, r.raw_sha256, r.place) for r in rejected_events(pipeline.ledger)]
+    assert kept == [
+        ("record_id_conflict", digest, "dsr.provisions/0/7"),
+        ("record_id_conflict", digest, "dsr.provisions/0/9"),
+    ]
 
 
 def test_a_record_sent_as_digests_is_listed_by_third_party_records(pipeline: Pipeline) -> None:
