@@ -1,9 +1,17 @@
 """``S3Storage``: packages and letters in an S3 bucket (``s3://bucket/prefix``), encrypted
 server-side, with transient errors retried by tenacity (``services.delivery.storage``
-says what every backend promises)."""
+says what every backend promises).
+
+A call blocks its caller, and the worker calls from its event loop: so a call's retries
+stop after ``RETRY_BUDGET_S``, a store that does not answer is given up on after
+``READ_TIMEOUT_S``, and once a call has found the store unavailable, the next ones fail
+at once for a while (``COOL_S``, doubling to ``COOL_MAX_S`` while it stays so). A store
+that hangs then holds the loop for seconds now and then, not for minutes at every call;
+the worker's batches wait for it without blocking (``streams.transient.patiently``)."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -16,6 +24,7 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_after_delay,
     wait_exponential_jitter,
 )
 
@@ -34,6 +43,15 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 T = TypeVar("T")
+
+#: Seconds to connect, and to wait for the store's next bytes, before an attempt fails.
+CONNECT_TIMEOUT_S = 2.0
+READ_TIMEOUT_S = 5.0
+#: Seconds after which a call's failed attempt is not retried.
+RETRY_BUDGET_S = 5.0
+#: Seconds a call fails at once after one found the store unavailable: the first time,
+#: and at most.
+COOL_S, COOL_MAX_S = 1.0, 10.0
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -87,6 +105,8 @@ class S3Storage:
         self.kms_key_id = kms_key_id
         self.attempts = attempts
         self.max_wait = max_wait
+        self._cool = 0.0  # seconds of the last cool-down; 0 while the store answers
+        self._cool_until = 0.0
         self.client: Any = client if client is not None else self._make_client(endpoint_url)
 
     @staticmethod
@@ -98,8 +118,8 @@ class S3Storage:
         config = Config(
             signature_version="s3v4",
             retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=30,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=READ_TIMEOUT_S,
         )
         return boto3.client("s3", endpoint_url=endpoint_url, config=config)
 
@@ -108,20 +128,31 @@ class S3Storage:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
+        cooling = self._cool_until - time.monotonic()
+        if cooling > 0:
+            raise StorageUnavailable(
+                f"{what} not tried: the store was unavailable, tried again in {cooling:.1f} s",
+                attempts=0,
+            )
         retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
+            stop=stop_after_attempt(self.attempts) | stop_after_delay(RETRY_BUDGET_S),
             wait=wait_exponential_jitter(initial=0.1, max=self.max_wait),
             retry=retry_if_exception(is_transient),
         )
         try:
-            return retrying(fn)
+            result = retrying(fn)
         except RetryError as exc:  # only raised when every attempt was transient
+            self._cool = min(COOL_MAX_S, 2 * self._cool) if self._cool else COOL_S
+            self._cool_until = time.monotonic() + self._cool
             last = exc.last_attempt.exception()
+            tried = exc.last_attempt.attempt_number
             raise StorageUnavailable(
-                f"{what} failed after {self.attempts} attempts: {last}", attempts=self.attempts
+                f"{what} failed after {tried} attempts: {last}", attempts=tried
             ) from last
         except ClientError as exc:
             raise StorageError(f"{what} failed: {exc}") from exc
+        self._cool = 0.0
+        return result
 
     def put(self, key: str, data: bytes, content_type: str) -> str:
         extra: dict[str, str] = {"ServerSideEncryption": self.sse}

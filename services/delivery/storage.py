@@ -26,9 +26,10 @@ Errors::
      └── StorageUnavailable  a transient S3 error outlasted the retries; safe to retry later
 
 Retries: ``S3Storage`` retries throttling, 5xx and connection errors with
-tenacity (bounded attempts, exponential backoff with jitter). The client it
-builds itself has botocore's own retries turned off, so tenacity is the only
-retry layer. A client passed in keeps its own retry configuration.
+tenacity (bounded attempts and time, exponential backoff with jitter), and fails at
+once for a while after a call found the store unavailable. The client it builds
+itself has botocore's own retries turned off and short time-outs, so tenacity is the
+only retry layer. A client passed in keeps its own retry and time-out configuration.
 """
 
 from __future__ import annotations

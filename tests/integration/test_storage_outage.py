@@ -1,18 +1,22 @@
-"""The package store (S3) away while a request times out: the worker that times it out
-waits for the store and goes on, without crashing, and the request is answered once the
-store is back."""
+"""The package store (S3) away, or hanging, while a request times out: the worker that
+times it out waits for the store and goes on, without crashing or stalling, and the
+request is answered once the store is back."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from services import heartbeat
 from services.client import Watcher
 from services.demo.scenario import HANAKO, event
 from services.ledger import Ledger
+from services.settings import Settings
 from streams import topics
 from tests.fixtures.moto_server import CREDENTIALS, s3_client, start_moto, stop_moto
 from tests.integration.fixtures import (
@@ -30,19 +34,24 @@ DATAMAP = with_crm(SILENT_ARCHIVE, timeout_s=4)
 BUCKET = "packages"
 
 
-def test_a_time_out_waits_for_the_package_store_and_the_worker_goes_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _on_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> Settings:
+    """Settings whose packages go to the bucket at ``url``, with a silent archive."""
     monkeypatch.setenv("DSR_TASK_ATTEMPTS", "1000")  # the archive never answers
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["aws_secret_access_key"])
     monkeypatch.setenv("AWS_DEFAULT_REGION", CREDENTIALS["region_name"])
-    log = tmp_path / "moto.log"
-    moto, url = start_moto(log)
     s3_client(url).create_bucket(Bucket=BUCKET)
-    settings = settings_for(tmp_path, DATAMAP).model_copy(
+    return settings_for(tmp_path, DATAMAP).model_copy(
         update={"storage_url_override": f"s3://{BUCKET}/dsr", "s3_endpoint_url": url}
     )
+
+
+def test_a_time_out_waits_for_the_package_store_and_the_worker_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "moto.log"
+    moto, url = start_moto(log)
+    settings = _on_s3(tmp_path, monkeypatch, url)
     ledger = Ledger(settings.database_url)
 
     def audited(request_id: str, action: str) -> bool:
@@ -84,6 +93,57 @@ def test_a_time_out_waits_for_the_package_store_and_the_worker_goes_on(
         completions = [e for e in ledger.timeline("outage") if e.action == "completed"]
         assert len(completions) == 1
     finally:
+        stop_moto(moto)
+        ledger.close()
+
+
+def test_a_hanging_store_does_not_stall_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store accepts connections but never answers (its process frozen): the worker
+    goes on admitting requests and beating while a package waits for it."""
+    moto, url = start_moto(tmp_path / "moto.log")
+    settings = _on_s3(tmp_path, monkeypatch, url)
+    ledger = Ledger(settings.database_url)
+
+    def audited(request_id: str, action: str) -> bool:
+        return any(e.action == action for e in ledger.timeline(request_id))
+
+    try:
+        with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
+            worker = stack.pid("worker-0")
+            watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
+            submitter = stack.submitter()
+            probe = {**HANAKO, "phone": "080-3333-4444"}  # the archive is asked too
+            submitter.submit_all([json.dumps(event("hung", "disclosure", probe)).encode()])
+            wait_for("the fan-out", lambda: audited("hung", "fanned_out"))
+            os.kill(moto.pid, signal.SIGSTOP)  # the store hangs before the request times out
+            wait_for("the time-out", lambda: audited("hung", "tasks_timed_out"))
+            # its package cannot be stored; meanwhile another request comes in
+            submitter.submit_all([json.dumps(event("meanwhile", "disclosure", probe)).encode()])
+            oldest: list[float] = []
+
+            def admitted() -> bool:
+                beat = heartbeat.read(settings.home).get("worker-0")
+                oldest.append(beat.age() if beat else float("inf"))
+                return audited("meanwhile", "received")
+
+            wait_for("the next request's admission", admitted, timeout=60)
+            assert max(oldest) < heartbeat.FROZEN_AFTER_S  # it never looked frozen
+            os.kill(moto.pid, signal.SIGCONT)
+            seen = watcher.collect(lambda s: {"hung", "meanwhile"} <= answered(s), timeout_s=90)
+
+            assert stack.check_alive() == [] and stack.pid("worker-0") == worker
+            assert _keys(url, "hung") and _keys(url, "meanwhile")
+            submitter.close()
+            watcher.close()
+        [response] = [b for _, b in seen if b["request_id"] == "hung"]
+        systems = {s["system"]: s["status"] for s in response["systems"]}
+        assert systems == {"crm": "ok", "archive": "timed_out"}
+        completions = [e for e in ledger.timeline("hung") if e.action == "completed"]
+        assert len(completions) == 1
+    finally:
+        os.kill(moto.pid, signal.SIGCONT)
         stop_moto(moto)
         ledger.close()
 

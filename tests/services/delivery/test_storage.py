@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from services.delivery.s3storage import S3Storage, is_transient
+from services.delivery.s3storage import READ_TIMEOUT_S, RETRY_BUDGET_S, S3Storage, is_transient
 from services.delivery.storage import (
     InvalidKey,
     LinkUnsupported,
@@ -23,6 +24,7 @@ from services.delivery.storage import (
     open_storage,
 )
 from tests.fixtures.moto_server import CREDENTIALS
+from tests.integration.fixtures import wait_for
 from tests.services.delivery.fixtures import endpoint, flaky_s3
 
 BAD_KEYS = ["", "../x", "a/../../x", "a/..", "/etc/passwd", "a//b", "./a", "a\\b", "a\x00b"]
@@ -264,6 +266,43 @@ def test_s3_gives_up_after_the_bounded_attempts(dummy_env: None) -> None:
         # botocore's own retries are off, so tenacity's attempts are all the requests made
         assert server.requests == 3
     assert caught.value.attempts == 3
+
+
+def test_s3_gives_up_on_a_store_that_does_not_answer_within_its_budget(
+    dummy_env: None,
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # connects, never answers
+        host, port = silent.getsockname()[:2]
+        store = S3Storage("b", endpoint_url=f"http://{host}:{port}", attempts=5)
+        with pytest.raises(StorageUnavailable) as caught:
+            store.put("k", b"x", "text/plain")
+    # one attempt waits out the read time-out, which spends the call's retry budget
+    assert READ_TIMEOUT_S >= RETRY_BUDGET_S and caught.value.attempts == 1
+
+
+def test_s3_found_away_is_not_called_again_until_its_cool_down_is_over(
+    dummy_env: None,
+) -> None:
+    with flaky_s3(failures=3) as server:
+        store = S3Storage("b", endpoint_url=endpoint(server), attempts=3, max_wait=0.01)
+        with pytest.raises(StorageUnavailable):
+            store.put("k", b"x", "text/plain")
+        assert server.requests == 3
+        calls = 0
+
+        def stored() -> bool:
+            nonlocal calls
+            calls += 1
+            try:
+                store.put("k", b"x", "text/plain")
+            except StorageUnavailable as exc:
+                assert exc.attempts == 0  # refused without a request
+                return False
+            return True
+
+        wait_for("the call after the cool-down", stored, timeout=30)
+        # however often it was called meanwhile, only the call after the cool-down went out
+        assert calls > 1 and server.requests == 4
 
 
 def _client_error(code: str, status: int) -> ClientError:
