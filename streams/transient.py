@@ -1,17 +1,18 @@
-"""Ledger operations run again when they fail for a transient reason: a locked SQLite
-file, a PostgreSQL fail-over (``again``); and a worker's batch handled again, for as long
+"""Ledger operations run again when they fail for a transient reason: a PostgreSQL
+fail-over (``again``); and a worker's batch handled again, for as long
 as it takes, while the ledger, the broker or the package store is away (``patiently``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
 from sqlalchemy.exc import OperationalError
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from streams import parking
 
@@ -20,7 +21,7 @@ log = logging.getLogger("dsr.worker")
 #: A ledger operation's later attempts, after its first failed for a transient reason:
 #: 4 more at most, backing off.
 _again = Retrying(
-    retry=retry_if_exception_type(OperationalError),
+    retry=retry_if_exception(lambda exc: isinstance(exc, OperationalError) and not _locked(exc)),
     stop=stop_after_attempt(4),
     wait=wait_random_exponential(multiplier=0.05, max=2),
     reraise=True,
@@ -31,15 +32,26 @@ R = TypeVar("R")
 
 def again(op: Callable[P, R]) -> Callable[P, R]:
     """``op``, run again by ``_again`` if it fails for a transient reason. Its first
-    attempt runs bare: a retry policy's bookkeeping costs more than most operations."""
+    attempt runs bare: a retry policy's bookkeeping costs more than most operations.
+
+    A SQLite lock that outlasted its busy wait is not tried again here: the wait was
+    the retry, and more would hold the event loop (``patiently`` waits without it)."""
 
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return op(*args, **kwargs)
-        except OperationalError:
+        except OperationalError as exc:
+            if _locked(exc):
+                raise
             return _again(op, *args, **kwargs)
 
     return run
+
+
+def _locked(exc: BaseException) -> bool:
+    """Whether SQLite gave up waiting for another connection's lock."""
+    orig = getattr(exc, "orig", None)
+    return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
 
 
 #: Pauses between a batch's attempts while the infrastructure is away: the first, then

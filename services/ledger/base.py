@@ -45,9 +45,18 @@ VERIFICATION_HOLD = "verification_pending"
 SEND_LEASE = timedelta(seconds=30)
 
 
+#: Seconds a statement on SQLite waits for another connection's write lock before it
+#: fails ("database is locked"). The worker's statements run on its event loop: a longer
+#: wait would stop it beating, and its batches wait for a lock held long without
+#: blocking (``streams.transient.patiently``). Its transactions hold the lock for
+#: milliseconds.
+SQLITE_BUSY_TIMEOUT_S = 2.0
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        options = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
+        engine = create_engine(url, connect_args=options)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -16,16 +16,20 @@ from pathlib import Path
 
 import pytest
 
+from services import heartbeat
 from services.client import Submitter, Watcher, read_all
+from services.demo.scenario import HANAKO, event
 from services.ledger import Ledger
 from services.settings import Settings
 from streams import topics
+from tests.fixtures.databases import sqlite_locked
 from tests.fixtures.ledger_reads import count_by_status
 from tests.fixtures.postgres_server import Server
 from tests.integration.fixtures import (
     assert_erased,
     assert_package_holds_only,
     dsr_up_process,
+    joined_stack,
     request_for,
     running,
     seed_lookalikes,
@@ -100,3 +104,32 @@ def test_a_ledger_outage_fails_and_loses_nothing(tmp_path: Path, postgres_server
             assert_erased(tmp_path, i)
         else:
             assert_package_holds_only(settings, f"lo-{i}", i, PEOPLE)
+
+
+def test_a_locked_ledger_file_holds_the_worker_without_freezing_it(tmp_path: Path) -> None:
+    """Another process holds the SQLite ledger's write lock (a backup, an operator's
+    shell) for longer than a statement waits for it: the worker's batch waits, its loop
+    keeps beating (``dsr health`` passes), and the request is answered once the lock goes."""
+    settings = settings_for(tmp_path)
+    worker_log = tmp_path / "logs" / "worker-0.log"
+    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
+        worker = stack.pid("worker-0")
+        watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
+        submitter = stack.submitter()
+        wait_for("its first beat", lambda: "worker-0" in heartbeat.read(settings.home))
+        ages: list[float] = []
+
+        def waited_twice() -> bool:
+            beat = heartbeat.read(settings.home).get("worker-0")
+            ages.append(beat.age() if beat else float("inf"))
+            return worker_log.read_text().count("the batch waits") >= 2
+
+        with sqlite_locked(settings.database_url):
+            submitter.submit_all([json.dumps(event("locked", "disclosure", HANAKO)).encode()])
+            wait_for("the worker to wait for the ledger twice", waited_twice, timeout=70)
+        assert max(ages) < heartbeat.FROZEN_AFTER_S  # never looked frozen
+        seen = watcher.collect(lambda s: any(b["request_id"] == "locked" for _, b in s), 90)
+        assert [b["status"] for _, b in seen if b["request_id"] == "locked"] == ["completed"]
+        assert stack.check_alive() == [] and stack.pid("worker-0") == worker
+        submitter.close()
+        watcher.close()
