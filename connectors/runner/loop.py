@@ -131,7 +131,7 @@ class ConnectorRunner:
         )
         try:
             self._producer = KafkaProducer(**producer_config(bootstrap))
-            self._sender = Sender(self._producer, self.executor.sleep)
+            self._sender = Sender(self._producer, self.executor.sleep, self._beat)
         except BaseException:
             self._consumer.close(autocommit=False)
             raise
@@ -142,8 +142,7 @@ class ConnectorRunner:
         log.info("runner started", extra={"systems": ",".join(sorted(self.connectors))})
         try:
             while not stop.is_set():
-                if self.heart:
-                    self.heart.beat()
+                self._beat()
                 for partition, messages in self._consumer.poll(timeout_ms=200).items():
                     lane = self._lane_of[partition.topic]
                     pending = self._in_flight.setdefault(partition, deque())
@@ -155,6 +154,11 @@ class ConnectorRunner:
         finally:
             self._drain()
             log.info("runner stopped")
+
+    def _beat(self) -> None:
+        """This loop's heartbeat: from each turn, and while a send waits for the broker."""
+        if self.heart:
+            self.heart.beat()
 
     def _check_membership(self, now: float) -> None:
         """Raise ``RejoinStuck`` once the group membership has been unstable (joining or

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaTimeoutError
 
 from connectors.runner.execution import MAX_RETRY_AFTER_S
 
@@ -21,6 +22,8 @@ SEND_ATTEMPTS = 6
 #: default since Kafka 4.0): a request's results, from its systems' lanes, then go to the
 #: broker together, and reach aggregation as one batch.
 LINGER_MS = 5
+#: Seconds a flush waits for the broker at a time, before it says it is still waiting.
+ACK_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -53,11 +56,18 @@ def producer_config(bootstrap: str) -> dict[str, Any]:
 
 class Sender:
     """Sends on ``producer``, thread-safe; ``sleep`` waits between attempts (and returns
-    early when the runner stops)."""
+    early when the runner stops); ``waiting`` is called every ``ACK_WAIT_S`` while a
+    flush waits for the broker (the runner's loop beats there)."""
 
-    def __init__(self, producer: KafkaProducer, sleep: Callable[[float], object]) -> None:
+    def __init__(
+        self,
+        producer: KafkaProducer,
+        sleep: Callable[[float], object],
+        waiting: Callable[[], object] = lambda: None,
+    ) -> None:
         self.producer = producer
         self.sleep = sleep
+        self.waiting = waiting
 
     def send(self, topic: str, key: bytes | None, value: bytes | dict[str, Any]) -> Sent:
         """Send (thread-safe); returns what was sent, with the send's future."""
@@ -71,7 +81,7 @@ class Sender:
         in-memory broker that has just restarted answers ``UnknownError`` for a while,
         which the producer does not retry); raise if it still is not."""
         for attempt in range(1, SEND_ATTEMPTS + 1):
-            self.producer.flush()
+            self._acknowledged()
             failed = [s for s in sent if s.future.failed()]
             if not failed:
                 return
@@ -86,3 +96,13 @@ class Sender:
             )
             self.sleep(min(0.5 * 2 ** (attempt - 1), MAX_RETRY_AFTER_S))
             sent = [self.send(s.topic, s.key, s.value) for s in failed]
+
+    def _acknowledged(self) -> None:
+        """Flush: wait until every send so far is answered (acknowledged or refused), for
+        as long as the producer's own time-outs let it take, ``ACK_WAIT_S`` at a time."""
+        while True:
+            try:
+                self.producer.flush(timeout=ACK_WAIT_S)
+                return
+            except KafkaTimeoutError:
+                self.waiting()  # a broker that does not answer: still alive here

@@ -28,13 +28,15 @@ from connectors import (
 from connectors.base import Identifiers
 from connectors.runner import REJOIN_STUCK_S, RejoinStuck
 from connectors.sql import SQLConnector
-from services.broker import create_topics
+from services import heartbeat
+from services.broker import EmbeddedBroker, create_topics
 from services.crypto import LocalKeyProvider
 from services.crypto.sealing import Sealer
 from services.delivery.claims import ClaimCheck
 from services.delivery.storage import LocalStorage, StorageUnavailable
+from services.heartbeat import Heart
 from streams.records import DeadLetterEvent, Kind, Task, TaskResult, dump, utcnow
-from streams.topics import TopicSpec, tasks_topic
+from streams.topics import TopicSpec, core_topics, tasks_topic
 from tests.connectors.fixtures import ALICE, SESSION_S, Database, Outbox, Scripted, running
 from tests.integration.fixtures import wait_for
 
@@ -394,6 +396,39 @@ def test_a_hung_connector_is_timed_out_retried_then_failed(
     assert "did not answer within 0.5s" in (result.error or "")
     assert letter["request_id"] == hung_task.request_id and letter["attempts"] == 2
     assert committed(bootstrap, runner.group_id, tasks_topic(hung_system)) == 2
+
+
+def test_while_the_broker_does_not_answer_the_runner_keeps_beating(tmp_path: Path) -> None:
+    """A result is sent to a broker that has frozen: the runner waits for the
+    acknowledgement, still beating (``dsr health`` does not call it frozen), and the
+    result arrives once the broker answers again."""
+    broker = EmbeddedBroker.start()  # its own: frozen here, it would stall the others
+    system = new_system("gated")
+    gated = Hangs(system, {"seconds": 60})
+    try:
+        create_topics(broker.bootstrap, core_topics())
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        outbox = Outbox(broker.bootstrap)
+        heart = Heart(tmp_path, "runner-0", "runner", interval=0.2)
+        with running(broker.bootstrap, {system: gated}, heart=heart):
+            task = send_task(producer, system)
+            wait_for("the system's call", lambda: gated.calls >= 1)
+            os.kill(broker.process.pid, signal.SIGSTOP)
+            frozen_at = time.time()
+            gated.release.set()  # its result goes to a broker that does not answer
+
+            def beat_since(seconds: float) -> bool:
+                beat = heartbeat.read(tmp_path).get("runner-0")
+                return beat is not None and beat.at > frozen_at + seconds
+
+            wait_for("a beat well into the freeze", lambda: beat_since(3), timeout=25)
+            os.kill(broker.process.pid, signal.SIGCONT)
+            assert outbox.result(task.request_id).status == "ok"
+        producer.close()
+        outbox.consumer.close(autocommit=False)
+    finally:
+        os.kill(broker.process.pid, signal.SIGCONT)
+        broker.stop()
 
 
 def test_stopping_while_a_call_hangs_leaves_the_task_for_later(
