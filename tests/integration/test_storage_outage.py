@@ -7,16 +7,20 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from services import heartbeat
-from services.client import Watcher
+from services.client import Submitter, Watcher
 from services.demo.scenario import HANAKO, event
 from services.ledger import Ledger
-from services.settings import Settings
+from services.stack import Stack
 from streams import topics
 from tests.fixtures.moto_server import CREDENTIALS, s3_client, start_moto, stop_moto
 from tests.integration.fixtures import (
@@ -32,18 +36,49 @@ pytestmark = pytest.mark.integration
 
 DATAMAP = with_crm(SILENT_ARCHIVE, timeout_s=4)
 BUCKET = "packages"
+#: Asked of the archive too (it has a phone number), which never answers.
+PROBE = {**HANAKO, "phone": "080-3333-4444"}
 
 
-def _on_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> Settings:
-    """Settings whose packages go to the bucket at ``url``, with a silent archive."""
+@dataclass
+class _Run:
+    stack: Stack
+    ledger: Ledger
+    watcher: Watcher
+    submitter: Submitter
+
+    @property
+    def worker(self) -> int:
+        return self.stack.pid("worker-0")
+
+    def audited(self, request_id: str, action: str) -> bool:
+        return any(e.action == action for e in self.ledger.timeline(request_id))
+
+    def submit(self, request_id: str, principal: dict[str, str] = PROBE) -> None:
+        self.submitter.submit_all([json.dumps(event(request_id, "disclosure", principal)).encode()])
+
+
+@contextmanager
+def _on_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> Iterator[_Run]:
+    """The stack, its packages in the bucket at ``url``, with a silent archive."""
     monkeypatch.setenv("DSR_TASK_ATTEMPTS", "1000")  # the archive never answers
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["aws_secret_access_key"])
     monkeypatch.setenv("AWS_DEFAULT_REGION", CREDENTIALS["region_name"])
     s3_client(url).create_bucket(Bucket=BUCKET)
-    return settings_for(tmp_path, DATAMAP).model_copy(
+    settings = settings_for(tmp_path, DATAMAP).model_copy(
         update={"storage_url_override": f"s3://{BUCKET}/dsr", "s3_endpoint_url": url}
     )
+    ledger = Ledger(settings.database_url)
+    try:
+        with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
+            watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
+            run = _Run(stack, ledger, watcher, stack.submitter())
+            yield run
+            run.submitter.close()
+            watcher.close()
+    finally:
+        ledger.close()
 
 
 def test_a_time_out_waits_for_the_package_store_and_the_worker_goes_on(
@@ -51,24 +86,15 @@ def test_a_time_out_waits_for_the_package_store_and_the_worker_goes_on(
 ) -> None:
     log = tmp_path / "moto.log"
     moto, url = start_moto(log)
-    settings = _on_s3(tmp_path, monkeypatch, url)
-    ledger = Ledger(settings.database_url)
-
-    def audited(request_id: str, action: str) -> bool:
-        return any(e.action == action for e in ledger.timeline(request_id))
-
     try:
-        with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
-            worker = stack.pid("worker-0")
-            watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
-            submitter = stack.submitter()
-            submitter.submit_all([json.dumps(event("before", "disclosure", HANAKO)).encode()])
-            seen = watcher.collect(lambda s: answered(s) == {"before"}, timeout_s=90)
+        with _on_s3(tmp_path, monkeypatch, url) as run:
+            stack, worker, audited = run.stack, run.worker, run.audited
+            run.submit("before", HANAKO)
+            seen = run.watcher.collect(lambda s: answered(s) == {"before"}, timeout_s=90)
             # the store works: the first package is in the bucket
             assert _keys(url, "before")
 
-            probe = {**HANAKO, "phone": "080-3333-4444"}  # the archive is asked too
-            submitter.submit_all([json.dumps(event("outage", "disclosure", probe)).encode()])
+            run.submit("outage")
             wait_for("the fan-out", lambda: audited("outage", "fanned_out"))
             stop_moto(moto)  # the store goes away before the request times out
             wait_for("the time-out", lambda: audited("outage", "tasks_timed_out"))
@@ -81,20 +107,13 @@ def test_a_time_out_waits_for_the_package_store_and_the_worker_goes_on(
             assert stack.check_alive() == [] and stack.pid("worker-0") == worker
             moto, _ = start_moto(log, port=urlsplit(url).port)  # back, empty
             s3_client(url).create_bucket(Bucket=BUCKET)
-            seen += watcher.collect(lambda s: "outage" in answered(s), timeout_s=90)
+            seen += run.watcher.collect(lambda s: "outage" in answered(s), timeout_s=90)
 
             assert stack.check_alive() == [] and stack.pid("worker-0") == worker
             assert _keys(url, "outage")  # its package, stored once the store was back
-            submitter.close()
-            watcher.close()
-        [response] = [b for _, b in seen if b["request_id"] == "outage"]
-        systems = {s["system"]: s["status"] for s in response["systems"]}
-        assert systems == {"crm": "ok", "archive": "timed_out"}
-        completions = [e for e in ledger.timeline("outage") if e.action == "completed"]
-        assert len(completions) == 1
+            _timed_out_once(run.ledger, seen, "outage")
     finally:
         stop_moto(moto)
-        ledger.close()
 
 
 def test_a_hanging_store_does_not_stall_the_worker(
@@ -103,49 +122,41 @@ def test_a_hanging_store_does_not_stall_the_worker(
     """The store accepts connections but never answers (its process frozen): the worker
     goes on admitting requests and beating while a package waits for it."""
     moto, url = start_moto(tmp_path / "moto.log")
-    settings = _on_s3(tmp_path, monkeypatch, url)
-    ledger = Ledger(settings.database_url)
-
-    def audited(request_id: str, action: str) -> bool:
-        return any(e.action == action for e in ledger.timeline(request_id))
-
     try:
-        with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
-            worker = stack.pid("worker-0")
-            watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
-            submitter = stack.submitter()
-            probe = {**HANAKO, "phone": "080-3333-4444"}  # the archive is asked too
-            submitter.submit_all([json.dumps(event("hung", "disclosure", probe)).encode()])
+        with _on_s3(tmp_path, monkeypatch, url) as run:
+            stack, worker, audited = run.stack, run.worker, run.audited
+            run.submit("hung")
             wait_for("the fan-out", lambda: audited("hung", "fanned_out"))
             os.kill(moto.pid, signal.SIGSTOP)  # the store hangs before the request times out
             wait_for("the time-out", lambda: audited("hung", "tasks_timed_out"))
             # its package cannot be stored; meanwhile another request comes in
-            submitter.submit_all([json.dumps(event("meanwhile", "disclosure", probe)).encode()])
+            run.submit("meanwhile")
             oldest: list[float] = []
 
             def admitted() -> bool:
-                beat = heartbeat.read(settings.home).get("worker-0")
+                beat = heartbeat.read(tmp_path).get("worker-0")
                 oldest.append(beat.age() if beat else float("inf"))
                 return audited("meanwhile", "received")
 
             wait_for("the next request's admission", admitted, timeout=60)
             assert max(oldest) < heartbeat.FROZEN_AFTER_S  # it never looked frozen
             os.kill(moto.pid, signal.SIGCONT)
-            seen = watcher.collect(lambda s: {"hung", "meanwhile"} <= answered(s), timeout_s=90)
+            seen = run.watcher.collect(lambda s: {"hung", "meanwhile"} <= answered(s), timeout_s=90)
 
             assert stack.check_alive() == [] and stack.pid("worker-0") == worker
             assert _keys(url, "hung") and _keys(url, "meanwhile")
-            submitter.close()
-            watcher.close()
-        [response] = [b for _, b in seen if b["request_id"] == "hung"]
-        systems = {s["system"]: s["status"] for s in response["systems"]}
-        assert systems == {"crm": "ok", "archive": "timed_out"}
-        completions = [e for e in ledger.timeline("hung") if e.action == "completed"]
-        assert len(completions) == 1
+            _timed_out_once(run.ledger, seen, "hung")
     finally:
         os.kill(moto.pid, signal.SIGCONT)
         stop_moto(moto)
-        ledger.close()
+
+
+def _timed_out_once(ledger: Ledger, seen: list[tuple[str, dict[str, Any]]], rid: str) -> None:
+    """``rid`` answered once: the crm's records, and the silent archive timed out."""
+    [response] = [b for _, b in seen if b["request_id"] == rid]
+    systems = {s["system"]: s["status"] for s in response["systems"]}
+    assert systems == {"crm": "ok", "archive": "timed_out"}
+    assert [e.action for e in ledger.timeline(rid)].count("completed") == 1
 
 
 def _keys(url: str, request_id: str) -> list[str]:
