@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,9 +20,11 @@ from services.ledger.models import Request, RequestStatus, Response
 from services.ledger.reconnect import RECYCLE_SECONDS
 from services.ledger.statements import (
     INSERT_AUDITS,
+    INSERT_NEW_REJECTED,
     SELECT_REQUEST,
     SELECT_REQUESTS,
     execute_many,
+    insert_new,
     load_one,
     requests_by_id,
 )
@@ -149,6 +152,30 @@ def taken(row: Request, message: str | None) -> bool:
     """Whether the request ``row`` has taken ``message`` (its digest and where it was
     read: ``Arrival.message``), which is then read again, after a crash or an outage."""
     return message is not None and message in (row.deliveries or [])
+
+
+def keep_rejected(
+    conn: Connection,
+    reason_code: str,
+    errors: list[dict[str, Any]],
+    raw: bytes,
+    request_id: str | None,
+    place: str | None,
+) -> str | None:
+    """Keep a trace of a rejected event in ``rejected_events``: its reason and a hash,
+    never its content. ``place`` is where its message was read (``topic/partition/
+    offset``): the same event there is the same message, read again, and kept once. The
+    event's digest if it was kept now; None if it was kept before."""
+    digest = hashlib.sha256(raw).hexdigest()
+    row = {
+        "at": utcnow(),
+        "reason_code": reason_code,
+        "request_id": request_id,
+        "errors": errors,
+        "raw_sha256": digest,
+        "place": place,
+    }
+    return digest if insert_new(conn, INSERT_NEW_REJECTED, row) else None
 
 
 def take(row: Request, message: str | None) -> None:

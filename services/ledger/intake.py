@@ -3,7 +3,6 @@ held requests, holds and conflicting re-sends."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -20,13 +19,13 @@ from services.ledger.base import (
     _audit_row,
     as_utc,
     in_session,
+    keep_rejected,
     take,
     taken,
 )
 from services.ledger.models import Rejected, Request, RequestStatus
 from services.ledger.statements import (
     INSERT_AUDITS,
-    INSERT_NEW_REJECTED,
     INSERT_NEW_REQUESTS,
     SELECT_REQUEST_IDS,
     execute_many,
@@ -53,17 +52,9 @@ class Intake(LedgerBase):
         ``detail`` (e.g. the signing key) goes into its audit row. ``place`` is where its
         message was read (``topic/partition/offset``): the same event there is the same
         message, read again, and recorded once. True if it was recorded now."""
-        digest = hashlib.sha256(raw).hexdigest()
-        row = {
-            "at": utcnow(),
-            "reason_code": reason_code,
-            "request_id": request_id,
-            "errors": errors,
-            "raw_sha256": digest,
-            "place": place,
-        }
         with self.engine.begin() as conn:
-            if not insert_new(conn, INSERT_NEW_REJECTED, row):
+            digest = keep_rejected(conn, reason_code, errors, raw, request_id, place)
+            if digest is None:
                 return False
             self._audit(
                 conn,

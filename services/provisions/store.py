@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.crypto.digests import subject_digests
+from services.ledger.base import keep_rejected
 from services.ledger.models import (
     OPEN_STATUSES,
     AuditEntry,
@@ -31,7 +32,6 @@ from services.ledger.models import (
     Request,
 )
 from services.ledger.reconnect import reconnecting
-from services.ledger.statements import INSERT_NEW_REJECTED, insert_new
 from services.ledger.types import Action
 from services.provisions.records import (
     Direction,
@@ -187,17 +187,11 @@ class ProvisionStore:
     ) -> Outcome:
         trace: dict[str, Any] = {}
         if read is not None:
-            trace["raw_sha256"] = hashlib.sha256(read.raw).hexdigest()
-            row = {
-                "at": utcnow(),
-                "reason_code": code,
-                "request_id": None,
-                "errors": [{"loc": "record_id", "msg": message}],
-                "place": read.place,
-                **trace,
-            }
-            if not insert_new(s.connection(), INSERT_NEW_REJECTED, row):
+            errors = [{"loc": "record_id", "msg": message}]
+            digest = keep_rejected(s.connection(), code, errors, read.raw, None, read.place)
+            if digest is None:
                 return Outcome("rejected", code, message)  # this message, read again
+            trace["raw_sha256"] = digest
         _audit(
             s,
             None,
