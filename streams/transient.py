@@ -6,24 +6,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
 from sqlalchemy.exc import OperationalError
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_random_exponential,
+)
 
 from streams import parking
 
 log = logging.getLogger("dsr.worker")
 
-#: A ledger operation's later attempts, after its first failed for a transient reason:
-#: 4 more at most, backing off.
+#: A failure that took this long (seconds) is not tried again on the event loop: the
+#: wait was the retry (a SQLite lock's busy wait, a vanished host's time-out), and more
+#: would stop the loop beating; ``patiently`` waits without holding it.
+SLOW_FAILURE_S = 1.0
+#: A ledger operation's later attempts, after its first failed quickly for a transient
+#: reason: 4 more at most, backing off, none started after ``SLOW_FAILURE_S``.
 _again = Retrying(
-    retry=retry_if_exception(lambda exc: isinstance(exc, OperationalError) and not _locked(exc)),
-    stop=stop_after_attempt(4),
-    wait=wait_random_exponential(multiplier=0.05, max=2),
+    retry=retry_if_exception_type(OperationalError),
+    stop=stop_after_attempt(4) | stop_before_delay(SLOW_FAILURE_S),
+    wait=wait_random_exponential(multiplier=0.05, max=0.4),
     reraise=True,
 )
 P = ParamSpec("P")
@@ -31,27 +41,20 @@ R = TypeVar("R")
 
 
 def again(op: Callable[P, R]) -> Callable[P, R]:
-    """``op``, run again by ``_again`` if it fails for a transient reason. Its first
-    attempt runs bare: a retry policy's bookkeeping costs more than most operations.
-
-    A SQLite lock that outlasted its busy wait is not tried again here: the wait was
-    the retry, and more would hold the event loop (``patiently`` waits without it)."""
+    """``op``, run again by ``_again`` if it fails quickly for a transient reason (a
+    PostgreSQL fail-over, a lock lost to another writer). Its first attempt runs bare:
+    a retry policy's bookkeeping costs more than most operations."""
 
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        started = time.monotonic()
         try:
             return op(*args, **kwargs)
-        except OperationalError as exc:
-            if _locked(exc):
+        except OperationalError:
+            if time.monotonic() - started >= SLOW_FAILURE_S:
                 raise
             return _again(op, *args, **kwargs)
 
     return run
-
-
-def _locked(exc: BaseException) -> bool:
-    """Whether SQLite gave up waiting for another connection's lock."""
-    orig = getattr(exc, "orig", None)
-    return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
 
 
 #: Pauses between a batch's attempts while the infrastructure is away: the first, then

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.crypto.sealing import Sealer, is_sealed_field
 from services.ledger.models import Request, RequestStatus, Response
-from services.ledger.reconnect import RECYCLE_SECONDS
+from services.ledger.reconnect import RECYCLE_SECONDS, connect_options
 from services.ledger.statements import (
     INSERT_AUDITS,
     INSERT_NEW_REJECTED,
@@ -70,7 +70,8 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_recycle=RECYCLE_SECONDS)  # and ``reconnect.retried``
+    # and ``reconnect.retried``
+    return create_engine(url, pool_recycle=RECYCLE_SECONDS, connect_args=connect_options(url))
 
 
 def as_utc(value: datetime) -> datetime:

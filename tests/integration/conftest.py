@@ -1,1 +1,1 @@
-from tests.fixtures.postgres_server import postgres_server  # noqa: F401
+from tests.fixtures.postgres_server import postgres_host, postgres_server  # noqa: F401

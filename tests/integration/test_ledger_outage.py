@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ from services.settings import Settings
 from streams import topics
 from tests.fixtures.databases import sqlite_locked
 from tests.fixtures.ledger_reads import count_by_status
-from tests.fixtures.postgres_server import Server
+from tests.fixtures.postgres_server import Host, Server
 from tests.integration.fixtures import (
     assert_erased,
     assert_package_holds_only,
@@ -111,11 +113,51 @@ def test_a_locked_ledger_file_holds_the_worker_without_freezing_it(tmp_path: Pat
     shell) for longer than a statement waits for it: the worker's batch waits, its loop
     keeps beating (``dsr health`` passes), and the request is answered once the lock goes."""
     settings = settings_for(tmp_path)
-    worker_log = tmp_path / "logs" / "worker-0.log"
-    with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
+    _waited_out_without_freezing(settings, lambda: sqlite_locked(settings.database_url))
+
+
+def test_a_vanished_ledger_host_holds_the_worker_without_freezing_it(
+    tmp_path: Path, postgres_host: tuple[Server, Host]
+) -> None:
+    """The ledger's PostgreSQL host vanishes without a word (it died, or the network to
+    it was cut): what the worker sends it goes unanswered, where a server that stops
+    resets its connections. The worker's batch waits and its loop keeps beating (``dsr
+    health`` passes); when the host is back the request is answered, by the same worker."""
+    server, host = postgres_host
+
+    @contextmanager
+    def vanished() -> Iterator[None]:
+        host.vanish()
+        try:
+            yield
+        finally:
+            host.appear()
+
+    _waited_out_without_freezing(settings_for(tmp_path, database_url=server.url), vanished)
+
+
+def _waited_out_without_freezing(
+    settings: Settings, outage: Callable[[], AbstractContextManager[None]]
+) -> None:
+    """A request answered; then one submitted during ``outage``, which the worker waits
+    out: it waits for the ledger twice and never misses enough beats to look frozen. The
+    request is answered after the outage, by the same worker."""
+    worker_log = settings.home / "logs" / "worker-0.log"
+    with joined_stack(settings, log_dir=worker_log.parent) as stack:
         worker = stack.pid("worker-0")
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
         submitter = stack.submitter()
+
+        def submit(request_id: str) -> None:
+            submitter.submit_all([json.dumps(event(request_id, "disclosure", HANAKO)).encode()])
+
+        def answered(request_id: str) -> list[str]:
+            seen = watcher.collect(lambda s: any(b["request_id"] == request_id for _, b in s), 90)
+            return [b["status"] for _, b in seen if b["request_id"] == request_id]
+
+        # the worker's connections to the ledger are open, and it beats
+        submit("before")
+        assert answered("before") == ["completed"]
         wait_for("its first beat", lambda: "worker-0" in heartbeat.read(settings.home))
         ages: list[float] = []
 
@@ -124,12 +166,11 @@ def test_a_locked_ledger_file_holds_the_worker_without_freezing_it(tmp_path: Pat
             ages.append(beat.age() if beat else float("inf"))
             return worker_log.read_text().count("the batch waits") >= 2
 
-        with sqlite_locked(settings.database_url):
-            submitter.submit_all([json.dumps(event("locked", "disclosure", HANAKO)).encode()])
-            wait_for("the worker to wait for the ledger twice", waited_twice, timeout=70)
+        with outage():
+            submit("during")
+            wait_for("the worker to wait for the ledger twice", waited_twice, timeout=90)
         assert max(ages) < heartbeat.FROZEN_AFTER_S  # never looked frozen
-        seen = watcher.collect(lambda s: any(b["request_id"] == "locked" for _, b in s), 90)
-        assert [b["status"] for _, b in seen if b["request_id"] == "locked"] == ["completed"]
+        assert answered("during") == ["completed"]
         assert stack.check_alive() == [] and stack.pid("worker-0") == worker
         submitter.close()
         watcher.close()

@@ -4,6 +4,7 @@ waits, for as long as it takes, while the ledger or the broker is away."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from kafka.errors import KafkaConnectionError
@@ -38,6 +39,22 @@ def test_a_ledger_operation_gives_up_after_five_attempts() -> None:
     with pytest.raises(OperationalError):
         transient.again(op)("never")
     assert op.calls == 5
+
+
+def test_a_slow_failure_is_not_run_again_on_the_event_loop() -> None:
+    """A lock's busy wait or a vanished host's time-out ran out: the batch waits instead
+    (``patiently``), without holding the loop for more of the same."""
+    calls = 0
+
+    def timed_out(value: str) -> str:
+        nonlocal calls
+        calls += 1
+        time.sleep(transient.SLOW_FAILURE_S)  # the driver's own wait, running out
+        raise LOCKED
+
+    with pytest.raises(OperationalError):
+        transient.again(timed_out)("never")
+    assert calls == 1
 
 
 def test_a_fault_that_is_not_transient_is_not_run_again() -> None:

@@ -96,3 +96,20 @@ def test_the_ledger_survives_the_server_dropping_its_connections(
     assert drops == [True]
     ledger.audit("r-1", "test", Action.NOTIFIED, notice_id="n-1")
     assert ledger.notified("r-1", "n-1")
+
+
+@pytest.mark.postgres
+def test_a_postgres_ledger_gives_up_on_a_silent_host_unless_its_url_says_otherwise(
+    tmp_path: Path,
+) -> None:
+    for url in make_url("postgres", tmp_path):
+        for given, expected in ((url, "3"), (f"{url}&connect_timeout=10", "10")):
+            ledger = Ledger(given)
+            try:
+                with ledger.engine.connect() as conn:
+                    info = conn.connection.dbapi_connection.info  # type: ignore[union-attr]
+                    options = info.get_parameters()
+            finally:
+                ledger.close()
+            assert options["connect_timeout"] == expected
+            assert (options["keepalives_idle"], options["tcp_user_timeout"]) == ("3", "5000")
