@@ -48,6 +48,7 @@ valid integer``); an empty variable counts as unset.
 | DSR_LOG_LEVEL | INFO | the pipeline's own loggers' level (libraries log at WARNING) |
 | DSR_COMPONENT | (the process's kind) | the name ``dsr up`` gives a process |
 | DSR_HEARTBEAT_INTERVAL_S | 2 | seconds between a process's heartbeats (``dsr top``, dashboard) |
+| DSR_RESTART_FROZEN_AFTER_S | 60 | ``dsr up`` restarts a process whose beat is older (0: never) |
 | DSR_CRASH_AT | (unset) | crash points, for the fault tests only (``services.faults``) |
 """
 
@@ -154,6 +155,7 @@ class Settings(BaseSettings):
     #: The name ``dsr up`` gives this process; unset in a one-process container.
     component: str | None = None
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
+    restart_frozen_after_s: float = Field(default=60.0, ge=0)
     #: Comma-separated crash points (``services.faults``): the fault tests' only.
     crash_at: str = ""
 

@@ -7,6 +7,12 @@ open request is re-driven from the ledger. A process restarted ``loop_restarts``
 within ``loop_window_s`` is in a crash loop: that is logged once, written to
 ``<DSR_HOME>/run/processes.json`` (``dsr status`` shows it), and it is still restarted,
 at the longest delay, while the rest of the stack keeps going.
+
+A worker or runner that is alive but stuck (its loop does not come back: a call that
+never returns, a stopped process) stops beating (``services.heartbeat``). Once its own
+last beat is ``frozen_after_s`` old (``DSR_RESTART_FROZEN_AFTER_S``), it is killed, as
+a crash would kill it, and restarted like any process that died; what it held unacked
+is read again by the next, and its effects are idempotent.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from services import heartbeat
 from services.processes import processes_file
 from services.stack import Stack
 
@@ -46,6 +53,9 @@ class Supervisor:
     max_backoff_s: float = 30.0
     loop_restarts: int = 5
     loop_window_s: float = 120.0
+    #: Seconds since a process's last heartbeat after which it is killed to be
+    #: restarted; 0: never.
+    frozen_after_s: float = 0.0
     clock: Callable[[], float] = time.monotonic
     health: dict[str, Health] = field(default_factory=dict)
 
@@ -56,6 +66,8 @@ class Supervisor:
             self._restarted(BROKER, now, self.stack.broker_exit_code())
             n = self.stack.restart_broker()
             log.warning("broker restarted; re-drove %d open request(s)", n)
+        if self.frozen_after_s:
+            self._kill_frozen()
         for name in self.stack.check_alive():
             h = self.health.setdefault(name, Health())
             if h.due is None:
@@ -69,6 +81,23 @@ class Supervisor:
                 h.due = None
                 self.stack.spawn(name)
         self._write()
+
+    def _kill_frozen(self) -> None:
+        """Kill each running process whose own last beat is ``frozen_after_s`` old (one
+        that has not beaten yet is starting up); ``tick`` then restarts it."""
+        beats, dead = heartbeat.read(self.stack.settings.home), self.stack.check_alive()
+        for name in self.stack.components:
+            beat = beats.get(name)
+            if beat is None or beat.pid != self.stack.pid(name) or name in dead:
+                continue  # not beating yet, or an earlier process's beat
+            if beat.age() > self.frozen_after_s:
+                log.error(
+                    "%s is frozen: its last heartbeat was %.0fs ago; killing it (pid %d)",
+                    name,
+                    beat.age(),
+                    beat.pid,
+                )
+                self.stack.kill(name)
 
     def _delay(self, h: Health, now: float) -> float:
         recent = sum(1 for t in h.restarts if now - t < self.loop_window_s)

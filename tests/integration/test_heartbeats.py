@@ -1,6 +1,7 @@
 """A stuck process is told from a live one: a runner frozen with SIGSTOP stops beating, so
 `dsr health` (a container's probe), `dsr ps` and `dsr top` say so; it beats again once thawed.
-And `dsr status` tells a task a runner holds from one still queued."""
+A process that stays frozen is killed and restarted by `dsr up`. And `dsr status` tells a
+task a runner holds from one still queued."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from typing import Any
 import pytest
 
 from services import heartbeat
-from services.client import Submitter
+from services.client import Submitter, Watcher
 from services.demo.scenario import TARO, event
 from services.settings import Settings
+from streams import topics
 from tests.integration.fixtures import (
     clean_env,
     dsr_cli,
@@ -39,7 +41,9 @@ def dsr(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_frozen_runner_stops_beating_and_is_reported(tmp_path: Path) -> None:
     settings_for(tmp_path)
-    with dsr_up_process(tmp_path, env={"DSR_HEARTBEAT_INTERVAL_S": "0.5"}):
+    # shown frozen, not restarted (below): ``dsr up`` is told not to
+    env = {"DSR_HEARTBEAT_INTERVAL_S": "0.5", "DSR_RESTART_FROZEN_AFTER_S": "0"}
+    with dsr_up_process(tmp_path, env=env):
         worker = wait_for("the worker", lambda: running(tmp_path, "worker-0"))
         runner = wait_for("the runner", lambda: running(tmp_path, "runner-0"))
         wait_for(
@@ -75,6 +79,33 @@ def test_a_frozen_runner_stops_beating_and_is_reported(tmp_path: Path) -> None:
             "the thawed runner to beat again",
             lambda: dsr(tmp_path, "health", "runner-0", "--max-age", "3").returncode == 0,
         )
+
+
+def test_a_worker_that_stays_frozen_is_killed_and_restarted(tmp_path: Path) -> None:
+    """A worker alive but stuck (SIGSTOP: nothing of it runs, not even its loop) holds its
+    partitions and answers nothing. ``dsr up`` kills it once its last beat is
+    ``DSR_RESTART_FROZEN_AFTER_S`` old and starts another, which answers the request
+    submitted while the first was frozen."""
+    settings = settings_for(tmp_path)
+    log = tmp_path / "dsr-up.log"
+    with dsr_up_process(tmp_path, env={"DSR_RESTART_FROZEN_AFTER_S": "8"}):
+        frozen = wait_for("the worker", lambda: running(tmp_path, "worker-0"))
+        wait_for("the runner", lambda: running(tmp_path, "runner-0"))
+        wait_for("its beat", lambda: "worker-0" in heartbeat.read(tmp_path))
+        bootstrap = (tmp_path / "broker.addr").read_text().strip()
+        watcher = Watcher(bootstrap, [topics.RESPONSES])
+        os.kill(frozen, signal.SIGSTOP)
+        submitter = Submitter.from_settings(settings, bootstrap)
+        submitter.submit_all([json.dumps(event("frozen", "disclosure", TARO)).encode()])
+        submitter.close()
+        fresh = wait_for("a new worker", lambda: running(tmp_path, "worker-0", not_pid=frozen))
+        assert "worker-0 is frozen" in log.read_text()
+        with pytest.raises(ProcessLookupError):  # killed, not thawed
+            os.kill(frozen, 0)
+        seen = watcher.collect(lambda s: any(b["request_id"] == "frozen" for _, b in s), 150)
+        watcher.close()
+        assert [b["status"] for _, b in seen if b["request_id"] == "frozen"] == ["completed"]
+        wait_for("the new worker's beat", lambda: heartbeat.read(tmp_path)["worker-0"].pid == fresh)
 
 
 def test_health_fails_where_nothing_beats(tmp_path: Path) -> None:
