@@ -13,6 +13,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -64,9 +65,18 @@ class Heart:
     of the loop's last beat, so a stuck loop still ages while its task in hand shows.
     """
 
-    def __init__(self, home: Path, name: str, kind: Kind, interval: float = INTERVAL_S) -> None:
+    def __init__(
+        self,
+        home: Path,
+        name: str,
+        kind: Kind,
+        interval: float = INTERVAL_S,
+        on_beat: Callable[[float], object] | None = None,
+    ) -> None:
         self.path = directory(home) / f"{name}.json"
         self.name, self.kind, self.interval = name, kind, interval
+        #: Told the time of each beat written (the process's metric of it).
+        self.on_beat = on_beat
         self._last = 0.0
         self._tasks: dict[str, dict[str, Any]] = {}
         self._changed = threading.Event()
@@ -74,11 +84,13 @@ class Heart:
         self._reporter: threading.Thread | None = None
 
     @classmethod
-    def for_process(cls, settings: Settings, kind: Kind) -> Heart:
+    def for_process(
+        cls, settings: Settings, kind: Kind, on_beat: Callable[[float], object] | None = None
+    ) -> Heart:
         """Named as ``dsr up`` names the process (``DSR_COMPONENT``), else by its kind
         (one process of a kind a container, as in infra/k8s)."""
         name = settings.component or kind
-        return cls(settings.home, name, kind, settings.heartbeat_interval_s)
+        return cls(settings.home, name, kind, settings.heartbeat_interval_s, on_beat)
 
     def beat(self) -> None:
         now = time.time()
@@ -86,6 +98,8 @@ class Heart:
             return
         self._last = now
         self._write()
+        if self.on_beat is not None:
+            self.on_beat(now)
 
     def working(self, task_id: str, system: str, attempt: int) -> None:
         """``task_id`` is in hand (its ``attempt``-th call); shown until ``done``."""

@@ -390,7 +390,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
         settle_heap()
         mark_ready(settings)
 
-    heart = Heart.for_process(settings, "worker")
+    heart = Heart.for_process(settings, "worker", monitoring.record_beat)
 
     @app.timer(heart.interval)
     async def beat() -> None:

@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             concurrency={n: s.concurrency for n, s in data_map.systems.items()},
             sealer=Sealer.from_settings(config),
             claims=ClaimCheck.from_settings(config),
-            heart=Heart.for_process(config, "runner"),
+            heart=Heart.for_process(config, "runner", monitoring.record_beat),
             fetch_max_wait_ms=config.fetch_max_wait_ms,
         )
     except KafkaError as exc:

@@ -29,6 +29,7 @@ identifier or any other value taken from a subject never becomes a label.
 | dsr_rejected_events_total | counter | reason_code |
 | dsr_provisions_refused_total | counter | reason_code: provision records the ledger refused |
 | dsr_consumer_group_lag | gauge | group, topic, partition: from the broker's committed offsets |
+| dsr_heartbeat_timestamp_seconds | gauge | (none): when the process's loop last beat, Unix time |
 
 The ledger-backed gauges and ``dsr_consumer_group_lag`` are served by the exporter
 (``services/monitoring/exporter.py``), never by a worker or a runner, so they stay up
@@ -51,7 +52,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import get_args
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -154,6 +155,14 @@ REJECTION_CODES: tuple[str, ...] = get_args(RejectedEvent.model_fields["reason_c
 STAGES = ("intake", "decisions", "fanout", "aggregate", "provisions", "notices")
 DEAD_LETTER_SOURCES = STAGES
 
+#: Set from the loop's own beat (``services.heartbeat``): it stops moving while the loop
+#: is stuck, though ``/metrics`` (served by a thread) still answers (DSRProcessFrozen).
+HEARTBEAT = Gauge(
+    "dsr_heartbeat_timestamp_seconds",
+    "When this process's event loop last beat, in Unix time.",
+    registry=REGISTRY,
+)
+
 # -- connectors -------------------------------------------------------------------
 CONNECTOR_CALL = Histogram(
     "dsr_connector_call_seconds",
@@ -221,6 +230,11 @@ def record_stale(system: str) -> None:
 def record_parked(stage: str, error: str) -> None:
     """A request parked: ``error`` is the exception's type name (a code's, not a subject's)."""
     REQUESTS_PARKED.labels(stage, error[:64]).inc()
+
+
+def record_beat(at: float) -> None:
+    """The process's loop beat at ``at`` (Unix time)."""
+    HEARTBEAT.set(at)
 
 
 def record_wait(stage: str, exc: BaseException) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 
 from rich.console import Console
 
-from services import heartbeat
+from services import heartbeat, monitoring
+from services.monitoring import REGISTRY
 from services.monitoring.overview import TASK_TIME
 from services.top import render
 
@@ -39,6 +40,17 @@ def test_a_live_process_whose_loop_stopped_beating_is_frozen(tmp_path: Path) -> 
     _beat(tmp_path, "runner-1", 102, ago=heartbeat.FROZEN_AFTER_S + 5)
     states = {p["name"]: p["state"] for p in heartbeat.view(tmp_path, report)}
     assert states == {"worker-0": "running", "runner-0": "frozen", "runner-1": "down"}
+
+
+def test_each_beat_written_moves_the_process_metric_to_its_time(tmp_path: Path) -> None:
+    """``dsr_heartbeat_timestamp_seconds`` (DSRProcessFrozen) says what the beat's file
+    says, from the same beat; a turn sooner than half an interval writes neither."""
+    heart = heartbeat.Heart(tmp_path, "worker-0", "worker", 60.0, monitoring.record_beat)
+    heart.beat()
+    written = heartbeat.read(tmp_path)["worker-0"].at
+    assert REGISTRY.get_sample_value("dsr_heartbeat_timestamp_seconds") == written
+    heart.beat()
+    assert REGISTRY.get_sample_value("dsr_heartbeat_timestamp_seconds") == written
 
 
 def test_a_process_is_frozen_after_missing_as_many_of_its_own_beats(tmp_path: Path) -> None:
