@@ -15,9 +15,10 @@ from alembic.config import Config
 from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from connectors.sql.engine import postgres_options
 from services.crypto.sealing import Sealer, is_sealed_field
 from services.ledger.models import Request, RequestStatus, Response
-from services.ledger.reconnect import RECYCLE_SECONDS, connect_options
+from services.ledger.reconnect import RECYCLE_SECONDS
 from services.ledger.statements import (
     INSERT_AUDITS,
     INSERT_NEW_REJECTED,
@@ -71,7 +72,7 @@ def make_engine(url: str) -> Engine:
 
         return engine
     # and ``reconnect.retried``
-    return create_engine(url, pool_recycle=RECYCLE_SECONDS, connect_args=connect_options(url))
+    return create_engine(url, pool_recycle=RECYCLE_SECONDS, connect_args=postgres_options(url))
 
 
 def as_utc(value: datetime) -> datetime:

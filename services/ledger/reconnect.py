@@ -7,10 +7,10 @@ invalidates it and every pooled connection as old, and the operation runs once m
 from the start, on a new connection. Each ledger operation is one short transaction,
 idempotent (``services.ledger.store``), so running it again is safe.
 
-A server whose host vanished (it died, or the network to it was cut) answers nothing,
-not even a reset: without a limit, a statement would wait for TCP to give up, a quarter
-of an hour, and the worker's event loop with it. ``CONNECT_OPTIONS`` give up on it in
-seconds, and the operation fails like any other outage (``streams.transient``).
+A server whose host vanished answers nothing, not even a reset: its connections carry
+the options a SQL system's do (``connectors.sql.engine.POSTGRES_OPTIONS``), which give
+up on it in seconds, and the operation fails like any other outage
+(``streams.transient``), where it held the worker's event loop for a quarter of an hour.
 """
 
 from __future__ import annotations
@@ -20,23 +20,10 @@ import inspect
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 #: Older pooled connections are replaced before use (servers and proxies drop idle ones).
 RECYCLE_SECONDS = 1800
-#: libpq's options for a PostgreSQL ledger, where its URL does not set them: a new
-#: connection is given 3 s; a connection is probed after 3 s of silence, and dropped
-#: when 5 s pass with what was sent (a statement, a probe) unacknowledged. A statement
-#: that runs long on a live server is not cut: the server's end still answers probes.
-CONNECT_OPTIONS: dict[str, int] = {
-    "connect_timeout": 3,
-    "keepalives": 1,
-    "keepalives_idle": 3,
-    "keepalives_interval": 1,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 5000,
-}
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -65,9 +52,3 @@ def reconnecting(cls: C) -> C:
         if not name.startswith("_") and inspect.isfunction(member):
             setattr(cls, name, retried(member))
     return cls
-
-
-def connect_options(url: str) -> dict[str, int]:
-    """``CONNECT_OPTIONS`` that ``url`` does not set itself."""
-    given = make_url(url).query
-    return {name: value for name, value in CONNECT_OPTIONS.items() if name not in given}

@@ -190,16 +190,17 @@ def _seed(engine: sa.Engine, meta: sa.MetaData, schema: str | None) -> None:
 
 
 @contextlib.contextmanager
-def seeded(kind: str, tmp_path: Path) -> Iterator[Database]:
-    """A seeded database of ``kind`` (sqlite or postgresql), removed afterwards."""
+def seeded(kind: str, tmp_path: Path, server: str | None = None) -> Iterator[Database]:
+    """A seeded database of ``kind`` (sqlite or postgresql: on the test server, or the
+    one at ``server``), removed afterwards."""
     schema: str | None = None
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'crm.db'}"
         engine = sa.create_engine(url)
     else:
-        if not postgres_reachable():
+        if server is None and not postgres_reachable():
             pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-        url = POSTGRES_ADMIN_URL
+        url = server or POSTGRES_ADMIN_URL
         schema = f"dsr_test_{uuid.uuid4().hex[:12]}"
         engine = sa.create_engine(url)
         with engine.begin() as conn:

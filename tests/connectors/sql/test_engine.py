@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +12,8 @@ from connectors import FatalError, RetriableError
 from connectors.sql import SQLConnector
 from services.broker import free_port
 from streams.records import Change
-from tests.connectors.fixtures import ALICE, BOB, CONFIG, Database
+from tests.connectors.fixtures import ALICE, BOB, CONFIG, Database, seeded
+from tests.fixtures.postgres_server import Host, Server
 
 
 def test_a_database_refusal_is_fatal_and_names_no_values(db: Database) -> None:
@@ -33,6 +36,38 @@ def test_an_unreachable_database_is_retriable() -> None:
         assert not check.ok and "database error" in check.message
     finally:
         connector.close()
+
+
+@pytest.mark.postgres
+def test_a_vanished_database_host_is_retriable_within_seconds(
+    tmp_path: Path, postgres_host: tuple[Server, Host]
+) -> None:
+    """The system's database host vanishes without a word (it died, or the network to
+    it was cut): the call fails, retriable, in seconds, where it waited for TCP to give
+    up (a quarter of an hour) holding its lane's thread."""
+    server, host = postgres_host
+    with seeded("postgresql", tmp_path, server.url) as db:
+        connector = db.connector()
+        assert connector.disclose(ALICE).records
+        outcome: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                connector.disclose(ALICE)
+            except BaseException as exc:  # noqa: BLE001 - kept for the test to read
+                outcome.append(exc)
+
+        host.vanish()
+        try:
+            caller = threading.Thread(target=call, daemon=True)
+            caller.start()
+            caller.join(timeout=60)
+            assert not caller.is_alive(), "the call still waits for the vanished host"
+        finally:
+            host.appear()
+        [error] = outcome
+        assert isinstance(error, RetriableError), error
+        assert connector.disclose(ALICE).records  # the host back, the next call goes through
 
 
 def test_a_locked_sqlite_database_is_retriable(sqlite_db: Database) -> None:
