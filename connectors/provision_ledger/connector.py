@@ -21,7 +21,7 @@ from connectors.errors import ConfigError, ConnectorError
 from connectors.provision_ledger.config import ProvisionLedgerConfig
 from connectors.provision_ledger.rows import present
 from connectors.results import CheckResult, OperationResult
-from connectors.sql.engine import classify
+from connectors.sql.engine import classify, postgres_options
 from services.provisions.store import ProvisionStore
 from streams.records import Kind
 
@@ -92,6 +92,8 @@ def _make_engine(system: str, cfg: ProvisionLedgerConfig) -> Engine:
     sqlite = url.get_backend_name() == "sqlite"
     if sqlite:
         kwargs["connect_args"] = {"timeout": cfg.busy_timeout_s, "check_same_thread": False}
+    elif url.get_backend_name() == "postgresql":
+        kwargs["connect_args"] = postgres_options(url)
     try:
         engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)
     except (ImportError, sa_exc.NoSuchModuleError, sa_exc.ArgumentError, TypeError) as exc:

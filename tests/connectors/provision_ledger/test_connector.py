@@ -13,6 +13,7 @@ from connectors.provision_ledger import ProvisionLedgerConnector
 from connectors.registry import load_connector_class
 from services.ledger import Ledger
 from services.provisions.store import ProvisionStore
+from tests.fixtures.databases import libpq_options, make_url
 from tests.services.provisions.fixtures import ALICE, BOB, make, provision, receipt
 
 CROSS_BORDER = {
@@ -163,3 +164,16 @@ def test_the_connector_is_registered_and_defaults_to_the_pipelines_ledger(
         assert connector.check().ok
     finally:
         connector.close()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_silent_host_is_given_up_as_a_sql_systems_is(tmp_path: Path) -> None:
+    """The options a SQL system's connections carry against a host that vanished
+    (``connectors/sql/test_engine.py`` shows them at work), on the ledger it reads."""
+    for url in make_url("postgres", tmp_path):
+        connector = ProvisionLedgerConnector("provision_ledger", {"url": url})
+        try:
+            options = libpq_options(connector._engine)
+        finally:
+            connector.close()
+        assert (options["connect_timeout"], options["tcp_user_timeout"]) == ("3", "5000")

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from services.ledger import Action, Ledger
 from services.ledger.reconnect import retried
-from tests.fixtures.databases import POSTGRES_ADMIN_URL, make_url
+from tests.fixtures.databases import POSTGRES_ADMIN_URL, libpq_options, make_url
 from tests.fixtures.ledger_rows import DEADLINE
 from tests.fixtures.ledger_rows import event as request_event
 
@@ -106,9 +106,7 @@ def test_a_postgres_ledger_gives_up_on_a_silent_host_unless_its_url_says_otherwi
         for given, expected in ((url, "3"), (f"{url}&connect_timeout=10", "10")):
             ledger = Ledger(given)
             try:
-                with ledger.engine.connect() as conn:
-                    info = conn.connection.dbapi_connection.info  # type: ignore[union-attr]
-                    options = info.get_parameters()
+                options = libpq_options(ledger.engine)
             finally:
                 ledger.close()
             assert options["connect_timeout"] == expected
