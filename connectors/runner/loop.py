@@ -25,7 +25,7 @@ from connectors.calls import Interrupted
 from connectors.runner.crossing import opened, outgoing
 from connectors.runner.execution import Executor, _failed, _Stopping
 from connectors.runner.membership import REJOIN_STUCK_S, Assignment, RejoinStuck, offset_of
-from connectors.runner.sending import Sender, Sent, producer_config
+from connectors.runner.sending import ACK_WAIT_S, Sender, Sent, producer_config
 from services import deadletters, monitoring
 from services.crypto import CryptoError
 from services.crypto.sealing import Sealer
@@ -204,18 +204,24 @@ class ConnectorRunner:
         """Let the tasks in flight finish (their results are sent), commit nothing."""
         tasks = [f for pending in self._in_flight.values() for f in pending]
         self._in_flight.clear()
-        wait(tasks)
+        self._wait(tasks)
         # a task whose lane failed sent nothing to wait for; it runs again, uncommitted
         done = [f.result() for f in tasks if f.exception() is None]
         self._sender.flush([s for handled in done if handled is not None for s in handled[1]])
 
     def _drain(self) -> None:
         """Wait for every task in flight and commit it (on stop, and before a rebalance)."""
-        wait([f for pending in self._in_flight.values() for f in pending])
+        self._wait([f for pending in self._in_flight.values() for f in pending])
         try:
             self._reap()
         finally:
             self._in_flight.clear()
+
+    def _wait(self, tasks: list[Future[_Handled]]) -> None:
+        """Wait until ``tasks`` are done, beating meanwhile: a slow system's call (cut
+        at its time-out by the watchdog) does not make the waiting loop look frozen."""
+        while wait(tasks, timeout=ACK_WAIT_S).not_done:
+            self._beat()
 
     def handle(self, message: Any, interrupted: Interrupted | None = None) -> list[Sent]:
         """Process one consumed message; what it sent, not yet acknowledged."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -429,6 +430,50 @@ def test_while_the_broker_does_not_answer_the_runner_keeps_beating(tmp_path: Pat
     finally:
         os.kill(broker.process.pid, signal.SIGCONT)
         broker.stop()
+
+
+def test_while_a_rebalance_waits_for_a_slow_call_the_runner_keeps_beating(
+    bootstrap: str,
+    producer: KafkaProducer,
+    outbox: Outbox,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A second runner joins the group while a system's call is in hand: the first
+    finishes that task before its partitions go, and beats while it waits (``dsr up``
+    would otherwise take it for frozen and kill it). Its result is the first to arrive
+    (when the wait outlasts the rebalance, the runner that took the partition over may
+    run the uncommitted task again, under the same ``task_id``)."""
+    system = new_system("slow")
+    slow = Hangs(system, {"seconds": 60})
+    heart = Heart(tmp_path, "runner-0", "runner", interval=0.2)
+    try:
+        with running(bootstrap, {system: slow}, heart=heart) as runner:
+            task = send_task(producer, system)
+            wait_for("the system's call", lambda: slow.calls >= 1)
+            caplog.set_level(logging.INFO, logger="dsr.runner")
+            with running(bootstrap, {system: Scripted(system, {})}, group_id=runner.group_id):
+                wait_for(
+                    "the first runner to give its partitions up",
+                    lambda: any(r.msg == "partitions revoked" for r in caplog.records),
+                    timeout=60,
+                )
+                rebalancing = time.time()
+
+                def beat_since(seconds: float) -> bool:
+                    beat = heartbeat.read(tmp_path).get("runner-0")
+                    return beat is not None and beat.at > rebalancing + seconds
+
+                wait_for("a beat well into the wait", lambda: beat_since(2), timeout=20)
+                assert slow.calls == 1  # the call still in hand all along
+                slow.release.set()
+                results = outbox.wait_for(
+                    lambda: [r for r in outbox.results if r.request_id == task.request_id]
+                )
+                assert results[0].started_at.timestamp() < rebalancing  # the slow call first
+                assert {(r.task_id, r.status) for r in results} == {(task.task_id, "ok")}
+    finally:
+        slow.release.set()
 
 
 def test_stopping_while_a_call_hangs_leaves_the_task_for_later(
