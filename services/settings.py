@@ -48,7 +48,7 @@ valid integer``); an empty variable counts as unset.
 | DSR_LOG_LEVEL | INFO | the pipeline's own loggers' level (libraries log at WARNING) |
 | DSR_COMPONENT | (the process's kind) | the name ``dsr up`` gives a process |
 | DSR_HEARTBEAT_INTERVAL_S | 2 | seconds between a process's heartbeats (``dsr top``, dashboard) |
-| DSR_RESTART_FROZEN_AFTER_S | 60 | ``dsr up`` restarts a process whose beat is older (0: never) |
+| DSR_RESTART_FROZEN_AFTER_S | 60 | ``dsr up`` restarts a process not beating that long (0: never) |
 | DSR_CRASH_AT | (unset) | crash points, for the fault tests only (``services.faults``) |
 """
 

@@ -9,8 +9,8 @@ within ``loop_window_s`` is in a crash loop: that is logged once, written to
 at the longest delay, while the rest of the stack keeps going.
 
 A worker or runner that is alive but stuck (its loop does not come back: a call that
-never returns, a stopped process) stops beating (``services.heartbeat``). Once its own
-last beat is ``frozen_after_s`` old (``DSR_RESTART_FROZEN_AFTER_S``), it is killed, as
+never returns, a stopped process) stops beating (``services.heartbeat``). Once its beat
+has not changed for ``frozen_after_s`` (``DSR_RESTART_FROZEN_AFTER_S``), it is killed, as
 a crash would kill it, and restarted like any process that died; what it held unacked
 is read again by the next, and its effects are idempotent.
 """
@@ -44,6 +44,10 @@ class Health:
     due: float | None = None
     crash_loop: bool = False
     last_exit: int | None = None
+    #: The process's last beat seen (its pid and time), and when the supervisor first
+    #: saw it, by its own clock: a beat that stops changing ages by that clock alone.
+    beat: tuple[int, float] | None = None
+    beat_seen: float = 0.0
 
 
 @dataclass
@@ -67,7 +71,7 @@ class Supervisor:
             n = self.stack.restart_broker()
             log.warning("broker restarted; re-drove %d open request(s)", n)
         if self.frozen_after_s:
-            self._kill_frozen()
+            self._kill_frozen(now)
         for name in self.stack.check_alive():
             h = self.health.setdefault(name, Health())
             if h.due is None:
@@ -82,19 +86,23 @@ class Supervisor:
                 self.stack.spawn(name)
         self._write()
 
-    def _kill_frozen(self) -> None:
-        """Kill each running process whose own last beat is ``frozen_after_s`` old (one
-        that has not beaten yet is starting up); ``tick`` then restarts it."""
+    def _kill_frozen(self, now: float) -> None:
+        """Kill each running process whose beat has not changed for ``frozen_after_s``
+        (one that has not beaten yet is starting up); ``tick`` then restarts it. The
+        time is the supervisor's own, so a step of the wall clock kills nothing."""
         beats, dead = heartbeat.read(self.stack.settings.home), self.stack.check_alive()
         for name in self.stack.components:
             beat = beats.get(name)
             if beat is None or beat.pid != self.stack.pid(name) or name in dead:
                 continue  # not beating yet, or an earlier process's beat
-            if beat.age() > self.frozen_after_s:
+            h = self.health.setdefault(name, Health())
+            if h.beat != (beat.pid, beat.at):
+                h.beat, h.beat_seen = (beat.pid, beat.at), now
+            elif now - h.beat_seen > self.frozen_after_s:
                 log.error(
-                    "%s is frozen: its last heartbeat was %.0fs ago; killing it (pid %d)",
+                    "%s is frozen: no heartbeat for %.0fs; killing it (pid %d)",
                     name,
-                    beat.age(),
+                    now - h.beat_seen,
                     beat.pid,
                 )
                 self.stack.kill(name)
