@@ -57,7 +57,7 @@ class Supervisor:
     max_backoff_s: float = 30.0
     loop_restarts: int = 5
     loop_window_s: float = 120.0
-    #: Seconds since a process's last heartbeat after which it is killed to be
+    #: Seconds a process may go without a new heartbeat before it is killed to be
     #: restarted; 0: never.
     frozen_after_s: float = 0.0
     clock: Callable[[], float] = time.monotonic

@@ -71,7 +71,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    # and ``reconnect.retried``
+    # no ping before each transaction: a dropped connection is retried (``reconnect``)
     return create_engine(url, pool_recycle=RECYCLE_SECONDS, connect_args=postgres_options(url))
 
 
