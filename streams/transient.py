@@ -40,17 +40,17 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def again(op: Callable[P, R]) -> Callable[P, R]:
-    """``op``, run again by ``_again`` if it fails quickly for a transient reason (a
-    PostgreSQL fail-over, a lock lost to another writer). Its first attempt runs bare:
-    a retry policy's bookkeeping costs more than most operations."""
+def again(op: Callable[P, R], clock: Callable[[], float] = time.monotonic) -> Callable[P, R]:
+    """``op``, run again by ``_again`` if it fails quickly (by ``clock``) for a transient
+    reason (a PostgreSQL fail-over, a lock lost to another writer). Its first attempt
+    runs bare: a retry policy's bookkeeping costs more than most operations."""
 
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        started = time.monotonic()
+        started = clock()
         try:
             return op(*args, **kwargs)
         except OperationalError:
-            if time.monotonic() - started >= SLOW_FAILURE_S:
+            if clock() - started >= SLOW_FAILURE_S:
                 raise
             return _again(op, *args, **kwargs)
 
