@@ -2,34 +2,70 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine, make_url
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy import exc as sa_exc
 
 from connectors.errors import ConfigError, ConnectorError, FatalError, RetriableError
 from connectors.sql.config import SQLConfig
 
-#: libpq's options for a PostgreSQL connection, where its URL does not set them. A host
-#: that vanished (it died, or the network to it was cut) answers nothing, not even a
-#: reset: without them a call waits for TCP to give up, a quarter of an hour. With
-#: them, a new connection is given 3 s; one is probed after 3 s of silence and dropped
-#: when 5 s pass with what was sent (a statement, a probe) unacknowledged. A statement
-#: that runs long on a live server is not cut: the server's end still answers probes.
+#: A database host that vanished (it died, or the network to it was cut) answers
+#: nothing, not even a reset: without these a call waits for TCP to give up, a quarter
+#: of an hour. With them, a new connection is given 3 s; one is probed after 3 s of
+#: silence (a probe a second, three of them) and dropped when 5 s pass with what was
+#: sent (a statement, a probe) unacknowledged. A statement that runs long on a live
+#: server is not cut: the server's end still answers probes.
+CONNECT_TIMEOUT_S = 3
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 3, 1, 3
+USER_TIMEOUT_MS = 5000
+
+#: libpq's options for a PostgreSQL connection, where its URL does not set them.
 POSTGRES_OPTIONS: dict[str, int] = {
-    "connect_timeout": 3,
+    "connect_timeout": CONNECT_TIMEOUT_S,
     "keepalives": 1,
-    "keepalives_idle": 3,
-    "keepalives_interval": 1,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 5000,
+    "keepalives_idle": KEEPALIVE_IDLE_S,
+    "keepalives_interval": KEEPALIVE_INTERVAL_S,
+    "keepalives_count": KEEPALIVE_COUNT,
+    "tcp_user_timeout": USER_TIMEOUT_MS,
 }
+#: The same socket options for a MySQL or MariaDB connection (PyMySQL), which sets none.
+_TCP_OPTIONS = (
+    (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
+    (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+    (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE_S),
+    (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL_S),
+    (socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_COUNT),
+    (socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS),
+)
 
 
 def postgres_options(url: str | URL) -> dict[str, int]:
     """``POSTGRES_OPTIONS`` that ``url`` does not set itself."""
     given = make_url(url).query
     return {name: value for name, value in POSTGRES_OPTIONS.items() if name not in given}
+
+
+def _pymysql_connect(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+    """A PyMySQL connection over a TCP socket with ``_TCP_OPTIONS``, made within its
+    connect time-out (3 s unless the URL sets ``connect_timeout``); over a Unix socket,
+    PyMySQL's own."""
+    if cparams.get("unix_socket"):
+        return None  # SQLAlchemy connects as it would
+    dbapi = dialect.loaded_dbapi
+    conn = dbapi.connect(
+        *cargs, **{"connect_timeout": CONNECT_TIMEOUT_S, **cparams}, defer_connect=True
+    )
+    source = (conn.bind_address, 0) if conn.bind_address else None
+    try:
+        sock = socket.create_connection((conn.host, conn.port), conn.connect_timeout, source)
+    except OSError as exc:  # as PyMySQL reports it: a connection error, retriable
+        raise dbapi.OperationalError(2003, f"Can't connect to MySQL server ({exc})") from exc
+    for level, option, value in _TCP_OPTIONS:
+        sock.setsockopt(level, option, value)
+    conn.connect(sock)
+    return conn
 
 
 def make_engine(system: str, cfg: SQLConfig) -> Engine:
@@ -40,7 +76,10 @@ def make_engine(system: str, cfg: SQLConfig) -> Engine:
     elif url.get_backend_name() == "postgresql":
         kwargs["connect_args"] = postgres_options(url)
     try:
-        return create_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)
+        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)
+        if url.get_driver_name() == "pymysql":
+            event.listen(engine, "do_connect", _pymysql_connect)
+        return engine
     except (ImportError, sa_exc.NoSuchModuleError) as exc:
         postgres = url.get_backend_name() == "postgresql"
         hint = " (pip install 'dsr-pipeline[postgres]')" if postgres else ""

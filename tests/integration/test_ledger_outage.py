@@ -25,8 +25,9 @@ from services.ledger import Ledger
 from services.settings import Settings
 from streams import topics
 from tests.fixtures.databases import sqlite_locked
+from tests.fixtures.hosts import Host
 from tests.fixtures.ledger_reads import count_by_status
-from tests.fixtures.postgres_server import Host, Server
+from tests.fixtures.postgres_server import Server
 from tests.integration.fixtures import (
     assert_erased,
     assert_package_holds_only,

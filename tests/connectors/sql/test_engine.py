@@ -13,7 +13,9 @@ from connectors.sql import SQLConnector
 from services.broker import free_port
 from streams.records import Change
 from tests.connectors.fixtures import ALICE, BOB, CONFIG, Database, seeded
-from tests.fixtures.postgres_server import Host, Server
+from tests.connectors.sql.fixtures import TARO_JP, loyalty_database
+from tests.fixtures.hosts import Host
+from tests.fixtures.postgres_server import Server
 
 
 def test_a_database_refusal_is_fatal_and_names_no_values(db: Database) -> None:
@@ -24,8 +26,9 @@ def test_a_database_refusal_is_fatal_and_names_no_values(db: Database) -> None:
     assert "IntegrityError" in str(caught.value) or "UniqueViolation" in str(caught.value)
 
 
-def test_an_unreachable_database_is_retriable() -> None:
-    url = f"postgresql+psycopg://app:pa55word@127.0.0.1:{free_port()}/crm"
+@pytest.mark.parametrize("scheme", ["postgresql+psycopg", "mysql+pymysql"])
+def test_an_unreachable_database_is_retriable(scheme: str) -> None:
+    url = f"{scheme}://app:pa55word@127.0.0.1:{free_port()}/crm"
     connector = SQLConnector("crm", {**CONFIG, "url": url})
     try:
         with pytest.raises(RetriableError) as caught:
@@ -39,35 +42,48 @@ def test_an_unreachable_database_is_retriable() -> None:
 
 
 @pytest.mark.postgres
-def test_a_vanished_database_host_is_retriable_within_seconds(
+def test_a_vanished_postgresql_host_is_retriable_within_seconds(
     tmp_path: Path, postgres_host: tuple[Server, Host]
+) -> None:
+    server, host = postgres_host
+    with seeded("postgresql", tmp_path, server.url) as db:
+        _vanishing_host_fails_the_call_retriably(db.connector(), ALICE, host)
+
+
+def test_a_vanished_mariadb_host_is_retriable_within_seconds(
+    mariadb_host: tuple[str, Host],
+) -> None:
+    url, host = mariadb_host
+    with loyalty_database(url) as db:
+        _vanishing_host_fails_the_call_retriably(db.connector(), TARO_JP, host)
+
+
+def _vanishing_host_fails_the_call_retriably(
+    connector: SQLConnector, subject: dict[str, str], host: Host
 ) -> None:
     """The system's database host vanishes without a word (it died, or the network to
     it was cut): the call fails, retriable, in seconds, where it waited for TCP to give
     up (a quarter of an hour) holding its lane's thread."""
-    server, host = postgres_host
-    with seeded("postgresql", tmp_path, server.url) as db:
-        connector = db.connector()
-        assert connector.disclose(ALICE).records
-        outcome: list[BaseException] = []
+    assert connector.disclose(subject).records
+    outcome: list[BaseException] = []
 
-        def call() -> None:
-            try:
-                connector.disclose(ALICE)
-            except BaseException as exc:  # noqa: BLE001 - kept for the test to read
-                outcome.append(exc)
-
-        host.vanish()
+    def call() -> None:
         try:
-            caller = threading.Thread(target=call, daemon=True)
-            caller.start()
-            caller.join(timeout=60)
-            assert not caller.is_alive(), "the call still waits for the vanished host"
-        finally:
-            host.appear()
-        [error] = outcome
-        assert isinstance(error, RetriableError), error
-        assert connector.disclose(ALICE).records  # the host back, the next call goes through
+            connector.disclose(subject)
+        except BaseException as exc:  # noqa: BLE001 - kept for the test to read
+            outcome.append(exc)
+
+    host.vanish()
+    try:
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        caller.join(timeout=60)
+        assert not caller.is_alive(), "the call still waits for the vanished host"
+    finally:
+        host.appear()
+    [error] = outcome
+    assert isinstance(error, RetriableError), error
+    assert connector.disclose(subject).records  # the host back, the next call goes through
 
 
 def test_a_locked_sqlite_database_is_retriable(sqlite_db: Database) -> None:
