@@ -1,9 +1,11 @@
-"""Child processes that never outlive the process that started them, and what
-``dsr up``'s supervisor last reported of them (``run/processes.json``)."""
+"""Child processes that never outlive the process that started them, what ``dsr up``'s
+supervisor last reported of them (``run/processes.json``), and the hold one stack keeps
+on its ``DSR_HOME`` (``run/stack.lock``)."""
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import gc
 import json
 import logging
@@ -12,7 +14,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 PR_SET_PDEATHSIG = 1
 #: Seconds a worker or runner has to stop after SIGTERM before it exits regardless.
@@ -52,6 +54,36 @@ def settle_heap() -> None:
         return
     gc.collect()  # the start's garbage goes first, rather than being kept for good
     gc.freeze()
+
+
+class HomeInUse(RuntimeError):
+    """Another stack (``dsr up``, ``dsr demo``) runs on this ``DSR_HOME``."""
+
+
+def hold_home(home: Path) -> IO[bytes]:
+    """An exclusive hold on ``home`` for one stack, kept until the file returned is
+    closed or the process ends, by SIGKILL too (the kernel lets go of a ``flock``).
+    Two stacks on one home would each start a broker and re-drive every open request,
+    and each overwrite the other's addresses (``broker.addr``, ``run/console.url``);
+    the second is refused with ``HomeInUse``, naming the holder's pid, before it
+    starts anything."""
+    path = home / "run" / "stack.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    held = path.open("a+b")  # not inherited by the processes the stack starts
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        held.seek(0)
+        holder = held.read().decode(errors="replace").strip() or "unknown"
+        held.close()
+        raise HomeInUse(
+            f"{home} is in use by another `dsr up` or `dsr demo` (pid {holder}): stop it, "
+            "or set DSR_HOME to another directory"
+        ) from None
+    held.truncate(0)
+    held.write(str(os.getpid()).encode())
+    held.flush()
+    return held
 
 
 def processes_file(home: Path) -> Path:

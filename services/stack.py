@@ -24,7 +24,7 @@ from services.crypto.public import export_for_producers
 from services.datamap import load as load_datamap
 from services.files import write_atomic
 from services.ledger import Ledger
-from services.processes import die_with_parent
+from services.processes import die_with_parent, hold_home
 from services.reconcile import Reconciled, reconcile
 from services.settings import Settings
 from services.signing import Keyring
@@ -54,6 +54,8 @@ class Stack:
     topic_drift: list[str] = field(default_factory=list)
     #: Give each process a loopback ``/metrics`` port (see ``metrics_urls``).
     metrics: bool = True
+    #: This stack's hold on its home (``processes.hold_home``), from ``start`` to ``stop``.
+    _home: IO[bytes] | None = field(default=None, repr=False)
 
     @property
     def bootstrap(self) -> str:
@@ -71,6 +73,7 @@ class Stack:
         that broker held are sent again, as when it restarts under ``dsr up``."""
         home = self.settings.home
         home.mkdir(parents=True, exist_ok=True)
+        self._home = hold_home(home)  # HomeInUse: another stack's, left untouched
         with Ledger(self.settings.database_url) as ledger:
             ledger.migrate()
         if self.settings.kafka_bootstrap:
@@ -282,6 +285,8 @@ class Stack:
         raise TimeoutError(f"{', '.join(pending)} did not join within {timeout:.0f}s")
 
     def stop(self) -> None:
+        if self._home is None:
+            return  # not started, or refused the home: what is there is another's
         for comp in self.components.values():
             if comp.process and comp.process.poll() is None:
                 os.killpg(comp.process.pid, signal.SIGTERM)
@@ -299,6 +304,8 @@ class Stack:
             self.broker.stop()
             self.broker = None
         (self.settings.home / "broker.addr").unlink(missing_ok=True)
+        self._home.close()
+        self._home = None
 
     def __enter__(self) -> Stack:
         try:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from services.cli.app import app, console
+from services.cli.app import app, console, err
 from services.cli.views import _print_report
 from services.settings import Settings
 from services.settings import load as load_settings
@@ -50,6 +50,7 @@ def demo(
     if ctx.invoked_subcommand is not None:
         return
     from services.demo.run import Report, run
+    from services.processes import HomeInUse
     from services.stack import Stack
 
     def show(report: Report) -> None:
@@ -80,7 +81,11 @@ def demo(
 
     if not as_json:
         console.print("Starting the pipeline on embedded defaults…")
-    report = run(load_settings(), serve=keep_serving if serve else None)
+    try:
+        report = run(load_settings(), serve=keep_serving if serve else None)
+    except HomeInUse as exc:
+        err.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(1) from None
     if not serve:
         show(report)
     raise typer.Exit(0 if report.ok else 1)

@@ -26,6 +26,7 @@ def up(
     from services.console import ConsoleServer
     from services.dashboard import Dashboard
     from services.logs import configure_logging
+    from services.processes import HomeInUse
     from services.stack import Stack
     from services.supervisor import Supervisor
 
@@ -42,7 +43,11 @@ def up(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        stack.start()
+        try:
+            stack.start()
+        except HomeInUse as exc:
+            err.print(f"[red]{exc}[/]", highlight=False)
+            raise typer.Exit(1) from None
         console.print(
             f"Kafka: [bold]{stack.bootstrap}[/]"
             f"{' (embedded)' if stack.broker else ''}  ledger: {settings.database_url_masked}"

@@ -31,6 +31,7 @@ from services.demo.scenario import (
 from services.demo.seed import SAMPLE_DATABASES, seed, seed_provisions
 from services.ledger import Action, Ledger
 from services.monitoring.scrape import Series, scrape, scrape_until, total_by
+from services.processes import hold_home
 from services.settings import Settings
 from services.stack import Stack
 from streams import topics
@@ -102,8 +103,10 @@ class Report:
 
 def prepare(settings: Settings) -> Settings:
     """A fresh demo home: sample databases, provision records, the demo data map and
-    its letterhead."""
+    its letterhead; refused (``HomeInUse``) while another demo runs in it."""
     home = settings.home / "demo"
+    if home.exists():
+        hold_home(home).close()  # HomeInUse: a demo runs there, its home left as it is
     shutil.rmtree(home, ignore_errors=True)
     prepared = settings.model_copy(
         update={

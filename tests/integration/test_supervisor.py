@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from services.faults import STARTUP_POINTS, crash_marker
 from services.ledger import Ledger
 from services.settings import Settings
 from tests.integration.fixtures import (
+    clean_env,
     dsr_up_process,
     processes,
     running,
@@ -127,3 +129,39 @@ def test_a_process_killed_before_it_has_joined_is_restarted(tmp_path: Path) -> N
         ledger.close()
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=60) == 0
+
+
+def test_a_second_dsr_up_on_the_same_home_is_refused_and_changes_nothing(
+    tmp_path: Path, dsr_up: subprocess.Popen[bytes]
+) -> None:
+    """A second ``dsr up`` (or ``dsr demo``) on a home that one runs on would start a
+    broker of its own, re-drive every open request, and overwrite the first's
+    addresses; on stopping, it removed ``broker.addr``. It is refused, before it starts
+    anything, and the first stack goes on answering."""
+    home = tmp_path
+    for name in ("broker", "worker-0", "runner-0"):
+        wait_for(f"{name} to run", lambda n=name: running(home, n), timeout=90)
+    files = ("broker.addr", "run/console.url")
+    before = {f: (home / f).read_text() for f in files}
+    pids = {n: p["pid"] for n, p in processes(home).items()}
+
+    second = subprocess.run(
+        [sys.executable, "-m", "services.cli", "up"],
+        env=clean_env(DSR_HOME=str(home), DSR_DASHBOARD_PORT="0"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert f"is in use by another `dsr up` or `dsr demo` (pid {dsr_up.pid})" in " ".join(
+        second.stderr.split()
+    )
+    assert {f: (home / f).read_text() for f in files} == before
+    assert {n: p["pid"] for n, p in processes(home).items()} == pids
+    assert all(p["running"] for p in processes(home).values())
+    ledger = Ledger(f"sqlite:///{home / 'ledger.db'}")
+    ids = _burst(home, "after")
+    wait_for("the burst to complete", lambda: _completed(ledger, ids), timeout=180)
+    ledger.close()
+    assert dsr_up.poll() is None, "dsr up exited"

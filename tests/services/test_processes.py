@@ -1,11 +1,18 @@
-"""``services.processes.settle_heap``, in a fresh interpreter: freezing the heap of the
-test run itself would keep every later test's garbage."""
+"""``services.processes``: ``settle_heap``, in a fresh interpreter (freezing the heap of
+the test run itself would keep every later test's garbage); a stack's hold on its home."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+
+from services.demo import run as demo_run
+from services.processes import HomeInUse, hold_home
+from services.settings import Settings
 
 PROBE = """
 import gc, json, weakref
@@ -47,3 +54,36 @@ def test_settle_heap_freezes_once_what_the_start_made_and_frees_its_garbage() ->
     # still frees what is made afterwards
     assert seen["start_garbage_freed"]
     assert seen["later_garbage_freed"]
+
+
+HOLDER = """
+import sys
+from pathlib import Path
+from services.processes import hold_home
+
+held = hold_home(Path(sys.argv[1]))
+print("held", flush=True)
+sys.stdin.read()  # until the test kills this process
+"""
+
+
+def test_a_home_is_held_by_one_stack_until_its_process_dies(tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(home)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(HomeInUse, match=f"pid {holder.pid}"):
+            hold_home(home)
+        # ``dsr demo`` starts from a fresh home: not while a demo runs in it
+        with pytest.raises(HomeInUse):
+            demo_run.prepare(Settings(home=tmp_path))
+        assert (home / "run" / "stack.lock").exists()
+    finally:
+        holder.kill()  # SIGKILL: the process lets go of nothing itself
+        holder.wait()
+    hold_home(home).close()
