@@ -6,7 +6,9 @@ Errors split in two::
      ├── transient: the infrastructure, not the request (``is_transient``)
      │    ├── sqlalchemy OperationalError, InterfaceError   the ledger locked or unreachable
      │    ├── KafkaError (aiokafka, kafka-python), ConnectionError, TimeoutError   the broker
-     │    └── StorageUnavailable   the package store (S3) unreachable past its retries
+     │    ├── StorageUnavailable   the package store (S3) unreachable past its retries
+     │    └── OSError ENOSPC, EDQUOT, EROFS   a disk full, over quota or read-only (the
+     │        package directory, the outbox)
      │        the batch waits and is handled again (``streams.transient.patiently``),
      │        never parked nor dead-lettered
      ├── the event's own, dead-lettered as before, the request left as it is
@@ -23,6 +25,7 @@ type and the code location are kept, never its message: that may quote personal 
 
 from __future__ import annotations
 
+import errno
 import logging
 import traceback
 from pathlib import Path
@@ -47,12 +50,15 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     TimeoutError,
     StorageUnavailable,
 )
+#: A disk that takes no more writes: full, over quota, or remounted read-only.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 _ROOT = Path(__file__).resolve().parents[1]
 
 
 def is_transient(exc: BaseException) -> bool:
-    """The database or the broker, not the request: retry, do not park."""
-    return isinstance(exc, TRANSIENT)
+    """The database, the broker, the package store or a disk, not the request: retry,
+    do not park."""
+    return isinstance(exc, TRANSIENT) or (isinstance(exc, OSError) and exc.errno in DISK_ERRNOS)
 
 
 def parks(exc: BaseException) -> bool:

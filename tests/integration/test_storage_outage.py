@@ -1,12 +1,15 @@
-"""The package store (S3) away, or hanging, while a request times out: the worker that
-times it out waits for the store and goes on, without crashing or stalling, and the
-request is answered once the store is back."""
+"""The package store away (S3 stopped, or hanging, while a request times out; a local
+disk full): the worker waits for the store and goes on, without crashing, stalling or
+parking the request, and the request is answered once the store is back."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +21,7 @@ import pytest
 
 from services import heartbeat
 from services.client import Submitter, Watcher
-from services.demo.scenario import HANAKO, event
+from services.demo.scenario import HANAKO, TARO, event
 from services.ledger import Ledger
 from services.stack import Stack
 from streams import topics
@@ -162,3 +165,69 @@ def _timed_out_once(ledger: Ledger, seen: list[tuple[str, dict[str, Any]]], rid:
 def _keys(url: str, request_id: str) -> list[str]:
     listed = s3_client(url).list_objects_v2(Bucket=BUCKET, Prefix="dsr/")
     return [o["Key"] for o in listed.get("Contents", []) if request_id in o["Key"]]
+
+
+@contextmanager
+def _small_disk(path: Path, size_kib: int = 512) -> Iterator[Path]:
+    """A file system of its own at ``path``, ``size_kib`` in size: a tmpfs (root only)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small file system needs root and mount(8)")
+    path.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def _fill(disk: Path) -> Path:
+    """A file that takes every free block of ``disk``."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as out, contextlib.suppress(OSError):  # ENOSPC
+        while True:
+            out.write(b"\0" * 4096)
+    return filler
+
+
+def test_a_full_package_disk_holds_the_response_until_there_is_room(tmp_path: Path) -> None:
+    """The local package directory's disk fills up: a response's package cannot be
+    written. That is the host's fault, not the request's: the batch waits, as for a
+    store away, rather than parking the request; once there is room it is answered,
+    once, with its package."""
+    with _small_disk(tmp_path / "packages") as disk:
+        settings = settings_for(tmp_path).model_copy(update={"storage_url_override": disk.as_uri()})
+        ledger = Ledger(settings.database_url)
+        with joined_stack(settings, log_dir=tmp_path / "logs") as stack:
+            worker = stack.pid("worker-0")
+            watcher = Watcher(stack.bootstrap, [topics.RESPONSES])
+            submitter = stack.submitter()
+            filler = _fill(disk)
+            submitter.submit_all([json.dumps(event("full", "disclosure", TARO)).encode()])
+            worker_log = tmp_path / "logs" / "worker-0.log"
+
+            def waits_or_parked() -> bool:
+                request = ledger.request("full")
+                parked = request is not None and request.status == "parked"
+                return parked or "infrastructure away" in worker_log.read_text()
+
+            wait_for("the package to wait for room", waits_or_parked)
+            request = ledger.request("full")
+            assert request is not None and request.status != "parked", request
+            filler.unlink()
+            seen = watcher.collect(lambda s: "full" in answered(s), timeout_s=90)
+
+            [response] = [b for _, b in seen if b["request_id"] == "full"]
+            assert response["status"] == "completed"
+            assert list(disk.rglob("*full*")), "no package on disk"
+            actions = [e.action for e in ledger.timeline("full")]
+            assert actions.count("completed") == 1 and "parked" not in actions, actions
+            assert stack.check_alive() == [] and stack.pid("worker-0") == worker
+            submitter.close()
+            watcher.close()
+        ledger.close()

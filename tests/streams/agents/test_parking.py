@@ -3,6 +3,7 @@ released by an operator; nothing else moves it meanwhile."""
 
 from __future__ import annotations
 
+import errno
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -131,7 +132,9 @@ def test_only_the_requests_own_errors_park_it() -> None:
 
     locked = OperationalError("SELECT 1", {}, Exception("database is locked"))
     s3_away = StorageUnavailable("put s3://b/k failed after 5 attempts", attempts=5)
-    away = (locked, KafkaConnectionError(), s3_away)
+    full = OSError(errno.ENOSPC, "No space left on device")  # the disk's, not the request's
+    read_only = OSError(errno.EROFS, "Read-only file system")
+    away = (locked, KafkaConnectionError(), s3_away, full, read_only)
     assert all(parking.is_transient(exc) for exc in away)
     # waited out (transient), or dead-lettered as the event's own fault: never parked
     for exc in (*away, PoisonEvent("bad", ""), NotifyRetriable("421")):
