@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import struct
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,31 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise BrokerError(f"nothing answered on {host}:{port} within {timeout:.0f}s")
+
+
+#: ApiVersions (key 18), version 0, correlation id 1, client id "dsr-probe": a request
+#: every Kafka broker answers, before any authentication.
+_PROBE = struct.pack(">hhih", 18, 0, 1, 9) + b"dsr-probe"
+
+
+def answers(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    """Whether the broker at ``host:port`` answers a request within ``timeout_s``. A
+    broker whose process is frozen still accepts connections (its kernel does), but
+    answers nothing."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.sendall(struct.pack(">i", len(_PROBE)) + _PROBE)
+            head = b""
+            while len(head) < 8:  # the response's size, then its correlation id
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
+                chunk = sock.recv(8 - len(head))
+                if not chunk:
+                    return False
+                head += chunk
+    except OSError:  # refused, reset, or timed out
+        return False
+    return struct.unpack(">ii", head)[1] == 1
 
 
 @dataclass
@@ -92,6 +118,9 @@ class EmbeddedBroker:
             broker.stop()
             raise
         return broker
+
+    def answers(self, timeout_s: float = 1.0) -> bool:
+        return answers("127.0.0.1", self.port, timeout_s)
 
     def stop(self) -> None:
         if self.process.poll() is None:

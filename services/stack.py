@@ -226,7 +226,13 @@ class Stack:
         )
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Kill one process, as a crash would (SIGKILL by default)."""
+        """Kill one process, or the embedded broker (``broker``), as a crash would
+        (SIGKILL by default)."""
+        if name == "broker":
+            if self.broker is not None and self.broker.process.poll() is None:
+                self.broker.process.send_signal(sig)
+                self.broker.process.wait()
+            return
         comp = self.components[name]
         if comp.process and comp.process.poll() is None:
             os.killpg(comp.process.pid, sig)

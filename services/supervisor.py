@@ -12,7 +12,9 @@ A worker or runner that is alive but stuck (its loop does not come back: a call 
 never returns, a stopped process) stops beating (``services.heartbeat``). Once its beat
 has not changed for ``frozen_after_s`` (``DSR_RESTART_FROZEN_AFTER_S``), it is killed, as
 a crash would kill it, and restarted like any process that died; what it held unacked
-is read again by the next, and its effects are idempotent.
+is read again by the next, and its effects are idempotent. So is the embedded broker
+that stops answering (asked every ``BROKER_PROBE_S`` with a request every broker
+answers): killed, it is restarted as when it dies.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ from services.stack import Stack
 log = logging.getLogger("dsr.supervisor")
 
 BROKER = "broker"
+#: How often the embedded broker is asked whether it answers, in seconds; a broker that
+#: does not answer takes up to 2 s of a tick (``broker.answers``: 1 s to connect, 1 s
+#: for the answer).
+BROKER_PROBE_S = 2.0
 
 
 @dataclass
@@ -48,6 +54,9 @@ class Health:
     #: saw it, by its own clock: a beat that stops changing ages by that clock alone.
     beat: tuple[int, float] | None = None
     beat_seen: float = 0.0
+    #: The embedded broker's pid and when the supervisor last asked it whether it
+    #: answers; ``beat_seen`` is then when it last did (or, new, when first seen).
+    asked: tuple[int, float] | None = None
 
 
 @dataclass
@@ -72,6 +81,7 @@ class Supervisor:
             log.warning("broker restarted; re-drove %d open request(s)", n)
         if self.frozen_after_s:
             self._kill_frozen(now)
+            self._kill_frozen_broker(now)
         for name in self.stack.check_alive():
             h = self.health.setdefault(name, Health())
             if h.due is None:
@@ -106,6 +116,30 @@ class Supervisor:
                     beat.pid,
                 )
                 self.stack.kill(name)
+
+    def _kill_frozen_broker(self, now: float) -> None:
+        """Kill the embedded broker if, alive, it has not answered for
+        ``frozen_after_s``; the next ``tick`` restarts it. Every client waits on a
+        broker that is frozen, and none of them can end it."""
+        broker = self.stack.broker
+        if broker is None or not self.stack.broker_alive():
+            return
+        h = self.health.setdefault(BROKER, Health())
+        pid = broker.process.pid
+        if h.asked is None or h.asked[0] != pid:
+            h.asked, h.beat_seen = (pid, now), now  # a new broker is counted from now
+        if now - h.asked[1] < BROKER_PROBE_S:
+            return
+        h.asked = (pid, now)
+        if broker.answers():
+            h.beat_seen = now
+        elif now - h.beat_seen > self.frozen_after_s:
+            log.error(
+                "broker is frozen: no answer for %.0fs; killing it (pid %d)",
+                now - h.beat_seen,
+                pid,
+            )
+            self.stack.kill(BROKER)
 
     def _delay(self, h: Health, now: float) -> float:
         recent = sum(1 for t in h.restarts if now - t < self.loop_window_s)

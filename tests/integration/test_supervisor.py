@@ -3,6 +3,7 @@ SIGKILL from outside, and `dsr up` alone brings them back. Every request complet
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -165,3 +166,34 @@ def test_a_second_dsr_up_on_the_same_home_is_refused_and_changes_nothing(
     wait_for("the burst to complete", lambda: _completed(ledger, ids), timeout=180)
     ledger.close()
     assert dsr_up.poll() is None, "dsr up exited"
+
+
+def test_a_broker_that_stays_frozen_is_killed_and_restarted(tmp_path: Path) -> None:
+    """The embedded broker alive but stuck (SIGSTOP): its port still takes connections,
+    and every client waits on it; none can end it. ``dsr up`` asks it whether it
+    answers, kills it once it has not for ``DSR_RESTART_FROZEN_AFTER_S``, and restarts
+    it as when it dies: requests flow again."""
+    home = tmp_path
+    settings_for(home)
+    with dsr_up_process(home, env={"DSR_RESTART_FROZEN_AFTER_S": "8"}) as up:
+        for name in ("broker", "worker-0", "runner-0"):
+            wait_for(f"{name} to run", lambda n=name: running(home, n), timeout=90)
+        frozen = running(home, "broker")
+        assert frozen is not None
+        os.kill(frozen, signal.SIGSTOP)
+        try:
+            wait_for("a new broker", lambda: running(home, "broker", not_pid=frozen), 60)
+            assert "broker is frozen" in (home / "dsr-up.log").read_text()
+            with pytest.raises(ProcessLookupError):  # killed, not thawed
+                os.kill(frozen, 0)
+        finally:  # a broker left frozen would outlive the test
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(frozen, signal.SIGKILL)
+        for name in ("worker-0", "runner-0"):
+            wait_for(f"{name} to run again", lambda n=name: running(home, n), timeout=90)
+        ledger = Ledger(f"sqlite:///{home / 'ledger.db'}")
+        ids = _burst(home, "thawed")
+        wait_for("the burst to complete", lambda: _completed(ledger, ids), timeout=180)
+        ledger.close()
+        assert processes(home)["broker"]["restarts"] == 1
+        assert up.poll() is None, "dsr up exited"
