@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any, Self, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    Executable,
+    create_engine,
+    event,
+    make_url,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.sql.engine import postgres_options
@@ -55,6 +63,11 @@ SEND_LEASE = timedelta(seconds=30)
 #: blocking (``streams.transient.patiently``). Its transactions hold the lock for
 #: milliseconds.
 SQLITE_BUSY_TIMEOUT_S = 2.0
+#: The same wait on PostgreSQL, for a row or table lock another session holds (an
+#: operator's open transaction, a migration by hand): added to libpq's ``options``
+#: unless the URL's set a ``lock_timeout``. The statement then fails
+#: (``LockNotAvailable``), and its batch waits.
+POSTGRES_LOCK_OPTIONS = f"-c lock_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}"
 
 
 def make_engine(url: str) -> Engine:
@@ -72,7 +85,12 @@ def make_engine(url: str) -> Engine:
 
         return engine
     # no ping before each transaction: a dropped connection is retried (``reconnect``)
-    return create_engine(url, pool_recycle=RECYCLE_SECONDS, connect_args=postgres_options(url))
+    given = make_url(url).query.get("options", "")  # e.g. a search_path
+    given = " ".join(given) if isinstance(given, tuple) else given
+    lock = {} if "lock_timeout" in given else {"options": f"{given} {POSTGRES_LOCK_OPTIONS}"}
+    return create_engine(
+        url, pool_recycle=RECYCLE_SECONDS, connect_args={**postgres_options(url), **lock}
+    )
 
 
 def as_utc(value: datetime) -> datetime:

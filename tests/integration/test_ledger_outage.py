@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from services import heartbeat
 from services.client import Submitter, Watcher, read_all
@@ -135,6 +136,27 @@ def test_a_vanished_ledger_host_holds_the_worker_without_freezing_it(
             host.appear()
 
     _waited_out_without_freezing(settings_for(tmp_path, database_url=server.url), vanished)
+
+
+@pytest.mark.postgres
+def test_a_locked_ledger_table_holds_the_worker_without_freezing_it(
+    tmp_path: Path, postgres_server: Server
+) -> None:
+    """An operator's session on the PostgreSQL ledger holds a table lock (a migration by
+    hand, a forgotten transaction): the worker's statements wait for it as long as a
+    statement on SQLite waits for its file's lock, then the batch waits without holding
+    the loop, which keeps beating; the request is answered once the lock goes."""
+
+    @contextmanager
+    def locked() -> Iterator[None]:
+        engine = sa.create_engine(postgres_server.url)
+        with engine.connect() as conn:
+            conn.execute(sa.text("LOCK TABLE requests IN ACCESS EXCLUSIVE MODE"))
+            yield
+            conn.rollback()
+        engine.dispose()
+
+    _waited_out_without_freezing(settings_for(tmp_path, database_url=postgres_server.url), locked)
 
 
 def _waited_out_without_freezing(

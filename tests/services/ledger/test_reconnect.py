@@ -111,3 +111,21 @@ def test_a_postgres_ledger_gives_up_on_a_silent_host_unless_its_url_says_otherwi
                 ledger.close()
             assert options["connect_timeout"] == expected
             assert (options["keepalives_idle"], options["tcp_user_timeout"]) == ("3", "5000")
+
+
+@pytest.mark.postgres
+def test_a_postgres_ledger_waits_for_a_lock_as_long_as_sqlite_unless_its_url_says_otherwise(
+    tmp_path: Path,
+) -> None:
+    own = "options=-clock_timeout%3D10s%20"  # before the URL's search_path
+    for url in make_url("postgres", tmp_path):
+        for given, expected in ((url, "2s"), (url.replace("options=", own), "10s")):
+            ledger = Ledger(given)
+            try:
+                with ledger.engine.connect() as conn:
+                    shown = conn.exec_driver_sql("SHOW lock_timeout").scalar()
+                    path = conn.exec_driver_sql("SHOW search_path").scalar()
+            finally:
+                ledger.close()
+            assert shown == expected
+            assert path == url.rpartition("%3D")[2]  # the URL's own options are kept
