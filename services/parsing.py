@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.crypto import CryptoError
 from services.crypto.sealing import SEALED_REQUEST, Sealer
-from services.signing import Headers, Keyring, SignatureError
+from services.signing import Headers, SignatureError, Verifier
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,7 +38,7 @@ def not_permitted(key_id: str | None, what: str) -> Rejection:
 
 def parse(
     raw: bytes,
-    keyring: Keyring | None,
+    keyring: Verifier | None,
     headers: Headers,
     model: type[M],
     sealer: Sealer | None = None,
@@ -50,7 +50,7 @@ def parse(
 
 def parse_signed(
     raw: bytes,
-    keyring: Keyring | None,
+    keyring: Verifier | None,
     headers: Headers,
     model: type[M],
     sealer: Sealer | None = None,

@@ -48,13 +48,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 KEY_ID_HEADER = "dsr-key-id"
 SIGNED_AT_HEADER = "dsr-signed-at"
@@ -64,6 +65,7 @@ SCHEME = "hmac-sha256="
 DEFAULT_KEY_ID = "ops"
 #: How far from intake's clock a signature's time may be (``DSR_SIGNATURE_MAX_AGE_S``).
 DEFAULT_MAX_AGE_S = 600.0
+log = logging.getLogger("dsr.signing")
 ANY = "*"
 
 Headers = Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None
@@ -224,6 +226,49 @@ class Keyring:
                 key_id,
             )
         return key_id
+
+
+class Verifier(Protocol):
+    """What intake asks of a keyring: ``Keyring``, or ``KeyringFile``."""
+
+    def verify(self, event: Any, headers: Headers, now: float | None = None) -> str: ...
+
+    def permissions(self, key_id: str) -> Permissions: ...
+
+
+class KeyringFile:
+    """The keyring at ``path``, read again whenever the file changes (its inode, size or
+    modification time): a key an operator adds, changes or removes counts from the next
+    event on, with no restart, so a key taken out is refused at once. A file that has
+    changed into something that is not a keyring (half written, malformed, gone) raises
+    ``KeyringError`` at every event until it is one again: nothing is verified against
+    a keyring the file no longer holds, and the events wait (``streams.parking``)."""
+
+    def __init__(self, path: Path, max_age_s: float = DEFAULT_MAX_AGE_S) -> None:
+        self.path, self.max_age_s = path, max_age_s
+        self._seen: tuple[int, int, int] | None = None
+        self._keyring: Keyring | None = None
+
+    def current(self) -> Keyring:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            raise KeyringError(f"no signing keyring at {self.path}") from None
+        seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if self._keyring is None or seen != self._seen:
+            again, self._keyring = self._seen is not None, None  # None until it loads
+            self._keyring, self._seen = Keyring.load(self.path, self.max_age_s), seen
+            if again:
+                log.info(
+                    "keyring read again", extra={"key_ids": ",".join(sorted(self._keyring.keys))}
+                )
+        return self._keyring
+
+    def verify(self, event: Any, headers: Headers, now: float | None = None) -> str:
+        return self.current().verify(event, headers, now)
+
+    def permissions(self, key_id: str) -> Permissions:
+        return self.current().permissions(key_id)
 
 
 def _entries(body: Mapping[str, Any]) -> tuple[dict[str, bytes], dict[str, Permissions]]:

@@ -24,7 +24,7 @@ from services.delivery.letterhead import Letterhead
 from services.delivery.storage import Storage
 from services.ledger import Ledger
 from services.settings import DEFAULT_COMPLAINTS_CONTACT, Settings
-from services.signing import Keyring
+from services.signing import KeyringFile, Verifier
 from streams.records import Kind
 
 log = logging.getLogger("dsr.pipeline")
@@ -52,7 +52,7 @@ class Pipeline:
     #: worker never builds a connector nor holds a system's secrets.
     capabilities: Mapping[str, frozenset[Kind]] = field(default_factory=dict)
     #: The producers' keys; None accepts unsigned events (``DSR_REQUIRE_SIGNATURES=false``).
-    keyring: Keyring | None = None
+    keyring: Verifier | None = None
     #: Who writes to the principal, and whom they complain to (``DSR_LETTERHEAD``).
     letterhead: Letterhead = field(
         default_factory=lambda: Letterhead.default(DEFAULT_COMPLAINTS_CONTACT)
@@ -101,7 +101,7 @@ class Pipeline:
             # sealed when local (see encrypted.py), with the keys the sealer unwrapped
             storage=open_package_storage(settings, sealer.data_keys if sealer else None),
             capabilities=kinds,
-            keyring=Keyring.load(settings.signing_keys_path, settings.signature_max_age_s)
+            keyring=KeyringFile(settings.signing_keys_path, settings.signature_max_age_s)
             if settings.require_signatures
             else None,
             letterhead=Letterhead.load(settings.letterhead_path, settings.complaints_contact),

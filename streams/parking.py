@@ -7,6 +7,8 @@ Errors split in two::
      │    ├── sqlalchemy OperationalError, InterfaceError   the ledger locked or unreachable
      │    ├── KafkaError (aiokafka, kafka-python), ConnectionError, TimeoutError   the broker
      │    ├── StorageUnavailable   the package store (S3) unreachable past its retries
+     │    ├── KeyringError     the signing keyring's file changed into one that does not
+     │    │                    load: signed events wait for it (``KeyringFile``)
      │    └── OSError ENOSPC, EDQUOT, EROFS   a disk full, over quota or read-only (the
      │        package directory, the outbox)
      │        the batch waits and is handled again (``streams.transient.patiently``),
@@ -36,6 +38,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.delivery.storage import StorageUnavailable
 from services.notify.errors import NotifyError
+from services.signing import KeyringError
 from streams.agents.decode import PoisonEvent
 from streams.context import Pipeline
 
@@ -49,6 +52,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
     StorageUnavailable,
+    KeyringError,
 )
 #: A disk that takes no more writes: full, over quota, or remounted read-only.
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})

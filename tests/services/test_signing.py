@@ -12,6 +12,7 @@ from services.signing import (
     SIGNED_AT_HEADER,
     Keyring,
     KeyringError,
+    KeyringFile,
     Permissions,
     SignatureError,
     Signer,
@@ -76,6 +77,28 @@ def test_ensure_creates_an_owner_only_keyring_once(tmp_path: Path) -> None:
     assert list(first.keys) == ["ops"] and len(first.keys["ops"]) == 32
     assert first.permissions("ops") == Permissions.everything("operator")
     assert Keyring.ensure(path) == first  # not replaced
+
+
+def test_a_keyring_file_is_read_again_when_it_changes_and_never_trusted_broken(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "signing-keys.json"
+    watched = KeyringFile(path)
+    with pytest.raises(KeyringError, match="no signing keyring"):
+        watched.current()
+    path.write_text(json.dumps({"keys": {"ops": SECRET.hex()}}))
+    signed = Signer("ops", SECRET).headers(json.dumps(EVENT).encode())
+    assert watched.verify(EVENT, signed) == "ops"
+    path.write_text(json.dumps({"keys": {"other": (b"o" * 32).hex()}}))  # ops taken out
+    with pytest.raises(SignatureError) as caught:
+        watched.verify(EVENT, signed)
+    assert caught.value.reason_code == "unknown_key"
+    path.write_text('{"keys": {')  # half written: refused until it loads, not the last one
+    for _ in range(2):
+        with pytest.raises(KeyringError):
+            watched.permissions("other")
+    path.write_text(json.dumps({"keys": {"ops": SECRET.hex()}}))
+    assert watched.verify(EVENT, signed) == "ops"
 
 
 def test_secrets_stay_out_of_reprs() -> None:
