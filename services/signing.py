@@ -50,12 +50,15 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from services.files import write_atomic
 
 KEY_ID_HEADER = "dsr-key-id"
 SIGNED_AT_HEADER = "dsr-signed-at"
@@ -269,6 +272,45 @@ class KeyringFile:
 
     def permissions(self, key_id: str) -> Permissions:
         return self.current().permissions(key_id)
+
+
+#: What a key id may be: it travels in the ``dsr-key-id`` header and names audit rows.
+KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def add_key(path: Path, key_id: str, may: Permissions) -> str:
+    """A new key ``key_id`` that may send what ``may`` says, added to the keyring file
+    (written whole, then moved into place, so a worker never reads it half written); its
+    secret, in hex, for its producer. ``KeyringError`` if the id is not one, is taken,
+    or the file does not load."""
+    if not KEY_ID_PATTERN.fullmatch(key_id):
+        raise KeyringError(f"{key_id!r} is not a key id: {KEY_ID_PATTERN.pattern}")
+    body = _loaded(path)
+    if key_id in body["keys"]:
+        raise KeyringError(f"the keyring has a key {key_id!r} already")
+    secret = secrets.token_hex(32)
+    body["keys"][key_id] = {"secret": secret, **may.as_json()}
+    write_atomic(path, (json.dumps(body, indent=2) + "\n").encode())
+    return secret
+
+
+def remove_key(path: Path, key_id: str) -> None:
+    """Take ``key_id`` out of the keyring file, written whole and moved into place: the
+    workers refuse what it signs (``unknown_key``) from their next event on."""
+    body = _loaded(path)
+    if key_id not in body["keys"]:
+        raise KeyringError(f"the keyring has no key {key_id!r}")
+    if len(body["keys"]) == 1:
+        raise KeyringError(f"{key_id!r} is the keyring's last key; one without any admits nothing")
+    del body["keys"][key_id]
+    write_atomic(path, (json.dumps(body, indent=2) + "\n").encode())
+
+
+def _loaded(path: Path) -> dict[str, Any]:
+    """The keyring file's JSON, once it is known to load (``KeyringError`` if not)."""
+    Keyring.load(path)
+    body: dict[str, Any] = json.loads(path.read_text())
+    return body
 
 
 def _entries(body: Mapping[str, Any]) -> tuple[dict[str, bytes], dict[str, Permissions]]:

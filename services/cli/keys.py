@@ -42,7 +42,8 @@ def keys_init() -> None:
 @keys_app.command("producers")
 def keys_producers() -> None:
     """Show each producer signing key's owner and what it may send (never its secret).
-    Permissions are set in the keyring file (DSR_SIGNING_KEYS); see the README."""
+    Permissions are set in the keyring file (DSR_SIGNING_KEYS; `dsr keys add`); see the
+    README."""
     from rich.markup import escape
 
     from services.signing import Keyring, KeyringError
@@ -65,6 +66,60 @@ def keys_producers() -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+@keys_app.command("add")
+def keys_add(
+    key_id: Annotated[str, typer.Argument(help="The new key's id, e.g. crm-export.")],
+    owner: Annotated[str, typer.Option(help="Who holds it: a person, a team or a job.")],
+    requests: Annotated[
+        list[str] | None, typer.Option("--request", help="A kind it may request, or *.")
+    ] = None,
+    releases: Annotated[bool, typer.Option(help="It may release held requests.")] = False,
+    decisions: Annotated[bool, typer.Option(help="It may send operators' decisions.")] = False,
+    provisions: Annotated[
+        list[str] | None, typer.Option("--provision", help="A system it may record, or *.")
+    ] = None,
+) -> None:
+    """Add a producer signing key that may send only what is given, and print its
+    secret (once: it is kept nowhere else). Running workers take it from their next
+    event on."""
+    from rich.markup import escape
+
+    from services.signing import ANY, KeyringError, Permissions, add_key
+    from streams.records.base import Kind
+
+    kinds = set(requests or ())
+    if unknown := kinds - {ANY, *(k.value for k in Kind)}:
+        err.print(f"not a request kind: {', '.join(sorted(unknown))}", highlight=False)
+        raise typer.Exit(2)
+    may = Permissions(owner, frozenset(kinds), releases, decisions, frozenset(provisions or ()))
+    try:
+        secret = add_key(load_settings().signing_keys_path, key_id, may)
+    except KeyringError as exc:
+        err.print(escape(str(exc)), highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    err.print(f"key {escape(key_id)} added; its secret, shown this once:", highlight=False)
+    print(secret)
+
+
+@keys_app.command("remove")
+def keys_remove(
+    key_id: Annotated[str, typer.Argument(help="The key to take out.")],
+) -> None:
+    """Take a producer signing key out of the keyring: running workers refuse what it
+    signs (unknown_key) from their next event on. For a key that leaked, or whose
+    producer is gone."""
+    from rich.markup import escape
+
+    from services.signing import KeyringError, remove_key
+
+    try:
+        remove_key(load_settings().signing_keys_path, key_id)
+    except KeyringError as exc:
+        err.print(escape(str(exc)), highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(f"key {escape(key_id)} removed", highlight=False)
 
 
 @keys_app.command("public")

@@ -218,3 +218,44 @@ def test_dsr_keys_producers_shows_permissions_and_never_secrets(
         "ops  owner=operator  requests=*  releases=yes  decisions=yes  provisions=*",
     ]
     assert body["keys"]["ops"]["secret"] not in shown.output and "ab" * 32 not in shown.output
+
+
+def test_dsr_keys_add_and_remove_a_restricted_producer_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    monkeypatch.setenv("DSR_HOME", str(tmp_path))
+    monkeypatch.delenv("DSR_SIGNING_KEYS", raising=False)
+    path = tmp_path / "signing-keys.json"
+    Keyring.ensure(path)
+    runner = CliRunner()
+    add = ["keys", "add", "crm-export", "--owner", "CRM export job", "--request", "disclosure"]
+    added = runner.invoke(app, [*add, "--provision", "crm"])
+    assert added.exit_code == 0, added.output
+    secret = bytes.fromhex(added.stdout.strip().splitlines()[-1])
+
+    keyring = Keyring.load(path)  # the file loads, ops kept, the key as asked
+    assert sorted(keyring.keys) == ["crm-export", "ops"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    headers = Signer("crm-export", secret).headers(json.dumps(EVENT).encode())
+    assert keyring.verify(EVENT, headers) == "crm-export"
+    may = keyring.permissions("crm-export")
+    assert may == Permissions(
+        "CRM export job", frozenset({"disclosure"}), False, False, frozenset({"crm"})
+    )
+    assert not may.may_request("erasure")
+
+    assert runner.invoke(app, add).exit_code == 1  # taken
+    assert (
+        runner.invoke(app, ["keys", "add", "x", "--owner", "o", "--request", "wipe"]).exit_code == 2
+    )
+    assert runner.invoke(app, ["keys", "add", "bad id", "--owner", "o"]).exit_code == 1
+
+    assert runner.invoke(app, ["keys", "remove", "crm-export"]).exit_code == 0
+    assert sorted(Keyring.load(path).keys) == ["ops"]
+    assert runner.invoke(app, ["keys", "remove", "crm-export"]).exit_code == 1  # gone
+    assert runner.invoke(app, ["keys", "remove", "ops"]).exit_code == 1  # the last one
+    assert sorted(Keyring.load(path).keys) == ["ops"]
