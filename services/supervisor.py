@@ -50,13 +50,13 @@ class Health:
     due: float | None = None
     crash_loop: bool = False
     last_exit: int | None = None
-    #: The process's last beat seen (its pid and time), and when the supervisor first
-    #: saw it, by its own clock: a beat that stops changing ages by that clock alone.
+    #: The process's last beat seen (its pid and time; the embedded broker's: when it
+    #: last answered), and when the supervisor first saw it, by its own clock: a beat
+    #: that stops changing ages by that clock alone.
     beat: tuple[int, float] | None = None
     beat_seen: float = 0.0
-    #: The embedded broker's pid and when the supervisor last asked it whether it
-    #: answers; ``beat_seen`` is then when it last did (or, new, when first seen).
-    asked: tuple[int, float] | None = None
+    #: When the supervisor last asked the embedded broker whether it answers.
+    asked: float = float("-inf")
 
 
 @dataclass
@@ -105,14 +105,13 @@ class Supervisor:
             beat = beats.get(name)
             if beat is None or beat.pid != self.stack.pid(name) or name in dead:
                 continue  # not beating yet, or an earlier process's beat
-            h = self.health.setdefault(name, Health())
-            if h.beat != (beat.pid, beat.at):
-                h.beat, h.beat_seen = (beat.pid, beat.at), now
-            elif now - h.beat_seen > self.frozen_after_s:
+            if (
+                silent := self._unchanged_for(name, (beat.pid, beat.at), now)
+            ) > self.frozen_after_s:
                 log.error(
                     "%s is frozen: no heartbeat for %.0fs; killing it (pid %d)",
                     name,
-                    now - h.beat_seen,
+                    silent,
                     beat.pid,
                 )
                 self.stack.kill(name)
@@ -126,20 +125,22 @@ class Supervisor:
             return
         h = self.health.setdefault(BROKER, Health())
         pid = broker.process.pid
-        if h.asked is None or h.asked[0] != pid:
-            h.asked, h.beat_seen = (pid, now), now  # a new broker is counted from now
-        if now - h.asked[1] < BROKER_PROBE_S:
+        known = h.beat is not None and h.beat[0] == pid
+        if known and now - h.asked < BROKER_PROBE_S:
             return
-        h.asked = (pid, now)
-        if broker.answers():
-            h.beat_seen = now
-        elif now - h.beat_seen > self.frozen_after_s:
-            log.error(
-                "broker is frozen: no answer for %.0fs; killing it (pid %d)",
-                now - h.beat_seen,
-                pid,
-            )
+        h.asked = now
+        last = h.beat[1] if known and h.beat else now  # a new broker counts from now
+        answered = now if broker.answers() else last  # its beat: when it last answered
+        if (silent := self._unchanged_for(BROKER, (pid, answered), now)) > self.frozen_after_s:
+            log.error("broker is frozen: no answer for %.0fs; killing it (pid %d)", silent, pid)
             self.stack.kill(BROKER)
+
+    def _unchanged_for(self, name: str, beat: tuple[int, float], now: float) -> float:
+        """How long, by the supervisor's clock, ``name``'s beat has been ``beat``."""
+        h = self.health.setdefault(name, Health())
+        if h.beat != beat:
+            h.beat, h.beat_seen = beat, now
+        return now - h.beat_seen
 
     def _delay(self, h: Health, now: float) -> float:
         recent = sum(1 for t in h.restarts if now - t < self.loop_window_s)
