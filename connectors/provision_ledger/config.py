@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from connectors.sql.config import LockTimeout
 from services.settings import load as load_settings
 
 
@@ -30,7 +31,7 @@ class ProvisionLedgerConfig(BaseModel):
     password: SecretStr | None = Field(
         default=None, description="Set on the URL, so the URL itself can stay free of secrets."
     )
-    busy_timeout_s: float = Field(default=5.0, gt=0, description="SQLite lock wait.")
+    lock_timeout_s: LockTimeout = 5.0
 
     @field_validator("url")
     @classmethod

@@ -91,9 +91,9 @@ def _make_engine(system: str, cfg: ProvisionLedgerConfig) -> Engine:
     kwargs: dict[str, Any] = {}
     sqlite = url.get_backend_name() == "sqlite"
     if sqlite:
-        kwargs["connect_args"] = {"timeout": cfg.busy_timeout_s, "check_same_thread": False}
+        kwargs["connect_args"] = {"timeout": cfg.lock_timeout_s, "check_same_thread": False}
     elif url.get_backend_name() == "postgresql":
-        kwargs["connect_args"] = postgres_options(url)
+        kwargs["connect_args"] = postgres_options(url, cfg.lock_timeout_s)
     try:
         engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)
     except (ImportError, sa_exc.NoSuchModuleError, sa_exc.ArgumentError, TypeError) as exc:

@@ -42,6 +42,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -56,6 +57,18 @@ from sqlalchemy.exc import ArgumentError
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Strategy = Literal["null", "mask", "hash"]
+#: Seconds a statement waits for a lock another session holds (an application's open
+#: transaction, a migration) before its call fails, retriable: SQLite's busy timeout,
+#: PostgreSQL's ``lock_timeout``, MySQL's and MariaDB's lock wait time-outs (in whole
+#: seconds). ``busy_timeout_s``, its former name, is read too.
+LockTimeout = Annotated[
+    float,
+    Field(
+        gt=0,
+        validation_alias=AliasChoices("lock_timeout_s", "busy_timeout_s"),
+        description="Seconds a statement waits for another session's lock (default 5).",
+    ),
+]
 
 
 class _Model(BaseModel):
@@ -174,7 +187,7 @@ class SQLConfig(_Model):
     suspension: SuspensionSpec | None = Field(
         default=None, description="Default for tables without their own; a flag_column only."
     )
-    busy_timeout_s: float = Field(default=5.0, gt=0, description="SQLite lock wait.")
+    lock_timeout_s: LockTimeout = 5.0
 
     @field_validator("url")
     @classmethod

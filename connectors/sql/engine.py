@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import URL, Engine, create_engine, event, make_url
@@ -41,10 +43,34 @@ _TCP_OPTIONS = (
 )
 
 
-def postgres_options(url: str | URL) -> dict[str, int]:
-    """``POSTGRES_OPTIONS`` that ``url`` does not set itself."""
-    given = make_url(url).query
-    return {name: value for name, value in POSTGRES_OPTIONS.items() if name not in given}
+def postgres_options(url: str | URL, lock_timeout_s: float | None = None) -> dict[str, Any]:
+    """``POSTGRES_OPTIONS`` that ``url`` does not set itself; with ``lock_timeout_s``, also
+    libpq's ``options`` with that ``lock_timeout``, unless the URL's ``options`` set one (any
+    other setting there, a ``search_path``, is kept)."""
+    query = make_url(url).query
+    options: dict[str, Any] = {n: v for n, v in POSTGRES_OPTIONS.items() if n not in query}
+    given = query.get("options", "")
+    given = " ".join(given) if isinstance(given, tuple) else given
+    if lock_timeout_s is not None and "lock_timeout" not in given:
+        options["options"] = f"{given} -c lock_timeout={round(lock_timeout_s * 1000)}".strip()
+    return options
+
+
+def _mysql_lock_waits(seconds: float) -> Callable[[Any, Any], None]:
+    """A ``connect`` listener that makes a MySQL or MariaDB session wait ``seconds`` (whole,
+    at least 1) for a row lock (InnoDB's default: 50 s) or a table's lock (``LOCK
+    TABLES``, a migration; the server's default: a year) before the statement fails."""
+    waits = max(1, math.ceil(seconds))
+    statement = f"SET SESSION innodb_lock_wait_timeout = {waits}, lock_wait_timeout = {waits}"
+
+    def set_waits(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(statement)
+        finally:
+            cursor.close()
+
+    return set_waits
 
 
 def _pymysql_connect(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
@@ -71,14 +97,17 @@ def _pymysql_connect(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, 
 def make_engine(system: str, cfg: SQLConfig) -> Engine:
     url = cfg.engine_url()
     kwargs: dict[str, Any] = {}
-    if url.get_backend_name() == "sqlite":
-        kwargs["connect_args"] = {"timeout": cfg.busy_timeout_s}
-    elif url.get_backend_name() == "postgresql":
-        kwargs["connect_args"] = postgres_options(url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        kwargs["connect_args"] = {"timeout": cfg.lock_timeout_s}
+    elif backend == "postgresql":
+        kwargs["connect_args"] = postgres_options(url, cfg.lock_timeout_s)
     try:
         engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)
         if url.get_driver_name() == "pymysql":
             event.listen(engine, "do_connect", _pymysql_connect)
+        if backend in ("mysql", "mariadb"):
+            event.listen(engine, "connect", _mysql_lock_waits(cfg.lock_timeout_s))
         return engine
     except (ImportError, sa_exc.NoSuchModuleError) as exc:
         postgres = url.get_backend_name() == "postgresql"

@@ -19,7 +19,6 @@ from sqlalchemy import (
     Executable,
     create_engine,
     event,
-    make_url,
 )
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -57,22 +56,19 @@ VERIFICATION_HOLD = "verification_pending"
 SEND_LEASE = timedelta(seconds=30)
 
 
-#: Seconds a statement on SQLite waits for another connection's write lock before it
-#: fails ("database is locked"). The worker's statements run on its event loop: a longer
-#: wait would stop it beating, and its batches wait for a lock held long without
-#: blocking (``streams.transient.patiently``). Its transactions hold the lock for
-#: milliseconds.
-SQLITE_BUSY_TIMEOUT_S = 2.0
-#: The same wait on PostgreSQL, for a row or table lock another session holds (an
-#: operator's open transaction, a migration by hand): added to libpq's ``options``
-#: unless the URL's set a ``lock_timeout``. The statement then fails
-#: (``LockNotAvailable``), and its batch waits.
-POSTGRES_LOCK_OPTIONS = f"-c lock_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}"
+#: Seconds a statement waits for a lock another connection holds before it fails: on
+#: SQLite, its write lock ("database is locked"); on PostgreSQL, a row or table lock (an
+#: operator's open transaction, a migration by hand), unless the URL's ``options`` set a
+#: ``lock_timeout`` (``LockNotAvailable``). The worker's statements run on its event
+#: loop: a longer wait would stop it beating, and its batches wait for a lock held long
+#: without blocking (``streams.transient.patiently``). Its transactions hold the lock
+#: for milliseconds.
+LOCK_TIMEOUT_S = 2.0
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        options = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
+        options = {"timeout": LOCK_TIMEOUT_S, "check_same_thread": False}
         engine = create_engine(url, connect_args=options)
 
         @event.listens_for(engine, "connect")
@@ -85,11 +81,8 @@ def make_engine(url: str) -> Engine:
 
         return engine
     # no ping before each transaction: a dropped connection is retried (``reconnect``)
-    given = make_url(url).query.get("options", "")  # e.g. a search_path
-    given = " ".join(given) if isinstance(given, tuple) else given
-    lock = {} if "lock_timeout" in given else {"options": f"{given} {POSTGRES_LOCK_OPTIONS}"}
     return create_engine(
-        url, pool_recycle=RECYCLE_SECONDS, connect_args={**postgres_options(url), **lock}
+        url, pool_recycle=RECYCLE_SECONDS, connect_args=postgres_options(url, LOCK_TIMEOUT_S)
     )
 
 

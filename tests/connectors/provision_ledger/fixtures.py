@@ -56,10 +56,10 @@ class SQLiteLedgerHarness(Harness):
         return Seeded(subject=dict(ALICE), other=dict(BOB))
 
     def config(self) -> dict[str, Any]:
-        return {"url": self.url, "busy_timeout_s": 0.05}
+        return {"url": self.url, "lock_timeout_s": 0.05}
 
     def invalid_configs(self) -> list[Mapping[str, Any]]:
-        return [{"url": "not a url"}, {"busy_timeout_s": 0}, {"colour": "blue"}]
+        return [{"url": "not a url"}, {"lock_timeout_s": 0}, {"colour": "blue"}]
 
     def break_transiently(self) -> contextlib.AbstractContextManager[None]:
         return sqlite_locked(self.url)

@@ -48,7 +48,7 @@ class SQLiteHarness(Harness):
         )
 
     def config(self) -> dict[str, Any]:
-        return {**self.database.config(), "busy_timeout_s": 0.05}
+        return {**self.database.config(), "lock_timeout_s": 0.05}
 
     def raw_view(self) -> list[dict[str, Any]]:
         """Every row of the tables erasure reaches (the provision log is kept by law)."""
@@ -64,7 +64,7 @@ class SQLiteHarness(Harness):
             {**good, "url": "not a url"},
             {**good, "tables": [], "provision_log": None},
             {**good, "tables": [{"name": "customers"}]},
-            {**good, "busy_timeout_s": 0},
+            {**good, "lock_timeout_s": 0},
             {**good, "colour": "blue"},
         ]
 

@@ -87,7 +87,7 @@ def test_the_password_is_never_shown() -> None:
     assert "app:***@127.0.0.1" in repr(connector)
 
     with pytest.raises(ConfigError) as caught:
-        SQLConnector("crm", {**CONFIG, "url": url, "busy_timeout_s": -1})
+        SQLConnector("crm", {**CONFIG, "url": url, "lock_timeout_s": -1})
     assert "pa55word" not in str(caught.value)
     connector.close()
 
@@ -97,3 +97,10 @@ def test_a_password_on_a_sqlite_url_is_a_config_error_not_a_crash() -> None:
     with pytest.raises(ConfigError, match="system 'crm'") as exc:
         SQLConnector("crm", config)
     assert "s3cret-pw" not in str(exc.value)
+
+
+def test_the_lock_wait_is_read_under_its_former_name_too() -> None:
+    for name in ("lock_timeout_s", "busy_timeout_s"):
+        connector = SQLConnector("crm", {**CONFIG, "url": "sqlite://", name: 0.5})
+        assert connector.config.lock_timeout_s == 0.5
+        connector.close()

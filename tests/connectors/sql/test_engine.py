@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from connectors.sql import SQLConnector
 from services.broker import free_port
 from streams.records import Change
 from tests.connectors.fixtures import ALICE, BOB, CONFIG, Database, seeded
-from tests.connectors.sql.fixtures import TARO_JP, loyalty_database
+from tests.connectors.sql.fixtures import TARO_JP, Loyalty, loyalty_database
 from tests.fixtures.hosts import Host
 from tests.fixtures.postgres_server import Server
 
@@ -87,7 +89,7 @@ def _vanishing_host_fails_the_call_retriably(
 
 
 def test_a_locked_sqlite_database_is_retriable(sqlite_db: Database) -> None:
-    connector = sqlite_db.connector({**sqlite_db.config(), "busy_timeout_s": 0.1})
+    connector = sqlite_db.connector({**sqlite_db.config(), "lock_timeout_s": 0.1})
     path = sqlite_db.url.removeprefix("sqlite:///")
     lock = sqlite3.connect(path, isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")
@@ -99,3 +101,66 @@ def test_a_locked_sqlite_database_is_retriable(sqlite_db: Database) -> None:
         lock.close()
     assert connector.erase(ALICE, grounds=["withdrawn_consent"]).changed == 3
     assert connector.disclose(BOB).records
+
+
+@contextmanager
+def _held(loyalty: Loyalty, lock: str) -> Iterator[None]:
+    """Another session holds ``lock`` on Taro's membership: his row, updated in a
+    transaction left open (an application's), or the whole table (a migration's)."""
+    members = loyalty.meta.tables[
+        f"{loyalty.meta.schema}.loyalty_members" if loyalty.meta.schema else "loyalty_members"
+    ]
+    backend = loyalty.engine.dialect.name
+    with loyalty.engine.connect() as conn:
+        if backend == "sqlite":  # SQLite locks the whole database for a writer
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.begin()
+        if lock == "row" or backend == "sqlite":
+            taro = (members.c.country_code == "81") & (members.c.phone == "9012345678")
+            conn.execute(members.update().where(taro).values(points=members.c.points))
+        elif backend == "postgresql":
+            conn.exec_driver_sql(f"LOCK TABLE {members.fullname} IN ACCESS EXCLUSIVE MODE")
+        else:
+            conn.exec_driver_sql("LOCK TABLES loyalty_members WRITE")
+        try:
+            yield
+        finally:
+            conn.rollback()
+            if backend == "mysql" and lock == "table":
+                conn.exec_driver_sql("UNLOCK TABLES")
+
+
+@pytest.mark.parametrize("lock", ["row", "table"])
+def test_a_lock_held_by_another_session_fails_the_call_retriably(
+    loyalty: Loyalty, lock: str
+) -> None:
+    """A statement that waits on another session's lock gives up after the connector's
+    lock wait on every backend, retriable, with nothing changed; once the lock is gone,
+    the call goes through. Without it, PostgreSQL and MariaDB wait as long as the lock
+    is held, holding the lane's thread past the runner's call time-out."""
+    config = loyalty.config() if lock == "row" else {**loyalty.config(), "lock_timeout_s": 1}
+    connector = loyalty.connector(config)
+    before = loyalty.rows("loyalty_members")
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            connector.erase(TARO_JP, grounds=["withdrawn_consent"])
+        except BaseException as exc:  # noqa: BLE001 - kept for the test to read
+            outcome.append(exc)
+
+    with _held(loyalty, lock):
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        caller.join(timeout=60)
+        assert not caller.is_alive(), "the call still waits for the lock"
+    [error] = outcome
+    assert isinstance(error, RetriableError), error
+    assert loyalty.rows("loyalty_members") == before
+    assert connector.erase(TARO_JP, grounds=["withdrawn_consent"]).changed
+    assert [r["name"] for r in loyalty.rows("loyalty_members")] == [
+        "Somchai Thai",
+        "Taro in Bangkok",
+        "Hanako Look-alike",
+    ]
