@@ -49,6 +49,7 @@ valid integer``); an empty variable counts as unset.
 | DSR_COMPONENT | (the process's kind) | the name ``dsr up`` gives a process |
 | DSR_HEARTBEAT_INTERVAL_S | 2 | seconds between a process's heartbeats (``dsr top``, dashboard) |
 | DSR_RESTART_FROZEN_AFTER_S | 60 | ``dsr up`` restarts a process not beating that long (0: never) |
+| DSR_RESTART_UNSTARTED_AFTER_S | 120 | ... or running that long without a first beat (0: never) |
 | DSR_CRASH_AT | (unset) | crash points, for the fault tests only (``services.faults``) |
 """
 
@@ -156,6 +157,7 @@ class Settings(BaseSettings):
     component: str | None = None
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     restart_frozen_after_s: float = Field(default=60.0, ge=0)
+    restart_unstarted_after_s: float = Field(default=120.0, ge=0)
     #: Comma-separated crash points (``services.faults``): the fault tests' only.
     crash_at: str = ""
 

@@ -12,9 +12,11 @@ A worker or runner that is alive but stuck (its loop does not come back: a call 
 never returns, a stopped process) stops beating (``services.heartbeat``). Once its beat
 has not changed for ``frozen_after_s`` (``DSR_RESTART_FROZEN_AFTER_S``), it is killed, as
 a crash would kill it, and restarted like any process that died; what it held unacked
-is read again by the next, and its effects are idempotent. So is the embedded broker
-that stops answering (asked every ``BROKER_PROBE_S`` with a request every broker
-answers): killed, it is restarted as when it dies.
+is read again by the next, and its effects are idempotent. So is one stuck before its
+first beat (a stopped process, a read that never returns), once ``unstarted_after_s``
+(``DSR_RESTART_UNSTARTED_AFTER_S``) has passed since the supervisor first saw it. So
+is the embedded broker that stops answering (asked every ``BROKER_PROBE_S`` with a
+request every broker answers): killed, it is restarted as when it dies.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class Supervisor:
     #: Seconds a process may go without a new heartbeat before it is killed to be
     #: restarted; 0: never.
     frozen_after_s: float = 0.0
+    #: Seconds a process may run without a first heartbeat (it is starting: joining its
+    #: group, a first beat's interval) before it is killed to be restarted; 0: never.
+    unstarted_after_s: float = 0.0
     clock: Callable[[], float] = time.monotonic
     health: dict[str, Health] = field(default_factory=dict)
 
@@ -79,8 +84,9 @@ class Supervisor:
             self._restarted(BROKER, now, self.stack.broker_exit_code())
             n = self.stack.restart_broker()
             log.warning("broker restarted; re-drove %d open request(s)", n)
-        if self.frozen_after_s:
+        if self.frozen_after_s or self.unstarted_after_s:
             self._kill_frozen(now)
+        if self.frozen_after_s:
             self._kill_frozen_broker(now)
         for name in self.stack.check_alive():
             h = self.health.setdefault(name, Health())
@@ -97,22 +103,27 @@ class Supervisor:
         self._write()
 
     def _kill_frozen(self, now: float) -> None:
-        """Kill each running process whose beat has not changed for ``frozen_after_s``
-        (one that has not beaten yet is starting up); ``tick`` then restarts it. The
-        time is the supervisor's own, so a step of the wall clock kills nothing."""
+        """Kill each running process whose beat has not changed for ``frozen_after_s``,
+        or that has not beaten for ``unstarted_after_s`` since it was first seen; ``tick``
+        then restarts it. The time is the supervisor's own, so a step of the wall clock
+        kills nothing."""
         beats, dead = heartbeat.read(self.stack.settings.home), self.stack.check_alive()
         for name in self.stack.components:
+            pid = self.stack.pid(name)
+            if pid is None or name in dead:
+                continue
             beat = beats.get(name)
-            if beat is None or beat.pid != self.stack.pid(name) or name in dead:
-                continue  # not beating yet, or an earlier process's beat
-            if (
-                silent := self._unchanged_for(name, (beat.pid, beat.at), now)
-            ) > self.frozen_after_s:
+            started = beat is not None and beat.pid == pid  # not an earlier process's
+            at = beat.at if beat is not None and started else float("-inf")
+            silent = self._unchanged_for(name, (pid, at), now)
+            limit = self.frozen_after_s if started else self.unstarted_after_s
+            if limit and silent > limit:
                 log.error(
-                    "%s is frozen: no heartbeat for %.0fs; killing it (pid %d)",
+                    "%s is frozen: %s for %.0fs; killing it (pid %d)",
                     name,
+                    "no heartbeat" if started else "started, and not one heartbeat",
                     silent,
-                    beat.pid,
+                    pid,
                 )
                 self.stack.kill(name)
 

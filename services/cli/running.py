@@ -71,7 +71,11 @@ def up(
             highlight=False,
         )
         # Supervised from the start: a process that dies before it has joined is restarted.
-        supervisor = Supervisor(stack, frozen_after_s=settings.restart_frozen_after_s)
+        supervisor = Supervisor(
+            stack,
+            frozen_after_s=settings.restart_frozen_after_s,
+            unstarted_after_s=settings.restart_unstarted_after_s,
+        )
         console.print(
             f"Joined in {stack.wait_joined(supervise=supervisor.tick):.1f}s. A process that "
             "dies is restarted; Ctrl-C or SIGTERM stops everything."

@@ -5,6 +5,7 @@ task a runner holds from one still queued."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -26,6 +27,7 @@ from tests.integration.fixtures import (
     dsr_cli,
     dsr_up_process,
     json_api,
+    processes,
     running,
     settings_for,
     wait_for,
@@ -106,6 +108,46 @@ def test_a_worker_that_stays_frozen_is_killed_and_restarted(tmp_path: Path) -> N
         watcher.close()
         assert [b["status"] for _, b in seen if b["request_id"] == "frozen"] == ["completed"]
         wait_for("the new worker's beat", lambda: heartbeat.read(tmp_path)["worker-0"].pid == fresh)
+
+
+def test_a_worker_stuck_before_its_first_beat_is_killed_and_restarted(tmp_path: Path) -> None:
+    """A worker stuck while it starts (stopped with SIGSTOP before its first beat: as a
+    read or a lookup that never returns) has no beat to go stale. ``dsr up`` kills it
+    once it has run ``DSR_RESTART_UNSTARTED_AFTER_S`` without one, and the next worker
+    answers the request submitted meanwhile. Before, only a process that had beaten
+    once could be found frozen: this one was waited on for ever."""
+    settings = settings_for(tmp_path)
+    log = tmp_path / "dsr-up.log"
+    env = {"DSR_RESTART_FROZEN_AFTER_S": "60", "DSR_RESTART_UNSTARTED_AFTER_S": "10"}
+    with dsr_up_process(tmp_path, env=env):
+        first = wait_for("the worker", lambda: running(tmp_path, "worker-0"))
+        wait_for("the runner", lambda: running(tmp_path, "runner-0"))
+        bootstrap = (tmp_path / "broker.addr").read_text().strip()
+        watcher = Watcher(bootstrap, [topics.RESPONSES])
+        os.kill(first, signal.SIGKILL)
+
+        def spawned() -> int | None:
+            p = processes(tmp_path).get("worker-0") or {}
+            return p["pid"] if p.get("running") and p.get("pid") not in (None, first) else None
+
+        stuck = wait_for("the worker started again", spawned, 60)
+        os.kill(stuck, signal.SIGSTOP)
+        try:
+            beat = heartbeat.read(tmp_path).get("worker-0")
+            assert beat is None or beat.pid != stuck, "it beat before it was stopped"
+            submitter = Submitter.from_settings(settings, bootstrap)
+            submitter.submit_all([json.dumps(event("unstarted", "disclosure", TARO)).encode()])
+            submitter.close()
+            wait_for("a worker after it", lambda: running(tmp_path, "worker-0", not_pid=stuck), 90)
+            assert "worker-0 is frozen: started, and not one heartbeat" in log.read_text()
+            with pytest.raises(ProcessLookupError):  # killed, not thawed
+                os.kill(stuck, 0)
+        finally:  # a worker left stopped would outlive the test
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(stuck, signal.SIGKILL)
+        seen = watcher.collect(lambda s: any(b["request_id"] == "unstarted" for _, b in s), 150)
+        watcher.close()
+        assert [b["status"] for _, b in seen if b["request_id"] == "unstarted"] == ["completed"]
 
 
 def test_health_fails_where_nothing_beats(tmp_path: Path) -> None:
