@@ -45,6 +45,7 @@ secret store. ``dsr keys producers`` shows each key's owner and permissions.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -53,7 +54,8 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -280,37 +282,44 @@ KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 def add_key(path: Path, key_id: str, may: Permissions) -> str:
     """A new key ``key_id`` that may send what ``may`` says, added to the keyring file
-    (written whole, then moved into place, so a worker never reads it half written); its
-    secret, in hex, for its producer. ``KeyringError`` if the id is not one, is taken,
-    or the file does not load."""
+    (``_editing``); its secret, in hex, for its producer. ``KeyringError`` if the id is
+    not one, is taken, or the file does not load."""
     if not KEY_ID_PATTERN.fullmatch(key_id):
         raise KeyringError(f"{key_id!r} is not a key id: {KEY_ID_PATTERN.pattern}")
-    body = _loaded(path)
-    if key_id in body["keys"]:
-        raise KeyringError(f"the keyring has a key {key_id!r} already")
-    secret = secrets.token_hex(32)
-    body["keys"][key_id] = {"secret": secret, **may.as_json()}
-    write_atomic(path, (json.dumps(body, indent=2) + "\n").encode())
+    with _editing(path) as keys:
+        if key_id in keys:
+            raise KeyringError(f"the keyring has a key {key_id!r} already")
+        secret = secrets.token_hex(32)
+        keys[key_id] = {"secret": secret, **may.as_json()}
     return secret
 
 
 def remove_key(path: Path, key_id: str) -> None:
-    """Take ``key_id`` out of the keyring file, written whole and moved into place: the
-    workers refuse what it signs (``unknown_key``) from their next event on."""
-    body = _loaded(path)
-    if key_id not in body["keys"]:
-        raise KeyringError(f"the keyring has no key {key_id!r}")
-    if len(body["keys"]) == 1:
-        raise KeyringError(f"{key_id!r} is the keyring's last key; one without any admits nothing")
-    del body["keys"][key_id]
-    write_atomic(path, (json.dumps(body, indent=2) + "\n").encode())
+    """Take ``key_id`` out of the keyring file (``_editing``): the workers refuse what it
+    signs (``unknown_key``) from their next event on."""
+    with _editing(path) as keys:
+        if key_id not in keys:
+            raise KeyringError(f"the keyring has no key {key_id!r}")
+        if len(keys) == 1:
+            raise KeyringError(
+                f"{key_id!r} is the keyring's last key; one without any admits nothing"
+            )
+        del keys[key_id]
 
 
-def _loaded(path: Path) -> dict[str, Any]:
-    """The keyring file's JSON, once it is known to load (``KeyringError`` if not)."""
-    Keyring.load(path)
-    body: dict[str, Any] = json.loads(path.read_text())
-    return body
+@contextmanager
+def _editing(path: Path) -> Iterator[dict[str, Any]]:
+    """The keyring file's keys, once it is known to load (``KeyringError`` if not), to
+    change in the block; then the file written whole and moved into place, so a worker
+    never reads it half written. One edit at a time, by an exclusive lock on a file
+    beside it: each reads and writes the whole file, so two at once (two operators, a
+    script) would each undo the other's change, and a revoked key could come back."""
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        Keyring.load(path)
+        body: dict[str, Any] = json.loads(path.read_text())
+        yield body["keys"]
+        write_atomic(path, (json.dumps(body, indent=2) + "\n").encode())
 
 
 def _entries(body: Mapping[str, Any]) -> tuple[dict[str, bytes], dict[str, Permissions]]:

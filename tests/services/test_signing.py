@@ -2,6 +2,7 @@ import hashlib
 import hmac
 import json
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ from services.signing import (
     Permissions,
     SignatureError,
     Signer,
+    add_key,
     canonical,
+    remove_key,
 )
 
 SECRET = bytes(range(32))
@@ -259,3 +262,34 @@ def test_dsr_keys_add_and_remove_a_restricted_producer_key(
     assert runner.invoke(app, ["keys", "remove", "crm-export"]).exit_code == 1  # gone
     assert runner.invoke(app, ["keys", "remove", "ops"]).exit_code == 1  # the last one
     assert sorted(Keyring.load(path).keys) == ["ops"]
+
+
+def test_keys_added_and_removed_at_once_are_all_kept(tmp_path: Path) -> None:
+    """Keys added and a leaked one removed at the same moment (two operators, a script):
+    every change is kept. Each reads the file, changes it and writes it whole, so
+    without a lock between them the last to write undid the others, and a revoked key
+    could come back."""
+    path = tmp_path / "signing-keys.json"
+    Keyring.ensure(path)
+    add_key(path, "leaked", Permissions(owner="crm"))
+    added = [f"producer-{i}" for i in range(12)]
+    start = threading.Barrier(len(added) + 1)
+    failed: list[BaseException] = []
+
+    def at_once(change: object, *args: object) -> None:
+        start.wait()
+        try:
+            change(path, *args)  # type: ignore[operator]
+        except BaseException as exc:  # noqa: BLE001 - kept for the test to read
+            failed.append(exc)
+
+    threads = [threading.Thread(target=at_once, args=(add_key, k, Permissions(k))) for k in added]
+    threads.append(threading.Thread(target=at_once, args=(remove_key, "leaked")))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failed
+    keys = Keyring.load(path).keys
+    assert "leaked" not in keys
+    assert set(added) <= set(keys)
