@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -45,11 +46,12 @@ _TCP_OPTIONS = (
 
 def postgres_options(url: str | URL, lock_timeout_s: float | None = None) -> dict[str, Any]:
     """``POSTGRES_OPTIONS`` that ``url`` does not set itself; with ``lock_timeout_s``, also
-    libpq's ``options`` with that ``lock_timeout``, unless the URL's ``options`` set one (any
-    other setting there, a ``search_path``, is kept)."""
+    libpq's ``options`` with that ``lock_timeout``, unless the URL's ``options`` set one.
+    Any other setting there (a ``search_path``) is kept, and so is ``PGOPTIONS``, which
+    libpq reads only for a connection that names no ``options``."""
     query = make_url(url).query
     options: dict[str, Any] = {n: v for n, v in POSTGRES_OPTIONS.items() if n not in query}
-    given = query.get("options", "")
+    given = query.get("options", os.environ.get("PGOPTIONS", ""))
     given = " ".join(given) if isinstance(given, tuple) else given
     if lock_timeout_s is not None and "lock_timeout" not in given:
         options["options"] = f"{given} -c lock_timeout={round(lock_timeout_s * 1000)}".strip()

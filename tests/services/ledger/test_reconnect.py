@@ -129,3 +129,22 @@ def test_a_postgres_ledger_waits_for_a_lock_as_long_as_sqlite_unless_its_url_say
                 ledger.close()
             assert shown == expected
             assert path == url.rpartition("%3D")[2]  # the URL's own options are kept
+
+
+@pytest.mark.postgres
+def test_a_postgres_ledger_keeps_the_options_given_in_pgoptions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libpq reads ``PGOPTIONS`` only where the connection names no ``options``: the
+    ledger's lock wait, given as ``options``, must not drop a search path set there."""
+    for url in make_url("postgres", tmp_path):
+        bare, _, own = url.partition("?options=")
+        monkeypatch.setenv("PGOPTIONS", own.replace("%3D", "="))
+        ledger = Ledger(bare)
+        try:
+            with ledger.engine.connect() as conn:
+                shown = conn.exec_driver_sql("SHOW lock_timeout").scalar()
+                path = conn.exec_driver_sql("SHOW search_path").scalar()
+        finally:
+            ledger.close()
+        assert (shown, path) == ("2s", own.rpartition("%3D")[2])
