@@ -18,10 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+from connectors.registry import build
 from services.broker import EmbeddedBroker, create_topics, free_port
 from services.client import Submitter
 from services.crypto.public import export_for_producers
 from services.datamap import load as load_datamap
+from services.datamap import parse as parse_datamap
+from services.datamap import read as read_datamap
 from services.files import write_atomic
 from services.ledger import Ledger
 from services.processes import die_with_parent, hold_home
@@ -56,6 +59,13 @@ class Stack:
     metrics: bool = True
     #: This stack's hold on its home (``processes.hold_home``), from ``start`` to ``stop``.
     _home: IO[bytes] | None = field(default=None, repr=False)
+    #: The data map file as last seen (``check_datamap``).
+    _datamap_seen: tuple[int, int, int] | None = field(default=None, repr=False)
+
+    @property
+    def datamap_file(self) -> Path:
+        """The data map every process of the stack reads (``_take_datamap``)."""
+        return self.settings.home / "run" / "datamap.yaml"
 
     @property
     def bootstrap(self) -> str:
@@ -74,12 +84,13 @@ class Stack:
         home = self.settings.home
         home.mkdir(parents=True, exist_ok=True)
         self._home = hold_home(home)  # HomeInUse: another stack's, left untouched
+        self._take_datamap()
         with Ledger(self.settings.database_url) as ledger:
             ledger.migrate()
         if self.settings.kafka_bootstrap:
             self.topic_drift = create_topics(
                 self.bootstrap,
-                all_topics(sorted(load_datamap(self.settings.datamap_path).systems)),
+                all_topics(sorted(load_datamap(self.datamap_file).systems)),
                 replication=self.settings.topic_replication,
                 min_isr=self.settings.topic_min_isr,
             )
@@ -103,6 +114,43 @@ class Stack:
             self.add("exporter", [sys.executable, "-m", "services.monitoring.exporter"])
         for name in self.components:
             self.spawn(name)
+
+    def _take_datamap(self) -> None:
+        """Copy the data map at ``DSR_DATAMAP``, once it loads, to ``datamap_file``: every
+        process the stack starts, at once or later (a restart after a crash), reads that
+        copy. An edit of the file while the stack runs, even one that does not load,
+        so reaches none of them piecemeal, a runner on one map and a worker on another:
+        the stack takes it when it starts again (``check_datamap`` says so)."""
+        source = self.settings.datamap_path
+        self._datamap_seen = _stamp(source)
+        text = read_datamap(source)
+        parse_datamap(text, str(source))  # DataMapError: nothing is started
+        write_atomic(self.datamap_file, text.encode())
+
+    def check_datamap(self) -> None:
+        """Log, once for each edit of the data map file, that the stack runs on the data
+        map it started with, and whether the edited one loads."""
+        source = self.settings.datamap_path
+        if (seen := _stamp(source)) == self._datamap_seen:
+            return
+        self._datamap_seen = seen
+        try:
+            for name, spec in load_datamap(source).systems.items():
+                if spec.excluded is None:  # its connector and config as a runner builds them
+                    build(name, spec).close()
+        except Exception as exc:  # noqa: BLE001 - reported, whatever the connector raised
+            log.error(
+                "the data map at %s was changed and does not load; the stack keeps the one "
+                "it started with: %s",
+                source,
+                exc,
+            )
+            return
+        log.warning(
+            "the data map at %s was changed; the stack keeps the one it started with, and "
+            "takes this one when `dsr up` starts again",
+            source,
+        )
 
     def broker_alive(self) -> bool:
         return self.broker is None or self.broker.process.poll() is None
@@ -146,7 +194,7 @@ class Stack:
         self.broker = EmbeddedBroker.start(self._log_path("broker"), port=port)
         _record_broker_start(home, self.broker)
         with Ledger(self.settings.database_url) as ledger:
-            datamap = load_datamap(self.settings.datamap_path)
+            datamap = load_datamap(self.datamap_file)
             done = reconcile(self.bootstrap, ledger, datamap, lost_since=lost_since)
         if done.responses or done.notices:
             log.warning(
@@ -189,7 +237,7 @@ class Stack:
             DSR_KAFKA_BOOTSTRAP=self.bootstrap,
             DSR_HOME=str(self.settings.home),
             DSR_DATABASE_URL=self.settings.database_url,
-            DSR_DATAMAP=str(self.settings.datamap_path),
+            DSR_DATAMAP=str(self.datamap_file),
             DSR_STORAGE_URL=self.settings.storage_url,
             DSR_SESSION_TIMEOUT_S=str(self.settings.session_timeout_s),
             DSR_SIGNING_KEYS=str(self.settings.signing_keys_path),
@@ -345,3 +393,12 @@ def _record_broker_start(home: Path, broker: EmbeddedBroker) -> None:
 
 def _metrics_url(port: int) -> str:
     return f"http://127.0.0.1:{port}/metrics"
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells one version of a file from another: its inode, size and time."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)

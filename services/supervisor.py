@@ -84,6 +84,7 @@ class Supervisor:
             self._restarted(BROKER, now, self.stack.broker_exit_code())
             n = self.stack.restart_broker()
             log.warning("broker restarted; re-drove %d open request(s)", n)
+        self.stack.check_datamap()
         if self.frozen_after_s or self.unstarted_after_s:
             self._kill_frozen(now)
         if self.frozen_after_s:

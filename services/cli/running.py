@@ -25,6 +25,7 @@ def up(
     """Start the broker (if embedded), the workers, the connector runners and the dashboard."""
     from services.console import ConsoleServer
     from services.dashboard import Dashboard
+    from services.datamap import DataMapError
     from services.logs import configure_logging
     from services.processes import HomeInUse
     from services.stack import Stack
@@ -48,6 +49,9 @@ def up(
         except HomeInUse as exc:
             err.print(f"[red]{exc}[/]", highlight=False)
             raise typer.Exit(1) from None
+        except DataMapError as exc:
+            err.print(f"[red]The data map does not load.[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
         console.print(
             f"Kafka: [bold]{stack.bootstrap}[/]"
             f"{' (embedded)' if stack.broker else ''}  ledger: {settings.database_url_masked}"

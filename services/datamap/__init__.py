@@ -19,7 +19,7 @@ than ``MAX_NODES`` values (or into a loop), is refused.
 """
 
 from services.datamap.graph import find_cycle, strongly_connected
-from services.datamap.loading import MAX_DEPTH, MAX_NODES, load, parse
+from services.datamap.loading import MAX_DEPTH, MAX_NODES, load, parse, read
 from services.datamap.model import (
     MAX_TIMEOUT_SECONDS,
     MY_NUMBER,
@@ -46,6 +46,7 @@ __all__ = [
     "find_cycle",
     "load",
     "parse",
+    "read",
     "strongly_connected",
     "unanswerable_kinds",
 ]

@@ -102,14 +102,18 @@ def parse(text: str, source: str = "<data map>") -> DataMap:
         raise DataMapError(f"{source}: invalid data map\n" + "\n".join(lines)) from None
 
 
-def load(path: str | Path) -> DataMap:
+def read(path: str | Path) -> str:
+    """The data map file's text, unexpanded (``DataMapError`` if it cannot be read)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except OSError as exc:
         raise DataMapError(f"cannot read data map {p}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise DataMapError(f"{p}: not UTF-8 text (byte {exc.start})") from None
     except ValueError as exc:  # a NUL in the path
         raise DataMapError(f"cannot read data map {str(p)!r}: {exc}") from None
-    return parse(text, str(p))
+
+
+def load(path: str | Path) -> DataMap:
+    return parse(read(path), str(path))

@@ -106,6 +106,32 @@ def test_dsr_up_restarts_what_is_killed(tmp_path: Path, dsr_up: subprocess.Popen
     assert dsr_up.wait(timeout=60) == 0
 
 
+def test_an_edit_of_the_data_map_reaches_no_process_until_dsr_up_starts_again(
+    tmp_path: Path, dsr_up: subprocess.Popen[bytes]
+) -> None:
+    """The data map is edited while the stack runs, into one that does not load (a
+    typo), and then the runner dies of something else. Before, the runner read the
+    edited file as it restarted and could not start: a crash loop, and no system was
+    called until someone fixed the file. The stack now runs on the data map it started
+    with: the runner comes back, the log says the edit does not load, and a burst
+    completes."""
+    home = tmp_path
+    runner = wait_for("the runner", lambda: running(home, "runner-0"), timeout=90)
+    wait_for("the worker", lambda: running(home, "worker-0"), timeout=90)
+    datamap = home / "datamap.yaml"
+    datamap.write_text(datamap.read_text().replace("connector: sql", "connector: sqll", 1))
+    log = home / "dsr-up.log"
+    wait_for("the edit to be seen", lambda: "was changed and does not load" in log.read_text())
+    os.kill(runner, signal.SIGKILL)
+    wait_for("the runner to come back", lambda: running(home, "runner-0", runner), timeout=90)
+    ledger = Ledger(f"sqlite:///{home / 'ledger.db'}")
+    ids = _burst(home, "edited")
+    wait_for("the burst to complete", lambda: _completed(ledger, ids), timeout=180)
+    ledger.close()
+    assert processes(home)["runner-0"]["restarts"] == 1
+    assert "unknown connector 'sqll'" in log.read_text()  # what the log says of the edit
+
+
 def test_a_process_killed_before_it_has_joined_is_restarted(tmp_path: Path) -> None:
     """A worker and a runner each die by SIGKILL once, started but not yet in their group
     (``services/faults.py``): ``dsr up`` restarts them and goes on, instead of stopping."""
