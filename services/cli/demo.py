@@ -31,9 +31,15 @@ def demo_seed(
 ) -> None:
     """Put the demo's sample systems, data map and letterhead in DSR_HOME, for `dsr up`."""
     from services.demo.run import install
+    from services.processes import HomeInUse
 
     settings = load_settings()
-    for path in install(settings, replace_files=force):
+    try:
+        written = install(settings, replace_files=force)
+    except HomeInUse as exc:
+        err.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(1) from None
+    for path in written:
         console.print(f"wrote {path}", highlight=False)
     console.print(f"Seeded {settings.home}; start the pipeline on it with `dsr up`.")
 

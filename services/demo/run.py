@@ -123,18 +123,20 @@ def install(settings: Settings, *, replace_files: bool = True) -> list[Path]:
     """The demo's sample systems in ``settings.home``, its data map and letterhead where
     ``settings`` looks for them, and its provision records in the ledger, for ``dsr up``.
     Without ``replace_files`` an existing data map or letterhead is kept. Returns the
-    files written."""
-    seed(settings.home)
-    written = [settings.home / name for name in SAMPLE_DATABASES]
-    for source, target in (
-        (DATAMAP, settings.datamap_path),
-        (LETTERHEAD, settings.letterhead_path),
-    ):
-        if replace_files or not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-            written.append(target)
-    seed_provisions(settings.database_url)
+    files written. Refused (``HomeInUse``) while a stack runs on the home: its systems'
+    databases would be replaced under the connectors using them."""
+    with hold_home(settings.home):
+        seed(settings.home)
+        written = [settings.home / name for name in SAMPLE_DATABASES]
+        for source, target in (
+            (DATAMAP, settings.datamap_path),
+            (LETTERHEAD, settings.letterhead_path),
+        ):
+            if replace_files or not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+                written.append(target)
+        seed_provisions(settings.database_url)
     return written
 
 

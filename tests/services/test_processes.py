@@ -83,6 +83,10 @@ def test_a_home_is_held_by_one_stack_until_its_process_dies(tmp_path: Path) -> N
         with pytest.raises(HomeInUse):
             demo_run.prepare(Settings(home=tmp_path))
         assert (home / "run" / "stack.lock").exists()
+        # nor does ``dsr demo seed`` write its sample systems under a running stack
+        with pytest.raises(HomeInUse):
+            demo_run.install(Settings(home=home))
+        assert not (home / "crm.db").exists()
     finally:
         holder.kill()  # SIGKILL: the process lets go of nothing itself
         holder.wait()
