@@ -120,15 +120,8 @@ def test_a_postgres_ledger_waits_for_a_lock_as_long_as_sqlite_unless_its_url_say
     own = "options=-clock_timeout%3D10s%20"  # before the URL's search_path
     for url in make_url("postgres", tmp_path):
         for given, expected in ((url, "2s"), (url.replace("options=", own), "10s")):
-            ledger = Ledger(given)
-            try:
-                with ledger.engine.connect() as conn:
-                    shown = conn.exec_driver_sql("SHOW lock_timeout").scalar()
-                    path = conn.exec_driver_sql("SHOW search_path").scalar()
-            finally:
-                ledger.close()
-            assert shown == expected
-            assert path == url.rpartition("%3D")[2]  # the URL's own options are kept
+            # the URL's own options are kept
+            assert _lock_wait_and_path(given) == (expected, url.rpartition("%3D")[2])
 
 
 @pytest.mark.postgres
@@ -140,11 +133,16 @@ def test_a_postgres_ledger_keeps_the_options_given_in_pgoptions(
     for url in make_url("postgres", tmp_path):
         bare, _, own = url.partition("?options=")
         monkeypatch.setenv("PGOPTIONS", own.replace("%3D", "="))
-        ledger = Ledger(bare)
-        try:
-            with ledger.engine.connect() as conn:
-                shown = conn.exec_driver_sql("SHOW lock_timeout").scalar()
-                path = conn.exec_driver_sql("SHOW search_path").scalar()
-        finally:
-            ledger.close()
-        assert (shown, path) == ("2s", own.rpartition("%3D")[2])
+        assert _lock_wait_and_path(bare) == ("2s", own.rpartition("%3D")[2])
+
+
+def _lock_wait_and_path(url: str) -> tuple[str, str]:
+    """A PostgreSQL ledger's connection's ``lock_timeout`` and ``search_path``."""
+    ledger = Ledger(url)
+    try:
+        with ledger.engine.connect() as conn:
+            shown = conn.exec_driver_sql("SHOW lock_timeout").scalar()
+            path = conn.exec_driver_sql("SHOW search_path").scalar()
+    finally:
+        ledger.close()
+    return str(shown), str(path)
