@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 from collections.abc import Iterator
@@ -17,6 +18,38 @@ _held: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("held_writes", de
 _syncing: ThreadPoolExecutor | None = None
 #: How many files are synced side by side; more wait in line (a disk's queue is short).
 SYNC_THREADS = 8
+
+
+#: What a disk with no room left says: full, or the owner's quota reached.
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def write_status(path: Path, data: bytes) -> OSError | None:
+    """Write a small file that others poll (a heartbeat, ``dsr up``'s report): whole,
+    through a temporary file and a rename, not synced, since the next write replaces it.
+    On a disk with no room for the temporary file, over the file in place, whose blocks
+    it already has (a reader may then find it half written, once, and read it again).
+    Returns the error, having raised nothing, where neither works: such a file is a
+    report, and a process must not stop because it cannot write one."""
+    try:
+        os.replace(_temp(path, data, sync=False), path)
+        return None
+    except OSError as exc:
+        if exc.errno not in NO_ROOM:
+            return exc
+        failed = exc
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return failed  # no file to write over
+    try:
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+    except OSError as exc:
+        return exc
+    finally:
+        os.close(fd)
+    return None
 
 
 def synced_temp(path: Path, data: bytes) -> Path:

@@ -10,6 +10,7 @@ hand, so ``dsr status`` tells a task a runner is running from one still queued.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -18,8 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from services.files import write_status
 from services.processes import read_processes
 from services.settings import Settings
+
+log = logging.getLogger("dsr.heartbeat")
 
 Kind = Literal["worker", "runner", "exporter"]
 
@@ -82,6 +86,8 @@ class Heart:
         self._changed = threading.Event()
         self._lock = threading.Lock()
         self._reporter: threading.Thread | None = None
+        #: Whether the last beat was written (a disk with no room: not).
+        self._written = True
 
     @classmethod
     def for_process(
@@ -139,10 +145,13 @@ class Heart:
             }
             if self.kind == "runner":
                 body["tasks"] = dict(self._tasks)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(body))
-            tmp.replace(self.path)
+            failed = write_status(self.path, json.dumps(body).encode())
+            if (failed is None) != self._written:  # said once, when it changes
+                self._written = failed is None
+                if failed:
+                    log.warning("heartbeat not written: %s", failed)
+                else:
+                    log.info("heartbeat written again")
 
 
 def read(home: Path) -> dict[str, Beat]:

@@ -64,6 +64,8 @@ from typing import Annotated, Any
 from pydantic import AliasGenerator, BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.files import write_status
+
 #: What a notice says about complaints when ``DSR_COMPLAINTS_CONTACT`` is unset.
 DEFAULT_COMPLAINTS_CONTACT = (
     "当社の個人情報お問い合わせ窓口までご連絡ください。 / "
@@ -285,6 +287,4 @@ def mark_ready(settings: Settings) -> None:
     name = settings.component
     if not name:
         return
-    run = settings.home / "run"
-    run.mkdir(parents=True, exist_ok=True)
-    (run / f"{name}.ready").write_text(str(os.getpid()))
+    write_status(settings.home / "run" / f"{name}.ready", str(os.getpid()).encode())

@@ -25,7 +25,7 @@ from services.crypto.public import export_for_producers
 from services.datamap import load as load_datamap
 from services.datamap import parse as parse_datamap
 from services.datamap import read as read_datamap
-from services.files import write_atomic
+from services.files import write_atomic, write_status
 from services.ledger import Ledger
 from services.processes import die_with_parent, hold_home
 from services.reconcile import Reconciled, reconcile
@@ -257,9 +257,8 @@ class Stack:
         self.ready_file(name).unlink(missing_ok=True)
         path = self._log_path(name)
         comp.log = open(path, "ab") if path else None  # noqa: SIM115 - closed in stop()
-        if comp.metrics_port:
-            self.metrics_file(name).parent.mkdir(parents=True, exist_ok=True)
-            self.metrics_file(name).write_text(_metrics_url(comp.metrics_port) + "\n")
+        if comp.metrics_port:  # a report: a disk with no room for it stops nothing
+            write_status(self.metrics_file(name), (_metrics_url(comp.metrics_port) + "\n").encode())
         comp.process = subprocess.Popen(
             comp.argv,
             env={
@@ -386,9 +385,8 @@ def _last_broker_start(home: Path) -> datetime | None:
 
 
 def _record_broker_start(home: Path, broker: EmbeddedBroker) -> None:
-    path = _broker_start_file(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, broker.started_at.isoformat().encode())
+    # not written (a disk with no room): the next restart sends again from an earlier start
+    write_status(_broker_start_file(home), broker.started_at.isoformat().encode())
 
 
 def _metrics_url(port: int) -> str:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services import heartbeat
+from services.files import write_status
 from services.processes import processes_file
 from services.stack import Stack
 
@@ -76,6 +77,8 @@ class Supervisor:
     unstarted_after_s: float = 0.0
     clock: Callable[[], float] = time.monotonic
     health: dict[str, Health] = field(default_factory=dict)
+    #: Whether the last report was written.
+    _written: bool = True
 
     def tick(self) -> None:
         """Restart the broker if it died, and every process that is due."""
@@ -195,8 +198,13 @@ class Supervisor:
         return out
 
     def _write(self) -> None:
-        path = processes_file(self.stack.settings.home)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"at": time.time(), "processes": self.report()}, indent=1))
-        tmp.replace(path)
+        """``report()`` for ``dsr status`` and ``dsr ps``; a disk with no room for it (the
+        home's full) stops nothing, and is said once."""
+        body = json.dumps({"at": time.time(), "processes": self.report()}, indent=1)
+        failed = write_status(processes_file(self.stack.settings.home), body.encode())
+        if (failed is None) != self._written:
+            self._written = failed is None
+            if failed:
+                log.error("cannot write %s: %s", processes_file(self.stack.settings.home), failed)
+            else:
+                log.warning("%s written again", processes_file(self.stack.settings.home))

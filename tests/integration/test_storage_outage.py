@@ -23,13 +23,17 @@ from services import heartbeat
 from services.client import Submitter, Watcher
 from services.demo.scenario import HANAKO, TARO, event
 from services.ledger import Ledger
+from services.settings import Settings
 from services.stack import Stack
 from streams import topics
 from tests.fixtures.moto_server import CREDENTIALS, s3_client, start_moto, stop_moto
 from tests.integration.fixtures import (
     SILENT_ARCHIVE,
     answered,
+    dsr_up_process,
     joined_stack,
+    processes,
+    running,
     settings_for,
     wait_for,
     with_crm,
@@ -231,3 +235,40 @@ def test_a_full_package_disk_holds_the_response_until_there_is_room(tmp_path: Pa
             submitter.close()
             watcher.close()
         ledger.close()
+
+
+def test_a_full_disk_under_the_home_stops_no_process(tmp_path: Path) -> None:
+    """``DSR_HOME``'s disk fills up under ``dsr up``: its ledger, logs, heartbeats and
+    reports are all there. Before, the supervisor died writing its report within
+    seconds and took every process with it. Now nothing stops: the worker keeps beating
+    (over its heartbeat file, in place), a request submitted meanwhile is answered once
+    there is room, and nothing is restarted."""
+    with _small_disk(tmp_path / "home", 65536) as home:
+        settings_for(home)
+        with dsr_up_process(home) as up:
+            worker = wait_for("the worker", lambda: running(home, "worker-0"))
+            runner = wait_for("the runner", lambda: running(home, "runner-0"))
+            bootstrap = (home / "broker.addr").read_text().strip()
+            watcher = Watcher(bootstrap, [topics.RESPONSES])
+
+            def beat() -> float:
+                found = heartbeat.read(home).get("worker-0")
+                return found.at if found is not None else 0.0
+
+            wait_for("a first beat", beat)
+            filler = _fill(home)
+            full = beat()
+            wait_for("a beat on the full disk", lambda: beat() > full)
+            submitter = Submitter.from_settings(Settings(home=home), bootstrap)
+            submitter.submit_all([json.dumps(event("full-home", "disclosure", TARO)).encode()])
+            submitter.close()
+            later = beat()
+            wait_for("another beat, the request in hand", lambda: beat() > later)
+            assert up.poll() is None, "dsr up exited"
+            filler.unlink()
+            seen = watcher.collect(lambda s: "full-home" in answered(s), timeout_s=120)
+            watcher.close()
+            assert [b["status"] for _, b in seen if b["request_id"] == "full-home"] == ["completed"]
+            procs = processes(home)
+            assert {n: p["restarts"] for n, p in procs.items()} == dict.fromkeys(procs, 0)
+            assert (procs["worker-0"]["pid"], procs["runner-0"]["pid"]) == (worker, runner)
