@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import logging
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,36 @@ def write_status(path: Path, data: bytes) -> OSError | None:
     finally:
         os.close(fd)
     return None
+
+
+class StatusFile:
+    """A file written by ``write_status`` again and again (a heartbeat, ``dsr up``'s
+    report), which says on ``log`` when its writes start failing, and when they work
+    again: once each, not at every write."""
+
+    def __init__(self, path: Path, log: logging.Logger) -> None:
+        self.path, self.log = path, log
+        self._written = True
+
+    def write(self, data: bytes) -> None:
+        failed = write_status(self.path, data)
+        if (failed is None) == self._written:
+            return
+        self._written = failed is None
+        if failed:
+            self.log.warning("%s not written: %s", self.path, failed)
+        else:
+            self.log.info("%s written again", self.path)
+
+
+def stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells one version of a file from the next: its inode, size and modification
+    time; None if there is no file to stat."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def synced_temp(path: Path, data: bytes) -> Path:

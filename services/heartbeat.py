@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from services.files import write_status
+from services.files import StatusFile
 from services.processes import read_processes
 from services.settings import Settings
 
@@ -78,6 +78,7 @@ class Heart:
         on_beat: Callable[[float], object] | None = None,
     ) -> None:
         self.path = directory(home) / f"{name}.json"
+        self._file = StatusFile(self.path, log)
         self.name, self.kind, self.interval = name, kind, interval
         #: Told the time of each beat written (the process's metric of it).
         self.on_beat = on_beat
@@ -86,8 +87,6 @@ class Heart:
         self._changed = threading.Event()
         self._lock = threading.Lock()
         self._reporter: threading.Thread | None = None
-        #: Whether the last beat was written (a disk with no room: not).
-        self._written = True
 
     @classmethod
     def for_process(
@@ -145,13 +144,7 @@ class Heart:
             }
             if self.kind == "runner":
                 body["tasks"] = dict(self._tasks)
-            failed = write_status(self.path, json.dumps(body).encode())
-            if (failed is None) != self._written:  # said once, when it changes
-                self._written = failed is None
-                if failed:
-                    log.warning("heartbeat not written: %s", failed)
-                else:
-                    log.info("heartbeat written again")
+            self._file.write(json.dumps(body).encode())
 
 
 def read(home: Path) -> dict[str, Beat]:

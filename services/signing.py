@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from services.files import write_atomic
+from services.files import stamp, write_atomic
 
 KEY_ID_HEADER = "dsr-key-id"
 SIGNED_AT_HEADER = "dsr-signed-at"
@@ -255,11 +255,8 @@ class KeyringFile:
         self._keyring: Keyring | None = None
 
     def current(self) -> Keyring:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            raise KeyringError(f"no signing keyring at {self.path}") from None
-        seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if (seen := stamp(self.path)) is None:
+            raise KeyringError(f"no signing keyring at {self.path}")
         if self._keyring is None or seen != self._seen:
             again, self._keyring = self._seen is not None, None  # None until it loads
             self._keyring, self._seen = Keyring.load(self.path, self.max_age_s), seen

@@ -22,10 +22,11 @@ from connectors.registry import build
 from services.broker import EmbeddedBroker, create_topics, free_port
 from services.client import Submitter
 from services.crypto.public import export_for_producers
+from services.datamap import DataMap
 from services.datamap import load as load_datamap
 from services.datamap import parse as parse_datamap
 from services.datamap import read as read_datamap
-from services.files import write_atomic, write_status
+from services.files import stamp, write_atomic, write_status
 from services.ledger import Ledger
 from services.processes import die_with_parent, hold_home
 from services.reconcile import Reconciled, reconcile
@@ -59,6 +60,8 @@ class Stack:
     metrics: bool = True
     #: This stack's hold on its home (``processes.hold_home``), from ``start`` to ``stop``.
     _home: IO[bytes] | None = field(default=None, repr=False)
+    #: The data map the stack runs on, from ``start`` (``_take_datamap``).
+    datamap: DataMap = field(init=False, repr=False)
     #: The data map file as last seen (``check_datamap``).
     _datamap_seen: tuple[int, int, int] | None = field(default=None, repr=False)
 
@@ -84,13 +87,13 @@ class Stack:
         home = self.settings.home
         home.mkdir(parents=True, exist_ok=True)
         self._home = hold_home(home)  # HomeInUse: another stack's, left untouched
-        self._take_datamap()
+        self.datamap = self._take_datamap()
         with Ledger(self.settings.database_url) as ledger:
             ledger.migrate()
         if self.settings.kafka_bootstrap:
             self.topic_drift = create_topics(
                 self.bootstrap,
-                all_topics(sorted(load_datamap(self.datamap_file).systems)),
+                all_topics(sorted(self.datamap.systems)),
                 replication=self.settings.topic_replication,
                 min_isr=self.settings.topic_min_isr,
             )
@@ -115,23 +118,24 @@ class Stack:
         for name in self.components:
             self.spawn(name)
 
-    def _take_datamap(self) -> None:
+    def _take_datamap(self) -> DataMap:
         """Copy the data map at ``DSR_DATAMAP``, once it loads, to ``datamap_file``: every
         process the stack starts, at once or later (a restart after a crash), reads that
         copy. An edit of the file while the stack runs, even one that does not load,
         so reaches none of them piecemeal, a runner on one map and a worker on another:
         the stack takes it when it starts again (``check_datamap`` says so)."""
         source = self.settings.datamap_path
-        self._datamap_seen = _stamp(source)
+        self._datamap_seen = stamp(source)
         text = read_datamap(source)
-        parse_datamap(text, str(source))  # DataMapError: nothing is started
+        datamap = parse_datamap(text, str(source))  # DataMapError: nothing is started
         write_atomic(self.datamap_file, text.encode())
+        return datamap
 
     def check_datamap(self) -> None:
         """Log, once for each edit of the data map file, that the stack runs on the data
         map it started with, and whether the edited one loads."""
         source = self.settings.datamap_path
-        if (seen := _stamp(source)) == self._datamap_seen:
+        if (seen := stamp(source)) == self._datamap_seen:
             return
         self._datamap_seen = seen
         try:
@@ -194,8 +198,7 @@ class Stack:
         self.broker = EmbeddedBroker.start(self._log_path("broker"), port=port)
         _record_broker_start(home, self.broker)
         with Ledger(self.settings.database_url) as ledger:
-            datamap = load_datamap(self.datamap_file)
-            done = reconcile(self.bootstrap, ledger, datamap, lost_since=lost_since)
+            done = reconcile(self.bootstrap, ledger, self.datamap, lost_since=lost_since)
         if done.responses or done.notices:
             log.warning(
                 "%d response(s) and %d notice(s) the broker may have held are to be sent again",
@@ -391,12 +394,3 @@ def _record_broker_start(home: Path, broker: EmbeddedBroker) -> None:
 
 def _metrics_url(port: int) -> str:
     return f"http://127.0.0.1:{port}/metrics"
-
-
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    """What tells one version of a file from another: its inode, size and time."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services import heartbeat
-from services.files import write_status
+from services.files import StatusFile
 from services.processes import processes_file
 from services.stack import Stack
 
@@ -77,8 +77,11 @@ class Supervisor:
     unstarted_after_s: float = 0.0
     clock: Callable[[], float] = time.monotonic
     health: dict[str, Health] = field(default_factory=dict)
-    #: Whether the last report was written.
-    _written: bool = True
+    #: ``report()``'s file, for ``dsr status`` and ``dsr ps``.
+    _report: StatusFile = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._report = StatusFile(processes_file(self.stack.settings.home), log)
 
     def tick(self) -> None:
         """Restart the broker if it died, and every process that is due."""
@@ -199,12 +202,6 @@ class Supervisor:
 
     def _write(self) -> None:
         """``report()`` for ``dsr status`` and ``dsr ps``; a disk with no room for it (the
-        home's full) stops nothing, and is said once."""
+        home's full) stops nothing (``StatusFile``)."""
         body = json.dumps({"at": time.time(), "processes": self.report()}, indent=1)
-        failed = write_status(processes_file(self.stack.settings.home), body.encode())
-        if (failed is None) != self._written:
-            self._written = failed is None
-            if failed:
-                log.error("cannot write %s: %s", processes_file(self.stack.settings.home), failed)
-            else:
-                log.warning("%s written again", processes_file(self.stack.settings.home))
+        self._report.write(body.encode())

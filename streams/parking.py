@@ -37,6 +37,7 @@ from kafka.errors import KafkaError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.delivery.storage import StorageUnavailable
+from services.files import NO_ROOM
 from services.notify.errors import NotifyError
 from services.signing import KeyringError
 from streams.agents.decode import PoisonEvent
@@ -55,7 +56,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     KeyringError,
 )
 #: A disk that takes no more writes: full, over quota, or remounted read-only.
-DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+DISK_ERRNOS = NO_ROOM | {errno.EROFS}
 _ROOT = Path(__file__).resolve().parents[1]
 
 
