@@ -289,16 +289,21 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             return failures.each_alone(events, handle, failed("fanout"))
 
     # Signed events (requests, decisions) are checked with their headers. Requests are
-    # admitted a batch at a time, in one ledger transaction.
+    # admitted a batch at a time, in one ledger transaction, and those accepted are
+    # fanned out in the same batch, in another (``fanout.in_place``).
     @app.agent(raw_topic(topics.REQUESTS), name="intake")
     async def intake_agent(stream: faust.StreamT[bytes]) -> None:
         def handle(events: list[Any]) -> list[Outgoing]:
             with monitoring.observe_stage("intake"):
-                return intake.handle_batch(
+                outgoing = intake.handle_batch(
                     ctx(),
                     [(e.value, e.headers, _place(e)) for e in events],
                     lambda i, exc: failed("intake")([events[i]], exc),
                 )
+            if not any(o.topic == topics.ACCEPTED for o in outgoing):
+                return outgoing
+            with monitoring.observe_stage("fanout"):
+                return fanout.in_place(ctx(), outgoing)
 
         await batches("intake", stream, EVENT_BATCH, handle)
 
@@ -310,7 +315,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.Ap
             stream,
         )
 
-    # Accepted requests are fanned out a batch at a time, in one ledger transaction.
+    # Requests released, swept or redriven, and those intake could not fan out in place,
+    # are fanned out a batch at a time, in one ledger transaction.
     @app.agent(raw_topic(topics.ACCEPTED), name="fanout")
     async def fanout_agent(stream: faust.StreamT[bytes]) -> None:
         await batches("fanout", stream, EVENT_BATCH, fanout_batch)

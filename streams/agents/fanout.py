@@ -1,5 +1,10 @@
 """Fan-out: plan the first tasks (the resolve phase's lookups, or the actions when no
-system resolves identities), record them, emit them."""
+system resolves identities), record them, emit them.
+
+What intake accepts is fanned out in place (``in_place``), in the batch that admitted
+it; ``dsr.accepted`` carries the rest (releases, the sweeper, redrives) and what could
+not be fanned out there.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from collections.abc import Sequence
 
 from services.faults import crash_point
 from services.ledger import RequestStatus, TaskPlan
+from streams import topics
 from streams.agents.aggregate import advance
 from streams.agents.respond import finish
 from streams.context import Outgoing, Pipeline
@@ -15,6 +21,32 @@ from streams.planning import identity_graph, next_step, task_messages
 from streams.records import RequestEvent, TaskStatus, utcnow
 
 log = logging.getLogger("dsr.fanout")
+
+
+def in_place(ctx: Pipeline, outgoing: list[Outgoing]) -> list[Outgoing]:
+    """``outgoing`` (what an intake batch sends) with the requests it sends to fan-out
+    fanned out here instead, in a transaction of their own: their first tasks leave with
+    the batch, a hop and a batch sooner. If that fails, for any reason, they go to
+    ``dsr.accepted`` as they were, where the fan-out agent waits for the ledger or sets
+    aside the one that cannot be fanned out.
+
+    A crash after the admissions are committed leaves nothing behind: the batch is read
+    again, and intake sends a redelivered request that is accepted or fanned out to
+    fan-out once more, which plans what is missing and re-sends what is pending."""
+    accepted = [o for o in outgoing if o.topic == topics.ACCEPTED]
+    if not accepted:
+        return outgoing
+    try:
+        fanned = handle_batch(ctx, [o.key.decode() for o in accepted if o.key])
+    except Exception as exc:  # noqa: BLE001 - the fan-out agent takes them
+        log.warning(
+            "fan-out in place failed (%s): %d requests sent to fan-out",
+            type(exc).__name__,
+            len(accepted),
+            extra={"stage": "fanout"},
+        )
+        return outgoing
+    return [o for o in outgoing if o.topic != topics.ACCEPTED] + fanned
 
 
 def handle_accepted(ctx: Pipeline, request_id: str) -> list[Outgoing]:

@@ -155,19 +155,24 @@ class Valid:
         key = event.request_id.encode()
         # Notices are produced again on a redelivery; the notices agent sends each once.
         told = notices.on_admission(event, held=admission.status == RequestStatus.HELD)
-        # Only the admission that accepts a request sends it to fan-out. A duplicate never
-        # does: one that found the request accepted but not fanned out (a crash between
-        # the ledger and the send) leaves it to the sweeper
-        # (``Ledger.claim_stalled_accepted``).
-        if admission.status == RequestStatus.ACCEPTED and admission.outcome in (
-            Admitted.NEW,
-            Admitted.RELEASED,
-        ):
+        # The admission that accepts a request sends it to fan-out, and so does its
+        # message read again (a crash before the batch was sent: fan-out plans what is
+        # missing and re-sends what is pending). A re-send from the client never does.
+        if _to_fan_out(admission):
             accepted = Accepted(request_id=event.request_id, via=AcceptedVia.INTAKE)
             return [*told, Outgoing(topics.ACCEPTED, key, dump(accepted))]
         if admission.status == RequestStatus.REFUSED and admission.outcome is Admitted.NEW:
             return [*told, *finish(ctx, event.request_id)]
         return told
+
+
+def _to_fan_out(admission: Admission) -> bool:
+    if admission.outcome in (Admitted.NEW, Admitted.RELEASED):
+        return admission.status == RequestStatus.ACCEPTED
+    return admission.outcome is Admitted.REDELIVERED and admission.status in (
+        RequestStatus.ACCEPTED,
+        RequestStatus.FANNED_OUT,
+    )
 
 
 def handle_request(
