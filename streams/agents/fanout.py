@@ -33,11 +33,11 @@ def in_place(ctx: Pipeline, outgoing: list[Outgoing]) -> list[Outgoing]:
     A crash after the admissions are committed leaves nothing behind: the batch is read
     again, and intake sends a redelivered request that is accepted or fanned out to
     fan-out once more, which plans what is missing and re-sends what is pending."""
-    accepted = [o for o in outgoing if o.topic == topics.ACCEPTED]
+    accepted = [o for o in outgoing if o.topic == topics.ACCEPTED and o.key]
     if not accepted:
         return outgoing
     try:
-        fanned = handle_batch(ctx, [o.key.decode() for o in accepted if o.key])
+        fanned = handle_batch(ctx, [(o.key or b"").decode() for o in accepted])
     except Exception as exc:  # noqa: BLE001 - the fan-out agent takes them
         log.warning(
             "fan-out in place failed (%s): %d requests sent to fan-out",
@@ -46,7 +46,7 @@ def in_place(ctx: Pipeline, outgoing: list[Outgoing]) -> list[Outgoing]:
             extra={"stage": "fanout"},
         )
         return outgoing
-    return [o for o in outgoing if o.topic != topics.ACCEPTED] + fanned
+    return [o for o in outgoing if o not in accepted] + fanned
 
 
 def handle_accepted(ctx: Pipeline, request_id: str) -> list[Outgoing]:
