@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) pdf-libs
 	$(BIN)/dsr demo
 
-# Two processes (pytest-xdist): one runs the integration tests, one after another, the
-# other the Apache Kafka cluster's and most of the rest beside them (tests/conftest.py).
+# Two processes (pytest-xdist), each taking the next integration test file (the Apache
+# Kafka cluster's tests as one) as it is free, then the quick tests (tests/conftest.py).
 test: $(STAMP) browser postgres mariadb pdf-libs kafka prometheus lint
 	$(BIN)/pytest -q -n 2
 

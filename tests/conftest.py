@@ -1,7 +1,8 @@
 """Say in the test output which tests on real servers ran, and why any were skipped: a
-green run without them proves less, so it must not look the same. And keep the
-integration tests together, first: with ``-n 2`` (``make test``), one process takes them,
-one after another, and the other the Apache Kafka cluster's and most of the rest."""
+green run without them proves less, so it must not look the same. And hand out the
+integration tests first, a file at a time: with ``-n 2`` (``make test``), each process
+takes the next file as it is free, the Apache Kafka cluster's tests as one, and the
+quick tests fill in at the end."""
 
 from __future__ import annotations
 
@@ -14,30 +15,29 @@ import pytest
 SERVERS = {"kafka": "Apache Kafka cluster", "postgres": "PostgreSQL"}
 
 
-#: Tests that start brokers and processes of their own, in two groups: the Apache Kafka
-#: cluster's, and the others. Within a group they run one after another.
+#: Tests that start brokers and processes of their own: the Apache Kafka cluster's, and
+#: the others. They take minutes where the rest take seconds.
 INTEGRATION = "tests/integration/"
 APACHE_KAFKA = "tests/integration/kafka/"
 
 
 def _group(nodeid: str) -> str | None:
-    """The group of the test ``nodeid``, if it is in one."""
+    """The unit of work of the test ``nodeid`` if it shares one: the Apache Kafka
+    cluster's tests (one cluster), or an integration test's file."""
     if nodeid.startswith(APACHE_KAFKA):
         return APACHE_KAFKA
-    return INTEGRATION if nodeid.startswith(INTEGRATION) else None
+    return nodeid.partition("::")[0] if nodeid.startswith(INTEGRATION) else None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The integration tests first, then the Apache Kafka cluster's: with ``-n 2`` one
-    process starts on each group at once."""
-    order = {INTEGRATION: 0, APACHE_KAFKA: 1, None: 2}
-    items.sort(key=lambda item: order[_group(item.nodeid)])  # stable: in file order
+    """The integration tests first, so that the quick ones fill in at the end."""
+    items.sort(key=lambda item: not item.nodeid.startswith(INTEGRATION))  # stable
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """With ``-n 2`` (``make test``): each group one unit of work, run by one process,
-    the integration tests by one, the Apache Kafka cluster's by the other, each process
-    taking the other tests as it is free."""
+    """With ``-n 2`` (``make test``): the tests of a unit (``_group``) run one after
+    another in one process, which takes the next unit as it is free. (xdist hands out
+    the units of several tests first, the largest first, then the rest in order.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class Grouped(LoadScopeScheduling):
