@@ -56,7 +56,11 @@ def shares(raw: str) -> dict[str, float]:
     counts: Counter[str] = Counter()
     for line in raw.splitlines():
         stack, _, n = line.rpartition(" ")
-        if stack and n.isdigit():
+        # py-spy, reading a process it does not pause, now and then takes a string of
+        # the program's for a frame's name, newlines and all: the piece of it that ends
+        # in digits would pass for a sample of that many. A sample's innermost frame is
+        # a function at a file and line.
+        if n.isdigit() and _FRAME.search(stack):
             counts[component(stack)] += int(n)
     total = sum(counts.values())
     return {name: n / total for name, n in counts.most_common()} if total else {}

@@ -37,6 +37,13 @@ def test_shares_add_up_to_one_and_weigh_each_stack_by_its_count() -> None:
     assert profile.shares("") == {}
 
 
+def test_a_garbled_stack_is_no_sample() -> None:
+    """A string read for a frame's name splits a stack over lines; its last line may
+    end in a number (a date), which is not a count of samples."""
+    garbled = f"{LEDGER};handle (streams/app.py:1);Your answer\nDeadline: 22 Dec 2026\n"
+    assert profile.shares(f"{LOGGING} 1\n{garbled}") == {"logging": 1.0}
+
+
 def test_shares_become_milliseconds_per_request_of_each_process() -> None:
     ms = profile.per_request_ms(
         {"worker-0": {"ledger statements": 0.5, "other": 0.5}}, {"worker-0": 0.02}
