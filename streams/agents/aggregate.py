@@ -148,7 +148,7 @@ def planned_step(
         tasks = ctx.ledger.add_wave(request_id, plans, extended)
     pending = [t for t in tasks if t.status == TaskStatus.PENDING]
     if not pending:
-        return prepare(ctx, request_id, read=(row, tasks))
+        return prepare(ctx, request_id, read=(row, tasks), event=event)
     return task_messages(
         ctx, event, graph, [t for t in pending if resend or t.task_id in new], timeout_at
     )

@@ -60,19 +60,24 @@ class Built:
 
 
 def prepare(
-    ctx: Pipeline, request_id: str, read: tuple[Request | None, list[TaskRow]] | None = None
+    ctx: Pipeline,
+    request_id: str,
+    read: tuple[Request | None, list[TaskRow]] | None = None,
+    event: RequestEvent | None = None,
 ) -> list[Outgoing] | Built:
     """The response to complete the request with (``conclude``); or, if the request was
-    completed already, what is left to send of its response."""
+    completed already, what is left to send of its response. ``event`` is the request's
+    event if the caller has just opened it from ``read``'s row."""
     row, tasks = read or (None, [])
     if row is None or row.completed_at is not None:  # a response may exist: look
         existing = ctx.ledger.response(request_id)
         if existing is not None:
             return _again(request_id, existing.body) if not existing.published_at else []
         row, tasks = ctx.ledger.progress(request_id)
+        event = None
     if row is None:
         return []
-    response = build(ctx, row, tasks)
+    response = build(ctx, row, tasks, event)
     body = response.model_dump(mode="json")
     return Built(request_id, response, body, len(row.refused_parts or []))
 
@@ -108,9 +113,12 @@ def conclude(ctx: Pipeline, built: Sequence[Built]) -> list[Outgoing]:
     return outgoing
 
 
-def build(ctx: Pipeline, row: Request, tasks: list[TaskRow]) -> ResponseEvent:
-    """The response to ``row`` from its tasks' outcomes, with its package or letter."""
-    event = ctx.ledger.request_event(row)
+def build(
+    ctx: Pipeline, row: Request, tasks: list[TaskRow], event: RequestEvent | None = None
+) -> ResponseEvent:
+    """The response to ``row`` (its ``event``, opened if not given) from its tasks'
+    outcomes, with its package or letter."""
+    event = event or ctx.ledger.request_event(row)
     outcomes = task_outcomes(ctx, tasks)
     if event.kind in PACKAGE_KINDS:
         outcomes = withhold(outcomes, ctx.ledger.refused_parts(row))
