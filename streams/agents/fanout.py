@@ -33,7 +33,10 @@ def in_place(ctx: Pipeline, outgoing: list[Outgoing]) -> list[Outgoing]:
     A crash after the admissions are committed leaves nothing behind: the batch is read
     again, and intake sends a redelivered request that is accepted or fanned out to
     fan-out once more, which plans what is missing and re-sends what is pending."""
-    accepted = [o for o in outgoing if o.topic == topics.ACCEPTED and o.key]
+    accepted: list[Outgoing] = []
+    kept: list[Outgoing] = []
+    for o in outgoing:
+        (accepted if o.topic == topics.ACCEPTED and o.key else kept).append(o)
     if not accepted:
         return outgoing
     try:
@@ -46,7 +49,7 @@ def in_place(ctx: Pipeline, outgoing: list[Outgoing]) -> list[Outgoing]:
             extra={"stage": "fanout"},
         )
         return outgoing
-    return [o for o in outgoing if o not in accepted] + fanned
+    return kept + fanned
 
 
 def handle_accepted(ctx: Pipeline, request_id: str) -> list[Outgoing]:
