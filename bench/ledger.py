@@ -3,12 +3,14 @@
 It drives a ``Ledger`` through the calls the worker's agents make for a request
 (``streams.agents``: intake, the acknowledgement notice, fan-out, aggregation of each
 system's result, completion, the outbox's published mark, the response notice), for N
-requests of 5 systems, in two ways:
+requests of 5 systems, in three ways:
 
 - one at a time: each request alone, a result at a time, as when requests trickle in;
 - in batches: as the agents take a burst, ``--batch`` requests admitted, fanned out,
   their results recorded, their responses completed and their notices sent a batch at
   a time;
+- the same batches shared by ``--clients`` processes side by side (default 2), each
+  with its own connections, as that many workers share a burst;
 
 and prints the requests a second and the CPU milliseconds a request of each: on SQLite
 (a temporary file, as the pipeline's default ``sqlite:///<DSR_HOME>/ledger.db``) and,
@@ -22,11 +24,13 @@ python -m bench.ledger -n 2000 --postgres postgresql+psycopg://postgres@127.0.0.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -45,6 +49,8 @@ TIMEOUT = timedelta(hours=1)
 #: The agents' largest batches (``streams.app``): accepted requests and results, notices.
 BATCH = 64
 NOTICE_BATCH = 32
+#: How long clients side by side wait for each other to be warm.
+START_TIMEOUT_S = 120.0
 
 
 def one_request(ledger: Ledger, request_id: str, systems: list[str]) -> None:
@@ -183,30 +189,60 @@ def _notified(nid: str, purpose: str) -> dict[str, Any]:
     }
 
 
-def run(url: str, requests: int, systems: int, batch: int = 1) -> dict[str, Any]:
+def run(url: str, requests: int, systems: int, batch: int = 1, clients: int = 1) -> dict[str, Any]:
     """``requests`` requests through a migrated ledger at ``url``, ``batch`` at a time
-    (1: ``one_request``): their speed and CPU."""
+    (1: ``one_request``): their speed and CPU. With ``clients`` above 1, that many
+    processes share them, each with its own connections, side by side, as that many
+    workers do; their CPU is summed."""
     names = [f"sys{i:02d}" for i in range(systems)]
     run_id = uuid.uuid4().hex[:8]
+    clients = max(1, min(clients, requests))
+    ids = [f"bench-{run_id}-{j:06d}" for j in range(requests)]
+    shares = [ids[c * requests // clients : (c + 1) * requests // clients] for c in range(clients)]
     with Ledger(url) as ledger:
         ledger.migrate()
-        one_request(ledger, f"warm-{run_id}", names)  # connections, statement caches
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        for i in range(0, requests, batch):
-            ids = [f"bench-{run_id}-{j:06d}" for j in range(i, min(i + batch, requests))]
-            if batch == 1:
-                one_request(ledger, ids[0], names)
-            else:
-                batch_of_requests(ledger, ids, names)
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    if clients == 1:
+        spans = [_client(url, shares[0], names, batch, None)]
+    else:
+        spawn = multiprocessing.get_context("spawn")  # no engine is inherited
+        with spawn.Manager() as manager, ProcessPoolExecutor(clients, mp_context=spawn) as pool:
+            start = manager.Barrier(clients)
+            runs = [pool.submit(_client, url, share, names, batch, start) for share in shares]
+            spans = [r.result() for r in runs]
+    cpu = sum(span[0] for span in spans)
+    wall = max(span[2] for span in spans) - min(span[1] for span in spans)
     return {
         "requests": requests,
         "systems": systems,
         "batch": batch,
+        "clients": clients,
         "throughput_rps": round(requests / wall, 1),
         "cpu_ms_per_request": round(cpu * 1000 / requests, 3),
         "wall_ms_per_request": round(wall * 1000 / requests, 3),
     }
+
+
+def _client(
+    url: str, ids: list[str], systems: list[str], batch: int, start: Any
+) -> tuple[float, float, float]:
+    """One client's share of ``run``, after a request of its own to warm its connections
+    and statement caches, and (given ``start``) once every client is warm: its CPU
+    seconds, and when it started and ended on the host's monotonic clock."""
+    with Ledger(url) as ledger:
+        one_request(ledger, f"warm-{ids[0]}", systems)
+        if start is not None:
+            start.wait(timeout=START_TIMEOUT_S)  # if one failed, the others give up here
+        cpu0, began = time.process_time(), time.clock_gettime(time.CLOCK_MONOTONIC)
+        for i in range(0, len(ids), batch):
+            if batch == 1:
+                one_request(ledger, ids[i], systems)
+            else:
+                batch_of_requests(ledger, ids[i : i + batch], systems)
+        return (
+            time.process_time() - cpu0,
+            began,
+            time.clock_gettime(time.CLOCK_MONOTONIC),
+        )
 
 
 @contextmanager
@@ -234,6 +270,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--systems", type=int, default=5)
     parser.add_argument("--batch", type=int, default=BATCH, help="requests in a burst's batch")
     parser.add_argument(
+        "--clients",
+        type=int,
+        default=2,
+        help="also run the batches in this many processes side by side, as that many "
+        "workers (1: not)",
+    )
+    parser.add_argument(
         "--postgres",
         default=os.environ.get("DSR_BENCH_POSTGRES_URL"),
         metavar="URL",
@@ -241,11 +284,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
+    runs = {"": (1, 1), "_batches": (args.batch, 1)}
+    if args.clients > 1:
+        runs[f"_batches_{args.clients}_clients"] = (args.batch, args.clients)
     for backend in ("sqlite", "postgres") if args.postgres else ("sqlite",):
-        for batch in (1, args.batch):
+        for suffix, (batch, clients) in runs.items():
             with _database(backend, args.postgres) as url:
-                r = run(url, args.requests, args.systems, batch)
-            results.setdefault(backend if batch == 1 else f"{backend}_batches", r)
+                r = run(url, args.requests, args.systems, batch, clients)
+            results[backend + suffix] = r
             _print(backend, r)
     return results
 
@@ -263,9 +309,10 @@ def _database(backend: str, postgres: str | None) -> Iterator[str]:
 
 
 def _print(backend: str, r: dict[str, Any]) -> None:
+    side_by_side = f", {r['clients']} clients side by side" if r["clients"] > 1 else ""
     print(
         f"{backend:8} {r['requests']} requests x {r['systems']} systems, "
-        f"{r['batch']} at a time: "
+        f"{r['batch']} at a time{side_by_side}: "
         f"{r['throughput_rps']} req/s, {r['cpu_ms_per_request']} ms CPU/request, "
         f"{r['wall_ms_per_request']} ms wall/request",
         flush=True,

@@ -175,6 +175,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             300,
         ),
         (
+            "PostgreSQL ledger statements, in batches, two clients side by side, req/s",
+            _ledger_rps(results, "postgres_batches_2_clients"),
+            ">=",
+            300,
+        ),
+        (
             "PostgreSQL ledger statements, one request at a time, req/s",
             _ledger_rps(results, "postgres"),
             ">=",
@@ -220,8 +226,9 @@ def layout(run: dict[str, Any]) -> str:
 
 def _ledger_rps(results: dict[str, Any], backend: str) -> float | None:
     """The ledger's statements alone (``bench.ledger``), in requests a second: one at a
-    time (``sqlite``, ``postgres``) or in batches (``sqlite_batches`` …; files from before
-    the batches were measured have none)."""
+    time (``sqlite``, ``postgres``), in batches (``sqlite_batches`` …), or in batches by
+    two clients side by side (``sqlite_batches_2_clients`` …); files from before a way
+    was measured have none of it."""
     run = results.get("ledger", {}).get(backend)
     return run["throughput_rps"] if run else None
 
@@ -267,7 +274,8 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         "idle_cpu_s_per_s": idle(results),
         "ledger_rps": {
             b: _ledger_rps(results, b)
-            for b in ("sqlite", "sqlite_batches", "postgres", "postgres_batches")
+            for db in ("sqlite", "postgres")
+            for b in (db, f"{db}_batches", f"{db}_batches_2_clients")
         },
         "targets": targets(results),
         "capacity": capacity.model(results),
