@@ -162,10 +162,18 @@ def answered(seen: list[tuple[str, dict[str, Any]]]) -> set[str]:
     return {body["request_id"] for _, body in seen}
 
 
-def wait_for(what: str, ready: Callable[[], Any], timeout: float = 120) -> Any:
-    """Poll ``ready`` until it returns something true; fail after ``timeout`` seconds."""
+def wait_for(
+    what: str,
+    ready: Callable[[], Any],
+    timeout: float = 120,
+    *,
+    alive: subprocess.Popen[Any] | None = None,
+) -> Any:
+    """Poll ``ready`` until it returns something true; fail after ``timeout`` seconds,
+    or as soon as the process ``alive`` (one that should bring it about) has exited."""
     deadline = time.monotonic() + timeout
     while not (value := ready()):
+        assert alive is None or alive.poll() is None, f"the process exited waiting for {what}"
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
     return value

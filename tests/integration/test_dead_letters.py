@@ -11,8 +11,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,7 +22,7 @@ from services.client import Watcher
 from services.demo.scenario import TARO, event
 from services.ledger import Ledger
 from streams import topics
-from tests.integration.fixtures import joined_stack, settings_for, with_crm
+from tests.integration.fixtures import joined_stack, settings_for, wait_for, with_crm
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +64,7 @@ def test_a_redriven_task_completes_its_request_again_exactly_once(
         assert [(b["status"], b["revision"]) for b in first] == [("partially_completed", 1)]
 
         # the worker records the letter as it arrives on the topic
-        until(lambda: json.loads(dsr("dlq", "list", "--json")), "the dead letter in the ledger")
+        wait_for("the dead letter", lambda: json.loads(dsr("dlq", "list", "--json")), 90)
         [letter] = json.loads(dsr("dlq", "list", "--system", "archive", "--json"))
         assert letter["request_id"] == "dlq-1" and letter["attempts"] == 2
         assert letter["error_code"] == "retries_exhausted"
@@ -130,21 +128,13 @@ class DsrUp:
         )
         log.close()
         ready = [self.home / "run" / f"{n}.ready" for n in ("worker-0", "runner-0")]
-        until(lambda: all(p.exists() for p in ready), "dsr up to join", self.process)
+        wait_for("dsr up to join", lambda: all(p.exists() for p in ready), 90, alive=self.process)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=60)
         self.process = None
-
-
-def until(condition: Callable[[], object], what: str, process: Any = None) -> None:
-    deadline = time.monotonic() + 90
-    while not condition():
-        assert process is None or process.poll() is None, f"dsr up exited waiting for {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_dead_letters_survive_a_restart_of_dsr_up_and_redrive_to_completion(
@@ -181,10 +171,11 @@ def test_dead_letters_survive_a_restart_of_dsr_up_and_redrive_to_completion(
     try:
         up.start()
         dsr("submit", str(requests))
-        until(lambda: letters(), "the dead letter in the ledger", up.process)
-        until(
-            lambda: ledger.request("dlq-2").status == "partially_completed",  # type: ignore[union-attr]
+        wait_for("the dead letter in the ledger", letters, 90, alive=up.process)
+        wait_for(
             "the request to complete without the archive",
+            lambda: ledger.request("dlq-2").status == "partially_completed",  # type: ignore[union-attr]
+            90,
         )
         up.stop()  # the in-memory broker goes with it, and the dead-letter topic too
         assert not (tmp_path / "broker.addr").exists()
@@ -199,10 +190,11 @@ def test_dead_letters_survive_a_restart_of_dsr_up_and_redrive_to_completion(
             None,
         )
         assert "1 of 1 dead letter(s) redriven" in dsr("dlq", "redrive")
-        until(
-            lambda: ledger.request("dlq-2").status == "completed",  # type: ignore[union-attr]
+        wait_for(
             "the redriven request to complete",
-            up.process,
+            lambda: ledger.request("dlq-2").status == "completed",  # type: ignore[union-attr]
+            90,
+            alive=up.process,
         )
         [after] = letters()
         again = dsr("dlq", "redrive")

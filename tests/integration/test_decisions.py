@@ -19,7 +19,7 @@ from services.client import Watcher
 from services.demo.scenario import TARO, event
 from services.ledger import Ledger, as_utc
 from streams import topics
-from tests.integration.fixtures import joined_stack, settings_for, told
+from tests.integration.fixtures import joined_stack, settings_for, told, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -77,8 +77,8 @@ def test_a_gdpr_extension_reaches_the_principal(
             timeout_s=60,
         )
         # the notices agent runs behind the responses: wait for the notices themselves
-        _wait_told(ledger, "ccpa-1", "acknowledgement")
-        _wait_told(ledger, "gdpr-ext-1", "response")
+        wait_for("ccpa-1's acknowledgement", lambda: "acknowledgement" in told(ledger, "ccpa-1"))
+        wait_for("gdpr-ext-1's response notice", lambda: "response" in told(ledger, "gdpr-ext-1"))
         submitter.close()
         watcher.close()
     responses = {b["request_id"]: b for t, b in seen if t == topics.RESPONSES}
@@ -126,11 +126,3 @@ def test_a_gdpr_extension_reaches_the_principal(
     assert {"clock_resumed", "rejected", "released"} <= set(later)
     assert later.index("clock_resumed") < later.index("released") < later.index("completed")
     ledger.close()
-
-
-def _wait_told(ledger: Ledger, request_id: str, purpose: str, timeout_s: float = 90) -> None:
-    """Wait until the notices agent has recorded ``request_id``'s ``purpose`` notice."""
-    give_up = time.monotonic() + timeout_s
-    while purpose not in told(ledger, request_id):
-        assert time.monotonic() < give_up, f"no {purpose} notice for {request_id}"
-        time.sleep(0.1)

@@ -10,8 +10,6 @@ builds its response (the crash loop first reported: the sweeper died on every st
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from tests.integration.fixtures import (
     answered,
     joined_stack,
     settings_for,
+    wait_for,
     with_crm,
 )
 
@@ -83,11 +82,11 @@ def test_poison_requests_are_parked_and_the_worker_carries_on(
                 json.dumps(event("after-1", "disclosure", ALICE)).encode(),
             ]
         )
-        until(lambda: parked("poison-agg"), "the aggregate to park")
+        wait_for("the aggregate to park", lambda: parked("poison-agg"))
         submitter.submit_all([json.dumps(event("after-2", "disclosure", BOB)).encode()])
         good = {"before-1", "after-1", "after-2"}
         seen = [b for _, b in watcher.collect(lambda s: good <= answered(s), 90)]
-        until(lambda: parked("poison-sweep"), "the sweeper to park")
+        wait_for("the sweeper to park", lambda: parked("poison-sweep"))
         # the sweeper goes on: a request that times out after the park is answered
         probe = {**HANAKO, "phone": "080-3333-4444"}
         submitter.submit_all([json.dumps(event("after-3", "disclosure", probe)).encode()])
@@ -150,10 +149,3 @@ def parked_count(stack: Stack) -> float:
         for line in text.splitlines()
         if line.startswith("dsr_requests_parked_total{")
     )
-
-
-def until(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + 120
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)

@@ -6,11 +6,8 @@ provision to it is rejected; the worker's timer purges the expired record."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -23,20 +20,12 @@ from services.ledger import Ledger
 from services.ledger.models import AuditEntry
 from services.provisions.store import ProvisionStore
 from streams import topics
-from tests.integration.fixtures import joined_stack, settings_for
+from tests.integration.fixtures import joined_stack, settings_for, wait_for
 from tests.services.provisions.fixtures import provision
 
 pytestmark = pytest.mark.integration
 
 EXPIRED_AT = datetime(2021, 1, 1, tzinfo=UTC).isoformat()
-
-
-def _wait(what: str, found: Callable[[], Any], timeout_s: float = 30) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (value := found()):
-        assert time.monotonic() < deadline, f"{what} within {timeout_s:.0f}s"
-        time.sleep(0.1)
-    return value
 
 
 def test_provision_records_answered_stopped_and_purged_through_the_broker(
@@ -58,7 +47,7 @@ def test_provision_records_answered_stopped_and_purged_through_the_broker(
         submitter.submit(b'{"schema_version": "1.0", "record_id": "bad"}', topics.PROVISIONS)
         submitter.producer.flush()
         store = ProvisionStore(ledger.engine)
-        _wait("the records were not stored", lambda: len(store.records_of(TARO)) == 2)
+        wait_for("the records to be stored", lambda: len(store.records_of(TARO)) == 2, 30)
 
         submitter.submit_all([json.dumps(event("tpr-1", "third_party_records", TARO)).encode()])
         seen = watcher.collect(lambda s: len(s) >= 2, timeout_s=60)
@@ -69,7 +58,7 @@ def test_provision_records_answered_stopped_and_purged_through_the_broker(
         submitter.submit(json.dumps(later).encode(), topics.PROVISIONS)
         submitter.producer.flush()
         seen += watcher.collect(lambda s: len(s) >= 1, timeout_s=60)
-        purged = _wait("the worker did not purge the expired record", lambda: _purges(ledger))
+        purged = wait_for("the worker to purge the expired record", lambda: _purges(ledger), 30)
         submitter.close()
         watcher.close()
 
