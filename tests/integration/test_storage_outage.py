@@ -112,8 +112,9 @@ def test_a_time_out_waits_for_the_package_store_and_the_worker_goes_on(
                 lambda: stack.check_alive() or "StorageUnavailable" in worker_log.read_text(),
             )
             assert stack.check_alive() == [] and stack.pid("worker-0") == worker
-            moto, _ = start_moto(log, port=urlsplit(url).port)  # back, empty
-            s3_client(url).create_bucket(Bucket=BUCKET)
+            # back, empty: its bucket there before the worker can reach it (a store that
+            # answered without it would fail the package for good, and the request park)
+            moto, _ = start_moto(log, port=urlsplit(url).port, buckets=[BUCKET])
             seen += run.watcher.collect(lambda s: "outage" in answered(s), timeout_s=90)
 
             assert stack.check_alive() == [] and stack.pid("worker-0") == worker
