@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from services.broker import free_port
 from services.demo.scenario import TARO, event
 from services.ledger import Ledger
 from streams import topics
 from tests.integration.fixtures import joined_stack, settings_for, wait_for
-from tests.services.notify.fixtures import free_port
 
 pytestmark = pytest.mark.integration
 

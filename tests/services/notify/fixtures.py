@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -11,6 +10,8 @@ from typing import Any, cast
 
 import pytest
 from aiosmtpd.controller import Controller
+
+from services.broker import free_port
 
 
 @dataclass
@@ -42,12 +43,6 @@ class SMTPServer:
     @property
     def url(self) -> str:
         return f"smtp://{self.host}:{self.port}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

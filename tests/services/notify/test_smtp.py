@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from services.broker import free_port
 from services.notify import (
     NotifyConfigError,
     NotifyFatal,
@@ -16,7 +17,7 @@ from services.notify import (
     from_settings,
 )
 from services.settings import Settings
-from tests.services.notify.fixtures import SMTPServer, free_port
+from tests.services.notify.fixtures import SMTPServer
 from tests.services.notify.test_outbox import notice
 
 
