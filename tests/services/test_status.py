@@ -141,7 +141,9 @@ def test_dsr_top_once_prints_the_slowest_systems_and_requests_in_flight(
     settings: Settings,
 ) -> None:
     ledger = Ledger(settings.database_url)
-    finish(ledger, "r-1", {"crm": "ok", "billing": "failed"}, took={"crm": 0.01, "billing": 0.9})
+    due = datetime.now(UTC) + timedelta(days=14)  # not overdue, whatever the day
+    took = {"crm": 0.01, "billing": 0.9}
+    finish(ledger, "r-1", {"crm": "ok", "billing": "failed"}, took=took, deadline=due)
     ledger.admit(event("r-2"), "hold", "fee_unpaid", datetime.now(UTC) - timedelta(days=2))
     result = CliRunner().invoke(app, ["top", "--once"], env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
