@@ -7,7 +7,6 @@ acknowledged and due 45 days after it arrived."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from services.client import Watcher
 from services.demo.scenario import TARO, event
 from services.ledger import Ledger, as_utc
 from streams import topics
+from tests.fixtures.ledger_reads import status_of
 from tests.integration.fixtures import joined_stack, settings_for, told, wait_for
 
 pytestmark = pytest.mark.integration
@@ -43,10 +43,7 @@ def test_a_gdpr_extension_reaches_the_principal(
         watcher = Watcher(stack.bootstrap, [topics.RESPONSES, topics.REJECTED])
         submitter = stack.submitter()
         submitter.submit_all([json.dumps(e).encode() for e in (pending, appi, unpaid, ccpa)])
-        deadline = time.monotonic() + 30
-        while [ledger.request(r) and ledger.request(r).status for r in ids] != ["held"] * 3:
-            assert time.monotonic() < deadline, "the requests were not held"
-            time.sleep(0.1)
+        wait_for("the requests held", lambda: {status_of(ledger, r) for r in ids} == {"held"}, 30)
         row = ledger.request("gdpr-ext-1")
         first_deadline = as_utc(row.deadline_at)
 

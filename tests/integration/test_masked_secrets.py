@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.integration.fixtures import settings_for
+from tests.integration.fixtures import settings_for, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -57,11 +56,7 @@ def test_dsr_up_never_shows_the_database_password(tmp_path: Path, database: str)
             start_new_session=True,
         )
         try:
-            deadline = time.monotonic() + 180
-            while b"Joined in" not in out.read_bytes():
-                assert up.poll() is None, out.read_text()
-                assert time.monotonic() < deadline, "dsr up never joined"
-                time.sleep(0.2)
+            wait_for("dsr up to join", lambda: b"Joined in" in out.read_bytes(), 180, alive=up)
             up.send_signal(signal.SIGINT)
             up.wait(timeout=120)
         finally:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,8 +15,8 @@ from services.client import read_all, request_key
 from services.demo.scenario import TARO, event
 from services.ledger import Ledger
 from streams import topics
-from tests.fixtures.ledger_reads import count_by_status
-from tests.integration.fixtures import joined_stack, settings_for
+from tests.fixtures.ledger_reads import status_of
+from tests.integration.fixtures import joined_stack, settings_for, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -93,16 +92,12 @@ def test_fifty_replays_of_a_signed_erasure_run_each_system_once(tmp_path: Path) 
                 topics.REQUESTS, key=request_key(wire), value=wire, headers=headers
             )
         submitter.close()
-        give_up = time.monotonic() + 120
 
         def settled() -> bool:  # completed, and intake has read every copy
-            row = ledger.request("replay-1")
             read = sum(e.actor == "intake" for e in ledger.timeline("replay-1"))
-            return row is not None and row.status == "completed" and read == REPLAYS
+            return status_of(ledger, "replay-1") == "completed" and read == REPLAYS
 
-        while not settled():
-            assert time.monotonic() < give_up, count_by_status(ledger)
-            time.sleep(0.2)
+        wait_for("replay-1 completed, every copy read", settled)
         tasks = ledger.tasks("replay-1")
         sent = read_all(stack.bootstrap, [topics.tasks_topic(s) for s in ("crm", "orders")])
         assert not stack.check_alive()

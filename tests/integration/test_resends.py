@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ from services.demo.scenario import TARO, event
 from services.ledger import Ledger
 from services.signing import Keyring
 from streams import topics
-from tests.integration.fixtures import joined_stack, settings_for
+from tests.fixtures.ledger_reads import status_of
+from tests.integration.fixtures import joined_stack, settings_for, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -67,10 +67,7 @@ def test_a_held_disclosure_answers_its_own_principal_whatever_is_re_sent(
             Sealer.from_settings(settings),
         )
         ops.submit_all([json.dumps(unpaid).encode()])
-        give_up = time.monotonic() + 60
-        while (row := ledger.request("hold-1")) is None or row.status != "held":
-            assert time.monotonic() < give_up, "the disclosure was not held"
-            time.sleep(0.1)
+        wait_for("the disclosure held", lambda: status_of(ledger, "hold-1") == "held", 60)
         other.submit_all([json.dumps(hijack).encode()])
         seen = watcher.collect(lambda s: len(s) >= 1, timeout_s=60)
         [conflict] = _conflicts(seen)
