@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from services import heartbeat
 from services.client import read_all
 from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.ledger import Ledger, as_utc
+from services.supervisor import Supervisor
 from streams import topics
 from streams.agents import intake
 from streams.context import Pipeline
@@ -45,19 +45,17 @@ def test_an_empty_broker_restart_loses_no_admitted_request(tmp_path: Path) -> No
         submitter = stack.submitter()
         submitter.submit_all(requests)
         submitter.close()
-        deadline = time.monotonic() + 60
-        while count_by_status(ledger) != {"fanned_out": N}:
-            assert time.monotonic() < deadline, count_by_status(ledger)
-            time.sleep(0.2)
+        wait_for("every request fanned out", lambda: count_by_status(ledger) == {"fanned_out": N})
 
         assert stack.restart_broker() == N  # every task and event in flight is gone
         stack.spawn("runner-0")
-        deadline = time.monotonic() + 120
-        while count_by_status(ledger) != {"completed": N}:
-            assert time.monotonic() < deadline, count_by_status(ledger)
-            for name in stack.check_alive():
-                stack.spawn(name)
-            time.sleep(0.2)
+        supervisor = Supervisor(stack, backoff_s=0.1)  # as under dsr up
+
+        def completed() -> bool:
+            supervisor.tick()
+            return count_by_status(ledger) == {"completed": N}
+
+        wait_for("every request completed", completed)
     for i in range(N):
         actions = [e.action for e in ledger.timeline(f"loss-{i}")]
         assert actions.count("completed") == 1, (i, actions)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from services.demo.scenario import event
 from services.ledger import Ledger
+from services.supervisor import Supervisor
 from tests.fixtures.ledger_reads import count_by_status
 from tests.integration.fixtures import (
     DEMO_DATAMAP,
@@ -24,6 +24,7 @@ from tests.integration.fixtures import (
     principal,
     seed_lookalikes,
     settings_for,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -53,20 +54,18 @@ def test_erasures_through_a_killed_broker_leave_no_data_behind(tmp_path: Path) -
         submitter.submit_all(requests)
         submitter.close()
         # Kill the broker once some erasures are done and others are in flight.
-        deadline = time.monotonic() + 120
-        while count_by_status(ledger).get("completed", 0) < 3:
-            assert time.monotonic() < deadline, count_by_status(ledger)
-            time.sleep(0.05)
+        wait_for("three erasures done", lambda: count_by_status(ledger).get("completed", 0) >= 3)
         assert stack.broker is not None
         stack.broker.process.send_signal(signal.SIGKILL)
         stack.broker.process.wait()
         stack.restart_broker()
-        deadline = time.monotonic() + 240
-        while sum(count_by_status(ledger).get(s, 0) for s in FINAL) < N:
-            assert time.monotonic() < deadline, count_by_status(ledger)
-            for name in stack.check_alive():
-                stack.spawn(name)
-            time.sleep(0.2)
+        supervisor = Supervisor(stack, backoff_s=0.1)  # as under dsr up
+
+        def answered() -> bool:
+            supervisor.tick()
+            return sum(count_by_status(ledger).get(s, 0) for s in FINAL) >= N
+
+        wait_for("every erasure answered", answered, 240)
     statuses = {}
     for i in range(N):
         response = ledger.response(f"erase-{i}")
