@@ -43,7 +43,7 @@ valid integer``); an empty variable counts as unset.
 | DSR_PIPELINE_PUBLIC_KEY | <DSR_KEYS_DIR>/pipeline.pub | the pipeline's public key, for producers |
 | DSR_TOPIC_PREFIX | dsr | names the topics and groups: deployments sharing a cluster keep apart |
 | DSR_TOPIC_PARTITIONS | 4 | partitions of the topics ``dsr up`` creates |
-| DSR_FETCH_MAX_WAIT_MS | 50 | how long a worker's or runner's fetch waits for data, ms |
+| DSR_FETCH_MAX_WAIT_MS | 500 (50 embedded) | how long a worker's or runner's fetch waits for data |
 | DSR_APPI_SLA_DAYS | 14 | the APPI's "without delay", as an internal SLA |
 | DSR_LOG_LEVEL | INFO | the pipeline's own loggers' level (libraries log at WARNING) |
 | DSR_COMPONENT | (the process's kind) | the name ``dsr up`` gives a process |
@@ -73,8 +73,14 @@ DEFAULT_COMPLAINTS_CONTACT = (
 )
 
 #: How long a worker's or runner's fetch waits on the broker for data, ms, unless
-#: ``DSR_FETCH_MAX_WAIT_MS`` says otherwise (``streams.transport`` on the embedded broker).
-FETCH_MAX_WAIT_MS = 50
+#: ``DSR_FETCH_MAX_WAIT_MS`` says otherwise: Kafka's own default, since Apache Kafka
+#: answers a waiting fetch as soon as data arrives, and a long wait only spares the idle
+#: fetches.
+FETCH_MAX_WAIT_MS = 500
+#: The same on the embedded broker, which looks again for data only when half the wait
+#: is over, so a message waits up to half of it at every hop (``streams.transport``):
+#: ``dsr up`` sets it there, unless ``DSR_FETCH_MAX_WAIT_MS`` is set.
+EMBEDDED_FETCH_MAX_WAIT_MS = 50
 
 
 def _env_name(field: str) -> str:

@@ -30,7 +30,7 @@ from services.files import stamp, write_atomic, write_status
 from services.ledger import Ledger
 from services.processes import die_with_parent, hold_home
 from services.reconcile import Reconciled, reconcile
-from services.settings import Settings
+from services.settings import EMBEDDED_FETCH_MAX_WAIT_MS, Settings
 from services.signing import Keyring
 from streams.topics import all_topics
 
@@ -249,6 +249,7 @@ class Stack:
         )
         if self.broker is not None:  # the embedded broker has no idempotent producers
             env["DSR_IDEMPOTENT_PRODUCER"] = "false"
+            env.setdefault("DSR_FETCH_MAX_WAIT_MS", str(EMBEDDED_FETCH_MAX_WAIT_MS))
         if self.settings.s3_endpoint_url:
             env["DSR_S3_ENDPOINT_URL"] = self.settings.s3_endpoint_url
         if self.settings.s3_kms_key_id:

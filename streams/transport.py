@@ -1,11 +1,12 @@
-"""Faust's aiokafka transport with a short fetch wait.
+"""Faust's aiokafka transport with the fetch wait of the worker's settings.
 
 Faust hard-codes ``fetch_max_wait_ms=1500`` for its consumer, and a request crosses
 three hops inside the worker. Apache Kafka answers a waiting fetch as soon as data
-arrives, but the embedded broker looks again only when the wait (or half of it) is
-over: a message produced meanwhile is seen up to that late, at every hop. A short
-wait (``DSR_FETCH_MAX_WAIT_MS``, 50 ms) bounds that, at the cost of a few idle fetches
-a second. Registered as the ``dsrkafka://`` broker scheme.
+arrives, so there a long wait (``DSR_FETCH_MAX_WAIT_MS``, 500 ms) costs nothing but
+spares the idle fetches. The embedded broker looks again only when the wait (or half
+of it) is over: a message produced meanwhile is seen up to that late, at every hop, so
+``dsr up`` waits 50 ms there, at the cost of a few idle fetches a second. Registered as
+the ``dsrkafka://`` broker scheme.
 
 Its producer is idempotent (``DSR_IDEMPOTENT_PRODUCER``): when a broker dies after
 writing a batch but before acknowledging it, the producer's retry to the partition's

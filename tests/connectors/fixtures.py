@@ -32,6 +32,7 @@ from connectors.base import Connector
 from connectors.runner import ConnectorRunner
 from connectors.sql import SQLConnector
 from services.broker import EmbeddedBroker, create_topics
+from services.settings import EMBEDDED_FETCH_MAX_WAIT_MS
 from streams.records import Kind, TaskResult
 from streams.topics import DEAD_LETTER, RESULTS, TopicSpec, core_topics, tasks_topic
 from tests.fixtures.databases import POSTGRES_ADMIN_URL, postgres_reachable
@@ -262,6 +263,7 @@ def running(
         "session_timeout_s": SESSION_S,
         "backoff_initial_s": 0.01,
         "backoff_max_s": 0.05,
+        "fetch_max_wait_ms": EMBEDDED_FETCH_MAX_WAIT_MS,  # the embedded broker's
         **options,
     }
     runner = ConnectorRunner(bootstrap, connectors, **options)
