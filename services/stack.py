@@ -249,7 +249,8 @@ class Stack:
         )
         if self.broker is not None:  # the embedded broker has no idempotent producers
             env["DSR_IDEMPOTENT_PRODUCER"] = "false"
-            env.setdefault("DSR_FETCH_MAX_WAIT_MS", str(EMBEDDED_FETCH_MAX_WAIT_MS))
+            if not env.get("DSR_FETCH_MAX_WAIT_MS"):  # unless the operator set one
+                env["DSR_FETCH_MAX_WAIT_MS"] = str(EMBEDDED_FETCH_MAX_WAIT_MS)
         if self.settings.s3_endpoint_url:
             env["DSR_S3_ENDPOINT_URL"] = self.settings.s3_endpoint_url
         if self.settings.s3_kms_key_id:
