@@ -119,20 +119,24 @@ class Submitter:
 
 
 #: How long a fetch waits on the broker for more data: short, so that a response is seen
-#: as soon as it is on the topic (kafka-python's default, 500 ms, would add to latency).
+#: as soon as it is on the topic of the embedded broker, which looks for data again only
+#: when half the wait is over (kafka-python's default, 500 ms, would add to latency
+#: there; Apache Kafka answers as soon as data arrives, whatever the wait).
 FETCH_MAX_WAIT_MS = 20
 
 
 class Watcher:
     """Read one or more topics from the beginning, without joining a group."""
 
-    def __init__(self, bootstrap: str, names: Iterable[str]) -> None:
+    def __init__(
+        self, bootstrap: str, names: Iterable[str], fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS
+    ) -> None:
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
             group_id=None,
             consumer_timeout_ms=200,
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            fetch_max_wait_ms=fetch_max_wait_ms,
         )
         parts = [
             TopicPartition(t, p)
@@ -161,12 +165,17 @@ class Watcher:
 
 
 def responses(
-    bootstrap: str, request_id: str | None = None, *, follow: bool = False
+    bootstrap: str,
+    request_id: str | None = None,
+    *,
+    follow: bool = False,
+    fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
 ) -> Iterator[dict[str, Any]]:
     """The response events on ``dsr.responses`` (of ``request_id`` only, when given), in
-    the order they were sent per partition. With ``follow``, keep waiting for new ones;
-    for one request, stop at its first response. Re-sends of a response carry the same
-    ``(request_id, revision)``: each is given once."""
+    the order they were sent per partition. With ``follow``, keep waiting for new ones,
+    each fetch waiting up to ``fetch_max_wait_ms``; for one request, stop at its first
+    response. Re-sends of a response carry the same ``(request_id, revision)``: each is
+    given once."""
     seen: set[tuple[str, int]] = set()
 
     def fresh(body: dict[str, Any]) -> bool:
@@ -183,7 +192,7 @@ def responses(
             if fresh(body := _decode(record.value)):
                 yield body
         return
-    watcher = Watcher(bootstrap, [topics.RESPONSES])
+    watcher = Watcher(bootstrap, [topics.RESPONSES], fetch_max_wait_ms)
     try:
         while True:
             for _, body in watcher.poll(timeout_s=1.0):

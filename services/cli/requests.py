@@ -50,9 +50,14 @@ def responses(
     from services import client
 
     settings = load_settings()
+    # On the operator's broker, the workers' wait (Apache Kafka answers a fetch as soon
+    # as data arrives); on dsr up's embedded broker, the client's short one.
+    wait = settings.fetch_max_wait_ms if settings.kafka_bootstrap else client.FETCH_MAX_WAIT_MS
     found = 0
     try:
-        for body in client.responses(broker_address(settings), request, follow=follow):
+        for body in client.responses(
+            broker_address(settings), request, follow=follow, fetch_max_wait_ms=wait
+        ):
             found += 1
             if as_json:
                 print(json.dumps(body, ensure_ascii=False), flush=True)

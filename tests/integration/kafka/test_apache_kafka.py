@@ -7,6 +7,7 @@ beside each principal left untouched."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -155,6 +156,18 @@ def test_the_pipeline_runs_on_replicated_topics_with_a_postgresql_ledger(
         ids = run.submit(people)
         run.wait_answered(ids)
         run.check_exactly_once(ids)
+        # a follower on the cluster (its fetches wait Kafka's 500 ms) gets the response
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DSR_")}
+        follow = [sys.executable, "-m", "services.cli", "responses", "--follow", "--json"]
+        followed = subprocess.run(
+            [*follow, "--request", ids[0]],
+            env={**env, "DSR_HOME": str(tmp_path), **run.env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert followed.returncode == 0, followed.stderr
+        assert [json.loads(line)["request_id"] for line in followed.stdout.splitlines()] == ids[:1]
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=120) == 0
     run.check_effects(people)
