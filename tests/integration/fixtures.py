@@ -29,6 +29,7 @@ from services.ledger import Ledger
 from services.processes import read_processes
 from services.settings import Settings
 from services.stack import Stack
+from services.supervisor import Supervisor
 from streams import topics
 
 DEMO_DATAMAP = Path(__file__).parents[2] / "services" / "demo" / "datamap.yaml"
@@ -177,6 +178,22 @@ def wait_for(
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
     return value
+
+
+def wait_supervised(
+    what: str, stack: Stack, ready: Callable[[], Any], timeout: float = 120
+) -> Supervisor:
+    """``wait_for`` ``ready`` while the product's supervisor tends ``stack``, as under
+    ``dsr up``: whatever dies comes back by its rules (its backoff shortened to 0.1 s).
+    The supervisor, for its health records."""
+    supervisor = Supervisor(stack, backoff_s=0.1)
+
+    def tended() -> Any:
+        supervisor.tick()
+        return ready()
+
+    wait_for(what, tended, timeout)
+    return supervisor
 
 
 def answer(stack: Stack, request: dict[str, Any], timeout_s: float = 90) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from services import heartbeat
 from services.client import read_all
 from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.ledger import Ledger, as_utc
-from services.supervisor import Supervisor
 from streams import topics
 from streams.agents import intake
 from streams.context import Pipeline
@@ -25,6 +24,7 @@ from tests.integration.fixtures import (
     told,
     wait_for,
     wait_sent,
+    wait_supervised,
     with_crm,
 )
 
@@ -49,13 +49,9 @@ def test_an_empty_broker_restart_loses_no_admitted_request(tmp_path: Path) -> No
 
         assert stack.restart_broker() == N  # every task and event in flight is gone
         stack.spawn("runner-0")
-        supervisor = Supervisor(stack, backoff_s=0.1)  # as under dsr up
-
-        def completed() -> bool:
-            supervisor.tick()
-            return count_by_status(ledger) == {"completed": N}
-
-        wait_for("every request completed", completed)
+        wait_supervised(
+            "every request completed", stack, lambda: count_by_status(ledger) == {"completed": N}
+        )
     for i in range(N):
         actions = [e.action for e in ledger.timeline(f"loss-{i}")]
         assert actions.count("completed") == 1, (i, actions)

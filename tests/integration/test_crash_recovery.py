@@ -12,10 +12,9 @@ from services.client import Watcher, read_all
 from services.demo.scenario import HANAKO, JIRO, TARO, event
 from services.faults import POINTS, crash_marker
 from services.ledger import Ledger
-from services.supervisor import Supervisor
 from streams import topics
 from tests.fixtures.ledger_reads import count_by_status
-from tests.integration.fixtures import joined_stack, settings_for, wait_for
+from tests.integration.fixtures import joined_stack, settings_for, wait_supervised
 
 pytestmark = pytest.mark.integration
 
@@ -78,14 +77,14 @@ def test_a_crash_at_every_point_loses_nothing_and_completes_each_request_once(
         submitter = stack.submitter()
         submitter.submit_all(_requests() + erasures)
         ledger = Ledger(settings.database_url)
-        supervisor = Supervisor(stack, backoff_s=0.1)  # restarts whichever died, as dsr up
 
         def settled() -> bool:  # every request completed, every response sent and recorded
-            supervisor.tick()
             completed = count_by_status(ledger) == {"completed": len(ids)}
             return completed and not ledger.unpublished_responses()
 
-        wait_for("every request completed and its response sent", settled, 240)
+        supervisor = wait_supervised(
+            "every request completed and its response sent", stack, settled, 240
+        )
         submitter.close()
         everything = read_all(stack.bootstrap, [topics.RESPONSES])  # to the end offsets
     assert {p for p in POINTS if crash_marker(tmp_path, p).exists()} == set(POINTS)

@@ -15,7 +15,6 @@ import pytest
 
 from services.demo.scenario import event
 from services.ledger import Ledger
-from services.supervisor import Supervisor
 from tests.fixtures.ledger_reads import count_by_status
 from tests.integration.fixtures import (
     DEMO_DATAMAP,
@@ -25,6 +24,7 @@ from tests.integration.fixtures import (
     seed_lookalikes,
     settings_for,
     wait_for,
+    wait_supervised,
 )
 
 pytestmark = pytest.mark.integration
@@ -59,13 +59,12 @@ def test_erasures_through_a_killed_broker_leave_no_data_behind(tmp_path: Path) -
         stack.broker.process.send_signal(signal.SIGKILL)
         stack.broker.process.wait()
         stack.restart_broker()
-        supervisor = Supervisor(stack, backoff_s=0.1)  # as under dsr up
-
-        def answered() -> bool:
-            supervisor.tick()
-            return sum(count_by_status(ledger).get(s, 0) for s in FINAL) >= N
-
-        wait_for("every erasure answered", answered, 240)
+        wait_supervised(
+            "every erasure answered",
+            stack,
+            lambda: sum(count_by_status(ledger).get(s, 0) for s in FINAL) >= N,
+            240,
+        )
     statuses = {}
     for i in range(N):
         response = ledger.response(f"erase-{i}")
